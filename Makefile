@@ -1,0 +1,73 @@
+# LargeForge — `make` builds the drivers into build/, `make test` runs the whole suite.
+CC      ?= cc
+CFLAGS  ?= -O3 -march=native -g
+WARN    := -Wall -Wextra -Wsign-conversion -Wstrict-prototypes -Wno-unused-function
+LDLIBS  := -lcjson -lm -lpthread
+BUILD   := build
+DRIVERS := largeforge lf-run lf-tokenize lf-evaluate
+FUZZ_SECONDS ?= 30
+PYTHON  ?= python3
+
+.PHONY: all test asan bench deps deps-check parity fuzz clean demo
+
+all: $(DRIVERS:%=$(BUILD)/%)
+
+$(BUILD):
+	@mkdir -p $(BUILD)
+
+# make test and make runs deps only when the libraries are missing
+deps-check:
+	@test -f /usr/include/cjson/cJSON.h || $(MAKE) deps
+
+deps:
+	@if [ "$$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi; \
+	$$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq libcjson-dev libstb-dev clang libclang-rt-14-dev >/dev/null
+	$(PYTHON) -m pip install -q -r tests/ref/requirements-light.txt
+
+$(BUILD)/largeforge: drivers/largeforge.c largeforge.h | $(BUILD) deps-check
+	$(CC) $(CFLAGS) $(WARN) $< -o $@
+
+$(BUILD)/lf-%: drivers/lf-%.c drivers/common.h largeforge.h | $(BUILD) deps-check
+	$(CC) $(CFLAGS) $(WARN) $< -o $@ $(LDLIBS)
+
+TEST_SRC := tests/run.c tests/test.h $(wildcard tests/test_*.c) largeforge.h
+
+$(BUILD)/tests: $(TEST_SRC) | $(BUILD) deps-check
+	$(CC) $(CFLAGS) $(WARN) tests/run.c -o $@ $(LDLIBS)
+
+test: $(BUILD)/tests all
+	./$(BUILD)/tests
+
+# ASan + UBSan, with the thread pool and without it
+asan: | $(BUILD) deps-check
+	$(CC) -O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined -march=native \
+	    $(WARN) tests/run.c -o $(BUILD)/tests-asan $(LDLIBS)
+	$(CC) -O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined -march=native \
+	    -DLF_NO_THREADS $(WARN) tests/run.c -o $(BUILD)/tests-asan-nothreads $(LDLIBS)
+	ASAN_OPTIONS=detect_leaks=1 ./$(BUILD)/tests-asan
+	ASAN_OPTIONS=detect_leaks=1 ./$(BUILD)/tests-asan-nothreads
+
+# libFuzzer targets, each run for FUZZ_SECONDS
+FUZZERS := fuzz_safetensors fuzz_tokenizer
+fuzz: | $(BUILD) deps-check
+	@for f in $(FUZZERS); do \
+	  clang -O1 -g -fsanitize=fuzzer,address,undefined -march=native tests/fuzz/$$f.c -o $(BUILD)/$$f $(LDLIBS) || exit 1; \
+	  mkdir -p $(BUILD)/corpus-$$f; \
+	  ./$(BUILD)/$$f -max_total_time=$(FUZZ_SECONDS) -timeout=10 -rss_limit_mb=2048 $(BUILD)/corpus-$$f tests/fuzz/seeds-$$f \
+	    2>$(BUILD)/$$f.log || { tail -40 $(BUILD)/$$f.log; exit 1; }; \
+	  tail -1 $(BUILD)/$$f.log; \
+	done
+
+bench: all
+	bash bench/run.sh
+
+# Regenerates the committed fixtures with the heavy reference packages (torch, transformers).
+parity:
+	$(PYTHON) -m pip install -q -U pip
+	$(PYTHON) -m pip install -q -r tests/ref/requirements.txt
+	$(PYTHON) tests/ref/make_models.py --out tests/fixtures/models
+	$(PYTHON) tests/ref/make_tok_fixtures.py --tokenizers ../shared/tokenizers --out tests/fixtures/tok
+	$(PYTHON) tests/ref/make_chat_fixtures.py --tokenizers ../shared/tokenizers --out tests/fixtures/chat
+
+clean:
+	rm -rf $(BUILD)

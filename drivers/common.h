@@ -1,0 +1,84 @@
+// drivers/common.h — what every lf-<task> driver shares: option parsing, the status -> exit
+// code table, and the one-line error. Each driver defines LARGEFORGE_IMPLEMENTATION itself.
+//
+// EXIT CODES (every driver)
+//   0  success                      5  LF_ERR_FORMAT: malformed file or input
+//   2  LF_ERR_ARG: invalid argument  6  LF_ERR_SHAPE
+//   3  LF_ERR_NOMEM                  7  LF_ERR_CONFIG: bad config field
+//   4  LF_ERR_IO: cannot read/write  8  LF_ERR_UNSUPPORTED   9 LF_ERR_CAPACITY
+//  12  LF_ERR_CANCELLED (interrupted)   64  usage error (unknown option, missing value)
+#ifndef LF_DRIVER_COMMON_H
+#define LF_DRIVER_COMMON_H
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define LF_EXIT_USAGE 64
+
+static const char *lf_drv_name = "largeforge";
+static int lf_drv_verbose = 0, lf_drv_quiet = 0;
+
+static int lf_drv_exit_code(lf_status s) { return s == LF_OK ? 0 : 1 - (int)s; }
+
+// Prints "lf-run: error: <detail>" once and returns the exit code for s.
+static int lf_drv_fail(lf_status s) {
+    fprintf(stderr, "%s: error: %s\n", lf_drv_name, lf_last_error()[0] ? lf_last_error() : lf_status_str(s));
+    return lf_drv_exit_code(s);
+}
+
+static int lf_drv_usage_error(const char *fmt, const char *arg) {
+    fprintf(stderr, "%s: error: ", lf_drv_name);
+    fprintf(stderr, fmt, arg);
+    fprintf(stderr, " (see %s --help)\n", lf_drv_name);
+    return LF_EXIT_USAGE;
+}
+
+// Option parsing: `if (lf_drv_opt(argc, argv, &i, "--model", &val))` consumes "--model X" or
+// "--model=X". A missing value sets lf_drv_bad so the caller can report a usage error.
+static const char *lf_drv_bad = NULL;
+static int lf_drv_opt(int argc, char **argv, int *i, const char *name, const char **val) {
+    size_t n = strlen(name);
+    if (strncmp(argv[*i], name, n) != 0) return 0;
+    if (argv[*i][n] == '=') {
+        *val = argv[*i] + n + 1;
+        return 1;
+    }
+    if (argv[*i][n] != 0) return 0;
+    if (*i + 1 >= argc) {
+        lf_drv_bad = name;
+        return 0;
+    }
+    *val = argv[++*i];
+    return 1;
+}
+
+static int lf_drv_parse_int(const char *s, long lo, long hi, long *out) {
+    char *end;
+    long v = strtol(s, &end, 10);
+    if (!*s || *end || v < lo || v > hi) return 0;
+    *out = v;
+    return 1;
+}
+static int lf_drv_parse_float(const char *s, double *out) {
+    char *end;
+    double v = strtod(s, &end);
+    if (!*s || *end) return 0;
+    *out = v;
+    return 1;
+}
+
+// Handles the flags every driver has; returns 1 when the option was one of them.
+static int lf_drv_common_flag(const char *arg, const char *help) {
+    if (strcmp(arg, "--help") == 0 || strcmp(arg, "-h") == 0) {
+        fputs(help, stdout);
+        exit(0);
+    }
+    if (strcmp(arg, "--version") == 0) {
+        printf("%s %s\n", lf_drv_name, LF_VERSION_STRING);
+        exit(0);
+    }
+    if (strcmp(arg, "--verbose") == 0 || strcmp(arg, "-v") == 0) return lf_drv_verbose = 1;
+    if (strcmp(arg, "--quiet") == 0 || strcmp(arg, "-q") == 0) return lf_drv_quiet = 1;
+    return 0;
+}
+#endif

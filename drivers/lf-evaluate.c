@@ -1,0 +1,258 @@
+// lf-evaluate — logits of one forward pass, perplexity over a text file, and a benchmark that
+// measures and prints like llama.cpp's llama-bench so the two can be compared by one script.
+#define LARGEFORGE_IMPLEMENTATION
+#include "../largeforge.h"
+#include "common.h"
+
+static const char *help =
+    "usage: lf-evaluate logits     --model DIR --tokens 1,2,3 --out FILE.safetensors\n"
+    "       lf-evaluate perplexity --model DIR --input FILE [--ctx N]\n"
+    "       lf-evaluate benchmark  --model DIR [-p 128] [-n 64] [-t 2] [-r 5] [-o json|jsonl|md]\n"
+    "\n"
+    "  logits      writes the f32 tensor `logits` [T, V] of one forward pass over the ids\n"
+    "  perplexity  exp(mean negative log-likelihood) over the file's tokens, in independent\n"
+    "              windows of --ctx tokens (default 512); prints one JSON object\n"
+    "  benchmark   pp: one prefill of -p tokens; tg: -n tokens decoded one at a time; each\n"
+    "              repeated -r times after a warm-up. Output fields as llama-bench's JSON.\n"
+    "\n"
+    "options:\n"
+    "  -t, --threads N   compute threads (default: all cores)\n"
+    "  --help, --version, --quiet, --verbose\n"
+    "exit codes: 0 ok, 2 bad argument, 4 I/O, 5 bad input, 7 bad config, 9 capacity, 64 usage\n";
+
+typedef struct opts {
+    const char *model, *tokens, *out, *input, *fmt;
+    long ctx, n_prompt, n_gen, threads, reps;
+} opts;
+
+static lf_status eval_logits(const opts *o) {
+    // parse "1,2,3"
+    int32_t *ids = NULL;
+    int n = 0, cap = 0;
+    for (const char *p = o->tokens; *p;) {
+        char *end;
+        long v = strtol(p, &end, 10);
+        if (end == p || v < 0 || v > INT32_MAX || (*end && *end != ','))
+            return lf__fail(LF_ERR_ARG, "--tokens: expected comma-separated ids, bad at '%s'", p);
+        if (n == cap) ids = (int32_t *)realloc(ids, (size_t)(cap = cap ? 2 * cap : 64) * sizeof *ids);
+        ids[n++] = (int32_t)v;
+        p = *end ? end + 1 : end;
+    }
+    if (n == 0) return lf__fail(LF_ERR_ARG, "--tokens: no ids");
+    lf_model m;
+    lf_model_desc d = {.path = o->model, .n_threads = (int)o->threads, .max_tokens = n, .max_seq_len = n};
+    lf_status s = lf_model_open(&m, &d);
+    if (s != LF_OK) return free(ids), s;
+    lf_kv kv;
+    float *logits = NULL;
+    int8_t *want = (int8_t *)malloc((size_t)n);
+    memset(want, 1, (size_t)n);
+    if ((s = lf_kv_init(&kv, &m, 1, n)) == LF_OK) {
+        logits = (float *)malloc((size_t)n * (size_t)m.cfg.V * sizeof(float));
+        lf_batch b = {n, ids, NULL, NULL, want};
+        s = lf_model_forward(&m, &kv, &b, logits);
+        if (s == LF_OK) {
+            lf_st_entry e = {"logits", LF_DTYPE_F32, 2, {n, m.cfg.V}, logits};
+            s = lf_st_write(o->out, &e, 1, NULL, 0);
+        }
+        lf_kv_deinit(&kv);
+    }
+    free(logits), free(want), free(ids);
+    lf_model_close(&m);
+    return s;
+}
+
+// log-softmax(logits)[target], in double for a stable sum
+static double nll_of(const float *logits, int V, int32_t target) {
+    float mx = logits[0];
+    for (int i = 1; i < V; i++) mx = logits[i] > mx ? logits[i] : mx;
+    double sum = 0;
+    for (int i = 0; i < V; i++) sum += exp((double)(logits[i] - mx));
+    return log(sum) - (double)(logits[target] - mx);
+}
+
+static lf_status eval_perplexity(const opts *o) {
+    lf_tokenizer t;
+    lf_status s = lf_tok_open(&t, o->model);
+    if (s != LF_OK) return s;
+    char *text;
+    size_t len;
+    int32_t *ids = NULL;
+    size_t n = 0;
+    if ((s = lf_file_read(o->input, 0, &text, &len)) == LF_OK) {
+        s = lf_tok_encode(&t, text, len, true, &ids, &n);
+        lf_free(text);
+    }
+    lf_tok_close(&t);
+    if (s != LF_OK) return s;
+    int ctx = (int)o->ctx;
+    lf_model m;
+    lf_model_desc d = {.path = o->model, .n_threads = (int)o->threads, .max_tokens = ctx, .max_seq_len = ctx};
+    if ((s = lf_model_open(&m, &d)) != LF_OK) return lf_free(ids), s;
+    lf_kv kv;
+    if ((s = lf_kv_init(&kv, &m, 1, ctx)) != LF_OK) return lf_model_close(&m), lf_free(ids), s;
+    int V = m.cfg.V;
+    float *logits = (float *)malloc((size_t)ctx * (size_t)V * sizeof(float));
+    int8_t *want = (int8_t *)malloc((size_t)ctx);
+    memset(want, 1, (size_t)ctx);
+    double nll = 0;
+    long scored = 0;
+    uint64_t t0 = lf_time_ns();
+    for (size_t a = 0; a + 1 < n && s == LF_OK; a += (size_t)ctx) {
+        int w = (int)LF__MIN((size_t)ctx, n - a);
+        lf_batch b = {w, ids + a, NULL, NULL, want};
+        s = lf_model_forward(&m, &kv, &b, logits);
+        for (int i = 0; s == LF_OK && i + 1 < w; i++) nll += nll_of(logits + (size_t)i * (size_t)V, V, ids[a + (size_t)i + 1]);
+        scored += w - 1;
+        if (!lf_drv_quiet && isatty(2))
+            fprintf(stderr, "\rperplexity: %zu/%zu tokens", LF__MIN(a + (size_t)w, n), n);
+    }
+    if (!lf_drv_quiet && isatty(2)) fputc('\n', stderr);
+    if (s == LF_OK && scored == 0) s = lf__fail(LF_ERR_ARG, "%s: fewer than 2 tokens, nothing to score", o->input);
+    if (s == LF_OK)
+        printf("{\"model\":\"%s\",\"input\":\"%s\",\"n_tokens\":%zu,\"n_scored\":%ld,\"ctx\":%d,\"nll\":%.6f,"
+               "\"perplexity\":%.6f,\"seconds\":%.3f}\n",
+               o->model, o->input, n, scored, ctx, nll / (double)scored, exp(nll / (double)scored),
+               (double)(lf_time_ns() - t0) * 1e-9);
+    free(logits), free(want), lf_free(ids);
+    lf_kv_deinit(&kv);
+    lf_model_close(&m);
+    return s;
+}
+
+// -- benchmark: the same measurement as llama-bench (a warm-up run, then -r timed runs; pp is
+// one batch of n_prompt tokens, tg is n_gen single-token steps, both from an empty cache).
+
+static double stats(const double *x, int n, double *sd) {
+    double mean = 0, var = 0;
+    for (int i = 0; i < n; i++) mean += x[i];
+    mean /= n;
+    for (int i = 0; i < n; i++) var += (x[i] - mean) * (x[i] - mean);
+    *sd = n > 1 ? sqrt(var / (n - 1)) : 0;
+    return mean;
+}
+
+static lf_status bench_run(lf_model *m, lf_kv *kv, int n_prompt, int n_gen, float *logits, lf_rng *rng, double *sec) {
+    int V = m->cfg.V;
+    int32_t ids[1];
+    lf_kv_seq_truncate(kv, 0, 0);
+    uint64_t t0 = lf_time_ns();
+    if (n_prompt > 0) {
+        int32_t *toks = (int32_t *)malloc((size_t)n_prompt * sizeof *toks);
+        for (int i = 0; i < n_prompt; i++) toks[i] = (int32_t)(lf_rng_u64(rng) % (uint64_t)V);
+        lf_batch b = {n_prompt, toks, NULL, NULL, NULL};
+        lf_status s = lf_model_forward(m, kv, &b, logits);
+        free(toks);
+        if (s != LF_OK) return s;
+    }
+    for (int i = 0; i < n_gen; i++) {
+        ids[0] = (int32_t)(lf_rng_u64(rng) % (uint64_t)V);
+        int32_t pos = i;
+        lf_batch b = {1, ids, &pos, NULL, NULL};
+        lf_status s = lf_model_forward(m, kv, &b, logits);
+        if (s != LF_OK) return s;
+    }
+    *sec = (double)(lf_time_ns() - t0) * 1e-9;
+    return LF_OK;
+}
+
+static lf_status eval_benchmark(const opts *o) {
+    int np = (int)o->n_prompt, ng = (int)o->n_gen, reps = (int)o->reps;
+    lf_model m;
+    uint64_t tl = lf_time_ns();
+    lf_model_desc d = {.path = o->model, .n_threads = (int)o->threads, .max_tokens = LF__MAX(np, 1),
+                       .max_seq_len = LF__MAX(np, ng) + 1};
+    lf_status s = lf_model_open(&m, &d);
+    if (s != LF_OK) return s;
+    double load_s = (double)(lf_time_ns() - tl) * 1e-9;
+    lf_kv kv;
+    if ((s = lf_kv_init(&kv, &m, 1, 0)) != LF_OK) return lf_model_close(&m), s;
+    float *logits = (float *)malloc((size_t)m.cfg.V * sizeof(float));
+    lf_rng rng;
+    lf_rng_seed(&rng, 1234);
+    const char *dt = lf_dtype_name(m.layers[0].wq.dtype);
+    int tests[2][2] = {{np, 0}, {0, ng}};
+    bool json = strcmp(o->fmt, "json") == 0, md = strcmp(o->fmt, "md") == 0;
+    if (json) puts("[");
+    if (md) puts("| model | size | params | threads | test | t/s |\n| --- | ---: | ---: | ---: | ---: | ---: |");
+    int printed = 0;
+    for (int k = 0; k < 2 && s == LF_OK; k++) {
+        int p = tests[k][0], g = tests[k][1];
+        if (p == 0 && g == 0) continue;
+        double sec[64], ts[64], sd_ts, sd_ns, ns[64];
+        s = bench_run(&m, &kv, p, g, logits, &rng, &sec[0]);  // warm-up
+        for (int r = 0; r < reps && s == LF_OK; r++) {
+            s = bench_run(&m, &kv, p, g, logits, &rng, &sec[r]);
+            ts[r] = (p + g) / sec[r], ns[r] = sec[r] * 1e9;
+        }
+        if (s != LF_OK) break;
+        double avg_ts = stats(ts, reps, &sd_ts), avg_ns = stats(ns, reps, &sd_ns);
+        if (md) {
+            printf("| %s %s | %.2f MiB | %.2f M | %ld | %s%d | %.2f ± %.2f |\n", m.cfg.arch == LF_ARCH_QWEN2 ? "qwen2" : "llama",
+                   dt, (double)lf_model_weight_bytes(&m) / 1048576.0, (double)lf_model_n_params(&m) / 1e6, o->threads,
+                   p ? "pp" : "tg", p ? p : g, avg_ts, sd_ts);
+            continue;
+        }
+        printf("%s{\"build_commit\":\"largeforge\",\"build_number\":0,\"cpu_info\":\"cpu\",\"backends\":\"CPU\","
+               "\"model_filename\":\"%s\",\"model_type\":\"%s %s\",\"model_size\":%zu,\"model_n_params\":%lld,"
+               "\"n_batch\":%d,\"n_ubatch\":%d,\"n_threads\":%ld,\"type_k\":\"f32\",\"type_v\":\"f32\","
+               "\"n_prompt\":%d,\"n_gen\":%d,\"load_s\":%.3f,\"avg_ns\":%.0f,\"stddev_ns\":%.0f,\"avg_ts\":%.6f,"
+               "\"stddev_ts\":%.6f,\"samples_ns\":[",
+               json && printed ? ",\n" : "", o->model, m.cfg.arch == LF_ARCH_QWEN2 ? "qwen2" : "llama", dt,
+               lf_model_weight_bytes(&m), (long long)lf_model_n_params(&m), m.max_tokens, m.max_tokens,
+               (long)lf_pool_size(m.pool), p, g, load_s, avg_ns, sd_ns, avg_ts, sd_ts);
+        for (int r = 0; r < reps; r++) printf(r ? ",%.0f" : "%.0f", ns[r]);
+        printf("],\"samples_ts\":[");
+        for (int r = 0; r < reps; r++) printf(r ? ",%.6f" : "%.6f", ts[r]);
+        printf("]}%s", json ? "" : "\n");
+        printed++;
+    }
+    if (json) puts("\n]");
+    free(logits);
+    lf_kv_deinit(&kv);
+    lf_model_close(&m);
+    return s;
+}
+
+int main(int argc, char **argv) {
+    lf_drv_name = "lf-evaluate";
+    // defaults
+    opts o = {.ctx = 512, .n_prompt = 128, .n_gen = 64, .threads = 0, .reps = 5, .fmt = "json"};
+    const char *mode = NULL, *v;
+    for (int i = 1; i < argc; i++) {
+        long *num = NULL;
+        if (lf_drv_common_flag(argv[i], help)) continue;
+        if (lf_drv_opt(argc, argv, &i, "--model", &v) || lf_drv_opt(argc, argv, &i, "-m", &v)) o.model = v;
+        else if (lf_drv_opt(argc, argv, &i, "--tokens", &v)) o.tokens = v;
+        else if (lf_drv_opt(argc, argv, &i, "--out", &v)) o.out = v;
+        else if (lf_drv_opt(argc, argv, &i, "--input", &v)) o.input = v;
+        else if (lf_drv_opt(argc, argv, &i, "-o", &v) || lf_drv_opt(argc, argv, &i, "--output", &v)) o.fmt = v;
+        else if (lf_drv_opt(argc, argv, &i, "--ctx", &v)) num = &o.ctx;
+        else if (lf_drv_opt(argc, argv, &i, "-p", &v) || lf_drv_opt(argc, argv, &i, "--n-prompt", &v)) num = &o.n_prompt;
+        else if (lf_drv_opt(argc, argv, &i, "-n", &v) || lf_drv_opt(argc, argv, &i, "--n-gen", &v)) num = &o.n_gen;
+        else if (lf_drv_opt(argc, argv, &i, "-t", &v) || lf_drv_opt(argc, argv, &i, "--threads", &v)) num = &o.threads;
+        else if (lf_drv_opt(argc, argv, &i, "-r", &v) || lf_drv_opt(argc, argv, &i, "--repetitions", &v)) num = &o.reps;
+        else if (lf_drv_bad) return lf_drv_usage_error("option %s needs a value", lf_drv_bad);
+        else if (!mode && argv[i][0] != '-') mode = argv[i];
+        else return lf_drv_usage_error("unknown argument '%s'", argv[i]);
+        if (num && !lf_drv_parse_int(v, 0, 1 << 20, num)) return lf_drv_usage_error("bad number '%s'", v);
+    }
+    if (!mode) return lf_drv_usage_error("expected logits, perplexity or benchmark%s", "");
+    if (!o.model) return lf_drv_usage_error("--model is required%s", "");
+    lf_status s;
+    if (strcmp(mode, "logits") == 0) {
+        if (!o.tokens || !o.out) return lf_drv_usage_error("logits needs --tokens and --out%s", "");
+        s = eval_logits(&o);
+    } else if (strcmp(mode, "perplexity") == 0) {
+        if (!o.input) return lf_drv_usage_error("perplexity needs --input%s", "");
+        if (o.ctx < 2) return lf_drv_usage_error("--ctx must be at least 2%s", "");
+        s = eval_perplexity(&o);
+    } else if (strcmp(mode, "benchmark") == 0) {
+        if (o.reps < 1 || o.reps > 64) return lf_drv_usage_error("-r must be in 1..64%s", "");
+        if (strcmp(o.fmt, "json") && strcmp(o.fmt, "jsonl") && strcmp(o.fmt, "md"))
+            return lf_drv_usage_error("-o must be json, jsonl or md, not '%s'", o.fmt);
+        s = eval_benchmark(&o);
+    } else
+        return lf_drv_usage_error("unknown mode '%s'", mode);
+    return s == LF_OK ? 0 : lf_drv_fail(s);
+}

@@ -1,0 +1,45 @@
+// tests/run.c — the one test runner: `build/tests [-v] [name-substring...]`.
+// Ends with "N passed, N failed[, N skipped]" and exits non-zero when anything failed.
+#define LARGEFORGE_IMPLEMENTATION
+#include "../largeforge.h"
+#include "test.h"
+
+#include "test_core.c"
+#include "test_safetensors.c"
+#include "test_model.c"
+#include "test_tokenizer.c"
+#include "test_generate.c"
+#include "test_layout.c"
+
+static const lf_test *const lf_suites[] = {tests_core, tests_safetensors, tests_model, tests_tokenizer,
+                                           tests_generate, tests_layout};
+static const size_t lf_suite_sizes[] = {sizeof tests_core / sizeof *tests_core,
+                                        sizeof tests_safetensors / sizeof *tests_safetensors,
+                                        sizeof tests_model / sizeof *tests_model,
+                                        sizeof tests_tokenizer / sizeof *tests_tokenizer,
+                                        sizeof tests_generate / sizeof *tests_generate,
+                                        sizeof tests_layout / sizeof *tests_layout};
+
+int main(int argc, char **argv) {
+    int passed = 0, failed = 0, skipped = 0, verbose = 0;
+    for (int i = 1; i < argc; i++) verbose |= strcmp(argv[i], "-v") == 0;
+    for (size_t s = 0; s < sizeof lf_suites / sizeof *lf_suites; s++)
+        for (size_t i = 0; i < lf_suite_sizes[s]; i++) {
+            const lf_test *t = &lf_suites[s][i];
+            int selected = 1;
+            for (int a = 1; a < argc; a++)
+                if (argv[a][0] != '-') selected = strstr(t->name, argv[a]) != NULL;
+            if (!selected) continue;
+            uint64_t t0 = lf_time_ns();
+            int r = t->fn();
+            double ms = (double)(lf_time_ns() - t0) * 1e-6;
+            if (r == 0) passed++;
+            else if (r < 0) skipped++;
+            else failed++;
+            if (r != 0 || verbose)
+                fprintf(stderr, "%-6s %s (%.0f ms)\n", r == 0 ? "ok" : r < 0 ? "skip" : "FAIL", t->name, ms);
+        }
+    if (skipped) printf("%d passed, %d failed, %d skipped\n", passed, failed, skipped);
+    else printf("%d passed, %d failed\n", passed, failed);
+    return failed ? 1 : 0;
+}

@@ -1,0 +1,234 @@
+// tests/test_core.c — sections 1 (core), 2 (config) and 3 (tensor kernels).
+
+static int test_status_and_errors(void) {
+    CHECK(strcmp(lf_status_str(LF_ERR_FORMAT), "LF_ERR_FORMAT") == 0);
+    CHECK(strcmp(lf_status_str(LF_ERR_CANCELLED), "LF_ERR_CANCELLED") == 0);
+    CHECK(lf__fail(LF_ERR_IO, "x.bin: cannot open") == LF_ERR_IO);
+    CHECK(lf__wrap(LF_ERR_IO, "loading %s", "models/a") == LF_ERR_IO);
+    CHECK(strcmp(lf_last_error(), "loading models/a: x.bin: cannot open") == 0);
+    CHECK(strcmp(lf_version(), LF_VERSION_STRING) == 0);
+    return 0;
+}
+
+static int test_arena(void) {
+    lf_arena a;
+    CHECK_OK(lf_arena_init(&a, 1000, "test"));
+    void *p = lf_arena_alloc(&a, 100), *q = lf_arena_alloc(&a, 100);
+    CHECK(p && q && ((uintptr_t)p % 64) == 0 && ((uintptr_t)q % 64) == 0 && (char *)q >= (char *)p + 100);
+    size_t mark = lf_arena_mark(&a);
+    CHECK(lf_arena_alloc(&a, 0) == NULL);
+    CHECK(lf_arena_alloc(&a, 100000) == NULL && strstr(lf_last_error(), "arena full"));
+    lf_arena_reset(&a, mark);
+    CHECK(lf_arena_mark(&a) == mark);
+    lf_arena_deinit(&a);
+    lf_arena_deinit(&a);  // safe twice
+    return 0;
+}
+
+static int test_rng(void) {
+    lf_rng a, b;
+    lf_rng_seed(&a, 42), lf_rng_seed(&b, 42);
+    double mean = 0, var = 0;
+    for (int i = 0; i < 1000; i++) CHECK(lf_rng_u64(&a) == lf_rng_u64(&b));
+    for (int i = 0; i < 20000; i++) {
+        float u = lf_rng_float(&a);
+        CHECK(u >= 0 && u < 1);
+        float z = lf_rng_normal(&b);
+        mean += z, var += (double)z * z;
+    }
+    mean /= 20000, var = var / 20000 - mean * mean;
+    CHECK(fabs(mean) < 0.05 && fabs(var - 1) < 0.05);
+    return 0;
+}
+
+typedef struct {
+    const float *x;
+    double *partial;
+} sum_job;
+static void sum_range(void *arg, int64_t b, int64_t e, int tid) {
+    sum_job *j = (sum_job *)arg;
+    double s = 0;
+    for (int64_t i = b; i < e; i++) s += j->x[i];
+    j->partial[tid] = s;
+}
+
+// The pool covers every index exactly once, the same split every time.
+static int test_pool(void) {
+    enum { N = 100003 };
+    static float x[N];
+    for (int i = 0; i < N; i++) x[i] = (float)(i % 7);
+    for (int threads = 1; threads <= 3; threads++) {
+        lf_pool *p;
+        CHECK_OK(lf_pool_create(&p, threads));
+        double first = -1;
+        for (int rep = 0; rep < 200; rep++) {
+            double partial[8] = {0};
+            sum_job j = {x, partial};
+            lf_parallel_for(p, N, sum_range, &j);
+            double s = 0;
+            for (int t = 0; t < lf_pool_size(p); t++) s += partial[t];
+            if (rep == 0) first = s;
+            CHECK(s == first);
+        }
+        double expect = 0;
+        for (int i = 0; i < N; i++) expect += x[i];
+        CHECK(first == expect);
+        lf_pool_destroy(p);
+    }
+    lf_parallel_for(NULL, 0, sum_range, NULL);  // n == 0 runs nothing
+    return 0;
+}
+
+static int test_files(void) {
+    char dir[] = "/tmp/lf-test-files-XXXXXX";
+    CHECK(mkdtemp(dir));
+    char *p = lf_path_join(dir, "a.txt");
+    CHECK(p);
+    CHECK_OK(lf_file_write_atomic(p, "hello", 5));
+    CHECK_OK(lf_file_write_atomic(p, "world!", 6));  // replaces, never tears
+    char *data;
+    size_t len;
+    CHECK_OK(lf_file_read(p, 0, &data, &len));
+    CHECK(len == 6 && memcmp(data, "world!", 7) == 0);
+    lf_free(data);
+    CHECK_ERR(lf_file_read(p, 3, &data, &len), LF_ERR_FORMAT, "limit of 3 bytes");
+    lf_mmap m;
+    CHECK_OK(lf_mmap_open(&m, p));
+    CHECK(m.size == 6 && m.data[0] == 'w');
+    lf_mmap_close(&m);
+    CHECK_ERR(lf_mmap_open(&m, "/nonexistent/x"), LF_ERR_IO, "/nonexistent/x");
+    CHECK_ERR(lf_file_write_atomic("/nonexistent/dir/x", "a", 1), LF_ERR_IO, "/nonexistent/dir/x");
+    CHECK(lf_path_is_dir(dir) && lf_path_exists(p) && !lf_path_is_dir(p));
+    remove(p);
+    rmdir(dir);
+    lf_free(p);
+    return 0;
+}
+
+static int test_json(void) {
+    lf_doc d;
+    const char *t = "{\"a\": [1, 2.5, \"x\", null, true], \"n\": 3, \"s\": \"caf\\u00e9\", \"o\": {}}";
+    CHECK_OK(lf_json_parse(&d, t, strlen(t), "t.json"));
+    const lf_node *a = lf_node_get(d.root, "a");
+    CHECK(a && a->type == LF_NODE_ARRAY && a->n == 5 && a->kids[1].num == 2.5 && a->kids[3].type == LF_NODE_NULL);
+    CHECK(strcmp(lf_node_get(d.root, "s")->str, "caf\xc3\xa9") == 0);
+    int64_t n = 0;
+    double x = 0;
+    bool b = false;
+    const char *s = NULL;
+    CHECK_OK(lf_cfg_int(&d, d.root, "n", true, 0, 10, &n));
+    CHECK(n == 3);
+    CHECK_ERR(lf_cfg_int(&d, d.root, "n", true, 5, 10, &n), LF_ERR_CONFIG, "t.json: field 'n' must be in [5, 10]");
+    CHECK_ERR(lf_cfg_int(&d, d.root, "missing", true, 0, 1, &n), LF_ERR_CONFIG, "missing required field 'missing'");
+    CHECK_OK(lf_cfg_int(&d, d.root, "missing", false, 0, 1, &n));
+    CHECK(n == 3);  // untouched
+    CHECK_ERR(lf_cfg_bool(&d, d.root, "n", false, &b), LF_ERR_CONFIG, "'n' must be true or false, got a number");
+    CHECK_ERR(lf_cfg_str(&d, d.root, "o", false, &s), LF_ERR_CONFIG, "'o' must be a string, got an object");
+    CHECK_ERR(lf_cfg_num(&d, d.root, "s", false, &x), LF_ERR_CONFIG, "'s' must be a number");
+    lf_doc_deinit(&d);
+    lf_doc_deinit(&d);
+    const char *bad = "{\n  \"a\": [1,\n  2,,]\n}";
+    CHECK_ERR(lf_json_parse(&d, bad, strlen(bad), "bad.json"), LF_ERR_FORMAT, "bad.json: invalid JSON at line 3");
+    CHECK_ERR(lf_json_parse(&d, "{} x", 4, "tail.json"), LF_ERR_FORMAT, "trailing data");
+    CHECK_OK(lf_json_parse(&d, "[1] \n", 5, "ws.json"));
+    lf_doc_deinit(&d);
+    return 0;
+}
+
+static int test_half_conversions(void) {
+    CHECK(lf_bf16_to_f32(0x3f80) == 1.0f && lf_f32_to_bf16(1.0f) == 0x3f80);
+    CHECK(lf_f32_to_bf16(1.00390625f) == 0x3f80);  // a tie rounds to even
+    CHECK(lf_f32_to_bf16(1.01171875f) == 0x3f82);
+    CHECK(lf_f16_to_f32(0x3c00) == 1.0f && lf_f16_to_f32(0xc000) == -2.0f && lf_f16_to_f32(0x0001) == 5.9604644775390625e-8f);
+    CHECK(lf_f16_to_f32(0x7c00) == INFINITY && lf_f16_to_f32(0x7bff) == 65504.0f);
+    // every finite f16 survives f16 -> f32 -> f16
+    for (uint32_t h = 0; h < 0x10000; h++) {
+        if ((h & 0x7c00) == 0x7c00) continue;
+        CHECK(lf_f32_to_f16(lf_f16_to_f32((uint16_t)h)) == h);
+    }
+    CHECK(lf_f32_to_f16(65520.0f) == 0x7c00);          // rounds up to inf
+    CHECK(lf_f32_to_f16(1.0f + 1.0f / 2048) == 0x3c00);  // tie to even
+    return 0;
+}
+
+// lf_matmul against a double-precision reference, over shapes that hit every tile remainder.
+static int test_matmul(void) {
+    static const int64_t shapes[][3] = {{1, 1, 1}, {1, 7, 5}, {3, 13, 17}, {4, 6, 16}, {5, 12, 33},
+                                        {9, 25, 64}, {64, 96, 100}, {70, 31, 576}, {2, 5, 1537}};
+    lf_rng r;
+    lf_rng_seed(&r, 7);
+    lf_pool *pool;
+    CHECK_OK(lf_pool_create(&pool, 2));
+    for (size_t s = 0; s < sizeof shapes / sizeof *shapes; s++) {
+        int64_t N = shapes[s][0], M = shapes[s][1], K = shapes[s][2];
+        float *x = (float *)malloc((size_t)(N * K) * 4), *w = (float *)malloc((size_t)(M * K) * 4);
+        float *bias = (float *)malloc((size_t)M * 4), *out = (float *)malloc((size_t)(N * M) * 4);
+        uint16_t *wb = (uint16_t *)malloc((size_t)(M * K) * 2), *wh = (uint16_t *)malloc((size_t)(M * K) * 2);
+        for (int64_t i = 0; i < N * K; i++) x[i] = lf_rng_normal(&r);
+        for (int64_t i = 0; i < M * K; i++) {
+            wb[i] = lf_f32_to_bf16(lf_rng_normal(&r));
+            w[i] = lf_bf16_to_f32(wb[i]);  // exactly representable in all three dtypes' reach
+            wh[i] = lf_f32_to_f16(w[i]);
+        }
+        for (int64_t i = 0; i < M; i++) bias[i] = lf_rng_normal(&r);
+        const void *datas[3] = {w, wb, wh};
+        lf_dtype dts[3] = {LF_DTYPE_F32, LF_DTYPE_BF16, LF_DTYPE_F16};
+        for (int d = 0; d < 3; d++) {
+            lf_tensor t = {dts[d], 2, {M, K}, datas[d], "w"};
+            CHECK_OK(lf_matmul(pool, out, x, &t, d == 1 ? bias : NULL, N));
+            for (int64_t n = 0; n < N; n++)
+                for (int64_t m = 0; m < M; m++) {
+                    double ref = d == 1 ? bias[m] : 0, mag = 0;
+                    for (int64_t k = 0; k < K; k++) {
+                        double wk = d == 2 ? lf_f16_to_f32(wh[m * K + k]) : w[m * K + k];
+                        ref += (double)x[n * K + k] * wk, mag += fabs((double)x[n * K + k] * wk);
+                    }
+                    if (fabs(out[n * M + m] - ref) > 1e-6 * mag + 1e-6) {
+                        fprintf(stderr, "    %s N=%lld M=%lld K=%lld [%lld,%lld]: %g vs %g\n", lf_dtype_name(dts[d]),
+                                (long long)N, (long long)M, (long long)K, (long long)n, (long long)m, out[n * M + m], ref);
+                        return 1;
+                    }
+                }
+        }
+        free(x), free(w), free(bias), free(out), free(wb), free(wh);
+    }
+    lf_tensor bad = {LF_DTYPE_I8, 2, {2, 2}, NULL, "q"};
+    float o[4], xx[2] = {0};
+    CHECK_ERR(lf_matmul(pool, o, xx, &bad, NULL, 1), LF_ERR_UNSUPPORTED, "'q' has dtype I8");
+    lf_pool_destroy(pool);
+    return 0;
+}
+
+// The same thread count gives bit-identical output; the split is by output column, so any
+// thread count does.
+static int test_matmul_deterministic(void) {
+    int64_t N = 37, M = 101, K = 300;
+    float *x = (float *)malloc((size_t)(N * K) * 4), *w = (float *)malloc((size_t)(M * K) * 4);
+    float *o1 = (float *)malloc((size_t)(N * M) * 4), *o2 = (float *)malloc((size_t)(N * M) * 4);
+    lf_rng r;
+    lf_rng_seed(&r, 3);
+    for (int64_t i = 0; i < N * K; i++) x[i] = lf_rng_normal(&r);
+    for (int64_t i = 0; i < M * K; i++) w[i] = lf_rng_normal(&r);
+    lf_tensor t = {LF_DTYPE_F32, 2, {M, K}, w, "w"};
+    lf_pool *p1, *p3;
+    CHECK_OK(lf_pool_create(&p1, 1));
+    CHECK_OK(lf_pool_create(&p3, 3));
+    CHECK_OK(lf_matmul(p1, o1, x, &t, NULL, N));
+    CHECK_OK(lf_matmul(p3, o2, x, &t, NULL, N));
+    CHECK(memcmp(o1, o2, (size_t)(N * M) * 4) == 0);
+    lf_pool_destroy(p1), lf_pool_destroy(p3);
+    free(x), free(w), free(o1), free(o2);
+    return 0;
+}
+
+static const lf_test tests_core[] = {
+    {"core/status_and_errors", test_status_and_errors},
+    {"core/arena", test_arena},
+    {"core/rng", test_rng},
+    {"core/pool", test_pool},
+    {"core/files", test_files},
+    {"config/json", test_json},
+    {"tensor/half_conversions", test_half_conversions},
+    {"tensor/matmul", test_matmul},
+    {"tensor/matmul_deterministic", test_matmul_deterministic},
+};

@@ -1,0 +1,233 @@
+// tests/test_model.c — config parsing, weights loading and forward parity with transformers.
+//
+// Fixtures: tests/fixtures/models/<name>/ holds a tiny random checkpoint and ref.safetensors
+// with `tokens` [B, T] and transformers' `logits` [B, T, V] (tests/ref/make_models.py).
+// Tolerance: max |ours - transformers| <= 1e-4 for F32 weights. For BF16 weights the reference
+// runs the same bf16 weights upcast to f32 (as we do), so the same 1e-4 holds; `logits_bf16`
+// (torch computing natively in bf16) is only used to report how far bf16 arithmetic drifts.
+
+#define LF_TEST_MODELS "tests/fixtures/models/"
+
+typedef struct lf_test_ref {
+    lf_st_file f;
+    const lf_st_tensor *tokens, *logits;
+    int B, T, V;
+} lf_test_ref;
+
+static int lf_test_ref_open(lf_test_ref *r, const char *model) {
+    char path[512];
+    snprintf(path, sizeof path, LF_TEST_MODELS "%s/ref.safetensors", model);
+    CHECK_OK(lf_st_open(&r->f, path));
+    r->tokens = lf_st_find(&r->f, "tokens");
+    r->logits = lf_st_find(&r->f, "logits");
+    CHECK(r->tokens && r->logits && r->tokens->dtype == LF_DTYPE_I32 && r->logits->dtype == LF_DTYPE_F32);
+    r->B = (int)r->tokens->shape[0], r->T = (int)r->tokens->shape[1], r->V = (int)r->logits->shape[2];
+    return 0;
+}
+
+static float lf_test_max_diff(const float *a, const float *b, size_t n) {
+    float d = 0;
+    for (size_t i = 0; i < n; i++) d = fmaxf(d, fabsf(a[i] - b[i]));
+    return d;
+}
+
+// All B sequences in one batch (slot b per sequence), logits for every token.
+static int lf_test_parity(const char *model, int n_threads, float tol) {
+    char dir[512];
+    snprintf(dir, sizeof dir, LF_TEST_MODELS "%s", model);
+    lf_test_ref r;
+    if (lf_test_ref_open(&r, model)) return 1;
+    lf_model m;
+    lf_model_desc d = {.path = dir, .n_threads = n_threads, .max_tokens = r.B * r.T};
+    CHECK_OK(lf_model_open(&m, &d));
+    CHECK(m.cfg.V == r.V);
+    lf_kv kv;
+    CHECK_OK(lf_kv_init(&kv, &m, r.B, 64));
+    int n = r.B * r.T;
+    int32_t *pos = (int32_t *)malloc((size_t)n * 4), *seq = (int32_t *)malloc((size_t)n * 4);
+    int8_t *want = (int8_t *)malloc((size_t)n);
+    float *out = (float *)malloc((size_t)n * (size_t)r.V * 4);
+    for (int i = 0; i < n; i++) pos[i] = i % r.T, seq[i] = i / r.T, want[i] = 1;
+    lf_batch b = {n, (const int32_t *)r.tokens->data, pos, seq, want};
+    lf_status s = lf_model_forward(&m, &kv, &b, out);
+    float diff = s == LF_OK ? lf_test_max_diff(out, (const float *)r.logits->data, (size_t)n * (size_t)r.V) : INFINITY;
+    if (s != LF_OK) fprintf(stderr, "    forward: %s\n", lf_last_error());
+    if (diff > tol || getenv("LF_TEST_VERBOSE"))
+        fprintf(stderr, "    %s: max |logits - transformers| = %.3g (tolerance %.1g)\n", model, diff, tol);
+    free(pos), free(seq), free(want), free(out);
+    lf_kv_deinit(&kv);
+    lf_model_close(&m);
+    lf_st_close(&r.f);
+    CHECK(s == LF_OK && diff <= tol);
+    return 0;
+}
+
+static int test_parity_llama_f32(void) { return lf_test_parity("llama_f32", 2, 1e-4f); }
+static int test_parity_llama_bf16(void) { return lf_test_parity("llama_bf16", 2, 1e-4f); }
+static int test_parity_llama_head_dim(void) { return lf_test_parity("llama_hd_f32", 2, 1e-4f); }
+static int test_parity_llama_sharded(void) { return lf_test_parity("llama_sharded_f32", 2, 1e-4f); }
+static int test_parity_qwen2_f32(void) { return lf_test_parity("qwen2_f32", 2, 1e-4f); }
+static int test_parity_qwen2_bf16(void) { return lf_test_parity("qwen2_bf16", 2, 1e-4f); }
+static int test_parity_mistral_f32(void) { return lf_test_parity("mistral_f32", 2, 1e-4f); }
+static int test_parity_mistral_bf16(void) { return lf_test_parity("mistral_bf16", 2, 1e-4f); }
+static int test_parity_llama3_rope_f32(void) { return lf_test_parity("llama3rope_f32", 2, 1e-4f); }
+static int test_parity_llama3_rope_bf16(void) { return lf_test_parity("llama3rope_bf16", 2, 1e-4f); }
+static int test_parity_linear_rope(void) { return lf_test_parity("linearrope_f32", 2, 1e-4f); }
+static int test_parity_one_thread(void) { return lf_test_parity("qwen2_f32", 1, 1e-4f); }
+
+// Prefill half of each sequence, then decode the rest one token at a time, sequences
+// interleaved in one batch per step: every logit equals the one-shot forward's.
+static int test_kv_prefill_then_decode(void) {
+    const char *model = "mistral_f32";  // sliding window 8 < T: the window slides during decode
+    char dir[512];
+    snprintf(dir, sizeof dir, LF_TEST_MODELS "%s", model);
+    lf_test_ref r;
+    if (lf_test_ref_open(&r, model)) return 1;
+    lf_model m;
+    lf_model_desc d = {.path = dir, .n_threads = 2, .max_tokens = r.B * r.T};
+    CHECK_OK(lf_model_open(&m, &d));
+    lf_kv kv;
+    CHECK_OK(lf_kv_init(&kv, &m, r.B, 0));
+    const int32_t *tok = (const int32_t *)r.tokens->data;
+    const float *ref = (const float *)r.logits->data;
+    int half = r.T / 2, V = r.V;
+    float *out = (float *)malloc((size_t)r.B * (size_t)r.T * (size_t)V * 4);
+    int32_t pos[64], seq[64], ids[64];
+    int8_t want[64];
+    int n = 0;
+    for (int b = 0; b < r.B; b++)
+        for (int t = 0; t < half; t++) ids[n] = tok[b * r.T + t], pos[n] = t, seq[n] = b, want[n++] = 1;
+    lf_batch pb = {n, ids, pos, seq, want};
+    CHECK_OK(lf_model_forward(&m, &kv, &pb, out));
+    float diff = 0;
+    for (int b = 0; b < r.B; b++)
+        diff = fmaxf(diff, lf_test_max_diff(out + (size_t)b * (size_t)half * (size_t)V, ref + (size_t)b * (size_t)r.T * (size_t)V,
+                                            (size_t)half * (size_t)V));
+    for (int t = half; t < r.T; t++) {
+        for (int b = 0; b < r.B; b++) ids[b] = tok[b * r.T + t], pos[b] = t, seq[b] = b, want[b] = 1;
+        lf_batch db = {r.B, ids, pos, seq, want};
+        CHECK_OK(lf_model_forward(&m, &kv, &db, out));
+        for (int b = 0; b < r.B; b++)
+            diff = fmaxf(diff, lf_test_max_diff(out + (size_t)b * (size_t)V, ref + ((size_t)b * (size_t)r.T + (size_t)t) * (size_t)V, (size_t)V));
+    }
+    free(out);
+    lf_kv_deinit(&kv);
+    lf_model_close(&m);
+    lf_st_close(&r.f);
+    if (diff > 1e-4f) fprintf(stderr, "    max diff %.3g\n", diff);
+    CHECK(diff <= 1e-4f);
+    return 0;
+}
+
+// Bad batches are refused before the cache changes.
+static int test_forward_bad_batch(void) {
+    lf_model m;
+    lf_model_desc d = {.path = LF_TEST_MODELS "llama_f32", .n_threads = 1, .max_tokens = 8};
+    CHECK_OK(lf_model_open(&m, &d));
+    lf_kv kv;
+    CHECK_OK(lf_kv_init(&kv, &m, 2, 16));
+    float *out = (float *)malloc(9 * 320 * 4);
+    int32_t ids[9] = {1, 2, 3, 4, 5, 6, 7, 8, 9}, pos[3] = {0, 1, 3}, seq[3] = {0, 0, 0}, bad_id[2] = {1, 320};
+    lf_batch big = {9, ids, NULL, NULL, NULL};
+    CHECK_ERR(lf_model_forward(&m, &kv, &big, out), LF_ERR_CAPACITY, "max_tokens is 8");
+    lf_batch gap = {3, ids, pos, seq, NULL};
+    CHECK_ERR(lf_model_forward(&m, &kv, &gap, out), LF_ERR_ARG, "token 2 at position 3");
+    CHECK(kv.len[0] == 0);  // rolled back
+    lf_batch badid = {2, bad_id, NULL, NULL, NULL};
+    CHECK_ERR(lf_model_forward(&m, &kv, &badid, out), LF_ERR_ARG, "token 1 is id 320");
+    int32_t slot[1] = {2}, p0[1] = {0};
+    lf_batch badslot = {1, ids, p0, slot, NULL};
+    CHECK_ERR(lf_model_forward(&m, &kv, &badslot, out), LF_ERR_ARG, "KV slot 2");
+    int32_t p16[1] = {16};
+    lf_batch far = {1, ids, p16, NULL, NULL};
+    CHECK_ERR(lf_model_forward(&m, &kv, &far, out), LF_ERR_CAPACITY, "max_seq_len is 16");
+    free(out);
+    lf_kv_deinit(&kv);
+    lf_model_close(&m);
+    return 0;
+}
+
+// config.json problems name the field.
+static int test_config_errors(void) {
+    static const struct {
+        const char *json;
+        lf_status st;
+        const char *msg;
+    } cases[] = {
+        {"{\"model_type\":\"gpt2\"}", LF_ERR_UNSUPPORTED, "model_type 'gpt2'"},
+        {"{\"hidden_size\":64}", LF_ERR_CONFIG, "'model_type'"},
+        {"{\"model_type\":\"llama\",\"intermediate_size\":8,\"num_hidden_layers\":1,\"num_attention_heads\":2,"
+         "\"vocab_size\":10}", LF_ERR_CONFIG, "'hidden_size'"},
+        {"{\"model_type\":\"llama\",\"hidden_size\":\"64\",\"intermediate_size\":8,\"num_hidden_layers\":1,"
+         "\"num_attention_heads\":2,\"vocab_size\":10}", LF_ERR_CONFIG, "'hidden_size' must be an integer"},
+        {"{\"model_type\":\"llama\",\"hidden_size\":64.5,\"intermediate_size\":8,\"num_hidden_layers\":1,"
+         "\"num_attention_heads\":2,\"vocab_size\":10}", LF_ERR_CONFIG, "'hidden_size' must be an integer"},
+        {"{\"model_type\":\"llama\",\"hidden_size\":64,\"intermediate_size\":8,\"num_hidden_layers\":1,"
+         "\"num_attention_heads\":3,\"vocab_size\":10}", LF_ERR_CONFIG, "not a multiple of num_attention_heads"},
+        {"{\"model_type\":\"llama\",\"hidden_size\":64,\"intermediate_size\":8,\"num_hidden_layers\":1,"
+         "\"num_attention_heads\":4,\"num_key_value_heads\":3,\"vocab_size\":10}", LF_ERR_CONFIG, "num_key_value_heads 3"},
+        {"{\"model_type\":\"llama\",\"hidden_size\":64,\"intermediate_size\":8,\"num_hidden_layers\":1,"
+         "\"num_attention_heads\":4,\"vocab_size\":10,\"rope_scaling\":{\"rope_type\":\"yarn\",\"factor\":2}}",
+         LF_ERR_UNSUPPORTED, "rope_scaling.rope_type: 'yarn'"},
+        {"{\"model_type\":\"llama\",\"hidden_size\":64,\"intermediate_size\":8,\"num_hidden_layers\":1,"
+         "\"num_attention_heads\":4,\"vocab_size\":10,\"rope_scaling\":{\"rope_type\":\"llama3\",\"factor\":8}}",
+         LF_ERR_CONFIG, "rope_scaling: missing required field 'low_freq_factor'"},
+        {"{\"model_type\":\"llama\",\"hidden_size\":64,\"intermediate_size\":8,\"num_hidden_layers\":1,"
+         "\"num_attention_heads\":4,\"vocab_size\":10,\"tie_word_embeddings\":1}", LF_ERR_CONFIG,
+         "'tie_word_embeddings' must be true or false"},
+        {"{\"model_type\":\"llama\",\"hidden_size\":64,\"intermediate_size\":8,\"num_hidden_layers\":-1,"
+         "\"num_attention_heads\":4,\"vocab_size\":10}", LF_ERR_CONFIG, "'num_hidden_layers' must be in"},
+        {"{\"model_type\":\"llama\",", LF_ERR_FORMAT, "invalid JSON at line 1"},
+        {"[1,2]", LF_ERR_CONFIG, "not a JSON object"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+        lf_model_config c;
+        CHECK_ERR(lf_model_config_parse(&c, cases[i].json, strlen(cases[i].json), "config.json"), cases[i].st,
+                  cases[i].msg);
+        CHECK(strstr(lf_last_error(), "config.json"));
+    }
+    return 0;
+}
+
+// A model dir whose weights disagree with its config names the tensor.
+static int test_model_weight_errors(void) {
+    lf_model m;
+    lf_model_desc d = {.path = "tests/fixtures/nonexistent-model"};
+    CHECK_ERR(lf_model_open(&m, &d), LF_ERR_IO, "nonexistent-model/config.json");
+    // llama_hd_f32's weights with llama_f32's config: q_proj has the wrong shape
+    char tmp[] = "/tmp/lf-test-model-XXXXXX";
+    CHECK(mkdtemp(tmp));
+    char *cfg = NULL, *w = NULL;
+    size_t cl, wl;
+    CHECK_OK(lf_file_read(LF_TEST_MODELS "llama_f32/config.json", 0, &cfg, &cl));
+    CHECK_OK(lf_file_read(LF_TEST_MODELS "llama_hd_f32/model.safetensors", 0, &w, &wl));
+    char p1[600], p2[600];
+    snprintf(p1, sizeof p1, "%s/config.json", tmp);
+    snprintf(p2, sizeof p2, "%s/model.safetensors", tmp);
+    CHECK_OK(lf_file_write_atomic(p1, cfg, cl));
+    CHECK_OK(lf_file_write_atomic(p2, w, wl));
+    d.path = tmp;
+    CHECK_ERR(lf_model_open(&m, &d), LF_ERR_SHAPE, "model.layers.0.self_attn.q_proj.weight': shape [96, 64]");
+    lf_free(cfg), lf_free(w);
+    remove(p1), remove(p2), rmdir(tmp);
+    return 0;
+}
+
+static const lf_test tests_model[] = {
+    {"model/parity_llama_f32", test_parity_llama_f32},
+    {"model/parity_llama_bf16", test_parity_llama_bf16},
+    {"model/parity_llama_head_dim", test_parity_llama_head_dim},
+    {"model/parity_llama_sharded", test_parity_llama_sharded},
+    {"model/parity_qwen2_f32", test_parity_qwen2_f32},
+    {"model/parity_qwen2_bf16", test_parity_qwen2_bf16},
+    {"model/parity_mistral_f32", test_parity_mistral_f32},
+    {"model/parity_mistral_bf16", test_parity_mistral_bf16},
+    {"model/parity_llama3_rope_f32", test_parity_llama3_rope_f32},
+    {"model/parity_llama3_rope_bf16", test_parity_llama3_rope_bf16},
+    {"model/parity_linear_rope", test_parity_linear_rope},
+    {"model/parity_one_thread", test_parity_one_thread},
+    {"model/kv_prefill_then_decode", test_kv_prefill_then_decode},
+    {"model/forward_bad_batch", test_forward_bad_batch},
+    {"model/config_errors", test_config_errors},
+    {"model/weight_errors", test_model_weight_errors},
+};
