@@ -39,6 +39,9 @@
 //   LF_MAX_ST_HEADER_BYTES       100 MiB      impl file only   largest safetensors header
 //   LF_MAX_DIMS                  4            everywhere       largest tensor rank
 //   LF_MAX_SHARDS                1024         impl file only   largest sharded checkpoint
+//   LF_MAX_TOKEN_BYTES           1024         impl file only   longest vocab / added token
+//   LF_MAX_VOCAB                 1 << 22      impl file only   largest tokenizer vocabulary
+//   LF_MAX_REGEX_PROG            8192         impl file only   largest compiled pre-tokenizer regex
 //
 // CONVENTIONS
 //   names    lf_module_verb (modules: pool arena rng json node st tok chat model kv gen),
@@ -302,6 +305,132 @@ LF_API lf_status lf_st_write(const char *path, const lf_st_entry *tensors, int n
 LF_API lf_status lf_st_serialize(const lf_st_entry *tensors, int n, const char *const *meta_kv,
                                  int n_meta, unsigned char **out, size_t *out_len);
 
+// == 5. tokenizer (API) ==========================================================================
+
+// Chat formats. LF_CHAT_DEFAULT means "whatever the tokenizer's chat_template is".
+typedef enum lf_chat_template {
+    LF_CHAT_DEFAULT = 0,  // detect from tokenizer_config.json's chat_template
+    LF_CHAT_CHATML,       // <|im_start|>role\n...<|im_end|> (Qwen2, Qwen2.5, Qwen3)
+    LF_CHAT_LLAMA3,       // <|start_header_id|>role<|end_header_id|>\n\n...<|eot_id|>
+    LF_CHAT_LLAMA2,       // <s>[INST] <<SYS>>\n...\n<</SYS>>\n\n... [/INST] ... </s>
+    LF_CHAT_MISTRAL,      // <s>[INST] ... [/INST]...</s> (Mistral-7B v0.1: no system role)
+    LF_CHAT_PLAIN         // LargeForge's format for base models (see lf_chat_render)
+} lf_chat_template;
+
+// A loaded tokenizer. Read-only after lf_tok_open/lf_tok_load: encode, decode and render may
+// run concurrently on one tokenizer.
+typedef struct lf_tokenizer {
+    char name[256];         // file name used in messages
+    int32_t n_vocab;        // ids are in [0, n_vocab): model vocab and added tokens
+    int32_t bos_id, eos_id; // from tokenizer_config.json bos_token/eos_token; -1 if none
+    lf_chat_template chat;  // detected chat format; LF_CHAT_DEFAULT when there is no template
+    struct lf__tok *impl_;  // implementation detail
+} lf_tokenizer;
+
+// lf_tok_open — load tokenizer.json (path is the file, or a directory holding it and, if
+// present, tokenizer_config.json for chat_template and bos/eos tokens).
+//   returns  LF_OK | LF_ERR_IO | LF_ERR_FORMAT (broken file; message names file and field)
+//            | LF_ERR_UNSUPPORTED (a normalizer, pre-tokenizer, decoder or model we do not
+//            implement; message names the field path, e.g. "pre_tokenizer.type")
+//   threads  safe on distinct objects
+LF_API lf_status lf_tok_open(lf_tokenizer *t, const char *path);
+// Same from memory; config_json may be NULL. name is used in messages.
+LF_API lf_status lf_tok_load(lf_tokenizer *t, const char *json, size_t len, const char *config_json,
+                             size_t config_len, const char *name);
+LF_API void lf_tok_close(lf_tokenizer *t);  // safe on zeroed or closed objects
+
+// lf_tok_encode — text to ids, exactly as HF tokenizers' Tokenizer.encode(text, add_special).
+//   text     UTF-8, len bytes (need not be NUL-terminated)                   borrowed
+//   ids      out: *n ids, free with lf_free (NULL when *n == 0)
+//   returns  LF_OK | LF_ERR_FORMAT (invalid UTF-8; message gives the byte offset) | LF_ERR_NOMEM
+//   threads  safe
+LF_API lf_status lf_tok_encode(const lf_tokenizer *t, const char *text, size_t len, bool add_special,
+                               int32_t **ids, size_t *n);
+
+// lf_tok_decode — ids to text, as HF tokenizers' decode(ids, skip_special_tokens).
+//   text     out: NUL-terminated, *len bytes, free with lf_free
+//   returns  LF_OK | LF_ERR_ARG (id out of range; message names the index) | LF_ERR_NOMEM
+//   threads  safe
+LF_API lf_status lf_tok_decode(const lf_tokenizer *t, const int32_t *ids, size_t n, bool skip_special,
+                               char **text, size_t *len);
+
+// Streaming decoder: push ids one at a time and get back only complete UTF-8. The text of all
+// pushes plus the final flush equals lf_tok_decode of all ids. A byte-fallback run (<0x..>
+// tokens) is held until the next other token, because HF decodes an invalid run as one U+FFFD
+// per byte, and a run can turn invalid at any later byte.
+typedef struct lf_tok_stream {
+    const lf_tokenizer *tok;
+    bool skip_special;
+    bool started_;                   // a token was decoded (no decoder: tokens join with spaces)
+    int strip_left;                  // leading characters the Strip decoder still removes
+    int n_utf8;                      // bytes of a partial UTF-8 sequence (byte-level decoder)
+    unsigned char utf8[4];
+    unsigned char *run_;             // held byte-fallback run
+    size_t run_len_, run_cap_;
+    char *out_;                      // text not yet handed out
+    size_t out_len_, out_cap_;
+    char *tmp_;                      // scratch for the per-token decoder steps
+    size_t tmp_cap_;
+} lf_tok_stream;
+LF_API void lf_tok_stream_init(lf_tok_stream *s, const lf_tokenizer *t, bool skip_special);
+// lf_tok_stream_push — decode one more id.
+//   text     out: the newly completed text (NUL-terminated, *len bytes, often empty); it
+//            belongs to s and stays valid until the next call on s
+//   returns  LF_OK | LF_ERR_ARG (bad id) | LF_ERR_NOMEM
+//   threads  not safe on the same s
+LF_API lf_status lf_tok_stream_push(lf_tok_stream *s, int32_t id, const char **text, size_t *len);
+// Ends the stream: hands out held bytes (an incomplete UTF-8 tail becomes U+FFFD, as decode).
+LF_API lf_status lf_tok_stream_flush(lf_tok_stream *s, const char **text, size_t *len);
+LF_API void lf_tok_stream_deinit(lf_tok_stream *s);  // safe on zeroed objects
+
+LF_API int32_t lf_tok_vocab_size(const lf_tokenizer *t);               // n_vocab; safe
+LF_API int32_t lf_tok_find(const lf_tokenizer *t, const char *token);  // exact token string; -1 if none
+LF_API const char *lf_tok_piece(const lf_tokenizer *t, int32_t id);    // raw token string; NULL if none
+LF_API bool lf_tok_is_special(const lf_tokenizer *t, int32_t id);      // an added token marked special
+
+// A tool call of an assistant message. arguments is JSON text, inserted as is (the templates'
+// "arguments is string" branch), e.g. {"city": "Paris"}.
+typedef struct lf_chat_tool_call {
+    const char *name;
+    const char *arguments;
+} lf_chat_tool_call;
+
+// One chat message; strings are NUL-terminated UTF-8.
+typedef struct lf_chat_msg {
+    const char *role;                     // "system", "user", "assistant", "tool"
+    const char *content;
+    const char *reasoning;                // optional: reasoning_content (Qwen3 <think>); NULL: none
+    const lf_chat_tool_call *tool_calls;  // optional: the assistant's tool calls (Qwen3)
+    int n_tool_calls;
+} lf_chat_msg;
+
+// Options of lf_chat_render, or-ed together.
+typedef enum lf_chat_flags {
+    LF_CHAT_GENERATION_PROMPT = 1,  // end with the assistant header (add_generation_prompt)
+    LF_CHAT_NO_THINKING = 2         // Qwen3's enable_thinking=false: an empty <think> block
+} lf_chat_flags;
+
+// "default", "chatml", "llama3", "llama2", "mistral", "plain"; LF_ERR_ARG otherwise.
+LF_API lf_status lf_chat_template_from_name(const char *name, lf_chat_template *out);
+
+// lf_chat_render — messages to prompt text, byte-identical to the model's own Jinja template.
+//   t        the tokenizer (bos/eos strings, detected template); may be NULL when tmpl is not
+//            LF_CHAT_DEFAULT
+//   tmpl     LF_CHAT_DEFAULT: t's detected format (LF_CHAT_PLAIN when it has no template)
+//   flags    lf_chat_flags
+//   LF_CHAT_PLAIN renders, for base models:
+//            [system content "\n"]             only as the first message
+//            "Instruction: " user "\n"         per user message
+//            "Response: " assistant "\nEND\n"  per assistant message
+//            "Response:"                       with LF_CHAT_GENERATION_PROMPT (the model
+//                                              writes " ..." itself, as in training)
+//   out      NUL-terminated, *len bytes, free with lf_free
+//   returns  LF_OK | LF_ERR_ARG (roles the template rejects, as its raise_exception does)
+//            | LF_ERR_UNSUPPORTED (t's chat_template is not one we render; names the file)
+//   threads  safe
+LF_API lf_status lf_chat_render(const lf_tokenizer *t, lf_chat_template tmpl, const lf_chat_msg *msgs, int n,
+                                unsigned flags, char **out, size_t *len);
+
 // == 6. model (API) ==============================================================================
 
 typedef enum lf_arch { LF_ARCH_DEFAULT = 0, LF_ARCH_LLAMA = 1, LF_ARCH_QWEN2 = 2, LF_ARCH_MISTRAL = 3 } lf_arch;
@@ -397,12 +526,72 @@ typedef struct lf_batch {
 //   threads  not safe on the same m or kv
 LF_API lf_status lf_model_forward(lf_model *m, lf_kv *kv, const lf_batch *b, float *logits);
 
+// == 12. generate (API) ==========================================================================
+
+// Sampling, applied in transformers' order: repetition penalty, temperature, top-k, top-p,
+// min-p, then a draw. temperature 0 is greedy (argmax; ties go to the lowest id).
+typedef struct lf_sampler {
+    float temperature;          // 0: greedy
+    int top_k;                  // 0: off
+    float top_p;                // 1: off
+    float min_p;                // 0: off
+    float repetition_penalty;   // 1: off; > 1 penalizes every token already in the context
+    uint64_t seed;
+} lf_sampler;
+
+typedef enum lf_finish { LF_FINISH_NONE = 0, LF_FINISH_STOP = 1, LF_FINISH_LENGTH = 2, LF_FINISH_CANCELLED = 3 } lf_finish;
+
+// Called with each piece of text as it becomes final (never a partial UTF-8 character, never
+// part of a stop string); return false to stop generating.
+typedef bool (*lf_token_fn)(void *user, int32_t id, const char *text, size_t len);
+
+typedef struct lf_gen_desc {
+    lf_sampler sampling;        // lf_gen_desc_default(): temperature 0.7, top_k 50, top_p 0.9
+    int max_tokens;             // default 256
+    const char *const *stop;    // stop strings (not included in the output)
+    int n_stop;
+    int32_t eos_ids[8];         // default: generation_config.json / config.json eos_token_id
+    int n_eos;
+    bool ignore_eos;
+    lf_token_fn on_token;       // optional streaming callback
+    bool (*should_stop)(void *user);  // optional; checked before every token
+    void *user;
+} lf_gen_desc;
+
+// The product's defaults (SRS: max_tokens 256, temperature 0.7, top_p 0.9, top_k 50).
+LF_API lf_gen_desc lf_gen_desc_default(void);
+// Overlays generation_config.json from a model dir (do_sample, temperature, top_k, top_p,
+// min_p, repetition_penalty, eos_token_id); an absent file changes nothing.
+LF_API lf_status lf_gen_desc_load(lf_gen_desc *d, const char *model_dir);
+
+typedef struct lf_gen_result {
+    char *text;                 // generated text, NUL-terminated; freed by lf_gen_result_deinit
+    size_t len;
+    int32_t *ids;               // [n_gen] generated ids
+    int n_prompt, n_gen;
+    lf_finish finish;
+    double prompt_s, gen_s;     // seconds spent in prefill and in decoding
+} lf_gen_result;
+LF_API void lf_gen_result_deinit(lf_gen_result *r);
+
+// lf_sample — pick the next token from logits [V] (modified in place).
+//   history  the context so far (for the repetition penalty)   borrowed
+//   work     scratch of V int32                                 borrowed
+LF_API int32_t lf_sample(const lf_sampler *s, float *logits, int V, const int32_t *history, int n_history,
+                         lf_rng *rng, int32_t *work);
+
+// lf_generate — prefill prompt into KV slot seq (from position 0) and decode until EOS, a stop
+// string, max_tokens, the KV capacity or a cancellation.
+//   returns  LF_OK | LF_ERR_CANCELLED (res holds what was made) | LF_ERR_CAPACITY (prompt too long)
+//   threads  not safe on the same m or kv
+LF_API lf_status lf_generate(lf_model *m, lf_kv *kv, int seq, const lf_tokenizer *tok, const int32_t *prompt,
+                             int n_prompt, const lf_gen_desc *d, lf_gen_result *res);
+
 #ifdef __cplusplus
 }
 #endif
 #endif // LARGEFORGE_H
 
-// ================================================================================================
 #ifdef LARGEFORGE_IMPLEMENTATION
 #ifndef LF__IMPLEMENTATION_ONCE
 #define LF__IMPLEMENTATION_ONCE
@@ -426,6 +615,7 @@ LF_API lf_status lf_model_forward(lf_model *m, lf_kv *kv, const lf_batch *b, flo
 #endif
 #ifndef LF_NO_THREADS
 #include <pthread.h>
+#include <sched.h>
 #include <unistd.h>
 #endif
 #if defined(__x86_64__) || defined(_M_X64)
@@ -912,9 +1102,10 @@ LF_API void lf_parallel_for(lf_pool *p, int64_t n, lf_range_fn fn, void *arg) {
     int64_t b, e;
     lf__pool_range(n, p->n, 0, &b, &e);
     if (b < e) fn(arg, b, e, 0);
-    while (__atomic_load_n(&p->pending, __ATOMIC_ACQUIRE) > 0) {
+    for (int spin = 0; __atomic_load_n(&p->pending, __ATOMIC_ACQUIRE) > 0; spin++) {
+        if (spin > 2000) sched_yield();  // more threads than free cores: let the laggard run
 #if defined(__x86_64__)
-        _mm_pause();
+        else _mm_pause();
 #endif
     }
 #endif
@@ -1317,41 +1508,185 @@ LF_API lf_status lf_convert_to_f32(float *dst, const void *src, lf_dtype dt, int
 
 // -- 3.1 matmul
 //
-// ON THE MATMUL: out[N, M] = x[N, K] . w[M, K]^T. Both operands are K-contiguous, so a tile of
-// NR rows x MR columns keeps NR*MR vector accumulators running along K and reduces each one
-// horizontally at the end. Decode (N = 1) is bound by reading w: the tile streams MR rows of w
-// at once. The tile sizes and the dtype are compile-time constants after inlining, so each
-// (dtype, NR, MR) gets its own straight-line loop without a copy of the source.
+// ON THE MATMUL: out[N, M] = x[N, K] . w[M, K]^T, split over the pool by output column so the
+// result does not depend on the thread count. Two kernels:
+//  - few rows (decode): a tile of NR rows x MR columns keeps NR*MR vector sums running along K
+//    (both operands are K-contiguous) and streams MR rows of w at once: bound by reading w.
+//  - many rows (prefill): w is packed K-major into panels of 48 columns, then each x element is
+//    broadcast against 3 vectors of the panel: bound by the FMA units, no horizontal sums.
+// F32 and F16 weights multiply f32 activations. BF16 weights multiply activations rounded to
+// bf16 (vdpbf16ps, f32 accumulation), as llama.cpp does: that is what makes bf16 prefill fast,
+// and costs ~1e-2 on the logits (tests/test_model.c states the tolerance).
+// Tile sizes and the dtype are compile-time constants after inlining, so each variant gets its
+// own straight-line loop without a copy of the source.
 
-#if defined(__AVX512F__) && defined(__AVX512BW__) && defined(__AVX512VL__)
+#define LF__MM_NR 4           // dot kernel: rows per tile
+#define LF__MM_MR 6           // dot kernel: columns per tile
+#define LF__MM_PACKED_MIN_N 8 // from this many rows on, the packed kernel
+#define LF__PK_W 48           // packed kernel: columns per panel (3 vectors of 16)
+#define LF__PK_NR 8           // packed kernel: rows per tile
+#define LF__PK_KC 256         // packed kernel: k per packed panel (even)
+
+#if defined(__AVX512F__) && defined(__AVX512BW__) && defined(__AVX512VL__) && defined(__AVX512BF16__)
 #define LF__AVX512 1
-LF__INLINE __m512 lf__load16(const void *p, lf_dtype dt, int64_t k, __mmask16 m) {
-    switch (dt) {
-    case LF_DTYPE_BF16:
-        return _mm512_castsi512_ps(
-            _mm512_slli_epi32(_mm512_cvtepu16_epi32(_mm256_maskz_loadu_epi16(m, (const uint16_t *)p + k)), 16));
-    case LF_DTYPE_F16: return _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(m, (const uint16_t *)p + k));
-    default: return _mm512_maskz_loadu_ps(m, (const float *)p + k);
-    }
+#endif
+
+typedef struct lf__mm_job {
+    float *out;                 // [N, M]
+    const float *x, *bias;      // [N, K], [M] or NULL
+    const uint16_t *xb;         // BF16 only: x rounded to bf16, [N, Kp] zero-padded
+    const unsigned char *w;     // [M, K]
+    unsigned char *pack;        // [threads, LF__PK_KC * LF__PK_W * 4] packed-kernel panels
+    lf_dtype dt;
+    int64_t N, M, K, Kp;
+} lf__mm_job;
+
+// Bytes of scratch lf__matmul needs: the bf16 copy of x and one packed panel per thread.
+static size_t lf__matmul_scratch(int64_t N, int64_t K, int threads) {
+    size_t Kp = (size_t)(K + 31) & ~(size_t)31;
+    return (size_t)N * Kp * 2 + 64 + (size_t)threads * LF__PK_KC * LF__PK_W * 4;
 }
 
-LF__INLINE void lf__mm_tile(const int NR, const int MR, const lf_dtype dt, float *out, int64_t ldo,
-                            const float *x, const unsigned char *w, int64_t K, size_t wrow) {
-    __m512 acc[4][6];
+#ifdef LF__AVX512
+LF__INLINE __m512 lf__load16(const void *p, lf_dtype dt, int64_t k, __mmask16 m) {
+    if (dt == LF_DTYPE_F16) return _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(m, (const uint16_t *)p + k));
+    return _mm512_maskz_loadu_ps(m, (const float *)p + k);
+}
+
+LF__INLINE void lf__mm_tile(const int NR, const int MR, const lf_dtype dt, const lf__mm_job *j, int64_t n, int64_t c0) {
+    size_t wrow = (size_t)j->K * lf_dtype_size(dt);
+    const unsigned char *w = j->w + (size_t)c0 * wrow;
+    const int64_t K = j->K;
+    __m512 acc[LF__MM_NR][LF__MM_MR];
     for (int r = 0; r < NR; r++)
         for (int c = 0; c < MR; c++) acc[r][c] = _mm512_setzero_ps();
-    for (int64_t k = 0; k < K; k += 16) {
-        __mmask16 m = K - k >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << (K - k)) - 1);
-        __m512 xv[4], wv[6];
-        for (int r = 0; r < NR; r++) xv[r] = _mm512_maskz_loadu_ps(m, x + r * K + k);
-        for (int c = 0; c < MR; c++) wv[c] = lf__load16(w + (size_t)c * wrow, dt, k, m);
-        for (int r = 0; r < NR; r++)
-            for (int c = 0; c < MR; c++) acc[r][c] = _mm512_fmadd_ps(xv[r], wv[c], acc[r][c]);
+    if (dt == LF_DTYPE_BF16) {
+        for (int64_t k = 0; k < K; k += 32) {
+            __mmask32 m = K - k >= 32 ? (__mmask32)~0u : (__mmask32)((1u << (K - k)) - 1);
+            __m512i xv[LF__MM_NR];
+            for (int r = 0; r < NR; r++) xv[r] = _mm512_loadu_si512((const void *)(j->xb + (n + r) * j->Kp + k));
+            for (int c = 0; c < MR; c++) {
+                __m512i wv = _mm512_maskz_loadu_epi16(m, (const uint16_t *)(w + (size_t)c * wrow) + k);
+                for (int r = 0; r < NR; r++) acc[r][c] = _mm512_dpbf16_ps(acc[r][c], (__m512bh)xv[r], (__m512bh)wv);
+            }
+        }
+    } else {
+        const float *x = j->x + n * K;
+        int64_t k = 0;
+        for (; k + 16 <= K; k += 16) {
+            __m512 xv[LF__MM_NR];
+            for (int r = 0; r < NR; r++) xv[r] = _mm512_loadu_ps(x + r * K + k);
+            for (int c = 0; c < MR; c++) {
+                __m512 wv = lf__load16(w + (size_t)c * wrow, dt, k, (__mmask16)0xffff);
+                for (int r = 0; r < NR; r++) acc[r][c] = _mm512_fmadd_ps(xv[r], wv, acc[r][c]);
+            }
+        }
+        if (k < K) {  // the tail, masked
+            __mmask16 m = (__mmask16)((1u << (K - k)) - 1);
+            for (int c = 0; c < MR; c++) {
+                __m512 wv = lf__load16(w + (size_t)c * wrow, dt, k, m);
+                for (int r = 0; r < NR; r++) acc[r][c] = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(m, x + r * K + k), wv, acc[r][c]);
+            }
+        }
     }
     for (int r = 0; r < NR; r++)
-        for (int c = 0; c < MR; c++) out[r * ldo + c] = _mm512_reduce_add_ps(acc[r][c]);
+        for (int c = 0; c < MR; c++) j->out[(n + r) * j->M + c0 + c] = _mm512_reduce_add_ps(acc[r][c]);
+}
+
+// Packs columns [m0, m0 + 48) x k in [k0, k0 + kc) of w K-major: F32/F16 as f32 [kc][48],
+// BF16 as pairs of consecutive k in one 32-bit lane [kc/2][48] (vdpbf16ps's layout). Columns
+// past M and k past K are zero.
+LF__INLINE void lf__pk_pack(const lf_dtype dt, const lf__mm_job *j, unsigned char *pack, int64_t m0, int64_t k0, int kc) {
+    size_t wrow = (size_t)j->K * lf_dtype_size(dt);
+    int ncols = (int)LF__MIN(LF__PK_W, j->M - m0);
+    if (dt == LF_DTYPE_BF16) {
+        uint32_t *p = (uint32_t *)pack;
+        for (int c = 0; c < LF__PK_W; c++) {
+            const uint16_t *wr = (const uint16_t *)(j->w + (size_t)(m0 + c) * wrow);
+            for (int k = 0; k < kc; k += 2) {
+                uint32_t lo = c < ncols && k0 + k < j->K ? wr[k0 + k] : 0;
+                uint32_t hi = c < ncols && k0 + k + 1 < j->K ? wr[k0 + k + 1] : 0;
+                p[(k / 2) * LF__PK_W + c] = lo | hi << 16;
+            }
+        }
+    } else {
+        float *p = (float *)pack;
+        for (int c = 0; c < LF__PK_W; c++) {
+            const unsigned char *wr = j->w + (size_t)(m0 + c) * wrow;
+            for (int k = 0; k < kc; k++)
+                p[k * LF__PK_W + c] = c >= ncols ? 0.0f
+                                      : dt == LF_DTYPE_F16 ? lf_f16_to_f32(((const uint16_t *)wr)[k0 + k])
+                                                           : ((const float *)wr)[k0 + k];
+        }
+    }
+}
+
+// NR rows x 48 columns of out, over one packed panel; starts from bias (or 0) on the first
+// panel of k, from the partial sums in out after that.
+LF__INLINE void lf__pk_tile(const int NR, const lf_dtype dt, const lf__mm_job *j, const unsigned char *pack,
+                            int64_t n, int64_t m0, int64_t k0, int kc) {
+    int ncols = (int)LF__MIN(LF__PK_W, j->M - m0);
+    __mmask16 mk[3];
+    for (int c = 0; c < 3; c++) {
+        int v = LF__MIN(16, LF__MAX(0, ncols - 16 * c));
+        mk[c] = (__mmask16)(v == 16 ? 0xffff : (1u << v) - 1);
+    }
+    __m512 acc[LF__PK_NR][3];
+    for (int r = 0; r < NR; r++)
+        for (int c = 0; c < 3; c++) {
+            float *o = j->out + (n + r) * j->M + m0 + 16 * c;
+            acc[r][c] = k0 > 0 ? _mm512_maskz_loadu_ps(mk[c], o)
+                        : j->bias ? _mm512_maskz_loadu_ps(mk[c], j->bias + m0 + 16 * c) : _mm512_setzero_ps();
+        }
+    if (dt == LF_DTYPE_BF16) {
+        const uint32_t *p = (const uint32_t *)pack;
+        for (int k = 0; k < kc; k += 2, p += LF__PK_W) {
+            __m512i w0 = _mm512_loadu_si512((const void *)p), w1 = _mm512_loadu_si512((const void *)(p + 16)),
+                    w2 = _mm512_loadu_si512((const void *)(p + 32));
+            for (int r = 0; r < NR; r++) {
+                int32_t pair;
+                memcpy(&pair, j->xb + (n + r) * j->Kp + k0 + k, 4);
+                __m512i xv = _mm512_set1_epi32(pair);
+                acc[r][0] = _mm512_dpbf16_ps(acc[r][0], (__m512bh)w0, (__m512bh)xv);
+                acc[r][1] = _mm512_dpbf16_ps(acc[r][1], (__m512bh)w1, (__m512bh)xv);
+                acc[r][2] = _mm512_dpbf16_ps(acc[r][2], (__m512bh)w2, (__m512bh)xv);
+            }
+        }
+    } else {
+        const float *p = (const float *)pack;
+        for (int k = 0; k < kc; k++, p += LF__PK_W) {
+            __m512 w0 = _mm512_loadu_ps(p), w1 = _mm512_loadu_ps(p + 16), w2 = _mm512_loadu_ps(p + 32);
+            for (int r = 0; r < NR; r++) {
+                __m512 xv = _mm512_set1_ps(j->x[(n + r) * j->K + k0 + k]);
+                acc[r][0] = _mm512_fmadd_ps(xv, w0, acc[r][0]);
+                acc[r][1] = _mm512_fmadd_ps(xv, w1, acc[r][1]);
+                acc[r][2] = _mm512_fmadd_ps(xv, w2, acc[r][2]);
+            }
+        }
+    }
+    for (int r = 0; r < NR; r++)
+        for (int c = 0; c < 3; c++) _mm512_mask_storeu_ps(j->out + (n + r) * j->M + m0 + 16 * c, mk[c], acc[r][c]);
+}
+
+// Panels [p0, p1) of 48 columns, all rows.
+LF__INLINE void lf__pk_range(const lf_dtype dt, const lf__mm_job *j, int64_t p0, int64_t p1, int tid) {
+    unsigned char *pack = j->pack + (size_t)tid * LF__PK_KC * LF__PK_W * 4;
+    for (int64_t p = p0; p < p1; p++) {
+        int64_t m0 = p * LF__PK_W;
+        for (int64_t k0 = 0; k0 < j->K; k0 += LF__PK_KC) {
+            int kc = (int)LF__MIN(LF__PK_KC, j->K - k0);
+            if (dt == LF_DTYPE_BF16) kc = (kc + 1) & ~1;  // xb is zero-padded past K
+            lf__pk_pack(dt, j, pack, m0, k0, kc);
+            int64_t n = 0;
+            for (; n + LF__PK_NR <= j->N; n += LF__PK_NR) lf__pk_tile(LF__PK_NR, dt, j, pack, n, m0, k0, kc);
+            for (; n + 4 <= j->N; n += 4) lf__pk_tile(4, dt, j, pack, n, m0, k0, kc);
+            for (; n < j->N; n++) lf__pk_tile(1, dt, j, pack, n, m0, k0, kc);
+        }
+    }
 }
 #else
+// Portable kernels: the same two loop orders in plain C (the compiler vectorizes along K);
+// BF16 activations are rounded the same way, so every build computes the same products.
 LF__INLINE float lf__load1(const void *p, lf_dtype dt, int64_t k) {
     switch (dt) {
     case LF_DTYPE_BF16: return lf_bf16_to_f32(((const uint16_t *)p)[k]);
@@ -1359,95 +1694,86 @@ LF__INLINE float lf__load1(const void *p, lf_dtype dt, int64_t k) {
     default: return ((const float *)p)[k];
     }
 }
-// Portable tile: 8 partial sums per output so the compiler can vectorize along K.
-LF__INLINE void lf__mm_tile(const int NR, const int MR, const lf_dtype dt, float *out, int64_t ldo,
-                            const float *x, const unsigned char *w, int64_t K, size_t wrow) {
+LF__INLINE void lf__mm_tile(const int NR, const int MR, const lf_dtype dt, const lf__mm_job *j, int64_t n, int64_t c0) {
+    size_t wrow = (size_t)j->K * lf_dtype_size(dt);
     for (int r = 0; r < NR; r++)
         for (int c = 0; c < MR; c++) {
-            const void *wr = w + (size_t)c * wrow;
+            const unsigned char *wr = j->w + (size_t)(c0 + c) * wrow;
             float s[8] = {0};
-            int64_t k = 0;
-            for (; k + 8 <= K; k += 8)
-                for (int l = 0; l < 8; l++) s[l] += x[r * K + k + l] * lf__load1(wr, dt, k + l);
-            for (; k < K; k++) s[0] += x[r * K + k] * lf__load1(wr, dt, k);
-            out[r * ldo + c] = ((s[0] + s[1]) + (s[2] + s[3])) + ((s[4] + s[5]) + (s[6] + s[7]));
+            for (int64_t k = 0; k < j->K; k++) {
+                float xv = dt == LF_DTYPE_BF16 ? lf_bf16_to_f32(j->xb[(n + r) * j->Kp + k]) : j->x[(n + r) * j->K + k];
+                s[k & 7] += xv * lf__load1(wr, dt, k);
+            }
+            j->out[(n + r) * j->M + c0 + c] = ((s[0] + s[1]) + (s[2] + s[3])) + ((s[4] + s[5]) + (s[6] + s[7]));
         }
+}
+LF__INLINE void lf__pk_range(const lf_dtype dt, const lf__mm_job *j, int64_t p0, int64_t p1, int tid) {
+    (void)tid;
+    for (int64_t c = p0 * LF__PK_W; c < LF__MIN(p1 * LF__PK_W, j->M); c++) {
+        for (int64_t n = 0; n < j->N; n++) lf__mm_tile(1, 1, dt, j, n, c);
+        if (j->bias)
+            for (int64_t n = 0; n < j->N; n++) j->out[n * j->M + c] += j->bias[c];
+    }
 }
 #endif
 
-#define LF__MM_NR 4   // rows (tokens) per tile
-#define LF__MM_MR 6   // columns (outputs) per tile
-#define LF__MM_NB 64  // rows per block: keeps x's block in L2 while w's tile is reused
-
-typedef struct lf__mm_job {
-    float *out;
-    const float *x, *bias;
-    const unsigned char *w;
-    lf_dtype dt;
-    int64_t N, M, K;
-} lf__mm_job;
-
-// Columns [c0, c1) of rows [n0, n1); c1 - c0 is LF__MM_MR or 1.
-LF__INLINE void lf__mm_cols(const lf_dtype dt, const lf__mm_job *j, int64_t n0, int64_t n1, int64_t c0, int mr) {
-    size_t wrow = (size_t)j->K * lf_dtype_size(dt);
-    const unsigned char *w = j->w + (size_t)c0 * wrow;
-    int64_t n = n0;
-    for (; n + 4 <= n1; n += 4) {
-        float *o = j->out + n * j->M + c0;
-        const float *x = j->x + n * j->K;
-        if (mr == LF__MM_MR) lf__mm_tile(4, LF__MM_MR, dt, o, j->M, x, w, j->K, wrow);
-        else lf__mm_tile(4, 1, dt, o, j->M, x, w, j->K, wrow);
-    }
-    for (; n < n1; n++) {
-        float *o = j->out + n * j->M + c0;
-        const float *x = j->x + n * j->K;
-        if (mr == LF__MM_MR) lf__mm_tile(1, LF__MM_MR, dt, o, j->M, x, w, j->K, wrow);
-        else lf__mm_tile(1, 1, dt, o, j->M, x, w, j->K, wrow);
-    }
-}
-
+// Dot kernel over column tiles [t0, t1): tiles are LF__MM_MR wide, the last one holds the rest.
 LF__INLINE void lf__mm_range(const lf_dtype dt, const lf__mm_job *j, int64_t t0, int64_t t1) {
-    int64_t full = j->M / LF__MM_MR;  // tiles t < full are MR wide; the last tile holds the rest
-    for (int64_t n0 = 0; n0 < j->N; n0 += LF__MM_NB) {
-        int64_t n1 = LF__MIN(j->N, n0 + LF__MM_NB);
-        for (int64_t t = t0; t < t1; t++) {
-            if (t < full) lf__mm_cols(dt, j, n0, n1, t * LF__MM_MR, LF__MM_MR);
-            else
-                for (int64_t c = full * LF__MM_MR; c < j->M; c++) lf__mm_cols(dt, j, n0, n1, c, 1);
-        }
+    int64_t full = j->M / LF__MM_MR;
+    for (int64_t t = t0; t < t1; t++) {
+        int64_t n = 0;
+        if (t < full) {
+            for (; n + LF__MM_NR <= j->N; n += LF__MM_NR) lf__mm_tile(LF__MM_NR, LF__MM_MR, dt, j, n, t * LF__MM_MR);
+            for (; n < j->N; n++) lf__mm_tile(1, LF__MM_MR, dt, j, n, t * LF__MM_MR);
+        } else
+            for (int64_t c = full * LF__MM_MR; c < j->M; c++)
+                for (n = 0; n < j->N; n++) lf__mm_tile(1, 1, dt, j, n, c);
+    }
+    if (j->bias) {
+        int64_t c1 = LF__MIN(t1 * LF__MM_MR, j->M);
+        for (int64_t n = 0; n < j->N; n++)
+            for (int64_t c = t0 * LF__MM_MR; c < c1; c++) j->out[n * j->M + c] += j->bias[c];
     }
 }
 
 static void lf__mm_worker(void *arg, int64_t t0, int64_t t1, int tid) {
-    (void)tid;
     const lf__mm_job *j = (const lf__mm_job *)arg;
+    bool packed = j->N >= LF__MM_PACKED_MIN_N;
     switch (j->dt) {
-    case LF_DTYPE_BF16: lf__mm_range(LF_DTYPE_BF16, j, t0, t1); break;
-    case LF_DTYPE_F16: lf__mm_range(LF_DTYPE_F16, j, t0, t1); break;
-    default: lf__mm_range(LF_DTYPE_F32, j, t0, t1); break;
+    case LF_DTYPE_BF16: packed ? lf__pk_range(LF_DTYPE_BF16, j, t0, t1, tid) : lf__mm_range(LF_DTYPE_BF16, j, t0, t1); break;
+    case LF_DTYPE_F16: packed ? lf__pk_range(LF_DTYPE_F16, j, t0, t1, tid) : lf__mm_range(LF_DTYPE_F16, j, t0, t1); break;
+    default: packed ? lf__pk_range(LF_DTYPE_F32, j, t0, t1, tid) : lf__mm_range(LF_DTYPE_F32, j, t0, t1); break;
     }
-    if (j->bias)
-        for (int64_t n = 0; n < j->N; n++) {
-            int64_t c0 = t0 * LF__MM_MR, c1 = LF__MIN(t1 * LF__MM_MR, j->M);
-            for (int64_t c = c0; c < c1; c++) j->out[n * j->M + c] += j->bias[c];
+}
+
+// The kernel-level entry: shapes already checked; scratch holds lf__matmul_scratch(N, K,
+// threads) bytes.
+static void lf__matmul(lf_pool *pool, float *out, const float *x, const void *w, lf_dtype dt, const float *bias,
+                       int64_t N, int64_t M, int64_t K, void *scratch) {
+    lf__mm_job j = {out, x, bias, NULL, (const unsigned char *)w, NULL, dt, N, M, K, (K + 31) & ~(int64_t)31};
+    unsigned char *s = (unsigned char *)(((uintptr_t)scratch + 63) & ~(uintptr_t)63);
+    if (dt == LF_DTYPE_BF16) {  // round x to bf16 once, zero-padded to whole vectors
+        uint16_t *xb = (uint16_t *)s;
+        for (int64_t n = 0; n < N; n++) {
+            for (int64_t k = 0; k < K; k++) xb[n * j.Kp + k] = lf_f32_to_bf16(x[n * K + k]);
+            for (int64_t k = K; k < j.Kp; k++) xb[n * j.Kp + k] = 0;
         }
+        j.xb = xb;
+    }
+    j.pack = s + (size_t)N * (size_t)j.Kp * 2;
+    int64_t units = N >= LF__MM_PACKED_MIN_N ? LF__CEIL_DIV(M, LF__PK_W) : LF__CEIL_DIV(M, LF__MM_MR);
+    lf_parallel_for(pool, units, lf__mm_worker, &j);
 }
 
-// The kernel-level entry: shapes already checked.
-static void lf__matmul(lf_pool *pool, float *out, const float *x, const void *w, lf_dtype dt,
-                       const float *bias, int64_t N, int64_t M, int64_t K) {
-    lf__mm_job j = {out, x, bias, (const unsigned char *)w, dt, N, M, K};
-    int64_t tiles = M / LF__MM_MR + (M % LF__MM_MR != 0);
-    lf_parallel_for(pool, tiles, lf__mm_worker, &j);
-}
-
-LF_API lf_status lf_matmul(lf_pool *pool, float *out, const float *x, const lf_tensor *w,
-                           const float *bias, int64_t N) {
+LF_API lf_status lf_matmul(lf_pool *pool, float *out, const float *x, const lf_tensor *w, const float *bias, int64_t N) {
     if (w->ndim != 2) return lf__fail(LF_ERR_SHAPE, "matmul: weight '%s' must be 2-d", w->name ? w->name : "?");
     if (w->dtype != LF_DTYPE_F32 && w->dtype != LF_DTYPE_BF16 && w->dtype != LF_DTYPE_F16)
         return lf__fail(LF_ERR_UNSUPPORTED, "matmul: weight '%s' has dtype %s", w->name ? w->name : "?",
                         lf_dtype_name(w->dtype));
-    lf__matmul(pool, out, x, w->data, w->dtype, bias, N, w->shape[0], w->shape[1]);
+    void *scratch = lf__alloc(lf__matmul_scratch(N, w->shape[1], lf_pool_size(pool)), "matmul scratch");
+    if (!scratch) return LF_ERR_NOMEM;
+    lf__matmul(pool, out, x, w->data, w->dtype, bias, N, w->shape[0], w->shape[1], scratch);
+    LF_FREE(scratch);
     return LF_OK;
 }
 
@@ -1875,6 +2201,3309 @@ LF_API lf_status lf_st_write(const char *path, const lf_st_entry *tensors, int n
 }
 #endif
 
+// == 5. tokenizer (impl) =========================================================================
+//
+// ON THE PIPELINE: ids must equal HF tokenizers' ids, so encode follows its steps exactly:
+//   1. split the text on added tokens whose "normalized" is false (leftmost-longest match, then
+//      the single_word / lstrip / rstrip rules of AddedVocabulary::find_matches);
+//   2. normalize each remaining segment (NFC, Prepend, Replace, ...), then split it on the
+//      added tokens whose "normalized" is true;
+//   3. pre-tokenize each segment into words (Split regexes, ByteLevel);
+//   4. BPE each word: one symbol per character (ByteLevel: per byte; a character missing from
+//      the vocab becomes its <0xXX> byte tokens or unk), then merge the adjacent pair with the
+//      lowest merge rank, leftmost first, until none is left. A heap of candidate pairs over a
+//      linked list of symbols does this in O(n log n); a popped pair whose symbols have changed
+//      since it was pushed is skipped, as in HF's Word::merge_all;
+//   5. wrap the ids in the post-processor's special tokens.
+// Decode runs every id through the streaming decoder (lf_tok_stream), so that streamed and
+// whole decodes cannot disagree. Nothing is cached between calls: a loaded tokenizer is
+// read-only, and all scratch memory belongs to the call.
+
+#ifndef LF_MAX_TOKEN_BYTES
+#define LF_MAX_TOKEN_BYTES 1024        // longest token string accepted in tokenizer.json
+#endif
+#ifndef LF_MAX_VOCAB
+#define LF_MAX_VOCAB (1 << 22)         // largest token id + 1
+#endif
+#ifndef LF_MAX_REGEX_PROG
+#define LF_MAX_REGEX_PROG 8192         // compiled size of one pre-tokenizer regex (instructions)
+#endif
+#define LF__TOK_MAX_DEPTH 16           // nesting of Sequence normalizers/pre-tokenizers/decoders
+#define LF__TOK_MAX_TEMPLATE 16        // special tokens a post-processor adds on each side
+#define LF__UTF8_REPLACEMENT "\xEF\xBF\xBD"
+
+// -- 5.1 UTF-8 and Unicode properties
+
+// Decodes one code point of valid UTF-8 (every text is validated on entry).
+LF__INLINE uint32_t lf__utf8_dec(const unsigned char *s, size_t *len) {
+    unsigned c = s[0];
+    if (c < 0x80) return *len = 1, c;
+    if (c < 0xE0) return *len = 2, ((c & 0x1Fu) << 6) | (s[1] & 0x3Fu);
+    if (c < 0xF0) return *len = 3, ((c & 0x0Fu) << 12) | ((s[1] & 0x3Fu) << 6) | (s[2] & 0x3Fu);
+    return *len = 4, ((c & 0x07u) << 18) | ((s[1] & 0x3Fu) << 12) | ((s[2] & 0x3Fu) << 6) | (s[3] & 0x3Fu);
+}
+
+static size_t lf__utf8_enc(uint32_t c, char *o) {
+    if (c < 0x80) return o[0] = (char)c, 1;
+    if (c < 0x800) return o[0] = (char)(0xC0 | (c >> 6)), o[1] = (char)(0x80 | (c & 0x3F)), 2;
+    if (c < 0x10000) {
+        o[0] = (char)(0xE0 | (c >> 12)), o[1] = (char)(0x80 | ((c >> 6) & 0x3F)), o[2] = (char)(0x80 | (c & 0x3F));
+        return 3;
+    }
+    o[0] = (char)(0xF0 | (c >> 18)), o[1] = (char)(0x80 | ((c >> 12) & 0x3F));
+    o[2] = (char)(0x80 | ((c >> 6) & 0x3F)), o[3] = (char)(0x80 | (c & 0x3F));
+    return 4;
+}
+
+// Bytes a sequence starting with lead byte c needs (0: c cannot start one), and the range its
+// second byte must fall in (excluding overlongs, surrogates and code points past U+10FFFF).
+static int lf__utf8_need(unsigned c, unsigned *lo, unsigned *hi) {
+    *lo = 0x80, *hi = 0xBF;
+    if (c < 0x80) return 1;
+    if (c < 0xC2) return 0;
+    if (c < 0xE0) return 2;
+    if (c < 0xF0) {
+        if (c == 0xE0) *lo = 0xA0;
+        if (c == 0xED) *hi = 0x9F;
+        return 3;
+    }
+    if (c > 0xF4) return 0;
+    if (c == 0xF0) *lo = 0x90;
+    if (c == 0xF4) *hi = 0x8F;
+    return 4;
+}
+
+// Offset of the first byte that is not part of valid UTF-8, or n when all of s is valid.
+static size_t lf__utf8_check(const unsigned char *s, size_t n) {
+    size_t i = 0;
+    while (i < n) {
+        if (s[i] < 0x80) {
+            i++;
+            continue;
+        }
+        unsigned lo, hi;
+        int need = lf__utf8_need(s[i], &lo, &hi);
+        if (need == 0 || i + (size_t)need > n || s[i + 1] < lo || s[i + 1] > hi) return i;
+        for (int j = 2; j < need; j++)
+            if ((s[i + (size_t)j] & 0xC0) != 0x80) return i;
+        i += (size_t)need;
+    }
+    return n;
+}
+enum { LF__GC_CN, LF__GC_LU, LF__GC_LL, LF__GC_LT, LF__GC_LM, LF__GC_LO, LF__GC_MN, LF__GC_MC, LF__GC_ME, LF__GC_ND, LF__GC_NL, LF__GC_NO, LF__GC_PC, LF__GC_PD, LF__GC_PS, LF__GC_PE, LF__GC_PI, LF__GC_PF, LF__GC_PO, LF__GC_SM, LF__GC_SC, LF__GC_SK, LF__GC_SO, LF__GC_ZS, LF__GC_ZL, LF__GC_ZP, LF__GC_CC, LF__GC_CF, LF__GC_CS, LF__GC_CO };
+static const uint32_t lf__uc_gc[3968] = {
+    0x1a, 0x417, 0x432, 0x494, 0x4b2, 0x50e, 0x52f, 0x552, 0x573, 0x592,
+    0x5ad, 0x5d2, 0x609, 0x752, 0x793, 0x7f2, 0x821, 0xb6e, 0xb92, 0xbaf,
+    0xbd5, 0xbec, 0xc15, 0xc22, 0xf6e, 0xf93, 0xfaf, 0xfd3, 0xffa, 0x1417,
+    0x1432, 0x1454, 0x14d6, 0x14f2, 0x1515, 0x1536, 0x1545, 0x1570, 0x1593, 0x15bb,
+    0x15d6, 0x15f5, 0x1616, 0x1633, 0x164b, 0x1695, 0x16a2, 0x16d2, 0x1715, 0x172b,
+    0x1745, 0x1771, 0x178b, 0x17f2, 0x1801, 0x1af3, 0x1b01, 0x1be2, 0x1ef3, 0x1f02,
+    0x2001, 0x2022, 0x2041, 0x2062, 0x2081, 0x20a2, 0x20c1, 0x20e2, 0x2101, 0x2122,
+    0x2141, 0x2162, 0x2181, 0x21a2, 0x21c1, 0x21e2, 0x2201, 0x2222, 0x2241, 0x2262,
+    0x2281, 0x22a2, 0x22c1, 0x22e2, 0x2301, 0x2322, 0x2341, 0x2362, 0x2381, 0x23a2,
+    0x23c1, 0x23e2, 0x2401, 0x2422, 0x2441, 0x2462, 0x2481, 0x24a2, 0x24c1, 0x24e2,
+    0x2501, 0x2522, 0x2541, 0x2562, 0x2581, 0x25a2, 0x25c1, 0x25e2, 0x2601, 0x2622,
+    0x2641, 0x2662, 0x2681, 0x26a2, 0x26c1, 0x26e2, 0x2721, 0x2742, 0x2761, 0x2782,
+    0x27a1, 0x27c2, 0x27e1, 0x2802, 0x2821, 0x2842, 0x2861, 0x2882, 0x28a1, 0x28c2,
+    0x28e1, 0x2902, 0x2941, 0x2962, 0x2981, 0x29a2, 0x29c1, 0x29e2, 0x2a01, 0x2a22,
+    0x2a41, 0x2a62, 0x2a81, 0x2aa2, 0x2ac1, 0x2ae2, 0x2b01, 0x2b22, 0x2b41, 0x2b62,
+    0x2b81, 0x2ba2, 0x2bc1, 0x2be2, 0x2c01, 0x2c22, 0x2c41, 0x2c62, 0x2c81, 0x2ca2,
+    0x2cc1, 0x2ce2, 0x2d01, 0x2d22, 0x2d41, 0x2d62, 0x2d81, 0x2da2, 0x2dc1, 0x2de2,
+    0x2e01, 0x2e22, 0x2e41, 0x2e62, 0x2e81, 0x2ea2, 0x2ec1, 0x2ee2, 0x2f01, 0x2f42,
+    0x2f61, 0x2f82, 0x2fa1, 0x2fc2, 0x3021, 0x3062, 0x3081, 0x30a2, 0x30c1, 0x3102,
+    0x3121, 0x3182, 0x31c1, 0x3242, 0x3261, 0x32a2, 0x32c1, 0x3322, 0x3381, 0x33c2,
+    0x33e1, 0x3422, 0x3441, 0x3462, 0x3481, 0x34a2, 0x34c1, 0x3502, 0x3521, 0x3542,
+    0x3581, 0x35a2, 0x35c1, 0x3602, 0x3621, 0x3682, 0x36a1, 0x36c2, 0x36e1, 0x3722,
+    0x3765, 0x3781, 0x37a2, 0x3805, 0x3881, 0x38a3, 0x38c2, 0x38e1, 0x3903, 0x3922,
+    0x3941, 0x3963, 0x3982, 0x39a1, 0x39c2, 0x39e1, 0x3a02, 0x3a21, 0x3a42, 0x3a61,
+    0x3a82, 0x3aa1, 0x3ac2, 0x3ae1, 0x3b02, 0x3b21, 0x3b42, 0x3b61, 0x3b82, 0x3bc1,
+    0x3be2, 0x3c01, 0x3c22, 0x3c41, 0x3c62, 0x3c81, 0x3ca2, 0x3cc1, 0x3ce2, 0x3d01,
+    0x3d22, 0x3d41, 0x3d62, 0x3d81, 0x3da2, 0x3dc1, 0x3de2, 0x3e21, 0x3e43, 0x3e62,
+    0x3e81, 0x3ea2, 0x3ec1, 0x3f22, 0x3f41, 0x3f62, 0x3f81, 0x3fa2, 0x3fc1, 0x3fe2,
+    0x4001, 0x4022, 0x4041, 0x4062, 0x4081, 0x40a2, 0x40c1, 0x40e2, 0x4101, 0x4122,
+    0x4141, 0x4162, 0x4181, 0x41a2, 0x41c1, 0x41e2, 0x4201, 0x4222, 0x4241, 0x4262,
+    0x4281, 0x42a2, 0x42c1, 0x42e2, 0x4301, 0x4322, 0x4341, 0x4362, 0x4381, 0x43a2,
+    0x43c1, 0x43e2, 0x4401, 0x4422, 0x4441, 0x4462, 0x4481, 0x44a2, 0x44c1, 0x44e2,
+    0x4501, 0x4522, 0x4541, 0x4562, 0x4581, 0x45a2, 0x45c1, 0x45e2, 0x4601, 0x4622,
+    0x4641, 0x4662, 0x4741, 0x4782, 0x47a1, 0x47e2, 0x4821, 0x4842, 0x4861, 0x48e2,
+    0x4901, 0x4922, 0x4941, 0x4962, 0x4981, 0x49a2, 0x49c1, 0x49e2, 0x5285, 0x52a2,
+    0x5604, 0x5855, 0x58c4, 0x5a55, 0x5c04, 0x5cb5, 0x5d84, 0x5db5, 0x5dc4, 0x5df5,
+    0x6006, 0x6e01, 0x6e22, 0x6e41, 0x6e62, 0x6e84, 0x6eb5, 0x6ec1, 0x6ee2, 0x6f00,
+    0x6f44, 0x6f62, 0x6fd2, 0x6fe1, 0x7000, 0x7095, 0x70c1, 0x70f2, 0x7101, 0x7160,
+    0x7181, 0x71a0, 0x71c1, 0x7202, 0x7221, 0x7440, 0x7461, 0x7582, 0x79e1, 0x7a02,
+    0x7a41, 0x7aa2, 0x7b01, 0x7b22, 0x7b41, 0x7b62, 0x7b81, 0x7ba2, 0x7bc1, 0x7be2,
+    0x7c01, 0x7c22, 0x7c41, 0x7c62, 0x7c81, 0x7ca2, 0x7cc1, 0x7ce2, 0x7d01, 0x7d22,
+    0x7d41, 0x7d62, 0x7d81, 0x7da2, 0x7dc1, 0x7de2, 0x7e81, 0x7ea2, 0x7ed3, 0x7ee1,
+    0x7f02, 0x7f21, 0x7f62, 0x7fa1, 0x8602, 0x8c01, 0x8c22, 0x8c41, 0x8c62, 0x8c81,
+    0x8ca2, 0x8cc1, 0x8ce2, 0x8d01, 0x8d22, 0x8d41, 0x8d62, 0x8d81, 0x8da2, 0x8dc1,
+    0x8de2, 0x8e01, 0x8e22, 0x8e41, 0x8e62, 0x8e81, 0x8ea2, 0x8ec1, 0x8ee2, 0x8f01,
+    0x8f22, 0x8f41, 0x8f62, 0x8f81, 0x8fa2, 0x8fc1, 0x8fe2, 0x9001, 0x9022, 0x9056,
+    0x9066, 0x9108, 0x9141, 0x9162, 0x9181, 0x91a2, 0x91c1, 0x91e2, 0x9201, 0x9222,
+    0x9241, 0x9262, 0x9281, 0x92a2, 0x92c1, 0x92e2, 0x9301, 0x9322, 0x9341, 0x9362,
+    0x9381, 0x93a2, 0x93c1, 0x93e2, 0x9401, 0x9422, 0x9441, 0x9462, 0x9481, 0x94a2,
+    0x94c1, 0x94e2, 0x9501, 0x9522, 0x9541, 0x9562, 0x9581, 0x95a2, 0x95c1, 0x95e2,
+    0x9601, 0x9622, 0x9641, 0x9662, 0x9681, 0x96a2, 0x96c1, 0x96e2, 0x9701, 0x9722,
+    0x9741, 0x9762, 0x9781, 0x97a2, 0x97c1, 0x97e2, 0x9801, 0x9842, 0x9861, 0x9882,
+    0x98a1, 0x98c2, 0x98e1, 0x9902, 0x9921, 0x9942, 0x9961, 0x9982, 0x99a1, 0x99c2,
+    0x9a01, 0x9a22, 0x9a41, 0x9a62, 0x9a81, 0x9aa2, 0x9ac1, 0x9ae2, 0x9b01, 0x9b22,
+    0x9b41, 0x9b62, 0x9b81, 0x9ba2, 0x9bc1, 0x9be2, 0x9c01, 0x9c22, 0x9c41, 0x9c62,
+    0x9c81, 0x9ca2, 0x9cc1, 0x9ce2, 0x9d01, 0x9d22, 0x9d41, 0x9d62, 0x9d81, 0x9da2,
+    0x9dc1, 0x9de2, 0x9e01, 0x9e22, 0x9e41, 0x9e62, 0x9e81, 0x9ea2, 0x9ec1, 0x9ee2,
+    0x9f01, 0x9f22, 0x9f41, 0x9f62, 0x9f81, 0x9fa2, 0x9fc1, 0x9fe2, 0xa001, 0xa022,
+    0xa041, 0xa062, 0xa081, 0xa0a2, 0xa0c1, 0xa0e2, 0xa101, 0xa122, 0xa141, 0xa162,
+    0xa181, 0xa1a2, 0xa1c1, 0xa1e2, 0xa201, 0xa222, 0xa241, 0xa262, 0xa281, 0xa2a2,
+    0xa2c1, 0xa2e2, 0xa301, 0xa322, 0xa341, 0xa362, 0xa381, 0xa3a2, 0xa3c1, 0xa3e2,
+    0xa401, 0xa422, 0xa441, 0xa462, 0xa481, 0xa4a2, 0xa4c1, 0xa4e2, 0xa501, 0xa522,
+    0xa541, 0xa562, 0xa581, 0xa5a2, 0xa5c1, 0xa5e2, 0xa600, 0xa621, 0xaae0, 0xab24,
+    0xab52, 0xac02, 0xb132, 0xb14d, 0xb160, 0xb1b6, 0xb1f4, 0xb200, 0xb226, 0xb7cd,
+    0xb7e6, 0xb812, 0xb826, 0xb872, 0xb886, 0xb8d2, 0xb8e6, 0xb900, 0xba05, 0xbd60,
+    0xbde5, 0xbe72, 0xbea0, 0xc01b, 0xc0d3, 0xc132, 0xc174, 0xc192, 0xc1d6, 0xc206,
+    0xc372, 0xc39b, 0xc3b2, 0xc405, 0xc804, 0xc825, 0xc966, 0xcc09, 0xcd52, 0xcdc5,
+    0xce06, 0xce25, 0xda92, 0xdaa5, 0xdac6, 0xdbbb, 0xdbd6, 0xdbe6, 0xdca4, 0xdce6,
+    0xdd36, 0xdd46, 0xddc5, 0xde09, 0xdf45, 0xdfb6, 0xdfe5, 0xe012, 0xe1c0, 0xe1fb,
+    0xe205, 0xe226, 0xe245, 0xe606, 0xe960, 0xe9a5, 0xf4c6, 0xf625, 0xf640, 0xf809,
+    0xf945, 0xfd66, 0xfe84, 0xfed6, 0xfef2, 0xff44, 0xff60, 0xffa6, 0xffd4, 0x10005,
+    0x102c6, 0x10344, 0x10366, 0x10484, 0x104a6, 0x10504, 0x10526, 0x105c0, 0x10612, 0x107e0,
+    0x10805, 0x10b26, 0x10b80, 0x10bd2, 0x10be0, 0x10c05, 0x10d60, 0x10e05, 0x11115, 0x11125,
+    0x111e0, 0x1121b, 0x11240, 0x11306, 0x11405, 0x11924, 0x11946, 0x11c5b, 0x11c66, 0x12067,
+    0x12085, 0x12746, 0x12767, 0x12786, 0x127a5, 0x127c7, 0x12826, 0x12927, 0x129a6, 0x129c7,
+    0x12a05, 0x12a26, 0x12b05, 0x12c46, 0x12c92, 0x12cc9, 0x12e12, 0x12e24, 0x12e45, 0x13026,
+    0x13047, 0x13080, 0x130a5, 0x131a0, 0x131e5, 0x13220, 0x13265, 0x13520, 0x13545, 0x13620,
+    0x13645, 0x13660, 0x136c5, 0x13740, 0x13786, 0x137a5, 0x137c7, 0x13826, 0x138a0, 0x138e7,
+    0x13920, 0x13967, 0x139a6, 0x139c5, 0x139e0, 0x13ae7, 0x13b00, 0x13b85, 0x13bc0, 0x13be5,
+    0x13c46, 0x13c80, 0x13cc9, 0x13e05, 0x13e54, 0x13e8b, 0x13f56, 0x13f74, 0x13f85, 0x13fb2,
+    0x13fc6, 0x13fe0, 0x14026, 0x14067, 0x14080, 0x140a5, 0x14160, 0x141e5, 0x14220, 0x14265,
+    0x14520, 0x14545, 0x14620, 0x14645, 0x14680, 0x146a5, 0x146e0, 0x14705, 0x14740, 0x14786,
+    0x147a0, 0x147c7, 0x14826, 0x14860, 0x148e6, 0x14920, 0x14966, 0x149c0, 0x14a26, 0x14a40,
+    0x14b25, 0x14ba0, 0x14bc5, 0x14be0, 0x14cc9, 0x14e06, 0x14e45, 0x14ea6, 0x14ed2, 0x14ee0,
+    0x15026, 0x15067, 0x15080, 0x150a5, 0x151c0, 0x151e5, 0x15240, 0x15265, 0x15520, 0x15545,
+    0x15620, 0x15645, 0x15680, 0x156a5, 0x15740, 0x15786, 0x157a5, 0x157c7, 0x15826, 0x158c0,
+    0x158e6, 0x15927, 0x15940, 0x15967, 0x159a6, 0x159c0, 0x15a05, 0x15a20, 0x15c05, 0x15c46,
+    0x15c80, 0x15cc9, 0x15e12, 0x15e34, 0x15e40, 0x15f25, 0x15f46, 0x16000, 0x16026, 0x16047,
+    0x16080, 0x160a5, 0x161a0, 0x161e5, 0x16220, 0x16265, 0x16520, 0x16545, 0x16620, 0x16645,
+    0x16680, 0x166a5, 0x16740, 0x16786, 0x167a5, 0x167c7, 0x167e6, 0x16807, 0x16826, 0x168a0,
+    0x168e7, 0x16920, 0x16967, 0x169a6, 0x169c0, 0x16aa6, 0x16ae7, 0x16b00, 0x16b85, 0x16bc0,
+    0x16be5, 0x16c46, 0x16c80, 0x16cc9, 0x16e16, 0x16e25, 0x16e4b, 0x16f00, 0x17046, 0x17065,
+    0x17080, 0x170a5, 0x17160, 0x171c5, 0x17220, 0x17245, 0x172c0, 0x17325, 0x17360, 0x17385,
+    0x173a0, 0x173c5, 0x17400, 0x17465, 0x174a0, 0x17505, 0x17560, 0x175c5, 0x17740, 0x177c7,
+    0x17806, 0x17827, 0x17860, 0x178c7, 0x17920, 0x17947, 0x179a6, 0x179c0, 0x17a05, 0x17a20,
+    0x17ae7, 0x17b00, 0x17cc9, 0x17e0b, 0x17e76, 0x17f34, 0x17f56, 0x17f60, 0x18006, 0x18027,
+    0x18086, 0x180a5, 0x181a0, 0x181c5, 0x18220, 0x18245, 0x18520, 0x18545, 0x18740, 0x18786,
+    0x187a5, 0x187c6, 0x18827, 0x188a0, 0x188c6, 0x18920, 0x18946, 0x189c0, 0x18aa6, 0x18ae0,
+    0x18b05, 0x18b60, 0x18ba5, 0x18bc0, 0x18c05, 0x18c46, 0x18c80, 0x18cc9, 0x18e00, 0x18ef2,
+    0x18f0b, 0x18ff6, 0x19005, 0x19026, 0x19047, 0x19092, 0x190a5, 0x191a0, 0x191c5, 0x19220,
+    0x19245, 0x19520, 0x19545, 0x19680, 0x196a5, 0x19740, 0x19786, 0x197a5, 0x197c7, 0x197e6,
+    0x19807, 0x198a0, 0x198c6, 0x198e7, 0x19920, 0x19947, 0x19986, 0x199c0, 0x19aa7, 0x19ae0,
+    0x19ba5, 0x19be0, 0x19c05, 0x19c46, 0x19c80, 0x19cc9, 0x19e00, 0x19e25, 0x19e60, 0x1a006,
+    0x1a047, 0x1a085, 0x1a1a0, 0x1a1c5, 0x1a220, 0x1a245, 0x1a766, 0x1a7a5, 0x1a7c7, 0x1a826,
+    0x1a8a0, 0x1a8c7, 0x1a920, 0x1a947, 0x1a9a6, 0x1a9c5, 0x1a9f6, 0x1aa00, 0x1aa85, 0x1aae7,
+    0x1ab0b, 0x1abe5, 0x1ac46, 0x1ac80, 0x1acc9, 0x1ae0b, 0x1af36, 0x1af45, 0x1b000, 0x1b026,
+    0x1b047, 0x1b080, 0x1b0a5, 0x1b2e0, 0x1b345, 0x1b640, 0x1b665, 0x1b780, 0x1b7a5, 0x1b7c0,
+    0x1b805, 0x1b8e0, 0x1b946, 0x1b960, 0x1b9e7, 0x1ba46, 0x1baa0, 0x1bac6, 0x1bae0, 0x1bb07,
+    0x1bc00, 0x1bcc9, 0x1be00, 0x1be47, 0x1be92, 0x1bea0, 0x1c025, 0x1c626, 0x1c645, 0x1c686,
+    0x1c760, 0x1c7f4, 0x1c805, 0x1c8c4, 0x1c8e6, 0x1c9f2, 0x1ca09, 0x1cb52, 0x1cb80, 0x1d025,
+    0x1d060, 0x1d085, 0x1d0a0, 0x1d0c5, 0x1d160, 0x1d185, 0x1d480, 0x1d4a5, 0x1d4c0, 0x1d4e5,
+    0x1d626, 0x1d645, 0x1d686, 0x1d7a5, 0x1d7c0, 0x1d805, 0x1d8a0, 0x1d8c4, 0x1d8e0, 0x1d906,
+    0x1d9c0, 0x1da09, 0x1db40, 0x1db85, 0x1dc00, 0x1e005, 0x1e036, 0x1e092, 0x1e276, 0x1e292,
+    0x1e2b6, 0x1e306, 0x1e356, 0x1e409, 0x1e54b, 0x1e696, 0x1e6a6, 0x1e6d6, 0x1e6e6, 0x1e716,
+    0x1e726, 0x1e74e, 0x1e76f, 0x1e78e, 0x1e7af, 0x1e7c7, 0x1e805, 0x1e900, 0x1e925, 0x1eda0,
+    0x1ee26, 0x1efe7, 0x1f006, 0x1f0b2, 0x1f0c6, 0x1f105, 0x1f1a6, 0x1f300, 0x1f326, 0x1f7a0,
+    0x1f7d6, 0x1f8c6, 0x1f8f6, 0x1f9a0, 0x1f9d6, 0x1fa12, 0x1fab6, 0x1fb32, 0x1fb60, 0x20005,
+    0x20567, 0x205a6, 0x20627, 0x20646, 0x20707, 0x20726, 0x20767, 0x207a6, 0x207e5, 0x20809,
+    0x20952, 0x20a05, 0x20ac7, 0x20b06, 0x20b45, 0x20bc6, 0x20c25, 0x20c47, 0x20ca5, 0x20ce7,
+    0x20dc5, 0x20e26, 0x20ea5, 0x21046, 0x21067, 0x210a6, 0x210e7, 0x211a6, 0x211c5, 0x211e7,
+    0x21209, 0x21347, 0x213a6, 0x213d6, 0x21401, 0x218c0, 0x218e1, 0x21900, 0x219a1, 0x219c0,
+    0x21a02, 0x21f72, 0x21f84, 0x21fa2, 0x22005, 0x24920, 0x24945, 0x249c0, 0x24a05, 0x24ae0,
+    0x24b05, 0x24b20, 0x24b45, 0x24bc0, 0x24c05, 0x25120, 0x25145, 0x251c0, 0x25205, 0x25620,
+    0x25645, 0x256c0, 0x25705, 0x257e0, 0x25805, 0x25820, 0x25845, 0x258c0, 0x25905, 0x25ae0,
+    0x25b05, 0x26220, 0x26245, 0x262c0, 0x26305, 0x26b60, 0x26ba6, 0x26c12, 0x26d2b, 0x26fa0,
+    0x27005, 0x27216, 0x27340, 0x27401, 0x27ec0, 0x27f02, 0x27fc0, 0x2800d, 0x28025, 0x2cdb6,
+    0x2cdd2, 0x2cde5, 0x2d017, 0x2d025, 0x2d36e, 0x2d38f, 0x2d3a0, 0x2d405, 0x2dd72, 0x2ddca,
+    0x2de25, 0x2df20, 0x2e005, 0x2e246, 0x2e2a7, 0x2e2c0, 0x2e3e5, 0x2e646, 0x2e687, 0x2e6b2,
+    0x2e6e0, 0x2e805, 0x2ea46, 0x2ea80, 0x2ec05, 0x2eda0, 0x2edc5, 0x2ee20, 0x2ee46, 0x2ee80,
+    0x2f005, 0x2f686, 0x2f6c7, 0x2f6e6, 0x2f7c7, 0x2f8c6, 0x2f8e7, 0x2f926, 0x2fa92, 0x2fae4,
+    0x2fb12, 0x2fb74, 0x2fb85, 0x2fba6, 0x2fbc0, 0x2fc09, 0x2fd40, 0x2fe0b, 0x2ff40, 0x30012,
+    0x300cd, 0x300f2, 0x30166, 0x301db, 0x301e6, 0x30209, 0x30340, 0x30405, 0x30864, 0x30885,
+    0x30f20, 0x31005, 0x310a6, 0x310e5, 0x31526, 0x31545, 0x31560, 0x31605, 0x31ec0, 0x32005,
+    0x323e0, 0x32406, 0x32467, 0x324e6, 0x32527, 0x32580, 0x32607, 0x32646, 0x32667, 0x32726,
+    0x32780, 0x32816, 0x32820, 0x32892, 0x328c9, 0x32a05, 0x32dc0, 0x32e05, 0x32ea0, 0x33005,
+    0x33580, 0x33605, 0x33940, 0x33a09, 0x33b4b, 0x33b60, 0x33bd6, 0x34005, 0x342e6, 0x34327,
+    0x34366, 0x34380, 0x343d2, 0x34405, 0x34aa7, 0x34ac6, 0x34ae7, 0x34b06, 0x34be0, 0x34c06,
+    0x34c27, 0x34c46, 0x34c67, 0x34ca6, 0x34da7, 0x34e66, 0x34fa0, 0x34fe6, 0x35009, 0x35140,
+    0x35209, 0x35340, 0x35412, 0x354e4, 0x35512, 0x355c0, 0x35606, 0x357c8, 0x357e6, 0x359e0,
+    0x36006, 0x36087, 0x360a5, 0x36686, 0x366a7, 0x366c6, 0x36767, 0x36786, 0x367a7, 0x36846,
+    0x36867, 0x368a5, 0x369a0, 0x36a09, 0x36b52, 0x36c36, 0x36d66, 0x36e96, 0x36fb2, 0x36fe0,
+    0x37006, 0x37047, 0x37065, 0x37427, 0x37446, 0x374c7, 0x37506, 0x37547, 0x37566, 0x375c5,
+    0x37609, 0x37745, 0x37cc6, 0x37ce7, 0x37d06, 0x37d47, 0x37da6, 0x37dc7, 0x37de6, 0x37e47,
+    0x37e80, 0x37f92, 0x38005, 0x38487, 0x38586, 0x38687, 0x386c6, 0x38700, 0x38772, 0x38809,
+    0x38940, 0x389a5, 0x38a09, 0x38b45, 0x38f04, 0x38fd2, 0x39002, 0x39120, 0x39201, 0x39760,
+    0x397a1, 0x39812, 0x39900, 0x39a06, 0x39a72, 0x39a86, 0x39c27, 0x39c46, 0x39d25, 0x39da6,
+    0x39dc5, 0x39e86, 0x39ea5, 0x39ee7, 0x39f06, 0x39f45, 0x39f60, 0x3a002, 0x3a584, 0x3ad62,
+    0x3af04, 0x3af22, 0x3b364, 0x3b806, 0x3c001, 0x3c022, 0x3c041, 0x3c062, 0x3c081, 0x3c0a2,
+    0x3c0c1, 0x3c0e2, 0x3c101, 0x3c122, 0x3c141, 0x3c162, 0x3c181, 0x3c1a2, 0x3c1c1, 0x3c1e2,
+    0x3c201, 0x3c222, 0x3c241, 0x3c262, 0x3c281, 0x3c2a2, 0x3c2c1, 0x3c2e2, 0x3c301, 0x3c322,
+    0x3c341, 0x3c362, 0x3c381, 0x3c3a2, 0x3c3c1, 0x3c3e2, 0x3c401, 0x3c422, 0x3c441, 0x3c462,
+    0x3c481, 0x3c4a2, 0x3c4c1, 0x3c4e2, 0x3c501, 0x3c522, 0x3c541, 0x3c562, 0x3c581, 0x3c5a2,
+    0x3c5c1, 0x3c5e2, 0x3c601, 0x3c622, 0x3c641, 0x3c662, 0x3c681, 0x3c6a2, 0x3c6c1, 0x3c6e2,
+    0x3c701, 0x3c722, 0x3c741, 0x3c762, 0x3c781, 0x3c7a2, 0x3c7c1, 0x3c7e2, 0x3c801, 0x3c822,
+    0x3c841, 0x3c862, 0x3c881, 0x3c8a2, 0x3c8c1, 0x3c8e2, 0x3c901, 0x3c922, 0x3c941, 0x3c962,
+    0x3c981, 0x3c9a2, 0x3c9c1, 0x3c9e2, 0x3ca01, 0x3ca22, 0x3ca41, 0x3ca62, 0x3ca81, 0x3caa2,
+    0x3cac1, 0x3cae2, 0x3cb01, 0x3cb22, 0x3cb41, 0x3cb62, 0x3cb81, 0x3cba2, 0x3cbc1, 0x3cbe2,
+    0x3cc01, 0x3cc22, 0x3cc41, 0x3cc62, 0x3cc81, 0x3cca2, 0x3ccc1, 0x3cce2, 0x3cd01, 0x3cd22,
+    0x3cd41, 0x3cd62, 0x3cd81, 0x3cda2, 0x3cdc1, 0x3cde2, 0x3ce01, 0x3ce22, 0x3ce41, 0x3ce62,
+    0x3ce81, 0x3cea2, 0x3cec1, 0x3cee2, 0x3cf01, 0x3cf22, 0x3cf41, 0x3cf62, 0x3cf81, 0x3cfa2,
+    0x3cfc1, 0x3cfe2, 0x3d001, 0x3d022, 0x3d041, 0x3d062, 0x3d081, 0x3d0a2, 0x3d0c1, 0x3d0e2,
+    0x3d101, 0x3d122, 0x3d141, 0x3d162, 0x3d181, 0x3d1a2, 0x3d1c1, 0x3d1e2, 0x3d201, 0x3d222,
+    0x3d241, 0x3d262, 0x3d281, 0x3d2a2, 0x3d3c1, 0x3d3e2, 0x3d401, 0x3d422, 0x3d441, 0x3d462,
+    0x3d481, 0x3d4a2, 0x3d4c1, 0x3d4e2, 0x3d501, 0x3d522, 0x3d541, 0x3d562, 0x3d581, 0x3d5a2,
+    0x3d5c1, 0x3d5e2, 0x3d601, 0x3d622, 0x3d641, 0x3d662, 0x3d681, 0x3d6a2, 0x3d6c1, 0x3d6e2,
+    0x3d701, 0x3d722, 0x3d741, 0x3d762, 0x3d781, 0x3d7a2, 0x3d7c1, 0x3d7e2, 0x3d801, 0x3d822,
+    0x3d841, 0x3d862, 0x3d881, 0x3d8a2, 0x3d8c1, 0x3d8e2, 0x3d901, 0x3d922, 0x3d941, 0x3d962,
+    0x3d981, 0x3d9a2, 0x3d9c1, 0x3d9e2, 0x3da01, 0x3da22, 0x3da41, 0x3da62, 0x3da81, 0x3daa2,
+    0x3dac1, 0x3dae2, 0x3db01, 0x3db22, 0x3db41, 0x3db62, 0x3db81, 0x3dba2, 0x3dbc1, 0x3dbe2,
+    0x3dc01, 0x3dc22, 0x3dc41, 0x3dc62, 0x3dc81, 0x3dca2, 0x3dcc1, 0x3dce2, 0x3dd01, 0x3dd22,
+    0x3dd41, 0x3dd62, 0x3dd81, 0x3dda2, 0x3ddc1, 0x3dde2, 0x3de01, 0x3de22, 0x3de41, 0x3de62,
+    0x3de81, 0x3dea2, 0x3dec1, 0x3dee2, 0x3df01, 0x3df22, 0x3df41, 0x3df62, 0x3df81, 0x3dfa2,
+    0x3dfc1, 0x3dfe2, 0x3e101, 0x3e202, 0x3e2c0, 0x3e301, 0x3e3c0, 0x3e402, 0x3e501, 0x3e602,
+    0x3e701, 0x3e802, 0x3e8c0, 0x3e901, 0x3e9c0, 0x3ea02, 0x3eb00, 0x3eb21, 0x3eb40, 0x3eb61,
+    0x3eb80, 0x3eba1, 0x3ebc0, 0x3ebe1, 0x3ec02, 0x3ed01, 0x3ee02, 0x3efc0, 0x3f002, 0x3f103,
+    0x3f202, 0x3f303, 0x3f402, 0x3f503, 0x3f602, 0x3f6a0, 0x3f6c2, 0x3f701, 0x3f783, 0x3f7b5,
+    0x3f7c2, 0x3f7f5, 0x3f842, 0x3f8a0, 0x3f8c2, 0x3f901, 0x3f983, 0x3f9b5, 0x3fa02, 0x3fa80,
+    0x3fac2, 0x3fb01, 0x3fb80, 0x3fbb5, 0x3fc02, 0x3fd01, 0x3fdb5, 0x3fe00, 0x3fe42, 0x3fea0,
+    0x3fec2, 0x3ff01, 0x3ff83, 0x3ffb5, 0x3ffe0, 0x40017, 0x4017b, 0x4020d, 0x402d2, 0x40310,
+    0x40331, 0x4034e, 0x40370, 0x403b1, 0x403ce, 0x403f0, 0x40412, 0x40518, 0x40539, 0x4055b,
+    0x405f7, 0x40612, 0x40730, 0x40751, 0x40772, 0x407ec, 0x40832, 0x40893, 0x408ae, 0x408cf,
+    0x408f2, 0x40a53, 0x40a72, 0x40a8c, 0x40ab2, 0x40bf7, 0x40c1b, 0x40ca0, 0x40cdb, 0x40e0b,
+    0x40e24, 0x40e40, 0x40e8b, 0x40f53, 0x40fae, 0x40fcf, 0x40fe4, 0x4100b, 0x41153, 0x411ae,
+    0x411cf, 0x411e0, 0x41204, 0x413a0, 0x41414, 0x41820, 0x41a06, 0x41ba8, 0x41c26, 0x41c48,
+    0x41ca6, 0x41e20, 0x42016, 0x42041, 0x42076, 0x420e1, 0x42116, 0x42142, 0x42161, 0x421c2,
+    0x42201, 0x42262, 0x42296, 0x422a1, 0x422d6, 0x42313, 0x42321, 0x423d6, 0x42481, 0x424b6,
+    0x424c1, 0x424f6, 0x42501, 0x42536, 0x42541, 0x425d6, 0x425e2, 0x42601, 0x42682, 0x426a5,
+    0x42722, 0x42756, 0x42782, 0x427c1, 0x42813, 0x428a1, 0x428c2, 0x42956, 0x42973, 0x42996,
+    0x429c2, 0x429f6, 0x42a0b, 0x42c0a, 0x43061, 0x43082, 0x430aa, 0x4312b, 0x43156, 0x43180,
+    0x43213, 0x432b6, 0x43353, 0x43396, 0x43413, 0x43436, 0x43473, 0x43496, 0x434d3, 0x434f6,
+    0x435d3, 0x435f6, 0x439d3, 0x43a16, 0x43a53, 0x43a76, 0x43a93, 0x43ab6, 0x43e93, 0x46016,
+    0x4610e, 0x4612f, 0x4614e, 0x4616f, 0x46196, 0x46413, 0x46456, 0x4652e, 0x4654f, 0x46576,
+    0x46f93, 0x46fb6, 0x47373, 0x47696, 0x47b93, 0x47c56, 0x484e0, 0x48816, 0x48960, 0x48c0b,
+    0x49396, 0x49d4b, 0x4a016, 0x4b6f3, 0x4b716, 0x4b833, 0x4b856, 0x4bf13, 0x4c016, 0x4cdf3,
+    0x4ce16, 0x4ed0e, 0x4ed2f, 0x4ed4e, 0x4ed6f, 0x4ed8e, 0x4edaf, 0x4edce, 0x4edef, 0x4ee0e,
+    0x4ee2f, 0x4ee4e, 0x4ee6f, 0x4ee8e, 0x4eeaf, 0x4eecb, 0x4f296, 0x4f813, 0x4f8ae, 0x4f8cf,
+    0x4f8f3, 0x4fcce, 0x4fcef, 0x4fd0e, 0x4fd2f, 0x4fd4e, 0x4fd6f, 0x4fd8e, 0x4fdaf, 0x4fdce,
+    0x4fdef, 0x4fe13, 0x50016, 0x52013, 0x5306e, 0x5308f, 0x530ae, 0x530cf, 0x530ee, 0x5310f,
+    0x5312e, 0x5314f, 0x5316e, 0x5318f, 0x531ae, 0x531cf, 0x531ee, 0x5320f, 0x5322e, 0x5324f,
+    0x5326e, 0x5328f, 0x532ae, 0x532cf, 0x532ee, 0x5330f, 0x53333, 0x53b0e, 0x53b2f, 0x53b4e,
+    0x53b6f, 0x53b93, 0x53f8e, 0x53faf, 0x53fd3, 0x56016, 0x56613, 0x568b6, 0x568f3, 0x569b6,
+    0x56e80, 0x56ed6, 0x572c0, 0x572f6, 0x58001, 0x58602, 0x58c01, 0x58c22, 0x58c41, 0x58ca2,
+    0x58ce1, 0x58d02, 0x58d21, 0x58d42, 0x58d61, 0x58d82, 0x58da1, 0x58e22, 0x58e41, 0x58e62,
+    0x58ea1, 0x58ec2, 0x58f84, 0x58fc1, 0x59022, 0x59041, 0x59062, 0x59081, 0x590a2, 0x590c1,
+    0x590e2, 0x59101, 0x59122, 0x59141, 0x59162, 0x59181, 0x591a2, 0x591c1, 0x591e2, 0x59201,
+    0x59222, 0x59241, 0x59262, 0x59281, 0x592a2, 0x592c1, 0x592e2, 0x59301, 0x59322, 0x59341,
+    0x59362, 0x59381, 0x593a2, 0x593c1, 0x593e2, 0x59401, 0x59422, 0x59441, 0x59462, 0x59481,
+    0x594a2, 0x594c1, 0x594e2, 0x59501, 0x59522, 0x59541, 0x59562, 0x59581, 0x595a2, 0x595c1,
+    0x595e2, 0x59601, 0x59622, 0x59641, 0x59662, 0x59681, 0x596a2, 0x596c1, 0x596e2, 0x59701,
+    0x59722, 0x59741, 0x59762, 0x59781, 0x597a2, 0x597c1, 0x597e2, 0x59801, 0x59822, 0x59841,
+    0x59862, 0x59881, 0x598a2, 0x598c1, 0x598e2, 0x59901, 0x59922, 0x59941, 0x59962, 0x59981,
+    0x599a2, 0x599c1, 0x599e2, 0x59a01, 0x59a22, 0x59a41, 0x59a62, 0x59a81, 0x59aa2, 0x59ac1,
+    0x59ae2, 0x59b01, 0x59b22, 0x59b41, 0x59b62, 0x59b81, 0x59ba2, 0x59bc1, 0x59be2, 0x59c01,
+    0x59c22, 0x59c41, 0x59c62, 0x59cb6, 0x59d61, 0x59d82, 0x59da1, 0x59dc2, 0x59de6, 0x59e41,
+    0x59e62, 0x59e80, 0x59f32, 0x59fab, 0x59fd2, 0x5a002, 0x5a4c0, 0x5a4e2, 0x5a500, 0x5a5a2,
+    0x5a5c0, 0x5a605, 0x5ad00, 0x5ade4, 0x5ae12, 0x5ae20, 0x5afe6, 0x5b005, 0x5b2e0, 0x5b405,
+    0x5b4e0, 0x5b505, 0x5b5e0, 0x5b605, 0x5b6e0, 0x5b705, 0x5b7e0, 0x5b805, 0x5b8e0, 0x5b905,
+    0x5b9e0, 0x5ba05, 0x5bae0, 0x5bb05, 0x5bbe0, 0x5bc06, 0x5c012, 0x5c050, 0x5c071, 0x5c090,
+    0x5c0b1, 0x5c0d2, 0x5c130, 0x5c151, 0x5c172, 0x5c190, 0x5c1b1, 0x5c1d2, 0x5c2ed, 0x5c312,
+    0x5c34d, 0x5c372, 0x5c390, 0x5c3b1, 0x5c3d2, 0x5c410, 0x5c431, 0x5c44e, 0x5c46f, 0x5c48e,
+    0x5c4af, 0x5c4ce, 0x5c4ef, 0x5c50e, 0x5c52f, 0x5c552, 0x5c5e4, 0x5c612, 0x5c74d, 0x5c792,
+    0x5c80d, 0x5c832, 0x5c84e, 0x5c872, 0x5ca16, 0x5ca52, 0x5caae, 0x5cacf, 0x5caee, 0x5cb0f,
+    0x5cb2e, 0x5cb4f, 0x5cb6e, 0x5cb8f, 0x5cbad, 0x5cbc0, 0x5d016, 0x5d340, 0x5d376, 0x5de80,
+    0x5e016, 0x5fac0, 0x5fe16, 0x5ff80, 0x60017, 0x60032, 0x60096, 0x600a4, 0x600c5, 0x600ea,
+    0x6010e, 0x6012f, 0x6014e, 0x6016f, 0x6018e, 0x601af, 0x601ce, 0x601ef, 0x6020e, 0x6022f,
+    0x60256, 0x6028e, 0x602af, 0x602ce, 0x602ef, 0x6030e, 0x6032f, 0x6034e, 0x6036f, 0x6038d,
+    0x603ae, 0x603cf, 0x60416, 0x6042a, 0x60546, 0x605c7, 0x6060d, 0x60624, 0x606d6, 0x6070a,
+    0x60764, 0x60785, 0x607b2, 0x607d6, 0x60800, 0x60825, 0x612e0, 0x61326, 0x61375, 0x613a4,
+    0x613e5, 0x6140d, 0x61425, 0x61f72, 0x61f84, 0x61fe5, 0x62000, 0x620a5, 0x62600, 0x62625,
+    0x631e0, 0x63216, 0x6324b, 0x632d6, 0x63405, 0x63816, 0x63c80, 0x63e05, 0x64016, 0x643e0,
+    0x6440b, 0x64556, 0x6490b, 0x64a16, 0x64a2b, 0x64c16, 0x6500b, 0x65156, 0x6562b, 0x65816,
+    0x68005, 0x9b816, 0x9c005, 0x1402a4, 0x1402c5, 0x1491a0, 0x149216, 0x1498e0, 0x149a05, 0x149f04,
+    0x149fd2, 0x14a005, 0x14c184, 0x14c1b2, 0x14c205, 0x14c409, 0x14c545, 0x14c580, 0x14c801, 0x14c822,
+    0x14c841, 0x14c862, 0x14c881, 0x14c8a2, 0x14c8c1, 0x14c8e2, 0x14c901, 0x14c922, 0x14c941, 0x14c962,
+    0x14c981, 0x14c9a2, 0x14c9c1, 0x14c9e2, 0x14ca01, 0x14ca22, 0x14ca41, 0x14ca62, 0x14ca81, 0x14caa2,
+    0x14cac1, 0x14cae2, 0x14cb01, 0x14cb22, 0x14cb41, 0x14cb62, 0x14cb81, 0x14cba2, 0x14cbc1, 0x14cbe2,
+    0x14cc01, 0x14cc22, 0x14cc41, 0x14cc62, 0x14cc81, 0x14cca2, 0x14ccc1, 0x14cce2, 0x14cd01, 0x14cd22,
+    0x14cd41, 0x14cd62, 0x14cd81, 0x14cda2, 0x14cdc5, 0x14cde6, 0x14ce08, 0x14ce72, 0x14ce86, 0x14cfd2,
+    0x14cfe4, 0x14d001, 0x14d022, 0x14d041, 0x14d062, 0x14d081, 0x14d0a2, 0x14d0c1, 0x14d0e2, 0x14d101,
+    0x14d122, 0x14d141, 0x14d162, 0x14d181, 0x14d1a2, 0x14d1c1, 0x14d1e2, 0x14d201, 0x14d222, 0x14d241,
+    0x14d262, 0x14d281, 0x14d2a2, 0x14d2c1, 0x14d2e2, 0x14d301, 0x14d322, 0x14d341, 0x14d362, 0x14d384,
+    0x14d3c6, 0x14d405, 0x14dcca, 0x14de06, 0x14de52, 0x14df00, 0x14e015, 0x14e2e4, 0x14e415, 0x14e441,
+    0x14e462, 0x14e481, 0x14e4a2, 0x14e4c1, 0x14e4e2, 0x14e501, 0x14e522, 0x14e541, 0x14e562, 0x14e581,
+    0x14e5a2, 0x14e5c1, 0x14e5e2, 0x14e641, 0x14e662, 0x14e681, 0x14e6a2, 0x14e6c1, 0x14e6e2, 0x14e701,
+    0x14e722, 0x14e741, 0x14e762, 0x14e781, 0x14e7a2, 0x14e7c1, 0x14e7e2, 0x14e801, 0x14e822, 0x14e841,
+    0x14e862, 0x14e881, 0x14e8a2, 0x14e8c1, 0x14e8e2, 0x14e901, 0x14e922, 0x14e941, 0x14e962, 0x14e981,
+    0x14e9a2, 0x14e9c1, 0x14e9e2, 0x14ea01, 0x14ea22, 0x14ea41, 0x14ea62, 0x14ea81, 0x14eaa2, 0x14eac1,
+    0x14eae2, 0x14eb01, 0x14eb22, 0x14eb41, 0x14eb62, 0x14eb81, 0x14eba2, 0x14ebc1, 0x14ebe2, 0x14ec01,
+    0x14ec22, 0x14ec41, 0x14ec62, 0x14ec81, 0x14eca2, 0x14ecc1, 0x14ece2, 0x14ed01, 0x14ed22, 0x14ed41,
+    0x14ed62, 0x14ed81, 0x14eda2, 0x14edc1, 0x14ede2, 0x14ee04, 0x14ee22, 0x14ef21, 0x14ef42, 0x14ef61,
+    0x14ef82, 0x14efa1, 0x14efe2, 0x14f001, 0x14f022, 0x14f041, 0x14f062, 0x14f081, 0x14f0a2, 0x14f0c1,
+    0x14f0e2, 0x14f104, 0x14f135, 0x14f161, 0x14f182, 0x14f1a1, 0x14f1c2, 0x14f1e5, 0x14f201, 0x14f222,
+    0x14f241, 0x14f262, 0x14f2c1, 0x14f2e2, 0x14f301, 0x14f322, 0x14f341, 0x14f362, 0x14f381, 0x14f3a2,
+    0x14f3c1, 0x14f3e2, 0x14f401, 0x14f422, 0x14f441, 0x14f462, 0x14f481, 0x14f4a2, 0x14f4c1, 0x14f4e2,
+    0x14f501, 0x14f522, 0x14f541, 0x14f5e2, 0x14f601, 0x14f6a2, 0x14f6c1, 0x14f6e2, 0x14f701, 0x14f722,
+    0x14f741, 0x14f762, 0x14f781, 0x14f7a2, 0x14f7c1, 0x14f7e2, 0x14f801, 0x14f822, 0x14f841, 0x14f862,
+    0x14f881, 0x14f902, 0x14f921, 0x14f942, 0x14f960, 0x14fa01, 0x14fa22, 0x14fa40, 0x14fa62, 0x14fa80,
+    0x14faa2, 0x14fac1, 0x14fae2, 0x14fb01, 0x14fb22, 0x14fb40, 0x14fe44, 0x14fea1, 0x14fec2, 0x14fee5,
+    0x14ff04, 0x14ff42, 0x14ff65, 0x150046, 0x150065, 0x1500c6, 0x1500e5, 0x150166, 0x150185, 0x150467,
+    0x1504a6, 0x1504e7, 0x150516, 0x150586, 0x1505a0, 0x15060b, 0x1506d6, 0x150714, 0x150736, 0x150740,
+    0x150805, 0x150e92, 0x150f00, 0x151007, 0x151045, 0x151687, 0x151886, 0x1518c0, 0x1519d2, 0x151a09,
+    0x151b40, 0x151c06, 0x151e45, 0x151f12, 0x151f65, 0x151f92, 0x151fa5, 0x151fe6, 0x152009, 0x152145,
+    0x1524c6, 0x1525d2, 0x152605, 0x1528e6, 0x152a47, 0x152a80, 0x152bf2, 0x152c05, 0x152fa0, 0x153006,
+    0x153067, 0x153085, 0x153666, 0x153687, 0x1536c6, 0x153747, 0x153786, 0x1537c7, 0x153832, 0x1539c0,
+    0x1539e4, 0x153a09, 0x153b40, 0x153bd2, 0x153c05, 0x153ca6, 0x153cc4, 0x153ce5, 0x153e09, 0x153f45,
+    0x153fe0, 0x154005, 0x154526, 0x1545e7, 0x154626, 0x154667, 0x1546a6, 0x1546e0, 0x154805, 0x154866,
+    0x154885, 0x154986, 0x1549a7, 0x1549c0, 0x154a09, 0x154b40, 0x154b92, 0x154c05, 0x154e04, 0x154e25,
+    0x154ef6, 0x154f45, 0x154f67, 0x154f86, 0x154fa7, 0x154fc5, 0x155606, 0x155625, 0x155646, 0x1556a5,
+    0x1556e6, 0x155725, 0x1557c6, 0x155805, 0x155826, 0x155845, 0x155860, 0x155b65, 0x155ba4, 0x155bd2,
+    0x155c05, 0x155d67, 0x155d86, 0x155dc7, 0x155e12, 0x155e45, 0x155e64, 0x155ea7, 0x155ec6, 0x155ee0,
+    0x156025, 0x1560e0, 0x156125, 0x1561e0, 0x156225, 0x1562e0, 0x156405, 0x1564e0, 0x156505, 0x1565e0,
+    0x156602, 0x156b75, 0x156b84, 0x156c02, 0x156d24, 0x156d55, 0x156d80, 0x156e02, 0x157805, 0x157c67,
+    0x157ca6, 0x157cc7, 0x157d06, 0x157d27, 0x157d72, 0x157d87, 0x157da6, 0x157dc0, 0x157e09, 0x157f40,
+    0x158005, 0x1af480, 0x1af605, 0x1af8e0, 0x1af965, 0x1aff80, 0x1b001c, 0x1c001d, 0x1f2005, 0x1f4dc0,
+    0x1f4e05, 0x1f5b40, 0x1f6002, 0x1f60e0, 0x1f6262, 0x1f6300, 0x1f63a5, 0x1f63c6, 0x1f63e5, 0x1f6533,
+    0x1f6545, 0x1f66e0, 0x1f6705, 0x1f67a0, 0x1f67c5, 0x1f67e0, 0x1f6805, 0x1f6840, 0x1f6865, 0x1f68a0,
+    0x1f68c5, 0x1f7655, 0x1f7860, 0x1f7a65, 0x1fa7cf, 0x1fa7ee, 0x1fa816, 0x1faa05, 0x1fb200, 0x1fb245,
+    0x1fb900, 0x1fb9f6, 0x1fba00, 0x1fbe05, 0x1fbf94, 0x1fbfb6, 0x1fc006, 0x1fc212, 0x1fc2ee, 0x1fc30f,
+    0x1fc332, 0x1fc340, 0x1fc406, 0x1fc612, 0x1fc62d, 0x1fc66c, 0x1fc6ae, 0x1fc6cf, 0x1fc6ee, 0x1fc70f,
+    0x1fc72e, 0x1fc74f, 0x1fc76e, 0x1fc78f, 0x1fc7ae, 0x1fc7cf, 0x1fc7ee, 0x1fc80f, 0x1fc82e, 0x1fc84f,
+    0x1fc86e, 0x1fc88f, 0x1fc8b2, 0x1fc8ee, 0x1fc90f, 0x1fc932, 0x1fc9ac, 0x1fca12, 0x1fca60, 0x1fca92,
+    0x1fcb0d, 0x1fcb2e, 0x1fcb4f, 0x1fcb6e, 0x1fcb8f, 0x1fcbae, 0x1fcbcf, 0x1fcbf2, 0x1fcc53, 0x1fcc6d,
+    0x1fcc93, 0x1fcce0, 0x1fcd12, 0x1fcd34, 0x1fcd52, 0x1fcd80, 0x1fce05, 0x1fcea0, 0x1fcec5, 0x1fdfa0,
+    0x1fdffb, 0x1fe000, 0x1fe032, 0x1fe094, 0x1fe0b2, 0x1fe10e, 0x1fe12f, 0x1fe152, 0x1fe173, 0x1fe192,
+    0x1fe1ad, 0x1fe1d2, 0x1fe209, 0x1fe352, 0x1fe393, 0x1fe3f2, 0x1fe421, 0x1fe76e, 0x1fe792, 0x1fe7af,
+    0x1fe7d5, 0x1fe7ec, 0x1fe815, 0x1fe822, 0x1feb6e, 0x1feb93, 0x1febaf, 0x1febd3, 0x1febee, 0x1fec0f,
+    0x1fec32, 0x1fec4e, 0x1fec6f, 0x1fec92, 0x1fecc5, 0x1fee04, 0x1fee25, 0x1ff3c4, 0x1ff405, 0x1ff7e0,
+    0x1ff845, 0x1ff900, 0x1ff945, 0x1ffa00, 0x1ffa45, 0x1ffb00, 0x1ffb45, 0x1ffba0, 0x1ffc14, 0x1ffc53,
+    0x1ffc75, 0x1ffc96, 0x1ffcb4, 0x1ffce0, 0x1ffd16, 0x1ffd33, 0x1ffdb6, 0x1ffde0, 0x1fff3b, 0x1fff96,
+    0x1fffc0, 0x200005, 0x200180, 0x2001a5, 0x2004e0, 0x200505, 0x200760, 0x200785, 0x2007c0, 0x2007e5,
+    0x2009c0, 0x200a05, 0x200bc0, 0x201005, 0x201f60, 0x202012, 0x202060, 0x2020eb, 0x202680, 0x2026f6,
+    0x20280a, 0x202eab, 0x202f36, 0x20314b, 0x203196, 0x2031e0, 0x203216, 0x2033a0, 0x203416, 0x203420,
+    0x203a16, 0x203fa6, 0x203fc0, 0x205005, 0x2053a0, 0x205405, 0x205a20, 0x205c06, 0x205c2b, 0x205f80,
+    0x206005, 0x20640b, 0x206480, 0x2065a5, 0x20682a, 0x206845, 0x20694a, 0x206960, 0x206a05, 0x206ec6,
+    0x206f60, 0x207005, 0x2073c0, 0x2073f2, 0x207405, 0x207880, 0x207905, 0x207a12, 0x207a2a, 0x207ac0,
+    0x208001, 0x208502, 0x208a05, 0x2093c0, 0x209409, 0x209540, 0x209601, 0x209a80, 0x209b02, 0x209f80,
+    0x20a005, 0x20a500, 0x20a605, 0x20ac80, 0x20adf2, 0x20ae01, 0x20af60, 0x20af81, 0x20b160, 0x20b181,
+    0x20b260, 0x20b281, 0x20b2c0, 0x20b2e2, 0x20b440, 0x20b462, 0x20b640, 0x20b662, 0x20b740, 0x20b762,
+    0x20b7a0, 0x20c005, 0x20e6e0, 0x20e805, 0x20eac0, 0x20ec05, 0x20ed00, 0x20f004, 0x20f0c0, 0x20f0e4,
+    0x20f620, 0x20f644, 0x20f760, 0x210005, 0x2100c0, 0x210105, 0x210120, 0x210145, 0x2106c0, 0x2106e5,
+    0x210720, 0x210785, 0x2107a0, 0x2107e5, 0x210ac0, 0x210af2, 0x210b0b, 0x210c05, 0x210ef6, 0x210f2b,
+    0x211005, 0x2113e0, 0x2114eb, 0x211600, 0x211c05, 0x211e60, 0x211e85, 0x211ec0, 0x211f6b, 0x212005,
+    0x2122cb, 0x212380, 0x2123f2, 0x212405, 0x212740, 0x2127f2, 0x212800, 0x213005, 0x213700, 0x21378b,
+    0x2137c5, 0x21380b, 0x213a00, 0x213a4b, 0x214005, 0x214026, 0x214080, 0x2140a6, 0x2140e0, 0x214186,
+    0x214205, 0x214280, 0x2142a5, 0x214300, 0x214325, 0x2146c0, 0x214706, 0x214760, 0x2147e6, 0x21480b,
+    0x214920, 0x214a12, 0x214b20, 0x214c05, 0x214fab, 0x214ff2, 0x215005, 0x2153ab, 0x215400, 0x215805,
+    0x215916, 0x215925, 0x215ca6, 0x215ce0, 0x215d6b, 0x215e12, 0x215ee0, 0x216005, 0x2166c0, 0x216732,
+    0x216805, 0x216ac0, 0x216b0b, 0x216c05, 0x216e60, 0x216f0b, 0x217005, 0x217240, 0x217332, 0x2173a0,
+    0x21752b, 0x217600, 0x218005, 0x218920, 0x219001, 0x219660, 0x219802, 0x219e60, 0x219f4b, 0x21a005,
+    0x21a486, 0x21a500, 0x21a609, 0x21a740, 0x21cc0b, 0x21cfe0, 0x21d005, 0x21d540, 0x21d566, 0x21d5ad,
+    0x21d5c0, 0x21d605, 0x21d640, 0x21e005, 0x21e3ab, 0x21e4e5, 0x21e500, 0x21e605, 0x21e8c6, 0x21ea2b,
+    0x21eab2, 0x21eb40, 0x21ee05, 0x21f046, 0x21f0d2, 0x21f140, 0x21f605, 0x21f8ab, 0x21f980, 0x21fc05,
+    0x21fee0, 0x220007, 0x220026, 0x220047, 0x220065, 0x220706, 0x2208f2, 0x2209c0, 0x220a4b, 0x220cc9,
+    0x220e06, 0x220e25, 0x220e66, 0x220ea5, 0x220ec0, 0x220fe6, 0x221047, 0x221065, 0x221607, 0x221666,
+    0x2216e7, 0x221726, 0x221772, 0x2217bb, 0x2217d2, 0x221846, 0x221860, 0x2219bb, 0x2219c0, 0x221a05,
+    0x221d20, 0x221e09, 0x221f40, 0x222006, 0x222065, 0x2224e6, 0x222587, 0x2225a6, 0x2226a0, 0x2226c9,
+    0x222812, 0x222885, 0x2228a7, 0x2228e5, 0x222900, 0x222a05, 0x222e66, 0x222e92, 0x222ec5, 0x222ee0,
+    0x223006, 0x223047, 0x223065, 0x223667, 0x2236c6, 0x2237e7, 0x223825, 0x2238b2, 0x223926, 0x2239b2,
+    0x2239c7, 0x2239e6, 0x223a09, 0x223b45, 0x223b72, 0x223b85, 0x223bb2, 0x223c00, 0x223c2b, 0x223ea0,
+    0x224005, 0x224240, 0x224265, 0x224587, 0x2245e6, 0x224647, 0x224686, 0x2246a7, 0x2246c6, 0x224712,
+    0x2247c6, 0x2247e0, 0x225005, 0x2250e0, 0x225105, 0x225120, 0x225145, 0x2251c0, 0x2251e5, 0x2253c0,
+    0x2253e5, 0x225532, 0x225540, 0x225605, 0x225be6, 0x225c07, 0x225c66, 0x225d60, 0x225e09, 0x225f40,
+    0x226006, 0x226047, 0x226080, 0x2260a5, 0x2261a0, 0x2261e5, 0x226220, 0x226265, 0x226520, 0x226545,
+    0x226620, 0x226645, 0x226680, 0x2266a5, 0x226740, 0x226766, 0x2267a5, 0x2267c7, 0x226806, 0x226827,
+    0x2268a0, 0x2268e7, 0x226920, 0x226967, 0x2269c0, 0x226a05, 0x226a20, 0x226ae7, 0x226b00, 0x226ba5,
+    0x226c47, 0x226c80, 0x226cc6, 0x226da0, 0x226e06, 0x226ea0, 0x228005, 0x2286a7, 0x228706, 0x228807,
+    0x228846, 0x2288a7, 0x2288c6, 0x2288e5, 0x228972, 0x228a09, 0x228b52, 0x228b80, 0x228bb2, 0x228bc6,
+    0x228be5, 0x228c40, 0x229005, 0x229607, 0x229666, 0x229727, 0x229746, 0x229767, 0x2297e6, 0x229827,
+    0x229846, 0x229885, 0x2298d2, 0x2298e5, 0x229900, 0x229a09, 0x229b40, 0x22b005, 0x22b5e7, 0x22b646,
+    0x22b6c0, 0x22b707, 0x22b786, 0x22b7c7, 0x22b7e6, 0x22b832, 0x22bb05, 0x22bb86, 0x22bbc0, 0x22c005,
+    0x22c607, 0x22c666, 0x22c767, 0x22c7a6, 0x22c7c7, 0x22c7e6, 0x22c832, 0x22c885, 0x22c8a0, 0x22ca09,
+    0x22cb40, 0x22cc12, 0x22cda0, 0x22d005, 0x22d566, 0x22d587, 0x22d5a6, 0x22d5c7, 0x22d606, 0x22d6c7,
+    0x22d6e6, 0x22d705, 0x22d732, 0x22d740, 0x22d809, 0x22d940, 0x22e005, 0x22e360, 0x22e3a6, 0x22e407,
+    0x22e446, 0x22e4c7, 0x22e4e6, 0x22e580, 0x22e609, 0x22e74b, 0x22e792, 0x22e7f6, 0x22e805, 0x22e8e0,
+    0x230005, 0x230587, 0x2305e6, 0x230707, 0x230726, 0x230772, 0x230780, 0x231401, 0x231802, 0x231c09,
+    0x231d4b, 0x231e60, 0x231fe5, 0x2320e0, 0x232125, 0x232140, 0x232185, 0x232280, 0x2322a5, 0x2322e0,
+    0x232305, 0x232607, 0x2326c0, 0x2326e7, 0x232720, 0x232766, 0x2327a7, 0x2327c6, 0x2327e5, 0x232807,
+    0x232825, 0x232847, 0x232866, 0x232892, 0x2328e0, 0x232a09, 0x232b40, 0x233405, 0x233500, 0x233545,
+    0x233a27, 0x233a86, 0x233b00, 0x233b46, 0x233b87, 0x233c06, 0x233c25, 0x233c52, 0x233c65, 0x233c87,
+    0x233ca0, 0x234005, 0x234026, 0x234165, 0x234666, 0x234727, 0x234745, 0x234766, 0x2347f2, 0x2348e6,
+    0x234900, 0x234a05, 0x234a26, 0x234ae7, 0x234b26, 0x234b85, 0x235146, 0x2352e7, 0x235306, 0x235352,
+    0x2353a5, 0x2353d2, 0x235460, 0x235605, 0x235f20, 0x238005, 0x238120, 0x238145, 0x2385e7, 0x238606,
+    0x2386e0, 0x238706, 0x2387c7, 0x2387e6, 0x238805, 0x238832, 0x2388c0, 0x238a09, 0x238b4b, 0x238da0,
+    0x238e12, 0x238e45, 0x239200, 0x239246, 0x239500, 0x239527, 0x239546, 0x239627, 0x239646, 0x239687,
+    0x2396a6, 0x2396e0, 0x23a005, 0x23a0e0, 0x23a105, 0x23a140, 0x23a165, 0x23a626, 0x23a6e0, 0x23a746,
+    0x23a760, 0x23a786, 0x23a7c0, 0x23a7e6, 0x23a8c5, 0x23a8e6, 0x23a900, 0x23aa09, 0x23ab40, 0x23ac05,
+    0x23acc0, 0x23ace5, 0x23ad20, 0x23ad45, 0x23b147, 0x23b1e0, 0x23b206, 0x23b240, 0x23b267, 0x23b2a6,
+    0x23b2c7, 0x23b2e6, 0x23b305, 0x23b320, 0x23b409, 0x23b540, 0x23dc05, 0x23de66, 0x23dea7, 0x23def2,
+    0x23df20, 0x23f605, 0x23f620, 0x23f80b, 0x23fab6, 0x23fbb4, 0x23fc36, 0x23fe40, 0x23fff2, 0x240005,
+    0x247340, 0x24800a, 0x248de0, 0x248e12, 0x248ea0, 0x249005, 0x24a880, 0x25f205, 0x25fe32, 0x25fe60,
+    0x260005, 0x2685e0, 0x26861b, 0x268720, 0x288005, 0x28c8e0, 0x2d0005, 0x2d4720, 0x2d4805, 0x2d4be0,
+    0x2d4c09, 0x2d4d40, 0x2d4dd2, 0x2d4e05, 0x2d57e0, 0x2d5809, 0x2d5940, 0x2d5a05, 0x2d5dc0, 0x2d5e06,
+    0x2d5eb2, 0x2d5ec0, 0x2d6005, 0x2d6606, 0x2d66f2, 0x2d6796, 0x2d6804, 0x2d6892, 0x2d68b6, 0x2d68c0,
+    0x2d6a09, 0x2d6b40, 0x2d6b6b, 0x2d6c40, 0x2d6c65, 0x2d6f00, 0x2d6fa5, 0x2d7200, 0x2dc801, 0x2dcc02,
+    0x2dd00b, 0x2dd2f2, 0x2dd360, 0x2de005, 0x2de960, 0x2de9e6, 0x2dea05, 0x2dea27, 0x2df100, 0x2df1e6,
+    0x2df264, 0x2df400, 0x2dfc04, 0x2dfc52, 0x2dfc64, 0x2dfc86, 0x2dfca0, 0x2dfe07, 0x2dfe40, 0x2e0005,
+    0x30ff00, 0x310005, 0x319ac0, 0x31a005, 0x31a120, 0x35fe04, 0x35fe80, 0x35fea4, 0x35ff80, 0x35ffa4,
+    0x35ffe0, 0x360005, 0x362460, 0x362a05, 0x362a60, 0x362c85, 0x362d00, 0x362e05, 0x365f80, 0x378005,
+    0x378d60, 0x378e05, 0x378fa0, 0x379005, 0x379120, 0x379205, 0x379340, 0x379396, 0x3793a6, 0x3793f2,
+    0x37941b, 0x379480, 0x39e006, 0x39e5c0, 0x39e606, 0x39e8e0, 0x39ea16, 0x39f880, 0x3a0016, 0x3a1ec0,
+    0x3a2016, 0x3a24e0, 0x3a2536, 0x3a2ca7, 0x3a2ce6, 0x3a2d56, 0x3a2da7, 0x3a2e7b, 0x3a2f66, 0x3a3076,
+    0x3a30a6, 0x3a3196, 0x3a3546, 0x3a35d6, 0x3a3d60, 0x3a4016, 0x3a4846, 0x3a48b6, 0x3a48c0, 0x3a5c0b,
+    0x3a5e80, 0x3a6016, 0x3a6ae0, 0x3a6c0b, 0x3a6f20, 0x3a8001, 0x3a8342, 0x3a8681, 0x3a89c2, 0x3a8aa0,
+    0x3a8ac2, 0x3a8d01, 0x3a9042, 0x3a9381, 0x3a93a0, 0x3a93c1, 0x3a9400, 0x3a9441, 0x3a9460, 0x3a94a1,
+    0x3a94e0, 0x3a9521, 0x3a95a0, 0x3a95c1, 0x3a96c2, 0x3a9740, 0x3a9762, 0x3a9780, 0x3a97a2, 0x3a9880,
+    0x3a98a2, 0x3a9a01, 0x3a9d42, 0x3aa081, 0x3aa0c0, 0x3aa0e1, 0x3aa160, 0x3aa1a1, 0x3aa2a0, 0x3aa2c1,
+    0x3aa3a0, 0x3aa3c2, 0x3aa701, 0x3aa740, 0x3aa761, 0x3aa7e0, 0x3aa801, 0x3aa8a0, 0x3aa8c1, 0x3aa8e0,
+    0x3aa941, 0x3aaa20, 0x3aaa42, 0x3aad81, 0x3ab0c2, 0x3ab401, 0x3ab742, 0x3aba81, 0x3abdc2, 0x3ac101,
+    0x3ac442, 0x3ac781, 0x3acac2, 0x3ace01, 0x3ad142, 0x3ad4c0, 0x3ad501, 0x3ad833, 0x3ad842, 0x3adb73,
+    0x3adb82, 0x3adc41, 0x3adf73, 0x3adf82, 0x3ae2b3, 0x3ae2c2, 0x3ae381, 0x3ae6b3, 0x3ae6c2, 0x3ae9f3,
+    0x3aea02, 0x3aeac1, 0x3aedf3, 0x3aee02, 0x3af133, 0x3af142, 0x3af201, 0x3af533, 0x3af542, 0x3af873,
+    0x3af882, 0x3af941, 0x3af962, 0x3af980, 0x3af9c9, 0x3b0016, 0x3b4006, 0x3b46f6, 0x3b4766, 0x3b4db6,
+    0x3b4ea6, 0x3b4ed6, 0x3b5086, 0x3b50b6, 0x3b50f2, 0x3b5180, 0x3b5366, 0x3b5400, 0x3b5426, 0x3b5600,
+    0x3be002, 0x3be145, 0x3be162, 0x3be3e0, 0x3c0006, 0x3c00e0, 0x3c0106, 0x3c0320, 0x3c0366, 0x3c0440,
+    0x3c0466, 0x3c04a0, 0x3c04c6, 0x3c0560, 0x3c2005, 0x3c25a0, 0x3c2606, 0x3c26e4, 0x3c27c0, 0x3c2809,
+    0x3c2940, 0x3c29c5, 0x3c29f6, 0x3c2a00, 0x3c5205, 0x3c55c6, 0x3c55e0, 0x3c5805, 0x3c5d86, 0x3c5e09,
+    0x3c5f40, 0x3c5ff4, 0x3c6000, 0x3cfc05, 0x3cfce0, 0x3cfd05, 0x3cfd80, 0x3cfda5, 0x3cfde0, 0x3cfe05,
+    0x3cffe0, 0x3d0005, 0x3d18a0, 0x3d18eb, 0x3d1a06, 0x3d1ae0, 0x3d2001, 0x3d2442, 0x3d2886, 0x3d2964,
+    0x3d2980, 0x3d2a09, 0x3d2b40, 0x3d2bd2, 0x3d2c00, 0x3d8e2b, 0x3d9596, 0x3d95ab, 0x3d9614, 0x3d962b,
+    0x3d96a0, 0x3da02b, 0x3da5d6, 0x3da5eb, 0x3da7c0, 0x3dc005, 0x3dc080, 0x3dc0a5, 0x3dc400, 0x3dc425,
+    0x3dc460, 0x3dc485, 0x3dc4a0, 0x3dc4e5, 0x3dc500, 0x3dc525, 0x3dc660, 0x3dc685, 0x3dc700, 0x3dc725,
+    0x3dc740, 0x3dc765, 0x3dc780, 0x3dc845, 0x3dc860, 0x3dc8e5, 0x3dc900, 0x3dc925, 0x3dc940, 0x3dc965,
+    0x3dc980, 0x3dc9a5, 0x3dca00, 0x3dca25, 0x3dca60, 0x3dca85, 0x3dcaa0, 0x3dcae5, 0x3dcb00, 0x3dcb25,
+    0x3dcb40, 0x3dcb65, 0x3dcb80, 0x3dcba5, 0x3dcbc0, 0x3dcbe5, 0x3dcc00, 0x3dcc25, 0x3dcc60, 0x3dcc85,
+    0x3dcca0, 0x3dcce5, 0x3dcd60, 0x3dcd85, 0x3dce60, 0x3dce85, 0x3dcf00, 0x3dcf25, 0x3dcfa0, 0x3dcfc5,
+    0x3dcfe0, 0x3dd005, 0x3dd140, 0x3dd165, 0x3dd380, 0x3dd425, 0x3dd480, 0x3dd4a5, 0x3dd540, 0x3dd565,
+    0x3dd780, 0x3dde13, 0x3dde40, 0x3e0016, 0x3e0580, 0x3e0616, 0x3e1280, 0x3e1416, 0x3e15e0, 0x3e1636,
+    0x3e1800, 0x3e1836, 0x3e1a00, 0x3e1a36, 0x3e1ec0, 0x3e200b, 0x3e21b6, 0x3e35c0, 0x3e3cd6, 0x3e4060,
+    0x3e4216, 0x3e4780, 0x3e4816, 0x3e4920, 0x3e4a16, 0x3e4a40, 0x3e4c16, 0x3e4cc0, 0x3e6016, 0x3e7f75,
+    0x3e8016, 0x3edb00, 0x3edbb6, 0x3edda0, 0x3ede16, 0x3edfa0, 0x3ee016, 0x3eee80, 0x3ef016, 0x3efb20,
+    0x3efc16, 0x3efd80, 0x3efe16, 0x3efe20, 0x3f0016, 0x3f0180, 0x3f0216, 0x3f0900, 0x3f0a16, 0x3f0b40,
+    0x3f0c16, 0x3f1100, 0x3f1216, 0x3f15c0, 0x3f1616, 0x3f1640, 0x3f2016, 0x3f4a80, 0x3f4c16, 0x3f4dc0,
+    0x3f4e16, 0x3f4ea0, 0x3f4f16, 0x3f4fa0, 0x3f5016, 0x3f50e0, 0x3f5216, 0x3f55a0, 0x3f5616, 0x3f5760,
+    0x3f5816, 0x3f58c0, 0x3f5a16, 0x3f5b40, 0x3f5c16, 0x3f5d00, 0x3f5e16, 0x3f5ee0, 0x3f6016, 0x3f7260,
+    0x3f7296, 0x3f7960, 0x3f7e09, 0x3f7f40, 0x400005, 0x54dc00, 0x54e005, 0x56e720, 0x56e805, 0x5703c0,
+    0x570405, 0x59d440, 0x59d605, 0x5d7c20, 0x5f0005, 0x5f43c0, 0x600005, 0x626960, 0x1c0003b, 0x1c00040,
+    0x1c0041b, 0x1c01000, 0x1c02006, 0x1c03e00, 0x1e0001d, 0x1ffffc0, 0x200001d, 0x21fffc0,
+};
+static const uint32_t lf__uc_ccc[571] = {
+    0x0, 0x300e6, 0x315e8, 0x316dc, 0x31ae8, 0x31bd8, 0x31cdc, 0x321ca, 0x323dc, 0x327ca,
+    0x329dc, 0x33401, 0x339dc, 0x33de6, 0x345f0, 0x346e6, 0x347dc, 0x34ae6, 0x34ddc, 0x34f00,
+    0x350e6, 0x353dc, 0x357e6, 0x358e8, 0x359dc, 0x35be6, 0x35ce9, 0x35dea, 0x35fe9, 0x360ea,
+    0x362e9, 0x363e6, 0x37000, 0x483e6, 0x48800, 0x591dc, 0x592e6, 0x596dc, 0x597e6, 0x59ade,
+    0x59bdc, 0x59ce6, 0x5a2dc, 0x5a8e6, 0x5aadc, 0x5abe6, 0x5adde, 0x5aee4, 0x5afe6, 0x5b00a,
+    0x5b10b, 0x5b20c, 0x5b30d, 0x5b40e, 0x5b50f, 0x5b610, 0x5b711, 0x5b812, 0x5b913, 0x5bb14,
+    0x5bc15, 0x5bd16, 0x5be00, 0x5bf17, 0x5c000, 0x5c118, 0x5c219, 0x5c300, 0x5c4e6, 0x5c5dc,
+    0x5c600, 0x5c712, 0x5c800, 0x610e6, 0x6181e, 0x6191f, 0x61a20, 0x61b00, 0x64b1b, 0x64c1c,
+    0x64d1d, 0x64e1e, 0x64f1f, 0x65020, 0x65121, 0x65222, 0x653e6, 0x655dc, 0x657e6, 0x65cdc,
+    0x65de6, 0x65fdc, 0x66000, 0x67023, 0x67100, 0x6d6e6, 0x6dd00, 0x6dfe6, 0x6e3dc, 0x6e4e6,
+    0x6e500, 0x6e7e6, 0x6e900, 0x6eadc, 0x6ebe6, 0x6eddc, 0x6ee00, 0x71124, 0x71200, 0x730e6,
+    0x731dc, 0x732e6, 0x734dc, 0x735e6, 0x737dc, 0x73ae6, 0x73bdc, 0x73de6, 0x73edc, 0x73fe6,
+    0x742dc, 0x743e6, 0x744dc, 0x745e6, 0x746dc, 0x747e6, 0x748dc, 0x749e6, 0x74b00, 0x7ebe6,
+    0x7f2dc, 0x7f3e6, 0x7f400, 0x7fddc, 0x7fe00, 0x816e6, 0x81a00, 0x81be6, 0x82400, 0x825e6,
+    0x82800, 0x829e6, 0x82e00, 0x859dc, 0x85c00, 0x898e6, 0x899dc, 0x89ce6, 0x8a000, 0x8cae6,
+    0x8cfdc, 0x8d4e6, 0x8e200, 0x8e3dc, 0x8e4e6, 0x8e6dc, 0x8e7e6, 0x8e9dc, 0x8eae6, 0x8eddc,
+    0x8f01b, 0x8f11c, 0x8f21d, 0x8f3e6, 0x8f6dc, 0x8f7e6, 0x8f9dc, 0x8fbe6, 0x90000, 0x93c07,
+    0x93d00, 0x94d09, 0x94e00, 0x951e6, 0x952dc, 0x953e6, 0x95500, 0x9bc07, 0x9bd00, 0x9cd09,
+    0x9ce00, 0x9fee6, 0x9ff00, 0xa3c07, 0xa3d00, 0xa4d09, 0xa4e00, 0xabc07, 0xabd00, 0xacd09,
+    0xace00, 0xb3c07, 0xb3d00, 0xb4d09, 0xb4e00, 0xbcd09, 0xbce00, 0xc3c07, 0xc3d00, 0xc4d09,
+    0xc4e00, 0xc5554, 0xc565b, 0xc5700, 0xcbc07, 0xcbd00, 0xccd09, 0xcce00, 0xd3b09, 0xd3d00,
+    0xd4d09, 0xd4e00, 0xdca09, 0xdcb00, 0xe3867, 0xe3a09, 0xe3b00, 0xe486b, 0xe4c00, 0xeb876,
+    0xeba09, 0xebb00, 0xec87a, 0xecc00, 0xf18dc, 0xf1a00, 0xf35dc, 0xf3600, 0xf37dc, 0xf3800,
+    0xf39d8, 0xf3a00, 0xf7181, 0xf7282, 0xf7300, 0xf7484, 0xf7500, 0xf7a82, 0xf7e00, 0xf8082,
+    0xf8100, 0xf82e6, 0xf8409, 0xf8500, 0xf86e6, 0xf8800, 0xfc6dc, 0xfc700, 0x103707, 0x103800,
+    0x103909, 0x103b00, 0x108ddc, 0x108e00, 0x135de6, 0x136000, 0x171409, 0x171600, 0x173409, 0x173500,
+    0x17d209, 0x17d300, 0x17dde6, 0x17de00, 0x18a9e4, 0x18aa00, 0x1939de, 0x193ae6, 0x193bdc, 0x193c00,
+    0x1a17e6, 0x1a18dc, 0x1a1900, 0x1a6009, 0x1a6100, 0x1a75e6, 0x1a7d00, 0x1a7fdc, 0x1a8000, 0x1ab0e6,
+    0x1ab5dc, 0x1abbe6, 0x1abddc, 0x1abe00, 0x1abfdc, 0x1ac1e6, 0x1ac3dc, 0x1ac5e6, 0x1acadc, 0x1acbe6,
+    0x1acf00, 0x1b3407, 0x1b3500, 0x1b4409, 0x1b4500, 0x1b6be6, 0x1b6cdc, 0x1b6de6, 0x1b7400, 0x1baa09,
+    0x1bac00, 0x1be607, 0x1be700, 0x1bf209, 0x1bf400, 0x1c3707, 0x1c3800, 0x1cd0e6, 0x1cd300, 0x1cd401,
+    0x1cd5dc, 0x1cdae6, 0x1cdcdc, 0x1ce0e6, 0x1ce100, 0x1ce201, 0x1ce900, 0x1ceddc, 0x1cee00, 0x1cf4e6,
+    0x1cf500, 0x1cf8e6, 0x1cfa00, 0x1dc0e6, 0x1dc2dc, 0x1dc3e6, 0x1dcadc, 0x1dcbe6, 0x1dcdea, 0x1dced6,
+    0x1dcfdc, 0x1dd0ca, 0x1dd1e6, 0x1df6e8, 0x1df7e4, 0x1df9dc, 0x1dfada, 0x1dfbe6, 0x1dfce9, 0x1dfddc,
+    0x1dfee6, 0x1dffdc, 0x1e0000, 0x20d0e6, 0x20d201, 0x20d4e6, 0x20d801, 0x20dbe6, 0x20dd00, 0x20e1e6,
+    0x20e200, 0x20e501, 0x20e7e6, 0x20e8dc, 0x20e9e6, 0x20ea01, 0x20ecdc, 0x20f0e6, 0x20f100, 0x2cefe6,
+    0x2cf200, 0x2d7f09, 0x2d8000, 0x2de0e6, 0x2e0000, 0x302ada, 0x302be4, 0x302ce8, 0x302dde, 0x302ee0,
+    0x303000, 0x309908, 0x309b00, 0xa66fe6, 0xa67000, 0xa674e6, 0xa67e00, 0xa69ee6, 0xa6a000, 0xa6f0e6,
+    0xa6f200, 0xa80609, 0xa80700, 0xa82c09, 0xa82d00, 0xa8c409, 0xa8c500, 0xa8e0e6, 0xa8f200, 0xa92bdc,
+    0xa92e00, 0xa95309, 0xa95400, 0xa9b307, 0xa9b400, 0xa9c009, 0xa9c100, 0xaab0e6, 0xaab100, 0xaab2e6,
+    0xaab4dc, 0xaab500, 0xaab7e6, 0xaab900, 0xaabee6, 0xaac000, 0xaac1e6, 0xaac200, 0xaaf609, 0xaaf700,
+    0xabed09, 0xabee00, 0xfb1e1a, 0xfb1f00, 0xfe20e6, 0xfe27dc, 0xfe2ee6, 0xfe3000, 0x101fddc, 0x101fe00,
+    0x102e0dc, 0x102e100, 0x10376e6, 0x1037b00, 0x10a0ddc, 0x10a0e00, 0x10a0fe6, 0x10a1000, 0x10a38e6, 0x10a3901,
+    0x10a3adc, 0x10a3b00, 0x10a3f09, 0x10a4000, 0x10ae5e6, 0x10ae6dc, 0x10ae700, 0x10d24e6, 0x10d2800, 0x10eabe6,
+    0x10ead00, 0x10f46dc, 0x10f48e6, 0x10f4bdc, 0x10f4ce6, 0x10f4ddc, 0x10f5100, 0x10f82e6, 0x10f83dc, 0x10f84e6,
+    0x10f85dc, 0x10f8600, 0x1104609, 0x1104700, 0x1107009, 0x1107100, 0x1107f09, 0x1108000, 0x110b909, 0x110ba07,
+    0x110bb00, 0x11100e6, 0x1110300, 0x1113309, 0x1113500, 0x1117307, 0x1117400, 0x111c009, 0x111c100, 0x111ca07,
+    0x111cb00, 0x1123509, 0x1123607, 0x1123700, 0x112e907, 0x112ea09, 0x112eb00, 0x1133b07, 0x1133d00, 0x1134d09,
+    0x1134e00, 0x11366e6, 0x1136d00, 0x11370e6, 0x1137500, 0x1144209, 0x1144300, 0x1144607, 0x1144700, 0x1145ee6,
+    0x1145f00, 0x114c209, 0x114c307, 0x114c400, 0x115bf09, 0x115c007, 0x115c100, 0x1163f09, 0x1164000, 0x116b609,
+    0x116b707, 0x116b800, 0x1172b09, 0x1172c00, 0x1183909, 0x1183a07, 0x1183b00, 0x1193d09, 0x1193f00, 0x1194307,
+    0x1194400, 0x119e009, 0x119e100, 0x11a3409, 0x11a3500, 0x11a4709, 0x11a4800, 0x11a9909, 0x11a9a00, 0x11c3f09,
+    0x11c4000, 0x11d4207, 0x11d4300, 0x11d4409, 0x11d4600, 0x11d9709, 0x11d9800, 0x16af001, 0x16af500, 0x16b30e6,
+    0x16b3700, 0x16ff006, 0x16ff200, 0x1bc9e01, 0x1bc9f00, 0x1d165d8, 0x1d16701, 0x1d16a00, 0x1d16de2, 0x1d16ed8,
+    0x1d17300, 0x1d17bdc, 0x1d18300, 0x1d185e6, 0x1d18adc, 0x1d18c00, 0x1d1aae6, 0x1d1ae00, 0x1d242e6, 0x1d24500,
+    0x1e000e6, 0x1e00700, 0x1e008e6, 0x1e01900, 0x1e01be6, 0x1e02200, 0x1e023e6, 0x1e02500, 0x1e026e6, 0x1e02b00,
+    0x1e130e6, 0x1e13700, 0x1e2aee6, 0x1e2af00, 0x1e2ece6, 0x1e2f000, 0x1e8d0dc, 0x1e8d700, 0x1e944e6, 0x1e94a07,
+    0x1e94b00,
+};
+static const uint64_t lf__uc_decomp[2061] = {
+    0x3000008200300, 0x3040008200301, 0x3080008200302, 0x30c0008200303, 0x3100008200308, 0x314000820030a,
+    0x31c0008600327, 0x3200008a00300, 0x3240008a00301, 0x3280008a00302, 0x32c0008a00308, 0x3300009200300,
+    0x3340009200301, 0x3380009200302, 0x33c0009200308, 0x3440009c00303, 0x3480009e00300, 0x34c0009e00301,
+    0x3500009e00302, 0x3540009e00303, 0x3580009e00308, 0x364000aa00300, 0x368000aa00301, 0x36c000aa00302,
+    0x370000aa00308, 0x374000b200301, 0x380000c200300, 0x384000c200301, 0x388000c200302, 0x38c000c200303,
+    0x390000c200308, 0x394000c20030a, 0x39c000c600327, 0x3a0000ca00300, 0x3a4000ca00301, 0x3a8000ca00302,
+    0x3ac000ca00308, 0x3b0000d200300, 0x3b4000d200301, 0x3b8000d200302, 0x3bc000d200308, 0x3c4000dc00303,
+    0x3c8000de00300, 0x3cc000de00301, 0x3d0000de00302, 0x3d4000de00303, 0x3d8000de00308, 0x3e4000ea00300,
+    0x3e8000ea00301, 0x3ec000ea00302, 0x3f0000ea00308, 0x3f4000f200301, 0x3fc000f200308, 0x4000008200304,
+    0x404000c200304, 0x4080008200306, 0x40c000c200306, 0x4100008200328, 0x414000c200328, 0x4180008600301,
+    0x41c000c600301, 0x4200008600302, 0x424000c600302, 0x4280008600307, 0x42c000c600307, 0x430000860030c,
+    0x434000c60030c, 0x438000880030c, 0x43c000c80030c, 0x4480008a00304, 0x44c000ca00304, 0x4500008a00306,
+    0x454000ca00306, 0x4580008a00307, 0x45c000ca00307, 0x4600008a00328, 0x464000ca00328, 0x4680008a0030c,
+    0x46c000ca0030c, 0x4700008e00302, 0x474000ce00302, 0x4780008e00306, 0x47c000ce00306, 0x4800008e00307,
+    0x484000ce00307, 0x4880008e00327, 0x48c000ce00327, 0x4900009000302, 0x494000d000302, 0x4a00009200303,
+    0x4a4000d200303, 0x4a80009200304, 0x4ac000d200304, 0x4b00009200306, 0x4b4000d200306, 0x4b80009200328,
+    0x4bc000d200328, 0x4c00009200307, 0x4d00009400302, 0x4d4000d400302, 0x4d80009600327, 0x4dc000d600327,
+    0x4e40009800301, 0x4e8000d800301, 0x4ec0009800327, 0x4f0000d800327, 0x4f4000980030c, 0x4f8000d80030c,
+    0x50c0009c00301, 0x510000dc00301, 0x5140009c00327, 0x518000dc00327, 0x51c0009c0030c, 0x520000dc0030c,
+    0x5300009e00304, 0x534000de00304, 0x5380009e00306, 0x53c000de00306, 0x5400009e0030b, 0x544000de0030b,
+    0x550000a400301, 0x554000e400301, 0x558000a400327, 0x55c000e400327, 0x560000a40030c, 0x564000e40030c,
+    0x568000a600301, 0x56c000e600301, 0x570000a600302, 0x574000e600302, 0x578000a600327, 0x57c000e600327,
+    0x580000a60030c, 0x584000e60030c, 0x588000a800327, 0x58c000e800327, 0x590000a80030c, 0x594000e80030c,
+    0x5a0000aa00303, 0x5a4000ea00303, 0x5a8000aa00304, 0x5ac000ea00304, 0x5b0000aa00306, 0x5b4000ea00306,
+    0x5b8000aa0030a, 0x5bc000ea0030a, 0x5c0000aa0030b, 0x5c4000ea0030b, 0x5c8000aa00328, 0x5cc000ea00328,
+    0x5d0000ae00302, 0x5d4000ee00302, 0x5d8000b200302, 0x5dc000f200302, 0x5e0000b200308, 0x5e4000b400301,
+    0x5e8000f400301, 0x5ec000b400307, 0x5f0000f400307, 0x5f4000b40030c, 0x5f8000f40030c, 0x6800009e0031b,
+    0x684000de0031b, 0x6bc000aa0031b, 0x6c0000ea0031b, 0x734000820030c, 0x738000c20030c, 0x73c000920030c,
+    0x740000d20030c, 0x7440009e0030c, 0x748000de0030c, 0x74c000aa0030c, 0x750000ea0030c, 0x754001b800304,
+    0x758001f800304, 0x75c001b800301, 0x760001f800301, 0x764001b80030c, 0x768001f80030c, 0x76c001b800300,
+    0x770001f800300, 0x7780018800304, 0x77c001c800304, 0x7800044c00304, 0x7840044e00304, 0x7880018c00304,
+    0x78c001cc00304, 0x7980008e0030c, 0x79c000ce0030c, 0x7a0000960030c, 0x7a4000d60030c, 0x7a80009e00328,
+    0x7ac000de00328, 0x7b0003d400304, 0x7b4003d600304, 0x7b80036e0030c, 0x7bc005240030c, 0x7c0000d40030c,
+    0x7d00008e00301, 0x7d4000ce00301, 0x7e00009c00300, 0x7e4000dc00300, 0x7e80018a00301, 0x7ec001ca00301,
+    0x7f00018c00301, 0x7f4001cc00301, 0x7f8001b000301, 0x7fc001f000301, 0x800000820030f, 0x804000c20030f,
+    0x8080008200311, 0x80c000c200311, 0x8100008a0030f, 0x814000ca0030f, 0x8180008a00311, 0x81c000ca00311,
+    0x820000920030f, 0x824000d20030f, 0x8280009200311, 0x82c000d200311, 0x8300009e0030f, 0x834000de0030f,
+    0x8380009e00311, 0x83c000de00311, 0x840000a40030f, 0x844000e40030f, 0x848000a400311, 0x84c000e400311,
+    0x850000aa0030f, 0x854000ea0030f, 0x858000aa00311, 0x85c000ea00311, 0x860000a600326, 0x864000e600326,
+    0x868000a800326, 0x86c000e800326, 0x878000900030c, 0x87c000d00030c, 0x8980008200307, 0x89c000c200307,
+    0x8a00008a00327, 0x8a4000ca00327, 0x8a8001ac00304, 0x8ac001ec00304, 0x8b0001aa00304, 0x8b4001ea00304,
+    0x8b80009e00307, 0x8bc000de00307, 0x8c00045c00304, 0x8c40045e00304, 0x8c8000b200304, 0x8cc000f200304,
+    0xd000060000000, 0xd040060200000, 0xd0c0062600000, 0xd100061000301, 0xdd00057200000, 0xdf80007600000,
+    0xe140015000301, 0xe180072200301, 0xe1c0016e00000, 0xe200072a00301, 0xe240072e00301, 0xe280073200301,
+    0xe300073e00301, 0xe380074a00301, 0xe3c0075200301, 0xe400079400301, 0xea80073200308, 0xeac0074a00308,
+    0xeb00076200301, 0xeb40076a00301, 0xeb80076e00301, 0xebc0077200301, 0xec00079600301, 0xf280077200308,
+    0xf2c0078a00308, 0xf300077e00301, 0xf340078a00301, 0xf380079200301, 0xf4c007a400301, 0xf50007a400308,
+    0x10000082a00300, 0x10040082a00308, 0x100c0082600301, 0x101c0080c00308, 0x10300083400301, 0x10340083000300,
+    0x10380084600306, 0x10640083000306, 0x10e40087000306, 0x11400086a00300, 0x11440086a00308, 0x114c0086600301,
+    0x115c008ac00308, 0x11700087400301, 0x11740087000300, 0x11780088600306, 0x11d8008e80030f, 0x11dc008ea0030f,
+    0x13040082c00306, 0x13080086c00306, 0x13400082000306, 0x13440086000306, 0x13480082000308, 0x134c0086000308,
+    0x13580082a00306, 0x135c0086a00306, 0x1368009b000308, 0x136c009b200308, 0x13700082c00308, 0x13740086c00308,
+    0x13780082e00308, 0x137c0086e00308, 0x13880083000304, 0x138c0087000304, 0x13900083000308, 0x13940087000308,
+    0x13980083c00308, 0x139c0087c00308, 0x13a8009d000308, 0x13ac009d200308, 0x13b00085a00308, 0x13b40089a00308,
+    0x13b80084600304, 0x13bc0088600304, 0x13c00084600308, 0x13c40088600308, 0x13c8008460030b, 0x13cc008860030b,
+    0x13d00084e00308, 0x13d40088e00308, 0x13e00085600308, 0x13e40089600308, 0x188800c4e00653, 0x188c00c4e00654,
+    0x189000c9000654, 0x189400c4e00655, 0x189800c9400654, 0x1b0000daa00654, 0x1b0800d8200654, 0x1b4c00da400654,
+    0x24a4012500093c, 0x24c4012600093c, 0x24d0012660093c, 0x25600122a0093c, 0x25640122c0093c, 0x25680122e0093c,
+    0x256c012380093c, 0x2570012420093c, 0x2574012440093c, 0x2578012560093c, 0x257c0125e0093c, 0x272c0138e009be,
+    0x27300138e009d7, 0x277001342009bc, 0x277401344009bc, 0x277c0135e009bc, 0x28cc0146400a3c, 0x28d80147000a3c,
+    0x29640142c00a3c, 0x29680142e00a3c, 0x296c0143800a3c, 0x29780145600a3c, 0x2d200168e00b56, 0x2d2c0168e00b3e,
+    0x2d300168e00b57, 0x2d700164200b3c, 0x2d740164400b3c, 0x2e500172400bd7, 0x2f280178c00bbe, 0x2f2c0178e00bbe,
+    0x2f300178c00bd7, 0x31200188c00c56, 0x33000197e00cd5, 0x331c0198c00cd5, 0x33200198c00cd6, 0x33280198c00cc2,
+    0x332c0199400cd5, 0x352801a8c00d3e, 0x352c01a8e00d3e, 0x353001a8c00d57, 0x376801bb200dca, 0x377001bb200dcf,
+    0x377401bb800dca, 0x377801bb200ddf, 0x3d0c01e8400fb7, 0x3d3401e9800fb7, 0x3d4801ea200fb7, 0x3d5c01eac00fb7,
+    0x3d7001eb600fb7, 0x3da401e8000fb5, 0x3dcc01ee200f72, 0x3dd401ee200f74, 0x3dd801f6400f80, 0x3de001f6600f80,
+    0x3e0401ee200f80, 0x3e4c01f2400fb7, 0x3e7401f3800fb7, 0x3e8801f4200fb7, 0x3e9c01f4c00fb7, 0x3eb001f5600fb7,
+    0x3ee401f2000fb5, 0x40980204a0102e, 0x6c180360a01b35, 0x6c200360e01b35, 0x6c280361201b35, 0x6c300361601b35,
+    0x6c380361a01b35, 0x6c480362201b35, 0x6cec0367401b35, 0x6cf40367801b35, 0x6d000367c01b35, 0x6d040367e01b35,
+    0x6d0c0368401b35, 0x78000008200325, 0x7804000c200325, 0x78080008400307, 0x780c000c400307, 0x78100008400323,
+    0x7814000c400323, 0x78180008400331, 0x781c000c400331, 0x78200018e00301, 0x7824001ce00301, 0x78280008800307,
+    0x782c000c800307, 0x78300008800323, 0x7834000c800323, 0x78380008800331, 0x783c000c800331, 0x78400008800327,
+    0x7844000c800327, 0x7848000880032d, 0x784c000c80032d, 0x78500022400300, 0x78540022600300, 0x78580022400301,
+    0x785c0022600301, 0x78600008a0032d, 0x7864000ca0032d, 0x78680008a00330, 0x786c000ca00330, 0x78700045000306,
+    0x78740045200306, 0x78780008c00307, 0x787c000cc00307, 0x78800008e00304, 0x7884000ce00304, 0x78880009000307,
+    0x788c000d000307, 0x78900009000323, 0x7894000d000323, 0x78980009000308, 0x789c000d000308, 0x78a00009000327,
+    0x78a4000d000327, 0x78a8000900032e, 0x78ac000d00032e, 0x78b00009200330, 0x78b4000d200330, 0x78b80019e00301,
+    0x78bc001de00301, 0x78c00009600301, 0x78c4000d600301, 0x78c80009600323, 0x78cc000d600323, 0x78d00009600331,
+    0x78d4000d600331, 0x78d80009800323, 0x78dc000d800323, 0x78e003c6c00304, 0x78e403c6e00304, 0x78e80009800331,
+    0x78ec000d800331, 0x78f0000980032d, 0x78f4000d80032d, 0x78f80009a00301, 0x78fc000da00301, 0x79000009a00307,
+    0x7904000da00307, 0x79080009a00323, 0x790c000da00323, 0x79100009c00307, 0x7914000dc00307, 0x79180009c00323,
+    0x791c000dc00323, 0x79200009c00331, 0x7924000dc00331, 0x79280009c0032d, 0x792c000dc0032d, 0x7930001aa00301,
+    0x7934001ea00301, 0x7938001aa00308, 0x793c001ea00308, 0x79400029800300, 0x79440029a00300, 0x79480029800301,
+    0x794c0029a00301, 0x7950000a000301, 0x7954000e000301, 0x7958000a000307, 0x795c000e000307, 0x7960000a400307,
+    0x7964000e400307, 0x7968000a400323, 0x796c000e400323, 0x797003cb400304, 0x797403cb600304, 0x7978000a400331,
+    0x797c000e400331, 0x7980000a600307, 0x7984000e600307, 0x7988000a600323, 0x798c000e600323, 0x7990002b400307,
+    0x7994002b600307, 0x7998002c000307, 0x799c002c200307, 0x79a003cc400307, 0x79a403cc600307, 0x79a8000a800307,
+    0x79ac000e800307, 0x79b0000a800323, 0x79b4000e800323, 0x79b8000a800331, 0x79bc000e800331, 0x79c0000a80032d,
+    0x79c4000e80032d, 0x79c8000aa00324, 0x79cc000ea00324, 0x79d0000aa00330, 0x79d4000ea00330, 0x79d8000aa0032d,
+    0x79dc000ea0032d, 0x79e0002d000301, 0x79e4002d200301, 0x79e8002d400308, 0x79ec002d600308, 0x79f0000ac00303,
+    0x79f4000ec00303, 0x79f8000ac00323, 0x79fc000ec00323, 0x7a00000ae00300, 0x7a04000ee00300, 0x7a08000ae00301,
+    0x7a0c000ee00301, 0x7a10000ae00308, 0x7a14000ee00308, 0x7a18000ae00307, 0x7a1c000ee00307, 0x7a20000ae00323,
+    0x7a24000ee00323, 0x7a28000b000307, 0x7a2c000f000307, 0x7a30000b000308, 0x7a34000f000308, 0x7a38000b200307,
+    0x7a3c000f200307, 0x7a40000b400302, 0x7a44000f400302, 0x7a48000b400323, 0x7a4c000f400323, 0x7a50000b400331,
+    0x7a54000f400331, 0x7a58000d000331, 0x7a5c000e800308, 0x7a60000ee0030a, 0x7a64000f20030a, 0x7a6c002fe00307,
+    0x7a800008200323, 0x7a84000c200323, 0x7a880008200309, 0x7a8c000c200309, 0x7a900018400301, 0x7a94001c400301,
+    0x7a980018400300, 0x7a9c001c400300, 0x7aa00018400309, 0x7aa4001c400309, 0x7aa80018400303, 0x7aac001c400303,
+    0x7ab003d4000302, 0x7ab403d4200302, 0x7ab80020400301, 0x7abc0020600301, 0x7ac00020400300, 0x7ac40020600300,
+    0x7ac80020400309, 0x7acc0020600309, 0x7ad00020400303, 0x7ad40020600303, 0x7ad803d4000306, 0x7adc03d4200306,
+    0x7ae00008a00323, 0x7ae4000ca00323, 0x7ae80008a00309, 0x7aec000ca00309, 0x7af00008a00303, 0x7af4000ca00303,
+    0x7af80019400301, 0x7afc001d400301, 0x7b000019400300, 0x7b04001d400300, 0x7b080019400309, 0x7b0c001d400309,
+    0x7b100019400303, 0x7b14001d400303, 0x7b1803d7000302, 0x7b1c03d7200302, 0x7b200009200309, 0x7b24000d200309,
+    0x7b280009200323, 0x7b2c000d200323, 0x7b300009e00323, 0x7b34000de00323, 0x7b380009e00309, 0x7b3c000de00309,
+    0x7b40001a800301, 0x7b44001e800301, 0x7b48001a800300, 0x7b4c001e800300, 0x7b50001a800309, 0x7b54001e800309,
+    0x7b58001a800303, 0x7b5c001e800303, 0x7b6003d9800302, 0x7b6403d9a00302, 0x7b680034000301, 0x7b6c0034200301,
+    0x7b700034000300, 0x7b740034200300, 0x7b780034000309, 0x7b7c0034200309, 0x7b800034000303, 0x7b840034200303,
+    0x7b880034000323, 0x7b8c0034200323, 0x7b90000aa00323, 0x7b94000ea00323, 0x7b98000aa00309, 0x7b9c000ea00309,
+    0x7ba00035e00301, 0x7ba40036000301, 0x7ba80035e00300, 0x7bac0036000300, 0x7bb00035e00309, 0x7bb40036000309,
+    0x7bb80035e00303, 0x7bbc0036000303, 0x7bc00035e00323, 0x7bc40036000323, 0x7bc8000b200300, 0x7bcc000f200300,
+    0x7bd0000b200323, 0x7bd4000f200323, 0x7bd8000b200309, 0x7bdc000f200309, 0x7be0000b200303, 0x7be4000f200303,
+    0x7c000076200313, 0x7c040076200314, 0x7c0803e0000300, 0x7c0c03e0200300, 0x7c1003e0000301, 0x7c1403e0200301,
+    0x7c1803e0000342, 0x7c1c03e0200342, 0x7c200072200313, 0x7c240072200314, 0x7c2803e1000300, 0x7c2c03e1200300,
+    0x7c3003e1000301, 0x7c3403e1200301, 0x7c3803e1000342, 0x7c3c03e1200342, 0x7c400076a00313, 0x7c440076a00314,
+    0x7c4803e2000300, 0x7c4c03e2200300, 0x7c5003e2000301, 0x7c5403e2200301, 0x7c600072a00313, 0x7c640072a00314,
+    0x7c6803e3000300, 0x7c6c03e3200300, 0x7c7003e3000301, 0x7c7403e3200301, 0x7c800076e00313, 0x7c840076e00314,
+    0x7c8803e4000300, 0x7c8c03e4200300, 0x7c9003e4000301, 0x7c9403e4200301, 0x7c9803e4000342, 0x7c9c03e4200342,
+    0x7ca00072e00313, 0x7ca40072e00314, 0x7ca803e5000300, 0x7cac03e5200300, 0x7cb003e5000301, 0x7cb403e5200301,
+    0x7cb803e5000342, 0x7cbc03e5200342, 0x7cc00077200313, 0x7cc40077200314, 0x7cc803e6000300, 0x7ccc03e6200300,
+    0x7cd003e6000301, 0x7cd403e6200301, 0x7cd803e6000342, 0x7cdc03e6200342, 0x7ce00073200313, 0x7ce40073200314,
+    0x7ce803e7000300, 0x7cec03e7200300, 0x7cf003e7000301, 0x7cf403e7200301, 0x7cf803e7000342, 0x7cfc03e7200342,
+    0x7d000077e00313, 0x7d040077e00314, 0x7d0803e8000300, 0x7d0c03e8200300, 0x7d1003e8000301, 0x7d1403e8200301,
+    0x7d200073e00313, 0x7d240073e00314, 0x7d2803e9000300, 0x7d2c03e9200300, 0x7d3003e9000301, 0x7d3403e9200301,
+    0x7d400078a00313, 0x7d440078a00314, 0x7d4803ea000300, 0x7d4c03ea200300, 0x7d5003ea000301, 0x7d5403ea200301,
+    0x7d5803ea000342, 0x7d5c03ea200342, 0x7d640074a00314, 0x7d6c03eb200300, 0x7d7403eb200301, 0x7d7c03eb200342,
+    0x7d800079200313, 0x7d840079200314, 0x7d8803ec000300, 0x7d8c03ec200300, 0x7d9003ec000301, 0x7d9403ec200301,
+    0x7d9803ec000342, 0x7d9c03ec200342, 0x7da00075200313, 0x7da40075200314, 0x7da803ed000300, 0x7dac03ed200300,
+    0x7db003ed000301, 0x7db403ed200301, 0x7db803ed000342, 0x7dbc03ed200342, 0x7dc00076200300, 0x7dc40075800000,
+    0x7dc80076a00300, 0x7dcc0075a00000, 0x7dd00076e00300, 0x7dd40075c00000, 0x7dd80077200300, 0x7ddc0075e00000,
+    0x7de00077e00300, 0x7de40079800000, 0x7de80078a00300, 0x7dec0079a00000, 0x7df00079200300, 0x7df40079c00000,
+    0x7e0003e0000345, 0x7e0403e0200345, 0x7e0803e0400345, 0x7e0c03e0600345, 0x7e1003e0800345, 0x7e1403e0a00345,
+    0x7e1803e0c00345, 0x7e1c03e0e00345, 0x7e2003e1000345, 0x7e2403e1200345, 0x7e2803e1400345, 0x7e2c03e1600345,
+    0x7e3003e1800345, 0x7e3403e1a00345, 0x7e3803e1c00345, 0x7e3c03e1e00345, 0x7e4003e4000345, 0x7e4403e4200345,
+    0x7e4803e4400345, 0x7e4c03e4600345, 0x7e5003e4800345, 0x7e5403e4a00345, 0x7e5803e4c00345, 0x7e5c03e4e00345,
+    0x7e6003e5000345, 0x7e6403e5200345, 0x7e6803e5400345, 0x7e6c03e5600345, 0x7e7003e5800345, 0x7e7403e5a00345,
+    0x7e7803e5c00345, 0x7e7c03e5e00345, 0x7e8003ec000345, 0x7e8403ec200345, 0x7e8803ec400345, 0x7e8c03ec600345,
+    0x7e9003ec800345, 0x7e9403eca00345, 0x7e9803ecc00345, 0x7e9c03ece00345, 0x7ea003ed000345, 0x7ea403ed200345,
+    0x7ea803ed400345, 0x7eac03ed600345, 0x7eb003ed800345, 0x7eb403eda00345, 0x7eb803edc00345, 0x7ebc03ede00345,
+    0x7ec00076200306, 0x7ec40076200304, 0x7ec803ee000345, 0x7ecc0076200345, 0x7ed00075800345, 0x7ed80076200342,
+    0x7edc03f6c00345, 0x7ee00072200306, 0x7ee40072200304, 0x7ee80072200300, 0x7eec0070c00000, 0x7ef00072200345,
+    0x7ef80077200000, 0x7f040015000342, 0x7f0803ee800345, 0x7f0c0076e00345, 0x7f100075c00345, 0x7f180076e00342,
+    0x7f1c03f8c00345, 0x7f200072a00300, 0x7f240071000000, 0x7f280072e00300, 0x7f2c0071200000, 0x7f300072e00345,
+    0x7f3403f7e00300, 0x7f3803f7e00301, 0x7f3c03f7e00342, 0x7f400077200306, 0x7f440077200304, 0x7f480079400300,
+    0x7f4c0072000000, 0x7f580077200342, 0x7f5c0079400342, 0x7f600073200306, 0x7f640073200304, 0x7f680073200300,
+    0x7f6c0071400000, 0x7f7403ffc00300, 0x7f7803ffc00301, 0x7f7c03ffc00342, 0x7f800078a00306, 0x7f840078a00304,
+    0x7f880079600300, 0x7f8c0076000000, 0x7f900078200313, 0x7f940078200314, 0x7f980078a00342, 0x7f9c0079600342,
+    0x7fa00074a00306, 0x7fa40074a00304, 0x7fa80074a00300, 0x7fac0071c00000, 0x7fb00074200314, 0x7fb40015000300,
+    0x7fb80070a00000, 0x7fbc000c000000, 0x7fc803ef800345, 0x7fcc0079200345, 0x7fd00079c00345, 0x7fd80079200342,
+    0x7fdc03fec00345, 0x7fe00073e00300, 0x7fe40071800000, 0x7fe80075200300, 0x7fec0071e00000, 0x7ff00075200345,
+    0x7ff40016800000, 0x80000400400000, 0x80040400600000, 0x84980075200000, 0x84a80009600000, 0x84ac0018a00000,
+    0x86680432000338, 0x866c0432400338, 0x86b80432800338, 0x8734043a000338, 0x8738043a800338, 0x873c043a400338,
+    0x88100440600338, 0x88240441000338, 0x88300441600338, 0x88900444600338, 0x88980444a00338, 0x89040447800338,
+    0x89100448600338, 0x891c0448a00338, 0x89240449000338, 0x89800007a00338, 0x8988044c200338, 0x89b40449a00338,
+    0x89b80007800338, 0x89bc0007c00338, 0x89c0044c800338, 0x89c4044ca00338, 0x89d0044e400338, 0x89d4044e600338,
+    0x89e0044ec00338, 0x89e4044ee00338, 0x8a00044f400338, 0x8a04044f600338, 0x8a100450400338, 0x8a140450600338,
+    0x8a200450c00338, 0x8a240450e00338, 0x8ab00454400338, 0x8ab40455000338, 0x8ab80455200338, 0x8abc0455600338,
+    0x8b80044f800338, 0x8b84044fa00338, 0x8b880452200338, 0x8b8c0452400338, 0x8ba80456400338, 0x8bac0456600338,
+    0x8bb00456800338, 0x8bb40456a00338, 0x8ca40601000000, 0x8ca80601200000, 0xab70055ba00338, 0xc1300609603099,
+    0xc1380609a03099, 0xc1400609e03099, 0xc148060a203099, 0xc150060a603099, 0xc158060aa03099, 0xc160060ae03099,
+    0xc168060b203099, 0xc170060b603099, 0xc178060ba03099, 0xc180060be03099, 0xc188060c203099, 0xc194060c803099,
+    0xc19c060cc03099, 0xc1a4060d003099, 0xc1c0060de03099, 0xc1c4060de0309a, 0xc1cc060e403099, 0xc1d0060e40309a,
+    0xc1d8060ea03099, 0xc1dc060ea0309a, 0xc1e4060f003099, 0xc1e8060f00309a, 0xc1f0060f603099, 0xc1f4060f60309a,
+    0xc2500608c03099, 0xc2780613a03099, 0xc2b00615603099, 0xc2b80615a03099, 0xc2c00615e03099, 0xc2c80616203099,
+    0xc2d00616603099, 0xc2d80616a03099, 0xc2e00616e03099, 0xc2e80617203099, 0xc2f00617603099, 0xc2f80617a03099,
+    0xc3000617e03099, 0xc3080618203099, 0xc3140618803099, 0xc31c0618c03099, 0xc3240619003099, 0xc3400619e03099,
+    0xc3440619e0309a, 0xc34c061a403099, 0xc350061a40309a, 0xc358061aa03099, 0xc35c061aa0309a, 0xc364061b003099,
+    0xc368061b00309a, 0xc370061b603099, 0xc374061b60309a, 0xc3d00614c03099, 0xc3dc061de03099, 0xc3e0061e003099,
+    0xc3e4061e203099, 0xc3e8061e403099, 0xc3f8061fa03099, 0x3e4001189000000, 0x3e4040cde800000, 0x3e40811d9400000,
+    0x3e40c1199000000, 0x3e4100dda200000, 0x3e41409c6400000, 0x3e4180a7ca00000, 0x3e41c13f3800000, 0x3e42013f3800000,
+    0x3e4240b2a200000, 0x3e428123a200000, 0x3e42c0ab0e00000, 0x3e4300b29000000, 0x3e4340c3ec00000, 0x3e4380ecd200000,
+    0x3e43c0ff0a00000, 0x3e44010c7e00000, 0x3e44410f7400000, 0x3e448111f000000, 0x3e44c1211e00000, 0x3e4500d40400000,
+    0x3e4540da3600000, 0x3e4580e1b200000, 0x3e45c0e7bc00000, 0x3e4601087a00000, 0x3e464122d400000, 0x3e468133e200000,
+    0x3e46c09d0400000, 0x3e4700a6ea00000, 0x3e4740d60800000, 0x3e4780e43600000, 0x3e47c10c5a00000, 0x3e48013c3c00000,
+    0x3e4840baa000000, 0x3e4880dfd600000, 0x3e48c10b9a00000, 0x3e490112c800000, 0x3e4940c59200000, 0x3e498103b000000,
+    0x3e49c1103e00000, 0x3e4a00bd9400000, 0x3e4a40ce2e00000, 0x3e4a80dad400000, 0x3e4ac0e5f800000, 0x3e4b01219c00000,
+    0x3e4b409f0c00000, 0x3e4b80a36e00000, 0x3e4bc0a5bc00000, 0x3e4c00c98800000, 0x3e4c40d5a600000, 0x3e4c80e42000000,
+    0x3e4cc0edce00000, 0x3e4d01000200000, 0x3e4d410c0c00000, 0x3e4d810cb800000, 0x3e4dc11bde00000, 0x3e4e012e6400000,
+    0x3e4e4136de00000, 0x3e4e813bf400000, 0x3e4ec0f11800000, 0x3e4f00f2fe00000, 0x3e4f40fb4000000, 0x3e4f81079200000,
+    0x3e4fc1260800000, 0x3e50013cfe00000, 0x3e504115ac00000, 0x3e5080b1be00000, 0x3e50c0be0800000, 0x3e5100f8c000000,
+    0x3e514100fc00000, 0x3e5180e4c400000, 0x3e51c0f19400000, 0x3e5201198400000, 0x3e52412dee00000, 0x3e5280b1b000000,
+    0x3e52c0b8c400000, 0x3e5300d42600000, 0x3e5340dbb400000, 0x3e5380de1e00000, 0x3e53c0fa5e00000, 0x3e5400fc6e00000,
+    0x3e54412c9600000, 0x3e5480a5a400000, 0x3e54c1011600000, 0x3e5500a3b800000, 0x3e5540a39800000, 0x3e5580f43800000,
+    0x3e55c0fb7c00000, 0x3e560107e200000, 0x3e56412cea00000, 0x3e5681170000000, 0x3e56c0c59e00000, 0x3e5700d40400000,
+    0x3e574115fc00000, 0x3e57809c7200000, 0x3e57c0b7ce00000, 0x3e5800c02400000, 0x3e5840e70e00000, 0x3e5880eae000000,
+    0x3e58c0a62e00000, 0x3e5900f1f600000, 0x3e59409f7e00000, 0x3e5980bf5200000, 0x3e59c09c1a00000, 0x3e5a00d99800000,
+    0x3e5a40caf000000, 0x3e5a80fa4400000, 0x3e5ac0a78600000, 0x3e5b00b0bc00000, 0x3e5b40ee0200000, 0x3e5b81089200000,
+    0x3e5bc1155400000, 0x3e5c00d77400000, 0x3e5c411f6000000, 0x3e5c80d91000000, 0x3e5cc0c5fc00000, 0x3e5d0105ca00000,
+    0x3e5d40c74000000, 0x3e5d80eaca00000, 0x3e5dc09d5c00000, 0x3e5e00a2d200000, 0x3e5e40a39200000, 0x3e5e80d10200000,
+    0x3e5ec0f9ce00000, 0x3e5f0104de00000, 0x3e5f4115a400000, 0x3e5f81239e00000, 0x3e5fc0a5ea00000, 0x3e6000a88400000,
+    0x3e6040b2e600000, 0x3e6080bdd800000, 0x3e60c0cb8a00000, 0x3e6100dffc00000, 0x3e6140f25400000, 0x3e61812b5a00000,
+    0x3e61c134d400000, 0x3e62013d2e00000, 0x3e62413d9c00000, 0x3e6280a53600000, 0x3e62c0cd8c00000, 0x3e6300d6ee00000,
+    0x3e63411ec400000, 0x3e6380bce800000, 0x3e63c0c32000000, 0x3e6400c40000000, 0x3e6440c93400000, 0x3e6480de4600000,
+    0x3e64c0e29200000, 0x3e6500e91200000, 0x3e6540f39400000, 0x3e6580fbe800000, 0x3e65c100de00000, 0x3e66011e4c00000,
+    0x3e664109dc00000, 0x3e6681204600000, 0x3e66c1269400000, 0x3e6700a42e00000, 0x3e6740a54600000, 0x3e6780a97a00000,
+    0x3e67c0e19000000, 0x3e6801118400000, 0x3e6841155400000, 0x3e6880bd9200000, 0x3e68c0bfea00000, 0x3e6900c6f600000,
+    0x3e6940d75c00000, 0x3e6980f87c00000, 0x3e69c0e6ea00000, 0x3e6a009dc800000, 0x3e6a40adf200000, 0x3e6a80b7ce00000,
+    0x3e6ac0bb7400000, 0x3e6b00c03800000, 0x3e6b40e76400000, 0x3e6b80e8d200000, 0x3e6bc0ff3400000, 0x3e6c01008c00000,
+    0x3e6c41246800000, 0x3e6c812dec00000, 0x3e6cc12e9000000, 0x3e6d01303000000, 0x3e6d409f1600000, 0x3e6d80f35c00000,
+    0x3e6dc1236800000, 0x3e6e012d7000000, 0x3e6e40c1c200000, 0x3e6e809d0c00000, 0x3e6ec0a1b400000, 0x3e6f00b7dc00000,
+    0x3e6f40b87e00000, 0x3e6f80cb3200000, 0x3e6fc0d40400000, 0x3e7000e39c00000, 0x3e7040ec8400000, 0x3e708109f800000,
+    0x3e70c120f800000, 0x3e71013f1a00000, 0x3e7140cd1000000, 0x3e71812c5c00000, 0x3e71c0a51200000, 0x3e7200cef600000,
+    0x3e7240cfe600000, 0x3e7280da8200000, 0x3e72c0dd3800000, 0x3e7300e81200000, 0x3e7340eab200000, 0x3e7380f0d600000,
+    0x3e73c0fa2000000, 0x3e740130bc00000, 0x3e7440a2da00000, 0x3e7480c45c00000, 0x3e74c12cf000000, 0x3e7500a05600000,
+    0x3e7540ba3200000, 0x3e7580dbd400000, 0x3e75c11e5400000, 0x3e7600bf1600000, 0x3e7640c28800000, 0x3e7680d02e00000,
+    0x3e76c0e70e00000, 0x3e77012d0c00000, 0x3e7740a45200000, 0x3e7780a81e00000, 0x3e77c0b8ca00000, 0x3e7800cc2600000,
+    0x3e7840ce9c00000, 0x3e7880d15000000, 0x3e78c0d9ca00000, 0x3e7900e80c00000, 0x3e7940ebc400000, 0x3e7980fef200000,
+    0x3e79c1119e00000, 0x3e7a0111c200000, 0x3e7a41239800000, 0x3e7a812dc400000, 0x3e7ac0a67e00000, 0x3e7b00dd7400000,
+    0x3e7b40a83a00000, 0x3e7b80e3a000000, 0x3e7bc0e93000000, 0x3e7c010bf400000, 0x3e7c412d4600000, 0x3e7c8138ae00000,
+    0x3e7cc13d3e00000, 0x3e7d00cf2e00000, 0x3e7d40db9600000, 0x3e7d8103d000000, 0x3e7dc0f59600000, 0x3e7e00f64000000,
+    0x3e7e40f92400000, 0x3e7e80e58000000, 0x3e7ec0e13200000, 0x3e7f0116b000000, 0x3e7f409d8000000, 0x3e7f81066c00000,
+    0x3e7fc0a47400000, 0x3e8000a40e00000, 0x3e8040bd4c00000, 0x3e8080c5a600000, 0x3e80c0f9ac00000, 0x3e8100b70a00000,
+    0x3e8140da3c00000, 0x3e8180cd6800000, 0x3e81c11e7600000, 0x3e8201109800000, 0x3e82412c9a00000, 0x3e8281131600000,
+    0x3e82c0bda600000, 0x3e8300a28000000, 0x3e8340ab8000000, 0x3e8400b0b400000, 0x3e8480cce800000, 0x3e8540a3bc00000,
+    0x3e8580e65400000, 0x3e85c0ed9400000, 0x3e8600f27800000, 0x3e8640f2bc00000, 0x3e8680f2ca00000, 0x3e86c0f31e00000,
+    0x3e87012eac00000, 0x3e8740f97c00000, 0x3e8780ff7a00000, 0x3e88010c2400000, 0x3e888115f000000, 0x3e8941207000000,
+    0x3e898121fa00000, 0x3e8a8131de00000, 0x3e8ac131f800000, 0x3e8b01325000000, 0x3e8b413b6800000, 0x3e8b8121bc00000,
+    0x3e8bc12d6e00000, 0x3e8c009f5c00000, 0x3e8c40a1ce00000, 0x3e8c80a29a00000, 0x3e8cc0a59200000, 0x3e8d00a5c800000,
+    0x3e8d40a6a200000, 0x3e8d80ab3a00000, 0x3e8dc0ac0c00000, 0x3e8e00acd000000, 0x3e8e40b08000000, 0x3e8e80b15000000,
+    0x3e8ec0b8c800000, 0x3e8f00b8dc00000, 0x3e8f40c12800000, 0x3e8f80c2d000000, 0x3e8fc0c31c00000, 0x3e9000c3e400000,
+    0x3e9040ca9e00000, 0x3e9080cbc400000, 0x3e90c0cd2200000, 0x3e9100d10a00000, 0x3e9140daee00000, 0x3e9180dc3400000,
+    0x3e91c0de4400000, 0x3e9200e2dc00000, 0x3e9240e45600000, 0x3e9280e84400000, 0x3e92c0f12200000, 0x3e9300f27c00000,
+    0x3e9340f29200000, 0x3e9380f29000000, 0x3e93c0f2a000000, 0x3e9400f2ac00000, 0x3e9440f2ba00000, 0x3e9480f31a00000,
+    0x3e94c0f31c00000, 0x3e9500f48000000, 0x3e9540f50200000, 0x3e9580f78000000, 0x3e95c0fbe800000, 0x3e9600fc1200000,
+    0x3e9640fc8200000, 0x3e9680fee400000, 0x3e96c1000a00000, 0x3e970103da00000, 0x3e974104f200000, 0x3e978104f200000,
+    0x3e97c108ae00000, 0x3e9801122000000, 0x3e9841132c00000, 0x3e9881160200000, 0x3e98c1167200000, 0x3e990119a600000,
+    0x3e99411a1000000, 0x3e99811f6c00000, 0x3e99c1207000000, 0x3e9a012dc600000, 0x3e9a412ffe00000, 0x3e9a81307600000,
+    0x3e9ac0c0ea00000, 0x3e9b0485dc00000, 0x3e9b41043000000, 0x3e9c009c4c00000, 0x3e9c40a36a00000, 0x3e9c80a2d000000,
+    0x3e9cc09f0000000, 0x3e9d00a28a00000, 0x3e9d40a30000000, 0x3e9d80a58e00000, 0x3e9dc0a5f400000, 0x3e9e00ab3a00000,
+    0x3e9e40aaaa00000, 0x3e9e80ab3200000, 0x3e9ec0abc400000, 0x3e9f00b0b400000, 0x3e9f40b16600000, 0x3e9f80b28800000,
+    0x3e9fc0b2a800000, 0x3ea000b4c400000, 0x3ea040b65000000, 0x3ea080bda400000, 0x3ea0c0bdb200000, 0x3ea100bed200000,
+    0x3ea140bf5a00000, 0x3ea180c1b000000, 0x3ea1c0c29c00000, 0x3ea200c21000000, 0x3ea240c31c00000, 0x3ea280c2c000000,
+    0x3ea2c0c3e400000, 0x3ea300c46800000, 0x3ea340c78800000, 0x3ea380c83800000, 0x3ea3c0c8a400000, 0x3ea400caac00000,
+    0x3ea440cce800000, 0x3ea480ce2e00000, 0x3ea4c0ce3600000, 0x3ea500ceac00000, 0x3ea540d6f200000, 0x3ea580d77400000,
+    0x3ea5c0da8200000, 0x3ea600ddb600000, 0x3ea640dd9600000, 0x3ea680de4400000, 0x3ea6c0e03c00000, 0x3ea700e2dc00000,
+    0x3ea740ef4e00000, 0x3ea780e46a00000, 0x3ea7c0e55e00000, 0x3ea800e65400000, 0x3ea840e8e200000, 0x3ea880ea0c00000,
+    0x3ea8c0ea7600000, 0x3ea900ec3a00000, 0x3ea940ec3e00000, 0x3ea980ed9400000, 0x3ea9c0edb600000, 0x3eaa00ede800000,
+    0x3eaa40ee9400000, 0x3eaa80ee8000000, 0x3eaac0f19800000, 0x3eab00f56200000, 0x3eab40f78000000, 0x3eab80f8f600000,
+    0x3eabc0fab600000, 0x3eac00fbe800000, 0x3eac40fe7c00000, 0x3eac81000a00000, 0x3eacc106a400000, 0x3ead0107de00000,
+    0x3ead410ef200000, 0x3ead81128200000, 0x3eadc1130c00000, 0x3eae01132c00000, 0x3eae41157e00000, 0x3eae8115f000000,
+    0x3eaec1159600000, 0x3eaf01160200000, 0x3eaf4115fc00000, 0x3eaf8115da00000, 0x3eafc1167200000, 0x3eb001171400000,
+    0x3eb0411a1000000, 0x3eb0811e7000000, 0x3eb0c120e400000, 0x3eb101233200000, 0x3eb14124ec00000, 0x3eb1812cf800000,
+    0x3eb1c12dc600000, 0x3eb2012eac00000, 0x3eb2412fb600000, 0x3eb2812ffe00000, 0x3eb2c1301600000, 0x3eb301307600000,
+    0x3eb341362400000, 0x3eb3813f3800000, 0x3eb3c4509400000, 0x3eb404508800000, 0x3eb44467aa00000, 0x3eb480773a00000,
+    0x3eb4c0803000000, 0x3eb500807200000, 0x3eb544a49200000, 0x3eb584b9a000000, 0x3eb5c4fda600000, 0x3eb6013e8600000,
+    0x3eb6413f1c00000, 0x3ec7400bb2005b4, 0x3ec7c00be4005b7, 0x3eca800bd2005c1, 0x3ecac00bd2005c2, 0x3ecb01f692005c1,
+    0x3ecb41f692005c2, 0x3ecb800ba0005b7, 0x3ecbc00ba0005b8, 0x3ecc000ba0005bc, 0x3ecc400ba2005bc, 0x3ecc800ba4005bc,
+    0x3eccc00ba6005bc, 0x3ecd000ba8005bc, 0x3ecd400baa005bc, 0x3ecd800bac005bc, 0x3ece000bb0005bc, 0x3ece400bb2005bc,
+    0x3ece800bb4005bc, 0x3ecec00bb6005bc, 0x3ecf000bb8005bc, 0x3ecf800bbc005bc, 0x3ed0000bc0005bc, 0x3ed0400bc2005bc,
+    0x3ed0c00bc6005bc, 0x3ed1000bc8005bc, 0x3ed1800bcc005bc, 0x3ed1c00bce005bc, 0x3ed2000bd0005bc, 0x3ed2400bd2005bc,
+    0x3ed2800bd4005bc, 0x3ed2c00baa005b9, 0x3ed3000ba2005bf, 0x3ed3400bb6005bf, 0x3ed3800bc8005bf, 0x4426822132110ba,
+    0x4427022136110ba, 0x442ac2214a110ba, 0x444b82226211127, 0x444bc2226411127, 0x44d2c2268e1133e, 0x44d302268e11357,
+    0x452ec22972114ba, 0x452f022972114b0, 0x452f822972114bd, 0x456e822b70115af, 0x456ec22b72115af, 0x464e02326a11930,
+    0x745783a2ae1d165, 0x7457c3a2b01d165, 0x745803a2be1d16e, 0x745843a2be1d16f, 0x745883a2be1d170, 0x7458c3a2be1d171,
+    0x745903a2be1d172, 0x746ec3a3721d165, 0x746f03a3741d165, 0x746f43a3761d16e, 0x746f83a3781d16e, 0x746fc3a3761d16f,
+    0x747003a3781d16f, 0xbe00009c7a00000, 0xbe00409c7000000, 0xbe00809c8200000, 0xbe00c4024400000, 0xbe01009ec000000,
+    0xbe01409f5c00000, 0xbe01809f7600000, 0xbe01c0a00400000, 0xbe0200a0f400000, 0xbe0240a13200000, 0xbe0280a1ce00000,
+    0xbe02c0a19e00000, 0xbe0300693c00000, 0xbe03440c7400000, 0xbe0380a29a00000, 0xbe03c0a2a800000, 0xbe0400a2c800000,
+    0xbe0440a2ee00000, 0xbe04840a3800000, 0xbe04c0697200000, 0xbe0500a2ce00000, 0xbe0540a31a00000, 0xbe05840a9600000,
+    0xbe05c0a32e00000, 0xbe0600a34800000, 0xbe06409d9800000, 0xbe0680a35800000, 0xbe06c0a36a00000, 0xbe070523be00000,
+    0xbe0740a3ea00000, 0xbe0780a40600000, 0xbe07c069be00000, 0xbe0800a47600000, 0xbe0840a48c00000, 0xbe0880a4e400000,
+    0xbe08c0a4ee00000, 0xbe09006a2a00000, 0xbe0940a58e00000, 0xbe0980a59200000, 0xbe09c0a5c800000, 0xbe0a00a5f400000,
+    0xbe0a40a60a00000, 0xbe0a80a60c00000, 0xbe0ac0a62e00000, 0xbe0b00a69200000, 0xbe0b40a6a200000, 0xbe0b80a6b400000,
+    0xbe0bc0a6e600000, 0xbe0c00a6fa00000, 0xbe0c40a6fe00000, 0xbe0c80a6fe00000, 0xbe0cc0a6fe00000, 0xbe0d04145800000,
+    0xbe0d40e0e000000, 0xbe0d80a79400000, 0xbe0dc0a7be00000, 0xbe0e0416c600000, 0xbe0e40a7d600000, 0xbe0e80a7e200000,
+    0xbe0ec0a80c00000, 0xbe0f00a93c00000, 0xbe0f40a87000000, 0xbe0f80a89000000, 0xbe0fc0a8d000000, 0xbe1000a94400000,
+    0xbe1040a9ec00000, 0xbe1080aa2000000, 0xbe10c0aaa600000, 0xbe1100aac600000, 0xbe1140ab0800000, 0xbe1180ab0800000,
+    0xbe11c0ab3200000, 0xbe1200ab5600000, 0xbe1240ab6600000, 0xbe1280ab8400000, 0xbe12c0ae2c00000, 0xbe1300ac0c00000,
+    0xbe1340ae2e00000, 0xbe1380aca200000, 0xbe13c0ace800000, 0xbe1400a40e00000, 0xbe1440b1dc00000, 0xbe1480af9c00000,
+    0xbe14c0afe800000, 0xbe1500b01a00000, 0xbe1540af1600000, 0xbe1580b06400000, 0xbe15c0b06200000, 0xbe1600b15800000,
+    0xbe164429c800000, 0xbe1680b1e400000, 0xbe16c0b1ee00000, 0xbe1700b20c00000, 0xbe1740b23400000, 0xbe1780b24400000,
+    0xbe17c0b2c400000, 0xbe18042d5000000, 0xbe18442dd400000, 0xbe1880b3d800000, 0xbe18c0b43600000, 0xbe1900b44e00000,
+    0xbe1940b3b000000, 0xbe1980b4cc00000, 0xbe19c06ddc00000, 0xbe1a006df800000, 0xbe1a40b61000000, 0xbe1a80b67c00000,
+    0xbe1ac0b67c00000, 0xbe1b04339000000, 0xbe1b40b78600000, 0xbe1b80b7b000000, 0xbe1bc0b7ce00000, 0xbe1c00b7e600000,
+    0xbe1c44363000000, 0xbe1c80b7fe00000, 0xbe1cc0b80c00000, 0xbe1d00bea600000, 0xbe1d40b84400000, 0xbe1d806f0200000,
+    0xbe1dc0b8c000000, 0xbe1e00b8dc00000, 0xbe1e40b98000000, 0xbe1e80b91a00000, 0xbe1ec43bc800000, 0xbe1f00ba8600000,
+    0xbe1f443bcc00000, 0xbe1f80badc00000, 0xbe1fc0bad600000, 0xbe2000baf800000, 0xbe2040bbc200000, 0xbe2080bbc400000,
+    0xbe20c0705e00000, 0xbe2100bbfa00000, 0xbe2140bc5000000, 0xbe2180bc7a00000, 0xbe21c0bcd200000, 0xbe220070c400000,
+    0xbe2244430600000, 0xbe228070f800000, 0xbe22c0bd6000000, 0xbe2300bd6600000, 0xbe2340bd6c00000, 0xbe2380bd9400000,
+    0xbe23c5472400000, 0xbe2400bdfc00000, 0xbe2444466200000, 0xbe2484466200000, 0xbe24c1040200000, 0xbe2500be4400000,
+    0xbe2540be4400000, 0xbe2580718e00000, 0xbe25c4657000000, 0xbe2604c3b400000, 0xbe2640bec400000, 0xbe2680bed600000,
+    0xbe26c071c600000, 0xbe2700bf3400000, 0xbe2740bf9a00000, 0xbe2780bfae00000, 0xbe27c0bff200000, 0xbe2800c10200000,
+    0xbe2840727400000, 0xbe2880723800000, 0xbe28c0c12800000, 0xbe29044da800000, 0xbe2940c18e00000, 0xbe2980c29000000,
+    0xbe29c0c29800000, 0xbe2a00c29c00000, 0xbe2a40c29800000, 0xbe2a80c2f400000, 0xbe2ac0c31c00000, 0xbe2b00c36400000,
+    0xbe2b40c34800000, 0xbe2b80c35e00000, 0xbe2bc0c3bc00000, 0xbe2c00c3e400000, 0xbe2c40c3ec00000, 0xbe2c80c42000000,
+    0xbe2cc0c43600000, 0xbe2d00c4ba00000, 0xbe2d40c56200000, 0xbe2d80c5a800000, 0xbe2dc0c6a000000, 0xbe2e04561800000,
+    0xbe2e40c67a00000, 0xbe2e80c5f800000, 0xbe2ec0c6d000000, 0xbe2f00c70600000, 0xbe2f40c7c800000, 0xbe2f8457e200000,
+    0xbe2fc0c84400000, 0xbe3000c78a00000, 0xbe3040c75200000, 0xbe3080745c00000, 0xbe30c0c8d200000, 0xbe3100c8fc00000,
+    0xbe3140c93a00000, 0xbe3180c8ee00000, 0xbe31c074d800000, 0xbe3200ca9e00000, 0xbe3240cad800000, 0xbe3284601400000,
+    0xbe32c0cbc600000, 0xbe3300cdf000000, 0xbe3340cc9200000, 0xbe3380763200000, 0xbe33c0cd2200000, 0xbe3400761000000,
+    0xbe344075c800000, 0xbe3480a32400000, 0xbe34c0a32a00000, 0xbe3500ce0000000, 0xbe3540cd3800000, 0xbe3581015a00000,
+    0xbe35c087b200000, 0xbe3600ce2e00000, 0xbe3640ce3600000, 0xbe3680ce4200000, 0xbe36c0cebc00000, 0xbe3700cea600000,
+    0xbe3744678600000, 0xbe3780769200000, 0xbe37c0cff400000, 0xbe3800cf0a00000, 0xbe3840d0a400000, 0xbe3880d10a00000,
+    0xbe38c468da00000, 0xbe3900d11c00000, 0xbe3940d03e00000, 0xbe3980d22800000, 0xbe39c0773a00000, 0xbe3a00d28400000,
+    0xbe3a40d34600000, 0xbe3a80d3d400000, 0xbe3ac0d55000000, 0xbe3b046d4600000, 0xbe3b40d5b600000, 0xbe3b80783000000,
+    0xbe3bc0d64200000, 0xbe3c04714e00000, 0xbe3c40d6a800000, 0xbe3c80789c00000, 0xbe3cc0d6e400000, 0xbe3d00d73e00000,
+    0xbe3d40d77400000, 0xbe3d80d77600000, 0xbe3dc4751a00000, 0xbe3e043a1600000, 0xbe3e4475f400000, 0xbe3e80d89c00000,
+    0xbe3ec4797800000, 0xbe3f00d97e00000, 0xbe3f40d99a00000, 0xbe3f80d8ce00000, 0xbe3fc0da2c00000, 0xbe4000da7c00000,
+    0xbe4040daee00000, 0xbe4080da8200000, 0xbe40c0dad200000, 0xbe4100daf000000, 0xbe4140db0a00000, 0xbe41847a3c00000,
+    0xbe41c0da6800000, 0xbe4200dc5e00000, 0xbe4240dcdc00000, 0xbe42807a6600000, 0xbe42c0dd9600000, 0xbe4300dd8e00000,
+    0xbe43447da200000, 0xbe4380dbf200000, 0xbe43c0dedc00000, 0xbe44047ebc00000, 0xbe44447f1c00000, 0xbe4480df8c00000,
+    0xbe44c0e07200000, 0xbe4500e03c00000, 0xbe4540e03600000, 0xbe45807b2c00000, 0xbe45c0e09400000, 0xbe4600e0fa00000,
+    0xbe4640e0ee00000, 0xbe4680e15a00000, 0xbe46c40a4a00000, 0xbe4700e28a00000, 0xbe474484c600000, 0xbe4780e33800000,
+    0xbe47c4875600000, 0xbe4800e45000000, 0xbe4840e46a00000, 0xbe4880e4a000000, 0xbe48c48c1000000, 0xbe4900e50000000,
+    0xbe4940e52a00000, 0xbe49848e6a00000, 0xbe49c4902800000, 0xbe4a00e6f400000, 0xbe4a40e71600000, 0xbe4a807d5800000,
+    0xbe4ac0e74a00000, 0xbe4b007d7000000, 0xbe4b407d7000000, 0xbe4b80e88e00000, 0xbe4bc0e8b800000, 0xbe4c00e8e200000,
+    0xbe4c40e90a00000, 0xbe4c80e99400000, 0xbe4cc07e3600000, 0xbe4d00ea4800000, 0xbe4d44986c00000, 0xbe4d80ea7c00000,
+    0xbe4dc4992400000, 0xbe4e00eae000000, 0xbe4e44433e00000, 0xbe4e80ec2000000, 0xbe4ec49f4200000, 0xbe4f049f7000000,
+    0xbe4f44a08800000, 0xbe4f807ff800000, 0xbe4fc0801000000, 0xbe5000ede800000, 0xbe5044a1e600000, 0xbe5084a1e400000,
+    0xbe50c4a23200000, 0xbe5104a26600000, 0xbe5140ee3c00000, 0xbe5180ee3e00000, 0xbe51c0ee3e00000, 0xbe5200ee9400000,
+    0xbe5240807200000, 0xbe5280ef1600000, 0xbe52c0808c00000, 0xbe5300812c00000, 0xbe5344a83a00000, 0xbe5380f09c00000,
+    0xbe53c0f11800000, 0xbe5400f19800000, 0xbe544081c600000, 0xbe5484ac4c00000, 0xbe54c0f2ac00000, 0xbe5504ad3400000,
+    0xbe5544ad8a00000, 0xbe5580f31e00000, 0xbe55c0f3d600000, 0xbe5600825e00000, 0xbe5640f48000000, 0xbe5680f49400000,
+    0xbe56c0f49e00000, 0xbe5704b2f800000, 0xbe5744b54e00000, 0xbe5784b54e00000, 0xbe57c0f5dc00000, 0xbe5800840400000,
+    0xbe5844b75600000, 0xbe5880f78c00000, 0xbe58c0f79200000, 0xbe5900844e00000, 0xbe5944b90000000, 0xbe5980f9a400000,
+    0xbe59c0854000000, 0xbe5a00f9d000000, 0xbe5a40f9c600000, 0xbe5a80fa0000000, 0xbe5ac4bf0c00000, 0xbe5b00fac600000,
+    0xbe5b40860200000, 0xbe5b80fb8e00000, 0xbe5bc0fc0400000, 0xbe5c00fc8a00000, 0xbe5c40866800000, 0xbe5c84c45000000,
+    0xbe5cc4c48e00000, 0xbe5d0086b200000, 0xbe5d44c5b200000, 0xbe5d80fef400000, 0xbe5dc4c67c00000, 0xbe5e00ff2a00000,
+    0xbe5e40fff400000, 0xbe5e81000a00000, 0xbe5ec4c9b400000, 0xbe5f04ca4600000, 0xbe5f4100c000000, 0xbe5f84cb5000000,
+    0xbe5fc100e000000, 0xbe600466be00000, 0xbe604087aa00000, 0xbe6081016400000, 0xbe60c1020600000, 0xbe6100881600000,
+    0xbe6141027c00000, 0xbe6180b56a00000, 0xbe61c4cf4e00000, 0xbe6204cf6a00000, 0xbe6244672600000, 0xbe6284673800000,
+    0xbe62c1040200000, 0xbe6301040800000, 0xbe63411f3c00000, 0xbe638088d600000, 0xbe63c1052200000, 0xbe6401051600000,
+    0xbe6441053a00000, 0xbe6480a56600000, 0xbe64c1056200000, 0xbe6501056600000, 0xbe6541057a00000, 0xbe658105cc00000,
+    0xbe65c4d67800000, 0xbe660105ca00000, 0xbe6641063a00000, 0xbe668106c600000, 0xbe66c1075a00000, 0xbe6701064600000,
+    0xbe6741077a00000, 0xbe678107ce00000, 0xbe67c108ae00000, 0xbe680106a600000, 0xbe6841079400000, 0xbe6881079800000,
+    0xbe68c107b800000, 0xbe6904d86c00000, 0xbe6944dad600000, 0xbe6984d9aa00000, 0xbe69c08a5600000, 0xbe6a0109e200000,
+    0xbe6a4109e600000, 0xbe6a810a2c00000, 0xbe6ac4e79400000, 0xbe6b010ac800000, 0xbe6b44de5800000, 0xbe6b808aba00000,
+    0xbe6bc08ac200000, 0xbe6c04df6200000, 0xbe6c44e1a400000, 0xbe6c808ad600000, 0xbe6cc10ca000000, 0xbe6d010cb800000,
+    0xbe6d410cce00000, 0xbe6d810cd200000, 0xbe6dc10d5200000, 0xbe6e010d1000000, 0xbe6e410e1c00000, 0xbe6e810dc400000,
+    0xbe6ec10ef200000, 0xbe6f010e5000000, 0xbe6f410ed600000, 0xbe6f810f0c00000, 0xbe6fc08bae00000, 0xbe70010fc200000,
+    0xbe7041100200000, 0xbe70808bf200000, 0xbe70c110c000000, 0xbe710110c600000, 0xbe7144ecce00000, 0xbe718111ae00000,
+    0xbe71c111bc00000, 0xbe72008c6a00000, 0xbe724111f400000, 0xbe7280697600000, 0xbe72c4f15c00000, 0xbe7304f2cc00000,
+    0xbe73408d7c00000, 0xbe73808d8e00000, 0xbe73c1154000000, 0xbe740115da00000, 0xbe7441171400000, 0xbe748118aa00000,
+    0xbe74c4f95000000, 0xbe7501195600000, 0xbe7541198200000, 0xbe75811a3600000, 0xbe75c11aee00000, 0xbe7604fe5e00000,
+    0xbe7644100800000, 0xbe76811b9600000, 0xbe76c11b7800000, 0xbe77011be000000, 0xbe774411bc00000, 0xbe77811da800000,
+    0xbe77c11e7000000, 0xbe78050ba400000, 0xbe78450bda00000, 0xbe7881212800000, 0xbe78c121e200000, 0xbe7901222200000,
+    0xbe79450e5c00000, 0xbe7981223600000, 0xbe79c1247000000, 0xbe7a0125ae00000, 0xbe7a4125b000000, 0xbe7a8124f800000,
+    0xbe7ac127f200000, 0xbe7b01282a00000, 0xbe7b4517f400000, 0xbe7b812b1600000, 0xbe7bc0932a00000, 0xbe7c012b6e00000,
+    0xbe7c451aee00000, 0xbe7c8093cc00000, 0xbe7cc12d8600000, 0xbe7d00bb6400000, 0xbe7d412e4600000, 0xbe7d85228a00000,
+    0xbe7dc5243400000, 0xbe7e0094dc00000, 0xbe7e4094ec00000, 0xbe7e812fc000000, 0xbe7ec5281400000, 0xbe7f00956400000,
+    0xbe7f45292c00000, 0xbe7f81301600000, 0xbe7fc1301600000, 0xbe8001305200000, 0xbe80452b6c00000, 0xbe808131c400000,
+    0xbe80c0966600000, 0xbe8101325200000, 0xbe8141334e00000, 0xbe8181338400000, 0xbe81c133fc00000, 0xbe8200979c00000,
+    0xbe8245366000000, 0xbe8281362400000, 0xbe82c1388000000, 0xbe830139fa00000, 0xbe8340999c00000, 0xbe838099da00000,
+    0xbe83c13ace00000, 0xbe8405419c00000, 0xbe844099f000000, 0xbe8485420a00000, 0xbe84c5441c00000, 0xbe8505452200000,
+    0xbe85413d7600000, 0xbe85809aac00000, 0xbe85c13df200000, 0xbe86013dfc00000, 0xbe86413e0a00000, 0xbe86813e1e00000,
+    0xbe86c13e2c00000, 0xbe87013e7600000, 0xbe87454c0000000,
+};
+static const uint16_t lf__uc_comp[941] = {
+    912, 909, 913, 0, 1, 2, 3, 53, 55, 238, 4, 572, 5, 165, 208, 210,
+    570, 415, 57, 417, 419, 421, 59, 61, 63, 65, 6, 425, 67, 427, 431, 433,
+    429, 7, 8, 9, 598, 69, 71, 73, 10, 596, 77, 212, 214, 594, 240, 75,
+    439, 441, 445, 198, 79, 447, 81, 83, 187, 85, 87, 449, 453, 236, 451, 455,
+    457, 11, 12, 13, 89, 91, 93, 97, 14, 610, 167, 216, 218, 612, 95, 459,
+    98, 463, 189, 465, 100, 467, 102, 106, 469, 104, 475, 473, 477, 479, 481, 200,
+    108, 15, 483, 112, 485, 110, 489, 487, 16, 17, 18, 19, 114, 116, 246, 20,
+    616, 118, 169, 220, 222, 161, 614, 191, 499, 501, 120, 503, 124, 224, 226, 505,
+    122, 509, 126, 128, 511, 132, 513, 232, 130, 521, 136, 523, 234, 134, 527, 525,
+    21, 22, 23, 138, 140, 142, 24, 640, 144, 146, 171, 228, 230, 163, 638, 529,
+    148, 533, 531, 539, 541, 543, 545, 150, 549, 547, 551, 553, 555, 652, 25, 152,
+    658, 250, 557, 154, 656, 654, 155, 559, 157, 159, 561, 563, 26, 27, 28, 29,
+    54, 56, 239, 30, 573, 31, 166, 209, 211, 571, 416, 58, 418, 420, 422, 60,
+    62, 64, 66, 32, 426, 68, 428, 432, 434, 430, 33, 34, 35, 599, 70, 72,
+    74, 36, 597, 78, 213, 215, 595, 241, 76, 440, 442, 446, 199, 80, 448, 82,
+    84, 188, 86, 88, 450, 454, 237, 452, 456, 458, 565, 37, 38, 39, 90, 92,
+    94, 40, 611, 168, 217, 219, 613, 96, 460, 99, 197, 464, 190, 466, 101, 468,
+    103, 107, 470, 105, 476, 474, 478, 480, 482, 201, 109, 41, 484, 113, 486, 111,
+    490, 488, 42, 43, 44, 45, 115, 117, 247, 46, 617, 119, 170, 221, 223, 162,
+    615, 192, 500, 502, 121, 504, 125, 225, 227, 506, 123, 510, 127, 129, 512, 133,
+    514, 233, 131, 522, 566, 137, 524, 235, 135, 528, 526, 47, 48, 49, 139, 141,
+    143, 50, 641, 145, 147, 172, 229, 231, 164, 639, 530, 149, 534, 532, 540, 542,
+    544, 546, 151, 550, 548, 567, 552, 554, 556, 653, 51, 153, 659, 251, 558, 52,
+    657, 568, 655, 156, 560, 158, 160, 562, 564, 875, 258, 835, 576, 574, 580, 578,
+    181, 202, 204, 185, 423, 602, 600, 606, 604, 461, 620, 618, 624, 622, 491, 244,
+    493, 242, 206, 179, 175, 173, 177, 577, 575, 581, 579, 182, 203, 205, 186, 424,
+    603, 601, 607, 605, 462, 621, 619, 625, 623, 492, 245, 494, 243, 207, 180, 176,
+    174, 178, 586, 584, 590, 588, 587, 585, 591, 589, 435, 437, 436, 438, 495, 497,
+    496, 498, 515, 516, 517, 518, 535, 536, 537, 538, 569, 630, 628, 634, 632, 636,
+    631, 629, 635, 633, 637, 644, 642, 648, 646, 650, 645, 643, 649, 647, 651, 195,
+    193, 194, 183, 184, 443, 444, 248, 249, 196, 831, 259, 830, 829, 668, 669, 833,
+    841, 261, 682, 683, 843, 262, 696, 697, 845, 857, 263, 856, 855, 268, 712, 713,
+    883, 264, 726, 727, 874, 872, 265, 871, 870, 269, 740, 885, 266, 752, 753, 887,
+    826, 838, 760, 270, 823, 822, 660, 661, 827, 825, 762, 271, 676, 677, 764, 272,
+    688, 689, 839, 837, 766, 273, 850, 849, 275, 704, 705, 853, 768, 277, 720, 721,
+    866, 867, 770, 278, 863, 862, 276, 732, 733, 868, 772, 279, 744, 745, 881, 879,
+    851, 267, 854, 864, 274, 869, 880, 280, 281, 285, 302, 304, 284, 282, 306, 283,
+    300, 310, 312, 287, 314, 289, 316, 286, 318, 324, 288, 326, 328, 330, 332, 322,
+    303, 305, 293, 291, 307, 292, 301, 311, 313, 296, 315, 290, 317, 295, 319, 325,
+    297, 327, 329, 331, 333, 323, 294, 298, 299, 308, 309, 320, 321, 334, 335, 337,
+    336, 338, 340, 341, 339, 342, 343, 344, 353, 354, 365, 364, 366, 369, 370, 372,
+    371, 373, 374, 377, 375, 376, 378, 379, 381, 380, 382, 383, 385, 384, 403, 404,
+    405, 406, 407, 408, 409, 410, 411, 412, 413, 414, 471, 472, 507, 508, 519, 520,
+    582, 592, 583, 593, 608, 609, 626, 627, 662, 664, 666, 774, 663, 665, 667, 775,
+    776, 777, 778, 779, 780, 781, 670, 672, 674, 782, 671, 673, 675, 783, 784, 785,
+    786, 787, 788, 789, 678, 680, 679, 681, 684, 686, 685, 687, 690, 692, 694, 790,
+    691, 693, 695, 791, 792, 793, 794, 795, 796, 797, 698, 700, 702, 798, 699, 701,
+    703, 799, 800, 801, 802, 803, 804, 805, 706, 708, 710, 707, 709, 711, 714, 716,
+    718, 715, 717, 719, 722, 724, 723, 725, 728, 730, 729, 731, 734, 736, 738, 735,
+    737, 739, 741, 742, 743, 746, 748, 750, 806, 747, 749, 751, 807, 808, 809, 810,
+    811, 812, 813, 754, 756, 758, 814, 755, 757, 759, 815, 816, 817, 818, 819, 820,
+    821, 824, 836, 878, 828, 846, 847, 848, 840, 882, 859, 860, 861, 894, 895, 896,
+    897, 899, 898, 900, 901, 902, 903, 904, 905, 906, 907, 908, 911, 910, 914, 915,
+    916, 917, 918, 919, 920, 921, 930, 931, 922, 923, 924, 925, 932, 933, 926, 927,
+    928, 929, 934, 935, 936, 937, 966, 941, 942, 943, 944, 945, 946, 947, 948, 949,
+    950, 951, 952, 953, 954, 955, 956, 957, 958, 959, 960, 961, 962, 963, 964, 965,
+    967, 993, 968, 969, 970, 971, 972, 973, 974, 975, 976, 977, 978, 979, 980, 981,
+    982, 983, 984, 985, 986, 987, 988, 989, 990, 991, 992, 994, 995, 996, 997, 998,
+    1493, 1494, 1495, 1496, 1497, 1498, 1499, 1501, 1500, 1502, 1503, 1504, 1505,
+};
+// end of generated tables
+
+// Index of the run of a sorted run table (start in the bits above `shift`) that holds c.
+static size_t lf__uc_run(const uint32_t *runs, size_t n, int shift, uint32_t c) {
+    size_t lo = 0, hi = n;  // runs[0] starts at U+0000, so the answer exists
+    while (hi - lo > 1) {
+        size_t mid = (lo + hi) / 2;
+        if ((runs[mid] >> shift) <= c) lo = mid;
+        else hi = mid;
+    }
+    return lo;
+}
+static int lf__uc_gc_of(uint32_t c) {
+    return (int)(lf__uc_gc[lf__uc_run(lf__uc_gc, sizeof lf__uc_gc / sizeof *lf__uc_gc, 5, c)] & 31);
+}
+static int lf__uc_ccc_of(uint32_t c) {
+    if (c < 0x300) return 0;  // nothing below U+0300 combines
+    return (int)(lf__uc_ccc[lf__uc_run(lf__uc_ccc, sizeof lf__uc_ccc / sizeof *lf__uc_ccc, 8, c)] & 255);
+}
+// Unicode White_Space: what \s means in Oniguruma and char::is_whitespace in Rust.
+static bool lf__uc_is_space(uint32_t c) {
+    if (c < 0x80) return c == ' ' || (c >= 9 && c <= 13);
+    return c == 0x85 || c == 0xA0 || c == 0x1680 || (c >= 0x2000 && c <= 0x200A) || c == 0x2028 ||
+           c == 0x2029 || c == 0x202F || c == 0x205F || c == 0x3000;
+}
+// Python's str.isspace (used by Jinja's strip/trim): White_Space plus U+001C..U+001F.
+static bool lf__uc_is_pyspace(uint32_t c) { return lf__uc_is_space(c) || (c >= 0x1C && c <= 0x1F); }
+
+#define LF__GCM(g) (1u << (g))
+#define LF__GCM_L (LF__GCM(LF__GC_LU) | LF__GCM(LF__GC_LL) | LF__GCM(LF__GC_LT) | LF__GCM(LF__GC_LM) | LF__GCM(LF__GC_LO))
+#define LF__GCM_M (LF__GCM(LF__GC_MN) | LF__GCM(LF__GC_MC) | LF__GCM(LF__GC_ME))
+#define LF__GCM_N (LF__GCM(LF__GC_ND) | LF__GCM(LF__GC_NL) | LF__GCM(LF__GC_NO))
+
+// -- 5.2 NFC
+//
+// Canonical decomposition (table + Hangul arithmetic), canonical ordering by combining class,
+// then canonical composition of each unblocked mark with the last starter (UAX #15).
+
+enum { LF__HANGUL_S = 0xAC00, LF__HANGUL_L = 0x1100, LF__HANGUL_V = 0x1161, LF__HANGUL_T = 0x11A7,
+       LF__HANGUL_NV = 21, LF__HANGUL_NT = 28, LF__HANGUL_N = 11172 };
+
+static bool lf__uc_decomp_of(uint32_t c, uint32_t *a, uint32_t *b) {
+    size_t lo = 0, hi = sizeof lf__uc_decomp / sizeof *lf__uc_decomp;
+    while (lo < hi) {
+        size_t mid = (lo + hi) / 2;
+        uint32_t k = (uint32_t)(lf__uc_decomp[mid] >> 42);
+        if (k == c) {
+            *a = (uint32_t)(lf__uc_decomp[mid] >> 21) & 0x1FFFFF, *b = (uint32_t)lf__uc_decomp[mid] & 0x1FFFFF;
+            return true;
+        }
+        if (k < c) lo = mid + 1;
+        else hi = mid;
+    }
+    return false;
+}
+
+static uint32_t lf__uc_compose(uint32_t a, uint32_t b) {
+    if (a >= LF__HANGUL_L && a < LF__HANGUL_L + 19 && b >= LF__HANGUL_V && b < LF__HANGUL_V + LF__HANGUL_NV)
+        return LF__HANGUL_S + ((a - LF__HANGUL_L) * LF__HANGUL_NV + (b - LF__HANGUL_V)) * LF__HANGUL_NT;
+    if (a >= LF__HANGUL_S && a < LF__HANGUL_S + LF__HANGUL_N && (a - LF__HANGUL_S) % LF__HANGUL_NT == 0 &&
+        b > LF__HANGUL_T && b < LF__HANGUL_T + LF__HANGUL_NT)
+        return a + (b - LF__HANGUL_T);
+    size_t lo = 0, hi = sizeof lf__uc_comp / sizeof *lf__uc_comp;
+    uint64_t key = ((uint64_t)a << 21) | b;
+    while (lo < hi) {
+        size_t mid = (lo + hi) / 2;
+        uint64_t d = lf__uc_decomp[lf__uc_comp[mid]], k = (d >> 0) & (((uint64_t)1 << 42) - 1);
+        if (k == key) return (uint32_t)(d >> 42);
+        if (k < key) lo = mid + 1;
+        else hi = mid;
+    }
+    return 0;
+}
+
+typedef struct lf__u32vec {
+    uint32_t *v;
+    size_t n, cap;
+} lf__u32vec;
+
+static bool lf__u32_push(lf__u32vec *a, uint32_t x) {
+    if (a->n == a->cap && !lf__grow((void **)&a->v, &a->cap, a->n + 1, sizeof *a->v, "tokenizer scratch"))
+        return false;
+    a->v[a->n++] = x;
+    return true;
+}
+
+static bool lf__uc_decompose(uint32_t c, lf__u32vec *out) {
+    uint32_t a, b;
+    if (c >= LF__HANGUL_S && c < LF__HANGUL_S + LF__HANGUL_N) {
+        uint32_t s = c - LF__HANGUL_S, t = s % LF__HANGUL_NT;
+        if (!lf__u32_push(out, LF__HANGUL_L + s / (LF__HANGUL_NV * LF__HANGUL_NT)) ||
+            !lf__u32_push(out, LF__HANGUL_V + (s % (LF__HANGUL_NV * LF__HANGUL_NT)) / LF__HANGUL_NT))
+            return false;
+        return t == 0 || lf__u32_push(out, LF__HANGUL_T + t);
+    }
+    if (c < 0xC0 || !lf__uc_decomp_of(c, &a, &b)) return lf__u32_push(out, c);
+    return lf__uc_decompose(a, out) && (b == 0 || lf__uc_decompose(b, out));
+}
+
+// Full normalization of one island: decompose, order marks by combining class, compose.
+static bool lf__uc_normalize_island(const char *s, size_t n, bool compose, lf__u32vec *cps, lf__buf *out) {
+    size_t i;
+    cps->n = 0;
+    for (i = 0; i < n;) {
+        size_t l;
+        if (!lf__uc_decompose(lf__utf8_dec((const unsigned char *)s + i, &l), cps)) return false;
+        i += l;
+    }
+    uint32_t *v = cps->v;
+    for (size_t j = 1; j < cps->n; j++) {  // canonical ordering: stable insertion sort of marks
+        uint32_t c = v[j];
+        int cc = lf__uc_ccc_of(c);
+        if (cc == 0) continue;
+        size_t k = j;
+        while (k > 0 && lf__uc_ccc_of(v[k - 1]) > cc) v[k] = v[k - 1], k--;
+        v[k] = c;
+    }
+    size_t w = 0, starter = SIZE_MAX;
+    int last_cc = -1;  // -1: nothing between the starter and the current character
+    for (size_t j = 0; j < cps->n && compose; j++) {
+        uint32_t c = v[j];
+        int cc = lf__uc_ccc_of(c);
+        if (starter != SIZE_MAX && !(last_cc != -1 && (last_cc == 0 || last_cc >= cc))) {
+            uint32_t p = lf__uc_compose(v[starter], c);
+            if (p) {
+                v[starter] = p;
+                continue;
+            }
+        }
+        if (cc == 0) starter = w, last_cc = -1;
+        else last_cc = cc;
+        v[w++] = c;
+    }
+    if (!compose) w = cps->n;
+    for (size_t j = 0; j < w; j++) {
+        char u[4];
+        lf__buf_put(out, u, lf__utf8_enc(v[j], u));
+    }
+    return !out->failed;
+}
+
+// Characters that NFC (below U+0300) or NFD (below U+00C0) leave alone and that never combine
+// with a neighbour (checked by gen_unicode_tables.py): only the islands between them need work.
+LF__INLINE bool lf__uc_inert(uint32_t c, bool compose) {
+    return c < (compose ? 0x300u : 0xC0u) || (c >= 0x4E00 && c <= 0x9FFF);
+}
+
+// NFC (compose=true) or NFD of s[0..n) appended to out; cps is scratch.
+static bool lf__uc_normalize(const char *s, size_t n, bool compose, lf__u32vec *cps, lf__buf *out) {
+    size_t i = 0, done = 0, last = 0;  // done: copied up to here; last: start of the last character
+    while (i < n) {
+        size_t l = 1;
+        if ((unsigned char)s[i] < (compose ? 0xCC : 0xC3)) {  // below U+0300 (U+00C0)
+            last = i;
+            i += (unsigned char)s[i] < 0x80 ? 1 : 2;
+            continue;
+        }
+        if (lf__uc_inert(lf__utf8_dec((const unsigned char *)s + i, &l), compose)) {
+            last = i, i += l;
+            continue;
+        }
+        size_t start = last < i && last >= done ? last : i, end = i;  // the starter before may compose
+        while (end < n && !lf__uc_inert(lf__utf8_dec((const unsigned char *)s + end, &l), compose)) end += l;
+        lf__buf_put(out, s + done, start - done);
+        if (!lf__uc_normalize_island(s + start, end - start, compose, cps, out)) return false;
+        done = i = end, last = end;
+    }
+    lf__buf_put(out, s + done, n - done);
+    return !out->failed;
+}
+
+
+// -- 5.3 regex
+//
+// ON THE REGEX ENGINE: HF compiles pre-tokenizer patterns with Oniguruma, whose semantics are
+// leftmost-first backtracking over code points. We compile the subset those patterns use to a
+// small program (Pike's instructions with relative jumps, so fragments can be copied for {m,n})
+// and run it with an explicit backtracking stack. Loops over sub-patterns that can match empty
+// are refused at compile time (no infinite loops), and a step budget per search turns a
+// pathological pattern into an error instead of a hang.
+
+enum { LF__RE_CHAR, LF__RE_ANY, LF__RE_CLASS, LF__RE_SPLIT, LF__RE_JMP, LF__RE_NLOOK, LF__RE_PLOOK, LF__RE_MATCH };
+enum { LF__RI_RANGE, LF__RI_GC, LF__RI_SPACE };
+
+typedef struct lf__re_inst {
+    uint8_t op;
+    int32_t x, y;  // CHAR: code point; CLASS: class index; SPLIT: preferred, other (relative);
+                   // JMP: target (relative); NLOOK/PLOOK: continuation (relative)
+} lf__re_inst;
+typedef struct lf__re_item {
+    uint8_t kind;
+    bool neg;
+    uint32_t lo, hi;  // RANGE: code points; GC: category mask in lo
+} lf__re_item;
+typedef struct lf__re_class {
+    uint64_t ascii[2];  // the answer for U+0000..U+007F, precomputed
+    bool neg;
+    int first, n;       // items
+} lf__re_class;
+typedef struct lf__re {
+    lf__re_inst *prog;
+    size_t n, cap;
+    lf__re_class *cls;
+    size_t ncls, cls_cap;
+    lf__re_item *items;
+    size_t nitems, items_cap;
+} lf__re;
+
+static void lf__re_free(lf__re *re) {
+    LF_FREE(re->prog), LF_FREE(re->cls), LF_FREE(re->items);
+    memset(re, 0, sizeof *re);
+}
+
+static bool lf__re_item_has(const lf__re_item *it, uint32_t c) {
+    bool r;
+    switch (it->kind) {
+    case LF__RI_RANGE: r = c >= it->lo && c <= it->hi; break;
+    case LF__RI_GC: r = (it->lo >> lf__uc_gc_of(c)) & 1; break;
+    default: r = lf__uc_is_space(c); break;
+    }
+    return r != it->neg;
+}
+static bool lf__re_class_slow(const lf__re *re, const lf__re_class *k, uint32_t c) {
+    bool in = false;
+    for (int i = 0; i < k->n && !in; i++) in = lf__re_item_has(&re->items[k->first + i], c);
+    return in != k->neg;
+}
+LF__INLINE bool lf__re_class_has(const lf__re *re, const lf__re_class *k, uint32_t c) {
+    if (c < 128) return (k->ascii[c >> 6] >> (c & 63)) & 1;
+    return lf__re_class_slow(re, k, c);
+}
+
+static int lf__hexval(char h) {
+    if (h >= '0' && h <= '9') return h - '0';
+    h = (char)(h | 32);
+    return h >= 'a' && h <= 'f' ? h - 'a' + 10 : -1;
+}
+static bool lf__is_alnum(uint32_t c) { return (c >= '0' && c <= '9') || ((c | 32) >= 'a' && (c | 32) <= 'z'); }
+
+typedef struct lf__re_parser {
+    const char *pat;
+    size_t n, i;
+    lf__re *re;
+    const char *file, *where;  // for messages
+    bool icase;
+    int depth;
+} lf__re_parser;
+
+static lf_status lf__re_err(lf__re_parser *p, lf_status s, const char *what) {
+    return lf__fail(s, "%s: %s: %s at pattern offset %zu", p->file, p->where, what, p->i);
+}
+
+static lf_status lf__re_emit(lf__re_parser *p, uint8_t op, int32_t x, int32_t y) {
+    lf__re *re = p->re;
+    if (re->n >= LF_MAX_REGEX_PROG) return lf__re_err(p, LF_ERR_UNSUPPORTED, "pattern too large (LF_MAX_REGEX_PROG)");
+    if (!lf__grow((void **)&re->prog, &re->cap, re->n + 1, sizeof *re->prog, "regex")) return LF_ERR_NOMEM;
+    re->prog[re->n++] = (lf__re_inst){op, x, y};
+    return LF_OK;
+}
+static lf_status lf__re_insert(lf__re_parser *p, size_t at, uint8_t op, int32_t x, int32_t y) {
+    lf_status s = lf__re_emit(p, op, x, y);
+    if (s != LF_OK) return s;
+    lf__re *re = p->re;
+    memmove(re->prog + at + 1, re->prog + at, (re->n - 1 - at) * sizeof *re->prog);
+    re->prog[at] = (lf__re_inst){op, x, y};
+    return LF_OK;
+}
+
+static lf_status lf__re_add_item(lf__re_parser *p, lf__re_item it) {
+    lf__re *re = p->re;
+    if (!lf__grow((void **)&re->items, &re->items_cap, re->nitems + 1, sizeof *re->items, "regex")) return LF_ERR_NOMEM;
+    re->items[re->nitems++] = it;
+    return LF_OK;
+}
+// Case-insensitive ASCII, plus the two non-ASCII characters Unicode folds onto ASCII letters.
+static lf_status lf__re_add_range(lf__re_parser *p, uint32_t lo, uint32_t hi) {
+    lf_status s = lf__re_add_item(p, (lf__re_item){LF__RI_RANGE, false, lo, hi});
+    if (s != LF_OK || !p->icase) return s;
+    uint32_t a = LF__MAX(lo, 'a'), b = LF__MIN(hi, 'z');
+    if (a <= b && (s = lf__re_add_item(p, (lf__re_item){LF__RI_RANGE, false, a - 32, b - 32})) != LF_OK) return s;
+    a = LF__MAX(lo, 'A'), b = LF__MIN(hi, 'Z');
+    if (a <= b && (s = lf__re_add_item(p, (lf__re_item){LF__RI_RANGE, false, a + 32, b + 32})) != LF_OK) return s;
+    if (lo <= 's' && hi >= 's') s = lf__re_add_item(p, (lf__re_item){LF__RI_RANGE, false, 0x17F, 0x17F});
+    if (s == LF_OK && lo <= 'k' && hi >= 'k') s = lf__re_add_item(p, (lf__re_item){LF__RI_RANGE, false, 0x212A, 0x212A});
+    return s;
+}
+
+// Next code point of the pattern (which was checked to be UTF-8).
+static uint32_t lf__re_next(lf__re_parser *p) {
+    size_t l;
+    uint32_t c = lf__utf8_dec((const unsigned char *)p->pat + p->i, &l);
+    p->i += l;
+    return c;
+}
+
+// Parses the escape after '\' into either a code point (*cp) or class items (returns true).
+static lf_status lf__re_escape(lf__re_parser *p, uint32_t *cp, bool *is_class, bool *item_neg) {
+    *is_class = false, *item_neg = false;
+    if (p->i >= p->n) return lf__re_err(p, LF_ERR_FORMAT, "pattern ends after '\\'");
+    uint32_t c = lf__re_next(p);
+    switch (c) {
+    case 'n': *cp = '\n'; return LF_OK;
+    case 'r': *cp = '\r'; return LF_OK;
+    case 't': *cp = '\t'; return LF_OK;
+    case 'f': *cp = '\f'; return LF_OK;
+    case 'v': *cp = '\v'; return LF_OK;
+    case 'a': *cp = 7; return LF_OK;
+    case 'e': *cp = 27; return LF_OK;
+    case 'x': case 'u': {
+        bool brace = c == 'x' && p->i < p->n && p->pat[p->i] == '{';
+        size_t max = brace ? 6 : c == 'x' ? 2 : 4, k = 0;
+        uint32_t v = 0;
+        if (brace) p->i++;
+        while (k < max && p->i < p->n && lf__hexval(p->pat[p->i]) >= 0) {
+            char h = p->pat[p->i++];
+            v = v * 16 + (uint32_t)lf__hexval(h);
+            k++;
+        }
+        if (k == 0 || (brace && (p->i >= p->n || p->pat[p->i++] != '}')) || (c == 'u' && k != 4) || v > 0x10FFFF)
+            return lf__re_err(p, LF_ERR_FORMAT, "bad hex escape");
+        *cp = v;
+        return LF_OK;
+    }
+    case 's': case 'S':
+        *is_class = true, *item_neg = c == 'S';
+        return lf__re_add_item(p, (lf__re_item){LF__RI_SPACE, c == 'S', 0, 0});
+    case 'd': case 'D':
+        *is_class = true, *item_neg = c == 'D';
+        return lf__re_add_item(p, (lf__re_item){LF__RI_GC, c == 'D', LF__GCM(LF__GC_ND), 0});
+    case 'w': case 'W':
+        *is_class = true, *item_neg = c == 'W';
+        return lf__re_add_item(p, (lf__re_item){LF__RI_GC, c == 'W', LF__GCM_L | LF__GCM_M | LF__GCM(LF__GC_ND) | LF__GCM(LF__GC_PC), 0});
+    case 'p': case 'P': {
+        static const struct { const char *name; uint32_t mask; } props[] = {
+            {"L", LF__GCM_L}, {"Lu", LF__GCM(LF__GC_LU)}, {"Ll", LF__GCM(LF__GC_LL)}, {"Lt", LF__GCM(LF__GC_LT)},
+            {"Lm", LF__GCM(LF__GC_LM)}, {"Lo", LF__GCM(LF__GC_LO)}, {"M", LF__GCM_M}, {"Mn", LF__GCM(LF__GC_MN)},
+            {"N", LF__GCM_N}, {"Nd", LF__GCM(LF__GC_ND)}, {"Nl", LF__GCM(LF__GC_NL)}, {"No", LF__GCM(LF__GC_NO)},
+            {"P", LF__GCM(LF__GC_PC) | LF__GCM(LF__GC_PD) | LF__GCM(LF__GC_PS) | LF__GCM(LF__GC_PE) |
+                  LF__GCM(LF__GC_PI) | LF__GCM(LF__GC_PF) | LF__GCM(LF__GC_PO)},
+            {"S", LF__GCM(LF__GC_SM) | LF__GCM(LF__GC_SC) | LF__GCM(LF__GC_SK) | LF__GCM(LF__GC_SO)},
+            {"Z", LF__GCM(LF__GC_ZS) | LF__GCM(LF__GC_ZL) | LF__GCM(LF__GC_ZP)}, {"Zs", LF__GCM(LF__GC_ZS)},
+            {"C", LF__GCM(LF__GC_CN) | LF__GCM(LF__GC_CC) | LF__GCM(LF__GC_CF) | LF__GCM(LF__GC_CS) | LF__GCM(LF__GC_CO)},
+            {"Cc", LF__GCM(LF__GC_CC)}, {"Cf", LF__GCM(LF__GC_CF)},
+        };
+        bool neg = c == 'P';
+        if (p->i >= p->n || p->pat[p->i] != '{') return lf__re_err(p, LF_ERR_UNSUPPORTED, "\\p without {...}");
+        const char *name = p->pat + p->i + 1, *end = (const char *)memchr(name, '}', p->n - p->i - 1);
+        if (!end) return lf__re_err(p, LF_ERR_FORMAT, "unterminated \\p{");
+        if (*name == '^') neg = !neg, name++;
+        for (size_t k = 0; k < sizeof props / sizeof *props; k++)
+            if (strlen(props[k].name) == (size_t)(end - name) && memcmp(props[k].name, name, (size_t)(end - name)) == 0) {
+                p->i = (size_t)(end - p->pat) + 1;
+                *is_class = true, *item_neg = neg;
+                return lf__re_add_item(p, (lf__re_item){LF__RI_GC, neg, props[k].mask, 0});
+            }
+        return lf__re_err(p, LF_ERR_UNSUPPORTED, "unknown Unicode property");
+    }
+    default:
+        if (lf__is_alnum(c)) return lf__re_err(p, LF_ERR_UNSUPPORTED, "unsupported escape");
+        *cp = c;  // escaped punctuation stands for itself
+        return LF_OK;
+    }
+}
+
+static lf_status lf__re_new_class(lf__re_parser *p, bool neg, size_t first_item) {
+    lf__re *re = p->re;
+    if (!lf__grow((void **)&re->cls, &re->cls_cap, re->ncls + 1, sizeof *re->cls, "regex")) return LF_ERR_NOMEM;
+    lf__re_class *k = &re->cls[re->ncls];
+    memset(k, 0, sizeof *k);
+    k->neg = neg, k->first = (int)first_item, k->n = (int)(re->nitems - first_item);
+    for (uint32_t c = 0; c < 128; c++)
+        if (lf__re_class_slow(re, k, c)) k->ascii[c >> 6] |= (uint64_t)1 << (c & 63);
+    return lf__re_emit(p, LF__RE_CLASS, (int32_t)re->ncls++, 0);
+}
+
+static lf_status lf__re_bracket(lf__re_parser *p) {
+    size_t first = p->re->nitems;
+    bool neg = p->i < p->n && p->pat[p->i] == '^';
+    if (neg) p->i++;
+    bool any = false;
+    lf_status s;
+    for (;;) {
+        if (p->i >= p->n) return lf__re_err(p, LF_ERR_FORMAT, "unterminated [");
+        if (p->pat[p->i] == ']' && any) {
+            p->i++;
+            break;
+        }
+        if (p->pat[p->i] == '[' || (p->pat[p->i] == '&' && p->i + 1 < p->n && p->pat[p->i + 1] == '&'))
+            return lf__re_err(p, LF_ERR_UNSUPPORTED, "nested class or class intersection");
+        any = true;
+        uint32_t lo = lf__re_next(p), hi;
+        bool is_class, neg_item;
+        if (lo == '\\') {
+            if ((s = lf__re_escape(p, &lo, &is_class, &neg_item)) != LF_OK) return s;
+            if (is_class) continue;
+        }
+        hi = lo;
+        if (p->i + 1 < p->n && p->pat[p->i] == '-' && p->pat[p->i + 1] != ']') {
+            p->i++;
+            hi = lf__re_next(p);
+            if (hi == '\\') {
+                if ((s = lf__re_escape(p, &hi, &is_class, &neg_item)) != LF_OK) return s;
+                if (is_class) return lf__re_err(p, LF_ERR_FORMAT, "class escape as a range end");
+            }
+            if (hi < lo) return lf__re_err(p, LF_ERR_FORMAT, "range out of order");
+        }
+        if ((s = lf__re_add_range(p, lo, hi)) != LF_OK) return s;
+    }
+    return lf__re_new_class(p, neg, first);
+}
+
+static lf_status lf__re_alt(lf__re_parser *p, bool *nullable);
+
+static lf_status lf__re_atom(lf__re_parser *p, bool *nullable) {
+    lf_status s;
+    *nullable = false;
+    uint32_t c = lf__re_next(p);
+    if (c == '(') {
+        if (++p->depth > 64) return lf__re_err(p, LF_ERR_UNSUPPORTED, "groups nested too deeply");
+        bool saved = p->icase;
+        uint8_t look = 0;
+        if (p->i < p->n && p->pat[p->i] == '?') {
+            const char *q = p->pat + p->i + 1;
+            size_t left = p->n - p->i - 1;
+            if (left >= 1 && (*q == ':' || *q == '!' || *q == '=')) {
+                look = *q == '!' ? LF__RE_NLOOK : *q == '=' ? LF__RE_PLOOK : 0;
+                p->i += 2;
+            } else if (left >= 2 && q[0] == 'i' && (q[1] == ':' || q[1] == ')')) {
+                p->i += 3;
+                p->icase = true;
+                if (q[1] == ')') {  // (?i) applies to the rest of the enclosing group
+                    p->depth--;
+                    *nullable = true;
+                    return LF_OK;
+                }
+            } else
+                return lf__re_err(p, LF_ERR_UNSUPPORTED, "unsupported group kind");
+        }
+        size_t at = p->re->n;
+        if (look && (s = lf__re_emit(p, look, 0, 0)) != LF_OK) return s;
+        if ((s = lf__re_alt(p, nullable)) != LF_OK) return s;
+        if (p->i >= p->n || p->pat[p->i] != ')') return lf__re_err(p, LF_ERR_FORMAT, "missing )");
+        p->i++;
+        p->icase = saved;
+        p->depth--;
+        if (look) {
+            if ((s = lf__re_emit(p, LF__RE_MATCH, 0, 0)) != LF_OK) return s;
+            p->re->prog[at].x = (int32_t)(p->re->n - at);
+            *nullable = true;
+        }
+        return LF_OK;
+    }
+    if (c == '[') return lf__re_bracket(p);
+    if (c == '.') return lf__re_emit(p, LF__RE_ANY, 0, 0);
+    if (c == '*' || c == '+' || c == '?' || c == '{') return lf__re_err(p, LF_ERR_FORMAT, "nothing to repeat");
+    if (c == '^' || c == '$') return lf__re_err(p, LF_ERR_UNSUPPORTED, "anchors");
+    if (c == '\\') {
+        size_t first = p->re->nitems;
+        bool is_class, neg_item;
+        if ((s = lf__re_escape(p, &c, &is_class, &neg_item)) != LF_OK) return s;
+        if (is_class) return lf__re_new_class(p, false, first);
+    }
+    if (p->icase && lf__is_alnum(c) && c > '9') {
+        size_t first = p->re->nitems;
+        return (s = lf__re_add_range(p, c, c)) != LF_OK ? s : lf__re_new_class(p, false, first);
+    }
+    return lf__re_emit(p, LF__RE_CHAR, (int32_t)c, 0);
+}
+
+// Applies a quantifier (if any) to the fragment prog[at..n).
+static lf_status lf__re_quant(lf__re_parser *p, size_t at, bool *nullable) {
+    if (p->i >= p->n) return LF_OK;
+    char q = p->pat[p->i];
+    long lo, hi;  // hi < 0: unbounded
+    if (q == '?') lo = 0, hi = 1;
+    else if (q == '*') lo = 0, hi = -1;
+    else if (q == '+') lo = 1, hi = -1;
+    else if (q == '{') {
+        char *e;
+        const char *b = p->pat + p->i + 1;
+        if (*b < '0' || *b > '9') return lf__re_err(p, LF_ERR_UNSUPPORTED, "'{' not starting a {m,n} count");
+        lo = strtol(b, &e, 10), hi = lo;
+        if (*e == ',') hi = e[1] >= '0' && e[1] <= '9' ? strtol(e + 1, &e, 10) : (e++, -1);
+        if (*e != '}' || lo > 1000 || hi > 1000 || (hi >= 0 && hi < lo)) return lf__re_err(p, LF_ERR_FORMAT, "bad {m,n}");
+        p->i = (size_t)(e - p->pat);
+    } else
+        return LF_OK;
+    p->i++;
+    bool greedy = !(p->i < p->n && p->pat[p->i] == '?');
+    if (!greedy) p->i++;
+    if (p->i < p->n && strchr("?*+{", p->pat[p->i])) return lf__re_err(p, LF_ERR_UNSUPPORTED, "stacked quantifiers");
+    if (hi < 0 && *nullable) return lf__re_err(p, LF_ERR_UNSUPPORTED, "unbounded repeat of a pattern that can match empty");
+    lf__re *re = p->re;
+    size_t len = re->n - at, total = len * (size_t)LF__MAX(lo, 1) + (hi < 0 ? 2 : (size_t)(hi - lo) * (len + 1));
+    if (re->n + total > LF_MAX_REGEX_PROG) return lf__re_err(p, LF_ERR_UNSUPPORTED, "pattern too large (LF_MAX_REGEX_PROG)");
+    lf__re_inst *frag = (lf__re_inst *)lf__alloc(len * sizeof *frag, "regex");
+    if (!frag) return LF_ERR_NOMEM;
+    memcpy(frag, re->prog + at, len * sizeof *frag);
+    re->n = at;
+    lf_status s = LF_OK;
+    int32_t L = (int32_t)len;
+    for (long k = 0; k < lo && s == LF_OK; k++)
+        for (size_t j = 0; j < len && s == LF_OK; j++) s = lf__re_emit(p, frag[j].op, frag[j].x, frag[j].y);
+    if (hi < 0 && s == LF_OK) {  // split +1, end; frag; jmp back to the split
+        s = lf__re_emit(p, LF__RE_SPLIT, greedy ? 1 : L + 2, greedy ? L + 2 : 1);
+        for (size_t j = 0; j < len && s == LF_OK; j++) s = lf__re_emit(p, frag[j].op, frag[j].x, frag[j].y);
+        if (s == LF_OK) s = lf__re_emit(p, LF__RE_JMP, -(L + 1), 0);
+    }
+    size_t first_opt = re->n;
+    for (long k = lo; k < hi && s == LF_OK; k++) {  // optional copies all skip to the end
+        s = lf__re_emit(p, LF__RE_SPLIT, 0, 0);
+        for (size_t j = 0; j < len && s == LF_OK; j++) s = lf__re_emit(p, frag[j].op, frag[j].x, frag[j].y);
+    }
+    for (size_t j = first_opt; s == LF_OK && hi > lo && j < re->n; j += len + 1) {
+        int32_t skip = (int32_t)(re->n - j);
+        re->prog[j].x = greedy ? 1 : skip, re->prog[j].y = greedy ? skip : 1;
+    }
+    LF_FREE(frag);
+    if (lo == 0) *nullable = true;
+    return s;
+}
+
+static lf_status lf__re_concat(lf__re_parser *p, bool *nullable) {
+    *nullable = true;
+    while (p->i < p->n && p->pat[p->i] != '|' && p->pat[p->i] != ')') {
+        size_t at = p->re->n;
+        bool an;
+        lf_status s = lf__re_atom(p, &an);
+        if (s == LF_OK) s = lf__re_quant(p, at, &an);
+        if (s != LF_OK) return s;
+        *nullable = *nullable && an;
+    }
+    return LF_OK;
+}
+
+static lf_status lf__re_alt(lf__re_parser *p, bool *nullable) {
+    size_t start = p->re->n, split = 0, jmps[256], nj = 0;
+    lf_status s = lf__re_concat(p, nullable);
+    while (s == LF_OK && p->i < p->n && p->pat[p->i] == '|') {
+        p->i++;
+        if (nj == 0) {  // first '|': put the split in front of the first branch
+            if ((s = lf__re_insert(p, start, LF__RE_SPLIT, 1, 0)) != LF_OK) return s;
+            split = start;
+        }
+        if (nj == sizeof jmps / sizeof *jmps) return lf__re_err(p, LF_ERR_UNSUPPORTED, "too many alternatives");
+        jmps[nj++] = p->re->n;
+        if ((s = lf__re_emit(p, LF__RE_JMP, 0, 0)) != LF_OK) return s;
+        p->re->prog[split].y = (int32_t)(p->re->n - split);
+        size_t b = p->re->n;
+        bool bn;
+        if ((s = lf__re_concat(p, &bn)) != LF_OK) return s;
+        *nullable = *nullable || bn;
+        if (p->i < p->n && p->pat[p->i] == '|') {
+            if ((s = lf__re_insert(p, b, LF__RE_SPLIT, 1, 0)) != LF_OK) return s;
+            split = b;
+        }
+    }
+    for (size_t j = 0; j < nj && s == LF_OK; j++) p->re->prog[jmps[j]].x = (int32_t)(p->re->n - jmps[j]);
+    return s;
+}
+
+// Compiles pat (UTF-8, n bytes); literal = true compiles it as a plain string.
+static lf_status lf__re_compile(lf__re *re, const char *pat, size_t n, bool literal, const char *file, const char *where) {
+    memset(re, 0, sizeof *re);
+    lf__re_parser p = {pat, n, 0, re, file, where, false, 0};
+    if (lf__utf8_check((const unsigned char *)pat, n) != n) return lf__re_err(&p, LF_ERR_FORMAT, "invalid UTF-8");
+    lf_status s = LF_OK;
+    bool nullable;
+    if (literal)
+        while (p.i < n && s == LF_OK) s = lf__re_emit(&p, LF__RE_CHAR, (int32_t)lf__re_next(&p), 0);
+    else if ((s = lf__re_alt(&p, &nullable)) == LF_OK && p.i < n)
+        s = lf__re_err(&p, LF_ERR_FORMAT, "unbalanced )");
+    if (s == LF_OK) s = lf__re_emit(&p, LF__RE_MATCH, 0, 0);
+    if (s != LF_OK) lf__re_free(re);
+    return s;
+}
+
+typedef struct lf__re_bt {
+    int32_t pc;
+    size_t pos;
+} lf__re_bt;
+typedef struct lf__re_ctx {
+    const lf__re *re;
+    const unsigned char *s;
+    size_t n;
+    lf__re_bt *stk;
+    size_t top, cap;
+    uint64_t steps, budget;
+} lf__re_ctx;
+
+// Runs the program from pc at pos: 1 and *end on a match, 0 on none, <0 a status.
+static int lf__re_run(lf__re_ctx *c, int32_t pc, size_t pos, size_t *end) {
+    const lf__re_inst *prog = c->re->prog;
+    const unsigned char *s = c->s;
+    size_t base = c->top, n = c->n;
+    for (;;) {
+        if (++c->steps > c->budget) return lf__fail(LF_ERR_UNSUPPORTED, "pre-tokenizer regex too complex for this input (step budget)");
+        const lf__re_inst *in = &prog[pc];
+        size_t l = 1;
+        uint32_t ch;
+        switch (in->op) {
+        case LF__RE_CHAR:
+            if (pos < n && (ch = s[pos] < 0x80 ? s[pos] : lf__utf8_dec(s + pos, &l)) == (uint32_t)in->x) {
+                pos += l, pc++;
+                continue;
+            }
+            break;
+        case LF__RE_ANY:
+            if (pos < n && s[pos] != '\n') {
+                if (s[pos] >= 0x80) lf__utf8_dec(s + pos, &l);
+                pos += l, pc++;
+                continue;
+            }
+            break;
+        case LF__RE_CLASS:
+            if (pos < n) {
+                ch = s[pos] < 0x80 ? s[pos] : lf__utf8_dec(s + pos, &l);
+                if (lf__re_class_has(c->re, &c->re->cls[in->x], ch)) {
+                    pos += l, pc++;
+                    continue;
+                }
+            }
+            break;
+        case LF__RE_SPLIT:
+            if (c->top == c->cap && !lf__grow((void **)&c->stk, &c->cap, c->top + 1, sizeof *c->stk, "regex stack"))
+                return LF_ERR_NOMEM;
+            c->stk[c->top++] = (lf__re_bt){pc + in->y, pos};
+            pc += in->x;
+            continue;
+        case LF__RE_JMP: pc += in->x; continue;
+        case LF__RE_NLOOK: case LF__RE_PLOOK: {
+            size_t e;
+            int r = lf__re_run(c, pc + 1, pos, &e);
+            if (r < 0) return r;
+            if ((r == 1) == (in->op == LF__RE_PLOOK)) {
+                pc += in->x;
+                continue;
+            }
+            break;
+        }
+        default:  // MATCH
+            c->top = base;
+            *end = pos;
+            return 1;
+        }
+        if (c->top == base) return 0;  // fail: resume the latest alternative
+        c->top--;
+        pc = c->stk[c->top].pc, pos = c->stk[c->top].pos;
+    }
+}
+
+// Leftmost match starting at or after from: 1 (and [*ms, *me)), 0 none, <0 a status.
+static int lf__re_find(lf__re_ctx *c, size_t from, size_t *ms, size_t *me) {
+    c->steps = 0;
+    c->budget = ((uint64_t)1 << 20) + 256 * (uint64_t)(c->n - from);
+    for (size_t pos = from; pos <= c->n;) {
+        int r = lf__re_run(c, 0, pos, me);
+        if (r != 0) return *ms = pos, r;
+        if (pos == c->n) break;
+        size_t l = 1;
+        if (c->s[pos] >= 0x80) lf__utf8_dec(c->s + pos, &l);
+        pos += l;
+    }
+    return 0;
+}
+
+// -- 5.4 the loaded tokenizer
+
+enum { LF__TF_MODEL = 1, LF__TF_ADDED = 2, LF__TF_SPECIAL = 4 };
+enum { LF__NORM_NFC, LF__NORM_NFD, LF__NORM_PREPEND, LF__NORM_REPLACE, LF__NORM_STRIP };
+enum { LF__PRE_SPLIT, LF__PRE_PREFIX_SPACE };
+enum { LF__SPLIT_ISOLATED, LF__SPLIT_REMOVED, LF__SPLIT_MERGED_PREV, LF__SPLIT_MERGED_NEXT, LF__SPLIT_CONTIGUOUS };
+enum { LF__DEC_REPLACE, LF__DEC_STRIP };
+enum { LF__CHAT_THINK = 1 };  // chatml: Qwen3's <think> handling of the last assistant turn
+
+typedef struct lf__str {
+    uint32_t off, len;  // bytes in lf__tok.blob
+} lf__str;
+
+typedef struct lf__added {
+    lf__str content, norm;  // norm: content after the normalizer (for normalized tokens)
+    int32_t id;
+    bool single_word, lstrip, rstrip, normalized;
+} lf__added;
+
+// Added tokens of one kind, grouped by first byte and longest first, for leftmost-longest.
+typedef struct lf__matchset {
+    int32_t *order;       // indices into lf__tok.added
+    int32_t start[257];   // order[start[b] .. start[b+1]) begin with byte b
+    bool normalized;      // match the normalized form
+} lf__matchset;
+
+typedef struct lf__norm {
+    int kind;
+    lf__str a, b;         // PREPEND: a; REPLACE: a -> b
+    bool left, right;     // STRIP
+} lf__norm;
+
+typedef struct lf__pre {
+    int kind;
+    lf__re re;
+    int behavior;
+    bool invert;
+} lf__pre;
+
+typedef struct lf__dec {
+    int kind;
+    lf__str a, b;         // REPLACE: a -> b; STRIP: a is the character
+    int start, stop;      // STRIP
+} lf__dec;
+
+typedef struct lf__merge {
+    uint64_t key;         // (left id << 32) | right id; 0 with id -1: empty slot
+    int32_t rank, id;
+} lf__merge;
+
+typedef struct lf__tok {
+    int32_t n_vocab;
+    char *blob;           // every string, NUL-separated
+    size_t blob_len, blob_cap;
+    lf__str *pieces;      // [n_vocab] token strings; len UINT32_MAX: no token with that id
+    uint8_t *flags;       // [n_vocab] LF__TF_*
+    int32_t *hash;        // token string -> id, open addressing, -1 empty
+    size_t hash_mask;
+    lf__merge *merges;
+    size_t merge_mask;
+    // model
+    bool byte_level, byte_fallback, fuse_unk, ignore_merges;
+    bool split_metaspace;   // words can be cut before each "▁" that follows another character
+    int32_t unk_id;
+    int32_t byte_id[256];   // byte-level: id of each byte's stand-in character; -1 if none
+    int32_t ascii_id[128];  // id of each ASCII character as a token; -1 if none
+    int32_t fallback_id[256];  // <0xXX>; -1 if none
+    uint16_t byte_char[256];   // GPT-2's bytes_to_unicode: byte -> stand-in code point
+    int16_t char_byte[324];    // and back (-1: not a stand-in)
+    // added tokens
+    lf__added *added;
+    int n_added;
+    lf__matchset raw, normed;
+    // pipeline
+    lf__norm *norms;
+    int n_norms;
+    lf__pre *pres;
+    int n_pres;
+    lf__dec *decs;          // per-token decoder steps, in order
+    int n_decs;
+    bool has_decoder, dec_byte_level, dec_byte_fallback;
+    uint32_t dec_strip_char;  // Strip after Fuse: leading characters of the whole text
+    int dec_strip_start;
+    int32_t prefix[LF__TOK_MAX_TEMPLATE], suffix[LF__TOK_MAX_TEMPLATE];
+    int n_prefix, n_suffix;
+    // tokenizer_config.json
+    char config_name[256];
+    lf__str bos, eos;       // len 0: none
+    bool chat_unknown;      // a chat_template we do not render
+    int chat_flags;
+    lf__str chat_default_system;
+} lf__tok;
+
+static uint64_t lf__hash_bytes(const char *s, size_t n) {
+    uint64_t h = 0x9E3779B97F4A7C15ull ^ n;
+    while (n >= 8) {
+        uint64_t w;
+        memcpy(&w, s, 8);
+        h = (h ^ w) * 0xBF58476D1CE4E5B9ull;
+        h ^= h >> 29;
+        s += 8, n -= 8;
+    }
+    uint64_t w = 0;
+    memcpy(&w, s, n);
+    h = (h ^ w) * 0x94D049BB133111EBull;
+    return h ^ (h >> 31);
+}
+LF__INLINE uint64_t lf__hash_u64(uint64_t x) {
+    x = (x ^ (x >> 30)) * 0xBF58476D1CE4E5B9ull;
+    x = (x ^ (x >> 27)) * 0x94D049BB133111EBull;
+    return x ^ (x >> 31);
+}
+
+static int32_t lf__tok_lookup(const lf__tok *k, const char *s, size_t n) {
+    for (size_t h = lf__hash_bytes(s, n) & k->hash_mask;; h = (h + 1) & k->hash_mask) {
+        int32_t id = k->hash[h];
+        if (id < 0) return -1;
+        if (k->pieces[id].len == n && memcmp(k->blob + k->pieces[id].off, s, n) == 0) return id;
+    }
+}
+// The model's own vocabulary only: added tokens outside it never take part in BPE.
+LF__INLINE int32_t lf__tok_model_id(const lf__tok *k, const char *s, size_t n) {
+    int32_t id = lf__tok_lookup(k, s, n);
+    return id >= 0 && (k->flags[id] & LF__TF_MODEL) ? id : -1;
+}
+
+LF__INLINE const lf__merge *lf__tok_merge(const lf__tok *k, int32_t a, int32_t b) {
+    uint64_t key = ((uint64_t)(uint32_t)a << 32) | (uint32_t)b;
+    for (size_t h = lf__hash_u64(key) & k->merge_mask;; h = (h + 1) & k->merge_mask) {
+        const lf__merge *m = &k->merges[h];
+        if (m->id < 0) return NULL;
+        if (m->key == key) return m;
+    }
+}
+
+// Stores bytes in the blob; the result stays valid as the blob grows (it is an offset).
+static lf_status lf__tok_intern(lf__tok *k, const char *s, size_t n, lf__str *out) {
+    if (k->blob_len + n + 1 > UINT32_MAX) return lf__fail(LF_ERR_FORMAT, "tokenizer strings exceed 4 GiB");
+    if (!lf__grow((void **)&k->blob, &k->blob_cap, k->blob_len + n + 1, 1, "tokenizer strings")) return LF_ERR_NOMEM;
+    memcpy(k->blob + k->blob_len, s, n);
+    k->blob[k->blob_len + n] = 0;
+    out->off = (uint32_t)k->blob_len, out->len = (uint32_t)n;
+    k->blob_len += n + 1;
+    return LF_OK;
+}
+
+// Readers of tokenizer.json fields. Problems are LF_ERR_FORMAT naming "<file>: <path>.<key>".
+typedef struct lf__tj {
+    const char *file;
+    lf__tok *k;
+} lf__tj;
+
+static const lf_node *lf__tj_get(const lf_node *obj, const char *key) {
+    const lf_node *n = lf_node_get(obj, key);
+    return n && n->type != LF_NODE_NULL ? n : NULL;
+}
+static lf_status lf__tj_str(const lf__tj *j, const char *path, const lf_node *obj, const char *key, bool required,
+                            const lf_node **out) {
+    *out = lf__tj_get(obj, key);
+    if (!*out && required) return lf__fail(LF_ERR_FORMAT, "%s: %s%s%s: missing", j->file, path, *path ? "." : "", key);
+    if (*out && (*out)->type != LF_NODE_STRING)
+        return lf__fail(LF_ERR_FORMAT, "%s: %s%s%s: must be a string", j->file, path, *path ? "." : "", key);
+    if (*out && lf__utf8_check((const unsigned char *)(*out)->str, (*out)->len) != (*out)->len)
+        return lf__fail(LF_ERR_FORMAT, "%s: %s%s%s: invalid UTF-8", j->file, path, *path ? "." : "", key);
+    return LF_OK;
+}
+static lf_status lf__tj_bool(const lf__tj *j, const char *path, const lf_node *obj, const char *key, bool *out) {
+    const lf_node *n = lf__tj_get(obj, key);
+    if (!n) return LF_OK;
+    if (n->type != LF_NODE_BOOL)
+        return lf__fail(LF_ERR_FORMAT, "%s: %s%s%s: must be true or false", j->file, path, *path ? "." : "", key);
+    *out = n->num != 0;
+    return LF_OK;
+}
+static lf_status lf__tj_int(const lf__tj *j, const char *path, const lf_node *n, int64_t lo, int64_t hi, int64_t *out) {
+    if (!n || n->type != LF_NODE_NUMBER || n->num != floor(n->num) || n->num < (double)lo || n->num > (double)hi)
+        return lf__fail(LF_ERR_FORMAT, "%s: %s: must be an integer in [%lld, %lld]", j->file, path, (long long)lo,
+                        (long long)hi);
+    *out = (int64_t)n->num;
+    return LF_OK;
+}
+// The "type" of a component; anything else than the names in `known` is LF_ERR_UNSUPPORTED.
+static lf_status lf__tj_type(const lf__tj *j, const char *path, const lf_node *obj, const char *const *known, int *out) {
+    const lf_node *t;
+    if (!obj || obj->type != LF_NODE_OBJECT) return lf__fail(LF_ERR_FORMAT, "%s: %s: must be an object", j->file, path);
+    lf_status s = lf__tj_str(j, path, obj, "type", true, &t);
+    if (s != LF_OK) return s;
+    for (int i = 0; known[i]; i++)
+        if (strcmp(t->str, known[i]) == 0) return *out = i, LF_OK;
+    return lf__fail(LF_ERR_UNSUPPORTED, "%s: %s.type: unsupported '%s'", j->file, path, t->str);
+}
+// A child array of a Sequence, bounded in depth.
+static lf_status lf__tj_array(const lf__tj *j, const char *path, const lf_node *obj, const char *key, int depth,
+                              const lf_node **out) {
+    if (depth >= LF__TOK_MAX_DEPTH) return lf__fail(LF_ERR_FORMAT, "%s: %s: Sequence nested too deeply", j->file, path);
+    *out = lf__tj_get(obj, key);
+    if (!*out || (*out)->type != LF_NODE_ARRAY)
+        return lf__fail(LF_ERR_FORMAT, "%s: %s.%s: must be an array", j->file, path, key);
+    return LF_OK;
+}
+// A Replace/Split "pattern": {"String": s} or {"Regex": r}.
+static lf_status lf__tj_pattern(const lf__tj *j, const char *path, const lf_node *obj, const lf_node **str, bool *regex) {
+    char sub[512];
+    snprintf(sub, sizeof sub, "%s.pattern", path);
+    const lf_node *pat = lf__tj_get(obj, "pattern");
+    if (!pat || pat->type != LF_NODE_OBJECT) return lf__fail(LF_ERR_FORMAT, "%s: %s: must be an object", j->file, sub);
+    lf_status s = lf__tj_str(j, sub, pat, "String", false, str);
+    if (s != LF_OK || *str) return *regex = false, s;
+    *regex = true;
+    return lf__tj_str(j, sub, pat, "Regex", true, str);
+}
+
+static lf_status lf__tok_push(void **arr, int *n, size_t size, const void *item, const char *what) {
+    size_t cap = (size_t)*n;  // arrays grow one by one: there are a handful of steps
+    if (!lf__grow(arr, &cap, cap + 1, size, what)) return LF_ERR_NOMEM;
+    memcpy((char *)*arr + (size_t)*n * size, item, size);
+    (*n)++;
+    return LF_OK;
+}
+
+// -- 5.5 loading tokenizer.json
+
+static const char *const lf__norm_types[] = {"Sequence", "NFC", "NFD", "Prepend", "Replace", "Strip", NULL};
+static const char *const lf__pre_types[] = {"Sequence", "Split", "ByteLevel", NULL};
+static const char *const lf__dec_types[] = {"Sequence", "ByteLevel", "Replace", "ByteFallback", "Fuse", "Strip", NULL};
+static const char *const lf__post_types[] = {"Sequence", "ByteLevel", "TemplateProcessing", NULL};
+static const char *const lf__split_behaviors[] = {"Isolated", "Removed", "MergedWithPrevious", "MergedWithNext",
+                                                  "Contiguous", NULL};
+// GPT-2's pre-tokenizer regex, which ByteLevel applies when use_regex is true.
+static const char lf__gpt2_regex[] = "'s|'t|'re|'ve|'m|'ll|'d| ?\\p{L}+| ?\\p{N}+| ?[^\\s\\p{L}\\p{N}]+|\\s+(?!\\S)|\\s+";
+
+static lf_status lf__tok_normalizer(const lf__tj *j, const char *path, const lf_node *obj, int depth) {
+    lf__tok *k = j->k;
+    int type = 0;
+    lf_status s = lf__tj_type(j, path, obj, lf__norm_types, &type);
+    if (s != LF_OK) return s;
+    lf__norm nm;
+    memset(&nm, 0, sizeof nm);
+    const lf_node *a, *b;
+    char sub[512];
+    bool regex;
+    switch (type) {
+    case 0:
+        if ((s = lf__tj_array(j, path, obj, "normalizers", depth, &a)) != LF_OK) return s;
+        for (int i = 0; i < a->n && s == LF_OK; i++) {
+            snprintf(sub, sizeof sub, "%s.normalizers[%d]", path, i);
+            s = lf__tok_normalizer(j, sub, &a->kids[i], depth + 1);
+        }
+        return s;
+    case 1: nm.kind = LF__NORM_NFC; break;
+    case 2: nm.kind = LF__NORM_NFD; break;
+    case 3:
+        nm.kind = LF__NORM_PREPEND;
+        if ((s = lf__tj_str(j, path, obj, "prepend", true, &a)) != LF_OK) return s;
+        if ((s = lf__tok_intern(k, a->str, a->len, &nm.a)) != LF_OK) return s;
+        break;
+    case 4:
+        nm.kind = LF__NORM_REPLACE;
+        if ((s = lf__tj_pattern(j, path, obj, &a, &regex)) != LF_OK) return s;
+        if (regex) return lf__fail(LF_ERR_UNSUPPORTED, "%s: %s.pattern.Regex: unsupported (only String)", j->file, path);
+        if (a->len == 0) return lf__fail(LF_ERR_FORMAT, "%s: %s.pattern.String: empty", j->file, path);
+        if ((s = lf__tj_str(j, path, obj, "content", true, &b)) != LF_OK) return s;
+        if ((s = lf__tok_intern(k, a->str, a->len, &nm.a)) != LF_OK || (s = lf__tok_intern(k, b->str, b->len, &nm.b)) != LF_OK)
+            return s;
+        break;
+    default:
+        nm.kind = LF__NORM_STRIP, nm.left = nm.right = true;
+        if ((s = lf__tj_bool(j, path, obj, "strip_left", &nm.left)) != LF_OK) return s;
+        if ((s = lf__tj_bool(j, path, obj, "strip_right", &nm.right)) != LF_OK) return s;
+        break;
+    }
+    return lf__tok_push((void **)&k->norms, &k->n_norms, sizeof nm, &nm, "normalizers");
+}
+
+static lf_status lf__tok_add_split(lf__tok *k, const char *file, const char *path, const char *pat, size_t n,
+                                   bool literal, int behavior, bool invert) {
+    lf__pre pre;
+    memset(&pre, 0, sizeof pre);
+    pre.kind = LF__PRE_SPLIT, pre.behavior = behavior, pre.invert = invert;
+    lf_status s = lf__re_compile(&pre.re, pat, n, literal, file, path);
+    if (s != LF_OK) return s;
+    if ((s = lf__tok_push((void **)&k->pres, &k->n_pres, sizeof pre, &pre, "pre-tokenizers")) != LF_OK) lf__re_free(&pre.re);
+    return s;
+}
+
+static lf_status lf__tok_pretokenizer(const lf__tj *j, const char *path, const lf_node *obj, int depth) {
+    lf__tok *k = j->k;
+    int type = 0;
+    lf_status s = lf__tj_type(j, path, obj, lf__pre_types, &type);
+    if (s != LF_OK) return s;
+    if (type != 0 && k->byte_level)  // it would see the byte-level alphabet, which we never build
+        return lf__fail(LF_ERR_UNSUPPORTED, "%s: %s: a pre-tokenizer after ByteLevel is unsupported", j->file, path);
+    const lf_node *a;
+    char sub[512];
+    if (type == 0) {
+        if ((s = lf__tj_array(j, path, obj, "pretokenizers", depth, &a)) != LF_OK) return s;
+        for (int i = 0; i < a->n && s == LF_OK; i++) {
+            snprintf(sub, sizeof sub, "%s.pretokenizers[%d]", path, i);
+            s = lf__tok_pretokenizer(j, sub, &a->kids[i], depth + 1);
+        }
+        return s;
+    }
+    if (type == 1) {
+        bool regex, invert = false;
+        int behavior = LF__SPLIT_ISOLATED;
+        if ((s = lf__tj_pattern(j, path, obj, &a, &regex)) != LF_OK) return s;
+        if ((s = lf__tj_bool(j, path, obj, "invert", &invert)) != LF_OK) return s;
+        snprintf(sub, sizeof sub, "%s.behavior", path);
+        const lf_node *bh = lf__tj_get(obj, "behavior");
+        if (bh) {
+            if (bh->type != LF_NODE_STRING) return lf__fail(LF_ERR_FORMAT, "%s: %s: must be a string", j->file, sub);
+            for (behavior = 0; lf__split_behaviors[behavior] && strcmp(bh->str, lf__split_behaviors[behavior]); behavior++) {}
+            if (!lf__split_behaviors[behavior])
+                return lf__fail(LF_ERR_UNSUPPORTED, "%s: %s: unsupported '%s'", j->file, sub, bh->str);
+        }
+        snprintf(sub, sizeof sub, "%s.pattern.%s", path, regex ? "Regex" : "String");
+        return lf__tok_add_split(k, j->file, sub, a->str, a->len, !regex, behavior, invert);
+    }
+    bool prefix = true, use_regex = true;  // HF's defaults
+    if ((s = lf__tj_bool(j, path, obj, "add_prefix_space", &prefix)) != LF_OK) return s;
+    if ((s = lf__tj_bool(j, path, obj, "use_regex", &use_regex)) != LF_OK) return s;
+    if (prefix) {
+        lf__pre pre;
+        memset(&pre, 0, sizeof pre);
+        pre.kind = LF__PRE_PREFIX_SPACE;
+        if ((s = lf__tok_push((void **)&k->pres, &k->n_pres, sizeof pre, &pre, "pre-tokenizers")) != LF_OK) return s;
+    }
+    if (use_regex &&
+        (s = lf__tok_add_split(k, j->file, path, lf__gpt2_regex, strlen(lf__gpt2_regex), false, LF__SPLIT_ISOLATED, false)) != LF_OK)
+        return s;
+    k->byte_level = true;
+    return LF_OK;
+}
+
+// Decoder chains we run: [ByteLevel], or per-token Replace/Strip steps, then optionally
+// ByteFallback, Fuse, and a Strip of the fused text's start.
+static lf_status lf__tok_decoder(const lf__tj *j, const char *path, const lf_node *obj, int depth, bool *fused) {
+    lf__tok *k = j->k;
+    int type = 0;
+    lf_status s = lf__tj_type(j, path, obj, lf__dec_types, &type);
+    if (s != LF_OK) return s;
+    const lf_node *a, *b;
+    char sub[512];
+    bool regex;
+    lf__dec d;
+    memset(&d, 0, sizeof d);
+    if (type != 0 && k->dec_byte_level)
+        return lf__fail(LF_ERR_UNSUPPORTED, "%s: %s: a decoder after ByteLevel is unsupported", j->file, path);
+    if (((type == 2 || type == 3) && (k->dec_byte_fallback || *fused)) || (type == 5 && k->dec_byte_fallback && !*fused))
+        return lf__fail(LF_ERR_UNSUPPORTED, "%s: %s: '%s' after ByteFallback or Fuse is unsupported", j->file, path,
+                        lf__dec_types[type]);
+    switch (type) {
+    case 0:
+        if ((s = lf__tj_array(j, path, obj, "decoders", depth, &a)) != LF_OK) return s;
+        for (int i = 0; i < a->n && s == LF_OK; i++) {
+            snprintf(sub, sizeof sub, "%s.decoders[%d]", path, i);
+            s = lf__tok_decoder(j, sub, &a->kids[i], depth + 1, fused);
+        }
+        return s;
+    case 1:
+        if (k->n_decs || *fused) return lf__fail(LF_ERR_UNSUPPORTED, "%s: %s: ByteLevel after other decoders", j->file, path);
+        k->dec_byte_level = true;
+        return LF_OK;
+    case 2:
+        d.kind = LF__DEC_REPLACE;
+        if ((s = lf__tj_pattern(j, path, obj, &a, &regex)) != LF_OK) return s;
+        if (regex) return lf__fail(LF_ERR_UNSUPPORTED, "%s: %s.pattern.Regex: unsupported (only String)", j->file, path);
+        if (a->len == 0) return lf__fail(LF_ERR_FORMAT, "%s: %s.pattern.String: empty", j->file, path);
+        if ((s = lf__tj_str(j, path, obj, "content", true, &b)) != LF_OK) return s;
+        if ((s = lf__tok_intern(k, a->str, a->len, &d.a)) != LF_OK || (s = lf__tok_intern(k, b->str, b->len, &d.b)) != LF_OK)
+            return s;
+        break;
+    case 3: k->dec_byte_fallback = true; return LF_OK;
+    case 4: *fused = true; return LF_OK;
+    default: {
+        int64_t start = 0, stop = 0;
+        if ((s = lf__tj_str(j, path, obj, "content", true, &a)) != LF_OK) return s;
+        size_t l = 0;
+        if (a->len == 0 || (lf__utf8_dec((const unsigned char *)a->str, &l), l != a->len))
+            return lf__fail(LF_ERR_FORMAT, "%s: %s.content: must be one character", j->file, path);
+        snprintf(sub, sizeof sub, "%s.start", path);
+        if ((s = lf__tj_int(j, sub, lf_node_get(obj, "start"), 0, 1 << 20, &start)) != LF_OK) return s;
+        snprintf(sub, sizeof sub, "%s.stop", path);
+        if ((s = lf__tj_int(j, sub, lf_node_get(obj, "stop"), 0, 1 << 20, &stop)) != LF_OK) return s;
+        if (*fused) {  // on the whole text: only its start can be stripped while streaming
+            if (stop != 0 || k->dec_strip_start != 0)
+                return lf__fail(LF_ERR_UNSUPPORTED, "%s: %s: Strip of the end of the fused text", j->file, path);
+            k->dec_strip_char = lf__utf8_dec((const unsigned char *)a->str, &l);
+            k->dec_strip_start = (int)start;
+            return LF_OK;
+        }
+        d.kind = LF__DEC_STRIP, d.start = (int)start, d.stop = (int)stop;
+        if ((s = lf__tok_intern(k, a->str, a->len, &d.a)) != LF_OK) return s;
+    }
+    }
+    return lf__tok_push((void **)&k->decs, &k->n_decs, sizeof d, &d, "decoders");
+}
+
+static lf_status lf__tok_postprocessor(const lf__tj *j, const char *path, const lf_node *obj, int depth) {
+    lf__tok *k = j->k;
+    int type = 0;
+    lf_status s = lf__tj_type(j, path, obj, lf__post_types, &type);
+    if (s != LF_OK) return s;
+    const lf_node *a = NULL;
+    char sub[512];
+    if (type == 0) {
+        if ((s = lf__tj_array(j, path, obj, "processors", depth, &a)) != LF_OK) return s;
+        for (int i = 0; i < a->n && s == LF_OK; i++) {
+            snprintf(sub, sizeof sub, "%s.processors[%d]", path, i);
+            s = lf__tok_postprocessor(j, sub, &a->kids[i], depth + 1);
+        }
+        return s;
+    }
+    if (type == 1) return LF_OK;  // ByteLevel only adjusts offsets
+    const lf_node *single = lf__tj_get(obj, "single"), *specials = lf__tj_get(obj, "special_tokens");
+    if (!single || single->type != LF_NODE_ARRAY) return lf__fail(LF_ERR_FORMAT, "%s: %s.single: must be an array", j->file, path);
+    int32_t pre[LF__TOK_MAX_TEMPLATE], post[LF__TOK_MAX_TEMPLATE];
+    int npre = 0, npost = 0;
+    bool seen_a = false;
+    for (int i = 0; i < single->n; i++) {
+        const lf_node *it = &single->kids[i], *sp = lf__tj_get(it, "SpecialToken"), *name, *ids;
+        snprintf(sub, sizeof sub, "%s.single[%d]", path, i);
+        if (lf__tj_get(it, "Sequence")) {
+            seen_a = true;
+            continue;
+        }
+        if (!sp) return lf__fail(LF_ERR_FORMAT, "%s: %s: must hold SpecialToken or Sequence", j->file, sub);
+        if ((s = lf__tj_str(j, sub, sp, "id", true, &name)) != LF_OK) return s;
+        ids = lf__tj_get(lf__tj_get(lf__tj_get(obj, "special_tokens"), name->str), "ids");
+        if (!specials || !ids || ids->type != LF_NODE_ARRAY)
+            return lf__fail(LF_ERR_FORMAT, "%s: %s.special_tokens: no ids for '%s'", j->file, path, name->str);
+        for (int m = 0; m < ids->n; m++) {
+            int64_t id = 0;
+            snprintf(sub, sizeof sub, "%s.special_tokens.%s.ids[%d]", path, name->str, m);
+            if ((s = lf__tj_int(j, sub, &ids->kids[m], 0, k->n_vocab - 1, &id)) != LF_OK) return s;
+            if ((seen_a ? npost : npre) == LF__TOK_MAX_TEMPLATE)
+                return lf__fail(LF_ERR_UNSUPPORTED, "%s: %s: more than %d special tokens", j->file, path, LF__TOK_MAX_TEMPLATE);
+            if (seen_a) post[npost++] = (int32_t)id;
+            else pre[npre++] = (int32_t)id;
+        }
+    }
+    // a later processor wraps the output of the earlier ones
+    if (k->n_prefix + npre > LF__TOK_MAX_TEMPLATE || k->n_suffix + npost > LF__TOK_MAX_TEMPLATE)
+        return lf__fail(LF_ERR_UNSUPPORTED, "%s: %s: more than %d special tokens", j->file, path, LF__TOK_MAX_TEMPLATE);
+    memmove(k->prefix + npre, k->prefix, (size_t)k->n_prefix * sizeof *k->prefix);
+    memcpy(k->prefix, pre, (size_t)npre * sizeof *pre);
+    memcpy(k->suffix + k->n_suffix, post, (size_t)npost * sizeof *post);
+    k->n_prefix += npre, k->n_suffix += npost;
+    return LF_OK;
+}
+
+static void lf__tok_bytes_to_unicode(lf__tok *k) {
+    uint32_t extra = 256;  // GPT-2 keeps printable Latin-1 bytes as is and moves the rest past 255
+    memset(k->char_byte, 0xFF, sizeof k->char_byte);
+    for (uint32_t b = 0; b < 256; b++) {
+        bool keep = (b >= 0x21 && b <= 0x7E) || (b >= 0xA1 && b <= 0xAC) || b >= 0xAE;
+        k->byte_char[b] = (uint16_t)(keep ? b : extra++);
+        k->char_byte[k->byte_char[b]] = (int16_t)b;
+    }
+}
+
+// Inserts id's string into the lookup table (sized for every token up front).
+static void lf__tok_hash_put(lf__tok *k, int32_t id) {
+    size_t h = lf__hash_bytes(k->blob + k->pieces[id].off, k->pieces[id].len) & k->hash_mask;
+    while (k->hash[h] >= 0) h = (h + 1) & k->hash_mask;
+    k->hash[h] = id;
+}
+
+static size_t lf__pow2_at_least(size_t n) {
+    size_t c = 16;
+    while (c < n) c *= 2;
+    return c;
+}
+
+static void lf__tok_quote(char *dst, size_t cap, const char *s, size_t n) {
+    snprintf(dst, cap, "'%.*s%s'", (int)LF__MIN(n, 40), s, n > 40 ? "..." : "");
+}
+
+// model.vocab and added_tokens: ids, strings and the lookup table.
+static lf_status lf__tok_vocab(const lf__tj *j, const lf_node *model, const lf_node *added) {
+    lf__tok *k = j->k;
+    const lf_node *vocab = lf__tj_get(model, "vocab");
+    char path[128], q[64];
+    if (!vocab) return lf__fail(LF_ERR_FORMAT, "%s: model.vocab: missing", j->file);
+    if (vocab->type != LF_NODE_OBJECT) return lf__fail(LF_ERR_FORMAT, "%s: model.vocab: must be an object", j->file);
+    if (added && added->type != LF_NODE_ARRAY) return lf__fail(LF_ERR_FORMAT, "%s: added_tokens: must be an array", j->file);
+    int n_added = added ? added->n : 0;
+    int64_t max_id = -1, id = 0;
+    lf_status s;
+    for (int i = 0; i < vocab->n; i++) {
+        lf__tok_quote(q, sizeof q, vocab->kids[i].key, strlen(vocab->kids[i].key));
+        snprintf(path, sizeof path, "model.vocab[%s]", q);
+        if ((s = lf__tj_int(j, path, &vocab->kids[i], 0, LF_MAX_VOCAB - 1, &id)) != LF_OK) return s;
+        max_id = LF__MAX(max_id, id);
+    }
+    for (int i = 0; i < n_added; i++) {
+        snprintf(path, sizeof path, "added_tokens[%d].id", i);
+        if ((s = lf__tj_int(j, path, lf_node_get(&added->kids[i], "id"), 0, LF_MAX_VOCAB - 1, &id)) != LF_OK) return s;
+        max_id = LF__MAX(max_id, id);
+    }
+    if (max_id < 0) return lf__fail(LF_ERR_FORMAT, "%s: model.vocab: empty", j->file);
+    k->n_vocab = (int32_t)max_id + 1;
+    k->pieces = (lf__str *)lf__alloc((size_t)k->n_vocab * sizeof *k->pieces, "token table");
+    k->flags = (uint8_t *)lf__calloc((size_t)k->n_vocab, 1, "token table");
+    k->hash_mask = lf__pow2_at_least(2 * ((size_t)vocab->n + (size_t)n_added)) - 1;
+    k->hash = (int32_t *)lf__alloc((k->hash_mask + 1) * sizeof *k->hash, "token table");
+    k->added = (lf__added *)lf__calloc((size_t)n_added, sizeof *k->added, "added tokens");
+    if (!k->pieces || !k->flags || !k->hash || !k->added) return LF_ERR_NOMEM;
+    memset(k->hash, 0xFF, (k->hash_mask + 1) * sizeof *k->hash);
+    for (int32_t i = 0; i < k->n_vocab; i++) k->pieces[i] = (lf__str){0, UINT32_MAX};
+    for (int i = 0; i < vocab->n; i++) {
+        const lf_node *e = &vocab->kids[i];
+        size_t len = strlen(e->key);
+        lf__tok_quote(q, sizeof q, e->key, len);
+        int32_t v = (int32_t)e->num, other;
+        if (len == 0 || len > LF_MAX_TOKEN_BYTES || lf__utf8_check((const unsigned char *)e->key, len) != len)
+            return lf__fail(LF_ERR_FORMAT, "%s: model.vocab[%s]: empty, over LF_MAX_TOKEN_BYTES or invalid UTF-8", j->file, q);
+        if (k->pieces[v].len != UINT32_MAX)
+            return lf__fail(LF_ERR_FORMAT, "%s: model.vocab[%s]: id %d is used twice", j->file, q, v);
+        if ((other = lf__tok_lookup(k, e->key, len)) >= 0)
+            return lf__fail(LF_ERR_FORMAT, "%s: model.vocab[%s]: duplicate token (ids %d and %d)", j->file, q, other, v);
+        if ((s = lf__tok_intern(k, e->key, len, &k->pieces[v])) != LF_OK) return s;
+        k->flags[v] = LF__TF_MODEL;
+        lf__tok_hash_put(k, v);
+    }
+    for (int i = 0; i < n_added; i++) {
+        const lf_node *e = &added->kids[i], *c;
+        lf__added *a = &k->added[k->n_added];
+        snprintf(path, sizeof path, "added_tokens[%d]", i);
+        bool special = false;
+        if ((s = lf__tj_str(j, path, e, "content", true, &c)) != LF_OK) return s;
+        if ((s = lf__tj_bool(j, path, e, "single_word", &a->single_word)) != LF_OK ||
+            (s = lf__tj_bool(j, path, e, "lstrip", &a->lstrip)) != LF_OK ||
+            (s = lf__tj_bool(j, path, e, "rstrip", &a->rstrip)) != LF_OK ||
+            (s = lf__tj_bool(j, path, e, "normalized", &a->normalized)) != LF_OK ||
+            (s = lf__tj_bool(j, path, e, "special", &special)) != LF_OK)
+            return s;
+        lf__tok_quote(q, sizeof q, c->str, c->len);
+        if (c->len == 0 || c->len > LF_MAX_TOKEN_BYTES)
+            return lf__fail(LF_ERR_FORMAT, "%s: %s.content: empty or over LF_MAX_TOKEN_BYTES", j->file, path);
+        int32_t v = (int32_t)lf_node_get(e, "id")->num, other = lf__tok_lookup(k, c->str, c->len);
+        if (other >= 0 && other != v)
+            return lf__fail(LF_ERR_FORMAT, "%s: %s: %s has id %d, but the vocab gives it id %d", j->file, path, q, v, other);
+        if (other < 0 && k->pieces[v].len != UINT32_MAX)
+            return lf__fail(LF_ERR_FORMAT, "%s: %s: id %d of %s is already the token '%s'", j->file, path, v, q,
+                            k->blob + k->pieces[v].off);
+        if (other < 0) {
+            if ((s = lf__tok_intern(k, c->str, c->len, &k->pieces[v])) != LF_OK) return s;
+            lf__tok_hash_put(k, v);
+        }
+        k->flags[v] |= (uint8_t)(LF__TF_ADDED | (special ? LF__TF_SPECIAL : 0));
+        a->id = v, a->content = k->pieces[v];
+        k->n_added++;
+    }
+    return LF_OK;
+}
+
+static lf_status lf__tok_merges(const lf__tj *j, const lf_node *model) {
+    lf__tok *k = j->k;
+    const lf_node *merges = lf__tj_get(model, "merges");
+    char q[64], q2[64];
+    if (!merges) return lf__fail(LF_ERR_FORMAT, "%s: model.merges: missing", j->file);
+    if (merges->type != LF_NODE_ARRAY) return lf__fail(LF_ERR_FORMAT, "%s: model.merges: must be an array", j->file);
+    k->merge_mask = lf__pow2_at_least(2 * (size_t)merges->n) - 1;
+    k->merges = (lf__merge *)lf__alloc((k->merge_mask + 1) * sizeof *k->merges, "merges");
+    if (!k->merges) return LF_ERR_NOMEM;
+    for (size_t i = 0; i <= k->merge_mask; i++) k->merges[i] = (lf__merge){0, -1, -1};
+    char cat[2 * LF_MAX_TOKEN_BYTES];
+    for (int i = 0; i < merges->n; i++) {
+        const lf_node *m = &merges->kids[i];
+        const char *a, *b;
+        size_t la, lb;
+        if (m->type == LF_NODE_STRING) {  // "a b": exactly one space, as HF splits it
+            const char *sp = (const char *)memchr(m->str, ' ', m->len);
+            if (!sp || memchr(sp + 1, ' ', m->len - (size_t)(sp - m->str) - 1))
+                return lf__fail(LF_ERR_FORMAT, "%s: model.merges[%d]: expected \"left right\" with one space", j->file, i);
+            a = m->str, la = (size_t)(sp - m->str), b = sp + 1, lb = m->len - la - 1;
+        } else if (m->type == LF_NODE_ARRAY && m->n == 2 && m->kids[0].type == LF_NODE_STRING &&
+                   m->kids[1].type == LF_NODE_STRING) {
+            a = m->kids[0].str, la = m->kids[0].len, b = m->kids[1].str, lb = m->kids[1].len;
+        } else
+            return lf__fail(LF_ERR_FORMAT, "%s: model.merges[%d]: expected \"left right\" or [left, right]", j->file, i);
+        int32_t ia = lf__tok_model_id(k, a, la), ib = lf__tok_model_id(k, b, lb), im = -1;
+        if (ia < 0 || ib < 0) {
+            lf__tok_quote(q, sizeof q, ia < 0 ? a : b, ia < 0 ? la : lb);
+            return lf__fail(LF_ERR_FORMAT, "%s: model.merges[%d]: unknown token %s", j->file, i, q);
+        }
+        if (la + lb <= sizeof cat) {
+            memcpy(cat, a, la), memcpy(cat + la, b, lb);
+            im = lf__tok_model_id(k, cat, la + lb);
+        }
+        if (im < 0) {
+            lf__tok_quote(q, sizeof q, a, la), lf__tok_quote(q2, sizeof q2, b, lb);
+            return lf__fail(LF_ERR_FORMAT, "%s: model.merges[%d]: %s + %s is not in the vocab", j->file, i, q, q2);
+        }
+        uint64_t key = ((uint64_t)(uint32_t)ia << 32) | (uint32_t)ib;
+        size_t h = lf__hash_u64(key) & k->merge_mask;
+        while (k->merges[h].id >= 0 && k->merges[h].key != key) h = (h + 1) & k->merge_mask;
+        k->merges[h] = (lf__merge){key, i, im};  // a repeated pair takes the later rank, as HF's map does
+    }
+    return LF_OK;
+}
+
+static lf_status lf__tok_model(const lf__tj *j, const lf_node *root) {
+    lf__tok *k = j->k;
+    const lf_node *model = lf__tj_get(root, "model"), *t, *unk;
+    if (!model) return lf__fail(LF_ERR_FORMAT, "%s: model: missing", j->file);
+    if (model->type != LF_NODE_OBJECT) return lf__fail(LF_ERR_FORMAT, "%s: model: must be an object", j->file);
+    lf_status s = lf__tj_str(j, "model", model, "type", false, &t);
+    if (s != LF_OK) return s;
+    if (t && strcmp(t->str, "BPE") != 0) return lf__fail(LF_ERR_UNSUPPORTED, "%s: model.type: unsupported '%s'", j->file, t->str);
+    if ((s = lf__tok_vocab(j, model, lf__tj_get(root, "added_tokens"))) != LF_OK) return s;
+    if ((s = lf__tok_merges(j, model)) != LF_OK) return s;
+    if ((s = lf__tj_bool(j, "model", model, "byte_fallback", &k->byte_fallback)) != LF_OK ||
+        (s = lf__tj_bool(j, "model", model, "fuse_unk", &k->fuse_unk)) != LF_OK ||
+        (s = lf__tj_bool(j, "model", model, "ignore_merges", &k->ignore_merges)) != LF_OK)
+        return s;
+    const lf_node *dropout = lf__tj_get(model, "dropout");
+    if (dropout && !(dropout->type == LF_NODE_NUMBER && dropout->num == 0))
+        return lf__fail(LF_ERR_UNSUPPORTED, "%s: model.dropout: unsupported (must be null)", j->file);
+    static const char *const affixes[] = {"continuing_subword_prefix", "end_of_word_suffix"};
+    for (int i = 0; i < 2; i++) {
+        if ((s = lf__tj_str(j, "model", model, affixes[i], false, &t)) != LF_OK) return s;
+        if (t && t->len) return lf__fail(LF_ERR_UNSUPPORTED, "%s: model.%s: unsupported '%s'", j->file, affixes[i], t->str);
+    }
+    if ((s = lf__tj_str(j, "model", model, "unk_token", false, &unk)) != LF_OK) return s;
+    k->unk_id = unk ? lf__tok_model_id(k, unk->str, unk->len) : -1;
+    if (unk && k->unk_id < 0) return lf__fail(LF_ERR_FORMAT, "%s: model.unk_token: '%s' is not in the vocab", j->file, unk->str);
+    for (int b = 0; b < 256; b++) {
+        char name[8];
+        snprintf(name, sizeof name, "<0x%02X>", b);
+        k->fallback_id[b] = lf__tok_model_id(k, name, 6);
+        if (b < 128) {
+            char c = (char)b;
+            k->ascii_id[b] = lf__tok_model_id(k, &c, 1);
+        }
+    }
+    lf__tok_bytes_to_unicode(k);
+    for (int b = 0; b < 256; b++) {
+        char u[4];
+        k->byte_id[b] = lf__tok_model_id(k, u, lf__utf8_enc(k->byte_char[b], u));
+    }
+    return LF_OK;
+}
+
+// -- 5.6 encode
+
+typedef struct lf__sym {
+    int32_t id, prev, next;
+    uint32_t len;  // bytes covered; 0: merged into its left neighbour
+} lf__sym;
+typedef struct lf__cand {
+    int32_t rank, pos, id;
+} lf__cand;
+typedef struct lf__span {
+    size_t off, len;
+    bool match;
+} lf__span;
+
+// Scratch of one encode call: nothing here outlives it, so calls can run concurrently.
+typedef struct lf__enc {
+    const lf__tok *k;
+    int32_t *ids;
+    size_t n_ids, cap_ids;
+    lf__buf norm[2];   // normalizer steps ping-pong between these
+    lf__buf text;      // the segment being pre-tokenized (spans point into it)
+    lf__buf word;      // a word in the byte-level alphabet
+    lf__span *sp[3];   // pre-tokenizer words: current, next, and one split's matches
+    size_t nsp[3], capsp[3];
+    lf__sym *syms;
+    size_t cap_syms;
+    lf__cand *heap;
+    size_t n_heap, cap_heap;
+    lf__u32vec cps;
+    lf__re_ctx re;
+} lf__enc;
+
+static void lf__enc_free(lf__enc *e) {
+    LF_FREE(e->norm[0].data), LF_FREE(e->norm[1].data), LF_FREE(e->text.data), LF_FREE(e->word.data);
+    for (int i = 0; i < 3; i++) LF_FREE(e->sp[i]);
+    LF_FREE(e->syms), LF_FREE(e->heap), LF_FREE(e->cps.v), LF_FREE(e->re.stk), LF_FREE(e->ids);
+}
+
+static lf_status lf__enc_push(lf__enc *e, int32_t id) {
+    if (e->n_ids == e->cap_ids && !lf__grow((void **)&e->ids, &e->cap_ids, e->n_ids + 1, sizeof *e->ids, "token ids"))
+        return LF_ERR_NOMEM;
+    e->ids[e->n_ids++] = id;
+    return LF_OK;
+}
+static lf_status lf__enc_span(lf__enc *e, int which, size_t off, size_t len, bool match) {
+    if (e->nsp[which] == e->capsp[which] &&
+        !lf__grow((void **)&e->sp[which], &e->capsp[which], e->nsp[which] + 1, sizeof(lf__span), "pre-tokenizer words"))
+        return LF_ERR_NOMEM;
+    e->sp[which][e->nsp[which]++] = (lf__span){off, len, match};
+    return LF_OK;
+}
+
+LF__INLINE bool lf__cand_less(const lf__cand *a, const lf__cand *b) {
+    return a->rank != b->rank ? a->rank < b->rank : a->pos < b->pos;
+}
+static void lf__heap_push(lf__enc *e, lf__cand c) {  // capacity reserved by the caller
+    size_t i = e->n_heap++;
+    while (i > 0 && lf__cand_less(&c, &e->heap[(i - 1) / 2])) e->heap[i] = e->heap[(i - 1) / 2], i = (i - 1) / 2;
+    e->heap[i] = c;
+}
+static lf__cand lf__heap_pop(lf__enc *e) {
+    lf__cand top = e->heap[0], last = e->heap[--e->n_heap];
+    size_t i = 0, n = e->n_heap;
+    for (;;) {
+        size_t c = 2 * i + 1;
+        if (c >= n) break;
+        if (c + 1 < n && lf__cand_less(&e->heap[c + 1], &e->heap[c])) c++;
+        if (!lf__cand_less(&e->heap[c], &last)) break;
+        e->heap[i] = e->heap[c], i = c;
+    }
+    if (n) e->heap[i] = last;
+    return top;
+}
+static void lf__bpe_candidate(lf__enc *e, int32_t pos) {
+    const lf__merge *m = lf__tok_merge(e->k, e->syms[pos].id, e->syms[e->syms[pos].next].id);
+    if (m) lf__heap_push(e, (lf__cand){m->rank, pos, m->id});
+}
+
+// One word through the BPE model (HF's BPE::tokenize: ignore_merges, merge_word, merge_all).
+static lf_status lf__enc_bpe(lf__enc *e, const char *w, size_t n) {
+    const lf__tok *k = e->k;
+    const unsigned char *u = (const unsigned char *)w;
+    if (n == 0) return LF_OK;
+    bool from_bytes = false;
+    if (k->byte_level) {  // spell the word in the byte-level alphabet, or start from bytes directly
+        from_bytes = true;
+        for (size_t i = 0; i < n && from_bytes; i++) from_bytes = k->byte_id[u[i]] >= 0;
+        if (!from_bytes || k->ignore_merges) {
+            e->word.len = 0;
+            for (size_t i = 0; i < n; i++) {
+                char c[4];
+                lf__buf_put(&e->word, c, lf__utf8_enc(k->byte_char[u[i]], c));
+            }
+            if (e->word.failed) return LF_ERR_NOMEM;
+            if (!from_bytes) w = e->word.data, u = (const unsigned char *)w, n = e->word.len;
+        }
+    }
+    if (k->ignore_merges) {
+        int32_t id = k->byte_level ? lf__tok_model_id(k, e->word.data, e->word.len) : lf__tok_model_id(k, w, n);
+        if (id >= 0) return lf__enc_push(e, id);
+    }
+    if (n > e->cap_syms && !lf__grow((void **)&e->syms, &e->cap_syms, n, sizeof *e->syms, "BPE symbols")) return LF_ERR_NOMEM;
+    // every merge pops one candidate and pushes at most two: at most 3n are ever queued
+    if (3 * n > e->cap_heap && !lf__grow((void **)&e->heap, &e->cap_heap, 3 * n, sizeof *e->heap, "BPE heap"))
+        return LF_ERR_NOMEM;
+    lf__sym *sy = e->syms;
+    int32_t m = 0, unk = -1;
+    uint32_t unk_len = 0;
+    if (from_bytes)
+        for (size_t i = 0; i < n; i++) sy[m++] = (lf__sym){k->byte_id[u[i]], 0, 0, 1};
+    else
+        for (size_t i = 0; i < n;) {  // HF's merge_word, including where a pending unk goes
+            size_t l;
+            uint32_t c = lf__utf8_dec(u + i, &l);
+            int32_t id = c < 128 ? k->ascii_id[c] : lf__tok_model_id(k, w + i, l);
+            if (id >= 0) {
+                if (unk >= 0) sy[m++] = (lf__sym){unk, 0, 0, unk_len}, unk = -1;
+                sy[m++] = (lf__sym){id, 0, 0, (uint32_t)l};
+            } else {
+                bool all = k->byte_fallback;
+                for (size_t b = 0; b < l && all; b++) all = k->fallback_id[u[i + b]] >= 0;
+                if (all)
+                    for (size_t b = 0; b < l; b++) sy[m++] = (lf__sym){k->fallback_id[u[i + b]], 0, 0, 1};
+                else if (k->unk_id >= 0) {
+                    if (unk >= 0 && k->fuse_unk) unk_len += (uint32_t)l;
+                    else {
+                        if (unk >= 0) sy[m++] = (lf__sym){unk, 0, 0, unk_len};
+                        unk = k->unk_id, unk_len = (uint32_t)l;
+                    }
+                }
+            }
+            i += l;
+        }
+    if (unk >= 0) sy[m++] = (lf__sym){unk, 0, 0, unk_len};
+    if (m == 0) return LF_OK;
+    e->n_heap = 0;
+    for (int32_t i = 0; i < m; i++) {
+        sy[i].prev = i - 1, sy[i].next = i + 1 < m ? i + 1 : -1;
+        if (i + 1 < m) lf__bpe_candidate(e, i);
+    }
+    while (e->n_heap) {
+        lf__cand c = lf__heap_pop(e);
+        lf__sym *s = &sy[c.pos];
+        if (s->len == 0 || s->next < 0) continue;
+        const lf__merge *mg = lf__tok_merge(k, s->id, sy[s->next].id);
+        if (!mg || mg->id != c.id) continue;  // stale: a neighbour has changed since the push
+        lf__sym *r = &sy[s->next];
+        s->id = c.id, s->len += r->len, r->len = 0, s->next = r->next;
+        if (s->next >= 0) sy[s->next].prev = c.pos;
+        if (s->prev >= 0) lf__bpe_candidate(e, s->prev);
+        if (s->next >= 0) lf__bpe_candidate(e, c.pos);
+    }
+    for (int32_t i = 0; i >= 0; i = sy[i].next) {
+        lf_status st = lf__enc_push(e, sy[i].id);
+        if (st != LF_OK) return st;
+    }
+    return LF_OK;
+}
+
+// One Split step over the word e->sp[0][w], appending the resulting words to e->sp[1]
+// (NormalizedString::split: find the matches, apply the behavior, drop empty pieces).
+static lf_status lf__enc_split(lf__enc *e, const lf__pre *pre, lf__span w) {
+    lf__re_ctx *c = &e->re;
+    c->re = &pre->re, c->s = (const unsigned char *)e->text.data + w.off, c->n = w.len, c->top = 0;
+    e->nsp[2] = 0;
+    size_t prev = 0, last_end = 0, ms, me, lme = SIZE_MAX;
+    lf_status s;
+    while (last_end <= w.len) {  // the onig crate's find_iter
+        int r = lf__re_find(c, last_end, &ms, &me);
+        if (r < 0) return (lf_status)r;
+        if (r == 0) break;
+        if (ms == me && lme == me) {  // no empty match right after the previous match
+            size_t l = 1;
+            if (last_end < w.len && c->s[last_end] >= 0x80) lf__utf8_dec(c->s + last_end, &l);
+            last_end += l;
+            continue;
+        }
+        last_end = lme = me;
+        if (prev != ms && (s = lf__enc_span(e, 2, prev, ms - prev, pre->invert)) != LF_OK) return s;
+        if ((s = lf__enc_span(e, 2, ms, me - ms, !pre->invert)) != LF_OK) return s;
+        prev = me;
+    }
+    if (prev != w.len && (s = lf__enc_span(e, 2, prev, w.len - prev, pre->invert)) != LF_OK) return s;
+    lf__span *m = e->sp[2];
+    size_t n = e->nsp[2], first = e->nsp[1];
+    bool prev_match = false;
+    for (size_t i = 0; i < n; i++) {
+        size_t j = pre->behavior == LF__SPLIT_MERGED_NEXT ? n - 1 - i : i;  // that one folds from the end
+        bool extend = false;
+        switch (pre->behavior) {
+        case LF__SPLIT_REMOVED: if (m[j].match) continue; break;
+        case LF__SPLIT_CONTIGUOUS: extend = i > 0 && m[j].match == prev_match; break;
+        case LF__SPLIT_MERGED_PREV: case LF__SPLIT_MERGED_NEXT: extend = i > 0 && m[j].match && !prev_match; break;
+        default: break;
+        }
+        prev_match = m[j].match;
+        if (!extend) {
+            if ((s = lf__enc_span(e, 1, m[j].off, m[j].len, false)) != LF_OK) return s;
+            continue;
+        }
+        lf__span *last = &e->sp[1][e->nsp[1] - 1];
+        if (pre->behavior == LF__SPLIT_MERGED_NEXT) last->len += last->off - m[j].off, last->off = m[j].off;
+        else last->len = m[j].off + m[j].len - last->off;
+    }
+    if (pre->behavior == LF__SPLIT_MERGED_NEXT)
+        for (size_t a = first, b = e->nsp[1]; a + 1 < b; a++, b--) {
+            lf__span t = e->sp[1][a];
+            e->sp[1][a] = e->sp[1][b - 1], e->sp[1][b - 1] = t;
+        }
+    size_t keep = first;  // empty pieces are dropped
+    for (size_t i = first; i < e->nsp[1]; i++)
+        if (e->sp[1][i].len) e->sp[1][keep++] = e->sp[1][i];
+    e->nsp[1] = keep;
+    for (size_t i = first; i < keep; i++) e->sp[1][i].off += w.off;
+    return LF_OK;
+}
+
+// Pre-tokenizes a normalized segment and runs the model on each word.
+static lf_status lf__enc_words(lf__enc *e, const char *s, size_t n) {
+    const lf__tok *k = e->k;
+    lf_status st;
+    if (n == 0) return LF_OK;
+    e->text.len = 0;
+    lf__buf_put(&e->text, s, n);
+    if (e->text.failed) return LF_ERR_NOMEM;
+    e->nsp[0] = 0;
+    if ((st = lf__enc_span(e, 0, 0, n, false)) != LF_OK) return st;
+    for (int p = 0; p < k->n_pres; p++) {
+        const lf__pre *pre = &k->pres[p];
+        e->nsp[1] = 0;
+        for (size_t i = 0; i < e->nsp[0]; i++) {
+            lf__span w = e->sp[0][i];
+            if (pre->kind == LF__PRE_SPLIT) st = lf__enc_split(e, pre, w);
+            else if (e->text.data[w.off] == ' ') st = lf__enc_span(e, 1, w.off, w.len, false);
+            else {  // ByteLevel's add_prefix_space: the word gets a space in front
+                size_t off = e->text.len;  // reserve first: the copy reads from the same buffer
+                if (!lf__grow((void **)&e->text.data, &e->text.cap, off + w.len + 2, 1, "pre-tokenizer text"))
+                    return LF_ERR_NOMEM;
+                lf__buf_put(&e->text, " ", 1);
+                lf__buf_put(&e->text, e->text.data + w.off, w.len);
+                st = e->text.failed ? LF_ERR_NOMEM : lf__enc_span(e, 1, off, w.len + 1, false);
+            }
+            if (st != LF_OK) return st;
+        }
+        lf__span *t = e->sp[0];
+        e->sp[0] = e->sp[1], e->sp[1] = t;
+        size_t c = e->capsp[0];
+        e->capsp[0] = e->capsp[1], e->capsp[1] = c;
+        e->nsp[0] = e->nsp[1];
+    }
+    for (size_t i = 0; i < e->nsp[0]; i++) {
+        const char *w = e->text.data + e->sp[0][i].off;
+        size_t n = e->sp[0][i].len, start = 0;
+        // SentencePiece-style files have no pre-tokenizer: the whole text is one word. When no
+        // token spans "x▁", cutting there gives the same merges and keeps the words short.
+        for (size_t j = 1; k->split_metaspace && j + 3 <= n; j++)
+            if (memcmp(w + j, "\xE2\x96\x81", 3) == 0 && (j < 3 || memcmp(w + j - 3, "\xE2\x96\x81", 3) != 0)) {
+                if ((st = lf__enc_bpe(e, w + start, j - start)) != LF_OK) return st;
+                start = j;
+            }
+        if ((st = lf__enc_bpe(e, w + start, n - start)) != LF_OK) return st;
+    }
+    return LF_OK;
+}
+
+// Runs the normalizer over s; *out points into e->norm (or at s when there is none).
+static lf_status lf__enc_normalize(lf__enc *e, const char *s, size_t n, const char **out, size_t *out_n) {
+    const lf__tok *k = e->k;
+    *out = s, *out_n = n;
+    for (int i = 0; i < k->n_norms; i++) {
+        const lf__norm *nm = &k->norms[i];
+        lf__buf *dst = &e->norm[i & 1];
+        const char *src = *out, *a = k->blob + nm->a.off, *b = k->blob + nm->b.off;
+        size_t len = *out_n;
+        dst->len = 0;
+        switch (nm->kind) {
+        case LF__NORM_NFC: case LF__NORM_NFD:
+            if (!lf__uc_normalize(src, len, nm->kind == LF__NORM_NFC, &e->cps, dst)) return LF_ERR_NOMEM;
+            break;
+        case LF__NORM_PREPEND:
+            if (len) lf__buf_put(dst, a, nm->a.len);
+            lf__buf_put(dst, src, len);
+            break;
+        case LF__NORM_REPLACE:
+            for (size_t j = 0; j < len;) {
+                if (len - j >= nm->a.len && memcmp(src + j, a, nm->a.len) == 0) {
+                    lf__buf_put(dst, b, nm->b.len);
+                    j += nm->a.len;
+                } else
+                    lf__buf_put(dst, src + j++, 1);
+            }
+            break;
+        default: {
+            size_t lo = 0, hi = len, l;
+            while (nm->left && lo < hi && lf__uc_is_space(lf__utf8_dec((const unsigned char *)src + lo, &l))) lo += l;
+            while (nm->right && hi > lo) {
+                size_t c = hi - 1;
+                while (c > lo && ((unsigned char)src[c] & 0xC0) == 0x80) c--;
+                if (!lf__uc_is_space(lf__utf8_dec((const unsigned char *)src + c, &l))) break;
+                hi = c;
+            }
+            lf__buf_put(dst, src + lo, hi - lo);
+        }
+        }
+        if (dst->failed) return LF_ERR_NOMEM;
+        if (!dst->data) lf__buf_put(dst, "", 0);
+        *out = dst->data, *out_n = dst->len;
+    }
+    return LF_OK;
+}
+
+static bool lf__is_word_char(uint32_t c) { return ((LF__GCM_L | LF__GCM_N) >> lf__uc_gc_of(c)) & 1; }
+
+static lf_status lf__enc_text(lf__enc *e, const char *s, size_t n, bool normalized);
+
+// Splits s on one set of added tokens (AddedVocabulary::find_matches) and hands the text
+// between them to the next stage.
+static lf_status lf__enc_added(lf__enc *e, const lf__matchset *ms, const char *s, size_t n) {
+    const lf__tok *k = e->k;
+    const unsigned char *u = (const unsigned char *)s;
+    size_t start_offset = 0, p = 0;
+    lf_status st;
+    while (p < n) {
+        const lf__added *hit = NULL;
+        for (int32_t i = ms->start[u[p]]; i < ms->start[u[p] + 1] && !hit; i++) {
+            const lf__added *a = &k->added[ms->order[i]];
+            lf__str t = ms->normalized ? a->norm : a->content;
+            if (t.len <= n - p && memcmp(s + p, k->blob + t.off, t.len) == 0) hit = a;
+        }
+        if (!hit) {
+            p++;
+            continue;
+        }
+        size_t start = p, stop = p + (ms->normalized ? hit->norm.len : hit->content.len), l;
+        p = stop;
+        if (hit->single_word) {
+            bool word_before = false, word_after = stop < n && lf__is_word_char(lf__utf8_dec(u + stop, &l));
+            if (start > 0) {
+                size_t c = start - 1;
+                while (c > 0 && (u[c] & 0xC0) == 0x80) c--;
+                word_before = lf__is_word_char(lf__utf8_dec(u + c, &l));
+            }
+            if (word_before || word_after) continue;
+        }
+        if (hit->lstrip) {
+            size_t ns = start;
+            while (ns > 0) {
+                size_t c = ns - 1;
+                while (c > 0 && (u[c] & 0xC0) == 0x80) c--;
+                if (!lf__uc_is_space(lf__utf8_dec(u + c, &l))) break;
+                ns = c;
+            }
+            start = LF__MAX(ns, start_offset);
+        }
+        if (hit->rstrip)
+            while (stop < n && lf__uc_is_space(lf__utf8_dec(u + stop, &l))) stop += l;
+        if (start_offset < start && (st = lf__enc_text(e, s + start_offset, start - start_offset, ms->normalized)) != LF_OK)
+            return st;
+        if ((st = lf__enc_push(e, hit->id)) != LF_OK) return st;
+        start_offset = stop;
+    }
+    return start_offset < n ? lf__enc_text(e, s + start_offset, n - start_offset, ms->normalized) : LF_OK;
+}
+
+// Text between added tokens: raw text is normalized and split on the normalized added tokens;
+// normalized text goes to the pre-tokenizer.
+static lf_status lf__enc_text(lf__enc *e, const char *s, size_t n, bool normalized) {
+    if (normalized) return lf__enc_words(e, s, n);
+    const char *ns;
+    size_t nn;
+    lf_status st = lf__enc_normalize(e, s, n, &ns, &nn);
+    return st != LF_OK ? st : lf__enc_added(e, &e->k->normed, ns, nn);
+}
+
+// -- 5.7 decode and streaming decode
+//
+// ON DECODING: HF runs the decoder chain over the list of token strings. The chains we accept
+// reduce to per-token steps, so one token at a time gives the same text, provided that
+//   - ByteLevel bytes go through one UTF-8 assembler for the whole stream (String::
+//     from_utf8_lossy: one U+FFFD per maximal invalid subpart, one for an incomplete tail);
+//   - a run of <0xXX> tokens is held until it ends, then emitted as UTF-8 if it is valid and
+//     as one U+FFFD per byte if not (ByteFallback);
+//   - a Strip after Fuse removes characters from the start of the whole text;
+//   - with no decoder at all, tokens are joined with single spaces.
+
+static lf_status lf__stream_put(lf_tok_stream *s, const char *p, size_t n) {
+    if (!lf__grow((void **)&s->out_, &s->out_cap_, s->out_len_ + n + 1, 1, "decoded text")) return LF_ERR_NOMEM;
+    memcpy(s->out_ + s->out_len_, p, n);
+    s->out_len_ += n;
+    s->out_[s->out_len_] = 0;
+    return LF_OK;
+}
+
+// Appends valid UTF-8 to the output, minus what the Strip decoder removes from the start.
+static lf_status lf__stream_text(lf_tok_stream *s, const char *p, size_t n) {
+    const lf__tok *k = s->tok->impl_;
+    while (s->strip_left > 0 && n > 0) {
+        size_t l;
+        if (lf__utf8_dec((const unsigned char *)p, &l) != k->dec_strip_char) {
+            s->strip_left = 0;
+            break;
+        }
+        p += l, n -= l, s->strip_left--;
+    }
+    return n ? lf__stream_put(s, p, n) : LF_OK;
+}
+
+// The byte-level assembler: complete characters go out, invalid bytes become U+FFFD.
+static lf_status lf__stream_bytes(lf_tok_stream *s, const unsigned char *p, size_t n) {
+    lf_status st = LF_OK;
+    for (size_t i = 0; i < n && st == LF_OK; i++) {
+        unsigned b = p[i], lo, hi;
+        if (s->n_utf8 > 0) {
+            unsigned need = (unsigned)lf__utf8_need(s->utf8[0], &lo, &hi);
+            if (s->n_utf8 > 1) lo = 0x80, hi = 0xBF;
+            if (b >= lo && b <= hi) {
+                s->utf8[s->n_utf8++] = (unsigned char)b;
+                if ((unsigned)s->n_utf8 == need) st = lf__stream_text(s, (const char *)s->utf8, need), s->n_utf8 = 0;
+                continue;
+            }
+            s->n_utf8 = 0;  // the maximal subpart so far is invalid; b starts afresh
+            if ((st = lf__stream_text(s, LF__UTF8_REPLACEMENT, 3)) != LF_OK) break;
+        }
+        int need = lf__utf8_need(b, &lo, &hi);
+        char c = (char)b;
+        if (need == 1) st = lf__stream_text(s, &c, 1);
+        else if (need == 0) st = lf__stream_text(s, LF__UTF8_REPLACEMENT, 3);
+        else s->utf8[s->n_utf8++] = (unsigned char)b;
+    }
+    return st;
+}
+
+static lf_status lf__stream_end_run(lf_tok_stream *s) {
+    lf_status st = LF_OK;
+    if (s->run_len_ == 0) return LF_OK;
+    if (lf__utf8_check(s->run_, s->run_len_) == s->run_len_) st = lf__stream_text(s, (const char *)s->run_, s->run_len_);
+    else
+        for (size_t i = 0; i < s->run_len_ && st == LF_OK; i++) st = lf__stream_text(s, LF__UTF8_REPLACEMENT, 3);
+    s->run_len_ = 0;
+    return st;
+}
+
+// Applies the per-token decoder steps to piece, into buf.
+static lf_status lf__stream_steps(const lf__tok *k, const char *piece, size_t n, lf__buf *buf) {
+    lf__buf tmp;
+    memset(&tmp, 0, sizeof tmp);
+    buf->len = 0;
+    lf__buf_put(buf, piece, n);
+    for (int i = 0; i < k->n_decs && !buf->failed; i++) {
+        const lf__dec *d = &k->decs[i];
+        const char *src = buf->data, *a = k->blob + d->a.off;
+        size_t len = buf->len, lo = 0, hi = len;
+        tmp.len = 0;
+        if (d->kind == LF__DEC_REPLACE) {
+            for (size_t j = 0; j < len;) {
+                if (len - j >= d->a.len && memcmp(src + j, a, d->a.len) == 0) {
+                    lf__buf_put(&tmp, k->blob + d->b.off, d->b.len);
+                    j += d->a.len;
+                } else
+                    lf__buf_put(&tmp, src + j++, 1);
+            }
+        } else {
+            for (int c = 0; c < d->start && lo < hi && memcmp(src + lo, a, d->a.len) == 0; c++) lo += d->a.len;
+            for (int c = 0; c < d->stop && hi - lo >= d->a.len && memcmp(src + hi - d->a.len, a, d->a.len) == 0; c++)
+                hi -= d->a.len;
+            lf__buf_put(&tmp, src + lo, hi - lo);
+        }
+        lf__buf swap = *buf;
+        *buf = tmp, tmp = swap;
+    }
+    bool failed = buf->failed || tmp.failed;
+    LF_FREE(tmp.data);
+    return failed ? LF_ERR_NOMEM : LF_OK;
+}
+
+// Decodes one id into the stream's pending output.
+static lf_status lf__stream_feed(lf_tok_stream *s, int32_t id) {
+    const lf__tok *k = s->tok->impl_;
+    if (id < 0 || id >= k->n_vocab) return lf__fail(LF_ERR_ARG, "id %d is out of range [0, %d)", id, k->n_vocab);
+    if (k->pieces[id].len == UINT32_MAX || (s->skip_special && (k->flags[id] & LF__TF_SPECIAL))) return LF_OK;
+    const char *piece = k->blob + k->pieces[id].off;
+    size_t n = k->pieces[id].len;
+    lf_status st = LF_OK;
+    if (!k->has_decoder) {
+        if (s->started_ && (st = lf__stream_put(s, " ", 1)) != LF_OK) return st;
+        s->started_ = true;
+        return lf__stream_put(s, piece, n);
+    }
+    if (k->dec_byte_level) {  // characters back to bytes; a token with others passes as is
+        unsigned char bytes[LF_MAX_TOKEN_BYTES];
+        size_t nb = 0, l;
+        bool all = true;
+        for (size_t i = 0; i < n && all; i += l) {
+            uint32_t c = lf__utf8_dec((const unsigned char *)piece + i, &l);
+            all = c < sizeof k->char_byte / sizeof *k->char_byte && k->char_byte[c] >= 0;
+            if (all) bytes[nb++] = (unsigned char)k->char_byte[c];
+        }
+        return all ? lf__stream_bytes(s, bytes, nb) : lf__stream_bytes(s, (const unsigned char *)piece, n);
+    }
+    lf__buf buf = {s->tmp_, 0, s->tmp_cap_, false};
+    st = lf__stream_steps(k, piece, n, &buf);
+    s->tmp_ = buf.data, s->tmp_cap_ = buf.cap;
+    if (st != LF_OK) return st;
+    const char *t = buf.data ? buf.data : "";
+    if (k->dec_byte_fallback && buf.len == 6 && memcmp(t, "<0x", 3) == 0 && t[5] == '>' && lf__hexval(t[3]) >= 0 &&
+        lf__hexval(t[4]) >= 0) {
+        if (!lf__grow((void **)&s->run_, &s->run_cap_, s->run_len_ + 1, 1, "byte run")) return LF_ERR_NOMEM;
+        s->run_[s->run_len_++] = (unsigned char)(lf__hexval(t[3]) * 16 + lf__hexval(t[4]));
+        return LF_OK;
+    }
+    if ((st = lf__stream_end_run(s)) != LF_OK) return st;
+    return lf__stream_text(s, t, buf.len);
+}
+
+static lf_status lf__stream_finish(lf_tok_stream *s) {
+    lf_status st = lf__stream_end_run(s);
+    if (st == LF_OK && s->n_utf8 > 0) st = lf__stream_text(s, LF__UTF8_REPLACEMENT, 3), s->n_utf8 = 0;
+    return st;
+}
+
+// Hands the output of this call to the caller; it stays in s until the next call.
+static lf_status lf__stream_out(lf_tok_stream *s, lf_status st, const char **text, size_t *len) {
+    if (st == LF_OK) st = lf__stream_put(s, "", 0);  // NUL-terminated, even when empty
+    *text = st == LF_OK ? s->out_ : "", *len = st == LF_OK ? s->out_len_ : 0;
+    s->out_len_ = 0;
+    return st;
+}
+
+// -- 5.8 chat templates
+//
+// ON CHAT TEMPLATES: we do not run Jinja. Each format is a small renderer that reproduces one
+// family's published template byte for byte (Python's str.strip() whitespace included), and
+// tokenizer_config.json's chat_template is recognized by substrings only those templates have.
+
+typedef struct lf__chat {
+    const lf_chat_msg *m;
+    int n;
+    bool gen, no_think;
+    int flags;
+    const char *bos, *eos, *default_system;
+    lf__buf out;
+} lf__chat;
+
+static bool lf__is_role(const lf_chat_msg *m, const char *role) { return strcmp(m->role, role) == 0; }
+
+// Python's str.strip() (whitespace) or str.strip(ch), on s[0..n).
+static void lf__py_strip(const char **s, size_t *n, int ch, bool left, bool right) {
+    const unsigned char *u = (const unsigned char *)*s;
+    size_t lo = 0, hi = *n, l;
+    while (left && lo < hi && (ch ? u[lo] == ch : lf__uc_is_pyspace(lf__utf8_dec(u + lo, &l)))) lo += ch ? 1 : l;
+    while (right && hi > lo) {
+        size_t c = hi - 1;
+        while (c > lo && (u[c] & 0xC0) == 0x80) c--;
+        if (ch ? u[c] != ch : !lf__uc_is_pyspace(lf__utf8_dec(u + c, &l))) break;
+        hi = c;
+    }
+    *s += lo, *n = hi - lo;
+}
+
+static void lf__chat_put(lf__chat *c, const char *s, size_t n) { lf__buf_put(&c->out, s, n); }
+static void lf__chat_puts(lf__chat *c, const char *s) { lf__buf_puts(&c->out, s); }
+static void lf__chat_put_stripped(lf__chat *c, const char *s, int ch, bool left, bool right) {
+    size_t n = strlen(s);
+    lf__py_strip(&s, &n, ch, left, right);
+    lf__chat_put(c, s, n);
+}
+
+static const char *lf__strstr_last(const char *s, const char *needle) {
+    const char *last = NULL;
+    for (const char *p = strstr(s, needle); p; p = strstr(p + 1, needle)) last = p;
+    return last;
+}
+
+// Qwen2.5 / Qwen3 (flags LF__CHAT_THINK).
+static lf_status lf__chat_chatml(lf__chat *c) {
+    const lf_chat_msg *m = c->m;
+    int n = c->n, last_query = n - 1;
+    if (n == 0) return lf__fail(LF_ERR_ARG, "chat: the chatml template needs at least one message");
+    if (lf__is_role(&m[0], "system") || c->default_system) {
+        lf__chat_puts(c, "<|im_start|>system\n");
+        lf__chat_puts(c, lf__is_role(&m[0], "system") ? m[0].content : c->default_system);
+        lf__chat_puts(c, "<|im_end|>\n");
+    }
+    for (int i = n - 1; i >= 0; i--) {  // the last user turn that is not a tool response
+        size_t l = strlen(m[i].content), tl = strlen("</tool_response>");
+        bool tool_resp = strncmp(m[i].content, "<tool_response>", 15) == 0 && l >= tl &&
+                         strcmp(m[i].content + l - tl, "</tool_response>") == 0;
+        if (lf__is_role(&m[i], "user") && !tool_resp) {
+            last_query = i;
+            break;
+        }
+    }
+    for (int i = 0; i < n; i++) {
+        const char *role = m[i].role, *content = m[i].content;
+        if (lf__is_role(&m[i], "user") || (lf__is_role(&m[i], "system") && i > 0)) {
+            lf__chat_puts(c, "<|im_start|>"), lf__chat_puts(c, role), lf__chat_puts(c, "\n");
+            lf__chat_puts(c, content), lf__chat_puts(c, "<|im_end|>\n");
+        } else if (lf__is_role(&m[i], "assistant")) {
+            lf__chat_puts(c, "<|im_start|>assistant\n");
+            if (m[i].n_tool_calls > 0 && !(c->flags & LF__CHAT_THINK))
+                return lf__fail(LF_ERR_UNSUPPORTED, "chat: messages[%d]: tool calls are rendered for Qwen3 only", i);
+            bool think = c->flags & LF__CHAT_THINK;
+            const char *end = think && !m[i].reasoning ? lf__strstr_last(content, "</think>") : NULL;
+            const char *reason = think && m[i].reasoning ? m[i].reasoning : "", *body = content;
+            size_t rlen = strlen(reason), blen = strlen(content);
+            if (end) {  // reasoning: before the first </think>, after the last <think> in it
+                body = end + 8, blen = strlen(body);
+                lf__py_strip(&body, &blen, '\n', true, false);
+                const char *first = strstr(content, "</think>");
+                reason = content, rlen = (size_t)(first - content);
+                lf__py_strip(&reason, &rlen, '\n', false, true);
+                const char *open = NULL;
+                for (const char *p = reason; p + 7 <= reason + rlen; p++)
+                    if (memcmp(p, "<think>", 7) == 0) open = p;
+                if (open) rlen -= (size_t)(open + 7 - reason), reason = open + 7;
+                lf__py_strip(&reason, &rlen, '\n', true, false);
+            }
+            if ((c->flags & LF__CHAT_THINK) && i > last_query && (i == n - 1 || rlen > 0)) {
+                lf__chat_puts(c, "<think>\n");
+                lf__py_strip(&reason, &rlen, '\n', true, true);
+                lf__chat_put(c, reason, rlen);
+                lf__chat_puts(c, "\n</think>\n\n");
+                lf__py_strip(&body, &blen, '\n', true, false);
+            }
+            lf__chat_put(c, body, blen);
+            for (int j = 0; j < m[i].n_tool_calls; j++) {
+                const lf_chat_tool_call *tc = &m[i].tool_calls[j];
+                if (!tc->name || !tc->arguments)
+                    return lf__fail(LF_ERR_ARG, "chat: messages[%d].tool_calls[%d]: NULL name or arguments", i, j);
+                if (j > 0 || blen > 0) lf__chat_puts(c, "\n");
+                lf__chat_puts(c, "<tool_call>\n{\"name\": \""), lf__chat_puts(c, tc->name);
+                lf__chat_puts(c, "\", \"arguments\": "), lf__chat_puts(c, tc->arguments), lf__chat_puts(c, "}\n</tool_call>");
+            }
+            lf__chat_puts(c, "<|im_end|>\n");
+        } else if (lf__is_role(&m[i], "tool")) {
+            if (i == 0 || !lf__is_role(&m[i - 1], "tool")) lf__chat_puts(c, "<|im_start|>user");
+            lf__chat_puts(c, "\n<tool_response>\n"), lf__chat_puts(c, content), lf__chat_puts(c, "\n</tool_response>");
+            if (i == n - 1 || !lf__is_role(&m[i + 1], "tool")) lf__chat_puts(c, "<|im_end|>\n");
+        }
+    }
+    if (c->gen) lf__chat_puts(c, "<|im_start|>assistant\n");
+    if (c->gen && c->no_think && (c->flags & LF__CHAT_THINK)) lf__chat_puts(c, "<think>\n\n</think>\n\n");
+    return LF_OK;
+}
+
+static lf_status lf__chat_llama3(lf__chat *c) {
+    for (int i = 0; i < c->n; i++) {
+        if (i == 0) lf__chat_puts(c, c->bos);
+        lf__chat_puts(c, "<|start_header_id|>"), lf__chat_puts(c, c->m[i].role), lf__chat_puts(c, "<|end_header_id|>\n\n");
+        lf__chat_put_stripped(c, c->m[i].content, 0, true, true);
+        lf__chat_puts(c, "<|eot_id|>");
+    }
+    if (c->gen) lf__chat_puts(c, "<|start_header_id|>assistant<|end_header_id|>\n\n");
+    return LF_OK;
+}
+
+// Llama-2 (system folded into the first user turn) and Mistral v0.1 (no system role).
+static lf_status lf__chat_inst(lf__chat *c, bool llama2) {
+    const lf_chat_msg *m = c->m;
+    int n = c->n, first = 0;
+    const char *sys = NULL;
+    if (llama2 && n == 0) return lf__fail(LF_ERR_ARG, "chat: the llama2 template needs at least one message");
+    if (llama2 && lf__is_role(&m[0], "system")) sys = m[0].content, first = 1;
+    if (!llama2) lf__chat_puts(c, c->bos);
+    for (int i = first; i < n; i++) {
+        int idx = i - first;
+        bool user = lf__is_role(&m[i], "user");
+        if (user != (idx % 2 == 0))
+            return lf__fail(LF_ERR_ARG, "chat: messages[%d]: conversation roles must alternate user/assistant/user/assistant/...", i);
+        if (!llama2 && !user && !lf__is_role(&m[i], "assistant"))
+            return lf__fail(LF_ERR_ARG, "chat: messages[%d]: only user and assistant roles are supported", i);
+        lf__buf content;
+        memset(&content, 0, sizeof content);
+        if (idx == 0 && sys) lf__buf_puts(&content, "<<SYS>>\n"), lf__buf_puts(&content, sys), lf__buf_puts(&content, "\n<</SYS>>\n\n");
+        lf__buf_puts(&content, m[i].content);
+        if (content.failed) return LF_ERR_NOMEM;
+        if (user) {
+            if (llama2) lf__chat_puts(c, c->bos);
+            lf__chat_puts(c, "[INST] ");
+            if (llama2) lf__chat_put_stripped(c, content.data, 0, true, true);
+            else lf__chat_puts(c, content.data);
+            lf__chat_puts(c, " [/INST]");
+        } else if (lf__is_role(&m[i], "assistant")) {
+            if (llama2) lf__chat_puts(c, " "), lf__chat_put_stripped(c, content.data, 0, true, true), lf__chat_puts(c, " ");
+            else lf__chat_puts(c, content.data);
+            lf__chat_puts(c, c->eos);
+        }
+        LF_FREE(content.data);
+    }
+    return LF_OK;
+}
+
+static lf_status lf__chat_plain(lf__chat *c) {
+    for (int i = 0; i < c->n; i++) {
+        const lf_chat_msg *m = &c->m[i];
+        if (lf__is_role(m, "system") && i == 0) lf__chat_puts(c, m->content), lf__chat_puts(c, "\n");
+        else if (lf__is_role(m, "user")) lf__chat_puts(c, "Instruction: "), lf__chat_puts(c, m->content), lf__chat_puts(c, "\n");
+        else if (lf__is_role(m, "assistant"))
+            lf__chat_puts(c, "Response: "), lf__chat_puts(c, m->content), lf__chat_puts(c, "\nEND\n");
+        else
+            return lf__fail(LF_ERR_ARG, "chat: messages[%d]: role '%s' is not supported by the plain format", i, m->role);
+    }
+    if (c->gen) lf__chat_puts(c, "Response:");
+    return LF_OK;
+}
+
+// Recognizes a chat_template by substrings that only the formats we render have.
+static lf_chat_template lf__chat_detect(const char *tmpl, int *flags, const char **default_system) {
+    static const char *const qwen_systems[] = {"You are Qwen, created by Alibaba Cloud. You are a helpful assistant.",
+                                               "You are a helpful assistant."};
+    *flags = 0, *default_system = NULL;
+    if (strstr(tmpl, "<|im_start|>")) {
+        if (strstr(tmpl, "<think>")) *flags |= LF__CHAT_THINK;
+        for (int i = 0; i < 2 && !*default_system && !*flags; i++)
+            if (strstr(tmpl, qwen_systems[i])) *default_system = qwen_systems[i];
+        return LF_CHAT_CHATML;
+    }
+    if (strstr(tmpl, "<|start_header_id|>") && !strstr(tmpl, "Cutting Knowledge Date")) return LF_CHAT_LLAMA3;
+    if (strstr(tmpl, "[INST]") && strstr(tmpl, "<<SYS>>")) return LF_CHAT_LLAMA2;
+    if (strstr(tmpl, "[INST]") && strstr(tmpl, "Only user and assistant roles are supported")) return LF_CHAT_MISTRAL;
+    return LF_CHAT_DEFAULT;
+}
+
+LF_API lf_status lf_chat_template_from_name(const char *name, lf_chat_template *out) {
+    static const char *const names[] = {"default", "chatml", "llama3", "llama2", "mistral", "plain"};
+    for (int i = 0; name && i < 6; i++)
+        if (strcmp(name, names[i]) == 0) return *out = (lf_chat_template)i, LF_OK;
+    return lf__fail(LF_ERR_ARG, "unknown chat template '%s' (expected default, chatml, llama3, llama2, mistral or plain)",
+                    name ? name : "(null)");
+}
+
+LF_API lf_status lf_chat_render(const lf_tokenizer *t, lf_chat_template tmpl, const lf_chat_msg *msgs, int n,
+                                unsigned flags, char **out, size_t *len) {
+    *out = NULL, *len = 0;
+    const lf__tok *k = t ? t->impl_ : NULL;
+    if (n < 0 || (n > 0 && !msgs)) return lf__fail(LF_ERR_ARG, "lf_chat_render: bad message array (n = %d)", n);
+    for (int i = 0; i < n; i++)
+        if (!msgs[i].role || !msgs[i].content) return lf__fail(LF_ERR_ARG, "lf_chat_render: messages[%d]: NULL role or content", i);
+    if (tmpl == LF_CHAT_DEFAULT) {
+        if (!k) return lf__fail(LF_ERR_ARG, "lf_chat_render: LF_CHAT_DEFAULT needs a loaded tokenizer");
+        if (k->chat_unknown)
+            return lf__fail(LF_ERR_UNSUPPORTED, "%s: chat_template: not a format LargeForge renders (chatml, llama3, llama2, "
+                            "mistral); pick one by name", k->config_name);
+        tmpl = t->chat != LF_CHAT_DEFAULT ? t->chat : LF_CHAT_PLAIN;
+    }
+    lf__chat c;
+    memset(&c, 0, sizeof c);
+    c.m = msgs, c.n = n, c.gen = flags & LF_CHAT_GENERATION_PROMPT, c.no_think = flags & LF_CHAT_NO_THINKING;
+    c.bos = tmpl == LF_CHAT_LLAMA3 ? "<|begin_of_text|>" : "<s>", c.eos = "</s>";
+    if (k && k->bos.len) c.bos = k->blob + k->bos.off;
+    if (k && k->eos.len) c.eos = k->blob + k->eos.off;
+    if (k && tmpl == t->chat) {
+        c.flags = k->chat_flags;
+        if (k->chat_default_system.len) c.default_system = k->blob + k->chat_default_system.off;
+    }
+    lf_status s;
+    switch (tmpl) {
+    case LF_CHAT_CHATML: s = lf__chat_chatml(&c); break;
+    case LF_CHAT_LLAMA3: s = lf__chat_llama3(&c); break;
+    case LF_CHAT_LLAMA2: s = lf__chat_inst(&c, true); break;
+    case LF_CHAT_MISTRAL: s = lf__chat_inst(&c, false); break;
+    case LF_CHAT_PLAIN: s = lf__chat_plain(&c); break;
+    default: s = lf__fail(LF_ERR_ARG, "lf_chat_render: unknown template %d", (int)tmpl);
+    }
+    if (s == LF_OK && !c.out.data) lf__buf_put(&c.out, "", 0);
+    if (s == LF_OK && c.out.failed) s = LF_ERR_NOMEM;
+    if (s != LF_OK) {
+        LF_FREE(c.out.data);
+        return s;
+    }
+    *out = c.out.data, *len = c.out.len;
+    return LF_OK;
+}
+
+// -- 5.9 public functions
+
+typedef struct lf__mkey {
+    uint8_t first;
+    uint32_t len;
+    int32_t idx;
+} lf__mkey;
+static int lf__mkey_cmp(const void *pa, const void *pb) {
+    const lf__mkey *a = (const lf__mkey *)pa, *b = (const lf__mkey *)pb;
+    if (a->first != b->first) return a->first < b->first ? -1 : 1;
+    if (a->len != b->len) return a->len > b->len ? -1 : 1;  // longest first
+    return a->idx < b->idx ? -1 : a->idx > b->idx;
+}
+
+static lf_status lf__tok_matchset(lf__tok *k, lf__matchset *m, bool normalized) {
+    int n = 0;
+    m->normalized = normalized;
+    for (int i = 0; i < k->n_added; i++) n += k->added[i].normalized == normalized;
+    lf__mkey *keys = (lf__mkey *)lf__calloc((size_t)n + 1, sizeof *keys, "added tokens");
+    m->order = (int32_t *)lf__calloc((size_t)n + 1, sizeof *m->order, "added tokens");
+    if (!keys || !m->order) return LF_FREE(keys), LF_ERR_NOMEM;
+    int c = 0;
+    for (int i = 0; i < k->n_added; i++) {
+        const lf__added *a = &k->added[i];
+        lf__str t = normalized ? a->norm : a->content;
+        if (a->normalized == normalized && t.len > 0) keys[c++] = (lf__mkey){(uint8_t)k->blob[t.off], t.len, i};
+    }
+    qsort(keys, (size_t)c, sizeof *keys, lf__mkey_cmp);
+    for (int i = 0, b = 0; b <= 256; b++) {
+        while (i < c && keys[i].first < b) i++;
+        m->start[b] = i;
+    }
+    for (int i = 0; i < c; i++) m->order[i] = keys[i].idx;
+    LF_FREE(keys);
+    return LF_OK;
+}
+
+// Normalized forms of the normalized added tokens (HF matches those on normalized text).
+static lf_status lf__tok_added_sets(lf__tok *k) {
+    lf__enc e;
+    memset(&e, 0, sizeof e);
+    e.k = k;
+    lf_status s = LF_OK;
+    for (int i = 0; i < k->n_added && s == LF_OK; i++) {
+        lf__added *a = &k->added[i];
+        const char *out;
+        size_t n;
+        if (!a->normalized) continue;
+        // copy first: the normalizer's strings and the content both live in the growing blob
+        char *content = lf__strndup(k->blob + a->content.off, a->content.len, "added token");
+        if (!content) s = LF_ERR_NOMEM;
+        if (s == LF_OK) s = lf__enc_normalize(&e, content, a->content.len, &out, &n);
+        if (s == LF_OK) s = lf__tok_intern(k, out, n, &a->norm);
+        LF_FREE(content);
+    }
+    lf__enc_free(&e);
+    if (s == LF_OK) s = lf__tok_matchset(k, &k->raw, false);
+    if (s == LF_OK) s = lf__tok_matchset(k, &k->normed, true);
+    return s;
+}
+
+// bos_token / eos_token: a string or {"content": ...}.
+static lf_status lf__tok_config_token(const lf__tj *j, const lf_node *root, const char *key, lf__str *out) {
+    const lf_node *n = lf__tj_get(root, key), *c = n;
+    lf_status s = LF_OK;
+    if (n && n->type == LF_NODE_OBJECT) s = lf__tj_str(j, key, n, "content", true, &c);
+    else if (n && n->type != LF_NODE_STRING) return lf__fail(LF_ERR_FORMAT, "%s: %s: must be a string or an object", j->file, key);
+    if (s == LF_OK && c && c->len) s = lf__tok_intern(j->k, c->str, c->len, out);
+    return s;
+}
+
+static lf_status lf__tok_config(lf_tokenizer *t, const char *json, size_t len) {
+    lf__tok *k = t->impl_;
+    lf_doc doc;
+    lf_status s = lf_json_parse(&doc, json, len, k->config_name);
+    if (s != LF_OK) return s;
+    lf__tj j = {k->config_name, k};
+    const lf_node *root = doc.root, *tmpl = lf__tj_get(root, "chat_template");
+    if (root->type != LF_NODE_OBJECT) s = lf__fail(LF_ERR_FORMAT, "%s: must be a JSON object", k->config_name);
+    if (s == LF_OK) s = lf__tok_config_token(&j, root, "bos_token", &k->bos);
+    if (s == LF_OK) s = lf__tok_config_token(&j, root, "eos_token", &k->eos);
+    if (s == LF_OK && tmpl && tmpl->type == LF_NODE_ARRAY) {  // [{name, template}]: the "default" one
+        const lf_node *pick = NULL;
+        for (int i = 0; i < tmpl->n && !pick; i++) {
+            const lf_node *nm = lf__tj_get(&tmpl->kids[i], "name");
+            if (nm && nm->type == LF_NODE_STRING && strcmp(nm->str, "default") == 0) pick = lf__tj_get(&tmpl->kids[i], "template");
+        }
+        tmpl = pick;
+    }
+    if (s == LF_OK && tmpl) {
+        if (tmpl->type != LF_NODE_STRING) s = lf__fail(LF_ERR_FORMAT, "%s: chat_template: must be a string", k->config_name);
+        else {
+            const char *sys;
+            t->chat = lf__chat_detect(tmpl->str, &k->chat_flags, &sys);
+            k->chat_unknown = t->chat == LF_CHAT_DEFAULT;
+            if (sys) s = lf__tok_intern(k, sys, strlen(sys), &k->chat_default_system);
+        }
+    }
+    if (s == LF_OK) {
+        t->bos_id = k->bos.len ? lf__tok_lookup(k, k->blob + k->bos.off, k->bos.len) : -1;
+        t->eos_id = k->eos.len ? lf__tok_lookup(k, k->blob + k->eos.off, k->eos.len) : -1;
+    }
+    lf_doc_deinit(&doc);
+    return s;
+}
+
+static lf_status lf__tok_parse(lf_tokenizer *t, const lf_node *root) {
+    lf__tok *k = t->impl_;
+    lf__tj j = {t->name, k};
+    if (root->type != LF_NODE_OBJECT) return lf__fail(LF_ERR_FORMAT, "%s: must be a JSON object", t->name);
+    lf_status s = lf__tok_model(&j, root);
+    const lf_node *n;
+    bool fused = false;
+    if (s == LF_OK && (n = lf__tj_get(root, "normalizer"))) s = lf__tok_normalizer(&j, "normalizer", n, 0);
+    if (s == LF_OK && (n = lf__tj_get(root, "pre_tokenizer"))) s = lf__tok_pretokenizer(&j, "pre_tokenizer", n, 0);
+    if (s == LF_OK && (n = lf__tj_get(root, "decoder"))) k->has_decoder = true, s = lf__tok_decoder(&j, "decoder", n, 0, &fused);
+    if (s == LF_OK && (n = lf__tj_get(root, "post_processor"))) s = lf__tok_postprocessor(&j, "post_processor", n, 0);
+    if (s == LF_OK) s = lf__tok_added_sets(k);
+    k->split_metaspace = s == LF_OK && !k->byte_level && !k->ignore_merges && lf__tok_model_id(k, "\xE2\x96\x81", 3) >= 0;
+    for (int32_t id = 0; s == LF_OK && id < k->n_vocab && k->split_metaspace; id++) {
+        const char *p = k->blob + k->pieces[id].off;
+        for (size_t j = 1; k->pieces[id].len != UINT32_MAX && j + 3 <= k->pieces[id].len; j++)
+            if (memcmp(p + j, "\xE2\x96\x81", 3) == 0 && (j < 3 || memcmp(p + j - 3, "\xE2\x96\x81", 3) != 0))
+                k->split_metaspace = false;
+    }
+    return s;
+}
+
+LF_API lf_status lf_tok_load(lf_tokenizer *t, const char *json, size_t len, const char *config_json, size_t config_len,
+                             const char *name) {
+    memset(t, 0, sizeof *t);
+    t->bos_id = t->eos_id = -1;
+    snprintf(t->name, sizeof t->name, "%s", name ? name : "tokenizer.json");
+    lf__tok *k = (lf__tok *)lf__calloc(1, sizeof *k, "tokenizer");
+    if (!k) return LF_ERR_NOMEM;
+    t->impl_ = k;
+    snprintf(k->config_name, sizeof k->config_name, "%s", "tokenizer_config.json");
+    if (name && strrchr(name, '/'))
+        snprintf(k->config_name, sizeof k->config_name, "%.*s/tokenizer_config.json", (int)(strrchr(name, '/') - name), name);
+    lf_doc doc;
+    lf_status s = lf_json_parse(&doc, json, len, t->name);
+    if (s == LF_OK) {
+        s = lf__tok_parse(t, doc.root);
+        lf_doc_deinit(&doc);
+    }
+    t->n_vocab = k->n_vocab;
+    if (s == LF_OK && config_json) s = lf__tok_config(t, config_json, config_len);
+    if (s != LF_OK) lf_tok_close(t);
+    return s;
+}
+
+#ifndef LF_NO_STDIO
+LF_API lf_status lf_tok_open(lf_tokenizer *t, const char *path) {
+    memset(t, 0, sizeof *t);
+    bool dir = lf_path_is_dir(path);
+    char *file = dir ? lf_path_join(path, "tokenizer.json") : lf__strndup(path, strlen(path), "path");
+    const char *slash = strrchr(path, '/');
+    char *base = dir ? lf__strndup(path, strlen(path), "path") : lf__strndup(path, slash ? (size_t)(slash - path) : 1, "path");
+    if (base && !dir && !slash) base[0] = '.';
+    char *cfg = base ? lf_path_join(base, "tokenizer_config.json") : NULL;
+    char *json = NULL, *cjson = NULL;
+    size_t len = 0, clen = 0;
+    lf_status s = file && cfg ? lf_file_read(file, LF_MAX_JSON_BYTES, &json, &len) : LF_ERR_NOMEM;
+    if (s == LF_OK && lf_path_exists(cfg)) s = lf_file_read(cfg, LF_MAX_JSON_BYTES, &cjson, &clen);
+    if (s == LF_OK) s = lf_tok_load(t, json, len, cjson, clen, file);
+    if (s == LF_OK && cjson) snprintf(t->impl_->config_name, sizeof t->impl_->config_name, "%s", cfg);
+    LF_FREE(file), LF_FREE(base), LF_FREE(cfg), LF_FREE(json), LF_FREE(cjson);
+    return s;
+}
+#endif
+
+LF_API void lf_tok_close(lf_tokenizer *t) {
+    lf__tok *k = t->impl_;
+    if (k) {
+        for (int i = 0; i < k->n_pres; i++) lf__re_free(&k->pres[i].re);
+        LF_FREE(k->blob), LF_FREE(k->pieces), LF_FREE(k->flags), LF_FREE(k->hash), LF_FREE(k->merges);
+        LF_FREE(k->added), LF_FREE(k->raw.order), LF_FREE(k->normed.order);
+        LF_FREE(k->norms), LF_FREE(k->pres), LF_FREE(k->decs);
+        LF_FREE(k);
+    }
+    memset(t, 0, sizeof *t);
+}
+
+LF_API lf_status lf_tok_encode(const lf_tokenizer *t, const char *text, size_t len, bool add_special, int32_t **ids,
+                               size_t *n) {
+    *ids = NULL, *n = 0;
+    if (!t->impl_) return lf__fail(LF_ERR_ARG, "lf_tok_encode: the tokenizer is not loaded");
+    if (!text && len) return lf__fail(LF_ERR_ARG, "lf_tok_encode: text is NULL");
+    size_t bad = len ? lf__utf8_check((const unsigned char *)text, len) : 0;
+    if (bad != len) return lf__fail(LF_ERR_FORMAT, "lf_tok_encode: invalid UTF-8 at byte offset %zu", bad);
+    const lf__tok *k = t->impl_;
+    lf__enc e;
+    memset(&e, 0, sizeof e);
+    e.k = k;
+    lf_status s = LF_OK;
+    for (int i = 0; add_special && i < k->n_prefix && s == LF_OK; i++) s = lf__enc_push(&e, k->prefix[i]);
+    if (s == LF_OK && len) s = lf__enc_added(&e, &k->raw, text, len);
+    for (int i = 0; add_special && i < k->n_suffix && s == LF_OK; i++) s = lf__enc_push(&e, k->suffix[i]);
+    if (s == LF_OK && e.n_ids) *ids = e.ids, *n = e.n_ids, e.ids = NULL;
+    lf__enc_free(&e);
+    return s;
+}
+
+LF_API void lf_tok_stream_init(lf_tok_stream *s, const lf_tokenizer *t, bool skip_special) {
+    memset(s, 0, sizeof *s);
+    s->tok = t, s->skip_special = skip_special;
+    s->strip_left = t->impl_ ? t->impl_->dec_strip_start : 0;
+}
+
+LF_API lf_status lf_tok_stream_push(lf_tok_stream *s, int32_t id, const char **text, size_t *len) {
+    *text = "", *len = 0;
+    if (!s->tok || !s->tok->impl_) return lf__fail(LF_ERR_ARG, "lf_tok_stream_push: stream not initialized");
+    s->out_len_ = 0;
+    return lf__stream_out(s, lf__stream_feed(s, id), text, len);
+}
+
+LF_API lf_status lf_tok_stream_flush(lf_tok_stream *s, const char **text, size_t *len) {
+    *text = "", *len = 0;
+    if (!s->tok || !s->tok->impl_) return lf__fail(LF_ERR_ARG, "lf_tok_stream_flush: stream not initialized");
+    s->out_len_ = 0;
+    return lf__stream_out(s, lf__stream_finish(s), text, len);
+}
+
+LF_API void lf_tok_stream_deinit(lf_tok_stream *s) {
+    LF_FREE(s->run_), LF_FREE(s->out_), LF_FREE(s->tmp_);
+    memset(s, 0, sizeof *s);
+}
+
+LF_API lf_status lf_tok_decode(const lf_tokenizer *t, const int32_t *ids, size_t n, bool skip_special, char **text,
+                               size_t *len) {
+    *text = NULL, *len = 0;
+    if (!t->impl_) return lf__fail(LF_ERR_ARG, "lf_tok_decode: the tokenizer is not loaded");
+    lf_tok_stream s;
+    lf_tok_stream_init(&s, t, skip_special);
+    lf_status st = LF_OK;
+    for (size_t i = 0; i < n && st == LF_OK; i++)
+        if ((st = lf__stream_feed(&s, ids[i])) == LF_ERR_ARG)
+            st = lf__fail(LF_ERR_ARG, "lf_tok_decode: ids[%zu] = %d is out of range [0, %d)", i, ids[i], t->n_vocab);
+    if (st == LF_OK) st = lf__stream_finish(&s);
+    if (st == LF_OK) st = lf__stream_put(&s, "", 0);  // NUL-terminated, even when empty
+    if (st == LF_OK) *text = s.out_, *len = s.out_len_, s.out_ = NULL;
+    lf_tok_stream_deinit(&s);
+    return st;
+}
+
+LF_API int32_t lf_tok_vocab_size(const lf_tokenizer *t) { return t->n_vocab; }
+
+LF_API int32_t lf_tok_find(const lf_tokenizer *t, const char *token) {
+    return t->impl_ && token ? lf__tok_lookup(t->impl_, token, strlen(token)) : -1;
+}
+
+LF_API const char *lf_tok_piece(const lf_tokenizer *t, int32_t id) {
+    const lf__tok *k = t->impl_;
+    if (!k || id < 0 || id >= k->n_vocab || k->pieces[id].len == UINT32_MAX) return NULL;
+    return k->blob + k->pieces[id].off;
+}
+
+LF_API bool lf_tok_is_special(const lf_tokenizer *t, int32_t id) {
+    const lf__tok *k = t->impl_;
+    return k && id >= 0 && id < k->n_vocab && (k->flags[id] & LF__TF_SPECIAL);
+}
+
 // == 6. model (impl) =============================================================================
 //
 // ON THE FORWARD PASS: transformers' conventions exactly: RMSNorm in f32, RoPE in the
@@ -2117,20 +5746,23 @@ static lf_status lf__model_weights(lf_model *m) {
 typedef struct lf__acts {
     float *x, *xn, *q, *k, *v, *att, *gate, *up, *rows, *scores;
     int32_t *pos, *seq, *undo;  // default positions and slots; old KV lengths for rollback
+    void *mm;                   // matmul scratch
 } lf__acts;
 
 static size_t lf__acts_plan(const lf_model *m, lf__acts *a, unsigned char *base) {
     const lf_model_config *c = &m->cfg;
     size_t N = (size_t)m->max_tokens, off = 0;
-    size_t sizes[13] = {N * (size_t)c->C, N * (size_t)c->C, N * (size_t)c->NH * (size_t)c->HS,
+    int64_t maxK = LF__MAX(LF__MAX(c->C, c->FF), c->NH * c->HS);
+    size_t sizes[14] = {N * (size_t)c->C, N * (size_t)c->C, N * (size_t)c->NH * (size_t)c->HS,
                         N * (size_t)c->NKV * (size_t)c->HS, N * (size_t)c->NKV * (size_t)c->HS,
                         N * (size_t)c->NH * (size_t)c->HS, N * (size_t)c->FF, N * (size_t)c->FF, N * (size_t)c->C,
-                        (size_t)lf_pool_size(m->pool) * (size_t)m->max_seq_len, N, N, N};
-    void **slots[13] = {(void **)&a->x,    (void **)&a->xn,   (void **)&a->q,      (void **)&a->k,
+                        (size_t)lf_pool_size(m->pool) * (size_t)m->max_seq_len, N, N, N,
+                        lf__matmul_scratch(m->max_tokens, maxK, lf_pool_size(m->pool)) / 4 + 1};
+    void **slots[14] = {(void **)&a->x,    (void **)&a->xn,   (void **)&a->q,      (void **)&a->k,
                         (void **)&a->v,    (void **)&a->att,  (void **)&a->gate,   (void **)&a->up,
                         (void **)&a->rows, (void **)&a->scores, (void **)&a->pos, (void **)&a->seq,
-                        (void **)&a->undo};
-    for (int i = 0; i < 13; i++) {
+                        (void **)&a->undo, &a->mm};
+    for (int i = 0; i < 14; i++) {
         *slots[i] = base ? base + off : NULL;
         off += (sizes[i] * 4 + 63) & ~(size_t)63;  // every slot holds 4-byte elements
     }
@@ -2304,9 +5936,9 @@ LF_API lf_status lf_model_forward(lf_model *m, lf_kv *kv, const lf_batch *b, flo
     for (int l = 0; l < c->L; l++) {
         const lf_layer *ly = &m->layers[l];
         lf__rmsnorm_forward(a.xn, a.x, ly->attn_norm, n, C, c->eps);
-        lf__matmul(m->pool, a.q, a.xn, ly->wq.data, ly->wq.dtype, ly->bq, n, QW, C);
-        lf__matmul(m->pool, a.k, a.xn, ly->wk.data, ly->wk.dtype, ly->bk, n, KW, C);
-        lf__matmul(m->pool, a.v, a.xn, ly->wv.data, ly->wv.dtype, ly->bv, n, KW, C);
+        lf__matmul(m->pool, a.q, a.xn, ly->wq.data, ly->wq.dtype, ly->bq, n, QW, C, a.mm);
+        lf__matmul(m->pool, a.k, a.xn, ly->wk.data, ly->wk.dtype, ly->bk, n, KW, C, a.mm);
+        lf__matmul(m->pool, a.v, a.xn, ly->wv.data, ly->wv.dtype, ly->bv, n, KW, C, a.mm);
         lf__rope_forward(a.q, m->rope_cos, m->rope_sin, P, n, c->NH, c->HS);
         lf__rope_forward(a.k, m->rope_cos, m->rope_sin, P, n, c->NKV, c->HS);
         for (i = 0; i < n; i++) {
@@ -2317,13 +5949,13 @@ LF_API lf_status lf_model_forward(lf_model *m, lf_kv *kv, const lf_batch *b, flo
         }
         lf__attn_job aj = {m, kv, l, n, P, S, a.q, a.att, a.scores};
         lf_parallel_for(m->pool, (int64_t)n * c->NH, lf__attn_worker, &aj);
-        lf__matmul(m->pool, a.xn, a.att, ly->wo.data, ly->wo.dtype, ly->bo, n, C, QW);
+        lf__matmul(m->pool, a.xn, a.att, ly->wo.data, ly->wo.dtype, ly->bo, n, C, QW, a.mm);
         for (int64_t i = 0; i < n * C; i++) a.x[i] += a.xn[i];
         lf__rmsnorm_forward(a.xn, a.x, ly->mlp_norm, n, C, c->eps);
-        lf__matmul(m->pool, a.gate, a.xn, ly->w_gate.data, ly->w_gate.dtype, ly->b_gate, n, FF, C);
-        lf__matmul(m->pool, a.up, a.xn, ly->w_up.data, ly->w_up.dtype, ly->b_up, n, FF, C);
+        lf__matmul(m->pool, a.gate, a.xn, ly->w_gate.data, ly->w_gate.dtype, ly->b_gate, n, FF, C, a.mm);
+        lf__matmul(m->pool, a.up, a.xn, ly->w_up.data, ly->w_up.dtype, ly->b_up, n, FF, C, a.mm);
         lf__swiglu_forward(a.gate, a.gate, a.up, n * FF);
-        lf__matmul(m->pool, a.xn, a.gate, ly->w_down.data, ly->w_down.dtype, ly->b_down, n, C, FF);
+        lf__matmul(m->pool, a.xn, a.gate, ly->w_down.data, ly->w_down.dtype, ly->b_down, n, C, FF, a.mm);
         for (int64_t i = 0; i < n * C; i++) a.x[i] += a.xn[i];
     }
     // final norm and lm_head on the rows that want logits only
@@ -2331,8 +5963,285 @@ LF_API lf_status lf_model_forward(lf_model *m, lf_kv *kv, const lf_batch *b, flo
     for (i = 0; i < n; i++)
         if (b->logits ? b->logits[i] != 0 : i == n - 1) memcpy(a.rows + rows++ * C, a.x + i * C, (size_t)C * sizeof(float));
     lf__rmsnorm_forward(a.xn, a.rows, m->final_norm, rows, C, c->eps);
-    lf__matmul(m->pool, logits, a.xn, m->lm_head.data, m->lm_head.dtype, NULL, rows, c->V, C);
+    lf__matmul(m->pool, logits, a.xn, m->lm_head.data, m->lm_head.dtype, NULL, rows, c->V, C, a.mm);
     return LF_OK;
+}
+
+// == 12. generate (impl) =========================================================================
+
+LF_API lf_gen_desc lf_gen_desc_default(void) {
+    lf_gen_desc d;
+    memset(&d, 0, sizeof d);
+    d.sampling.temperature = 0.7f;
+    d.sampling.top_k = 50;
+    d.sampling.top_p = 0.9f;
+    d.sampling.min_p = 0.0f;
+    d.sampling.repetition_penalty = 1.0f;
+    d.max_tokens = 256;
+    return d;
+}
+
+#ifndef LF_NO_STDIO
+// Reads eos ids (an integer or a list) from a config document into d.
+static lf_status lf__gen_eos(lf_gen_desc *d, const lf_doc *doc) {
+    const lf_node *e = lf_node_get(doc->root, "eos_token_id");
+    if (!e || e->type == LF_NODE_NULL) return LF_OK;
+    int n = e->type == LF_NODE_ARRAY ? e->n : 1;
+    if (e->type != LF_NODE_ARRAY && e->type != LF_NODE_NUMBER)
+        return lf__fail(LF_ERR_CONFIG, "%s: field 'eos_token_id' must be an integer or a list", doc->name);
+    d->n_eos = 0;
+    for (int i = 0; i < n && d->n_eos < 8; i++) {
+        uint64_t v;
+        if (!lf__node_u64(e->type == LF_NODE_ARRAY ? &e->kids[i] : e, &v) || v > INT32_MAX)
+            return lf__fail(LF_ERR_CONFIG, "%s: eos_token_id must hold token ids", doc->name);
+        d->eos_ids[d->n_eos++] = (int32_t)v;
+    }
+    return LF_OK;
+}
+
+LF_API lf_status lf_gen_desc_load(lf_gen_desc *d, const char *model_dir) {
+    char *path = lf_path_join(model_dir, "generation_config.json");
+    if (!path) return LF_ERR_NOMEM;
+    lf_status s = LF_OK;
+    if (lf_path_exists(path)) {
+        lf_doc doc;
+        s = lf_json_load(&doc, path);
+        if (s == LF_OK) {
+            const lf_node *r = doc.root;
+            bool sample = true;
+            double t = d->sampling.temperature, p = d->sampling.top_p, mp = d->sampling.min_p,
+                   rp = d->sampling.repetition_penalty;
+            int64_t k = d->sampling.top_k;
+            if ((s = lf_cfg_bool(&doc, r, "do_sample", false, &sample)) == LF_OK &&
+                (s = lf_cfg_num(&doc, r, "temperature", false, &t)) == LF_OK &&
+                (s = lf_cfg_num(&doc, r, "top_p", false, &p)) == LF_OK &&
+                (s = lf_cfg_num(&doc, r, "min_p", false, &mp)) == LF_OK &&
+                (s = lf_cfg_num(&doc, r, "repetition_penalty", false, &rp)) == LF_OK &&
+                (s = lf_cfg_int(&doc, r, "top_k", false, 0, INT32_MAX, &k)) == LF_OK)
+                s = lf__gen_eos(d, &doc);
+            d->sampling.temperature = sample ? (float)t : 0.0f;
+            d->sampling.top_p = (float)p, d->sampling.min_p = (float)mp;
+            d->sampling.repetition_penalty = (float)rp, d->sampling.top_k = (int)k;
+        }
+        lf_doc_deinit(&doc);
+    }
+    LF_FREE(path);
+    return s;
+}
+#endif
+
+LF_API void lf_gen_result_deinit(lf_gen_result *r) {
+    LF_FREE(r->text);
+    LF_FREE(r->ids);
+    memset(r, 0, sizeof *r);
+}
+
+// -- 12.1 sampling
+
+static int32_t lf__argmax(const float *x, int n) {
+    int32_t best = 0;
+    for (int i = 1; i < n; i++)
+        if (x[i] > x[best]) best = i;
+    return best;
+}
+
+// A max-heap of token ids keyed by logit (ties: the lower id first, so draws are deterministic).
+static bool lf__logit_before(const float *key, int32_t a, int32_t b) {
+    return key[a] > key[b] || (key[a] == key[b] && a < b);
+}
+static void lf__logit_sift(int32_t *h, int n, int i, const float *key) {
+    for (;;) {
+        int l = 2 * i + 1, r = l + 1, m = i;
+        if (l < n && lf__logit_before(key, h[l], h[m])) m = l;
+        if (r < n && lf__logit_before(key, h[r], h[m])) m = r;
+        if (m == i) return;
+        int32_t t = h[i];
+        h[i] = h[m], h[m] = t, i = m;
+    }
+}
+// Moves the best id of h[0, *n) to h[*n - 1] and shrinks the heap.
+static void lf__logit_pop(int32_t *h, int *n, const float *key) {
+    int32_t t = h[0];
+    h[0] = h[*n - 1], h[*n - 1] = t;
+    (*n)--;
+    lf__logit_sift(h, *n, 0, key);
+}
+
+LF_API int32_t lf_sample(const lf_sampler *s, float *logits, int V, const int32_t *history, int n_history,
+                         lf_rng *rng, int32_t *work) {
+    if (s->repetition_penalty > 0 && s->repetition_penalty != 1.0f) {
+        memset(work, 0, (size_t)V * sizeof *work);  // each distinct id is penalized once
+        for (int i = 0; i < n_history; i++) {
+            int32_t t = history[i];
+            if (t < 0 || t >= V || work[t]) continue;
+            work[t] = 1;
+            logits[t] = logits[t] > 0 ? logits[t] / s->repetition_penalty : logits[t] * s->repetition_penalty;
+        }
+    }
+    if (!(s->temperature > 0)) return lf__argmax(logits, V);
+    float mx = -INFINITY;
+    for (int i = 0; i < V; i++) mx = logits[i] > mx ? logits[i] : mx;
+    // Candidates: tokens within e^-30 of the best carry all the probability that matters. They
+    // come out of a heap best-first, only as far as top-k, top-p and min-p need.
+    float inv_t = 1.0f / s->temperature, floor_logit = mx - 30.0f * s->temperature;
+    int n = 0;
+    double total = 0;
+    for (int i = 0; i < V; i++) {
+        total += exp((double)((logits[i] - mx) * inv_t));
+        if (logits[i] >= floor_logit) work[n++] = i;
+    }
+    for (int i = n / 2 - 1; i >= 0; i--) lf__logit_sift(work, n, i, logits);
+    int hn = n, kmax = s->top_k > 0 ? LF__MIN(s->top_k, n) : n;
+#define LF__RANKED(i) work[n - 1 - (i)]  // the i-th best id once popped
+    if (s->top_k > 0) {  // top-k renormalizes before top-p sees the probabilities
+        total = 0;
+        for (int i = 0; i < kmax; i++) lf__logit_pop(work, &hn, logits), total += exp((double)((logits[LF__RANKED(i)] - mx) * inv_t));
+    }
+    double cum = 0, min_logp = s->min_p > 0 ? log((double)s->min_p) : -INFINITY;
+    int keep = 0;
+    while (keep < kmax) {
+        if (n - hn == keep) lf__logit_pop(work, &hn, logits);
+        double lp = (double)((logits[LF__RANKED(keep)] - mx) * inv_t);
+        // top-p keeps a token while the mass ranked above it is < top_p; min-p drops tokens
+        // below min_p x the top probability
+        if (keep > 0 && (cum >= (double)s->top_p * total || lp < min_logp)) break;
+        cum += exp(lp), keep++;
+    }
+    double r = (double)lf_rng_float(rng) * cum;
+    for (int i = 0; i < keep; i++) {
+        r -= exp((double)((logits[LF__RANKED(i)] - mx) * inv_t));
+        if (r < 0) return LF__RANKED(i);
+    }
+    return LF__RANKED(keep - 1);
+#undef LF__RANKED
+}
+
+// -- 12.2 the generation loop
+//
+// ON STOP STRINGS: text reaches the callback only once it is final: a tail that could still grow
+// into a stop string is held back, and a stop string itself is never emitted.
+
+static size_t lf__stop_holdback(const char *text, size_t len, const char *const *stop, int n_stop) {
+    size_t hold = 0;
+    for (int i = 0; i < n_stop; i++) {
+        size_t sl = strlen(stop[i]);
+        for (size_t k = LF__MIN(sl - 1, len); k > hold; k--)
+            if (memcmp(text + len - k, stop[i], k) == 0) {
+                hold = k;
+                break;
+            }
+    }
+    return hold;
+}
+
+LF_API lf_status lf_generate(lf_model *m, lf_kv *kv, int seq, const lf_tokenizer *tok, const int32_t *prompt,
+                             int n_prompt, const lf_gen_desc *d, lf_gen_result *res) {
+    memset(res, 0, sizeof *res);
+    int V = m->cfg.V;
+    if (n_prompt <= 0) return lf__fail(LF_ERR_ARG, "generate: empty prompt");
+    if (seq < 0 || seq >= kv->max_seqs) return lf__fail(LF_ERR_ARG, "generate: KV slot %d outside [0, %d)", seq, kv->max_seqs);
+    if (n_prompt >= kv->max_seq_len)
+        return lf__fail(LF_ERR_CAPACITY, "generate: prompt of %d tokens does not fit the context of %d", n_prompt,
+                        kv->max_seq_len);
+    for (int i = 0; i < d->n_stop; i++)
+        if (!d->stop[i] || !d->stop[i][0]) return lf__fail(LF_ERR_ARG, "generate: stop string %d is empty", i);
+    int cap = LF__MIN(d->max_tokens, kv->max_seq_len - n_prompt);
+    size_t hist_n = (size_t)n_prompt + (size_t)LF__MAX(cap, 0);
+    int32_t *hist = (int32_t *)lf__alloc(hist_n * sizeof(int32_t), "generation history");
+    // work: sampling scratch [V], and positions + slots [2, max_tokens] during prefill
+    size_t work_n = (size_t)LF__MAX(V, 2 * m->max_tokens);
+    int32_t *work = (int32_t *)lf__alloc(work_n * sizeof(int32_t), "sampling scratch");
+    float *logits = (float *)lf__alloc((size_t)V * sizeof(float), "logits");
+    lf__buf text = LF__ZERO;
+    if (!hist || !work || !logits) {
+        LF_FREE(hist), LF_FREE(work), LF_FREE(logits);
+        return LF_ERR_NOMEM;
+    }
+    memcpy(hist, prompt, (size_t)n_prompt * sizeof(int32_t));
+    lf_rng rng;
+    lf_rng_seed(&rng, d->sampling.seed);
+    lf_tok_stream ts;
+    lf_tok_stream_init(&ts, tok, true);
+    lf_status s = LF_OK;
+    // prefill in chunks of max_tokens; only the last chunk's last token needs logits
+    uint64_t t0 = lf_time_ns();
+    kv->len[seq] = 0;
+    for (int i = 0; i < n_prompt && s == LF_OK; i += m->max_tokens) {
+        int n = LF__MIN(m->max_tokens, n_prompt - i);
+        int32_t *pos = work, *slot = work + n;
+        for (int j = 0; j < n; j++) pos[j] = i + j, slot[j] = seq;
+        lf_batch b = {n, prompt + i, pos, slot, NULL};
+        s = lf_model_forward(m, kv, &b, logits);
+    }
+    uint64_t t1 = lf_time_ns();
+    res->n_prompt = n_prompt;
+    size_t emitted = 0;
+    bool hit_stop = false;
+    while (s == LF_OK) {
+        if (res->n_gen >= cap) {
+            res->finish = LF_FINISH_LENGTH;
+            break;
+        }
+        if (d->should_stop && d->should_stop(d->user)) {
+            res->finish = LF_FINISH_CANCELLED;
+            s = lf__fail(LF_ERR_CANCELLED, "generate: cancelled after %d tokens", res->n_gen);
+            break;
+        }
+        int32_t id = lf_sample(&d->sampling, logits, V, hist, n_prompt + res->n_gen, &rng, work);
+        hist[n_prompt + res->n_gen++] = id;
+        bool eos = false;
+        for (int i = 0; i < d->n_eos && !d->ignore_eos; i++) eos |= id == d->eos_ids[i];
+        if (eos) {
+            res->finish = LF_FINISH_STOP;
+            break;
+        }
+        const char *piece;
+        size_t plen = 0;
+        if ((s = lf_tok_stream_push(&ts, id, &piece, &plen)) != LF_OK) break;
+        lf__buf_put(&text, piece, plen);
+        if (text.failed) {
+            s = LF_ERR_NOMEM;
+            break;
+        }
+        // a stop string anywhere in the new tail ends generation there
+        bool stopped = false;
+        for (int i = 0; i < d->n_stop && !stopped && text.data; i++) {
+            size_t sl = strlen(d->stop[i]), from = emitted > sl ? emitted - sl : 0;
+            const char *hit = NULL;
+            for (size_t k = from; k + sl <= text.len && !hit; k++)
+                if (memcmp(text.data + k, d->stop[i], sl) == 0) hit = text.data + k;
+            if (hit) text.len = (size_t)(hit - text.data), text.data[text.len] = 0, stopped = hit_stop = true;
+        }
+        size_t final_len = stopped ? text.len : text.len - lf__stop_holdback(text.data ? text.data : "", text.len, d->stop, d->n_stop);
+        if (final_len > emitted && d->on_token && !d->on_token(d->user, id, text.data + emitted, final_len - emitted))
+            stopped = true;
+        emitted = LF__MAX(emitted, final_len);
+        if (stopped) {
+            res->finish = LF_FINISH_STOP;
+            break;
+        }
+        int32_t pos = n_prompt + res->n_gen - 1;
+        lf_batch b = {1, &id, &pos, &seq, NULL};
+        s = lf_model_forward(m, kv, &b, logits);
+    }
+    // bytes the stream still holds, and text held back for a stop string that never came, are
+    // final now
+    if (s == LF_OK && !hit_stop) {
+        const char *tail;
+        size_t tlen = 0;
+        if ((s = lf_tok_stream_flush(&ts, &tail, &tlen)) == LF_OK) lf__buf_put(&text, tail, tlen);
+        if (text.failed) s = LF_ERR_NOMEM;
+        if (s == LF_OK && d->on_token && text.len > emitted) d->on_token(d->user, -1, text.data + emitted, text.len - emitted);
+    }
+    lf_tok_stream_deinit(&ts);
+    res->prompt_s = (double)(t1 - t0) * 1e-9;
+    res->gen_s = (double)(lf_time_ns() - t1) * 1e-9;
+    res->ids = hist;
+    memmove(hist, hist + n_prompt, (size_t)res->n_gen * sizeof(int32_t));
+    if (!text.data) lf__buf_put(&text, "", 0);
+    res->text = text.data, res->len = text.len;
+    LF_FREE(work), LF_FREE(logits);
+    return s;
 }
 
 #endif // LF__IMPLEMENTATION_ONCE

@@ -136,7 +136,7 @@ int main(int argc, char **argv) {
     if (prompt) {
         char *text = NULL;
         size_t len;
-        lf_chat_msg msgs[2] = {{"system", system}, {"user", prompt}};
+        lf_chat_msg msgs[2] = {{.role = "system", .content = system}, {.role = "user", .content = prompt}};
         if (chat) s = lf_chat_render(&tok, tmpl, system ? msgs : msgs + 1, system ? 2 : 1, true, &text, &len);
         lf_gen_result res;
         // a rendered template already holds its BOS; raw text gets the post-processor's
@@ -147,13 +147,13 @@ int main(int argc, char **argv) {
         // interactive chat: the whole conversation is re-rendered each turn
         lf_chat_msg *msgs = (lf_chat_msg *)calloc(1024, sizeof *msgs);
         int n = 0;
-        if (system) msgs[n++] = (lf_chat_msg){"system", system};
+        if (system) msgs[n++] = (lf_chat_msg){.role = "system", .content = system};
         char line[8192];
         while (s == LF_OK && n + 2 < 1024) {
             if (isatty(0)) fputs("> ", stdout), fflush(stdout);
             if (!fgets(line, sizeof line, stdin) || line[0] == '\n') break;
             line[strcspn(line, "\n")] = 0;
-            msgs[n++] = (lf_chat_msg){"user", strdup(line)};
+            msgs[n++] = (lf_chat_msg){.role = "user", .content = strdup(line)};
             char *text;
             size_t len;
             lf_gen_result res;
@@ -162,7 +162,7 @@ int main(int argc, char **argv) {
             s = generate_text(&m, &kv, &tok, text, false, &g, &res);
             lf_free(text);
             if (s == LF_ERR_CANCELLED) s = LF_OK;  // Ctrl-C ends the reply, not the chat
-            if (s == LF_OK) msgs[n++] = (lf_chat_msg){"assistant", strdup(res.text)}, lf_gen_result_deinit(&res);
+            if (s == LF_OK) msgs[n++] = (lf_chat_msg){.role = "assistant", .content = strdup(res.text)}, lf_gen_result_deinit(&res);
             putchar('\n');
         }
         for (int i = 0; i < n; i++)

@@ -26,10 +26,10 @@ int main(int argc, char **argv) {
     for (size_t s = 0; s < sizeof lf_suites / sizeof *lf_suites; s++)
         for (size_t i = 0; i < lf_suite_sizes[s]; i++) {
             const lf_test *t = &lf_suites[s][i];
-            int selected = 1;
+            int filters = 0, selected = 0;  // names given: run the tests matching any of them
             for (int a = 1; a < argc; a++)
-                if (argv[a][0] != '-') selected = strstr(t->name, argv[a]) != NULL;
-            if (!selected) continue;
+                if (argv[a][0] != '-') filters++, selected |= strstr(t->name, argv[a]) != NULL;
+            if (filters && !selected) continue;
             uint64_t t0 = lf_time_ns();
             int r = t->fn();
             double ms = (double)(lf_time_ns() - t0) * 1e-6;

@@ -53,9 +53,4 @@ typedef struct lf_test {
         return -1;                                                               \
     } while (0)
 
-// Where the shared tokenizers live (LF_TOKENIZERS overrides).
-static const char *lf_test_tokenizers_dir(void) {
-    const char *e = getenv("LF_TOKENIZERS");
-    return e && *e ? e : "../shared/tokenizers";
-}
 #endif

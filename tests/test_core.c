@@ -179,9 +179,10 @@ static int test_matmul(void) {
             for (int64_t n = 0; n < N; n++)
                 for (int64_t m = 0; m < M; m++) {
                     double ref = d == 1 ? bias[m] : 0, mag = 0;
-                    for (int64_t k = 0; k < K; k++) {
+                    for (int64_t k = 0; k < K; k++) {  // BF16 weights meet bf16-rounded x
                         double wk = d == 2 ? lf_f16_to_f32(wh[m * K + k]) : w[m * K + k];
-                        ref += (double)x[n * K + k] * wk, mag += fabs((double)x[n * K + k] * wk);
+                        double xk = d == 1 ? lf_bf16_to_f32(lf_f32_to_bf16(x[n * K + k])) : x[n * K + k];
+                        ref += xk * wk, mag += fabs(xk * wk);
                     }
                     if (fabs(out[n * M + m] - ref) > 1e-6 * mag + 1e-6) {
                         fprintf(stderr, "    %s N=%lld M=%lld K=%lld [%lld,%lld]: %g vs %g\n", lf_dtype_name(dts[d]),

@@ -2,9 +2,12 @@
 //
 // Fixtures: tests/fixtures/models/<name>/ holds a tiny random checkpoint and ref.safetensors
 // with `tokens` [B, T] and transformers' `logits` [B, T, V] (tests/ref/make_models.py).
-// Tolerance: max |ours - transformers| <= 1e-4 for F32 weights. For BF16 weights the reference
-// runs the same bf16 weights upcast to f32 (as we do), so the same 1e-4 holds; `logits_bf16`
-// (torch computing natively in bf16) is only used to report how far bf16 arithmetic drifts.
+// Tolerances:
+//  - F32 weights: max |ours - transformers| <= 1e-4 (measured: <= 1.6e-5).
+//  - BF16 weights: our matmuls round activations to bf16 (as llama.cpp does; see section 3.1),
+//    so we compare with `logits` (transformers on the same weights in f32) and require an error
+//    no larger than PyTorch's own bf16 forward (`logits_bf16`) makes against that reference:
+//    bf16 inference at least as accurate as transformers' bf16 inference.
 
 #define LF_TEST_MODELS "tests/fixtures/models/"
 
@@ -51,9 +54,12 @@ static int lf_test_parity(const char *model, int n_threads, float tol) {
     lf_batch b = {n, (const int32_t *)r.tokens->data, pos, seq, want};
     lf_status s = lf_model_forward(&m, &kv, &b, out);
     float diff = s == LF_OK ? lf_test_max_diff(out, (const float *)r.logits->data, (size_t)n * (size_t)r.V) : INFINITY;
+    const lf_st_tensor *bf = lf_st_find(&r.f, "logits_bf16");
+    if (bf && tol == 0)  // bf16 model: torch's bf16 error is the bound
+        tol = lf_test_max_diff((const float *)bf->data, (const float *)r.logits->data, (size_t)n * (size_t)r.V);
     if (s != LF_OK) fprintf(stderr, "    forward: %s\n", lf_last_error());
     if (diff > tol || getenv("LF_TEST_VERBOSE"))
-        fprintf(stderr, "    %s: max |logits - transformers| = %.3g (tolerance %.1g)\n", model, diff, tol);
+        fprintf(stderr, "    %s: max |logits - transformers| = %.3g (tolerance %.2g)\n", model, diff, tol);
     free(pos), free(seq), free(want), free(out);
     lf_kv_deinit(&kv);
     lf_model_close(&m);
@@ -63,15 +69,15 @@ static int lf_test_parity(const char *model, int n_threads, float tol) {
 }
 
 static int test_parity_llama_f32(void) { return lf_test_parity("llama_f32", 2, 1e-4f); }
-static int test_parity_llama_bf16(void) { return lf_test_parity("llama_bf16", 2, 1e-4f); }
+static int test_parity_llama_bf16(void) { return lf_test_parity("llama_bf16", 2, 0); }
 static int test_parity_llama_head_dim(void) { return lf_test_parity("llama_hd_f32", 2, 1e-4f); }
 static int test_parity_llama_sharded(void) { return lf_test_parity("llama_sharded_f32", 2, 1e-4f); }
 static int test_parity_qwen2_f32(void) { return lf_test_parity("qwen2_f32", 2, 1e-4f); }
-static int test_parity_qwen2_bf16(void) { return lf_test_parity("qwen2_bf16", 2, 1e-4f); }
+static int test_parity_qwen2_bf16(void) { return lf_test_parity("qwen2_bf16", 2, 0); }
 static int test_parity_mistral_f32(void) { return lf_test_parity("mistral_f32", 2, 1e-4f); }
-static int test_parity_mistral_bf16(void) { return lf_test_parity("mistral_bf16", 2, 1e-4f); }
+static int test_parity_mistral_bf16(void) { return lf_test_parity("mistral_bf16", 2, 0); }
 static int test_parity_llama3_rope_f32(void) { return lf_test_parity("llama3rope_f32", 2, 1e-4f); }
-static int test_parity_llama3_rope_bf16(void) { return lf_test_parity("llama3rope_bf16", 2, 1e-4f); }
+static int test_parity_llama3_rope_bf16(void) { return lf_test_parity("llama3rope_bf16", 2, 0); }
 static int test_parity_linear_rope(void) { return lf_test_parity("linearrope_f32", 2, 1e-4f); }
 static int test_parity_one_thread(void) { return lf_test_parity("qwen2_f32", 1, 1e-4f); }
 
