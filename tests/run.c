@@ -4,20 +4,24 @@
 #include "../largeforge.h"
 #include "test.h"
 
+#include <sys/wait.h>
+
 #include "test_core.c"
 #include "test_safetensors.c"
 #include "test_model.c"
 #include "test_tokenizer.c"
 #include "test_generate.c"
+#include "test_drivers.c"
 #include "test_layout.c"
 
 static const lf_test *const lf_suites[] = {tests_core, tests_safetensors, tests_model, tests_tokenizer,
-                                           tests_generate, tests_layout};
+                                           tests_generate, tests_drivers, tests_layout};
 static const size_t lf_suite_sizes[] = {sizeof tests_core / sizeof *tests_core,
                                         sizeof tests_safetensors / sizeof *tests_safetensors,
                                         sizeof tests_model / sizeof *tests_model,
                                         sizeof tests_tokenizer / sizeof *tests_tokenizer,
                                         sizeof tests_generate / sizeof *tests_generate,
+                                        sizeof tests_drivers / sizeof *tests_drivers,
                                         sizeof tests_layout / sizeof *tests_layout};
 
 int main(int argc, char **argv) {

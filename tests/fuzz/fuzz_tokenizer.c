@@ -7,7 +7,7 @@
 //   192..255  text for the llama2 tokenizer (SentencePiece-style BPE, byte fallback)
 // Text is encoded with and without special tokens, decoded whole and streamed.
 #define LARGEFORGE_IMPLEMENTATION
-#include "largeforge.h"
+#include "../../largeforge.h"
 
 #include <stdlib.h>
 
