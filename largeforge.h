@@ -1561,13 +1561,25 @@ LF__INLINE void lf__mm_tile(const int NR, const int MR, const lf_dtype dt, const
     for (int r = 0; r < NR; r++)
         for (int c = 0; c < MR; c++) acc[r][c] = _mm512_setzero_ps();
     if (dt == LF_DTYPE_BF16) {
-        for (int64_t k = 0; k < K; k += 32) {
-            __mmask32 m = K - k >= 32 ? (__mmask32)~0u : (__mmask32)((1u << (K - k)) - 1);
+        // the main loop unmasked, the tail masked (a mask computed in the loop makes GCC keep
+        // the sums in memory)
+        int64_t k = 0;
+        for (; k + 32 <= K; k += 32) {
             __m512i xv[LF__MM_NR];
             for (int r = 0; r < NR; r++) xv[r] = _mm512_loadu_si512((const void *)(j->xb + (n + r) * j->Kp + k));
             for (int c = 0; c < MR; c++) {
-                __m512i wv = _mm512_maskz_loadu_epi16(m, (const uint16_t *)(w + (size_t)c * wrow) + k);
+                __m512i wv = _mm512_loadu_si512((const void *)((const uint16_t *)(w + (size_t)c * wrow) + k));
                 for (int r = 0; r < NR; r++) acc[r][c] = _mm512_dpbf16_ps(acc[r][c], (__m512bh)xv[r], (__m512bh)wv);
+            }
+        }
+        if (k < K) {
+            __mmask32 m = (__mmask32)((1u << (K - k)) - 1);
+            for (int c = 0; c < MR; c++) {
+                __m512i wv = _mm512_maskz_loadu_epi16(m, (const uint16_t *)(w + (size_t)c * wrow) + k);
+                for (int r = 0; r < NR; r++) {
+                    __m512i xv = _mm512_loadu_si512((const void *)(j->xb + (n + r) * j->Kp + k));
+                    acc[r][c] = _mm512_dpbf16_ps(acc[r][c], (__m512bh)xv, (__m512bh)wv);
+                }
             }
         }
     } else {
@@ -1596,29 +1608,54 @@ LF__INLINE void lf__mm_tile(const int NR, const int MR, const lf_dtype dt, const
 // Packs columns [m0, m0 + 48) x k in [k0, k0 + kc) of w K-major: F32/F16 as f32 [kc][48],
 // BF16 as pairs of consecutive k in one 32-bit lane [kc/2][48] (vdpbf16ps's layout). Columns
 // past M and k past K are zero.
-LF__INLINE void lf__pk_pack(const lf_dtype dt, const lf__mm_job *j, unsigned char *pack, int64_t m0, int64_t k0, int kc) {
-    size_t wrow = (size_t)j->K * lf_dtype_size(dt);
-    int ncols = (int)LF__MIN(LF__PK_W, j->M - m0);
-    if (dt == LF_DTYPE_BF16) {
-        uint32_t *p = (uint32_t *)pack;
-        for (int c = 0; c < LF__PK_W; c++) {
-            const uint16_t *wr = (const uint16_t *)(j->w + (size_t)(m0 + c) * wrow);
-            for (int k = 0; k < kc; k += 2) {
-                uint32_t lo = c < ncols && k0 + k < j->K ? wr[k0 + k] : 0;
-                uint32_t hi = c < ncols && k0 + k + 1 < j->K ? wr[k0 + k + 1] : 0;
-                p[(k / 2) * LF__PK_W + c] = lo | hi << 16;
-            }
-        }
-    } else {
-        float *p = (float *)pack;
-        for (int c = 0; c < LF__PK_W; c++) {
-            const unsigned char *wr = j->w + (size_t)(m0 + c) * wrow;
-            for (int k = 0; k < kc; k++)
-                p[k * LF__PK_W + c] = c >= ncols ? 0.0f
-                                      : dt == LF_DTYPE_F16 ? lf_f16_to_f32(((const uint16_t *)wr)[k0 + k])
-                                                           : ((const float *)wr)[k0 + k];
-        }
+// In-register transpose of a 16 x 16 block of 32-bit words: r[i] becomes column i.
+LF__INLINE void lf__transpose16(__m512i r[16]) {
+    __m512i t[16];
+    for (int i = 0; i < 16; i += 2) t[i] = _mm512_unpacklo_epi32(r[i], r[i + 1]), t[i + 1] = _mm512_unpackhi_epi32(r[i], r[i + 1]);
+    for (int i = 0; i < 16; i += 4) {
+        r[i] = _mm512_unpacklo_epi64(t[i], t[i + 2]), r[i + 1] = _mm512_unpackhi_epi64(t[i], t[i + 2]);
+        r[i + 2] = _mm512_unpacklo_epi64(t[i + 1], t[i + 3]), r[i + 3] = _mm512_unpackhi_epi64(t[i + 1], t[i + 3]);
     }
+    for (int h = 0; h < 16; h += 8)
+        for (int i = 0; i < 4; i++)
+            t[h + i] = _mm512_shuffle_i32x4(r[h + i], r[h + i + 4], 0x88), t[h + i + 4] = _mm512_shuffle_i32x4(r[h + i], r[h + i + 4], 0xdd);
+    for (int i = 0; i < 8; i++)
+        r[i] = _mm512_shuffle_i32x4(t[i], t[i + 8], 0x88), r[i + 8] = _mm512_shuffle_i32x4(t[i], t[i + 8], 0xdd);
+}
+
+// Packs columns [m0, m0 + 48) x k in [k0, k0 + kc) of w K-major: F32/F16 as f32 [kc][48],
+// BF16 as pairs of consecutive k in one 32-bit word [kc/2][48] (vdpbf16ps's layout), 16 x 16
+// blocks at a time. Columns past M and k past K are zero.
+LF__INLINE void lf__pk_pack(const lf_dtype dt, const lf__mm_job *j, unsigned char *pack, int64_t m0, int64_t k0, int kc) {
+    int ncols = (int)LF__MIN(LF__PK_W, j->M - m0);
+    int64_t kvalid = LF__MIN((int64_t)kc, j->K - k0);  // real k in this panel
+    size_t wrow = (size_t)j->K * lf_dtype_size(dt);
+    int words = dt == LF_DTYPE_BF16 ? kc / 2 : kc;     // 32-bit words per packed column
+    uint32_t *p = (uint32_t *)pack;
+    for (int v = 0; v < 3; v++)
+        for (int t = 0; t < words; t += 16) {
+            __m512i r[16];
+            for (int c = 0; c < 16; c++) {
+                int col = 16 * v + c;
+                if (col >= ncols) {
+                    r[c] = _mm512_setzero_si512();
+                    continue;
+                }
+                const unsigned char *src = j->w + (size_t)(m0 + col) * wrow;
+                if (dt == LF_DTYPE_BF16) {  // 32 bf16 = 16 pairs
+                    int64_t e = LF__MIN(32, LF__MAX(0, kvalid - 2 * t));
+                    __mmask32 m = e == 32 ? (__mmask32)~0u : (__mmask32)((1u << e) - 1);
+                    r[c] = _mm512_maskz_loadu_epi16(m, (const uint16_t *)src + k0 + 2 * t);
+                } else {
+                    int64_t e = LF__MIN(16, LF__MAX(0, kvalid - t));
+                    __mmask16 m = e == 16 ? (__mmask16)0xffff : (__mmask16)((1u << e) - 1);
+                    r[c] = dt == LF_DTYPE_F16 ? _mm512_castps_si512(_mm512_cvtph_ps(_mm256_maskz_loadu_epi16(m, (const uint16_t *)src + k0 + t)))
+                                              : _mm512_maskz_loadu_epi32(m, (const uint32_t *)src + k0 + t);
+                }
+            }
+            lf__transpose16(r);
+            for (int i = 0; i < 16 && t + i < words; i++) _mm512_storeu_si512((void *)(p + (size_t)(t + i) * LF__PK_W + 16 * v), r[i]);
+        }
 }
 
 // NR rows x 48 columns of out, over one packed panel; starts from bias (or 0) on the first
@@ -1755,8 +1792,15 @@ static void lf__matmul(lf_pool *pool, float *out, const float *x, const void *w,
     if (dt == LF_DTYPE_BF16) {  // round x to bf16 once, zero-padded to whole vectors
         uint16_t *xb = (uint16_t *)s;
         for (int64_t n = 0; n < N; n++) {
-            for (int64_t k = 0; k < K; k++) xb[n * j.Kp + k] = lf_f32_to_bf16(x[n * K + k]);
-            for (int64_t k = K; k < j.Kp; k++) xb[n * j.Kp + k] = 0;
+            int64_t k = 0;
+#ifdef LF__AVX512
+            for (; k + 32 <= K; k += 32) {
+                __m512bh v = _mm512_cvtne2ps_pbh(_mm512_loadu_ps(x + n * K + k + 16), _mm512_loadu_ps(x + n * K + k));
+                _mm512_storeu_si512((void *)(xb + n * j.Kp + k), (__m512i)v);
+            }
+#endif
+            for (; k < K; k++) xb[n * j.Kp + k] = lf_f32_to_bf16(x[n * K + k]);
+            for (; k < j.Kp; k++) xb[n * j.Kp + k] = 0;
         }
         j.xb = xb;
     }

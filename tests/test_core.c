@@ -154,7 +154,8 @@ static int test_half_conversions(void) {
 // lf_matmul against a double-precision reference, over shapes that hit every tile remainder.
 static int test_matmul(void) {
     static const int64_t shapes[][3] = {{1, 1, 1}, {1, 7, 5}, {3, 13, 17}, {4, 6, 16}, {5, 12, 33},
-                                        {9, 25, 64}, {64, 96, 100}, {70, 31, 576}, {2, 5, 1537}};
+                                        {9, 25, 64}, {64, 96, 100}, {70, 31, 576}, {2, 5, 1537},
+                                        {8, 49, 33}, {12, 100, 517}, {17, 3, 1}};
     lf_rng r;
     lf_rng_seed(&r, 7);
     lf_pool *pool;

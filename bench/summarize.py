@@ -1,0 +1,30 @@
+#!/usr/bin/env python3
+"""Medians per (model, test, tool) from bench/run.sh's JSON lines, the LargeForge/llama.cpp
+ratio, and decode bandwidth as a fraction of the measured memory bandwidth."""
+import json, statistics, sys
+from collections import defaultdict
+
+rows = [json.loads(l) for l in open(sys.argv[1]) if l.strip()]
+membw = max((r["gb_s"] for r in rows if r.get("name") == "membw"), default=None)
+ts = defaultdict(list)
+size = {}
+for r in rows:
+    if "tool" not in r:
+        continue
+    res = r["result"]
+    test = f"pp{res['n_prompt']}" if res["n_prompt"] else f"tg{res['n_gen']}"
+    ts[(r["model"], test, r["tool"])].append(res["avg_ts"])
+    size[r["model"]] = res["model_size"]
+for (model, test) in sorted({(m, t) for m, t, _ in ts}):
+    ours, peer = ts.get((model, test, "largeforge")), ts.get((model, test, "llama.cpp"))
+    out = {"name": "summary", "model": model, "test": test,
+           "largeforge_ts": round(statistics.median(ours), 2) if ours else None,
+           "llamacpp_ts": round(statistics.median(peer), 2) if peer else None,
+           "rounds": len(ours or [])}
+    if ours and peer:
+        out["ratio"] = round(statistics.median(ours) / statistics.median(peer), 3)
+    if test.startswith("tg") and ours and membw:
+        gbs = statistics.median(ours) * size[model] / 1e9
+        out["largeforge_weight_gb_s"] = round(gbs, 1)
+        out["fraction_of_membw"] = round(gbs / membw, 2)
+    print(json.dumps(out))
