@@ -1853,18 +1853,55 @@ static void lf__rope_forward(float *x, const float *cos_t, const float *sin_t, c
     }
 }
 
+#ifdef LF__AVX512
+// exp of 16 floats: 2^n * e^r with n = round(x / ln 2) and |r| <= ln 2 / 2; the degree-7 Taylor
+// polynomial of e^r is within 6e-9 relative, below f32's rounding, so this matches expf to an ulp.
+LF__INLINE __m512 lf__exp16(__m512 x) {
+    x = _mm512_max_ps(_mm512_min_ps(x, _mm512_set1_ps(88.7f)), _mm512_set1_ps(-104.0f));
+    __m512 n = _mm512_roundscale_ps(_mm512_mul_ps(x, _mm512_set1_ps(1.44269504f)), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    __m512 r = _mm512_fnmadd_ps(n, _mm512_set1_ps(0.693145752f), x);
+    r = _mm512_fnmadd_ps(n, _mm512_set1_ps(1.42860677e-6f), r);
+    __m512 p = _mm512_set1_ps(1.0f / 5040);
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f / 720));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f / 120));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f / 24));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f / 6));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(0.5f));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f));
+    return _mm512_scalef_ps(p, n);
+}
+#endif
+
 // out[N, FF] = silu(gate) * up
 static void lf__swiglu_forward(float *out, const float *gate, const float *up, int64_t n) {
-    for (int64_t i = 0; i < n; i++) out[i] = gate[i] / (1.0f + expf(-gate[i])) * up[i];
+    int64_t i = 0;
+#ifdef LF__AVX512
+    for (; i + 16 <= n; i += 16) {
+        __m512 g = _mm512_loadu_ps(gate + i), e = lf__exp16(_mm512_sub_ps(_mm512_setzero_ps(), g));
+        _mm512_storeu_ps(out + i, _mm512_mul_ps(_mm512_div_ps(g, _mm512_add_ps(_mm512_set1_ps(1.0f), e)), _mm512_loadu_ps(up + i)));
+    }
+#endif
+    for (; i < n; i++) out[i] = gate[i] / (1.0f + expf(-gate[i])) * up[i];
 }
 
 // In place over x[n]: softmax with the max subtracted, sums in f32.
 static void lf__softmax_inplace(float *x, int64_t n) {
     float mx = -INFINITY, sum = 0;
     for (int64_t i = 0; i < n; i++) mx = x[i] > mx ? x[i] : mx;
-    for (int64_t i = 0; i < n; i++) sum += (x[i] = expf(x[i] - mx));
+    int64_t i = 0;
+#ifdef LF__AVX512
+    __m512 acc = _mm512_setzero_ps();
+    for (; i + 16 <= n; i += 16) {
+        __m512 e = lf__exp16(_mm512_sub_ps(_mm512_loadu_ps(x + i), _mm512_set1_ps(mx)));
+        _mm512_storeu_ps(x + i, e);
+        acc = _mm512_add_ps(acc, e);
+    }
+    sum = _mm512_reduce_add_ps(acc);
+#endif
+    for (; i < n; i++) sum += (x[i] = expf(x[i] - mx));
     float inv = 1.0f / sum;
-    for (int64_t i = 0; i < n; i++) x[i] *= inv;
+    for (i = 0; i < n; i++) x[i] *= inv;
 }
 
 static float lf__dot(const float *a, const float *b, int64_t n) {
@@ -5918,9 +5955,9 @@ static void lf__attn_worker(void *arg, int64_t j0, int64_t j1, int tid) {
     const lf_model_config *c = &J->m->cfg;
     int NH = c->NH, HS = c->HS, group = c->NH / c->NKV, W = J->kv->width;
     float scale = 1.0f / sqrtf((float)HS), *sc = J->scores + (size_t)tid * (size_t)J->m->max_seq_len;
-    for (int64_t j = j0; j < j1; j++) {
-        int64_t i = j / NH;
-        int h = (int)(j % NH), p = J->pos[i], lo = 0;
+    for (int64_t j = j0; j < j1; j++) {  // head-major, so each thread's range holds early and late tokens alike
+        int64_t i = j % J->n;
+        int h = (int)(j / J->n), p = J->pos[i], lo = 0;
         if (c->sliding_window > 0 && J->layer >= c->window_from_layer && p - c->sliding_window + 1 > 0)
             lo = p - c->sliding_window + 1;  // transformers keeps key k when q - k < window
         size_t slot = ((size_t)J->layer * (size_t)J->kv->max_seqs + (size_t)J->seq[i]) * (size_t)J->kv->max_seq_len;

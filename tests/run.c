@@ -1,5 +1,31 @@
 // tests/run.c — the one test runner: `build/tests [-v] [name-substring...]`.
 // Ends with "N passed, N failed[, N skipped]" and exits non-zero when anything failed.
+#include <stdlib.h>
+
+// Allocation fault injection (STYLE R19): the library allocates only through these hooks, so a
+// test can make the Nth call fail and count the blocks still alive afterwards. Allocations
+// happen on the calling thread only (pool workers never allocate), so plain counters do.
+static long lf_test_fail_at = -1, lf_test_allocs = 0, lf_test_live = 0;
+static void *lf_test_malloc(size_t n) {
+    if (lf_test_fail_at >= 0 && lf_test_allocs++ == lf_test_fail_at) return NULL;
+    void *p = malloc(n);
+    lf_test_live += p != NULL;
+    return p;
+}
+static void *lf_test_realloc(void *p, size_t n) {
+    if (lf_test_fail_at >= 0 && lf_test_allocs++ == lf_test_fail_at) return NULL;
+    void *q = realloc(p, n);
+    lf_test_live += q && !p;
+    return q;
+}
+static void lf_test_free(void *p) {
+    lf_test_live -= p != NULL;
+    free(p);
+}
+#define LF_MALLOC(n) lf_test_malloc(n)
+#define LF_REALLOC(p, n) lf_test_realloc(p, n)
+#define LF_FREE(p) lf_test_free(p)
+
 #define LARGEFORGE_IMPLEMENTATION
 #include "../largeforge.h"
 #include "test.h"

@@ -223,7 +223,34 @@ static int test_matmul_deterministic(void) {
     return 0;
 }
 
+
+// The vector exp used by softmax and SwiGLU agrees with exp() to ~an ulp over f32's range.
+static int test_exp16(void) {
+#ifdef LF__AVX512
+    double worst = 0;
+    for (float x = -87.0f; x < 88.0f; x += 0.0137f) {
+        float in[16], out[16];
+        for (int i = 0; i < 16; i++) in[i] = x + (float)i * 1e-3f;
+        _mm512_storeu_ps(out, lf__exp16(_mm512_loadu_ps(in)));
+        for (int i = 0; i < 16; i++) {
+            double ref = exp((double)in[i]), rel = fabs(out[i] - ref) / ref;
+            worst = rel > worst ? rel : worst;
+        }
+    }
+    if (worst > 2.5e-7) fprintf(stderr, "    worst relative error %.3g\n", worst);
+    CHECK(worst <= 2.5e-7);
+    float big[16], res[16];
+    for (int i = 0; i < 16; i++) big[i] = i < 8 ? -1000.0f : 1000.0f;
+    _mm512_storeu_ps(res, lf__exp16(_mm512_loadu_ps(big)));
+    CHECK(res[0] == 0.0f && isfinite(res[15]) && res[15] > 1e38f);
+    return 0;
+#else
+    SKIP("no AVX-512 on this CPU: the portable path uses expf");
+#endif
+}
+
 static const lf_test tests_core[] = {
+    {"tensor/exp16", test_exp16},
     {"core/status_and_errors", test_status_and_errors},
     {"core/arena", test_arena},
     {"core/rng", test_rng},

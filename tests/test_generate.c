@@ -188,7 +188,65 @@ static int test_generate_stop_and_cancel(void) {
     return 0;
 }
 
+// -- allocation failures: every LF_MALLOC/LF_REALLOC of a whole session (tokenizer, model, KV
+// cache, encode, chat template, generation) made to fail in turn gives LF_ERR_NOMEM, and
+// closing everything leaves no block behind.
+
+static lf_status gen_session(void) {
+    lf_tokenizer tok;
+    lf_model m;
+    lf_kv kv;
+    lf_gen_result res;
+    memset(&tok, 0, sizeof tok), memset(&m, 0, sizeof m), memset(&kv, 0, sizeof kv), memset(&res, 0, sizeof res);
+    int32_t *ids = NULL;
+    size_t n = 0, cl = 0;
+    char *chat = NULL;
+    lf_model_desc md = {.path = LF_TINY_CHAT, .n_threads = 2, .max_tokens = 8, .max_seq_len = 32};
+    lf_gen_desc g = lf_gen_desc_default();
+    g.max_tokens = 4;
+    const char *stop[1] = {"zz"};
+    g.stop = stop, g.n_stop = 1;
+    lf_chat_msg msg = {.role = "user", .content = "Once upon a time"};
+    lf_status s = lf_tok_open(&tok, LF_TINY_CHAT);
+    if (s == LF_OK) s = lf_model_open(&m, &md);
+    if (s == LF_OK) s = lf_kv_init(&kv, &m, 1, 0);
+    if (s == LF_OK) s = lf_chat_render(&tok, LF_CHAT_DEFAULT, &msg, 1, true, &chat, &cl);
+    if (s == LF_OK) s = lf_tok_encode(&tok, chat, cl, false, &ids, &n);
+    if (s == LF_OK) s = lf_generate(&m, &kv, 0, &tok, ids, (int)n, &g, &res);
+    lf_gen_result_deinit(&res);
+    lf_free(ids), lf_free(chat);
+    lf_kv_deinit(&kv);
+    lf_model_close(&m);
+    lf_tok_close(&tok);
+    return s;
+}
+
+static int test_allocation_failures(void) {
+    long base = lf_test_live;
+    lf_test_fail_at = -1;
+    CHECK_OK(gen_session());
+    CHECK(lf_test_live == base);
+    lf_test_fail_at = 1L << 40, lf_test_allocs = 0;  // count the session's allocations
+    CHECK_OK(gen_session());
+    long total = lf_test_allocs;
+    CHECK(total > 10);
+    if (getenv("LF_TEST_VERBOSE")) fprintf(stderr, "    failing each of %ld allocations in turn\n", total);
+    for (long i = 0; i < total; i++) {
+        lf_test_fail_at = i, lf_test_allocs = 0;
+        lf_status s = gen_session();
+        if (s != LF_ERR_NOMEM || lf_test_live != base) {
+            fprintf(stderr, "    allocation %ld of %ld failing: %s (%s), %ld blocks left\n", i, total, lf_status_str(s),
+                    lf_last_error(), lf_test_live - base);
+            lf_test_fail_at = -1;
+            return 1;
+        }
+    }
+    lf_test_fail_at = -1;
+    return 0;
+}
+
 static const lf_test tests_generate[] = {
+    {"generate/allocation_failures", test_allocation_failures},
     {"generate/greedy_parity_transformers", test_generate_greedy_parity},
     {"generate/stop_strings_and_cancel", test_generate_stop_and_cancel},
     {"generate/sampling_distributions", test_sampling_distributions},
