@@ -5873,8 +5873,17 @@ LF_API lf_status lf_model_open(lf_model *m, const lf_model_desc *desc) {
         s = lf__wrap(s, "%s", desc->path);
     lf__acts plan;
     if (s == LF_OK) s = lf_arena_init(&m->acts_, lf__acts_plan(m, &plan, NULL), "activations");
-    if (s != LF_OK) lf_model_close(m);
-    return s;
+    if (s != LF_OK) {
+        lf_model_close(m);
+        return s;
+    }
+    static const char *archs[] = {"?", "llama", "qwen2", "mistral"};
+    lf__log(LF_LOG_INFO, "model", "%s: %s, %d layers, width %d, %.1fM parameters, %s weights mapped (%.1f MiB), "
+            "activations %.1f MiB for %d tokens, %d threads", desc->path, archs[m->cfg.arch], m->cfg.L, m->cfg.C,
+            (double)lf_model_n_params(m) / 1e6, lf_dtype_name(m->layers[0].wq.dtype),
+            (double)lf_model_weight_bytes(m) / 1048576.0, (double)m->acts_.cap / 1048576.0, m->max_tokens,
+            lf_pool_size(m->pool));
+    return LF_OK;
 }
 #endif
 

@@ -77,7 +77,10 @@ static int lf_drv_common_flag(const char *arg, const char *help) {
         printf("%s %s\n", lf_drv_name, LF_VERSION_STRING);
         exit(0);
     }
-    if (strcmp(arg, "--verbose") == 0 || strcmp(arg, "-v") == 0) return lf_drv_verbose = 1;
+    if (strcmp(arg, "--verbose") == 0 || strcmp(arg, "-v") == 0) {
+        lf_log_set(lf_log_stderr, NULL, LF_LOG_INFO);  // the library's own progress lines
+        return lf_drv_verbose = 1;
+    }
     if (strcmp(arg, "--quiet") == 0 || strcmp(arg, "-q") == 0) return lf_drv_quiet = 1;
     return 0;
 }
