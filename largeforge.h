@@ -247,8 +247,10 @@ LF_API uint16_t lf_f32_to_f16(float f);   // round to nearest even
 // Converts n elements of src (F32, BF16 or F16) to f32.
 LF_API lf_status lf_convert_to_f32(float *dst, const void *src, lf_dtype src_dtype, int64_t n);
 
-// out[N, M] = x[N, K] . w[M, K]^T (+ bias[M]); w in F32, BF16 or F16; split over the pool by
-// output column, so results do not depend on the thread count.
+// out[N, M] = x[N, K] . w[M, K]^T (+ bias[M]); w in F32, BF16 or F16 (BF16 meets x rounded to
+// bf16, see 3.1); split over the pool by output column, so results do not depend on the thread
+// count. Allocates its scratch per call (the model plans its own once).
+// threads: safe on distinct out buffers (one call at a time per pool)
 LF_API lf_status lf_matmul(lf_pool *pool, float *out, const float *x, const lf_tensor *w,
                            const float *bias, int64_t N);
 
@@ -550,8 +552,8 @@ typedef struct lf_gen_desc {
     int max_tokens;             // default 256
     const char *const *stop;    // stop strings (not included in the output)
     int n_stop;
-    int32_t eos_ids[8];         // default: generation_config.json / config.json eos_token_id
-    int n_eos;
+    int32_t eos_ids[8];         // default (n_eos 0): config.json's eos_token_id; lf_gen_desc_load
+    int n_eos;                  //   fills these from generation_config.json
     bool ignore_eos;
     lf_token_fn on_token;       // optional streaming callback
     bool (*should_stop)(void *user);  // optional; checked before every token
@@ -6235,6 +6237,8 @@ LF_API lf_status lf_generate(lf_model *m, lf_kv *kv, int seq, const lf_tokenizer
                         kv->max_seq_len);
     for (int i = 0; i < d->n_stop; i++)
         if (!d->stop[i] || !d->stop[i][0]) return lf__fail(LF_ERR_ARG, "generate: stop string %d is empty", i);
+    const int32_t *eos_ids = d->n_eos > 0 ? d->eos_ids : m->cfg.eos_ids;  // default: config.json's
+    int n_eos = d->n_eos > 0 ? d->n_eos : m->cfg.n_eos;
     int cap = LF__MIN(d->max_tokens, kv->max_seq_len - n_prompt);
     size_t hist_n = (size_t)n_prompt + (size_t)LF__MAX(cap, 0);
     int32_t *hist = (int32_t *)lf__alloc(hist_n * sizeof(int32_t), "generation history");
@@ -6280,7 +6284,7 @@ LF_API lf_status lf_generate(lf_model *m, lf_kv *kv, int seq, const lf_tokenizer
         int32_t id = lf_sample(&d->sampling, logits, V, hist, n_prompt + res->n_gen, &rng, work);
         hist[n_prompt + res->n_gen++] = id;
         bool eos = false;
-        for (int i = 0; i < d->n_eos && !d->ignore_eos; i++) eos |= id == d->eos_ids[i];
+        for (int i = 0; i < n_eos && !d->ignore_eos; i++) eos |= id == eos_ids[i];
         if (eos) {
             res->finish = LF_FINISH_STOP;
             break;

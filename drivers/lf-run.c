@@ -118,10 +118,8 @@ int main(int argc, char **argv) {
     if (s == LF_OK) s = lf_model_open(&m, &md);
     if (s == LF_OK) s = lf_kv_init(&kv, &m, 1, 0);
     if (s != LF_OK) return lf_drv_fail(s);
-    if (g.n_eos == 0) {  // no generation_config.json: config.json's, then the tokenizer's
-        for (int i = 0; i < m.cfg.n_eos; i++) g.eos_ids[g.n_eos++] = m.cfg.eos_ids[i];
-        if (g.n_eos == 0 && tok.eos_id >= 0) g.eos_ids[g.n_eos++] = tok.eos_id;
-    }
+    // eos: generation_config.json's, else config.json's (lf_generate's default), else the tokenizer's
+    if (g.n_eos == 0 && m.cfg.n_eos == 0 && tok.eos_id >= 0) g.eos_ids[g.n_eos++] = tok.eos_id;
     if (max_tokens >= 0) g.max_tokens = (int)max_tokens;
     if (top_k >= 0) g.sampling.top_k = (int)top_k;
     if (seed >= 0) g.sampling.seed = (uint64_t)seed;

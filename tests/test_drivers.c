@@ -109,7 +109,24 @@ static int test_drivers_evaluate(void) {
     return 0;
 }
 
+
+// Interactive chat (no --prompt): each stdin line is a user turn rendered with the model's chat
+// template; the first reply equals transformers' greedy generate on the same conversation.
+static int test_drivers_interactive_chat(void) {
+    DRV_NEED_BUILD();
+    char out[8192];
+    CHECK(drv_run("printf 'Hello! How are you?\\nAgain?\\n' | build/largeforge run --model tests/fixtures/models/tiny_chat"
+                  " --temperature 0 --max-tokens 24 --threads 1", out, sizeof out) == 0);
+    const char *first = "\xef\xbf\xbd\xef\xbf\xbd\xef\xbf\xbdL\xef\xbf\xbd\xef\xbf\xbd\xef\xbf\xbd\xef\xbf\xbd"
+                        "\xef\xbf\xbd\xef\xbf\xbdT\n";  // gen_ref.json case 3, then EOS
+    CHECK(strncmp(out, first, strlen(first)) == 0);
+    char *nl = strchr(out, '\n');
+    CHECK(nl && strchr(nl + 1, '\n'));  // a second reply followed
+    return 0;
+}
+
 static const lf_test tests_drivers[] = {
+    {"drivers/interactive_chat", test_drivers_interactive_chat},
     {"drivers/cli_and_exit_codes", test_drivers_cli},
     {"drivers/tokenize", test_drivers_tokenize},
     {"drivers/run_greedy", test_drivers_run_greedy},

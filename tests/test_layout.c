@@ -90,7 +90,43 @@ static int test_layout_compile_matrix(void) {
     return 0;
 }
 
+
+// The C examples of README.md compile, and the first one runs on tiny_chat (STYLE R16).
+static int test_layout_readme_examples(void) {
+    if (system("cc --version > /dev/null 2>&1") != 0) SKIP("no C compiler on PATH");
+    size_t len;
+    char *readme = NULL;
+    CHECK_OK(lf_file_read("README.md", 0, &readme, &len));
+    int n = 0;
+    for (char *p = strstr(readme, "```c\n"); p; p = strstr(p, "```c\n")) {
+        p += 5;
+        char *end = strstr(p, "```");
+        CHECK(end);
+        char path[64], cmd[512];
+        snprintf(path, sizeof path, "build/readme_example_%d.c", n);
+        FILE *f = fopen(path, "w");
+        CHECK(f);
+        fwrite(p, 1, (size_t)(end - p), f);
+        fclose(f);
+        snprintf(cmd, sizeof cmd, "cc -std=c11 -O1 -Wall -Wextra -Werror -Wno-unused-function -I. %s -o build/readme_example_%d "
+                 "-lcjson -lm -lpthread", path, n);
+        if (layout_compile(cmd)) return 1;
+        n++;
+        p = end + 3;
+    }
+    lf_free(readme);
+    CHECK(n >= 1);
+    char out[4096];
+    FILE *p = popen("build/readme_example_0 tests/fixtures/models/tiny_chat 2>&1", "r");
+    CHECK(p);
+    size_t got = fread(out, 1, sizeof out - 1, p);
+    out[got] = 0;
+    CHECK(pclose(p) == 0 && got > 0);
+    return 0;
+}
+
 static const lf_test tests_layout[] = {
+    {"layout/readme_examples", test_layout_readme_examples},
     {"layout/banners_match_toc", test_layout_banners},
     {"layout/compile_matrix", test_layout_compile_matrix},
 };
