@@ -97,6 +97,8 @@ extern "C" {
 #endif
 
 // == 1. core (API) ===============================================================================
+// threads: free functions are safe; objects (arena, rng, pool, mmap) are safe on distinct
+// objects; lf_log_set is not safe (call it before starting threads).
 
 typedef enum lf_status {
     LF_OK = 0,
@@ -177,8 +179,10 @@ LF_API bool lf_path_is_dir(const char *path);
 LF_API char *lf_path_join(const char *a, const char *b);
 
 // == 2. config (API) =============================================================================
+// threads: parsing is safe on distinct documents; reading a parsed document is safe.
 
-// One tree for every JSON (and, later, YAML) document. Nodes and strings live in the document.
+// One tree for every parsed document (JSON now; the YAML configs of training parse into the
+// same tree). Nodes and strings live in the document.
 typedef enum lf_node_type {
     LF_NODE_NULL = 0, LF_NODE_BOOL, LF_NODE_NUMBER, LF_NODE_STRING, LF_NODE_ARRAY, LF_NODE_OBJECT
 } lf_node_type;
@@ -214,6 +218,7 @@ LF_API lf_status lf_cfg_bool(const lf_doc *d, const lf_node *obj, const char *ke
 LF_API lf_status lf_cfg_str(const lf_doc *d, const lf_node *obj, const char *key, bool required, const char **out);
 
 // == 3. tensor (API) =============================================================================
+// threads: conversions are safe; lf_matmul as noted.
 
 // Stored dtype ids: explicit values that only grow.
 typedef enum lf_dtype {
@@ -255,6 +260,8 @@ LF_API lf_status lf_matmul(lf_pool *pool, float *out, const float *x, const lf_t
                            const float *bias, int64_t N);
 
 // == 4. safetensors (API) ========================================================================
+// threads: open/close are safe on distinct objects; lookups in an open file are read-only and
+// safe; the writer is safe.
 
 typedef struct lf_st_tensor {
     char name[256];
@@ -434,6 +441,8 @@ LF_API lf_status lf_chat_render(const lf_tokenizer *t, lf_chat_template tmpl, co
                                 unsigned flags, char **out, size_t *len);
 
 // == 6. model (API) ==============================================================================
+// threads: open/close are safe on distinct models; one forward at a time per model (it owns
+// the activations and the pool); a KV cache belongs to one forward at a time.
 
 typedef enum lf_arch { LF_ARCH_DEFAULT = 0, LF_ARCH_LLAMA = 1, LF_ARCH_QWEN2 = 2, LF_ARCH_MISTRAL = 3 } lf_arch;
 typedef enum lf_rope_type { LF_ROPE_DEFAULT = 0, LF_ROPE_LINEAR = 1, LF_ROPE_LLAMA3 = 2 } lf_rope_type;
@@ -529,6 +538,7 @@ typedef struct lf_batch {
 LF_API lf_status lf_model_forward(lf_model *m, lf_kv *kv, const lf_batch *b, float *logits);
 
 // == 12. generate (API) ==========================================================================
+// threads: lf_sample is safe on distinct rng/work buffers; lf_generate as lf_model_forward.
 
 // Sampling, applied in transformers' order: repetition penalty, temperature, top-k, top-p,
 // min-p, then a draw. temperature 0 is greedy (argmax; ties go to the lowest id).
