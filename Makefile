@@ -48,7 +48,7 @@ asan: | $(BUILD) deps-check
 	ASAN_OPTIONS=detect_leaks=1 ./$(BUILD)/tests-asan-nothreads
 
 # libFuzzer targets, each run for FUZZ_SECONDS
-FUZZERS := fuzz_safetensors fuzz_tokenizer
+FUZZERS := fuzz_files fuzz_tokenizer
 fuzz: | $(BUILD) deps-check
 	@for f in $(FUZZERS); do \
 	  clang -O1 -g -fsanitize=fuzzer,address,undefined -march=native tests/fuzz/$$f.c -o $(BUILD)/$$f $(LDLIBS) || exit 1; \

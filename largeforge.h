@@ -21,7 +21,7 @@
 //
 // CONTENTS                                  (grep -n '^// ==' largeforge.h prints this map)
 //    1. core         status, errors, logging, allocation, arenas, rng, time, pool, files
-//    2. config       JSON into one tree of lf_node; typed field readers with named errors
+//    2. config       JSON and YAML into one tree of lf_node; overrides; typed field readers
 //    3. tensor       dtypes, conversions, CPU kernels (matmul, norms, rope, softmax, swiglu)
 //    4. safetensors  mmap reader with a validated header, sharded index, writer
 //    5. tokenizer    HF tokenizer.json (byte-level and SentencePiece-style BPE), chat templates
@@ -35,7 +35,8 @@
 //   LF_ASSERT(c)                 assert(c)    impl file only   internal invariants only
 //   LF_NO_STDIO                  off          everywhere       drop path-based APIs (memory ones stay)
 //   LF_NO_THREADS                off          everywhere       the pool runs all work inline
-//   LF_MAX_JSON_BYTES            1 GiB        impl file only   largest JSON document accepted
+//   LF_MAX_JSON_BYTES            1 GiB        impl file only   largest JSON or YAML document accepted
+//   LF_MAX_CONFIG_DEPTH          64           impl file only   deepest YAML nesting
 //   LF_MAX_ST_HEADER_BYTES       100 MiB      impl file only   largest safetensors header
 //   LF_MAX_DIMS                  4            everywhere       largest tensor rank
 //   LF_MAX_SHARDS                1024         impl file only   largest sharded checkpoint
@@ -181,8 +182,7 @@ LF_API char *lf_path_join(const char *a, const char *b);
 // == 2. config (API) =============================================================================
 // threads: parsing is safe on distinct documents; reading a parsed document is safe.
 
-// One tree for every parsed document (JSON now; the YAML configs of training parse into the
-// same tree). Nodes and strings live in the document.
+// One tree for every parsed document, JSON or YAML. Nodes and strings live in the document.
 typedef enum lf_node_type {
     LF_NODE_NULL = 0, LF_NODE_BOOL, LF_NODE_NUMBER, LF_NODE_STRING, LF_NODE_ARRAY, LF_NODE_OBJECT
 } lf_node_type;
@@ -205,6 +205,13 @@ typedef struct lf_doc {
 
 LF_API lf_status lf_json_parse(lf_doc *doc, const char *text, size_t len, const char *name);
 LF_API lf_status lf_json_load(lf_doc *doc, const char *path);
+// The YAML subset configs use (see 2.1); errors name the line and column.
+LF_API lf_status lf_yaml_parse(lf_doc *doc, const char *text, size_t len, const char *name);
+// A config file (.json as JSON, anything else as YAML) with command-line overrides applied:
+// each "section.key=value" sets that field, its value typed like a YAML scalar
+// ("training.learning_rate=1e-4" is a number). Whether a key is known is for the config's
+// reader to say.
+LF_API lf_status lf_config_load(lf_doc *doc, const char *path, const char *const *overrides, int n_overrides);
 LF_API void lf_doc_deinit(lf_doc *doc);
 LF_API const lf_node *lf_node_get(const lf_node *obj, const char *key);  // NULL if absent or obj not an object
 
@@ -1289,6 +1296,46 @@ static void lf__json_fill_node(lf__json_fill *f, lf_node *dst, const cJSON *j) {
     }
 }
 
+// Copies a cJSON tree into doc (one block) and deletes it.
+static lf_status lf__doc_from_cjson(lf_doc *doc, cJSON *j) {
+    size_t nodes = 0, bytes = 0, total;
+    lf__json_count(j, &nodes, &bytes);
+    if (!lf__mul_ok(nodes, sizeof(lf_node), &total) || !lf__add_ok(total, bytes, &total)) {
+        cJSON_Delete(j);
+        return lf__fail(LF_ERR_NOMEM, "%s: tree too large", doc->name);
+    }
+    doc->mem_ = lf__alloc(total, "config tree");
+    if (!doc->mem_) {
+        cJSON_Delete(j);
+        return lf__wrap(LF_ERR_NOMEM, "%s", doc->name);
+    }
+    lf__json_fill f = {(lf_node *)doc->mem_, (char *)doc->mem_ + nodes * sizeof(lf_node)};
+    doc->root = f.next_node++;
+    lf__json_fill_node(&f, doc->root, j);
+    cJSON_Delete(j);
+    return LF_OK;
+}
+
+// The reverse, for edits (config overrides); NULL when out of memory.
+static cJSON *lf__doc_to_cjson(const lf_node *n) {
+    cJSON *j = NULL;
+    switch (n->type) {
+    case LF_NODE_NULL: return cJSON_CreateNull();
+    case LF_NODE_BOOL: return cJSON_CreateBool(n->num != 0);
+    case LF_NODE_NUMBER: return cJSON_CreateNumber(n->num);
+    case LF_NODE_STRING: return cJSON_CreateString(n->str);
+    case LF_NODE_ARRAY: j = cJSON_CreateArray(); break;
+    case LF_NODE_OBJECT: j = cJSON_CreateObject(); break;
+    }
+    for (int i = 0; j && i < n->n; i++) {
+        cJSON *c = lf__doc_to_cjson(&n->kids[i]);
+        if (!c) return cJSON_Delete(j), NULL;
+        if (n->type == LF_NODE_ARRAY) cJSON_AddItemToArray(j, c);
+        else cJSON_AddItemToObject(j, n->kids[i].key, c);
+    }
+    return j;
+}
+
 static void lf__line_col(const char *text, size_t off, int *line, int *col) {
     *line = 1, *col = 1;
     for (size_t i = 0; i < off; i++) {
@@ -1321,22 +1368,7 @@ LF_API lf_status lf_json_parse(lf_doc *doc, const char *text, size_t len, const 
         return lf__fail(LF_ERR_FORMAT, "%s: trailing data after JSON value at line %d, column %d (byte %zu)",
                         doc->name, line, col, off);
     }
-    size_t nodes = 0, bytes = 0, total;
-    lf__json_count(j, &nodes, &bytes);
-    if (!lf__mul_ok(nodes, sizeof(lf_node), &total) || !lf__add_ok(total, bytes, &total)) {
-        cJSON_Delete(j);
-        return lf__fail(LF_ERR_NOMEM, "%s: JSON tree too large", doc->name);
-    }
-    doc->mem_ = lf__alloc(total, "JSON tree");
-    if (!doc->mem_) {
-        cJSON_Delete(j);
-        return lf__wrap(LF_ERR_NOMEM, "%s", doc->name);
-    }
-    lf__json_fill f = {(lf_node *)doc->mem_, (char *)doc->mem_ + nodes * sizeof(lf_node)};
-    doc->root = f.next_node++;
-    lf__json_fill_node(&f, doc->root, j);
-    cJSON_Delete(j);
-    return LF_OK;
+    return lf__doc_from_cjson(doc, j);
 }
 
 #ifndef LF_NO_STDIO
@@ -1428,6 +1460,399 @@ LF_API lf_status lf_cfg_str(const lf_doc *d, const lf_node *obj, const char *key
     *out = n->str;
     return LF_OK;
 }
+
+// -- 2.1 YAML
+//
+// ON YAML: the subset configs use, parsed line by line into a cJSON tree that then becomes an
+// lf_doc like any JSON: block mappings and sequences by indentation (spaces only), "- key: v"
+// items, plain/single/double-quoted scalars, flow [a, b] and {k: v} on one line, literal |
+// and folded > block scalars, # comments. Scalars are typed by YAML 1.2's core schema (so 1e-4
+// is a number, yes is a string). Anchors, aliases, tags and several documents are refused.
+
+#ifndef LF_MAX_CONFIG_DEPTH
+#define LF_MAX_CONFIG_DEPTH 64
+#endif
+
+typedef struct lf__yline {
+    const char *s;  // first non-space character
+    int len;        // bytes to the end of the line (no '\n', no '\r')
+    int indent;     // leading spaces
+    int no;         // 1-based line number
+} lf__yline;
+
+typedef struct lf__yaml {
+    const char *name;
+    lf__yline *lines;
+    int n, i;  // lines, current line
+    lf_status st;
+} lf__yaml;
+
+static LF__PRINTF(4, 5) cJSON *lf__y_err(lf__yaml *y, int line, int col, const char *fmt, ...) {
+    char msg[512];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    if (y->st == LF_OK) y->st = lf__fail(LF_ERR_FORMAT, "%s: line %d, column %d: %s", y->name, line, col, msg);
+    return NULL;
+}
+
+static bool lf__y_blank(const lf__yline *l) { return l->len == 0 || l->s[0] == '#'; }
+static void lf__y_skip(lf__yaml *y) {
+    while (y->i < y->n && lf__y_blank(&y->lines[y->i])) y->i++;
+}
+static bool lf__y_is_item(const lf__yline *l) { return l->s[0] == '-' && (l->len == 1 || l->s[1] == ' '); }
+
+// Typed plain scalar (YAML 1.2 core schema).
+static cJSON *lf__y_plain(const char *s, int n) {
+    char buf[128];
+    if (n == 0 || (n == 1 && s[0] == '~') || (n == 4 && (!memcmp(s, "null", 4) || !memcmp(s, "Null", 4) || !memcmp(s, "NULL", 4))))
+        return cJSON_CreateNull();
+    if ((n == 4 && (!memcmp(s, "true", 4) || !memcmp(s, "True", 4) || !memcmp(s, "TRUE", 4)))) return cJSON_CreateTrue();
+    if ((n == 5 && (!memcmp(s, "false", 5) || !memcmp(s, "False", 5) || !memcmp(s, "FALSE", 5)))) return cJSON_CreateFalse();
+    if (n < (int)sizeof buf) {
+        memcpy(buf, s, (size_t)n), buf[n] = 0;
+        int i = buf[0] == '-' || buf[0] == '+', digits = 0, dot = 0, exp = 0;
+        bool ok = true;
+        for (; buf[i] && ok; i++) {
+            if (buf[i] >= '0' && buf[i] <= '9') digits++;
+            else if (buf[i] == '.' && !dot && !exp) dot = 1;
+            else if ((buf[i] == 'e' || buf[i] == 'E') && digits && !exp) {
+                exp = 1;
+                if (buf[i + 1] == '-' || buf[i + 1] == '+') i++;
+                if (!(buf[i + 1] >= '0' && buf[i + 1] <= '9')) ok = false;
+            } else ok = false;
+        }
+        if (ok && digits) return cJSON_CreateNumber(strtod(buf, NULL));
+        const char *v = buf + (buf[0] == '-' || buf[0] == '+');
+        if (!strcmp(v, ".inf") || !strcmp(v, ".Inf") || !strcmp(v, ".INF"))
+            return cJSON_CreateNumber(buf[0] == '-' ? -INFINITY : INFINITY);
+    }
+    char *str = lf__strndup(s, (size_t)n, "YAML scalar");  // cJSON copies it
+    if (!str) return NULL;
+    cJSON *j = cJSON_CreateString(str);
+    LF_FREE(str);
+    return j;
+}
+
+// A quoted scalar starting at *p (the quote); advances *p past the closing quote.
+static cJSON *lf__y_quoted(lf__yaml *y, const lf__yline *l, const char **p) {
+    char q = **p;
+    const char *s = *p + 1, *end = l->s + l->len;
+    lf__buf b = LF__ZERO;
+    for (; s < end; s++) {
+        if (*s == q) {
+            if (q != '\'' || s + 1 >= end || s[1] != '\'') break;
+            s++;  // '' inside single quotes is one quote
+        }
+        if (q == '\'') {
+            lf__buf_putc(&b, *s);
+            continue;
+        }
+        if (*s != '\\') {
+            lf__buf_putc(&b, *s);
+            continue;
+        }
+        if (++s == end) break;
+        switch (*s) {
+        case 'n': lf__buf_putc(&b, '\n'); break;
+        case 't': lf__buf_putc(&b, '\t'); break;
+        case 'r': lf__buf_putc(&b, '\r'); break;
+        case '0': lf__buf_putc(&b, '\0'); break;
+        case '"': case '\\': case '/': case ' ': lf__buf_putc(&b, *s); break;
+        default:
+            LF_FREE(b.data);
+            return lf__y_err(y, l->no, (int)(s - l->s) + l->indent + 1, "unsupported escape '\\%c'", *s);
+        }
+    }
+    if (s >= end) {
+        LF_FREE(b.data);
+        return lf__y_err(y, l->no, (int)(*p - l->s) + l->indent + 1, "unterminated %s-quoted string (multi-line quotes are not supported)",
+                         q == '"' ? "double" : "single");
+    }
+    *p = s + 1;
+    lf__buf_put(&b, "", 0);
+    if (b.failed) return lf__y_err(y, l->no, 1, "out of memory");
+    cJSON *j = cJSON_CreateString(b.data);
+    LF_FREE(b.data);
+    return j;
+}
+
+// An inline value at *p: quoted, flow collection or plain scalar; stops at the flow
+// terminators in `stop` (none at the top level, where " #" starts a comment).
+static cJSON *lf__y_inline(lf__yaml *y, const lf__yline *l, const char **p, const char *stop, int depth) {
+    const char *end = l->s + l->len, *s = *p;
+    int col = (int)(s - l->s) + l->indent + 1;
+    if (depth > LF_MAX_CONFIG_DEPTH) return lf__y_err(y, l->no, col, "nested deeper than %d", LF_MAX_CONFIG_DEPTH);
+    while (s < end && *s == ' ') s++;
+    if (s < end && (*s == '&' || *s == '*' || *s == '!'))
+        return lf__y_err(y, l->no, col, "anchors, aliases and tags are not supported");
+    cJSON *j = NULL;
+    if (s < end && (*s == '"' || *s == '\'')) j = lf__y_quoted(y, l, &s);
+    else if (s < end && (*s == '[' || *s == '{')) {
+        bool map = *s == '{';
+        char close = map ? '}' : ']';
+        j = map ? cJSON_CreateObject() : cJSON_CreateArray();
+        s++;
+        while (j && y->st == LF_OK) {
+            while (s < end && *s == ' ') s++;
+            if (s < end && *s == close) {
+                s++;
+                break;
+            }
+            if (s >= end) return cJSON_Delete(j), lf__y_err(y, l->no, col, "unterminated flow collection (must close on its line)");
+            cJSON *key = NULL;
+            if (map) {
+                key = lf__y_inline(y, l, &s, ":,}", depth + 1);
+                if (!key || !cJSON_IsString(key) || s >= end || *s != ':') {
+                    cJSON_Delete(key), cJSON_Delete(j);
+                    return lf__y_err(y, l->no, (int)(s - l->s) + l->indent + 1, "expected 'key: value' in a flow mapping");
+                }
+                s++;
+            }
+            cJSON *v = lf__y_inline(y, l, &s, map ? ",}" : ",]", depth + 1);
+            if (!v) return cJSON_Delete(key), cJSON_Delete(j), NULL;
+            if (map) {
+                if (cJSON_GetObjectItemCaseSensitive(j, key->valuestring)) {
+                    lf__y_err(y, l->no, col, "duplicate key '%s'", key->valuestring);
+                    return cJSON_Delete(v), cJSON_Delete(key), cJSON_Delete(j), NULL;
+                }
+                cJSON_AddItemToObject(j, key->valuestring, v);
+                cJSON_Delete(key);
+            } else
+                cJSON_AddItemToArray(j, v);
+            while (s < end && *s == ' ') s++;
+            if (s < end && *s == ',') s++;
+            else if (s >= end) return cJSON_Delete(j), lf__y_err(y, l->no, col, "unterminated flow collection (must close on its line)");
+            else if (*s != close) return cJSON_Delete(j), lf__y_err(y, l->no, (int)(s - l->s) + l->indent + 1, "expected ',' or '%c'", close);
+        }
+    } else {
+        const char *e = s;
+        while (e < end && !(stop && strchr(stop, *e)) && !(*e == '#' && e > *p && e[-1] == ' ')) e++;
+        const char *t = e;
+        while (t > s && t[-1] == ' ') t--;
+        j = lf__y_plain(s, (int)(t - s));
+        s = e;
+    }
+    if (!j && y->st == LF_OK) return lf__y_err(y, l->no, col, "out of memory");
+    *p = s;
+    return j;
+}
+
+// The rest of a line after an inline value must be empty or a comment.
+static bool lf__y_line_done(lf__yaml *y, const lf__yline *l, const char *p) {
+    while (p < l->s + l->len && *p == ' ') p++;
+    if (p < l->s + l->len && *p != '#') {
+        lf__y_err(y, l->no, (int)(p - l->s) + l->indent + 1, "unexpected text after the value");
+        return false;
+    }
+    return true;
+}
+
+static cJSON *lf__y_block(lf__yaml *y, int indent, int depth);
+
+// | and > block scalars: the more-indented lines that follow.
+static cJSON *lf__y_block_scalar(lf__yaml *y, const lf__yline *head, const char *p, int parent_indent) {
+    bool folded = *p == '>';
+    char chomp = p + 1 < head->s + head->len && (p[1] == '-' || p[1] == '+') ? p[1] : 0;
+    lf__buf b = LF__ZERO;
+    int ind = -1;
+    y->i++;
+    while (y->i < y->n) {
+        const lf__yline *l = &y->lines[y->i];
+        if (l->len == 0) {  // blank lines belong to the scalar
+            lf__buf_putc(&b, '\n');
+            y->i++;
+            continue;
+        }
+        if (l->indent <= parent_indent) break;
+        if (ind < 0) ind = l->indent;
+        if (l->indent < ind) break;
+        if (folded && b.len > 0 && b.data[b.len - 1] == '\n' && (b.len < 2 || b.data[b.len - 2] != '\n')) b.data[b.len - 1] = ' ';
+        for (int k = ind; k < l->indent; k++) lf__buf_putc(&b, ' ');
+        lf__buf_put(&b, l->s, (size_t)l->len);
+        lf__buf_putc(&b, '\n');
+        y->i++;
+    }
+    lf__buf_put(&b, "", 0);
+    if (b.failed) return lf__y_err(y, head->no, 1, "out of memory");
+    if (chomp != '+') {
+        while (b.len > 0 && b.data[b.len - 1] == '\n') b.data[--b.len] = 0;
+        if (chomp != '-' && b.len > 0) lf__buf_putc(&b, '\n');
+    }
+    cJSON *j = cJSON_CreateString(b.data);
+    LF_FREE(b.data);
+    return j;
+}
+
+// The value after "key:" or "- ": inline, a block scalar, or a nested block on later lines.
+static cJSON *lf__y_value(lf__yaml *y, const lf__yline *l, const char *p, int indent, int depth, bool seq_same_indent) {
+    while (p < l->s + l->len && *p == ' ') p++;
+    if (p < l->s + l->len && *p != '#') {
+        if (*p == '|' || *p == '>') return lf__y_block_scalar(y, l, p, indent);
+        cJSON *v = lf__y_inline(y, l, &p, NULL, depth);
+        y->i++;
+        if (v && !lf__y_line_done(y, l, p)) return cJSON_Delete(v), NULL;
+        return v;
+    }
+    y->i++;
+    lf__y_skip(y);
+    if (y->i < y->n) {
+        const lf__yline *n = &y->lines[y->i];
+        if (n->indent > indent || (seq_same_indent && n->indent == indent && lf__y_is_item(n)))
+            return lf__y_block(y, n->indent, depth + 1);
+    }
+    return cJSON_CreateNull();
+}
+
+static cJSON *lf__y_block(lf__yaml *y, int indent, int depth) {
+    if (depth > LF_MAX_CONFIG_DEPTH) return lf__y_err(y, y->lines[y->i].no, 1, "nested deeper than %d", LF_MAX_CONFIG_DEPTH);
+    bool seq = lf__y_is_item(&y->lines[y->i]);
+    cJSON *j = seq ? cJSON_CreateArray() : cJSON_CreateObject();
+    if (!j) return lf__y_err(y, y->lines[y->i].no, 1, "out of memory");
+    for (lf__y_skip(y); y->i < y->n && y->st == LF_OK; lf__y_skip(y)) {
+        lf__yline *l = &y->lines[y->i];
+        if (l->indent < indent) break;
+        if (l->indent > indent) return cJSON_Delete(j), lf__y_err(y, l->no, l->indent + 1, "unexpected indentation");
+        if (l->len >= 3 && (!memcmp(l->s, "---", 3) || !memcmp(l->s, "...", 3)))
+            return cJSON_Delete(j), lf__y_err(y, l->no, 1, "several documents in one file are not supported");
+        if (seq != lf__y_is_item(l))
+            return cJSON_Delete(j), lf__y_err(y, l->no, l->indent + 1, seq ? "expected a '- ' item" : "expected 'key: value'");
+        cJSON *v;
+        if (seq) {
+            const char *p = l->s + 1;
+            while (p < l->s + l->len && *p == ' ') p++;
+            // "- key: value" opens a mapping whose keys line up with "key"
+            const char *c = p;
+            bool quoted = c < l->s + l->len && (*c == '"' || *c == '\'');
+            while (!quoted && c < l->s + l->len && !(*c == ':' && (c + 1 == l->s + l->len || c[1] == ' ')) && *c != '#' && *c != '[' && *c != '{') c++;
+            if (!quoted && c < l->s + l->len && *c == ':') {
+                int col = l->indent + (int)(p - l->s);
+                l->len -= (int)(p - l->s), l->s = p, l->indent = col;
+                v = lf__y_block(y, col, depth + 1);
+            } else
+                v = lf__y_value(y, l, p, indent, depth, false);
+            if (v) cJSON_AddItemToArray(j, v);
+        } else {
+            const char *p = l->s, *end = l->s + l->len, *k0 = p, *k1;
+            cJSON *qkey = NULL;
+            if (*p == '"' || *p == '\'') {
+                if (!(qkey = lf__y_quoted(y, l, &p))) return cJSON_Delete(j), NULL;
+                k0 = qkey->valuestring, k1 = k0 + strlen(k0);
+            } else {
+                while (p < end && !(*p == ':' && (p + 1 == end || p[1] == ' '))) p++;
+                k1 = p;
+                while (k1 > k0 && k1[-1] == ' ') k1--;
+            }
+            if (p >= end || *p != ':') {
+                cJSON_Delete(qkey);
+                return cJSON_Delete(j), lf__y_err(y, l->no, l->indent + 1, "expected 'key: value'");
+            }
+            char key[256];
+            if (k1 - k0 >= (long)sizeof key || k1 == k0) {
+                cJSON_Delete(qkey);
+                return cJSON_Delete(j), lf__y_err(y, l->no, l->indent + 1, "a key must have 1 to 255 bytes");
+            }
+            memcpy(key, k0, (size_t)(k1 - k0)), key[k1 - k0] = 0;
+            cJSON_Delete(qkey);
+            if (cJSON_GetObjectItemCaseSensitive(j, key))
+                return cJSON_Delete(j), lf__y_err(y, l->no, l->indent + 1, "duplicate key '%s'", key);
+            v = lf__y_value(y, l, p + 1, indent, depth, true);
+            if (v) cJSON_AddItemToObject(j, key, v);
+        }
+        if (!v) return cJSON_Delete(j), NULL;
+    }
+    if (y->st != LF_OK) return cJSON_Delete(j), NULL;
+    return j;
+}
+
+LF_API lf_status lf_yaml_parse(lf_doc *doc, const char *text, size_t len, const char *name) {
+    memset(doc, 0, sizeof *doc);
+    snprintf(doc->name, sizeof doc->name, "%s", name ? name : "<yaml>");
+    if (len > LF_MAX_JSON_BYTES)
+        return lf__fail(LF_ERR_FORMAT, "%s: %zu bytes is over the limit of %zu", doc->name, len, (size_t)LF_MAX_JSON_BYTES);
+    lf__yaml y = {doc->name, NULL, 0, 0, LF_OK};
+    size_t cap = 0;
+    for (size_t a = 0; a < len;) {  // the line table
+        size_t b = a;
+        while (b < len && text[b] != '\n') b++;
+        size_t e = b;
+        if (e > a && text[e - 1] == '\r') e--;
+        size_t s = a;
+        while (s < e && text[s] == ' ') s++;
+        if (s < e && text[s] == '\t')
+            return LF_FREE(y.lines), lf__fail(LF_ERR_FORMAT, "%s: line %d: tabs cannot indent YAML", doc->name, y.n + 1);
+        if (memchr(text + a, 0, e - a))
+            return LF_FREE(y.lines), lf__fail(LF_ERR_FORMAT, "%s: line %d: NUL byte", doc->name, y.n + 1);
+        if (!lf__grow((void **)&y.lines, &cap, (size_t)y.n + 1, sizeof *y.lines, "YAML lines")) return LF_FREE(y.lines), LF_ERR_NOMEM;
+        if (e - a > INT32_MAX) return LF_FREE(y.lines), lf__fail(LF_ERR_FORMAT, "%s: line %d too long", doc->name, y.n + 1);
+        y.lines[y.n] = (lf__yline){text + s, (int)(e - s), (int)(s - a), y.n + 1};
+        y.n++;
+        a = b + 1;
+    }
+    lf__y_skip(&y);
+    cJSON *root = y.i < y.n ? lf__y_block(&y, y.lines[y.i].indent, 0) : cJSON_CreateObject();
+    lf__y_skip(&y);
+    if (root && y.st == LF_OK && y.i < y.n)
+        lf__y_err(&y, y.lines[y.i].no, y.lines[y.i].indent + 1, "unexpected indentation");
+    LF_FREE(y.lines);
+    if (y.st != LF_OK || !root) {
+        cJSON_Delete(root);
+        return y.st != LF_OK ? y.st : lf__fail(LF_ERR_NOMEM, "%s: out of memory", doc->name);
+    }
+    return lf__doc_from_cjson(doc, root);
+}
+
+// "a.b.c=value": sets a scalar, creating the mappings on the way, typed like a YAML scalar.
+static lf_status lf__config_override(cJSON *root, const char *name, const char *ov) {
+    const char *eq = strchr(ov, '=');
+    if (!eq || eq == ov) return lf__fail(LF_ERR_ARG, "override '%s': expected section.key=value", ov);
+    cJSON *node = root;
+    for (const char *p = ov; p < eq;) {
+        const char *dot = memchr(p, '.', (size_t)(eq - p));
+        const char *e = dot ? dot : eq;
+        char key[256];
+        if (e == p || e - p >= (long)sizeof key) return lf__fail(LF_ERR_ARG, "override '%s': empty or long key", ov);
+        memcpy(key, p, (size_t)(e - p)), key[e - p] = 0;
+        if (!cJSON_IsObject(node))
+            return lf__fail(LF_ERR_CONFIG, "%s: override '%s': '%s' is inside a value that is not a mapping", name, ov, key);
+        cJSON *next = cJSON_GetObjectItemCaseSensitive(node, key);
+        if (!dot) {
+            cJSON *v = lf__y_plain(eq + 1, (int)strlen(eq + 1));
+            if (!v) return lf__fail(LF_ERR_NOMEM, "override '%s': out of memory", ov);
+            if (next) cJSON_ReplaceItemInObjectCaseSensitive(node, key, v);
+            else cJSON_AddItemToObject(node, key, v);
+            return LF_OK;
+        }
+        if (!next && !(next = cJSON_AddObjectToObject(node, key))) return lf__fail(LF_ERR_NOMEM, "override: out of memory");
+        node = next, p = dot + 1;
+    }
+    return LF_OK;
+}
+
+#ifndef LF_NO_STDIO
+LF_API lf_status lf_config_load(lf_doc *doc, const char *path, const char *const *overrides, int n_overrides) {
+    memset(doc, 0, sizeof *doc);
+    char *text;
+    size_t len, n = strlen(path);
+    lf_status s = lf_file_read(path, LF_MAX_JSON_BYTES, &text, &len);
+    if (s != LF_OK) return s;
+    bool json = n > 5 && strcmp(path + n - 5, ".json") == 0;
+    s = json ? lf_json_parse(doc, text, len, path) : lf_yaml_parse(doc, text, len, path);
+    LF_FREE(text);
+    if (s != LF_OK || n_overrides == 0) return s;
+    // overrides edit the tree: back to cJSON, edit, and build the document again
+    cJSON *root = lf__doc_to_cjson(doc->root);
+    char name[256];
+    snprintf(name, sizeof name, "%s", doc->name);
+    lf_doc_deinit(doc);
+    if (!root) return lf__fail(LF_ERR_NOMEM, "%s: out of memory applying overrides", name);
+    for (int i = 0; i < n_overrides && s == LF_OK; i++) s = lf__config_override(root, name, overrides[i]);
+    if (s != LF_OK) return cJSON_Delete(root), s;
+    snprintf(doc->name, sizeof doc->name, "%s", name);
+    return lf__doc_from_cjson(doc, root);
+}
+#endif
 
 // == 3. tensor (impl) ============================================================================
 //

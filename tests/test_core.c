@@ -249,7 +249,120 @@ static int test_exp16(void) {
 #endif
 }
 
+static int node_equal(const lf_node *a, const lf_node *b) {
+    if (a->type != b->type || a->n != b->n) return 0;
+    if ((a->key || b->key) && (!a->key || !b->key || strcmp(a->key, b->key))) return 0;
+    if (a->type == LF_NODE_STRING) return a->len == b->len && memcmp(a->str, b->str, a->len) == 0;
+    if (a->type == LF_NODE_NUMBER || a->type == LF_NODE_BOOL) return a->num == b->num;
+    for (int i = 0; i < a->n; i++)
+        if (!node_equal(&a->kids[i], &b->kids[i])) return 0;
+    return 1;
+}
+
+static const char *yaml_good =
+    "# a training config\n"
+    "model:\n"
+    "  model_name: \"Qwen/Qwen2.5-0.5B\"   # quoted\n"
+    "  dtype: bfloat16\n"
+    "training:\n"
+    "  learning_rate: 1e-4\n"
+    "  epochs: 3\n"
+    "  warmup_ratio: .03\n"
+    "  bf16: true\n"
+    "  seed: ~\n"
+    "  neg: -2\n"
+    "  word: yes\n"
+    "lora:\n"
+    "  r: 16\n"
+    "  target_modules: [q_proj, \"v_proj\", k_proj]\n"
+    "  alpha: 32.0\n"
+    "\n"
+    "data:\n"
+    "  files:\n"
+    "    - train.jsonl\n"
+    "    - 'it''s.jsonl'\n"
+    "  splits:\n"
+    "  - name: train\n"
+    "    ratio: 0.9\n"
+    "  - {name: val, ratio: 0.1}\n"
+    "prompt: |\n"
+    "  line one\n"
+    "    indented\n"
+    "  line three\n"
+    "folded: >-\n"
+    "  a\n"
+    "  b\n"
+    "empty:\n"
+    "url: http://x.y/z\r\n"
+    "\"quoted key\": \"tab\\there\"\n";
+
+static const char *yaml_good_json =
+    "{\"model\":{\"model_name\":\"Qwen/Qwen2.5-0.5B\",\"dtype\":\"bfloat16\"},"
+    "\"training\":{\"learning_rate\":1e-4,\"epochs\":3,\"warmup_ratio\":0.03,\"bf16\":true,\"seed\":null,\"neg\":-2,"
+    "\"word\":\"yes\"},"
+    "\"lora\":{\"r\":16,\"target_modules\":[\"q_proj\",\"v_proj\",\"k_proj\"],\"alpha\":32.0},"
+    "\"data\":{\"files\":[\"train.jsonl\",\"it's.jsonl\"],\"splits\":[{\"name\":\"train\",\"ratio\":0.9},"
+    "{\"name\":\"val\",\"ratio\":0.1}]},"
+    "\"prompt\":\"line one\\n  indented\\nline three\\n\",\"folded\":\"a b\",\"empty\":null,\"url\":\"http://x.y/z\","
+    "\"quoted key\":\"tab\\there\"}";
+
+static int test_yaml(void) {
+    lf_doc y, j;
+    CHECK_OK(lf_yaml_parse(&y, yaml_good, strlen(yaml_good), "good.yaml"));
+    CHECK_OK(lf_json_parse(&j, yaml_good_json, strlen(yaml_good_json), "expected.json"));
+    CHECK(node_equal(y.root, j.root));
+    lf_doc_deinit(&y), lf_doc_deinit(&j);
+    CHECK_OK(lf_yaml_parse(&y, "", 0, "empty.yaml"));
+    CHECK(y.root->type == LF_NODE_OBJECT && y.root->n == 0);
+    lf_doc_deinit(&y);
+    static const struct {
+        const char *text, *msg;
+    } bad[] = {
+        {"a:\n\tb: 1\n", "line 2: tabs cannot indent"},
+        {"a: 1\n  b: 2\n", "line 2, column 3: unexpected indentation"},
+        {"a: 1\na: 2\n", "line 2, column 1: duplicate key 'a'"},
+        {"a: \"x\n", "unterminated double-quoted string"},
+        {"a: &x 1\n", "anchors, aliases and tags"},
+        {"a: 1\n---\nb: 2\n", "line 2, column 1: several documents"},
+        {"a: [1, 2\n", "unterminated flow collection"},
+        {"a: 'x' y\n", "unexpected text after the value"},
+        {"just text\n", "line 1, column 1: expected 'key: value'"},
+        {"- a\nb: 1\n", "line 2, column 1: expected a '- ' item"},
+        {"a: \"\\q\"\n", "unsupported escape"},
+        {"a: {b: 1, b: 2}\n", "duplicate key 'b'"},
+        {"a: [[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]\n",
+         "nested deeper than 64"},
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof *bad; i++)
+        CHECK_ERR(lf_yaml_parse(&y, bad[i].text, strlen(bad[i].text), "bad.yaml"), LF_ERR_FORMAT, bad[i].msg);
+    return 0;
+}
+
+static int test_config_overrides(void) {
+    char path[] = "/tmp/lf-test-config-XXXXXX";
+    int fd = mkstemp(path);
+    CHECK(fd >= 0);
+    close(fd);
+    CHECK_OK(lf_file_write_atomic(path, yaml_good, strlen(yaml_good)));
+    const char *ov[] = {"training.learning_rate=2e-5", "lora.r=8", "new.section.key=hello", "training.bf16=false"};
+    lf_doc d;
+    CHECK_OK(lf_config_load(&d, path, ov, 4));
+    const lf_node *t = lf_node_get(d.root, "training"), *l = lf_node_get(d.root, "lora");
+    CHECK(lf_node_get(t, "learning_rate")->num == 2e-5 && lf_node_get(l, "r")->num == 8);
+    CHECK(lf_node_get(t, "bf16")->type == LF_NODE_BOOL && lf_node_get(t, "bf16")->num == 0);
+    CHECK(strcmp(lf_node_get(lf_node_get(lf_node_get(d.root, "new"), "section"), "key")->str, "hello") == 0);
+    CHECK(lf_node_get(t, "epochs")->num == 3);  // untouched
+    lf_doc_deinit(&d);
+    const char *bad1[] = {"noequals"}, *bad2[] = {"lora.target_modules.x=1"};
+    CHECK_ERR(lf_config_load(&d, path, bad1, 1), LF_ERR_ARG, "expected section.key=value");
+    CHECK_ERR(lf_config_load(&d, path, bad2, 1), LF_ERR_CONFIG, "'x' is inside a value that is not a mapping");
+    remove(path);
+    return 0;
+}
+
 static const lf_test tests_core[] = {
+    {"config/yaml", test_yaml},
+    {"config/overrides", test_config_overrides},
     {"tensor/exp16", test_exp16},
     {"core/status_and_errors", test_status_and_errors},
     {"core/arena", test_arena},

@@ -1,12 +1,16 @@
-// tests/fuzz/fuzz_safetensors.c — libFuzzer target for the safetensors header parser and the
-// config.json reader (`make fuzz`). The first byte picks the parser; the rest is the input.
+// tests/fuzz/fuzz_files.c — libFuzzer target for the file parsers of sections 2, 4 and 6
+// (`make fuzz`): the safetensors header, config.json, and YAML configs with overrides. The
+// first byte picks the parser; the rest is the input.
 #define LARGEFORGE_IMPLEMENTATION
 #include "../../largeforge.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     if (size < 1) return 0;
-    if (data[0] & 1) {
+    if (data[0] % 3 == 2) {
+        lf_doc d;
+        if (lf_yaml_parse(&d, (const char *)data + 1, size - 1, "fuzz.yaml") == LF_OK) lf_doc_deinit(&d);
+    } else if (data[0] % 3 == 1) {
         lf_st_file f;
         if (lf_st_open_memory(&f, data + 1, size - 1, "fuzz.safetensors") == LF_OK) {
             // touch every view the parser handed out: it must lie inside the input
