@@ -1329,7 +1329,7 @@ static cJSON *lf__doc_to_cjson(const lf_node *n) {
     }
     for (int i = 0; j && i < n->n; i++) {
         cJSON *c = lf__doc_to_cjson(&n->kids[i]);
-        if (!c) return cJSON_Delete(j), NULL;
+        if (!c) return cJSON_Delete(j), (cJSON *)NULL;
         if (n->type == LF_NODE_ARRAY) cJSON_AddItemToArray(j, c);
         else cJSON_AddItemToObject(j, n->kids[i].key, c);
     }
@@ -1611,11 +1611,11 @@ static cJSON *lf__y_inline(lf__yaml *y, const lf__yline *l, const char **p, cons
                 s++;
             }
             cJSON *v = lf__y_inline(y, l, &s, map ? ",}" : ",]", depth + 1);
-            if (!v) return cJSON_Delete(key), cJSON_Delete(j), NULL;
+            if (!v) return cJSON_Delete(key), cJSON_Delete(j), (cJSON *)NULL;
             if (map) {
                 if (cJSON_GetObjectItemCaseSensitive(j, key->valuestring)) {
                     lf__y_err(y, l->no, col, "duplicate key '%s'", key->valuestring);
-                    return cJSON_Delete(v), cJSON_Delete(key), cJSON_Delete(j), NULL;
+                    return cJSON_Delete(v), cJSON_Delete(key), cJSON_Delete(j), (cJSON *)NULL;
                 }
                 cJSON_AddItemToObject(j, key->valuestring, v);
                 cJSON_Delete(key);
@@ -1692,7 +1692,7 @@ static cJSON *lf__y_value(lf__yaml *y, const lf__yline *l, const char *p, int in
         if (*p == '|' || *p == '>') return lf__y_block_scalar(y, l, p, indent);
         cJSON *v = lf__y_inline(y, l, &p, NULL, depth);
         y->i++;
-        if (v && !lf__y_line_done(y, l, p)) return cJSON_Delete(v), NULL;
+        if (v && !lf__y_line_done(y, l, p)) return cJSON_Delete(v), (cJSON *)NULL;
         return v;
     }
     y->i++;
@@ -1737,7 +1737,7 @@ static cJSON *lf__y_block(lf__yaml *y, int indent, int depth) {
             const char *p = l->s, *end = l->s + l->len, *k0 = p, *k1;
             cJSON *qkey = NULL;
             if (*p == '"' || *p == '\'') {
-                if (!(qkey = lf__y_quoted(y, l, &p))) return cJSON_Delete(j), NULL;
+                if (!(qkey = lf__y_quoted(y, l, &p))) return cJSON_Delete(j), (cJSON *)NULL;
                 k0 = qkey->valuestring, k1 = k0 + strlen(k0);
             } else {
                 while (p < end && !(*p == ':' && (p + 1 == end || p[1] == ' '))) p++;
@@ -1760,9 +1760,9 @@ static cJSON *lf__y_block(lf__yaml *y, int indent, int depth) {
             v = lf__y_value(y, l, p + 1, indent, depth, true);
             if (v) cJSON_AddItemToObject(j, key, v);
         }
-        if (!v) return cJSON_Delete(j), NULL;
+        if (!v) return cJSON_Delete(j), (cJSON *)NULL;
     }
-    if (y->st != LF_OK) return cJSON_Delete(j), NULL;
+    if (y->st != LF_OK) return cJSON_Delete(j), (cJSON *)NULL;
     return j;
 }
 
@@ -1809,7 +1809,7 @@ static lf_status lf__config_override(cJSON *root, const char *name, const char *
     if (!eq || eq == ov) return lf__fail(LF_ERR_ARG, "override '%s': expected section.key=value", ov);
     cJSON *node = root;
     for (const char *p = ov; p < eq;) {
-        const char *dot = memchr(p, '.', (size_t)(eq - p));
+        const char *dot = (const char *)memchr(p, '.', (size_t)(eq - p));
         const char *e = dot ? dot : eq;
         char key[256];
         if (e == p || e - p >= (long)sizeof key) return lf__fail(LF_ERR_ARG, "override '%s': empty or long key", ov);
