@@ -1401,23 +1401,23 @@ static const char *lf__node_type_name(lf_node_type t) {
     return names[t];
 }
 
-// Looks a field up; *out NULL when absent or null (an error if required).
+// Looks a field up; *out NULL when absent or null (an error if required), else it must have
+// the given type.
 static lf_status lf__cfg_field(const lf_doc *d, const lf_node *obj, const char *key, bool required,
-                               const lf_node **out) {
+                               lf_node_type type, const char *want, const lf_node **out) {
     const lf_node *n = lf_node_get(obj, key);
     *out = n && n->type != LF_NODE_NULL ? n : NULL;
     if (!*out && required) return lf__fail(LF_ERR_CONFIG, "%s: missing required field '%s'", d->name, key);
+    if (*out && n->type != type)
+        return lf__fail(LF_ERR_CONFIG, "%s: field '%s' must be %s, got %s", d->name, key, want, lf__node_type_name(n->type));
     return LF_OK;
 }
 
 LF_API lf_status lf_cfg_int(const lf_doc *d, const lf_node *obj, const char *key, bool required,
                             int64_t lo, int64_t hi, int64_t *out) {
     const lf_node *n;
-    lf_status s = lf__cfg_field(d, obj, key, required, &n);
+    lf_status s = lf__cfg_field(d, obj, key, required, LF_NODE_NUMBER, "an integer", &n);
     if (s != LF_OK || !n) return s;
-    if (n->type != LF_NODE_NUMBER)
-        return lf__fail(LF_ERR_CONFIG, "%s: field '%s' must be an integer, got %s", d->name, key,
-                        lf__node_type_name(n->type));
     double v = n->num;
     if (v != floor(v) || fabs(v) > 9007199254740992.0)
         return lf__fail(LF_ERR_CONFIG, "%s: field '%s' must be an integer, got %g", d->name, key, v);
@@ -1430,35 +1430,23 @@ LF_API lf_status lf_cfg_int(const lf_doc *d, const lf_node *obj, const char *key
 
 LF_API lf_status lf_cfg_num(const lf_doc *d, const lf_node *obj, const char *key, bool required, double *out) {
     const lf_node *n;
-    lf_status s = lf__cfg_field(d, obj, key, required, &n);
-    if (s != LF_OK || !n) return s;
-    if (n->type != LF_NODE_NUMBER)
-        return lf__fail(LF_ERR_CONFIG, "%s: field '%s' must be a number, got %s", d->name, key,
-                        lf__node_type_name(n->type));
-    *out = n->num;
-    return LF_OK;
+    lf_status s = lf__cfg_field(d, obj, key, required, LF_NODE_NUMBER, "a number", &n);
+    if (s == LF_OK && n) *out = n->num;
+    return s;
 }
 
 LF_API lf_status lf_cfg_bool(const lf_doc *d, const lf_node *obj, const char *key, bool required, bool *out) {
     const lf_node *n;
-    lf_status s = lf__cfg_field(d, obj, key, required, &n);
-    if (s != LF_OK || !n) return s;
-    if (n->type != LF_NODE_BOOL)
-        return lf__fail(LF_ERR_CONFIG, "%s: field '%s' must be true or false, got %s", d->name, key,
-                        lf__node_type_name(n->type));
-    *out = n->num != 0;
-    return LF_OK;
+    lf_status s = lf__cfg_field(d, obj, key, required, LF_NODE_BOOL, "true or false", &n);
+    if (s == LF_OK && n) *out = n->num != 0;
+    return s;
 }
 
 LF_API lf_status lf_cfg_str(const lf_doc *d, const lf_node *obj, const char *key, bool required, const char **out) {
     const lf_node *n;
-    lf_status s = lf__cfg_field(d, obj, key, required, &n);
-    if (s != LF_OK || !n) return s;
-    if (n->type != LF_NODE_STRING)
-        return lf__fail(LF_ERR_CONFIG, "%s: field '%s' must be a string, got %s", d->name, key,
-                        lf__node_type_name(n->type));
-    *out = n->str;
-    return LF_OK;
+    lf_status s = lf__cfg_field(d, obj, key, required, LF_NODE_STRING, "a string", &n);
+    if (s == LF_OK && n) *out = n->str;
+    return s;
 }
 
 // -- 2.1 YAML

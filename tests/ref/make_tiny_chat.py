@@ -45,6 +45,9 @@ import torch
 import transformers
 from safetensors import safe_open
 from tokenizers import Regex, Tokenizer, decoders, models, normalizers, pre_tokenizers, processors, trainers
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from make_models import init_weights  # noqa: E402  (the same weight scheme as every fixture)
 from transformers import (AutoModelForCausalLM, AutoTokenizer, GenerationConfig, Qwen2Config,
                           Qwen2ForCausalLM)
 
@@ -209,25 +212,7 @@ def build_tokenizer(out_dir):
     return tok2
 
 
-def init_weights(model, seed):
-    """Same scheme as make_models.py."""
-    g = torch.Generator().manual_seed(seed)
-    hidden = model.config.hidden_size
-    with torch.no_grad():
-        for name, p in model.named_parameters():  # tied params appear once
-            r = torch.randn(p.shape, generator=g, dtype=torch.float32)
-            if name.endswith("norm.weight"):
-                v = 1.0 + 0.1 * r
-            elif name.endswith(".bias"):
-                v = 0.1 * r
-            elif "embed_tokens" in name:
-                v = (2.0 / hidden ** 0.5) * r
-            elif p.ndim == 2:
-                gain = 1.5 if (".q_proj." in name or ".k_proj." in name) else 1.0
-                v = (gain / p.shape[1] ** 0.5) * r
-            else:
-                raise RuntimeError(f"unexpected parameter {name}")
-            p.copy_(v)
+
 
 
 def build_model(out_dir, eos_id, pad_id):
