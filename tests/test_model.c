@@ -3,7 +3,8 @@
 // Fixtures: tests/fixtures/models/<name>/ holds a tiny random checkpoint and ref.safetensors
 // with `tokens` [B, T] and transformers' `logits` [B, T, V] (tests/ref/make_models.py).
 // Tolerances:
-//  - F32 weights: max |ours - transformers| <= 1e-4 (measured: <= 1.6e-5).
+//  - F32 and F16 weights: max |ours - transformers| <= 1e-4 (measured: <= 1.6e-5); F16 weights
+//    are widened exactly and meet f32 activations, and transformers runs them upcast to f32.
 //  - BF16 weights: our matmuls round activations to bf16 (as llama.cpp does; see section 3.1),
 //    so we compare with `logits` (transformers on the same weights in f32) and require an error
 //    no larger than PyTorch's own bf16 forward (`logits_bf16`) makes against that reference:
@@ -79,6 +80,7 @@ static int test_parity_mistral_bf16(void) { return lf_test_parity("mistral_bf16"
 static int test_parity_llama3_rope_f32(void) { return lf_test_parity("llama3rope_f32", 2, 1e-4f); }
 static int test_parity_llama3_rope_bf16(void) { return lf_test_parity("llama3rope_bf16", 2, 0); }
 static int test_parity_linear_rope(void) { return lf_test_parity("linearrope_f32", 2, 1e-4f); }
+static int test_parity_qwen2_f16(void) { return lf_test_parity("qwen2_f16", 2, 1e-4f); }
 static int test_parity_one_thread(void) { return lf_test_parity("qwen2_f32", 1, 1e-4f); }
 
 // Prefill half of each sequence, then decode the rest one token at a time, sequences
@@ -231,6 +233,7 @@ static const lf_test tests_model[] = {
     {"model/parity_llama3_rope_f32", test_parity_llama3_rope_f32},
     {"model/parity_llama3_rope_bf16", test_parity_llama3_rope_bf16},
     {"model/parity_linear_rope", test_parity_linear_rope},
+    {"model/parity_qwen2_f16", test_parity_qwen2_f16},
     {"model/parity_one_thread", test_parity_one_thread},
     {"model/kv_prefill_then_decode", test_kv_prefill_then_decode},
     {"model/forward_bad_batch", test_forward_bad_batch},

@@ -85,7 +85,9 @@ MODELS = [
     ("llama3rope_bf16", "llama", LLAMA3ROPE, 1005, "bf16", "v5", {}),
     ("linearrope_f32", "llama", LINEARROPE, 1006, "f32", "v5", {}),
     ("llama_sharded_f32", "llama", LLAMA, 1001, "f32", "legacy", {"max_shard_size": "150KB"}),
+    ("qwen2_f16", "qwen2", QWEN2, 1003, "f16", "legacy", {"qwen_window_trap": True}),
 ]
+SAVE_DTYPE = {"f32": torch.float32, "bf16": torch.bfloat16, "f16": torch.float16}
 
 
 def log(*a):
@@ -218,7 +220,7 @@ def main():
             assert model.model.layers[0].self_attn.q_proj.bias.abs().min() > 0
         tokens = make_tokens(cfg.vocab_size, 5000 + idx)
 
-        save_dtype = torch.bfloat16 if wdtype == "bf16" else torch.float32
+        save_dtype = SAVE_DTYPE[wdtype]
         save_model(model.to(save_dtype), out_dir, extra.get("max_shard_size"))
         model.to(torch.float32)
         if style == "legacy":
@@ -233,11 +235,11 @@ def main():
             log(f"   reload-from-disk vs in-memory logits max diff = {d:.3e}")
             assert d == 0.0
         else:
-            # upcast bf16 weights == in-memory weights rounded to bf16
+            # upcast bf16/f16 weights == in-memory weights rounded to that dtype
             sd = model.state_dict()
             for n, p in m32.state_dict().items():
                 if n in sd:
-                    assert torch.equal(p, sd[n].to(torch.bfloat16).float()), n
+                    assert torch.equal(p, sd[n].to(save_dtype).float()), n
         rt = m32.config.rope_parameters
         log(f"   loaded rope_parameters = {rt}; sliding_window = {getattr(m32.config, 'sliding_window', None)}")
 
@@ -352,12 +354,12 @@ def verify(out, models):
             files = shards
         else:
             files = ["model.safetensors"]
-        want_dt = torch.bfloat16 if wdtype == "bf16" else torch.float32
+        want_dt = SAVE_DTYPE[wdtype]
         names = []
         for fn in files:
             with safe_open(os.path.join(d, fn), "pt") as f:
                 for k in f.keys():
-                    assert f.get_slice(k).get_dtype() == ("BF16" if wdtype == "bf16" else "F32")
+                    assert f.get_slice(k).get_dtype() == wdtype.upper()
                     assert f.get_tensor(k).dtype == want_dt
                     names.append(k)
         tied = "lm_head.weight" not in names
