@@ -8,7 +8,7 @@ DRIVERS := largeforge lf-run lf-tokenize lf-evaluate
 FUZZ_SECONDS ?= 30
 PYTHON  ?= python3
 
-.PHONY: all test asan bench deps deps-check parity fuzz clean demo
+.PHONY: all test asan tsan bench deps deps-check parity fuzz clean
 
 all: $(DRIVERS:%=$(BUILD)/%)
 
@@ -46,6 +46,11 @@ asan: | $(BUILD) deps-check
 	    -DLF_NO_THREADS $(WARN) tests/run.c -o $(BUILD)/tests-asan-nothreads $(LDLIBS)
 	ASAN_OPTIONS=detect_leaks=1 ./$(BUILD)/tests-asan
 	ASAN_OPTIONS=detect_leaks=1 ./$(BUILD)/tests-asan-nothreads
+
+# ThreadSanitizer over the whole suite (setarch -R: TSan needs the classic address layout)
+tsan: | $(BUILD) deps-check
+	$(CC) -O1 -g -fsanitize=thread -march=native $(WARN) tests/run.c -o $(BUILD)/tests-tsan $(LDLIBS)
+	setarch -R ./$(BUILD)/tests-tsan
 
 # libFuzzer targets, each run for FUZZ_SECONDS
 FUZZERS := fuzz_files fuzz_tokenizer

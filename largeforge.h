@@ -150,9 +150,11 @@ LF_API float lf_rng_normal(lf_rng *r);  // standard normal (Box-Muller)
 
 LF_API uint64_t lf_time_ns(void);  // monotonic clock; safe
 
-// Thread pool. lf_parallel_for splits [0, n) into one contiguous range per thread (the same
-// split for the same n and thread count), so results are bit-identical run to run. The
-// calling thread works as thread 0. fn must not call lf_parallel_for on the same pool.
+// Thread pool. lf_parallel_for cuts [0, n) into fixed ranges (the same cut for the same n and
+// thread count) that the threads, the caller among them as tid 0, claim until none is left.
+// fn must compute each range's result the same whatever thread runs it (tid is only for
+// per-thread scratch); results are then bit-identical run to run. fn must not call
+// lf_parallel_for on the same pool.
 typedef void (*lf_range_fn)(void *arg, int64_t begin, int64_t end, int tid);
 typedef struct lf_pool lf_pool;
 LF_API lf_status lf_pool_create(lf_pool **out, int n_threads);  // n_threads <= 0: all cores
@@ -983,10 +985,17 @@ LF_API uint64_t lf_time_ns(void) {
 
 // -- 1.4 thread pool
 //
-// ON THE POOL: decode calls lf_parallel_for a few hundred times per token, so waking workers
-// must cost microseconds: workers spin on a generation counter for a while before sleeping on
-// a condition variable. Work is split statically, never stolen, so the same thread count gives
-// the same partition and bit-identical reductions.
+// ON THE POOL: lf_parallel_for cuts [0, n) into fixed ranges (LF__POOL_SPLIT per thread; the
+// same cut for the same n and thread count) and every thread, the caller included, claims
+// ranges until none is left. A thread that the OS has descheduled thus delays nobody: the
+// others take its ranges. Who runs a range never changes what it computes (tid only picks
+// per-thread scratch), so results stay bit-identical run to run. Decode calls lf_parallel_for
+// a few hundred times per token, so waking costs microseconds: idle workers spin on the
+// generation counter for a while before sleeping on a condition variable. A claim is a CAS on
+// one 64-bit ticket, (generation << 32) | next range, so a worker that wakes late can never
+// claim a range of a job that has moved on.
+
+#define LF__POOL_SPLIT 4
 
 LF_API int lf_cpu_count(void) {
 #if !defined(LF_NO_THREADS) && defined(_SC_NPROCESSORS_ONLN)
@@ -1003,22 +1012,42 @@ struct lf_pool {
     pthread_t *threads;
     pthread_mutex_t mu;
     pthread_cond_t cv;
-    int stop;                      // guarded by mu; read atomically by spinners
-    uint64_t gen;                  // job generation, bumped by the caller
-    int pending;                   // workers still running the current job
+    int stop;          // guarded by mu; read atomically by spinners
+    uint32_t gen;      // the current job's generation (published last)
+    uint64_t ticket;   // (gen << 32) | next unclaimed range
+    int64_t done;      // ranges finished in the current job
+    // the current job: written before gen is published, read with atomics
     lf_range_fn fn;
     void *arg;
-    int64_t njobs;
+    int64_t njobs, nranges;
 #endif
 };
 
-static void lf__pool_range(int64_t n, int nt, int tid, int64_t *b, int64_t *e) {
-    int64_t q = n / nt, r = n % nt;
-    *b = tid * q + LF__MIN(tid, r);
-    *e = *b + q + (tid < r);
+// Range r of n split into k near-equal parts.
+static void lf__pool_range(int64_t n, int64_t k, int64_t r, int64_t *b, int64_t *e) {
+    int64_t q = n / k, rem = n % k;
+    *b = r * q + LF__MIN(r, rem);
+    *e = *b + q + (r < rem);
 }
 
 #ifndef LF_NO_THREADS
+// Claims and runs ranges of job `gen` until none is left (or the job has moved on).
+static void lf__pool_work(lf_pool *p, uint32_t gen, int tid) {
+    lf_range_fn fn = __atomic_load_n(&p->fn, __ATOMIC_ACQUIRE);
+    void *arg = __atomic_load_n(&p->arg, __ATOMIC_ACQUIRE);
+    int64_t njobs = __atomic_load_n(&p->njobs, __ATOMIC_ACQUIRE), nranges = __atomic_load_n(&p->nranges, __ATOMIC_ACQUIRE);
+    uint64_t t = __atomic_load_n(&p->ticket, __ATOMIC_ACQUIRE);
+    for (;;) {
+        if ((uint32_t)(t >> 32) != gen || (int64_t)(uint32_t)t >= nranges) return;
+        if (!__atomic_compare_exchange_n(&p->ticket, &t, t + 1, true, __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE)) continue;
+        int64_t b, e;
+        lf__pool_range(njobs, nranges, (int64_t)(uint32_t)t, &b, &e);
+        fn(arg, b, e, tid);
+        __atomic_add_fetch(&p->done, 1, __ATOMIC_ACQ_REL);
+        t = __atomic_load_n(&p->ticket, __ATOMIC_ACQUIRE);
+    }
+}
+
 typedef struct lf__worker_arg {
     lf_pool *p;
     int tid;
@@ -1028,10 +1057,10 @@ static void *lf__pool_worker(void *va) {
     lf__worker_arg wa = *(lf__worker_arg *)va;
     LF_FREE(va);
     lf_pool *p = wa.p;
-    uint64_t seen = 0;
+    uint32_t seen = 0;
     for (;;) {
-        uint64_t g = 0;
-        for (int spin = 0; spin < 200000; spin++) {  // ~ a millisecond of spinning, then sleep
+        uint32_t g = seen;
+        for (int spin = 0; spin < 100000; spin++) {  // about a millisecond, then sleep
             g = __atomic_load_n(&p->gen, __ATOMIC_ACQUIRE);
             if (g != seen || __atomic_load_n(&p->stop, __ATOMIC_ACQUIRE)) break;
 #if defined(__x86_64__)
@@ -1040,15 +1069,12 @@ static void *lf__pool_worker(void *va) {
         }
         if (g == seen) {
             pthread_mutex_lock(&p->mu);
-            while ((g = p->gen) == seen && !p->stop) pthread_cond_wait(&p->cv, &p->mu);
+            while ((g = __atomic_load_n(&p->gen, __ATOMIC_ACQUIRE)) == seen && !p->stop) pthread_cond_wait(&p->cv, &p->mu);
             pthread_mutex_unlock(&p->mu);
         }
         if (__atomic_load_n(&p->stop, __ATOMIC_ACQUIRE)) return NULL;
         seen = g;
-        int64_t b, e;
-        lf__pool_range(p->njobs, p->n, wa.tid, &b, &e);
-        if (b < e) p->fn(p->arg, b, e, wa.tid);
-        __atomic_sub_fetch(&p->pending, 1, __ATOMIC_ACQ_REL);
+        lf__pool_work(p, g, wa.tid);
     }
 }
 #endif
@@ -1112,17 +1138,21 @@ LF_API void lf_parallel_for(lf_pool *p, int64_t n, lf_range_fn fn, void *arg) {
         return;
     }
 #ifndef LF_NO_THREADS
-    p->fn = fn, p->arg = arg, p->njobs = n;
-    __atomic_store_n(&p->pending, p->n - 1, __ATOMIC_RELEASE);
+    int64_t nranges = LF__MIN(n, (int64_t)p->n * LF__POOL_SPLIT);
+    uint32_t gen = p->gen + 1;
+    __atomic_store_n(&p->fn, fn, __ATOMIC_RELAXED);
+    __atomic_store_n(&p->arg, arg, __ATOMIC_RELAXED);
+    __atomic_store_n(&p->njobs, n, __ATOMIC_RELAXED);
+    __atomic_store_n(&p->nranges, nranges, __ATOMIC_RELAXED);
+    __atomic_store_n(&p->done, 0, __ATOMIC_RELAXED);
+    __atomic_store_n(&p->ticket, (uint64_t)gen << 32, __ATOMIC_RELEASE);
     pthread_mutex_lock(&p->mu);
-    __atomic_add_fetch(&p->gen, 1, __ATOMIC_ACQ_REL);
+    __atomic_store_n(&p->gen, gen, __ATOMIC_RELEASE);
     pthread_cond_broadcast(&p->cv);
     pthread_mutex_unlock(&p->mu);
-    int64_t b, e;
-    lf__pool_range(n, p->n, 0, &b, &e);
-    if (b < e) fn(arg, b, e, 0);
-    for (int spin = 0; __atomic_load_n(&p->pending, __ATOMIC_ACQUIRE) > 0; spin++) {
-        if (spin > 2000) sched_yield();  // more threads than free cores: let the laggard run
+    lf__pool_work(p, gen, 0);
+    for (int spin = 0; __atomic_load_n(&p->done, __ATOMIC_ACQUIRE) < nranges; spin++) {
+        if (spin > 2000) sched_yield();  // a worker holds a range but has no core: let it run
 #if defined(__x86_64__)
         else _mm_pause();
 #endif

@@ -1,25 +1,29 @@
 // tests/run.c — the one test runner: `build/tests [-v] [name-substring...]`.
 // Ends with "N passed, N failed[, N skipped]" and exits non-zero when anything failed.
+#include <stdbool.h>
 #include <stdlib.h>
 
 // Allocation fault injection (STYLE R19): the library allocates only through these hooks, so a
-// test can make the Nth call fail and count the blocks still alive afterwards. Allocations
-// happen on the calling thread only (pool workers never allocate), so plain counters do.
+// test can make the Nth call fail and count the blocks still alive afterwards. Pool workers
+// free their start-up block on their own thread, hence the atomics.
 static long lf_test_fail_at = -1, lf_test_allocs = 0, lf_test_live = 0;
+static bool lf_test_fail_now(void) {
+    return lf_test_fail_at >= 0 && __atomic_fetch_add(&lf_test_allocs, 1, __ATOMIC_RELAXED) == lf_test_fail_at;
+}
 static void *lf_test_malloc(size_t n) {
-    if (lf_test_fail_at >= 0 && lf_test_allocs++ == lf_test_fail_at) return NULL;
+    if (lf_test_fail_now()) return NULL;
     void *p = malloc(n);
-    lf_test_live += p != NULL;
+    if (p) __atomic_add_fetch(&lf_test_live, 1, __ATOMIC_RELAXED);
     return p;
 }
 static void *lf_test_realloc(void *p, size_t n) {
-    if (lf_test_fail_at >= 0 && lf_test_allocs++ == lf_test_fail_at) return NULL;
+    if (lf_test_fail_now()) return NULL;
     void *q = realloc(p, n);
-    lf_test_live += q && !p;
+    if (q && !p) __atomic_add_fetch(&lf_test_live, 1, __ATOMIC_RELAXED);
     return q;
 }
 static void lf_test_free(void *p) {
-    lf_test_live -= p != NULL;
+    if (p) __atomic_sub_fetch(&lf_test_live, 1, __ATOMIC_RELAXED);
     free(p);
 }
 #define LF_MALLOC(n) lf_test_malloc(n)
