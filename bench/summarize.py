@@ -7,6 +7,7 @@ from collections import defaultdict
 rows = [json.loads(l) for l in open(sys.argv[1]) if l.strip()]
 membw = max((r["gb_s"] for r in rows if r.get("name") == "membw"), default=None)
 ts = defaultdict(list)
+load = defaultdict(list)
 size = {}
 for r in rows:
     if "tool" not in r:
@@ -14,7 +15,12 @@ for r in rows:
     res = r["result"]
     test = f"pp{res['n_prompt']}" if res["n_prompt"] else f"tg{res['n_gen']}"
     ts[(r["model"], test, r["tool"])].append(res["avg_ts"])
+    if r["tool"] == "largeforge":
+        load[r["model"]].append(res["load_s"])
     size[r["model"]] = res["model_size"]
+for model in sorted(load):
+    print(json.dumps({"name": "model_load", "model": model, "bytes": size[model],
+                      "largeforge_load_s": round(statistics.median(load[model]), 3)}))
 for (model, test) in sorted({(m, t) for m, t, _ in ts}):
     ours, peer = ts.get((model, test, "largeforge")), ts.get((model, test, "llama.cpp"))
     out = {"name": "summary", "model": model, "test": test,

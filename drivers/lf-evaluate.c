@@ -156,6 +156,25 @@ static lf_status bench_run(lf_model *m, lf_kv *kv, int n_prompt, int n_gen, floa
     return LF_OK;
 }
 
+// The CPU's name as /proc/cpuinfo gives it (llama-bench's cpu_info), "unknown" elsewhere.
+static void cpu_name(char *out, size_t cap) {
+    snprintf(out, cap, "unknown");
+    FILE *f = fopen("/proc/cpuinfo", "r");
+    char line[512];
+    while (f && fgets(line, sizeof line, f)) {
+        char *c = strchr(line, ':');
+        if (strncmp(line, "model name", 10) == 0 && c) {
+            c += 1 + (c[1] == ' ');
+            c[strcspn(c, "\n")] = 0;
+            for (char *q = c; *q; q++)
+                if (*q == '"' || *q == '\\') *q = ' ';
+            snprintf(out, cap, "%s", c);
+            break;
+        }
+    }
+    if (f) fclose(f);
+}
+
 static lf_status eval_benchmark(const opts *o) {
     int np = (int)o->n_prompt, ng = (int)o->n_gen, reps = (int)o->reps;
     lf_model m;
@@ -193,14 +212,18 @@ static lf_status eval_benchmark(const opts *o) {
                    p ? "pp" : "tg", p ? p : g, avg_ts, sd_ts);
             continue;
         }
-        printf("%s{\"build_commit\":\"largeforge\",\"build_number\":0,\"cpu_info\":\"cpu\",\"backends\":\"CPU\","
+        char cpu[256], when[32];
+        cpu_name(cpu, sizeof cpu);
+        time_t now = time(NULL);
+        strftime(when, sizeof when, "%Y-%m-%dT%H:%M:%SZ", gmtime(&now));
+        printf("%s{\"build_commit\":\"largeforge-" LF_VERSION_STRING "\",\"build_number\":0,\"cpu_info\":\"%s\",\"backends\":\"CPU\","
                "\"model_filename\":\"%s\",\"model_type\":\"%s %s\",\"model_size\":%zu,\"model_n_params\":%lld,"
                "\"n_batch\":%d,\"n_ubatch\":%d,\"n_threads\":%ld,\"type_k\":\"f32\",\"type_v\":\"f32\","
-               "\"n_prompt\":%d,\"n_gen\":%d,\"load_s\":%.3f,\"avg_ns\":%.0f,\"stddev_ns\":%.0f,\"avg_ts\":%.6f,"
-               "\"stddev_ts\":%.6f,\"samples_ns\":[",
-               json && printed ? ",\n" : "", o->model, m.cfg.arch == LF_ARCH_QWEN2 ? "qwen2" : "llama", dt,
+               "\"n_prompt\":%d,\"n_gen\":%d,\"n_depth\":0,\"test_time\":\"%s\",\"load_s\":%.3f,\"avg_ns\":%.0f,"
+               "\"stddev_ns\":%.0f,\"avg_ts\":%.6f,\"stddev_ts\":%.6f,\"samples_ns\":[",
+               json && printed ? ",\n" : "", cpu, o->model, m.cfg.arch == LF_ARCH_QWEN2 ? "qwen2" : "llama", dt,
                lf_model_weight_bytes(&m), (long long)lf_model_n_params(&m), m.max_tokens, m.max_tokens,
-               (long)lf_pool_size(m.pool), p, g, load_s, avg_ns, sd_ns, avg_ts, sd_ts);
+               (long)lf_pool_size(m.pool), p, g, when, load_s, avg_ns, sd_ns, avg_ts, sd_ts);
         for (int r = 0; r < reps; r++) printf(r ? ",%.0f" : "%.0f", ns[r]);
         printf("],\"samples_ts\":[");
         for (int r = 0; r < reps; r++) printf(r ? ",%.6f" : "%.6f", ts[r]);
