@@ -173,8 +173,8 @@ LF_API lf_status lf_mmap_open(lf_mmap *m, const char *path);  // safe on distinc
 LF_API void lf_mmap_close(lf_mmap *m);
 // Reads a whole file; *data is NUL-terminated, free with lf_free. max_bytes 0: no limit.
 LF_API lf_status lf_file_read(const char *path, size_t max_bytes, char **data, size_t *len);
-// Writes path.tmp.<pid>, fsyncs it, renames it over path and fsyncs the directory: a reader
-// sees the old file or the new one, never a torn one.
+// Writes a unique path.tmp.XXXXXX, fsyncs it, renames it over path and fsyncs the directory: a
+// reader sees the old file or the new one, never a torn one.
 LF_API lf_status lf_file_write_atomic(const char *path, const void *data, size_t len);
 LF_API bool lf_path_exists(const char *path);
 LF_API bool lf_path_is_dir(const char *path);
@@ -482,7 +482,8 @@ typedef struct lf_model_desc {
     int n_threads;       // default: all cores
     int max_tokens;      // default: 512; most tokens in one lf_model_forward call
     int max_seq_len;     // default: min(max_position_embeddings, 4096); positions must stay below it
-    lf_pool *pool;       // optional: share a pool (kept, not owned); default: the model makes one
+    lf_pool *pool;       // optional: share a pool (kept, not owned); the models sharing it then
+                         // run one forward at a time between them; default: the model makes one
 } lf_model_desc;
 
 typedef struct lf_layer {
@@ -581,8 +582,10 @@ typedef struct lf_gen_desc {
 
 // The product's defaults (SRS: max_tokens 256, temperature 0.7, top_p 0.9, top_k 50).
 LF_API lf_gen_desc lf_gen_desc_default(void);
-// Overlays generation_config.json from a model dir (do_sample, temperature, top_k, top_p,
-// min_p, repetition_penalty, eos_token_id); an absent file changes nothing.
+// Overlays generation_config.json from a model dir (temperature, top_k, top_p, min_p,
+// repetition_penalty, eos_token_id; "do_sample": false makes it greedy) as vLLM does: the
+// sampling fields are defaults even where do_sample is absent (transformers would be greedy
+// there). An absent file changes nothing; a bad one changes nothing and returns LF_ERR_CONFIG.
 LF_API lf_status lf_gen_desc_load(lf_gen_desc *d, const char *model_dir);
 
 typedef struct lf_gen_result {
@@ -1220,10 +1223,11 @@ LF_API lf_status lf_file_read(const char *path, size_t max_bytes, char **data, s
 
 LF_API lf_status lf_file_write_atomic(const char *path, const void *data, size_t len) {
     char tmp[4096];
-    if ((size_t)snprintf(tmp, sizeof tmp, "%s.tmp.%ld", path, (long)getpid()) >= sizeof tmp)
+    if ((size_t)snprintf(tmp, sizeof tmp, "%s.tmp.XXXXXX", path) >= sizeof tmp)
         return lf__fail(LF_ERR_ARG, "path too long: %s", path);
-    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    int fd = mkstemp(tmp);  // unique per call: concurrent writers of one path never share it
     if (fd < 0) return lf__fail(LF_ERR_IO, "%s: cannot create: %s", tmp, strerror(errno));
+    fchmod(fd, 0644);
     const char *p = (const char *)data;
     size_t left = len;
     while (left > 0) {
@@ -1237,9 +1241,10 @@ LF_API lf_status lf_file_write_atomic(const char *path, const void *data, size_t
         }
         p += w, left -= (size_t)w;
     }
-    if (fsync(fd) != 0 || close(fd) != 0) {
+    int synced = fsync(fd), e = errno, closed = close(fd);
+    if (synced != 0 || closed != 0) {
         unlink(tmp);
-        return lf__fail(LF_ERR_IO, "%s: fsync/close failed: %s", tmp, strerror(errno));
+        return lf__fail(LF_ERR_IO, "%s: fsync/close failed: %s", tmp, strerror(synced ? e : errno));
     }
     if (rename(tmp, path) != 0) {
         int e = errno;
@@ -1391,7 +1396,7 @@ LF_API lf_status lf_json_parse(lf_doc *doc, const char *text, size_t len, const 
     // anything but whitespace after the value is an error too
     size_t off = (size_t)(end - text);
     while (off < len && (text[off] == ' ' || text[off] == '\n' || text[off] == '\r' || text[off] == '\t')) off++;
-    if (off < len && text[off] != 0) {
+    if (off < len) {
         cJSON_Delete(j);
         int line, col;
         lf__line_col(text, off, &line, &col);
@@ -1519,7 +1524,8 @@ static bool lf__y_blank(const lf__yline *l) { return l->len == 0 || l->s[0] == '
 static void lf__y_skip(lf__yaml *y) {
     while (y->i < y->n && lf__y_blank(&y->lines[y->i])) y->i++;
 }
-static bool lf__y_is_item(const lf__yline *l) { return l->s[0] == '-' && (l->len == 1 || l->s[1] == ' '); }
+static bool lf__y_item_at(const char *p, const char *end) { return p < end && *p == '-' && (p + 1 == end || p[1] == ' '); }
+static bool lf__y_is_item(const lf__yline *l) { return lf__y_item_at(l->s, l->s + l->len); }
 
 // Typed plain scalar (YAML 1.2 core schema).
 static cJSON *lf__y_plain(const char *s, int n) {
@@ -1576,7 +1582,6 @@ static cJSON *lf__y_quoted(lf__yaml *y, const lf__yline *l, const char **p) {
         case 'n': lf__buf_putc(&b, '\n'); break;
         case 't': lf__buf_putc(&b, '\t'); break;
         case 'r': lf__buf_putc(&b, '\r'); break;
-        case '0': lf__buf_putc(&b, '\0'); break;
         case '"': case '\\': case '/': case ' ': lf__buf_putc(&b, *s); break;
         default:
             LF_FREE(b.data);
@@ -1667,7 +1672,7 @@ static bool lf__y_line_done(lf__yaml *y, const lf__yline *l, const char *p) {
     return true;
 }
 
-static cJSON *lf__y_block(lf__yaml *y, int indent, int depth);
+static cJSON *lf__y_block(lf__yaml *y, int indent, int depth, bool in_mapping);
 
 // | and > block scalars: the more-indented lines that follow.
 static cJSON *lf__y_block_scalar(lf__yaml *y, const lf__yline *head, const char *p, int parent_indent) {
@@ -1675,18 +1680,25 @@ static cJSON *lf__y_block_scalar(lf__yaml *y, const lf__yline *head, const char 
     char chomp = p + 1 < head->s + head->len && (p[1] == '-' || p[1] == '+') ? p[1] : 0;
     lf__buf b = LF__ZERO;
     int ind = -1;
+    size_t blanks = 0;  // blank lines since the last content line
     y->i++;
     while (y->i < y->n) {
         const lf__yline *l = &y->lines[y->i];
         if (l->len == 0) {  // blank lines belong to the scalar
             lf__buf_putc(&b, '\n');
-            y->i++;
+            blanks++, y->i++;
             continue;
         }
         if (l->indent <= parent_indent) break;
         if (ind < 0) ind = l->indent;
         if (l->indent < ind) break;
-        if (folded && b.len > 0 && b.data[b.len - 1] == '\n' && (b.len < 2 || b.data[b.len - 2] != '\n')) b.data[b.len - 1] = ' ';
+        // folding: one line break between lines becomes a space; before n blank lines it goes,
+        // leaving n newlines
+        if (folded && ind >= 0 && b.len > blanks && !b.failed) {
+            if (blanks == 0) b.data[b.len - 1] = ' ';
+            else memmove(b.data + b.len - blanks - 1, b.data + b.len - blanks, blanks + 1), b.len--;
+        }
+        blanks = 0;
         for (int k = ind; k < l->indent; k++) lf__buf_putc(&b, ' ');
         lf__buf_put(&b, l->s, (size_t)l->len);
         lf__buf_putc(&b, '\n');
@@ -1717,13 +1729,16 @@ static cJSON *lf__y_value(lf__yaml *y, const lf__yline *l, const char *p, int in
     lf__y_skip(y);
     if (y->i < y->n) {
         const lf__yline *n = &y->lines[y->i];
-        if (n->indent > indent || (seq_same_indent && n->indent == indent && lf__y_is_item(n)))
-            return lf__y_block(y, n->indent, depth + 1);
+        if (n->indent > indent) return lf__y_block(y, n->indent, depth + 1, false);
+        if (seq_same_indent && n->indent == indent && lf__y_is_item(n))  // "key:\n- a": the list ends at the next key
+            return lf__y_block(y, n->indent, depth + 1, true);
     }
     return cJSON_CreateNull();
 }
 
-static cJSON *lf__y_block(lf__yaml *y, int indent, int depth) {
+// A block mapping or sequence at this indent. in_mapping: a sequence written at its key's
+// indent, which ends at the next line that is not an item.
+static cJSON *lf__y_block(lf__yaml *y, int indent, int depth, bool in_mapping) {
     if (depth > LF_MAX_CONFIG_DEPTH) return lf__y_err(y, y->lines[y->i].no, 1, "nested deeper than %d", LF_MAX_CONFIG_DEPTH);
     bool seq = lf__y_is_item(&y->lines[y->i]);
     cJSON *j = seq ? cJSON_CreateArray() : cJSON_CreateObject();
@@ -1734,6 +1749,7 @@ static cJSON *lf__y_block(lf__yaml *y, int indent, int depth) {
         if (l->indent > indent) return cJSON_Delete(j), lf__y_err(y, l->no, l->indent + 1, "unexpected indentation");
         if (l->len >= 3 && (!memcmp(l->s, "---", 3) || !memcmp(l->s, "...", 3)))
             return cJSON_Delete(j), lf__y_err(y, l->no, 1, "several documents in one file are not supported");
+        if (seq && in_mapping && !lf__y_is_item(l)) break;
         if (seq != lf__y_is_item(l))
             return cJSON_Delete(j), lf__y_err(y, l->no, l->indent + 1, seq ? "expected a '- ' item" : "expected 'key: value'");
         cJSON *v;
@@ -1744,10 +1760,11 @@ static cJSON *lf__y_block(lf__yaml *y, int indent, int depth) {
             const char *c = p;
             bool quoted = c < l->s + l->len && (*c == '"' || *c == '\'');
             while (!quoted && c < l->s + l->len && !(*c == ':' && (c + 1 == l->s + l->len || c[1] == ' ')) && *c != '#' && *c != '[' && *c != '{') c++;
-            if (!quoted && c < l->s + l->len && *c == ':') {
+            if ((!quoted && c < l->s + l->len && *c == ':') || lf__y_item_at(p, l->s + l->len)) {
+                // "- key: v" or "- - v": a nested block whose first line starts here
                 int col = l->indent + (int)(p - l->s);
                 l->len -= (int)(p - l->s), l->s = p, l->indent = col;
-                v = lf__y_block(y, col, depth + 1);
+                v = lf__y_block(y, col, depth + 1, false);
             } else
                 v = lf__y_value(y, l, p, indent, depth, false);
             if (v) cJSON_AddItemToArray(j, v);
@@ -1809,7 +1826,7 @@ LF_API lf_status lf_yaml_parse(lf_doc *doc, const char *text, size_t len, const 
         a = b + 1;
     }
     lf__y_skip(&y);
-    cJSON *root = y.i < y.n ? lf__y_block(&y, y.lines[y.i].indent, 0) : cJSON_CreateObject();
+    cJSON *root = y.i < y.n ? lf__y_block(&y, y.lines[y.i].indent, 0, false) : cJSON_CreateObject();
     lf__y_skip(&y);
     if (root && y.st == LF_OK && y.i < y.n)
         lf__y_err(&y, y.lines[y.i].no, y.lines[y.i].indent + 1, "unexpected indentation");
@@ -1838,8 +1855,10 @@ static lf_status lf__config_override(cJSON *root, const char *name, const char *
         if (!dot) {
             cJSON *v = lf__y_plain(eq + 1, (int)strlen(eq + 1));
             if (!v) return lf__fail(LF_ERR_NOMEM, "override '%s': out of memory", ov);
-            if (next) cJSON_ReplaceItemInObjectCaseSensitive(node, key, v);
-            else cJSON_AddItemToObject(node, key, v);
+            if (next ? !cJSON_ReplaceItemInObjectCaseSensitive(node, key, v) : !cJSON_AddItemToObject(node, key, v)) {
+                cJSON_Delete(v);
+                return lf__fail(LF_ERR_NOMEM, "override '%s': out of memory", ov);
+            }
             return LF_OK;
         }
         if (!next && !(next = cJSON_AddObjectToObject(node, key))) return lf__fail(LF_ERR_NOMEM, "override: out of memory");
@@ -3802,13 +3821,35 @@ static bool lf__uc_normalize_island(const char *s, size_t n, bool compose, lf__u
         i += l;
     }
     uint32_t *v = cps->v;
-    for (size_t j = 1; j < cps->n; j++) {  // canonical ordering: stable insertion sort of marks
-        uint32_t c = v[j];
-        int cc = lf__uc_ccc_of(c);
-        if (cc == 0) continue;
-        size_t k = j;
-        while (k > 0 && lf__uc_ccc_of(v[k - 1]) > cc) v[k] = v[k - 1], k--;
-        v[k] = c;
+    // canonical ordering: each run of marks (ccc != 0) sorted stably by ccc; insertion sort for
+    // the short runs of real text, a counting sort for long ones (a hostile run of thousands of
+    // alternating marks must not cost quadratic time)
+    for (size_t a = 0; a < cps->n;) {
+        if (lf__uc_ccc_of(v[a]) == 0) {
+            a++;
+            continue;
+        }
+        size_t b = a;
+        while (b < cps->n && lf__uc_ccc_of(v[b]) != 0) b++;
+        if (b - a <= 32) {
+            for (size_t j = a + 1; j < b; j++) {
+                uint32_t c = v[j];
+                int cc = lf__uc_ccc_of(c);
+                size_t k = j;
+                while (k > a && lf__uc_ccc_of(v[k - 1]) > cc) v[k] = v[k - 1], k--;
+                v[k] = c;
+            }
+        } else {
+            uint32_t *tmp = (uint32_t *)lf__calloc(b - a, sizeof *tmp, "normalization scratch");
+            if (!tmp) return false;
+            size_t start[257] = {0};
+            for (size_t j = a; j < b; j++) start[lf__uc_ccc_of(v[j]) + 1]++;
+            for (int c = 1; c < 257; c++) start[c] += start[c - 1];
+            for (size_t j = a; j < b; j++) tmp[start[lf__uc_ccc_of(v[j])]++] = v[j];
+            memcpy(v + a, tmp, (b - a) * sizeof *tmp);
+            LF_FREE(tmp);
+        }
+        a = b;
     }
     size_t w = 0, starter = SIZE_MAX;
     int last_cc = -1;  // -1: nothing between the starter and the current character
@@ -6444,7 +6485,9 @@ LF_API lf_status lf_model_forward(lf_model *m, lf_kv *kv, const lf_batch *b, flo
     if (n <= 0) return lf__fail(LF_ERR_ARG, "forward: empty batch");
     if (n > m->max_tokens)
         return lf__fail(LF_ERR_CAPACITY, "forward: %d tokens in one batch, max_tokens is %d", n, m->max_tokens);
-    if (kv->L != c->L || kv->width != c->NKV * c->HS) return lf__fail(LF_ERR_ARG, "forward: KV cache made for another model");
+    if (kv->L != c->L || kv->width != c->NKV * c->HS || kv->max_seq_len > m->max_seq_len)
+        return lf__fail(LF_ERR_ARG, "forward: KV cache made for another model (or for a longer max_seq_len than this one's %d)",
+                        m->max_seq_len);
     lf__acts a;
     lf__acts_plan(m, &a, m->acts_.base);
     const int32_t *P = b->pos, *S = b->seq;
@@ -6557,16 +6600,19 @@ LF_API lf_status lf_gen_desc_load(lf_gen_desc *d, const char *model_dir) {
             double t = d->sampling.temperature, p = d->sampling.top_p, mp = d->sampling.min_p,
                    rp = d->sampling.repetition_penalty;
             int64_t k = d->sampling.top_k;
+            lf_gen_desc g = *d;  // d changes only when the whole file reads well
             if ((s = lf_cfg_bool(&doc, r, "do_sample", false, &sample)) == LF_OK &&
                 (s = lf_cfg_num(&doc, r, "temperature", false, &t)) == LF_OK &&
                 (s = lf_cfg_num(&doc, r, "top_p", false, &p)) == LF_OK &&
                 (s = lf_cfg_num(&doc, r, "min_p", false, &mp)) == LF_OK &&
                 (s = lf_cfg_num(&doc, r, "repetition_penalty", false, &rp)) == LF_OK &&
-                (s = lf_cfg_int(&doc, r, "top_k", false, 0, INT32_MAX, &k)) == LF_OK)
-                s = lf__gen_eos(d, &doc);
-            d->sampling.temperature = sample ? (float)t : 0.0f;
-            d->sampling.top_p = (float)p, d->sampling.min_p = (float)mp;
-            d->sampling.repetition_penalty = (float)rp, d->sampling.top_k = (int)k;
+                (s = lf_cfg_int(&doc, r, "top_k", false, 0, INT32_MAX, &k)) == LF_OK &&
+                (s = lf__gen_eos(&g, &doc)) == LF_OK) {
+                g.sampling.temperature = sample ? (float)t : 0.0f;
+                g.sampling.top_p = (float)p, g.sampling.min_p = (float)mp;
+                g.sampling.repetition_penalty = (float)rp, g.sampling.top_k = (int)k;
+                *d = g;
+            }
         }
         lf_doc_deinit(&doc);
     }
@@ -6583,10 +6629,10 @@ LF_API void lf_gen_result_deinit(lf_gen_result *r) {
 
 // -- 12.1 sampling
 
-static int32_t lf__argmax(const float *x, int n) {
+static int32_t lf__argmax(const float *x, int n) {  // NaN never wins over a number
     int32_t best = 0;
     for (int i = 1; i < n; i++)
-        if (x[i] > x[best]) best = i;
+        if (x[i] > x[best] || (x[best] != x[best] && x[i] == x[i])) best = i;
     return best;
 }
 
@@ -6635,6 +6681,7 @@ LF_API int32_t lf_sample(const lf_sampler *s, float *logits, int V, const int32_
         total += exp((double)((logits[i] - mx) * inv_t));
         if (logits[i] >= floor_logit) work[n++] = i;
     }
+    if (n == 0) return lf__argmax(logits, V);  // no finite logit: nothing to sample from
     for (int i = n / 2 - 1; i >= 0; i--) lf__logit_sift(work, n, i, logits);
     int hn = n, kmax = s->top_k > 0 ? LF__MIN(s->top_k, n) : n;
 #define LF__RANKED(i) work[n - 1 - (i)]  // the i-th best id once popped
@@ -6677,6 +6724,20 @@ static size_t lf__stop_holdback(const char *text, size_t len, const char *const 
             }
     }
     return hold;
+}
+
+// Cuts text at the leftmost stop string that starts at or after emitted - its length (earlier
+// text was checked already); true if one was found.
+static bool lf__stop_cut(lf__buf *text, size_t emitted, const char *const *stop, int n_stop) {
+    size_t cut = SIZE_MAX;
+    for (int i = 0; i < n_stop && text->data; i++) {
+        size_t sl = strlen(stop[i]);
+        for (size_t k = emitted > sl ? emitted - sl : 0; k + sl <= text->len && k < cut; k++)
+            if (memcmp(text->data + k, stop[i], sl) == 0) cut = k;
+    }
+    if (cut == SIZE_MAX) return false;
+    text->len = cut, text->data[cut] = 0;
+    return true;
 }
 
 LF_API lf_status lf_generate(lf_model *m, lf_kv *kv, int seq, const lf_tokenizer *tok, const int32_t *prompt,
@@ -6723,7 +6784,7 @@ LF_API lf_status lf_generate(lf_model *m, lf_kv *kv, int seq, const lf_tokenizer
     uint64_t t1 = lf_time_ns();
     res->n_prompt = n_prompt;
     size_t emitted = 0;
-    bool hit_stop = false;
+    bool hit_stop = false, cb_stop = false;
     while (s == LF_OK) {
         if (res->n_gen >= cap) {
             res->finish = LF_FINISH_LENGTH;
@@ -6750,21 +6811,13 @@ LF_API lf_status lf_generate(lf_model *m, lf_kv *kv, int seq, const lf_tokenizer
             s = LF_ERR_NOMEM;
             break;
         }
-        // a stop string anywhere in the new tail ends generation there
-        bool stopped = false;
-        for (int i = 0; i < d->n_stop && !stopped && text.data; i++) {
-            size_t sl = strlen(d->stop[i]), from = emitted > sl ? emitted - sl : 0;
-            const char *hit = NULL;
-            for (size_t k = from; k + sl <= text.len && !hit; k++)
-                if (memcmp(text.data + k, d->stop[i], sl) == 0) hit = text.data + k;
-            if (hit) text.len = (size_t)(hit - text.data), text.data[text.len] = 0, stopped = hit_stop = true;
-        }
+        bool stopped = hit_stop = lf__stop_cut(&text, emitted, d->stop, d->n_stop);
         size_t final_len = stopped ? text.len : text.len - lf__stop_holdback(text.data ? text.data : "", text.len, d->stop, d->n_stop);
         if (final_len > emitted && d->on_token && !d->on_token(d->user, id, text.data + emitted, final_len - emitted))
-            stopped = true;
+            stopped = cb_stop = true;
         emitted = LF__MAX(emitted, final_len);
-        if (stopped) {
-            res->finish = LF_FINISH_STOP;
+        if (stopped || res->n_gen >= cap) {  // at the limit: no forward pass for a token never used
+            res->finish = stopped ? LF_FINISH_STOP : LF_FINISH_LENGTH;
             break;
         }
         int32_t pos = n_prompt + res->n_gen - 1;
@@ -6772,13 +6825,15 @@ LF_API lf_status lf_generate(lf_model *m, lf_kv *kv, int seq, const lf_tokenizer
         s = lf_model_forward(m, kv, &b, logits);
     }
     // bytes the stream still holds, and text held back for a stop string that never came, are
-    // final now
+    // final now (unless the callback asked to stop)
     if (s == LF_OK && !hit_stop) {
         const char *tail;
         size_t tlen = 0;
         if ((s = lf_tok_stream_flush(&ts, &tail, &tlen)) == LF_OK) lf__buf_put(&text, tail, tlen);
         if (text.failed) s = LF_ERR_NOMEM;
-        if (s == LF_OK && d->on_token && text.len > emitted) d->on_token(d->user, -1, text.data + emitted, text.len - emitted);
+        if (s == LF_OK && lf__stop_cut(&text, emitted, d->stop, d->n_stop)) res->finish = LF_FINISH_STOP;
+        if (s == LF_OK && !cb_stop && d->on_token && text.len > emitted)
+            d->on_token(d->user, -1, text.data + emitted, text.len - emitted);
     }
     lf_tok_stream_deinit(&ts);
     res->prompt_s = (double)(t1 - t0) * 1e-9;

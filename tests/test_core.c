@@ -327,6 +327,21 @@ static int test_yaml(void) {
     CHECK_OK(lf_json_parse(&j, yaml_good_json, strlen(yaml_good_json), "expected.json"));
     CHECK(node_equal(y.root, j.root));
     lf_doc_deinit(&y), lf_doc_deinit(&j);
+    static const struct {
+        const char *yaml, *json;
+    } more[] = {
+        {"a:\n- 1\n- 2\nb: 3\n", "{\"a\":[1,2],\"b\":3}"},                       // a list at its key's indent
+        {"a: >\n  one\n  two\n\n  three\n", "{\"a\":\"one two\\nthree\\n\"}"},    // folding, as PyYAML
+        {"- - a\n  - b\n- c\n", "[[\"a\",\"b\"],\"c\"]"},                          // compact nested lists
+        {"k: |-\n  x\n\n  y\n", "{\"k\":\"x\\n\\ny\"}"},
+    };
+    for (size_t i = 0; i < sizeof more / sizeof *more; i++) {
+        CHECK_OK(lf_yaml_parse(&y, more[i].yaml, strlen(more[i].yaml), "more.yaml"));
+        CHECK_OK(lf_json_parse(&j, more[i].json, strlen(more[i].json), "more.json"));
+        if (!node_equal(y.root, j.root)) fprintf(stderr, "    case %zu differs from %s\n", i, more[i].json);
+        CHECK(node_equal(y.root, j.root));
+        lf_doc_deinit(&y), lf_doc_deinit(&j);
+    }
     CHECK_OK(lf_yaml_parse(&y, "", 0, "empty.yaml"));
     CHECK(y.root->type == LF_NODE_OBJECT && y.root->n == 0);
     lf_doc_deinit(&y);
@@ -344,6 +359,7 @@ static int test_yaml(void) {
         {"just text\n", "line 1, column 1: expected 'key: value'"},
         {"- a\nb: 1\n", "line 2, column 1: expected a '- ' item"},
         {"a: \"\\q\"\n", "unsupported escape"},
+        {"a: \"x\\0y\"\n", "unsupported escape '\\0'"},
         {"a: {b: 1, b: 2}\n", "duplicate key 'b'"},
         {"a: [[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]\n",
          "nested deeper than 64"},

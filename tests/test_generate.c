@@ -188,6 +188,63 @@ static int test_generate_stop_and_cancel(void) {
     return 0;
 }
 
+static bool gen_stop_first(void *user, int32_t id, const char *text, size_t len) {
+    (void)id, (void)text, (void)len;
+    return ++*(int *)user > 1 ? true : false;  // false at once: stop
+}
+
+// The leftmost stop string wins whatever the list order; a callback returning false is the
+// last callback; NaN logits do not make the sampler read garbage.
+static int test_generate_stop_edge_cases(void) {
+    lf_tokenizer tok;
+    CHECK_OK(lf_tok_open(&tok, LF_TINY_CHAT));
+    lf_model m;
+    lf_model_desc md = {.path = LF_TINY_CHAT, .n_threads = 1, .max_seq_len = 64};
+    CHECK_OK(lf_model_open(&m, &md));
+    lf_kv kv;
+    CHECK_OK(lf_kv_init(&kv, &m, 1, 0));
+    lf_gen_desc g = lf_gen_desc_default();
+    CHECK_OK(lf_gen_desc_load(&g, LF_TINY_CHAT));
+    g.max_tokens = 24;
+    int32_t *ids;
+    size_t n;
+    CHECK_OK(lf_tok_encode(&tok, "The cat", 7, false, &ids, &n));
+    const char *stops[2] = {"id", "sa"};  // " said": "sa" comes first in the text
+    g.stop = stops, g.n_stop = 2;
+    lf_gen_result res;
+    CHECK_OK(lf_generate(&m, &kv, 0, &tok, ids, (int)n, &g, &res));
+    CHECK(res.finish == LF_FINISH_STOP && !strstr(res.text, "sa") && !strstr(res.text, "id"));
+    lf_gen_result_deinit(&res);
+    int calls = 0;
+    g.n_stop = 0, g.on_token = gen_stop_first, g.user = &calls;
+    CHECK_OK(lf_generate(&m, &kv, 0, &tok, ids, (int)n, &g, &res));
+    CHECK(calls == 1 && res.finish == LF_FINISH_STOP);
+    lf_gen_result_deinit(&res);
+    float nan_logits[4] = {NAN, NAN, NAN, NAN};
+    int32_t work[4] = {12345, 12345, 12345, 12345};
+    lf_rng rng;
+    lf_rng_seed(&rng, 1);
+    lf_sampler smp = {0.7f, 0, 0.9f, 0.0f, 1.0f, 1};
+    int32_t t = lf_sample(&smp, nan_logits, 4, NULL, 0, &rng, work);
+    CHECK(t >= 0 && t < 4);
+    // a KV cache made for a longer context than this model instance supports is refused
+    lf_model m2;
+    lf_model_desc md2 = {.path = LF_TINY_CHAT, .n_threads = 1, .max_seq_len = 16};
+    CHECK_OK(lf_model_open(&m2, &md2));
+    int32_t pos = 20;
+    lf_batch b = {1, ids, &pos, NULL, NULL};
+    float *logits = (float *)malloc(384 * sizeof(float));
+    kv.len[0] = 20;
+    CHECK_ERR(lf_model_forward(&m2, &kv, &b, logits), LF_ERR_ARG, "KV cache made for another model");
+    free(logits);
+    lf_model_close(&m2);
+    lf_free(ids);
+    lf_kv_deinit(&kv);
+    lf_model_close(&m);
+    lf_tok_close(&tok);
+    return 0;
+}
+
 // -- allocation failures: every LF_MALLOC/LF_REALLOC of a whole session (tokenizer, model, KV
 // cache, encode, chat template, generation) made to fail in turn gives LF_ERR_NOMEM, and
 // closing everything leaves no block behind.
@@ -249,6 +306,7 @@ static const lf_test tests_generate[] = {
     {"generate/allocation_failures", test_allocation_failures},
     {"generate/greedy_parity_transformers", test_generate_greedy_parity},
     {"generate/stop_strings_and_cancel", test_generate_stop_and_cancel},
+    {"generate/stop_edge_cases", test_generate_stop_edge_cases},
     {"generate/sampling_distributions", test_sampling_distributions},
     {"generate/sampling_greedy_and_penalty", test_sampling_greedy_and_penalty},
 };

@@ -469,6 +469,17 @@ static int test_tok_nfc(void) {
         }
         LF_FREE(out.data);
     }
+    // a long run of alternating marks (the counting-sort path): "a" + (U+0301 U+0316) x 50
+    // is, as Python's unicodedata says, U+00E1 + U+0316 x 50 + U+0301 x 49
+    lf__buf in = {0}, want = {0}, out = {0};
+    lf__buf_puts(&in, "a"), lf__buf_puts(&want, "\xC3\xA1");
+    for (int i = 0; i < 50; i++) lf__buf_puts(&in, "\xCC\x81\xCC\x96"), lf__buf_puts(&want, "\xCC\x96");
+    for (int i = 0; i < 49; i++) lf__buf_puts(&want, "\xCC\x81");
+    if (!lf__uc_normalize(in.data, in.len, true, &cps, &out) || out.len != want.len || memcmp(out.data, want.data, out.len)) {
+        fprintf(stderr, "  NFC of a long run of marks wrong\n");
+        bad++;
+    }
+    LF_FREE(in.data), LF_FREE(want.data), LF_FREE(out.data);
     LF_FREE(cps.v);
     return bad;
 }
