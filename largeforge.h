@@ -209,10 +209,10 @@ LF_API lf_status lf_json_parse(lf_doc *doc, const char *text, size_t len, const 
 LF_API lf_status lf_json_load(lf_doc *doc, const char *path);
 // The YAML subset configs use (see 2.1); errors name the line and column.
 LF_API lf_status lf_yaml_parse(lf_doc *doc, const char *text, size_t len, const char *name);
-// A config file (.json as JSON, anything else as YAML) with command-line overrides applied:
-// each "section.key=value" sets that field, its value typed like a YAML scalar
-// ("training.learning_rate=1e-4" is a number). Whether a key is known is for the config's
-// reader to say.
+// A config file (.json as JSON, anything else as YAML; NULL: an empty one) with command-line
+// overrides applied: each "section.key=value" sets that field, its value read as YAML
+// ("training.learning_rate=1e-4" is a number, "lora.target_modules=[q_proj, v_proj]" a list).
+// Whether a key is known is for the config's reader to say.
 LF_API lf_status lf_config_load(lf_doc *doc, const char *path, const char *const *overrides, int n_overrides);
 LF_API void lf_doc_deinit(lf_doc *doc);
 LF_API const lf_node *lf_node_get(const lf_node *obj, const char *key);  // NULL if absent or obj not an object
@@ -550,6 +550,10 @@ LF_API lf_status lf_model_forward(lf_model *m, lf_kv *kv, const lf_batch *b, flo
 // == 12. generate (API) ==========================================================================
 // threads: lf_sample is safe on distinct rng/work buffers; lf_generate as lf_model_forward.
 
+#ifndef LF_MAX_STOP
+#define LF_MAX_STOP 16  // stop strings a config may list
+#endif
+
 // Sampling, applied in transformers' order: repetition penalty, temperature, top-k, top-p,
 // min-p, then a draw. temperature 0 is greedy (argmax; ties go to the lowest id).
 typedef struct lf_sampler {
@@ -578,6 +582,7 @@ typedef struct lf_gen_desc {
     lf_token_fn on_token;       // optional streaming callback
     bool (*should_stop)(void *user);  // optional; checked before every token
     void *user;
+    const char *stop_[LF_MAX_STOP];    // storage for stop strings read from a config
 } lf_gen_desc;
 
 // The product's defaults (SRS: max_tokens 256, temperature 0.7, top_p 0.9, top_k 50).
@@ -597,6 +602,12 @@ typedef struct lf_gen_result {
     double prompt_s, gen_s;     // seconds spent in prefill and in decoding
 } lf_gen_result;
 LF_API void lf_gen_result_deinit(lf_gen_result *r);
+
+// Reads the `generation` section of a config (configs/generation.yaml): max_tokens,
+// temperature, top_k, top_p, min_p, repetition_penalty, seed, stop (a list), ignore_eos. Fields
+// left out keep their value in d; an unknown or ill-typed field is LF_ERR_CONFIG naming it.
+// The stop strings point into doc, which must outlive d. A doc without the section is fine.
+LF_API lf_status lf_gen_desc_from_config(lf_gen_desc *d, const lf_doc *doc);
 
 // lf_sample — pick the next token from logits [V] (modified in place).
 //   history  the context so far (for the repetition penalty)   borrowed
@@ -1852,8 +1863,16 @@ static lf_status lf__config_override(cJSON *root, const char *name, const char *
         if (!cJSON_IsObject(node))
             return lf__fail(LF_ERR_CONFIG, "%s: override '%s': '%s' is inside a value that is not a mapping", name, ov, key);
         cJSON *next = cJSON_GetObjectItemCaseSensitive(node, key);
-        if (!dot) {
-            cJSON *v = lf__y_plain(eq + 1, (int)strlen(eq + 1));
+        if (!dot) {  // the value is YAML too: a scalar, "a quoted one" or a [flow, list]
+            lf__buf line = LF__ZERO;
+            lf__buf_puts(&line, "v: ");
+            lf__buf_puts(&line, eq + 1);
+            lf_doc vd;
+            lf_status s = line.failed ? LF_ERR_NOMEM : lf_yaml_parse(&vd, line.data, line.len, "override");
+            LF_FREE(line.data);
+            if (s != LF_OK) return lf__wrap(s, "%s: override '%s'", name, ov);
+            cJSON *v = lf__doc_to_cjson(&vd.root->kids[0]);
+            lf_doc_deinit(&vd);
             if (!v) return lf__fail(LF_ERR_NOMEM, "override '%s': out of memory", ov);
             if (next ? !cJSON_ReplaceItemInObjectCaseSensitive(node, key, v) : !cJSON_AddItemToObject(node, key, v)) {
                 cJSON_Delete(v);
@@ -1870,12 +1889,12 @@ static lf_status lf__config_override(cJSON *root, const char *name, const char *
 #ifndef LF_NO_STDIO
 LF_API lf_status lf_config_load(lf_doc *doc, const char *path, const char *const *overrides, int n_overrides) {
     memset(doc, 0, sizeof *doc);
-    char *text;
-    size_t len, n = strlen(path);
-    lf_status s = lf_file_read(path, LF_MAX_JSON_BYTES, &text, &len);
+    char *text = NULL;
+    size_t len = 0, n = path ? strlen(path) : 0;
+    lf_status s = path ? lf_file_read(path, LF_MAX_JSON_BYTES, &text, &len) : LF_OK;
     if (s != LF_OK) return s;
     bool json = n > 5 && strcmp(path + n - 5, ".json") == 0;
-    s = json ? lf_json_parse(doc, text, len, path) : lf_yaml_parse(doc, text, len, path);
+    s = json ? lf_json_parse(doc, text, len, path) : lf_yaml_parse(doc, text ? text : "", len, path ? path : "command line");
     LF_FREE(text);
     if (s != LF_OK || n_overrides == 0) return s;
     // overrides edit the tree: back to cJSON, edit, and build the document again
@@ -6620,6 +6639,57 @@ LF_API lf_status lf_gen_desc_load(lf_gen_desc *d, const char *model_dir) {
     return s;
 }
 #endif
+
+LF_API lf_status lf_gen_desc_from_config(lf_gen_desc *d, const lf_doc *doc) {
+    const lf_node *g = lf_node_get(doc->root, "generation");
+    if (!g || g->type == LF_NODE_NULL) return LF_OK;
+    if (g->type != LF_NODE_OBJECT) return lf__fail(LF_ERR_CONFIG, "%s: 'generation' must be a mapping", doc->name);
+    static const char *known[] = {"max_tokens", "temperature", "top_k", "top_p", "min_p", "repetition_penalty", "seed",
+                                  "stop", "ignore_eos"};
+    for (int i = 0; i < g->n; i++) {
+        size_t k = 0;
+        while (k < sizeof known / sizeof *known && strcmp(known[k], g->kids[i].key) != 0) k++;
+        if (k == sizeof known / sizeof *known)
+            return lf__fail(LF_ERR_CONFIG, "%s: generation.%s: unknown field", doc->name, g->kids[i].key);
+    }
+    lf_doc sub = *doc;  // messages say "file: generation: field ..."
+    snprintf(sub.name, sizeof sub.name, "%.200s: generation", doc->name);
+    lf_gen_desc n = *d;
+    int64_t mt = n.max_tokens, tk = n.sampling.top_k, seed = (int64_t)(n.sampling.seed & 0x1fffffffffffffull);
+    double t = n.sampling.temperature, tp = n.sampling.top_p, mp = n.sampling.min_p, rp = n.sampling.repetition_penalty;
+    lf_status s;
+    if ((s = lf_cfg_int(&sub, g, "max_tokens", false, 0, INT32_MAX, &mt)) != LF_OK ||
+        (s = lf_cfg_int(&sub, g, "top_k", false, 0, INT32_MAX, &tk)) != LF_OK ||
+        (s = lf_cfg_int(&sub, g, "seed", false, 0, (int64_t)1 << 53, &seed)) != LF_OK ||
+        (s = lf_cfg_num(&sub, g, "temperature", false, &t)) != LF_OK ||
+        (s = lf_cfg_num(&sub, g, "top_p", false, &tp)) != LF_OK ||
+        (s = lf_cfg_num(&sub, g, "min_p", false, &mp)) != LF_OK ||
+        (s = lf_cfg_num(&sub, g, "repetition_penalty", false, &rp)) != LF_OK ||
+        (s = lf_cfg_bool(&sub, g, "ignore_eos", false, &n.ignore_eos)) != LF_OK)
+        return s;
+    if (t < 0) return lf__fail(LF_ERR_CONFIG, "%s: field 'temperature' must be >= 0, got %g", sub.name, t);
+    if (!(tp > 0 && tp <= 1)) return lf__fail(LF_ERR_CONFIG, "%s: field 'top_p' must be in (0, 1], got %g", sub.name, tp);
+    if (!(mp >= 0 && mp <= 1)) return lf__fail(LF_ERR_CONFIG, "%s: field 'min_p' must be in [0, 1], got %g", sub.name, mp);
+    if (!(rp > 0)) return lf__fail(LF_ERR_CONFIG, "%s: field 'repetition_penalty' must be > 0, got %g", sub.name, rp);
+    const lf_node *st = lf_node_get(g, "stop");
+    if (st && st->type != LF_NODE_NULL) {
+        if (st->type != LF_NODE_ARRAY) return lf__fail(LF_ERR_CONFIG, "%s: field 'stop' must be a list of strings", sub.name);
+        if (st->n > LF_MAX_STOP) return lf__fail(LF_ERR_CONFIG, "%s: field 'stop' holds more than %d strings", sub.name, LF_MAX_STOP);
+        for (int i = 0; i < st->n; i++) {
+            if (st->kids[i].type != LF_NODE_STRING || st->kids[i].len == 0)
+                return lf__fail(LF_ERR_CONFIG, "%s: stop[%d] must be a non-empty string", sub.name, i);
+            n.stop_[i] = st->kids[i].str;
+        }
+        n.n_stop = st->n;
+    }
+    n.max_tokens = (int)mt, n.sampling.top_k = (int)tk, n.sampling.seed = (uint64_t)seed;
+    n.sampling.temperature = (float)t, n.sampling.top_p = (float)tp, n.sampling.min_p = (float)mp;
+    n.sampling.repetition_penalty = (float)rp;
+    bool own_stop = st && st->type != LF_NODE_NULL;
+    *d = n;
+    if (own_stop) d->stop = d->stop_;  // d's own copy of the pointers, not n's
+    return LF_OK;
+}
 
 LF_API void lf_gen_result_deinit(lf_gen_result *r) {
     LF_FREE(r->text);

@@ -24,6 +24,8 @@ static const char *help =
     "  --chat-template NAME  chatml|llama3|llama2|mistral|plain (default: detected)\n"
     "  --system TEXT         system message for chat\n"
     "  --ctx N               context length (default: min(max_position_embeddings, 4096))\n"
+    "  --config FILE         sampling from a config's generation section (configs/generation.yaml)\n"
+    "  --generation.KEY V    override one key of it (e.g. --generation.temperature 0)\n"
     "  -t, --threads N       compute threads (default: all cores)\n"
     "  --verbose             print timings to stderr\n"
     "  --help, --version, --quiet\n"
@@ -64,8 +66,9 @@ static lf_status generate_text(lf_model *m, lf_kv *kv, const lf_tokenizer *tok, 
 int main(int argc, char **argv) {
     lf_drv_name = "lf-run";
     const char *model = NULL, *prompt = NULL, *prompt_file = NULL, *tmpl_name = NULL, *system = NULL, *v;
-    const char *stops[16];
-    int n_stop = 0;
+    const char *stops[16], *config = NULL, *overrides[32];
+    char ovbuf[32][512];
+    int n_stop = 0, n_ov = 0;
     bool chat = false, ignore_eos = false;
     long threads = 0, ctx = 0, max_tokens = -1, top_k = -1, seed = -1;
     double temp = -1, top_p = -1, min_p = -1, rep = -1;
@@ -78,6 +81,15 @@ int main(int argc, char **argv) {
         else if (lf_drv_opt(argc, argv, &i, "--prompt-file", &v)) prompt_file = v;
         else if (lf_drv_opt(argc, argv, &i, "--chat-template", &v)) tmpl_name = v;
         else if (lf_drv_opt(argc, argv, &i, "--system", &v)) system = v;
+        else if (lf_drv_opt(argc, argv, &i, "--config", &v)) config = v;
+        else if (strncmp(argv[i], "--generation.", 13) == 0) {  // --generation.KEY V or --generation.KEY=V
+            if (n_ov == 32) return lf_drv_usage_error("at most 32 overrides%s", "");
+            const char *eq = strchr(argv[i], '=');
+            if (!eq && i + 1 >= argc) return lf_drv_usage_error("option %s needs a value", argv[i]);
+            if (eq) snprintf(ovbuf[n_ov], sizeof ovbuf[n_ov], "%s", argv[i] + 2);
+            else snprintf(ovbuf[n_ov], sizeof ovbuf[n_ov], "%s=%s", argv[i] + 2, argv[i + 1]), i++;
+            overrides[n_ov] = ovbuf[n_ov], n_ov++;
+        }
         else if (lf_drv_opt(argc, argv, &i, "--stop", &v)) {
             if (n_stop == 16) return lf_drv_usage_error("at most 16 --stop strings%s", "");
             stops[n_stop++] = v;
@@ -100,8 +112,12 @@ int main(int argc, char **argv) {
     if (!model) return lf_drv_usage_error("--model is required%s", "");
     if (prompt && prompt_file) return lf_drv_usage_error("use --prompt or --prompt-file, not both%s", "");
 
+    // sampling: the product's defaults < generation_config.json < --config < the flags below
     lf_gen_desc g = lf_gen_desc_default();
+    lf_doc cfg = {0};
     lf_status s = lf_gen_desc_load(&g, model);
+    if (s == LF_OK && (config || n_ov)) s = lf_config_load(&cfg, config, overrides, n_ov);
+    if (s == LF_OK && (config || n_ov)) s = lf_gen_desc_from_config(&g, &cfg);
     lf_model m = {0};
     lf_tokenizer tok = {0};
     lf_kv kv = {0};
@@ -127,7 +143,8 @@ int main(int argc, char **argv) {
     if (top_p >= 0) g.sampling.top_p = (float)top_p;
     if (min_p >= 0) g.sampling.min_p = (float)min_p;
     if (rep >= 0) g.sampling.repetition_penalty = (float)rep;
-    g.stop = stops, g.n_stop = n_stop, g.ignore_eos = ignore_eos;
+    if (n_stop) g.stop = stops, g.n_stop = n_stop;
+    if (ignore_eos) g.ignore_eos = true;
     g.on_token = print_piece, g.should_stop = should_stop;
     signal(SIGINT, on_sigint);
 
@@ -170,6 +187,7 @@ int main(int argc, char **argv) {
     lf_kv_deinit(&kv);
     lf_model_close(&m);
     lf_tok_close(&tok);
+    lf_doc_deinit(&cfg);
     free(file_prompt);
     return s == LF_OK ? 0 : lf_drv_fail(s);
 }

@@ -65,6 +65,12 @@ static int test_drivers_run_greedy(void) {
     CHECK(drv_run("build/largeforge run --model tests/fixtures/models/tiny_chat --prompt 'Once upon a time' --temperature 0"
                   " --max-tokens 24 --threads 1", out, sizeof out) == 0);
     CHECK(strcmp(out, "is\xef\xbf\xbdld\n") == 0);
+    // the same through configs/generation.yaml with a command-line override
+    CHECK(drv_run("build/largeforge run --model tests/fixtures/models/tiny_chat --prompt 'Once upon a time' --threads 1"
+                  " --config configs/generation.yaml --generation.temperature 0", out, sizeof out) == 0);
+    CHECK(strcmp(out, "is\xef\xbf\xbdld\n") == 0);
+    CHECK(drv_run("build/largeforge run --model tests/fixtures/models/tiny_chat --prompt x --generation.bogus=1", out,
+                  sizeof out) == 7 && strstr(out, "generation.bogus: unknown field"));
     return 0;
 }
 

@@ -245,6 +245,40 @@ static int test_generate_stop_edge_cases(void) {
     return 0;
 }
 
+// configs/generation.yaml holds the product's defaults; bad sections name the field.
+static int test_generation_config(void) {
+    lf_doc d;
+    CHECK_OK(lf_config_load(&d, "configs/generation.yaml", NULL, 0));
+    lf_gen_desc g, def = lf_gen_desc_default();
+    memset(&g, 0, sizeof g);
+    CHECK_OK(lf_gen_desc_from_config(&g, &d));
+    CHECK(g.max_tokens == def.max_tokens && g.sampling.temperature == def.sampling.temperature);
+    CHECK(g.sampling.top_k == def.sampling.top_k && g.sampling.top_p == def.sampling.top_p && g.n_stop == 0);
+    lf_doc_deinit(&d);
+    const char *ov[] = {"generation.stop=[\"END\", \"\\n\\n\"]", "generation.temperature=0"};
+    CHECK_OK(lf_config_load(&d, "configs/generation.yaml", ov, 2));
+    CHECK_OK(lf_gen_desc_from_config(&g, &d));
+    CHECK(g.sampling.temperature == 0 && g.n_stop == 2 && strcmp(g.stop[0], "END") == 0 && strcmp(g.stop[1], "\n\n") == 0);
+    lf_gen_desc copy = g;  // the stop pointers live in the doc, not in the desc
+    CHECK(strcmp(copy.stop[1], "\n\n") == 0);
+    lf_doc_deinit(&d);
+    static const struct {
+        const char *ov, *msg;
+    } bad[] = {
+        {"generation.tempreature=1", "generation.tempreature: unknown field"},
+        {"generation.top_p=0", "field 'top_p' must be in (0, 1]"},
+        {"generation.max_tokens=-1", "field 'max_tokens' must be in"},
+        {"generation.stop=END", "field 'stop' must be a list of strings"},
+        {"generation.temperature=hot", "field 'temperature' must be a number, got a string"},
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
+        CHECK_OK(lf_config_load(&d, NULL, &bad[i].ov, 1));
+        CHECK_ERR(lf_gen_desc_from_config(&g, &d), LF_ERR_CONFIG, bad[i].msg);
+        lf_doc_deinit(&d);
+    }
+    return 0;
+}
+
 // -- allocation failures: every LF_MALLOC/LF_REALLOC of a whole session (tokenizer, model, KV
 // cache, encode, chat template, generation) made to fail in turn gives LF_ERR_NOMEM, and
 // closing everything leaves no block behind.
@@ -307,6 +341,7 @@ static const lf_test tests_generate[] = {
     {"generate/greedy_parity_transformers", test_generate_greedy_parity},
     {"generate/stop_strings_and_cancel", test_generate_stop_and_cancel},
     {"generate/stop_edge_cases", test_generate_stop_edge_cases},
+    {"generate/generation_config", test_generation_config},
     {"generate/sampling_distributions", test_sampling_distributions},
     {"generate/sampling_greedy_and_penalty", test_sampling_greedy_and_penalty},
 };
