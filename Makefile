@@ -39,7 +39,7 @@ test: $(BUILD)/tests all
 	./$(BUILD)/tests
 
 # ASan + UBSan, with the thread pool and without it
-asan: | $(BUILD) deps-check
+asan: all | $(BUILD) deps-check
 	$(CC) -O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined -march=native \
 	    $(WARN) tests/run.c -o $(BUILD)/tests-asan $(LDLIBS)
 	$(CC) -O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined -march=native \
@@ -48,7 +48,7 @@ asan: | $(BUILD) deps-check
 	ASAN_OPTIONS=detect_leaks=1 ./$(BUILD)/tests-asan-nothreads
 
 # ThreadSanitizer over the whole suite (setarch -R: TSan needs the classic address layout)
-tsan: | $(BUILD) deps-check
+tsan: all | $(BUILD) deps-check
 	$(CC) -O1 -g -fsanitize=thread -march=native $(WARN) tests/run.c -o $(BUILD)/tests-tsan $(LDLIBS)
 	setarch -R ./$(BUILD)/tests-tsan
 
