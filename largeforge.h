@@ -4631,6 +4631,19 @@ static lf_status lf__tj_pattern(const lf__tj *j, const char *path, const lf_node
     return lf__tj_str(j, sub, pat, "Regex", true, str);
 }
 
+// A Replace step (normalizer or decoder): pattern.String -> content, both interned.
+static lf_status lf__tj_replace(const lf__tj *j, const char *path, const lf_node *obj, lf__tok *k, lf__str *from, lf__str *to) {
+    const lf_node *a, *b;
+    bool regex;
+    lf_status s = lf__tj_pattern(j, path, obj, &a, &regex);
+    if (s != LF_OK) return s;
+    if (regex) return lf__fail(LF_ERR_UNSUPPORTED, "%s: %s.pattern.Regex: unsupported (only String)", j->file, path);
+    if (a->len == 0) return lf__fail(LF_ERR_FORMAT, "%s: %s.pattern.String: empty", j->file, path);
+    if ((s = lf__tj_str(j, path, obj, "content", true, &b)) != LF_OK) return s;
+    if ((s = lf__tok_intern(k, a->str, a->len, from)) != LF_OK) return s;
+    return lf__tok_intern(k, b->str, b->len, to);
+}
+
 static lf_status lf__tok_push(void **arr, int *n, size_t size, const void *item, const char *what) {
     size_t cap = (size_t)*n;  // arrays grow one by one: there are a handful of steps
     if (!lf__grow(arr, &cap, cap + 1, size, what)) return LF_ERR_NOMEM;
@@ -4657,9 +4670,8 @@ static lf_status lf__tok_normalizer(const lf__tj *j, const char *path, const lf_
     if (s != LF_OK) return s;
     lf__norm nm;
     memset(&nm, 0, sizeof nm);
-    const lf_node *a, *b;
+    const lf_node *a;
     char sub[512];
-    bool regex;
     switch (type) {
     case 0:
         if ((s = lf__tj_array(j, path, obj, "normalizers", depth, &a)) != LF_OK) return s;
@@ -4677,12 +4689,7 @@ static lf_status lf__tok_normalizer(const lf__tj *j, const char *path, const lf_
         break;
     case 4:
         nm.kind = LF__NORM_REPLACE;
-        if ((s = lf__tj_pattern(j, path, obj, &a, &regex)) != LF_OK) return s;
-        if (regex) return lf__fail(LF_ERR_UNSUPPORTED, "%s: %s.pattern.Regex: unsupported (only String)", j->file, path);
-        if (a->len == 0) return lf__fail(LF_ERR_FORMAT, "%s: %s.pattern.String: empty", j->file, path);
-        if ((s = lf__tj_str(j, path, obj, "content", true, &b)) != LF_OK) return s;
-        if ((s = lf__tok_intern(k, a->str, a->len, &nm.a)) != LF_OK || (s = lf__tok_intern(k, b->str, b->len, &nm.b)) != LF_OK)
-            return s;
+        if ((s = lf__tj_replace(j, path, obj, k, &nm.a, &nm.b)) != LF_OK) return s;
         break;
     default:
         nm.kind = LF__NORM_STRIP, nm.left = nm.right = true;
@@ -4760,9 +4767,8 @@ static lf_status lf__tok_decoder(const lf__tj *j, const char *path, const lf_nod
     int type = 0;
     lf_status s = lf__tj_type(j, path, obj, lf__dec_types, &type);
     if (s != LF_OK) return s;
-    const lf_node *a, *b;
+    const lf_node *a;
     char sub[512];
-    bool regex;
     lf__dec d;
     memset(&d, 0, sizeof d);
     if (type != 0 && k->dec_byte_level)
@@ -4784,12 +4790,7 @@ static lf_status lf__tok_decoder(const lf__tj *j, const char *path, const lf_nod
         return LF_OK;
     case 2:
         d.kind = LF__DEC_REPLACE;
-        if ((s = lf__tj_pattern(j, path, obj, &a, &regex)) != LF_OK) return s;
-        if (regex) return lf__fail(LF_ERR_UNSUPPORTED, "%s: %s.pattern.Regex: unsupported (only String)", j->file, path);
-        if (a->len == 0) return lf__fail(LF_ERR_FORMAT, "%s: %s.pattern.String: empty", j->file, path);
-        if ((s = lf__tj_str(j, path, obj, "content", true, &b)) != LF_OK) return s;
-        if ((s = lf__tok_intern(k, a->str, a->len, &d.a)) != LF_OK || (s = lf__tok_intern(k, b->str, b->len, &d.b)) != LF_OK)
-            return s;
+        if ((s = lf__tj_replace(j, path, obj, k, &d.a, &d.b)) != LF_OK) return s;
         break;
     case 3: k->dec_byte_fallback = true; return LF_OK;
     case 4: *fused = true; return LF_OK;

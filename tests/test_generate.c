@@ -139,30 +139,46 @@ static int test_generate_greedy_parity(void) {
     return 0;
 }
 
+// tiny_chat's tokenizer, model (one thread) and KV cache, with its generation_config.json.
+typedef struct gen_env {
+    lf_tokenizer tok;
+    lf_model m;
+    lf_kv kv;
+    lf_gen_desc g;
+} gen_env;
+static int gen_env_open(gen_env *e, int max_seq_len) {
+    lf_model_desc md = {.path = LF_TINY_CHAT, .n_threads = 1, .max_seq_len = max_seq_len};
+    CHECK_OK(lf_tok_open(&e->tok, LF_TINY_CHAT));
+    CHECK_OK(lf_model_open(&e->m, &md));
+    CHECK_OK(lf_kv_init(&e->kv, &e->m, 1, 0));
+    e->g = lf_gen_desc_default();
+    CHECK_OK(lf_gen_desc_load(&e->g, LF_TINY_CHAT));
+    e->g.max_tokens = 24;
+    return 0;
+}
+static void gen_env_close(gen_env *e) {
+    lf_kv_deinit(&e->kv);
+    lf_model_close(&e->m);
+    lf_tok_close(&e->tok);
+}
+
 static bool gen_cancel_after_5(void *user) { return ++*(int *)user > 5; }
 
 // Stop strings end generation before them and never reach the callback; cancellation returns
 // LF_ERR_CANCELLED with what was made so far; a too-long prompt is refused.
 static int test_generate_stop_and_cancel(void) {
-    lf_tokenizer tok;
-    CHECK_OK(lf_tok_open(&tok, LF_TINY_CHAT));
-    lf_model m;
-    lf_model_desc md = {.path = LF_TINY_CHAT, .n_threads = 1, .max_seq_len = 40};
-    CHECK_OK(lf_model_open(&m, &md));
-    lf_kv kv;
-    CHECK_OK(lf_kv_init(&kv, &m, 1, 0));
-    lf_gen_desc g = lf_gen_desc_default();
-    CHECK_OK(lf_gen_desc_load(&g, LF_TINY_CHAT));
-    g.max_tokens = 24;
+    gen_env e;
+    if (gen_env_open(&e, 40)) return 1;
+    lf_gen_desc g = e.g;
     const char *stops[2] = {"never-appears", " said"};
     g.stop = stops, g.n_stop = 2;
     gen_capture cap = {LF__ZERO, 0};
     g.on_token = gen_capture_piece, g.user = &cap;
     int32_t *ids;
     size_t n;
-    CHECK_OK(lf_tok_encode(&tok, "The cat", 7, false, &ids, &n));
+    CHECK_OK(lf_tok_encode(&e.tok, "The cat", 7, false, &ids, &n));
     lf_gen_result res;
-    CHECK_OK(lf_generate(&m, &kv, 0, &tok, ids, (int)n, &g, &res));
+    CHECK_OK(lf_generate(&e.m, &e.kv, 0, &e.tok, ids, (int)n, &g, &res));
     // transformers' greedy text is "\xef\xbf\xbdJ...\xef\xbf\xbd said to...": cut before " said"
     CHECK(res.finish == LF_FINISH_STOP && strstr(res.text, "said") == NULL && res.len > 0);
     CHECK(cap.text.len == res.len && memcmp(cap.text.data, res.text, res.len) == 0);
@@ -170,21 +186,19 @@ static int test_generate_stop_and_cancel(void) {
     lf_free(cap.text.data);
     int calls = 0;
     g.n_stop = 0, g.on_token = NULL, g.should_stop = gen_cancel_after_5, g.user = &calls;
-    CHECK_ERR(lf_generate(&m, &kv, 0, &tok, ids, (int)n, &g, &res), LF_ERR_CANCELLED, "cancelled after 5 tokens");
+    CHECK_ERR(lf_generate(&e.m, &e.kv, 0, &e.tok, ids, (int)n, &g, &res), LF_ERR_CANCELLED, "cancelled after 5 tokens");
     CHECK(res.n_gen == 5 && res.finish == LF_FINISH_CANCELLED);
     lf_gen_result_deinit(&res);
     g.should_stop = NULL;
     g.max_tokens = 100;  // the context (40) ends it first
-    CHECK_OK(lf_generate(&m, &kv, 0, &tok, ids, (int)n, &g, &res));
+    CHECK_OK(lf_generate(&e.m, &e.kv, 0, &e.tok, ids, (int)n, &g, &res));
     CHECK(res.finish == LF_FINISH_LENGTH || res.finish == LF_FINISH_STOP);
     CHECK(res.n_prompt + res.n_gen <= 40);
     lf_gen_result_deinit(&res);
     int32_t big[40] = {0};
-    CHECK_ERR(lf_generate(&m, &kv, 0, &tok, big, 40, &g, &res), LF_ERR_CAPACITY, "does not fit the context of 40");
+    CHECK_ERR(lf_generate(&e.m, &e.kv, 0, &e.tok, big, 40, &g, &res), LF_ERR_CAPACITY, "does not fit the context of 40");
     lf_free(ids);
-    lf_kv_deinit(&kv);
-    lf_model_close(&m);
-    lf_tok_close(&tok);
+    gen_env_close(&e);
     return 0;
 }
 
@@ -196,28 +210,21 @@ static bool gen_stop_first(void *user, int32_t id, const char *text, size_t len)
 // The leftmost stop string wins whatever the list order; a callback returning false is the
 // last callback; NaN logits do not make the sampler read garbage.
 static int test_generate_stop_edge_cases(void) {
-    lf_tokenizer tok;
-    CHECK_OK(lf_tok_open(&tok, LF_TINY_CHAT));
-    lf_model m;
-    lf_model_desc md = {.path = LF_TINY_CHAT, .n_threads = 1, .max_seq_len = 64};
-    CHECK_OK(lf_model_open(&m, &md));
-    lf_kv kv;
-    CHECK_OK(lf_kv_init(&kv, &m, 1, 0));
-    lf_gen_desc g = lf_gen_desc_default();
-    CHECK_OK(lf_gen_desc_load(&g, LF_TINY_CHAT));
-    g.max_tokens = 24;
+    gen_env e;
+    if (gen_env_open(&e, 64)) return 1;
+    lf_gen_desc g = e.g;
     int32_t *ids;
     size_t n;
-    CHECK_OK(lf_tok_encode(&tok, "The cat", 7, false, &ids, &n));
+    CHECK_OK(lf_tok_encode(&e.tok, "The cat", 7, false, &ids, &n));
     const char *stops[2] = {"id", "sa"};  // " said": "sa" comes first in the text
     g.stop = stops, g.n_stop = 2;
     lf_gen_result res;
-    CHECK_OK(lf_generate(&m, &kv, 0, &tok, ids, (int)n, &g, &res));
+    CHECK_OK(lf_generate(&e.m, &e.kv, 0, &e.tok, ids, (int)n, &g, &res));
     CHECK(res.finish == LF_FINISH_STOP && !strstr(res.text, "sa") && !strstr(res.text, "id"));
     lf_gen_result_deinit(&res);
     int calls = 0;
     g.n_stop = 0, g.on_token = gen_stop_first, g.user = &calls;
-    CHECK_OK(lf_generate(&m, &kv, 0, &tok, ids, (int)n, &g, &res));
+    CHECK_OK(lf_generate(&e.m, &e.kv, 0, &e.tok, ids, (int)n, &g, &res));
     CHECK(calls == 1 && res.finish == LF_FINISH_STOP);
     lf_gen_result_deinit(&res);
     float nan_logits[4] = {NAN, NAN, NAN, NAN};
@@ -234,14 +241,12 @@ static int test_generate_stop_edge_cases(void) {
     int32_t pos = 20;
     lf_batch b = {1, ids, &pos, NULL, NULL};
     float *logits = (float *)malloc(384 * sizeof(float));
-    kv.len[0] = 20;
-    CHECK_ERR(lf_model_forward(&m2, &kv, &b, logits), LF_ERR_ARG, "KV cache made for another model");
+    e.kv.len[0] = 20;
+    CHECK_ERR(lf_model_forward(&m2, &e.kv, &b, logits), LF_ERR_ARG, "KV cache made for another model");
     free(logits);
     lf_model_close(&m2);
     lf_free(ids);
-    lf_kv_deinit(&kv);
-    lf_model_close(&m);
-    lf_tok_close(&tok);
+    gen_env_close(&e);
     return 0;
 }
 
