@@ -2316,34 +2316,45 @@ LF_API lf_status lf_matmul(lf_pool *pool, float *out, const float *x, const lf_t
 
 // -- 3.2 elementwise ops and norms
 
-// out[N, C] = x / sqrt(mean(x^2) + eps) * w, in f32 as transformers' LlamaRMSNorm does.
-static void lf__rmsnorm_forward(float *out, const float *x, const float *w, int64_t N, int64_t C, float eps) {
+// out[N, C] = x / sqrt(mean(x^2) + eps) * w, in f32 as transformers' LlamaRMSNorm does;
+// rstd[N] (may be NULL) keeps 1/sqrt(...) for the backward pass.
+static void lf__rmsnorm_forward(float *out, float *rstd, const float *x, const float *w, int64_t N, int64_t C, float eps) {
     for (int64_t n = 0; n < N; n++) {
         const float *xr = x + n * C;
         float *o = out + n * C;
         float ss = 0;
         for (int64_t i = 0; i < C; i++) ss += xr[i] * xr[i];
-        float rstd = 1.0f / sqrtf(ss / (float)C + eps);
-        for (int64_t i = 0; i < C; i++) o[i] = w[i] * (xr[i] * rstd);
+        float r = 1.0f / sqrtf(ss / (float)C + eps);
+        if (rstd) rstd[n] = r;
+        for (int64_t i = 0; i < C; i++) o[i] = w[i] * (xr[i] * r);
     }
 }
 
-// RoPE in HF's rotate_half layout: the pair (i, i + HS/2) rotates by angle pos * inv_freq[i].
-// x [N, H, HS]; cos/sin tables [max_pos, HS/2]; pos [N].
-static void lf__rope_forward(float *x, const float *cos_t, const float *sin_t, const int32_t *pos,
-                             int64_t N, int64_t H, int64_t HS) {
+// RoPE in HF's rotate_half layout: the pair (i, i + HS/2) rotates by angle sign * pos *
+// inv_freq[i], in place. x [N, H, HS]; cos/sin tables [max_pos, HS/2]; pos [N].
+static void lf__rope_rotate(float *x, const float *cos_t, const float *sin_t, const int32_t *pos, int64_t N,
+                            int64_t H, int64_t HS, float sign) {
     int64_t half = HS / 2;
     for (int64_t n = 0; n < N; n++) {
         const float *c = cos_t + (int64_t)pos[n] * half, *s = sin_t + (int64_t)pos[n] * half;
         for (int64_t h = 0; h < H; h++) {
             float *v = x + (n * H + h) * HS;
             for (int64_t i = 0; i < half; i++) {
-                float a = v[i], b = v[i + half];
-                v[i] = a * c[i] - b * s[i];
-                v[i + half] = b * c[i] + a * s[i];
+                float a = v[i], b = v[i + half], si = sign * s[i];
+                v[i] = a * c[i] - b * si;
+                v[i + half] = b * c[i] + a * si;
             }
         }
     }
+}
+static void lf__rope_forward(float *x, const float *cos_t, const float *sin_t, const int32_t *pos, int64_t N,
+                             int64_t H, int64_t HS) {
+    lf__rope_rotate(x, cos_t, sin_t, pos, N, H, HS, 1.0f);
+}
+// The rotation is orthogonal: its gradient is the inverse rotation, applied to dx in place.
+static void lf__rope_backward(float *dx, const float *cos_t, const float *sin_t, const int32_t *pos, int64_t N,
+                              int64_t H, int64_t HS) {
+    lf__rope_rotate(dx, cos_t, sin_t, pos, N, H, HS, -1.0f);
 }
 
 #ifdef LF__AVX512
@@ -2415,6 +2426,101 @@ static float lf__dot(const float *a, const float *b, int64_t n) {
 // y[n] += a * x[n]
 static void lf__axpy(float *y, float a, const float *x, int64_t n) {
     for (int64_t i = 0; i < n; i++) y[i] += a * x[i];
+}
+
+// -- 3.3 backward ops
+//
+// ON GRADIENTS: each forward op above has its backward here, in f32 (training runs on f32
+// master weights). Parameter gradients accumulate (+=, for micro-batch accumulation and LoRA);
+// activation gradients overwrite (=), except those flowing into the residual stream, which
+// accumulate (+=): rmsnorm's dx and the embedding's rows. Work is split by output element, so
+// sums run in a fixed order and results do not depend on the thread count.
+
+// RMSNorm: y = w * x * rstd. dx += rstd * (w*dy - x * rstd^2 * mean(w*dy*x)); dw += dy*x*rstd.
+static void lf__rmsnorm_backward(float *dx, float *dw, const float *dy, const float *x, const float *w,
+                                 const float *rstd, int64_t N, int64_t C) {
+    for (int64_t n = 0; n < N; n++) {
+        const float *xr = x + n * C, *g = dy + n * C;
+        float *d = dx + n * C, r = rstd[n], dot = 0;
+        for (int64_t i = 0; i < C; i++) dot += w[i] * g[i] * xr[i];
+        float k = dot * r * r / (float)C;
+        for (int64_t i = 0; i < C; i++) d[i] += r * (w[i] * g[i] - xr[i] * k);
+    }
+    for (int64_t n = 0; n < N; n++)  // dw in row order after dx: the same sums every run
+        for (int64_t i = 0; i < C; i++) dw[i] += dy[n * C + i] * x[n * C + i] * rstd[n];
+}
+
+// out = silu(gate) * up: dgate = dout * up * silu'(gate), dup = dout * silu(gate) (overwrite;
+// dgate may alias dout).
+static void lf__swiglu_backward(float *dgate, float *dup, const float *dout, const float *gate, const float *up,
+                                int64_t n) {
+    for (int64_t i = 0; i < n; i++) {
+        float g = gate[i], sg = 1.0f / (1.0f + expf(-g)), o = dout[i];
+        dup[i] = o * g * sg;
+        dgate[i] = o * up[i] * sg * (1.0f + g * (1.0f - sg));
+    }
+}
+
+typedef struct lf__mmb_job {
+    float *dx, *dw, *db;          // [N, K] (overwritten), [M, K] and [M] (accumulated); dx/db may be NULL
+    const float *dout, *x, *w;    // [N, M], [N, K], [M, K]
+    int64_t N, M, K;
+} lf__mmb_job;
+
+static void lf__mmb_dx(void *arg, int64_t n0, int64_t n1, int tid) {  // rows of dx
+    (void)tid;
+    const lf__mmb_job *j = (const lf__mmb_job *)arg;
+    for (int64_t n = n0; n < n1; n++) {
+        float *d = j->dx + n * j->K;
+        memset(d, 0, (size_t)j->K * sizeof(float));
+        for (int64_t m = 0; m < j->M; m++) lf__axpy(d, j->dout[n * j->M + m], j->w + m * j->K, j->K);
+    }
+}
+static void lf__mmb_dw(void *arg, int64_t m0, int64_t m1, int tid) {  // rows of dw and db
+    (void)tid;
+    const lf__mmb_job *j = (const lf__mmb_job *)arg;
+    for (int64_t m = m0; m < m1; m++)
+        for (int64_t n = 0; n < j->N; n++) {
+            float g = j->dout[n * j->M + m];
+            lf__axpy(j->dw + m * j->K, g, j->x + n * j->K, j->K);
+            if (j->db) j->db[m] += g;
+        }
+}
+
+// The backward of out[N, M] = x[N, K] . w[M, K]^T + b: dx = dout . w, dw += dout^T . x,
+// db += column sums of dout.
+static void lf__matmul_backward(lf_pool *pool, float *dx, float *dw, float *db, const float *dout, const float *x,
+                                const float *w, int64_t N, int64_t M, int64_t K) {
+    lf__mmb_job j = {dx, dw, db, dout, x, w, N, M, K};
+    if (dx) lf_parallel_for(pool, N, lf__mmb_dx, &j);
+    lf_parallel_for(pool, M, lf__mmb_dw, &j);
+}
+
+// Rows of the embedding table receive their tokens' gradients (in token order).
+static void lf__embedding_backward(float *dwte, const float *dx, const int32_t *tokens, int64_t N, int64_t C) {
+    for (int64_t n = 0; n < N; n++) lf__axpy(dwte + (int64_t)tokens[n] * C, 1.0f, dx + n * C, C);
+}
+
+// Cross-entropy over logits [N, V] in place: each row becomes scale * (softmax - onehot(target))
+// and losses[n] its -log p(target); a target of -100 (ignored) gives a zero row and loss 0.
+static void lf__crossentropy_backward(float *logits, float *losses, const int32_t *targets, int64_t N, int64_t V,
+                                      float scale) {
+    for (int64_t n = 0; n < N; n++) {
+        float *l = logits + n * V;
+        if (targets[n] < 0) {
+            memset(l, 0, (size_t)V * sizeof(float));
+            losses[n] = 0;
+            continue;
+        }
+        float mx = l[0];
+        for (int64_t v = 1; v < V; v++) mx = l[v] > mx ? l[v] : mx;
+        double sum = 0;
+        for (int64_t v = 0; v < V; v++) sum += exp((double)(l[v] - mx));
+        losses[n] = (float)(log(sum) - (double)(l[targets[n]] - mx));
+        float inv = (float)(1.0 / sum);
+        for (int64_t v = 0; v < V; v++) l[v] = expf(l[v] - mx) * inv * scale;
+        l[targets[n]] -= scale;
+    }
 }
 
 // == 4. safetensors (impl) =======================================================================
@@ -6543,7 +6649,7 @@ LF_API lf_status lf_model_forward(lf_model *m, lf_kv *kv, const lf_batch *b, flo
                           m->embed.dtype, C);
     for (int l = 0; l < c->L; l++) {
         const lf_layer *ly = &m->layers[l];
-        lf__rmsnorm_forward(a.xn, a.x, ly->attn_norm, n, C, c->eps);
+        lf__rmsnorm_forward(a.xn, NULL, a.x, ly->attn_norm, n, C, c->eps);
         lf__matmul(m->pool, a.q, a.xn, ly->wq.data, ly->wq.dtype, ly->bq, n, QW, C, a.mm);
         lf__matmul(m->pool, a.k, a.xn, ly->wk.data, ly->wk.dtype, ly->bk, n, KW, C, a.mm);
         lf__matmul(m->pool, a.v, a.xn, ly->wv.data, ly->wv.dtype, ly->bv, n, KW, C, a.mm);
@@ -6559,7 +6665,7 @@ LF_API lf_status lf_model_forward(lf_model *m, lf_kv *kv, const lf_batch *b, flo
         lf_parallel_for(m->pool, (int64_t)n * c->NH, lf__attn_worker, &aj);
         lf__matmul(m->pool, a.xn, a.att, ly->wo.data, ly->wo.dtype, ly->bo, n, C, QW, a.mm);
         for (int64_t i = 0; i < n * C; i++) a.x[i] += a.xn[i];
-        lf__rmsnorm_forward(a.xn, a.x, ly->mlp_norm, n, C, c->eps);
+        lf__rmsnorm_forward(a.xn, NULL, a.x, ly->mlp_norm, n, C, c->eps);
         lf__matmul(m->pool, a.gate, a.xn, ly->w_gate.data, ly->w_gate.dtype, ly->b_gate, n, FF, C, a.mm);
         lf__matmul(m->pool, a.up, a.xn, ly->w_up.data, ly->w_up.dtype, ly->b_up, n, FF, C, a.mm);
         lf__swiglu_forward(a.gate, a.gate, a.up, n * FF);
@@ -6570,7 +6676,7 @@ LF_API lf_status lf_model_forward(lf_model *m, lf_kv *kv, const lf_batch *b, flo
     int rows = 0;
     for (i = 0; i < n; i++)
         if (b->logits ? b->logits[i] != 0 : i == n - 1) memcpy(a.rows + rows++ * C, a.x + i * C, (size_t)C * sizeof(float));
-    lf__rmsnorm_forward(a.xn, a.rows, m->final_norm, rows, C, c->eps);
+    lf__rmsnorm_forward(a.xn, NULL, a.rows, m->final_norm, rows, C, c->eps);
     lf__matmul(m->pool, logits, a.xn, m->lm_head.data, m->lm_head.dtype, NULL, rows, c->V, C, a.mm);
     return LF_OK;
 }

@@ -391,7 +391,170 @@ static int test_config_overrides(void) {
     return 0;
 }
 
+// -- finite-difference checks of the backward ops: each op's loss L = sum(r * op(params)) is
+// evaluated in double by a reference written here, differentiated by central differences, and
+// compared with the f32 analytic gradient: max |analytic - numeric| <= 1e-4 * max |numeric|.
+
+typedef double (*fd_loss)(const double *p, const void *ctx);
+
+static int fd_compare(const char *what, fd_loss f, const void *ctx, double *p, int64_t n, const float *analytic) {
+    double worst = 0, scale = 0;
+    for (int64_t i = 0; i < n; i++) {
+        double keep = p[i], h = 1e-5 * (fabs(keep) > 1 ? fabs(keep) : 1);
+        p[i] = keep + h;
+        double a = f(p, ctx);
+        p[i] = keep - h;
+        double b = f(p, ctx);
+        p[i] = keep;
+        double num = (a - b) / (2 * h);
+        scale = fmax(scale, fabs(num));
+        worst = fmax(worst, fabs(num - analytic[i]));
+    }
+    if (worst > 1e-4 * fmax(scale, 1e-6)) {
+        fprintf(stderr, "    %s: max |analytic - numeric| = %.3g (scale %.3g)\n", what, worst, scale);
+        return 1;
+    }
+    return 0;
+}
+
+static void fd_fill(lf_rng *r, double *d, float *f, int64_t n, double mul) {
+    for (int64_t i = 0; i < n; i++) f[i] = (float)(d[i] = mul * lf_rng_normal(r));
+}
+
+enum { FD_N = 3, FD_C = 17, FD_M = 7, FD_V = 11 };
+typedef struct fd_ctx {
+    const double *r;  // the random projection
+    int which;        // which part of p is x (0) or w (1)...
+    double p2[64 * 64];
+    const int32_t *ints;
+    float *cos_t, *sin_t;
+} fd_ctx;
+
+// rmsnorm: p = [x (N*C), w (C)]
+static double fd_rmsnorm(const double *p, const void *vc) {
+    const fd_ctx *c = (const fd_ctx *)vc;
+    double L = 0;
+    for (int n = 0; n < FD_N; n++) {
+        double ss = 0;
+        for (int i = 0; i < FD_C; i++) ss += p[n * FD_C + i] * p[n * FD_C + i];
+        double r = 1.0 / sqrt(ss / FD_C + 1e-5);
+        for (int i = 0; i < FD_C; i++) L += c->r[n * FD_C + i] * p[FD_N * FD_C + i] * p[n * FD_C + i] * r;
+    }
+    return L;
+}
+// swiglu: p = [gate (N*C), up (N*C)]
+static double fd_swiglu(const double *p, const void *vc) {
+    const fd_ctx *c = (const fd_ctx *)vc;
+    double L = 0;
+    for (int i = 0; i < FD_N * FD_C; i++) L += c->r[i] * p[i] / (1 + exp(-p[i])) * p[FD_N * FD_C + i];
+    return L;
+}
+// matmul: p = [x (N*C), w (M*C), b (M)]
+static double fd_matmul(const double *p, const void *vc) {
+    const fd_ctx *c = (const fd_ctx *)vc;
+    const double *x = p, *w = p + FD_N * FD_C, *b = w + FD_M * FD_C;
+    double L = 0;
+    for (int n = 0; n < FD_N; n++)
+        for (int m = 0; m < FD_M; m++) {
+            double o = b[m];
+            for (int k = 0; k < FD_C; k++) o += x[n * FD_C + k] * w[m * FD_C + k];
+            L += c->r[n * FD_M + m] * o;
+        }
+    return L;
+}
+// cross-entropy: p = logits (N*V), targets in ints, mean over the non-ignored rows
+static double fd_xent(const double *p, const void *vc) {
+    const fd_ctx *c = (const fd_ctx *)vc;
+    double L = 0;
+    for (int n = 0; n < FD_N; n++) {
+        if (c->ints[n] < 0) continue;
+        double mx = p[n * FD_V], s = 0;
+        for (int v = 1; v < FD_V; v++) mx = fmax(mx, p[n * FD_V + v]);
+        for (int v = 0; v < FD_V; v++) s += exp(p[n * FD_V + v] - mx);
+        L += (log(s) + mx - p[n * FD_V + c->ints[n]]) * 0.5;  // 2 rows count: scale 1/2
+    }
+    return L;
+}
+// rope: p = x [N, 2 heads, 8]; positions in ints; tables in cos_t/sin_t [8 positions, 4]
+static double fd_rope(const double *p, const void *vc) {
+    const fd_ctx *c = (const fd_ctx *)vc;
+    double L = 0;
+    for (int n = 0; n < FD_N; n++)
+        for (int h = 0; h < 2; h++)
+            for (int i = 0; i < 4; i++) {
+                const double *v = p + (n * 2 + h) * 8;
+                double cs = c->cos_t[c->ints[n] * 4 + i], sn = c->sin_t[c->ints[n] * 4 + i];
+                L += c->r[(n * 2 + h) * 8 + i] * (v[i] * cs - v[i + 4] * sn);
+                L += c->r[(n * 2 + h) * 8 + i + 4] * (v[i + 4] * cs + v[i] * sn);
+            }
+    return L;
+}
+
+static int test_backward_ops(void) {
+    lf_rng rng;
+    lf_rng_seed(&rng, 99);
+    static double pd[1024], rd[1024];
+    static float pf[1024], rf[1024], g[1024], out[1024], rstd[8];
+    fd_ctx c;
+    memset(&c, 0, sizeof c);
+    c.r = rd;
+    fd_fill(&rng, rd, rf, 1024, 1.0);
+
+    // rmsnorm
+    fd_fill(&rng, pd, pf, FD_N * FD_C + FD_C, 1.0);
+    memset(g, 0, sizeof g);
+    lf__rmsnorm_forward(out, rstd, pf, pf + FD_N * FD_C, FD_N, FD_C, 1e-5f);
+    lf__rmsnorm_backward(g, g + FD_N * FD_C, rf, pf, pf + FD_N * FD_C, rstd, FD_N, FD_C);
+    if (fd_compare("rmsnorm", fd_rmsnorm, &c, pd, FD_N * FD_C + FD_C, g)) return 1;
+
+    // swiglu
+    fd_fill(&rng, pd, pf, 2 * FD_N * FD_C, 2.0);
+    lf__swiglu_backward(g, g + FD_N * FD_C, rf, pf, pf + FD_N * FD_C, FD_N * FD_C);
+    if (fd_compare("swiglu", fd_swiglu, &c, pd, 2 * FD_N * FD_C, g)) return 1;
+
+    // matmul with bias, on a pool
+    lf_pool *pool;
+    CHECK_OK(lf_pool_create(&pool, 2));
+    int64_t nx = FD_N * FD_C, nw = FD_M * FD_C;
+    fd_fill(&rng, pd, pf, nx + nw + FD_M, 1.0);
+    memset(g, 0, sizeof g);
+    lf__matmul_backward(pool, g, g + nx, g + nx + nw, rf, pf, pf + nx, FD_N, FD_M, FD_C);
+    lf_pool_destroy(pool);
+    if (fd_compare("matmul", fd_matmul, &c, pd, nx + nw + FD_M, g)) return 1;
+
+    // cross-entropy, one row ignored
+    int32_t targets[FD_N] = {3, -100, 10};
+    c.ints = targets;
+    fd_fill(&rng, pd, pf, FD_N * FD_V, 3.0);
+    float losses[FD_N];
+    memcpy(g, pf, sizeof(float) * FD_N * FD_V);
+    lf__crossentropy_backward(g, losses, targets, FD_N, FD_V, 0.5f);
+    CHECK(losses[1] == 0);
+    if (fd_compare("cross-entropy", fd_xent, &c, pd, FD_N * FD_V, g)) return 1;
+
+    // rope: the backward of a rotation by the stored tables
+    float cs[32], sn[32];
+    for (int i = 0; i < 32; i++) {
+        float a = lf_rng_normal(&rng);
+        cs[i] = cosf(a), sn[i] = sinf(a);
+    }
+    int32_t pos[FD_N] = {0, 5, 7};
+    c.ints = pos, c.cos_t = cs, c.sin_t = sn;
+    fd_fill(&rng, pd, pf, FD_N * 16, 1.0);
+    memcpy(g, rf, sizeof(float) * FD_N * 16);
+    lf__rope_backward(g, cs, sn, pos, FD_N, 2, 8);
+    if (fd_compare("rope", fd_rope, &c, pd, FD_N * 16, g)) return 1;
+
+    // embedding: rows receive their tokens' gradients, repeated tokens summed
+    float wte[4 * 3] = {0}, dxe[3 * 3] = {1, 2, 3, 4, 5, 6, 7, 8, 9};
+    int32_t toks[3] = {2, 0, 2};
+    lf__embedding_backward(wte, dxe, toks, 3, 3);
+    CHECK(wte[0] == 4 && wte[6] == 8 && wte[7] == 10 && wte[8] == 12 && wte[3] == 0);
+    return 0;
+}
+
 static const lf_test tests_core[] = {
+    {"tensor/backward_ops_finite_differences", test_backward_ops},
     {"config/yaml", test_yaml},
     {"config/overrides", test_config_overrides},
     {"tensor/exp16", test_exp16},
