@@ -6569,7 +6569,26 @@ LF_API void lf_kv_seq_truncate(lf_kv *kv, int seq, int len) {
     if (seq >= 0 && seq < kv->max_seqs && len >= 0 && len < kv->len[seq]) kv->len[seq] = len;
 }
 
-// -- 6.1 attention over the cache
+// -- 6.1 attention
+//
+// One query row attends to keys [lo, hi] of its sequence (causal; lo > 0 under a sliding
+// window, where transformers keeps key k when q - k < window). The inference path reads K and
+// V from the KV cache; the training path from the layer's own k and v activations, keeping the
+// probabilities for the backward pass. Both run lf__attn_row.
+
+// p[0 .. hi-lo] = softmax(q . K[t] * scale), out = sum p[t] V[t]; K and V rows are stride apart.
+static void lf__attn_row(float *out, float *p, const float *q, const float *K, const float *V, size_t stride, int lo,
+                         int hi, int HS, float scale) {
+    for (int t = lo; t <= hi; t++) p[t - lo] = lf__dot(q, K + (size_t)t * stride, HS) * scale;
+    lf__softmax_inplace(p, hi - lo + 1);
+    memset(out, 0, (size_t)HS * sizeof(float));
+    for (int t = lo; t <= hi; t++) lf__axpy(out, p[t - lo], V + (size_t)t * stride, HS);
+}
+
+static int lf__attn_lo(const lf_model_config *c, int layer, int p) {
+    int w = c->sliding_window;
+    return w > 0 && layer >= c->window_from_layer && p - w + 1 > 0 ? p - w + 1 : 0;
+}
 
 typedef struct lf__attn_job {
     const lf_model *m;
@@ -6588,18 +6607,72 @@ static void lf__attn_worker(void *arg, int64_t j0, int64_t j1, int tid) {
     float scale = 1.0f / sqrtf((float)HS), *sc = J->scores + (size_t)tid * (size_t)J->m->max_seq_len;
     for (int64_t j = j0; j < j1; j++) {  // head-major, so each thread's range holds early and late tokens alike
         int64_t i = j % J->n;
-        int h = (int)(j / J->n), p = J->pos[i], lo = 0;
-        if (c->sliding_window > 0 && J->layer >= c->window_from_layer && p - c->sliding_window + 1 > 0)
-            lo = p - c->sliding_window + 1;  // transformers keeps key k when q - k < window
+        int h = (int)(j / J->n), p = J->pos[i];
         size_t slot = ((size_t)J->layer * (size_t)J->kv->max_seqs + (size_t)J->seq[i]) * (size_t)J->kv->max_seq_len;
         const float *K = J->kv->k + slot * (size_t)W + (size_t)(h / group) * (size_t)HS;
         const float *V = J->kv->v + slot * (size_t)W + (size_t)(h / group) * (size_t)HS;
-        const float *q = J->q + (i * NH + h) * HS;
-        float *o = J->out + (i * NH + h) * HS;
-        for (int t = lo; t <= p; t++) sc[t - lo] = lf__dot(q, K + (size_t)t * (size_t)W, HS) * scale;
-        lf__softmax_inplace(sc, p - lo + 1);
-        memset(o, 0, (size_t)HS * sizeof(float));
-        for (int t = lo; t <= p; t++) lf__axpy(o, sc[t - lo], V + (size_t)t * (size_t)W, HS);
+        lf__attn_row(J->out + (i * NH + h) * HS, sc, J->q + (i * NH + h) * HS, K, V, (size_t)W,
+                     lf__attn_lo(c, J->layer, p), p, HS, scale);
+    }
+}
+
+// Training attention over whole sequences: q [B, T, NH, HS], k and v [B, T, NKV, HS] (after
+// RoPE), out [B, T, NH, HS], probs [B, NH, T, T] kept for the backward pass (row t holds
+// keys 0..t; entries outside [lo, t] are 0).
+typedef struct lf__tattn_job {
+    float *out, *probs;
+    const float *q, *k, *v;
+    float *dq, *dk, *dv;         // backward only: dq overwritten, dk/dv overwritten per (b, kv head)
+    const float *dout;
+    const lf_model_config *c;
+    int layer, B, T;
+} lf__tattn_job;
+
+static void lf__tattn_fwd(void *arg, int64_t j0, int64_t j1, int tid) {  // jobs: (b, h, t)
+    (void)tid;
+    const lf__tattn_job *J = (const lf__tattn_job *)arg;
+    int NH = J->c->NH, NKV = J->c->NKV, HS = J->c->HS, T = J->T;
+    float scale = 1.0f / sqrtf((float)HS);
+    for (int64_t j = j0; j < j1; j++) {
+        int t = (int)(j % T), h = (int)(j / T % NH), b = (int)(j / T / NH), lo = lf__attn_lo(J->c, J->layer, t);
+        size_t kvoff = ((size_t)b * (size_t)T * (size_t)NKV + (size_t)(h / (NH / NKV))) * (size_t)HS;
+        float *p = J->probs + (((size_t)b * (size_t)NH + (size_t)h) * (size_t)T + (size_t)t) * (size_t)T;
+        memset(p, 0, (size_t)T * sizeof(float));
+        lf__attn_row(J->out + (((size_t)b * (size_t)T + (size_t)t) * (size_t)NH + (size_t)h) * (size_t)HS, p + lo,
+                     J->q + (((size_t)b * (size_t)T + (size_t)t) * (size_t)NH + (size_t)h) * (size_t)HS, J->k + kvoff,
+                     J->v + kvoff, (size_t)NKV * (size_t)HS, lo, t, HS, scale);
+    }
+}
+
+// Backward, one job per (b, kv head): it owns that head's dk and dv, so the sums over the
+// query heads of its group and over t run in a fixed order.
+static void lf__tattn_bwd(void *arg, int64_t j0, int64_t j1, int tid) {
+    (void)tid;
+    const lf__tattn_job *J = (const lf__tattn_job *)arg;
+    int NH = J->c->NH, NKV = J->c->NKV, HS = J->c->HS, T = J->T, group = NH / NKV;
+    size_t qs = (size_t)NH * (size_t)HS, ks = (size_t)NKV * (size_t)HS;
+    float scale = 1.0f / sqrtf((float)HS);
+    for (int64_t j = j0; j < j1; j++) {
+        int b = (int)(j / NKV), kh = (int)(j % NKV);
+        size_t kvoff = (size_t)b * (size_t)T * ks + (size_t)kh * (size_t)HS;
+        for (int t = 0; t < T; t++) memset(J->dk + kvoff + (size_t)t * ks, 0, (size_t)HS * sizeof(float)),
+                                     memset(J->dv + kvoff + (size_t)t * ks, 0, (size_t)HS * sizeof(float));
+        for (int h = kh * group; h < (kh + 1) * group; h++)
+            for (int t = 0; t < T; t++) {
+                int lo = lf__attn_lo(J->c, J->layer, t);
+                const float *p = J->probs + (((size_t)b * (size_t)NH + (size_t)h) * (size_t)T + (size_t)t) * (size_t)T;
+                size_t qoff = ((size_t)b * (size_t)T + (size_t)t) * qs + (size_t)h * (size_t)HS;
+                const float *go = J->dout + qoff, *q = J->q + qoff;
+                float *dq = J->dq + qoff, dpsum = 0;
+                for (int u = lo; u <= t; u++) dpsum += p[u] * lf__dot(go, J->v + kvoff + (size_t)u * ks, HS);
+                memset(dq, 0, (size_t)HS * sizeof(float));
+                for (int u = lo; u <= t; u++) {
+                    float dp = lf__dot(go, J->v + kvoff + (size_t)u * ks, HS), ds = p[u] * (dp - dpsum) * scale;
+                    lf__axpy(dq, ds, J->k + kvoff + (size_t)u * ks, HS);
+                    lf__axpy(J->dk + kvoff + (size_t)u * ks, ds, q, HS);
+                    lf__axpy(J->dv + kvoff + (size_t)u * ks, p[u], go, HS);
+                }
+            }
     }
 }
 

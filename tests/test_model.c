@@ -221,7 +221,60 @@ static int test_model_weight_errors(void) {
     return 0;
 }
 
+// Training attention (causal, GQA, sliding window) against finite differences of a
+// double-precision reference: p = [q (T*NH*HS), k (T*NKV*HS), v (T*NKV*HS)], B = 1.
+enum { AT_T = 6, AT_NH = 4, AT_NKV = 2, AT_HS = 4, AT_W = 3 };
+static const double *at_r;
+static double at_loss(const double *p, const void *ctx) {
+    (void)ctx;
+    const double *q = p, *k = q + AT_T * AT_NH * AT_HS, *v = k + AT_T * AT_NKV * AT_HS;
+    double L = 0;
+    for (int t = 0; t < AT_T; t++)
+        for (int h = 0; h < AT_NH; h++) {
+            int kh = h / (AT_NH / AT_NKV), lo = t - AT_W + 1 > 0 ? t - AT_W + 1 : 0;
+            double s[AT_T], mx = -1e300, sum = 0;
+            for (int u = lo; u <= t; u++) {
+                s[u] = 0;
+                for (int d = 0; d < AT_HS; d++) s[u] += q[(t * AT_NH + h) * AT_HS + d] * k[(u * AT_NKV + kh) * AT_HS + d];
+                s[u] /= sqrt((double)AT_HS);
+                mx = fmax(mx, s[u]);
+            }
+            for (int u = lo; u <= t; u++) sum += (s[u] = exp(s[u] - mx));
+            for (int d = 0; d < AT_HS; d++) {
+                double o = 0;
+                for (int u = lo; u <= t; u++) o += s[u] / sum * v[(u * AT_NKV + kh) * AT_HS + d];
+                L += at_r[(t * AT_NH + h) * AT_HS + d] * o;
+            }
+        }
+    return L;
+}
+
+static int test_attention_backward(void) {
+    enum { NQ = AT_T * AT_NH * AT_HS, NK = AT_T * AT_NKV * AT_HS, NP = NQ + 2 * NK };
+    static double pd[NP], rd[NQ];
+    static float pf[NP], rf[NQ], out[NQ], probs[AT_NH * AT_T * AT_T], g[NP];
+    lf_rng rng;
+    lf_rng_seed(&rng, 5);
+    for (int i = 0; i < NP; i++) pf[i] = (float)(pd[i] = lf_rng_normal(&rng));
+    for (int i = 0; i < NQ; i++) rf[i] = (float)(rd[i] = lf_rng_normal(&rng));
+    at_r = rd;
+    lf_model_config c;
+    memset(&c, 0, sizeof c);
+    c.NH = AT_NH, c.NKV = AT_NKV, c.HS = AT_HS, c.sliding_window = AT_W;
+    lf__tattn_job j = {out, probs, pf, pf + NQ, pf + NQ + NK, g, g + NQ, g + NQ + NK, rf, &c, 0, 1, AT_T};
+    lf_pool *pool;
+    CHECK_OK(lf_pool_create(&pool, 2));
+    lf_parallel_for(pool, AT_NH * AT_T, lf__tattn_fwd, &j);
+    lf_parallel_for(pool, AT_NKV, lf__tattn_bwd, &j);
+    lf_pool_destroy(pool);
+    double L = 0;  // the forward itself equals the reference
+    for (int i = 0; i < NQ; i++) L += rd[i] * out[i];
+    CHECK(fabs(L - at_loss(pd, NULL)) < 1e-4 * fmax(1.0, fabs(L)));
+    return fd_compare("attention", at_loss, NULL, pd, NP, g);
+}
+
 static const lf_test tests_model[] = {
+    {"model/attention_backward_finite_differences", test_attention_backward},
     {"model/parity_llama_f32", test_parity_llama_f32},
     {"model/parity_llama_bf16", test_parity_llama_bf16},
     {"model/parity_llama_head_dim", test_parity_llama_head_dim},
