@@ -11,7 +11,7 @@ are 0, and the script checks that the train-mode logits equal the eval-mode logi
 
 grads.safetensors  (llama_f32, qwen2_f32, mistral_f32, llama3rope_f32)
   input_ids           I32 [2, 16]  torch.randint(0, V) from a fixed per-model seed (no BOS)
-  labels              I32 [2, 16]  = input_ids, except -100 at [0, 0:4] and [1, 10:13]
+  labels              I32 [2, 16]  = input_ids, except -100 at [0, 0:4], [1, 10:13] and [1, 15]
   loss                F32 [1]      model(input_ids, labels=labels).loss
   logits              F32 [2, 16, V] the logits of that same forward
   grad.<param name>   F32 (shape of the parameter), one per model.named_parameters()
@@ -27,11 +27,10 @@ grads.safetensors  (llama_f32, qwen2_f32, mistral_f32, llama3rope_f32)
       This is one mean over all the batch's tokens, not a mean of per-row means.
       The log_softmax is in f32 (logits.float()). There is no label smoothing,
       and ignore_index is -100.
-    * With this mask, N = 24. Row 0 has 12 targets (t+1 = 4..15). Its -100 at
-      position 0 has no effect, because label 0 is never a target. Row 1 has
-      12 targets (t+1 = 1..15 except 10, 11, 12).
-      NOTE: both rows have the same count, so for this batch the global mean
-      equals the mean of the per-row means.
+    * With this mask, N = 23. Row 0 has 12 targets (t+1 = 4..15; its -100 at
+      position 0 has no effect, because label 0 is never a target). Row 1 has
+      11 (t+1 = 1..14 except 10, 11, 12). The counts differ, so a mean of the
+      per-row means would give a different loss than the global mean.
   Tied embeddings (qwen2_f32): named_parameters() lists the shared tensor once,
   as `model.embed_tokens.weight`. There is no `grad.lm_head.weight`. So
   `grad.model.embed_tokens.weight` holds the full gradient: the sum of the
@@ -131,6 +130,7 @@ def make_batch(vocab, seed):
     labels = ids.clone()
     labels[0, :4] = IGNORE
     labels[1, 10:13] = IGNORE
+    labels[1, 15] = IGNORE  # unequal rows (12 and 11 targets): a mean of row means would differ
     return ids, labels
 
 
@@ -375,7 +375,7 @@ def verify(models_dir):
                 assert x.dtype == torch.int32 and tuple(x.shape) == (B, T)
             ids, lab = f.get_tensor("input_ids"), f.get_tensor("labels")
             assert int(ids.min()) >= 0 and int(ids.max()) < V
-            assert int((lab == IGNORE).sum()) == 7 and torch.equal(lab[lab != IGNORE], ids[lab != IGNORE])
+            assert int((lab == IGNORE).sum()) == 8 and torch.equal(lab[lab != IGNORE], ids[lab != IGNORE])
             assert f.get_tensor("loss").dtype == torch.float32 and tuple(f.get_tensor("loss").shape) == (1,)
             assert tuple(f.get_tensor("logits").shape) == (B, T, V)
             for n, p in params.items():
