@@ -508,6 +508,7 @@ typedef struct lf_model {
     bool own_pool;
     float *small_;                // one block for norms, biases and rope tables
     lf_arena acts_;               // activations for max_tokens, sized once
+    struct lf__train *train_;     // training state (lf_model_train_begin), else NULL
 } lf_model;
 
 // lf_model_open — load config.json and the safetensors weights of a model directory.
@@ -546,6 +547,21 @@ typedef struct lf_batch {
 //            LF_ERR_CAPACITY (n > max_tokens, position >= max_seq_len)
 //   threads  not safe on the same m or kv
 LF_API lf_status lf_model_forward(lf_model *m, lf_kv *kv, const lf_batch *b, float *logits);
+
+// Training. lf_model_train_begin copies every weight into f32 master parameters (the model's
+// views then point at them, so inference sees the weights being trained) and plans the
+// activations of a [B, T] micro-batch.
+//   returns  LF_OK | LF_ERR_NOMEM (message: how much, for what) | LF_ERR_CAPACITY (T > max_seq_len)
+LF_API lf_status lf_model_train_begin(lf_model *m, int B, int T);
+// lf_model_train_grads — loss and gradients of one micro-batch, gradients accumulated (+=).
+//   tokens, labels  [B, T]; labels as transformers takes them: position t predicts labels[t+1],
+//                   -100 is ignored; the loss is the mean over the scored targets
+//   returns  LF_OK | LF_ERR_ARG (before lf_model_train_begin; a bad id, naming its index)
+//   threads  not safe on the same m
+LF_API lf_status lf_model_train_grads(lf_model *m, const int32_t *tokens, const int32_t *labels, float *loss);
+LF_API void lf_model_train_zero_grads(lf_model *m);
+// The gradient of a parameter by its transformers name; NULL if none (*n gets its length).
+LF_API const float *lf_model_grad(const lf_model *m, const char *name, int64_t *n);
 
 // == 12. generate (API) ==========================================================================
 // threads: lf_sample is safe on distinct rng/work buffers; lf_generate as lf_model_forward.
@@ -6509,7 +6525,10 @@ LF_API lf_status lf_model_open(lf_model *m, const lf_model_desc *desc) {
 }
 #endif
 
+static void lf__train_free(lf_model *m);
+
 LF_API void lf_model_close(lf_model *m) {
+    lf__train_free(m);
     if (m->own_pool) lf_pool_destroy(m->pool);
     lf_st_set_close(&m->st);
     LF_FREE(m->small_);
@@ -6751,6 +6770,275 @@ LF_API lf_status lf_model_forward(lf_model *m, lf_kv *kv, const lf_batch *b, flo
         if (b->logits ? b->logits[i] != 0 : i == n - 1) memcpy(a.rows + rows++ * C, a.x + i * C, (size_t)C * sizeof(float));
     lf__rmsnorm_forward(a.xn, NULL, a.rows, m->final_norm, rows, C, c->eps);
     lf__matmul(m->pool, logits, a.xn, m->lm_head.data, m->lm_head.dtype, NULL, rows, c->V, C, a.mm);
+    return LF_OK;
+}
+
+// -- 6.3 training: forward with saved activations, loss, backward
+//
+// ON TRAINING: lf_model_train_begin copies every weight into one f32 block of master
+// parameters (whatever the stored dtype) and points the model's views at it, so inference on
+// the same model sees the weights being trained. The activations of a [B, T] micro-batch live
+// in one block planned up front (llm.c style): per layer the inputs each backward op needs.
+// The loss is transformers' causal-LM loss: position t predicts labels[t + 1], -100 is
+// ignored, and the sum is divided by the number of scored targets in the micro-batch. Logits
+// exist LF__CE_ROWS rows at a time: each chunk is scored and back-propagated before the next.
+
+#define LF__CE_ROWS 64
+
+typedef struct lf__param {
+    char name[112];
+    int64_t n;       // elements
+    float *p, *g;    // master value and gradient
+} lf__param;
+
+typedef struct lf__train {
+    int B, T, n_params;
+    lf__param *params;
+    float *master, *grads;  // [total] each
+    lf_arena acts;
+    // per layer [L, N, ...]: residual in, normed, rstd, q, k, v (after RoPE), probs, attention
+    // out, residual mid, normed, rstd, gate, up, swiglu out
+    float *x_in, *xn1, *rstd1, *q, *k, *v, *probs, *att, *x_mid, *xn2, *rstd2, *gate, *up, *h;
+    float *x_out, *xnf, *rstdf;           // [N, C], [N, C], [N]
+    float *logits, *losses;               // [LF__CE_ROWS, V], [LF__CE_ROWS]
+    float *dx, *dxn, *dq, *dk, *dv, *datt, *dgate, *dup, *dh, *dtmp;  // gradient scratch
+    int32_t *pos, *targets;               // [N]
+    void *mm;                             // matmul scratch
+} lf__train;
+
+static lf_status lf__train_param(lf__train *t, int *k, const char *name, int64_t n) {
+    if (*k >= t->n_params) return lf__fail(LF_ERR_ARG, "train: parameter table overflow at %s", name);
+    lf__param *p = &t->params[(*k)++];
+    snprintf(p->name, sizeof p->name, "%s", name);
+    p->n = n;
+    return LF_OK;
+}
+
+// The parameters in transformers' named_parameters() order: their master copies get the
+// weights, and the model's views point at them.
+static lf_status lf__train_params(lf_model *m, lf__train *t) {
+    const lf_model_config *c = &m->cfg;
+    int64_t C = c->C, Q = (int64_t)c->NH * c->HS, KV = (int64_t)c->NKV * c->HS, FF = c->FF;
+    int k = 0;
+    float *cur = t->master;
+    lf_status s = LF_OK;
+    char name[112];
+#define LF__P(nm, n_, tensor, vec)                                                                   \
+    do {                                                                                             \
+        if ((s = lf__train_param(t, &k, nm, n_)) != LF_OK) return s;                                \
+        lf_tensor *tt_ = (tensor);                                                                   \
+        const float **vv_ = (vec);                                                                   \
+        t->params[k - 1].p = cur, t->params[k - 1].g = t->grads + (cur - t->master);                \
+        if (tt_) lf_convert_to_f32(cur, tt_->data, tt_->dtype, n_), tt_->data = cur, tt_->dtype = LF_DTYPE_F32; \
+        else memcpy(cur, *vv_, (size_t)(n_) * sizeof(float)), *vv_ = cur;                         \
+        cur += n_;                                                                                   \
+    } while (0)
+    LF__P("model.embed_tokens.weight", (int64_t)c->V * C, &m->embed, (const float **)NULL);
+    for (int l = 0; l < c->L; l++) {
+        lf_layer *ly = &m->layers[l];
+        static const char *proj[4] = {"q_proj", "k_proj", "v_proj", "o_proj"}, *mlp[3] = {"gate_proj", "up_proj", "down_proj"};
+        lf_tensor *pw[4] = {&ly->wq, &ly->wk, &ly->wv, &ly->wo}, *mw[3] = {&ly->w_gate, &ly->w_up, &ly->w_down};
+        const float **pb[4] = {&ly->bq, &ly->bk, &ly->bv, &ly->bo}, **mb[3] = {&ly->b_gate, &ly->b_up, &ly->b_down};
+        int64_t pn[4] = {Q, KV, KV, C}, mn[3] = {FF, FF, C};
+        for (int i = 0; i < 4; i++) {
+            snprintf(name, sizeof name, "model.layers.%d.self_attn.%s.weight", l, proj[i]);
+            LF__P(name, lf_tensor_numel(pw[i]), pw[i], (const float **)NULL);
+            if (*pb[i]) {
+                snprintf(name, sizeof name, "model.layers.%d.self_attn.%s.bias", l, proj[i]);
+                LF__P(name, pn[i], (lf_tensor *)NULL, pb[i]);
+            }
+        }
+        for (int i = 0; i < 3; i++) {
+            snprintf(name, sizeof name, "model.layers.%d.mlp.%s.weight", l, mlp[i]);
+            LF__P(name, lf_tensor_numel(mw[i]), mw[i], (const float **)NULL);
+            if (*mb[i]) {
+                snprintf(name, sizeof name, "model.layers.%d.mlp.%s.bias", l, mlp[i]);
+                LF__P(name, mn[i], (lf_tensor *)NULL, mb[i]);
+            }
+        }
+        snprintf(name, sizeof name, "model.layers.%d.input_layernorm.weight", l);
+        LF__P(name, C, (lf_tensor *)NULL, &ly->attn_norm);
+        snprintf(name, sizeof name, "model.layers.%d.post_attention_layernorm.weight", l);
+        LF__P(name, C, (lf_tensor *)NULL, &ly->mlp_norm);
+    }
+    LF__P("model.norm.weight", C, (lf_tensor *)NULL, &m->final_norm);
+    if (!c->tied) LF__P("lm_head.weight", (int64_t)c->V * C, &m->lm_head, (const float **)NULL);
+    else m->lm_head = m->embed;  // one tensor, one gradient (as transformers ties them)
+#undef LF__P
+    t->n_params = k;
+    return LF_OK;
+}
+
+// The activation block for [B, T] (STYLE R10): sizes in floats, one slot each.
+static size_t lf__train_plan(const lf_model *m, lf__train *t, unsigned char *base) {
+    const lf_model_config *c = &m->cfg;
+    size_t N = (size_t)t->B * (size_t)t->T, L = (size_t)c->L, C = (size_t)c->C, Q = (size_t)c->NH * (size_t)c->HS,
+           KV = (size_t)c->NKV * (size_t)c->HS, FF = (size_t)c->FF, T = (size_t)t->T;
+    size_t maxw = LF__MAX(LF__MAX(C, FF), Q);
+    size_t sizes[] = {L * N * C, L * N * C, L * N, L * N * Q, L * N * KV, L * N * KV, L * (size_t)t->B * (size_t)c->NH * T * T,
+                      L * N * Q, L * N * C, L * N * C, L * N, L * N * FF, L * N * FF, L * N * FF,
+                      N * C, N * C, N, (size_t)LF__CE_ROWS * (size_t)c->V, LF__CE_ROWS,
+                      N * C, N * maxw, N * Q, N * KV, N * KV, N * Q, N * FF, N * FF, N * FF, N * maxw, N, N,
+                      lf__matmul_scratch((int64_t)N, (int64_t)maxw, lf_pool_size(m->pool)) / 4 + 1};
+    void **slots[] = {(void **)&t->x_in, (void **)&t->xn1, (void **)&t->rstd1, (void **)&t->q, (void **)&t->k,
+                      (void **)&t->v, (void **)&t->probs, (void **)&t->att, (void **)&t->x_mid, (void **)&t->xn2,
+                      (void **)&t->rstd2, (void **)&t->gate, (void **)&t->up, (void **)&t->h, (void **)&t->x_out,
+                      (void **)&t->xnf, (void **)&t->rstdf, (void **)&t->logits, (void **)&t->losses, (void **)&t->dx,
+                      (void **)&t->dxn, (void **)&t->dq, (void **)&t->dk, (void **)&t->dv, (void **)&t->datt,
+                      (void **)&t->dgate, (void **)&t->dup, (void **)&t->dh, (void **)&t->dtmp, (void **)&t->pos,
+                      (void **)&t->targets,
+                      &t->mm};
+    size_t off = 0;
+    for (size_t i = 0; i < sizeof sizes / sizeof *sizes; i++) {
+        *slots[i] = base ? base + off : NULL;
+        off += (sizes[i] * 4 + 63) & ~(size_t)63;
+    }
+    return off;
+}
+
+LF_API lf_status lf_model_train_begin(lf_model *m, int B, int T) {
+    if (m->train_) return lf__fail(LF_ERR_ARG, "train_begin: the model is already in training mode");
+    if (B <= 0 || T <= 1 || T > m->max_seq_len)
+        return lf__fail(LF_ERR_CAPACITY, "train_begin: batch [%d, %d] (T must be in [2, max_seq_len %d])", B, T, m->max_seq_len);
+    lf__train *t = (lf__train *)lf__calloc(1, sizeof *t, "training state");
+    if (!t) return LF_ERR_NOMEM;
+    const lf_model_config *c = &m->cfg;
+    int per_layer = 9 + (c->qkv_bias ? 3 : 0) + (c->o_bias ? 1 : 0) + (c->mlp_bias ? 3 : 0);
+    int64_t total = lf_model_n_params(m);  // every tensor of the checkpoint: at least the parameters
+    t->B = B, t->T = T, t->n_params = 2 + !c->tied + c->L * per_layer;
+    lf_status s = LF_OK;
+    t->params = (lf__param *)lf__calloc((size_t)t->n_params, sizeof(lf__param), "parameter table");
+    t->master = t->params ? (float *)lf__calloc((size_t)total, sizeof(float), "f32 master weights") : NULL;
+    t->grads = t->master ? (float *)lf__calloc((size_t)total, sizeof(float), "gradients") : NULL;
+    if (!t->grads) s = LF_ERR_NOMEM;
+    if (s == LF_OK) s = lf_arena_init(&t->acts, lf__train_plan(m, t, NULL), "training activations");
+    if (s == LF_OK) {
+        lf__train_plan(m, t, t->acts.base);
+        s = lf__train_params(m, t);
+    }
+    if (s != LF_OK) {
+        LF_FREE(t->params), LF_FREE(t->master), LF_FREE(t->grads);
+        lf_arena_deinit(&t->acts);
+        LF_FREE(t);
+        return s;
+    }
+    m->train_ = t;
+    return LF_OK;
+}
+
+static void lf__train_free(lf_model *m) {
+    lf__train *t = m->train_;
+    if (!t) return;
+    LF_FREE(t->params), LF_FREE(t->master), LF_FREE(t->grads);
+    lf_arena_deinit(&t->acts);
+    LF_FREE(t);
+    m->train_ = NULL;
+}
+
+LF_API void lf_model_train_zero_grads(lf_model *m) {
+    if (m->train_) memset(m->train_->grads, 0, (size_t)lf_model_n_params(m) * sizeof(float));
+}
+
+LF_API const float *lf_model_grad(const lf_model *m, const char *name, int64_t *n) {
+    for (int i = 0; m->train_ && i < m->train_->n_params; i++)
+        if (strcmp(m->train_->params[i].name, name) == 0) {
+            if (n) *n = m->train_->params[i].n;
+            return m->train_->params[i].g;
+        }
+    return NULL;
+}
+
+// The gradient of parameter data p (a pointer the model's views hold after train_begin).
+static float *lf__train_grad_of(const lf__train *t, const void *p) {
+    return t->grads + ((const float *)p - t->master);
+}
+
+LF_API lf_status lf_model_train_grads(lf_model *m, const int32_t *tokens, const int32_t *labels, float *loss) {
+    lf__train *t = m->train_;
+    if (!t) return lf__fail(LF_ERR_ARG, "train_grads: call lf_model_train_begin first");
+    const lf_model_config *c = &m->cfg;
+    int B = t->B, T = t->T, L = c->L;
+    int64_t N = (int64_t)B * T, C = c->C, Q = (int64_t)c->NH * c->HS, KV = (int64_t)c->NKV * c->HS, FF = c->FF, V = c->V;
+    int n_valid = 0;
+    for (int64_t i = 0; i < N; i++) {
+        if (tokens[i] < 0 || tokens[i] >= c->V) return lf__fail(LF_ERR_ARG, "train_grads: token %lld is id %d, outside [0, %d)", (long long)i, tokens[i], c->V);
+        if (labels[i] != -100 && (labels[i] < 0 || labels[i] >= c->V))
+            return lf__fail(LF_ERR_ARG, "train_grads: label %lld is %d, neither -100 nor in [0, %d)", (long long)i, labels[i], c->V);
+        t->pos[i] = (int32_t)(i % T);
+        t->targets[i] = i % T == T - 1 ? -100 : labels[i + 1];  // position t predicts label t + 1
+        n_valid += t->targets[i] != -100;
+    }
+    lf_pool *pool = m->pool;
+    // forward
+    for (int64_t i = 0; i < N; i++) memcpy(t->x_in + i * C, (const float *)m->embed.data + (int64_t)tokens[i] * C, (size_t)C * 4);
+    for (int l = 0; l < L; l++) {
+        const lf_layer *ly = &m->layers[l];
+        float *x = t->x_in + l * N * C, *xn1 = t->xn1 + l * N * C, *q = t->q + l * N * Q, *k = t->k + l * N * KV,
+              *v = t->v + l * N * KV, *att = t->att + l * N * Q, *xm = t->x_mid + l * N * C, *xn2 = t->xn2 + l * N * C,
+              *gate = t->gate + l * N * FF, *up = t->up + l * N * FF, *h = t->h + l * N * FF;
+        lf__rmsnorm_forward(xn1, t->rstd1 + l * N, x, ly->attn_norm, N, C, c->eps);
+        lf__matmul(pool, q, xn1, ly->wq.data, LF_DTYPE_F32, ly->bq, N, Q, C, t->mm);
+        lf__matmul(pool, k, xn1, ly->wk.data, LF_DTYPE_F32, ly->bk, N, KV, C, t->mm);
+        lf__matmul(pool, v, xn1, ly->wv.data, LF_DTYPE_F32, ly->bv, N, KV, C, t->mm);
+        lf__rope_forward(q, m->rope_cos, m->rope_sin, t->pos, N, c->NH, c->HS);
+        lf__rope_forward(k, m->rope_cos, m->rope_sin, t->pos, N, c->NKV, c->HS);
+        lf__tattn_job aj = {att, t->probs + (size_t)l * (size_t)B * (size_t)c->NH * (size_t)T * (size_t)T, q, k, v,
+                            NULL, NULL, NULL, NULL, c, l, B, T};
+        lf_parallel_for(pool, (int64_t)B * c->NH * T, lf__tattn_fwd, &aj);
+        lf__matmul(pool, xm, att, ly->wo.data, LF_DTYPE_F32, ly->bo, N, C, Q, t->mm);
+        for (int64_t i = 0; i < N * C; i++) xm[i] += x[i];
+        lf__rmsnorm_forward(xn2, t->rstd2 + l * N, xm, ly->mlp_norm, N, C, c->eps);
+        lf__matmul(pool, gate, xn2, ly->w_gate.data, LF_DTYPE_F32, ly->b_gate, N, FF, C, t->mm);
+        lf__matmul(pool, up, xn2, ly->w_up.data, LF_DTYPE_F32, ly->b_up, N, FF, C, t->mm);
+        lf__swiglu_forward(h, gate, up, N * FF);
+        float *xo = l + 1 < L ? t->x_in + (l + 1) * N * C : t->x_out;
+        lf__matmul(pool, xo, h, ly->w_down.data, LF_DTYPE_F32, ly->b_down, N, C, FF, t->mm);
+        for (int64_t i = 0; i < N * C; i++) xo[i] += xm[i];
+    }
+    lf__rmsnorm_forward(t->xnf, t->rstdf, t->x_out, m->final_norm, N, C, c->eps);
+    // loss and the head's backward, LF__CE_ROWS rows at a time
+    float *dhead = lf__train_grad_of(t, m->lm_head.data), scale = n_valid ? 1.0f / (float)n_valid : 0.0f;
+    double total = 0;
+    for (int64_t r0 = 0; r0 < N; r0 += LF__CE_ROWS) {
+        int64_t rows = LF__MIN(LF__CE_ROWS, N - r0);
+        lf__matmul(pool, t->logits, t->xnf + r0 * C, m->lm_head.data, LF_DTYPE_F32, NULL, rows, V, C, t->mm);
+        lf__crossentropy_backward(t->logits, t->losses, t->targets + r0, rows, V, scale);
+        for (int64_t i = 0; i < rows; i++) total += t->losses[i];
+        lf__matmul_backward(pool, t->dxn + r0 * C, dhead, NULL, t->logits, t->xnf + r0 * C, (const float *)m->lm_head.data, rows, V, C);
+    }
+    *loss = n_valid ? (float)(total / n_valid) : 0.0f;
+    // backward
+    memset(t->dx, 0, (size_t)(N * C) * sizeof(float));
+    lf__rmsnorm_backward(t->dx, lf__train_grad_of(t, m->final_norm), t->dxn, t->x_out, m->final_norm, t->rstdf, N, C);
+    for (int l = L - 1; l >= 0; l--) {
+        const lf_layer *ly = &m->layers[l];
+        float *x = t->x_in + l * N * C, *xn1 = t->xn1 + l * N * C, *q = t->q + l * N * Q, *k = t->k + l * N * KV,
+              *v = t->v + l * N * KV, *att = t->att + l * N * Q, *xm = t->x_mid + l * N * C, *xn2 = t->xn2 + l * N * C,
+              *gate = t->gate + l * N * FF, *up = t->up + l * N * FF, *h = t->h + l * N * FF;
+#define LF__G(p) ((p) ? lf__train_grad_of(t, (p)) : NULL)
+        // MLP: dx (the residual gradient) flows into h, then gate/up, then the norm
+        lf__matmul_backward(pool, t->dh, LF__G(ly->w_down.data), LF__G(ly->b_down), t->dx, h, (const float *)ly->w_down.data, N, C, FF);
+        lf__swiglu_backward(t->dgate, t->dup, t->dh, gate, up, N * FF);
+        lf__matmul_backward(pool, t->dxn, LF__G(ly->w_gate.data), LF__G(ly->b_gate), t->dgate, xn2, (const float *)ly->w_gate.data, N, FF, C);
+        lf__matmul_backward(pool, t->dtmp, LF__G(ly->w_up.data), LF__G(ly->b_up), t->dup, xn2, (const float *)ly->w_up.data, N, FF, C);
+        for (int64_t i = 0; i < N * C; i++) t->dxn[i] += t->dtmp[i];
+        lf__rmsnorm_backward(t->dx, LF__G(ly->mlp_norm), t->dxn, xm, ly->mlp_norm, t->rstd2 + l * N, N, C);
+        // attention
+        lf__matmul_backward(pool, t->datt, LF__G(ly->wo.data), LF__G(ly->bo), t->dx, att, (const float *)ly->wo.data, N, C, Q);
+        lf__tattn_job aj = {NULL, t->probs + (size_t)l * (size_t)B * (size_t)c->NH * (size_t)T * (size_t)T, q, k, v,
+                            t->dq, t->dk, t->dv, t->datt, c, l, B, T};
+        lf_parallel_for(pool, (int64_t)B * c->NKV, lf__tattn_bwd, &aj);
+        lf__rope_backward(t->dq, m->rope_cos, m->rope_sin, t->pos, N, c->NH, c->HS);
+        lf__rope_backward(t->dk, m->rope_cos, m->rope_sin, t->pos, N, c->NKV, c->HS);
+        lf__matmul_backward(pool, t->dxn, LF__G(ly->wq.data), LF__G(ly->bq), t->dq, xn1, (const float *)ly->wq.data, N, Q, C);
+        lf__matmul_backward(pool, t->dtmp, LF__G(ly->wk.data), LF__G(ly->bk), t->dk, xn1, (const float *)ly->wk.data, N, KV, C);
+        for (int64_t i = 0; i < N * C; i++) t->dxn[i] += t->dtmp[i];
+        lf__matmul_backward(pool, t->dtmp, LF__G(ly->wv.data), LF__G(ly->bv), t->dv, xn1, (const float *)ly->wv.data, N, KV, C);
+        for (int64_t i = 0; i < N * C; i++) t->dxn[i] += t->dtmp[i];
+        lf__rmsnorm_backward(t->dx, LF__G(ly->attn_norm), t->dxn, x, ly->attn_norm, t->rstd1 + l * N, N, C);
+#undef LF__G
+    }
+    lf__embedding_backward(lf__train_grad_of(t, m->embed.data), t->dx, tokens, N, C);
     return LF_OK;
 }
 

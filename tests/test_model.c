@@ -273,7 +273,62 @@ static int test_attention_backward(void) {
     return fd_compare("attention", at_loss, NULL, pd, NP, g);
 }
 
+// -- training: loss and every parameter gradient against PyTorch autograd
+// (tests/ref/make_grads.py: grads.safetensors). Tolerance: per tensor,
+// max |ours - torch| <= 1e-4 * max |torch|; the loss within 1e-5 relative.
+static int lf_test_grads(const char *model) {
+    char dir[512], path[600];
+    snprintf(dir, sizeof dir, LF_TEST_MODELS "%s", model);
+    snprintf(path, sizeof path, "%s/grads.safetensors", dir);
+    lf_st_file f;
+    CHECK_OK(lf_st_open(&f, path));
+    const lf_st_tensor *ids = lf_st_find(&f, "input_ids"), *labels = lf_st_find(&f, "labels"), *loss = lf_st_find(&f, "loss");
+    CHECK(ids && labels && loss && ids->ndim == 2);
+    int B = (int)ids->shape[0], T = (int)ids->shape[1];
+    lf_model m;
+    lf_model_desc d = {.path = dir, .n_threads = 2, .max_tokens = 64, .max_seq_len = 64};
+    CHECK_OK(lf_model_open(&m, &d));
+    CHECK_OK(lf_model_train_begin(&m, B, T));
+    float l = 0;
+    CHECK_OK(lf_model_train_grads(&m, (const int32_t *)ids->data, (const int32_t *)labels->data, &l));
+    float ref = ((const float *)loss->data)[0];
+    if (fabsf(l - ref) > 1e-5f * fabsf(ref)) fprintf(stderr, "    %s: loss %.7f, torch %.7f\n", model, l, ref);
+    CHECK(fabsf(l - ref) <= 1e-5f * fabsf(ref));
+    int checked = 0;
+    double worst = 0;
+    for (int i = 0; i < f.n; i++) {
+        const lf_st_tensor *g = &f.tensors[i];
+        if (strncmp(g->name, "grad.", 5) != 0) continue;
+        int64_t n = 0;
+        const float *ours = lf_model_grad(&m, g->name + 5, &n);
+        if (!ours) fprintf(stderr, "    %s: no gradient for %s\n", model, g->name + 5);
+        CHECK(ours && n * 4 == (int64_t)(g->end - g->begin));
+        const float *want = (const float *)g->data;
+        double mx = 0, diff = 0;
+        for (int64_t k = 0; k < n; k++) mx = fmax(mx, fabs(want[k])), diff = fmax(diff, fabs(ours[k] - want[k]));
+        double rel = diff / fmax(mx, 1e-12);
+        worst = fmax(worst, rel);
+        if (rel > 1e-4) fprintf(stderr, "    %s: %s relative error %.3g\n", model, g->name + 5, rel);
+        CHECK(rel <= 1e-4);
+        checked++;
+    }
+    CHECK(checked == m.train_->n_params);  // every parameter has a reference, and only those
+    if (getenv("LF_TEST_VERBOSE"))
+        fprintf(stderr, "    %s: loss %.7f (torch %.7f), %d gradients, worst relative error %.3g\n", model, l, ref, checked, worst);
+    lf_model_close(&m);
+    lf_st_close(&f);
+    return 0;
+}
+static int test_grads_llama(void) { return lf_test_grads("llama_f32"); }
+static int test_grads_qwen2(void) { return lf_test_grads("qwen2_f32"); }
+static int test_grads_mistral(void) { return lf_test_grads("mistral_f32"); }
+static int test_grads_llama3rope(void) { return lf_test_grads("llama3rope_f32"); }
+
 static const lf_test tests_model[] = {
+    {"model/grads_llama_torch", test_grads_llama},
+    {"model/grads_qwen2_torch", test_grads_qwen2},
+    {"model/grads_mistral_torch", test_grads_mistral},
+    {"model/grads_llama3rope_torch", test_grads_llama3rope},
     {"model/attention_backward_finite_differences", test_attention_backward},
     {"model/parity_llama_f32", test_parity_llama_f32},
     {"model/parity_llama_bf16", test_parity_llama_bf16},
