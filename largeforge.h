@@ -25,7 +25,9 @@
 //    3. tensor       dtypes, conversions, CPU kernels (matmul, norms, rope, softmax, swiglu)
 //    4. safetensors  mmap reader with a validated header, sharded index, writer
 //    5. tokenizer    HF tokenizer.json (byte-level and SentencePiece-style BPE), chat templates
-//    6. model        Llama-family config and weights, batched forward with a KV cache
+//    6. model        Llama-family config and weights, batched forward with a KV cache, training
+//                    forward/backward
+//    8. train        AdamW, learning-rate schedules, gradient clipping
 //   12. generate     sampling, stop strings, streaming generation
 //
 // CONFIGURATION MACROS          default      define where
@@ -562,6 +564,48 @@ LF_API lf_status lf_model_train_grads(lf_model *m, const int32_t *tokens, const 
 LF_API void lf_model_train_zero_grads(lf_model *m);
 // The gradient of a parameter by its transformers name; NULL if none (*n gets its length).
 LF_API const float *lf_model_grad(const lf_model *m, const char *name, int64_t *n);
+
+// == 8. train (API) ==============================================================================
+// threads: not safe on the same optimizer or model.
+
+// Learning-rate schedules, as transformers' get_*_schedule_with_warmup compute them.
+typedef enum lf_sched {
+    LF_SCHED_DEFAULT = 0,  // cosine, the product's default
+    LF_SCHED_COSINE = 1,
+    LF_SCHED_LINEAR = 2,
+    LF_SCHED_CONSTANT = 3,
+    LF_SCHED_CONSTANT_WITH_WARMUP = 4
+} lf_sched;
+
+// AdamW as torch.optim.AdamW computes it, with HF Trainer's parameter groups (no weight decay
+// on biases and norms) and clip_grad_norm_ before each step. Zero is meaningful for several
+// fields (no weight decay, no clipping), so start from lf_optim_desc_default().
+typedef struct lf_optim_desc {
+    float learning_rate;  // 2e-5 (the product's TrainingConfig)
+    float beta1, beta2;   // 0.9, 0.999
+    float eps;            // 1e-8
+    float weight_decay;   // 0.01
+    float max_grad_norm;  // 1.0; 0: no clipping
+    lf_sched schedule;    // cosine
+    int warmup_steps;     // 0: ceil(warmup_ratio * total_steps)
+    float warmup_ratio;   // 0.1
+    int total_steps;      // required for cosine and linear
+} lf_optim_desc;
+LF_API lf_optim_desc lf_optim_desc_default(void);
+
+typedef struct lf_optim {
+    lf_optim_desc d;
+    int64_t n, step;  // moments; steps taken
+    float *m, *v;     // [n] first and second moments
+} lf_optim;
+// lf_optim_init — moments for a model in training mode (after lf_model_train_begin).
+//   returns  LF_OK | LF_ERR_ARG (not in training mode) | LF_ERR_CONFIG (a field, named) | LF_ERR_NOMEM
+LF_API lf_status lf_optim_init(lf_optim *o, const lf_model *m, const lf_optim_desc *d);
+LF_API void lf_optim_deinit(lf_optim *o);
+LF_API float lf_optim_lr(const lf_optim *o, int64_t step);  // the schedule's learning rate at a step
+// lf_optim_step — clip the accumulated gradients, apply one AdamW update at lf_optim_lr(step),
+// advance the step. *grad_norm (may be NULL) gets the norm before clipping.
+LF_API lf_status lf_optim_step(lf_optim *o, lf_model *m, float *grad_norm);
 
 // == 12. generate (API) ==========================================================================
 // threads: lf_sample is safe on distinct rng/work buffers; lf_generate as lf_model_forward.
@@ -7039,6 +7083,89 @@ LF_API lf_status lf_model_train_grads(lf_model *m, const int32_t *tokens, const 
 #undef LF__G
     }
     lf__embedding_backward(lf__train_grad_of(t, m->embed.data), t->dx, tokens, N, C);
+    return LF_OK;
+}
+
+// == 8. train (impl) =============================================================================
+
+LF_API lf_optim_desc lf_optim_desc_default(void) {
+    lf_optim_desc d;
+    memset(&d, 0, sizeof d);
+    d.learning_rate = 2e-5f, d.beta1 = 0.9f, d.beta2 = 0.999f, d.eps = 1e-8f, d.weight_decay = 0.01f;
+    d.max_grad_norm = 1.0f, d.schedule = LF_SCHED_COSINE, d.warmup_ratio = 0.1f;
+    return d;
+}
+
+LF_API lf_status lf_optim_init(lf_optim *o, const lf_model *m, const lf_optim_desc *d) {
+    memset(o, 0, sizeof *o);
+    if (!m->train_) return lf__fail(LF_ERR_ARG, "optim_init: the model is not in training mode (lf_model_train_begin)");
+    o->d = *d;
+    if (o->d.schedule == LF_SCHED_DEFAULT) o->d.schedule = LF_SCHED_COSINE;
+    if (!(d->learning_rate > 0)) return lf__fail(LF_ERR_CONFIG, "training.learning_rate: must be > 0, got %g", d->learning_rate);
+    if (!(d->beta1 >= 0 && d->beta1 < 1) || !(d->beta2 >= 0 && d->beta2 < 1))
+        return lf__fail(LF_ERR_CONFIG, "training.adam_beta1/adam_beta2: must be in [0, 1), got %g, %g", d->beta1, d->beta2);
+    if (!(d->eps > 0)) return lf__fail(LF_ERR_CONFIG, "training.adam_epsilon: must be > 0, got %g", d->eps);
+    if (!(d->weight_decay >= 0)) return lf__fail(LF_ERR_CONFIG, "training.weight_decay: must be >= 0, got %g", d->weight_decay);
+    if (!(d->max_grad_norm >= 0)) return lf__fail(LF_ERR_CONFIG, "training.max_grad_norm: must be >= 0, got %g", d->max_grad_norm);
+    if (!(d->warmup_ratio >= 0 && d->warmup_ratio <= 1) || d->warmup_steps < 0)
+        return lf__fail(LF_ERR_CONFIG, "training.warmup_ratio: must be in [0, 1], got %g", d->warmup_ratio);
+    if ((o->d.schedule == LF_SCHED_COSINE || o->d.schedule == LF_SCHED_LINEAR) && d->total_steps <= 0)
+        return lf__fail(LF_ERR_CONFIG, "training: the %s schedule needs total_steps > 0", o->d.schedule == LF_SCHED_COSINE ? "cosine" : "linear");
+    if (o->d.warmup_steps == 0) o->d.warmup_steps = (int)ceil((double)o->d.warmup_ratio * d->total_steps);
+    o->n = lf_model_n_params(m);
+    o->m = (float *)lf__calloc((size_t)o->n, sizeof(float), "AdamW first moments");
+    o->v = o->m ? (float *)lf__calloc((size_t)o->n, sizeof(float), "AdamW second moments") : NULL;
+    if (!o->v) return lf_optim_deinit(o), LF_ERR_NOMEM;
+    return LF_OK;
+}
+
+LF_API void lf_optim_deinit(lf_optim *o) {
+    LF_FREE(o->m);
+    LF_FREE(o->v);
+    memset(o, 0, sizeof *o);
+}
+
+// transformers' lr_lambda of each schedule, times the base rate
+LF_API float lf_optim_lr(const lf_optim *o, int64_t step) {
+    double w = o->d.warmup_steps, T = o->d.total_steps, s = (double)step, f;
+    if (o->d.schedule != LF_SCHED_CONSTANT && s < w) f = s / LF__MAX(1.0, w);
+    else if (o->d.schedule == LF_SCHED_COSINE) f = LF__MAX(0.0, 0.5 * (1.0 + cos(M_PI * (s - w) / LF__MAX(1.0, T - w))));
+    else if (o->d.schedule == LF_SCHED_LINEAR) f = LF__MAX(0.0, (T - s) / LF__MAX(1.0, T - w));
+    else f = 1.0;
+    return (float)(o->d.learning_rate * f);
+}
+
+LF_API lf_status lf_optim_step(lf_optim *o, lf_model *m, float *grad_norm) {
+    lf__train *t = m->train_;
+    if (!t || !o->m) return lf__fail(LF_ERR_ARG, "optim_step: no training state (lf_model_train_begin, lf_optim_init)");
+    // clip_grad_norm_: the norm of the per-tensor norms, each summed in f32 like torch
+    float sq = 0;
+    for (int i = 0; i < t->n_params; i++) {
+        float s = 0;
+        for (int64_t k = 0; k < t->params[i].n; k++) s += t->params[i].g[k] * t->params[i].g[k];
+        sq += s;
+    }
+    float norm = sqrtf(sq), clip = 1.0f;
+    if (grad_norm) *grad_norm = norm;
+    if (o->d.max_grad_norm > 0) clip = LF__MIN(1.0f, o->d.max_grad_norm / (norm + 1e-6f));
+    float lr = lf_optim_lr(o, o->step);
+    o->step++;
+    float b1 = o->d.beta1, b2 = o->d.beta2;  // bias corrections in double, as torch takes them from Python
+    double bc1 = 1.0 - pow(b1, (double)o->step), bc2 = 1.0 - pow(b2, (double)o->step);
+    float step_size = (float)(lr / bc1), bc2_sqrt = (float)sqrt(bc2);
+    for (int i = 0; i < t->n_params; i++) {
+        lf__param *p = &t->params[i];
+        float *mm = o->m + (p->p - t->master), *vv = o->v + (p->p - t->master);
+        bool decay = !strstr(p->name, "bias") && !strstr(p->name, "norm");  // HF Trainer's groups
+        float keep = decay ? 1.0f - lr * o->d.weight_decay : 1.0f;
+        for (int64_t k = 0; k < p->n; k++) {
+            float g = p->g[k] * clip;
+            p->p[k] *= keep;
+            mm[k] += (1.0f - b1) * (g - mm[k]);  // torch's lerp_
+            vv[k] = vv[k] * b2 + (1.0f - b2) * g * g;
+            p->p[k] -= step_size * (mm[k] / (sqrtf(vv[k]) / bc2_sqrt + o->d.eps));  // torch's addcdiv_
+        }
+    }
     return LF_OK;
 }
 
