@@ -2092,6 +2092,7 @@ typedef struct lf__mm_job {
     unsigned char *pack;        // [threads, LF__PK_KC * LF__PK_W * 4] packed-kernel panels
     lf_dtype dt;
     int64_t N, M, K, Kp;
+    bool accumulate;            // out += x . w^T instead of out =
 } lf__mm_job;
 
 // Bytes of scratch lf__matmul needs: the bf16 copy of x and one packed panel per thread.
@@ -2155,7 +2156,10 @@ LF__INLINE void lf__mm_tile(const int NR, const int MR, const lf_dtype dt, const
         }
     }
     for (int r = 0; r < NR; r++)
-        for (int c = 0; c < MR; c++) j->out[(n + r) * j->M + c0 + c] = _mm512_reduce_add_ps(acc[r][c]);
+        for (int c = 0; c < MR; c++) {
+            float *o = j->out + (n + r) * j->M + c0 + c;
+            *o = _mm512_reduce_add_ps(acc[r][c]) + (j->accumulate ? *o : 0.0f);
+        }
 }
 
 // Packs columns [m0, m0 + 48) x k in [k0, k0 + kc) of w K-major: F32/F16 as f32 [kc][48],
@@ -2225,7 +2229,7 @@ LF__INLINE void lf__pk_tile(const int NR, const lf_dtype dt, const lf__mm_job *j
     for (int r = 0; r < NR; r++)
         for (int c = 0; c < 3; c++) {
             float *o = j->out + (n + r) * j->M + m0 + 16 * c;
-            acc[r][c] = k0 > 0 ? _mm512_maskz_loadu_ps(mk[c], o)
+            acc[r][c] = k0 > 0 || j->accumulate ? _mm512_maskz_loadu_ps(mk[c], o)
                         : j->bias ? _mm512_maskz_loadu_ps(mk[c], j->bias + m0 + 16 * c) : _mm512_setzero_ps();
         }
     if (dt == LF_DTYPE_BF16) {
@@ -2294,7 +2298,8 @@ LF__INLINE void lf__mm_tile(const int NR, const int MR, const lf_dtype dt, const
                 float xv = dt == LF_DTYPE_BF16 ? lf_bf16_to_f32(j->xb[(n + r) * j->Kp + k]) : j->x[(n + r) * j->K + k];
                 s[k & 7] += xv * lf__load1(wr, dt, k);
             }
-            j->out[(n + r) * j->M + c0 + c] = ((s[0] + s[1]) + (s[2] + s[3])) + ((s[4] + s[5]) + (s[6] + s[7]));
+            float *o = j->out + (n + r) * j->M + c0 + c;
+            *o = ((s[0] + s[1]) + (s[2] + s[3])) + ((s[4] + s[5]) + (s[6] + s[7])) + (j->accumulate ? *o : 0.0f);
         }
 }
 LF__INLINE void lf__pk_range(const lf_dtype dt, const lf__mm_job *j, int64_t p0, int64_t p1, int tid) {
@@ -2338,9 +2343,10 @@ static void lf__mm_worker(void *arg, int64_t t0, int64_t t1, int tid) {
 
 // The kernel-level entry: shapes already checked; scratch holds lf__matmul_scratch(N, K,
 // threads) bytes.
-static void lf__matmul(lf_pool *pool, float *out, const float *x, const void *w, lf_dtype dt, const float *bias,
-                       int64_t N, int64_t M, int64_t K, void *scratch) {
-    lf__mm_job j = {out, x, bias, NULL, (const unsigned char *)w, NULL, dt, N, M, K, (K + 31) & ~(int64_t)31};
+// accumulate: out += instead of out = (the backward pass sums weight gradients this way).
+static void lf__gemm(lf_pool *pool, float *out, const float *x, const void *w, lf_dtype dt, const float *bias,
+                     int64_t N, int64_t M, int64_t K, void *scratch, bool accumulate) {
+    lf__mm_job j = {out, x, bias, NULL, (const unsigned char *)w, NULL, dt, N, M, K, (K + 31) & ~(int64_t)31, accumulate};
     unsigned char *s = (unsigned char *)(((uintptr_t)scratch + 63) & ~(uintptr_t)63);
     if (dt == LF_DTYPE_BF16) {  // round x to bf16 once, zero-padded to whole vectors
         uint16_t *xb = (uint16_t *)s;
@@ -2360,6 +2366,10 @@ static void lf__matmul(lf_pool *pool, float *out, const float *x, const void *w,
     j.pack = s + (size_t)N * (size_t)j.Kp * 2;
     int64_t units = N >= LF__MM_PACKED_MIN_N ? LF__CEIL_DIV(M, LF__PK_W) : LF__CEIL_DIV(M, LF__MM_MR);
     lf_parallel_for(pool, units, lf__mm_worker, &j);
+}
+static void lf__matmul(lf_pool *pool, float *out, const float *x, const void *w, lf_dtype dt, const float *bias,
+                       int64_t N, int64_t M, int64_t K, void *scratch) {
+    lf__gemm(pool, out, x, w, dt, bias, N, M, K, scratch, false);
 }
 
 LF_API lf_status lf_matmul(lf_pool *pool, float *out, const float *x, const lf_tensor *w, const float *bias, int64_t N) {
@@ -2547,13 +2557,61 @@ static void lf__mmb_dw(void *arg, int64_t m0, int64_t m1, int tid) {  // rows of
         }
 }
 
+typedef struct lf__tr_job {
+    float *dst;
+    const float *src;
+    int64_t R, C;
+} lf__tr_job;
+
+static void lf__transpose_blocks(void *arg, int64_t b0, int64_t b1, int tid) {  // row blocks of 32
+    (void)tid;
+    const lf__tr_job *j = (const lf__tr_job *)arg;
+    for (int64_t r0 = b0 * 32; r0 < LF__MIN(j->R, b1 * 32); r0 += 32)
+        for (int64_t c0 = 0; c0 < j->C; c0 += 32)
+            for (int64_t r = r0; r < LF__MIN(j->R, r0 + 32); r++)
+                for (int64_t c = c0; c < LF__MIN(j->C, c0 + 32); c++) j->dst[c * j->R + r] = j->src[r * j->C + c];
+}
+
+// dst[C, R] = src[R, C]^T, in 32 x 32 blocks so both sides stay in cache.
+static void lf__transpose(lf_pool *pool, float *dst, const float *src, int64_t R, int64_t C) {
+    lf__tr_job j = {dst, src, R, C};
+    lf_parallel_for(pool, LF__CEIL_DIV(R, 32), lf__transpose_blocks, &j);
+}
+
+// Floats of scratch lf__matmul_backward's fast path needs for N rows and matrices of up to
+// M x K: dout^T, x^T, the GEMM's own, and w^T (unless the caller passes it).
+static size_t lf__matmul_backward_scratch(int64_t N, int64_t M, int64_t K, int threads, bool with_wt) {
+    int64_t big = LF__MAX(LF__MAX(N, M), K);
+    return (size_t)(N * M + N * K + (with_wt ? M * K : 0)) + lf__matmul_scratch(big, big, threads) / 4 + 64;
+}
+
 // The backward of out[N, M] = x[N, K] . w[M, K]^T + b: dx = dout . w, dw += dout^T . x,
-// db += column sums of dout.
+// db += column sums of dout. With scratch (lf__matmul_backward_scratch floats) both products
+// run as the packed GEMM on transposed copies (w_t: w^T [K, M] made by the caller, or NULL to
+// make it here); without scratch, row by row.
 static void lf__matmul_backward(lf_pool *pool, float *dx, float *dw, float *db, const float *dout, const float *x,
-                                const float *w, int64_t N, int64_t M, int64_t K) {
+                                const float *w, const float *w_t, int64_t N, int64_t M, int64_t K, float *scratch) {
     lf__mmb_job j = {dx, dw, db, dout, x, w, N, M, K};
-    if (dx) lf_parallel_for(pool, N, lf__mmb_dx, &j);
-    lf_parallel_for(pool, M, lf__mmb_dw, &j);
+    if (!scratch) {
+        if (dx) lf_parallel_for(pool, N, lf__mmb_dx, &j);
+        lf_parallel_for(pool, M, lf__mmb_dw, &j);
+        return;
+    }
+    float *dt = scratch, *xt = dt + N * M, *wt = xt + N * K;
+    float *gs = wt + (w_t ? 0 : M * K);
+    if (dx) {
+        if (!w_t) lf__transpose(pool, wt, w, M, K), w_t = wt;
+        lf__gemm(pool, dx, dout, w_t, LF_DTYPE_F32, NULL, N, K, M, gs, false);  // dx[N, K] = dout . (w^T)^T
+    }
+    lf__transpose(pool, dt, dout, N, M);  // dw[M, K] += (dout^T)[M, N] . (x^T)[K, N]^T
+    lf__transpose(pool, xt, x, N, K);
+    lf__gemm(pool, dw, dt, xt, LF_DTYPE_F32, NULL, M, K, N, gs, true);
+    if (db)
+        for (int64_t m = 0; m < M; m++) {
+            float s = 0;
+            for (int64_t n = 0; n < N; n++) s += dt[m * N + n];
+            db[m] += s;
+        }
 }
 
 // Rows of the embedding table receive their tokens' gradients (in token order).
@@ -6848,6 +6906,8 @@ typedef struct lf__train {
     float *dx, *dxn, *dq, *dk, *dv, *datt, *dgate, *dup, *dh, *dtmp;  // gradient scratch
     int32_t *pos, *targets;               // [N]
     void *mm;                             // matmul scratch
+    float *bwd, *bwd_head;                // matmul backward scratch: layers, lm_head
+    float *head_t;                        // lm_head^T [C, V], made once per micro-batch
 } lf__train;
 
 static lf_status lf__train_param(lf__train *t, int *k, const char *name, int64_t n) {
@@ -6923,7 +6983,10 @@ static size_t lf__train_plan(const lf_model *m, lf__train *t, unsigned char *bas
                       L * N * Q, L * N * C, L * N * C, L * N, L * N * FF, L * N * FF, L * N * FF,
                       N * C, N * C, N, (size_t)LF__CE_ROWS * (size_t)c->V, LF__CE_ROWS,
                       N * C, N * maxw, N * Q, N * KV, N * KV, N * Q, N * FF, N * FF, N * FF, N * maxw, N, N,
-                      lf__matmul_scratch((int64_t)N, (int64_t)maxw, lf_pool_size(m->pool)) / 4 + 1};
+                      lf__matmul_scratch((int64_t)N, (int64_t)maxw, lf_pool_size(m->pool)) / 4 + 1,
+                      lf__matmul_backward_scratch((int64_t)N, (int64_t)maxw, (int64_t)maxw, lf_pool_size(m->pool), true),
+                      lf__matmul_backward_scratch(LF__CE_ROWS, (int64_t)c->V, (int64_t)C, lf_pool_size(m->pool), false),
+                      (size_t)c->V * C};
     void **slots[] = {(void **)&t->x_in, (void **)&t->xn1, (void **)&t->rstd1, (void **)&t->q, (void **)&t->k,
                       (void **)&t->v, (void **)&t->probs, (void **)&t->att, (void **)&t->x_mid, (void **)&t->xn2,
                       (void **)&t->rstd2, (void **)&t->gate, (void **)&t->up, (void **)&t->h, (void **)&t->x_out,
@@ -6931,7 +6994,7 @@ static size_t lf__train_plan(const lf_model *m, lf__train *t, unsigned char *bas
                       (void **)&t->dxn, (void **)&t->dq, (void **)&t->dk, (void **)&t->dv, (void **)&t->datt,
                       (void **)&t->dgate, (void **)&t->dup, (void **)&t->dh, (void **)&t->dtmp, (void **)&t->pos,
                       (void **)&t->targets,
-                      &t->mm};
+                      &t->mm, (void **)&t->bwd, (void **)&t->bwd_head, (void **)&t->head_t};
     size_t off = 0;
     for (size_t i = 0; i < sizeof sizes / sizeof *sizes; i++) {
         *slots[i] = base ? base + off : NULL;
@@ -7043,12 +7106,14 @@ LF_API lf_status lf_model_train_grads(lf_model *m, const int32_t *tokens, const 
     // loss and the head's backward, LF__CE_ROWS rows at a time
     float *dhead = lf__train_grad_of(t, m->lm_head.data), scale = n_valid ? 1.0f / (float)n_valid : 0.0f;
     double total = 0;
+    lf__transpose(pool, t->head_t, (const float *)m->lm_head.data, V, C);  // shared by every chunk's dx
     for (int64_t r0 = 0; r0 < N; r0 += LF__CE_ROWS) {
         int64_t rows = LF__MIN(LF__CE_ROWS, N - r0);
         lf__matmul(pool, t->logits, t->xnf + r0 * C, m->lm_head.data, LF_DTYPE_F32, NULL, rows, V, C, t->mm);
         lf__crossentropy_backward(t->logits, t->losses, t->targets + r0, rows, V, scale);
         for (int64_t i = 0; i < rows; i++) total += t->losses[i];
-        lf__matmul_backward(pool, t->dxn + r0 * C, dhead, NULL, t->logits, t->xnf + r0 * C, (const float *)m->lm_head.data, rows, V, C);
+        lf__matmul_backward(pool, t->dxn + r0 * C, dhead, NULL, t->logits, t->xnf + r0 * C, (const float *)m->lm_head.data,
+                            t->head_t, rows, V, C, t->bwd_head);
     }
     *loss = n_valid ? (float)(total / n_valid) : 0.0f;
     // backward
@@ -7061,23 +7126,23 @@ LF_API lf_status lf_model_train_grads(lf_model *m, const int32_t *tokens, const 
               *gate = t->gate + l * N * FF, *up = t->up + l * N * FF, *h = t->h + l * N * FF;
 #define LF__G(p) ((p) ? lf__train_grad_of(t, (p)) : NULL)
         // MLP: dx (the residual gradient) flows into h, then gate/up, then the norm
-        lf__matmul_backward(pool, t->dh, LF__G(ly->w_down.data), LF__G(ly->b_down), t->dx, h, (const float *)ly->w_down.data, N, C, FF);
+        lf__matmul_backward(pool, t->dh, LF__G(ly->w_down.data), LF__G(ly->b_down), t->dx, h, (const float *)ly->w_down.data, NULL, N, C, FF, t->bwd);
         lf__swiglu_backward(t->dgate, t->dup, t->dh, gate, up, N * FF);
-        lf__matmul_backward(pool, t->dxn, LF__G(ly->w_gate.data), LF__G(ly->b_gate), t->dgate, xn2, (const float *)ly->w_gate.data, N, FF, C);
-        lf__matmul_backward(pool, t->dtmp, LF__G(ly->w_up.data), LF__G(ly->b_up), t->dup, xn2, (const float *)ly->w_up.data, N, FF, C);
+        lf__matmul_backward(pool, t->dxn, LF__G(ly->w_gate.data), LF__G(ly->b_gate), t->dgate, xn2, (const float *)ly->w_gate.data, NULL, N, FF, C, t->bwd);
+        lf__matmul_backward(pool, t->dtmp, LF__G(ly->w_up.data), LF__G(ly->b_up), t->dup, xn2, (const float *)ly->w_up.data, NULL, N, FF, C, t->bwd);
         for (int64_t i = 0; i < N * C; i++) t->dxn[i] += t->dtmp[i];
         lf__rmsnorm_backward(t->dx, LF__G(ly->mlp_norm), t->dxn, xm, ly->mlp_norm, t->rstd2 + l * N, N, C);
         // attention
-        lf__matmul_backward(pool, t->datt, LF__G(ly->wo.data), LF__G(ly->bo), t->dx, att, (const float *)ly->wo.data, N, C, Q);
+        lf__matmul_backward(pool, t->datt, LF__G(ly->wo.data), LF__G(ly->bo), t->dx, att, (const float *)ly->wo.data, NULL, N, C, Q, t->bwd);
         lf__tattn_job aj = {NULL, t->probs + (size_t)l * (size_t)B * (size_t)c->NH * (size_t)T * (size_t)T, q, k, v,
                             t->dq, t->dk, t->dv, t->datt, c, l, B, T};
         lf_parallel_for(pool, (int64_t)B * c->NKV, lf__tattn_bwd, &aj);
         lf__rope_backward(t->dq, m->rope_cos, m->rope_sin, t->pos, N, c->NH, c->HS);
         lf__rope_backward(t->dk, m->rope_cos, m->rope_sin, t->pos, N, c->NKV, c->HS);
-        lf__matmul_backward(pool, t->dxn, LF__G(ly->wq.data), LF__G(ly->bq), t->dq, xn1, (const float *)ly->wq.data, N, Q, C);
-        lf__matmul_backward(pool, t->dtmp, LF__G(ly->wk.data), LF__G(ly->bk), t->dk, xn1, (const float *)ly->wk.data, N, KV, C);
+        lf__matmul_backward(pool, t->dxn, LF__G(ly->wq.data), LF__G(ly->bq), t->dq, xn1, (const float *)ly->wq.data, NULL, N, Q, C, t->bwd);
+        lf__matmul_backward(pool, t->dtmp, LF__G(ly->wk.data), LF__G(ly->bk), t->dk, xn1, (const float *)ly->wk.data, NULL, N, KV, C, t->bwd);
         for (int64_t i = 0; i < N * C; i++) t->dxn[i] += t->dtmp[i];
-        lf__matmul_backward(pool, t->dtmp, LF__G(ly->wv.data), LF__G(ly->bv), t->dv, xn1, (const float *)ly->wv.data, N, KV, C);
+        lf__matmul_backward(pool, t->dtmp, LF__G(ly->wv.data), LF__G(ly->bv), t->dv, xn1, (const float *)ly->wv.data, NULL, N, KV, C, t->bwd);
         for (int64_t i = 0; i < N * C; i++) t->dxn[i] += t->dtmp[i];
         lf__rmsnorm_backward(t->dx, LF__G(ly->attn_norm), t->dxn, x, ly->attn_norm, t->rstd1 + l * N, N, C);
 #undef LF__G
