@@ -72,6 +72,8 @@ parity:
 	$(PYTHON) -m pip install -q -r tests/ref/requirements.txt
 	$(PYTHON) tests/ref/make_models.py --out tests/fixtures/models
 	$(PYTHON) tests/ref/make_tiny_chat.py --out tests/fixtures/models/tiny_chat
+	$(PYTHON) tests/ref/make_grads.py --models tests/fixtures/models
+	$(PYTHON) tests/ref/make_lora.py --models tests/fixtures/models
 	$(PYTHON) tests/ref/make_tok_fixtures.py --tokenizers ../shared/tokenizers --out tests/fixtures/tok
 	$(PYTHON) tests/ref/make_chat_fixtures.py --tokenizers ../shared/tokenizers --out tests/fixtures/chat
 
