@@ -23,6 +23,7 @@ static const char *help =
     "  --chat                apply the chat template to --prompt\n"
     "  --chat-template NAME  chatml|llama3|llama2|mistral|plain (default: detected)\n"
     "  --system TEXT         system message for chat\n"
+    "  --tokenizer P         tokenizer.json or a dir holding it (default: the model dir)\n"
     "  --ctx N               context length (default: min(max_position_embeddings, 4096))\n"
     "  --config FILE         sampling from a config's generation section (configs/generation.yaml)\n"
     "  --generation.KEY V    override one key of it (e.g. --generation.temperature 0)\n"
@@ -65,7 +66,7 @@ static lf_status generate_text(lf_model *m, lf_kv *kv, const lf_tokenizer *tok, 
 
 int main(int argc, char **argv) {
     lf_drv_name = "lf-run";
-    const char *model = NULL, *prompt = NULL, *prompt_file = NULL, *tmpl_name = NULL, *system = NULL, *v;
+    const char *model = NULL, *tok_path = NULL, *prompt = NULL, *prompt_file = NULL, *tmpl_name = NULL, *system = NULL, *v;
     const char *stops[16], *config = NULL, *overrides[32];
     char ovbuf[32][512];
     int n_stop = 0, n_ov = 0;
@@ -81,6 +82,7 @@ int main(int argc, char **argv) {
         else if (lf_drv_opt(argc, argv, &i, "--prompt-file", &v)) prompt_file = v;
         else if (lf_drv_opt(argc, argv, &i, "--chat-template", &v)) tmpl_name = v;
         else if (lf_drv_opt(argc, argv, &i, "--system", &v)) system = v;
+        else if (lf_drv_opt(argc, argv, &i, "--tokenizer", &v)) tok_path = v;
         else if (lf_drv_opt(argc, argv, &i, "--config", &v)) config = v;
         else if (strncmp(argv[i], "--generation.", 13) == 0) {  // --generation.KEY V or --generation.KEY=V
             if (n_ov == 32) return lf_drv_usage_error("at most 32 overrides%s", "");
@@ -130,7 +132,8 @@ int main(int argc, char **argv) {
         prompt = file_prompt;
     }
     lf_model_desc md = {.path = model, .n_threads = (int)threads, .max_seq_len = (int)ctx};
-    if (s == LF_OK) s = lf_tok_open(&tok, model);
+    if (s == LF_OK && (s = lf_tok_open(&tok, tok_path ? tok_path : model)) == LF_ERR_IO && !tok_path)
+        s = lf__wrap(s, "no usable tokenizer.json in %s (pass --tokenizer)", model);
     if (s == LF_OK) s = lf_model_open(&m, &md);
     if (s == LF_OK) s = lf_kv_init(&kv, &m, 1, 0);
     if (s != LF_OK) return lf_drv_fail(s);
