@@ -9,8 +9,11 @@ membw = max((r["gb_s"] for r in rows if r.get("name") == "membw"), default=None)
 ts = defaultdict(list)
 load = defaultdict(list)
 size = {}
+train = defaultdict(list)
 for r in rows:
-    if "tool" not in r:
+    if "tokens_per_s" in r:
+        train[(r["mode"], r["tool"])].append(r)
+    if "tool" not in r or "result" not in r:
         continue
     res = r["result"]
     test = f"pp{res['n_prompt']}" if res["n_prompt"] else f"tg{res['n_gen']}"
@@ -33,4 +36,15 @@ for (model, test) in sorted({(m, t) for m, t, _ in ts}):
         gbs = statistics.median(ours) * size[model] / 1e9
         out["largeforge_weight_gb_s"] = round(gbs, 1)
         out["fraction_of_membw"] = round(gbs / membw, 2)
+    print(json.dumps(out))
+
+for mode in sorted({m for m, _ in train}):
+    ours, peer = train.get((mode, "largeforge")), train.get((mode, "pytorch"))
+    out = {"name": "summary_train", "mode": mode}
+    for tool, rs in (("largeforge", ours), ("pytorch", peer)):
+        if rs:
+            out[f"{tool}_tokens_per_s"] = round(statistics.median(x["tokens_per_s"] for x in rs), 2)
+            out[f"{tool}_peak_rss_mb"] = max(x["peak_rss_mb"] for x in rs)
+    if ours and peer:
+        out["ratio"] = round(out["largeforge_tokens_per_s"] / out["pytorch_tokens_per_s"], 3)
     print(json.dumps(out))
