@@ -45,6 +45,9 @@ for mode in sorted({m for m, _ in train}):
         if rs:
             out[f"{tool}_tokens_per_s"] = round(statistics.median(x["tokens_per_s"] for x in rs), 2)
             out[f"{tool}_peak_rss_mb"] = max(x["peak_rss_mb"] for x in rs)
+    if ours and "fraction_of_matmul_peak" in ours[0]:
+        out["largeforge_gflop_per_token"] = ours[0]["gflop_per_token"]
+        out["largeforge_fraction_of_matmul_peak"] = statistics.median(x["fraction_of_matmul_peak"] for x in ours)
     if ours and peer:
         out["ratio"] = round(out["largeforge_tokens_per_s"] / out["pytorch_tokens_per_s"], 3)
     print(json.dumps(out))

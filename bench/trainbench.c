@@ -2,7 +2,8 @@
 // comparison with bench/train_torch.py: the same model dir, batch, sequence length, threads,
 // AdamW (lr 2e-5, weight decay 0.01) and clipping at 1.0.
 //   trainbench MODEL_DIR [batch 4] [seq 256] [threads 2] [steps 5] [warmup 1]
-// Prints one JSON line: median tokens/s over the timed steps, each step's seconds, peak RSS.
+// Prints one JSON line: median tokens/s over the timed steps, each step's seconds, peak RSS,
+// FLOPs per token and the fraction of the measured f32 matmul peak reached.
 #define LARGEFORGE_IMPLEMENTATION
 #include "../largeforge.h"
 
@@ -44,6 +45,27 @@ int main(int argc, char **argv) {
         if (i >= warmup) sec[i - warmup] = (double)(lf_time_ns() - t0) * 1e-9;
     }
     if (s != LF_OK) return fprintf(stderr, "trainbench: %s\n", lf_last_error()), 1;
+    // FLOPs per token: 3 x the forward's (backward = 2 x forward): 2 per weight of every matmul
+    // (lm_head included, the embedding lookup not), plus causal attention's QK^T and PV over
+    // T/2 keys on average.
+    const lf_model_config *c = &m.cfg;
+    double mm_params = (double)c->L * ((double)c->C * (2.0 * c->NH * c->HS + 2.0 * c->NKV * c->HS) + 3.0 * c->C * c->FF) +
+                       (double)c->V * c->C;
+    double flops_per_token = 3.0 * (2.0 * mm_params + 2.0 * c->L * (double)T * c->NH * c->HS);
+    // the machine's matmul peak as this library reaches it: an f32 GEMM of a training shape
+    double peak = 0;
+    {
+        int64_t N = 1024, M = c->FF, K = c->C;
+        float *x = (float *)calloc((size_t)(N * K), 4), *w = (float *)calloc((size_t)(M * K), 4), *out = (float *)malloc((size_t)(N * M) * 4);
+        lf_tensor wt = {LF_DTYPE_F32, 2, {M, K}, w, "w"};
+        for (int r = 0; r < 3; r++) {
+            uint64_t t0 = lf_time_ns();
+            lf_matmul(m.pool, out, x, &wt, NULL, N);
+            double gf = 2.0 * (double)N * M * K / ((double)(lf_time_ns() - t0) * 1e-9) / 1e9;
+            peak = gf > peak ? gf : peak;
+        }
+        free(x), free(w), free(out);
+    }
     memcpy(sorted, sec, sizeof(double) * (size_t)steps);
     qsort(sorted, (size_t)steps, sizeof *sorted, cmp_double);
     struct rusage ru;
@@ -53,7 +75,11 @@ int main(int argc, char **argv) {
            "\"threads\":%d,\"tokens_per_s\":%.2f,\"step_s\":[",
            LF_VERSION_STRING, name, B, T, lf_pool_size(m.pool), (double)B * T / sorted[steps / 2]);
     for (int i = 0; i < steps; i++) printf(i ? ",%.3f" : "%.3f", sec[i]);
-    printf("],\"last_loss\":%.4f,\"peak_rss_mb\":%.0f}\n", loss, (double)ru.ru_maxrss / 1024.0);
+    double tps = (double)B * T / sorted[steps / 2];
+    printf("],\"last_loss\":%.4f,\"peak_rss_mb\":%.0f,\"gflop_per_token\":%.3f,\"achieved_gflops\":%.1f,"
+           "\"matmul_peak_gflops\":%.1f,\"fraction_of_matmul_peak\":%.2f}\n",
+           loss, (double)ru.ru_maxrss / 1024.0, flops_per_token / 1e9, tps * flops_per_token / 1e9, peak,
+           tps * flops_per_token / 1e9 / peak);
     lf_optim_deinit(&o);
     lf_model_close(&m);
     free(tok);
