@@ -2531,32 +2531,6 @@ static void lf__swiglu_backward(float *dgate, float *dup, const float *dout, con
     }
 }
 
-typedef struct lf__mmb_job {
-    float *dx, *dw, *db;          // [N, K] (overwritten), [M, K] and [M] (accumulated); dx/db may be NULL
-    const float *dout, *x, *w;    // [N, M], [N, K], [M, K]
-    int64_t N, M, K;
-} lf__mmb_job;
-
-static void lf__mmb_dx(void *arg, int64_t n0, int64_t n1, int tid) {  // rows of dx
-    (void)tid;
-    const lf__mmb_job *j = (const lf__mmb_job *)arg;
-    for (int64_t n = n0; n < n1; n++) {
-        float *d = j->dx + n * j->K;
-        memset(d, 0, (size_t)j->K * sizeof(float));
-        for (int64_t m = 0; m < j->M; m++) lf__axpy(d, j->dout[n * j->M + m], j->w + m * j->K, j->K);
-    }
-}
-static void lf__mmb_dw(void *arg, int64_t m0, int64_t m1, int tid) {  // rows of dw and db
-    (void)tid;
-    const lf__mmb_job *j = (const lf__mmb_job *)arg;
-    for (int64_t m = m0; m < m1; m++)
-        for (int64_t n = 0; n < j->N; n++) {
-            float g = j->dout[n * j->M + m];
-            lf__axpy(j->dw + m * j->K, g, j->x + n * j->K, j->K);
-            if (j->db) j->db[m] += g;
-        }
-}
-
 typedef struct lf__tr_job {
     float *dst;
     const float *src;
@@ -2586,17 +2560,11 @@ static size_t lf__matmul_backward_scratch(int64_t N, int64_t M, int64_t K, int t
 }
 
 // The backward of out[N, M] = x[N, K] . w[M, K]^T + b: dx = dout . w, dw += dout^T . x,
-// db += column sums of dout. With scratch (lf__matmul_backward_scratch floats) both products
-// run as the packed GEMM on transposed copies (w_t: w^T [K, M] made by the caller, or NULL to
-// make it here); without scratch, row by row.
+// db += column sums of dout. Both products run as the packed GEMM on transposed copies
+// (w_t: w^T [K, M] made by the caller, or NULL to make it here) in scratch
+// (lf__matmul_backward_scratch floats). dx and db may be NULL.
 static void lf__matmul_backward(lf_pool *pool, float *dx, float *dw, float *db, const float *dout, const float *x,
                                 const float *w, const float *w_t, int64_t N, int64_t M, int64_t K, float *scratch) {
-    lf__mmb_job j = {dx, dw, db, dout, x, w, N, M, K};
-    if (!scratch) {
-        if (dx) lf_parallel_for(pool, N, lf__mmb_dx, &j);
-        lf_parallel_for(pool, M, lf__mmb_dw, &j);
-        return;
-    }
     float *dt = scratch, *xt = dt + N * M, *wt = xt + N * K;
     float *gs = wt + (w_t ? 0 : M * K);
     if (dx) {
