@@ -488,12 +488,27 @@ typedef struct lf_model_desc {
                          // run one forward at a time between them; default: the model makes one
 } lf_model_desc;
 
+// The seven linear projections of a layer, in transformers' named_parameters() order.
+typedef enum lf_proj {
+    LF_PROJ_Q, LF_PROJ_K, LF_PROJ_V, LF_PROJ_O, LF_PROJ_GATE, LF_PROJ_UP, LF_PROJ_DOWN, LF_PROJ_COUNT
+} lf_proj;
+LF_API const char *lf_proj_name(lf_proj p);  // "self_attn.q_proj" ... "mlp.down_proj"; safe
+
+// A low-rank update of one projection (LoRA, section 7 makes them):
+// y += scale * (dropout(x) A^T) B^T.
+typedef struct lf_lowrank {
+    int r;
+    float scale, dropout;
+    float *A, *B;    // [r, in], [out, r], f32
+    float *dA, *dB;  // their gradients while training (lf_model_train_begin), else NULL
+} lf_lowrank;
+
 typedef struct lf_layer {
-    lf_tensor wq, wk, wv, wo;            // [NH*HS, C], [NKV*HS, C] x2, [C, NH*HS]
-    lf_tensor w_gate, w_up, w_down;      // [FF, C] x2, [C, FF]
-    const float *attn_norm, *mlp_norm;   // [C]
-    const float *bq, *bk, *bv, *bo;      // NULL when the model has no such bias
-    const float *b_gate, *b_up, *b_down;
+    lf_tensor w[LF_PROJ_COUNT];        // [out, in]: q [NH*HS, C], k and v [NKV*HS, C], o [C, NH*HS],
+                                       // gate and up [FF, C], down [C, FF]
+    const float *b[LF_PROJ_COUNT];     // biases; NULL when the model has none
+    lf_lowrank *lora[LF_PROJ_COUNT];   // adapters; NULL when none
+    const float *attn_norm, *mlp_norm; // [C]
 } lf_layer;
 
 // A loaded model: weights are views into the mapped safetensors (no copy when F32/BF16/F16),
@@ -510,7 +525,9 @@ typedef struct lf_model {
     bool own_pool;
     float *small_;                // one block for norms, biases and rope tables
     lf_arena acts_;               // activations for max_tokens, sized once
+    int lora_r;                   // the largest adapter rank (section 7); 0 without adapters
     struct lf__train *train_;     // training state (lf_model_train_begin), else NULL
+    struct lf__lora *lora_;       // adapters (section 7), else NULL
 } lf_model;
 
 // lf_model_open — load config.json and the safetensors weights of a model directory.
@@ -550,20 +567,36 @@ typedef struct lf_batch {
 //   threads  not safe on the same m or kv
 LF_API lf_status lf_model_forward(lf_model *m, lf_kv *kv, const lf_batch *b, float *logits);
 
-// Training. lf_model_train_begin copies every weight into f32 master parameters (the model's
-// views then point at them, so inference sees the weights being trained) and plans the
-// activations of a [B, T] micro-batch.
+// Training. Without adapters every parameter trains: lf_model_train_begin copies every weight
+// into f32 master parameters (the model's views then point at them, so inference sees the
+// weights being trained). With adapters (section 7) only their A and B train: the base stays
+// frozen, used where it is when stored in f32 and upcast once otherwise, and gets no gradient.
+// Both plan the activations of a [B, T] micro-batch.
 //   returns  LF_OK | LF_ERR_NOMEM (message: how much, for what) | LF_ERR_CAPACITY (T > max_seq_len)
+//            | LF_ERR_ARG (already training; the model stays in training mode until it closes)
 LF_API lf_status lf_model_train_begin(lf_model *m, int B, int T);
+
+// One micro-batch. Packing puts several samples in a row: their positions restart at 0, and
+// a token attends only to the earlier tokens of its own sample.
+typedef struct lf_train_batch {
+    const int32_t *tokens;  // [B, T]
+    const int32_t *labels;  // [B, T] as transformers takes them: position t predicts labels[t + 1]; -100 ignored
+    const int32_t *pos;     // [B, T] positions, 0 where a sample starts, else the previous + 1; NULL: 0..T-1 per row
+    int n_scored;           // the loss divisor (HF's num_items_in_batch: the scored targets of all the
+                            // micro-batches of one optimizer step); 0: this micro-batch's own count
+} lf_train_batch;
 // lf_model_train_grads — loss and gradients of one micro-batch, gradients accumulated (+=).
-//   tokens, labels  [B, T]; labels as transformers takes them: position t predicts labels[t+1],
-//                   -100 is ignored; the loss is the mean over the scored targets
-//   returns  LF_OK | LF_ERR_ARG (before lf_model_train_begin; a bad id, naming its index)
+//   loss     out: the mean over this micro-batch's scored targets (whatever n_scored is)
+//   returns  LF_OK | LF_ERR_ARG (before lf_model_train_begin; a bad id, label or position,
+//            naming its index)
 //   threads  not safe on the same m
-LF_API lf_status lf_model_train_grads(lf_model *m, const int32_t *tokens, const int32_t *labels, float *loss);
+LF_API lf_status lf_model_train_grads(lf_model *m, const lf_train_batch *b, float *loss);
 LF_API void lf_model_train_zero_grads(lf_model *m);
-// The gradient of a parameter by its transformers name; NULL if none (*n gets its length).
+// The gradient of a trainable parameter by name, NULL if none (*n gets its length): transformers'
+// names for full fine-tuning ("model.norm.weight"), PEFT's saved keys for adapters
+// ("base_model.model.model.layers.0.self_attn.q_proj.lora_A.weight").
 LF_API const float *lf_model_grad(const lf_model *m, const char *name, int64_t *n);
+LF_API int64_t lf_model_n_trainable(const lf_model *m);  // floats that train; 0 when not training
 
 // == 8. train (API) ==============================================================================
 // threads: not safe on the same optimizer or model.
@@ -2506,7 +2539,8 @@ static void lf__axpy(float *y, float a, const float *x, int64_t n) {
 // accumulate (+=): rmsnorm's dx and the embedding's rows. Work is split by output element, so
 // sums run in a fixed order and results do not depend on the thread count.
 
-// RMSNorm: y = w * x * rstd. dx += rstd * (w*dy - x * rstd^2 * mean(w*dy*x)); dw += dy*x*rstd.
+// RMSNorm: y = w * x * rstd. dx += rstd * (w*dy - x * rstd^2 * mean(w*dy*x)); dw += dy*x*rstd
+// (dw may be NULL).
 static void lf__rmsnorm_backward(float *dx, float *dw, const float *dy, const float *x, const float *w,
                                  const float *rstd, int64_t N, int64_t C) {
     for (int64_t n = 0; n < N; n++) {
@@ -2516,7 +2550,7 @@ static void lf__rmsnorm_backward(float *dx, float *dw, const float *dy, const fl
         float k = dot * r * r / (float)C;
         for (int64_t i = 0; i < C; i++) d[i] += r * (w[i] * g[i] - xr[i] * k);
     }
-    for (int64_t n = 0; n < N; n++)  // dw in row order after dx: the same sums every run
+    for (int64_t n = 0; dw && n < N; n++)  // dw in row order after dx: the same sums every run
         for (int64_t i = 0; i < C; i++) dw[i] += dy[n * C + i] * x[n * C + i] * rstd[n];
 }
 
@@ -2562,7 +2596,7 @@ static size_t lf__matmul_backward_scratch(int64_t N, int64_t M, int64_t K, int t
 // The backward of out[N, M] = x[N, K] . w[M, K]^T + b: dx = dout . w, dw += dout^T . x,
 // db += column sums of dout. Both products run as the packed GEMM on transposed copies
 // (w_t: w^T [K, M] made by the caller, or NULL to make it here) in scratch
-// (lf__matmul_backward_scratch floats). dx and db may be NULL.
+// (lf__matmul_backward_scratch floats). dx, dw and db may be NULL.
 static void lf__matmul_backward(lf_pool *pool, float *dx, float *dw, float *db, const float *dout, const float *x,
                                 const float *w, const float *w_t, int64_t N, int64_t M, int64_t K, float *scratch) {
     float *dt = scratch, *xt = dt + N * M, *wt = xt + N * K;
@@ -2571,9 +2605,12 @@ static void lf__matmul_backward(lf_pool *pool, float *dx, float *dw, float *db, 
         if (!w_t) lf__transpose(pool, wt, w, M, K), w_t = wt;
         lf__gemm(pool, dx, dout, w_t, LF_DTYPE_F32, NULL, N, K, M, gs, false);  // dx[N, K] = dout . (w^T)^T
     }
+    if (!dw && !db) return;
     lf__transpose(pool, dt, dout, N, M);  // dw[M, K] += (dout^T)[M, N] . (x^T)[K, N]^T
-    lf__transpose(pool, xt, x, N, K);
-    lf__gemm(pool, dw, dt, xt, LF_DTYPE_F32, NULL, M, K, N, gs, true);
+    if (dw) {
+        lf__transpose(pool, xt, x, N, K);
+        lf__gemm(pool, dw, dt, xt, LF_DTYPE_F32, NULL, M, K, N, gs, true);
+    }
     if (db)
         for (int64_t m = 0; m < M; m++) {
             float s = 0;
@@ -6472,6 +6509,12 @@ static lf_status lf__model_vec(lf_model *m, const float **out, float **cursor, c
     return LF_OK;
 }
 
+LF_API const char *lf_proj_name(lf_proj p) {
+    static const char *names[LF_PROJ_COUNT] = {"self_attn.q_proj", "self_attn.k_proj", "self_attn.v_proj", "self_attn.o_proj",
+                                               "mlp.gate_proj",    "mlp.up_proj",      "mlp.down_proj"};
+    return (unsigned)p < LF_PROJ_COUNT ? names[p] : "?";
+}
+
 static lf_status lf__model_weights(lf_model *m) {
     const lf_model_config *c = &m->cfg;
     int64_t C = c->C, Q = (int64_t)c->NH * c->HS, KV = (int64_t)c->NKV * c->HS, FF = c->FF;
@@ -6490,29 +6533,24 @@ static lf_status lf__model_weights(lf_model *m) {
         else s = lf__model_tensor(m, &m->lm_head, "lm_head.weight", c->V, C);
     }
     char name[160];
-#define LF__W(field, suffix, d0, d1)                                          \
-    ((void)snprintf(name, sizeof name, "model.layers.%d.%s", l, suffix),     \
-     (s = lf__model_tensor(m, &ly->field, name, d0, d1)) != LF_OK)
 #define LF__V(field, suffix, d0)                                              \
     ((void)snprintf(name, sizeof name, "model.layers.%d.%s", l, suffix),     \
      (s = lf__model_vec(m, &ly->field, &cur, name, d0)) != LF_OK)
     for (int l = 0; l < c->L && s == LF_OK; l++) {
         lf_layer *ly = &m->layers[l];
-        if (LF__W(wq, "self_attn.q_proj.weight", Q, C) || LF__W(wk, "self_attn.k_proj.weight", KV, C) ||
-            LF__W(wv, "self_attn.v_proj.weight", KV, C) || LF__W(wo, "self_attn.o_proj.weight", C, Q) ||
-            LF__W(w_gate, "mlp.gate_proj.weight", FF, C) || LF__W(w_up, "mlp.up_proj.weight", FF, C) ||
-            LF__W(w_down, "mlp.down_proj.weight", C, FF) || LF__V(attn_norm, "input_layernorm.weight", C) ||
-            LF__V(mlp_norm, "post_attention_layernorm.weight", C))
-            break;
-        if (c->qkv_bias && (LF__V(bq, "self_attn.q_proj.bias", Q) || LF__V(bk, "self_attn.k_proj.bias", KV) ||
-                            LF__V(bv, "self_attn.v_proj.bias", KV)))
-            break;
-        if (c->o_bias && LF__V(bo, "self_attn.o_proj.bias", C)) break;
-        if (c->mlp_bias && (LF__V(b_gate, "mlp.gate_proj.bias", FF) || LF__V(b_up, "mlp.up_proj.bias", FF) ||
-                            LF__V(b_down, "mlp.down_proj.bias", C)))
+        int64_t out[LF_PROJ_COUNT] = {Q, KV, KV, C, FF, FF, C}, in[LF_PROJ_COUNT] = {C, C, C, Q, C, C, FF};
+        bool bias[LF_PROJ_COUNT] = {c->qkv_bias, c->qkv_bias, c->qkv_bias, c->o_bias, c->mlp_bias, c->mlp_bias, c->mlp_bias};
+        for (int p = 0; p < LF_PROJ_COUNT && s == LF_OK; p++) {
+            snprintf(name, sizeof name, "model.layers.%d.%s.weight", l, lf_proj_name((lf_proj)p));
+            s = lf__model_tensor(m, &ly->w[p], name, out[p], in[p]);
+            if (s == LF_OK && bias[p]) {
+                snprintf(name, sizeof name, "model.layers.%d.%s.bias", l, lf_proj_name((lf_proj)p));
+                s = lf__model_vec(m, &ly->b[p], &cur, name, out[p]);
+            }
+        }
+        if (s != LF_OK || LF__V(attn_norm, "input_layernorm.weight", C) || LF__V(mlp_norm, "post_attention_layernorm.weight", C))
             break;
     }
-#undef LF__W
 #undef LF__V
     if (s != LF_OK) return s;
     // rope tables: angle = pos * inv_freq in f32 (as torch multiplies), cos/sin rounded to f32
@@ -6534,6 +6572,7 @@ static lf_status lf__model_weights(lf_model *m) {
 // per call). Only the layout depends on the call; no slot has to start zeroed.
 typedef struct lf__acts {
     float *x, *xn, *q, *k, *v, *att, *gate, *up, *rows, *scores;
+    float *lora;                // [N, lora_r] the scaled x A^T of a low-rank update
     int32_t *pos, *seq, *undo;  // default positions and slots; old KV lengths for rollback
     void *mm;                   // matmul scratch
 } lf__acts;
@@ -6542,16 +6581,16 @@ static size_t lf__acts_plan(const lf_model *m, lf__acts *a, unsigned char *base)
     const lf_model_config *c = &m->cfg;
     size_t N = (size_t)m->max_tokens, off = 0;
     int64_t maxK = LF__MAX(LF__MAX(c->C, c->FF), c->NH * c->HS);
-    size_t sizes[14] = {N * (size_t)c->C, N * (size_t)c->C, N * (size_t)c->NH * (size_t)c->HS,
+    size_t sizes[15] = {N * (size_t)c->C, N * (size_t)c->C, N * (size_t)c->NH * (size_t)c->HS,
                         N * (size_t)c->NKV * (size_t)c->HS, N * (size_t)c->NKV * (size_t)c->HS,
                         N * (size_t)c->NH * (size_t)c->HS, N * (size_t)c->FF, N * (size_t)c->FF, N * (size_t)c->C,
-                        (size_t)lf_pool_size(m->pool) * (size_t)m->max_seq_len, N, N, N,
+                        (size_t)lf_pool_size(m->pool) * (size_t)m->max_seq_len, N * (size_t)m->lora_r, N, N, N,
                         lf__matmul_scratch(m->max_tokens, maxK, lf_pool_size(m->pool)) / 4 + 1};
-    void **slots[14] = {(void **)&a->x,    (void **)&a->xn,   (void **)&a->q,      (void **)&a->k,
+    void **slots[15] = {(void **)&a->x,    (void **)&a->xn,   (void **)&a->q,      (void **)&a->k,
                         (void **)&a->v,    (void **)&a->att,  (void **)&a->gate,   (void **)&a->up,
-                        (void **)&a->rows, (void **)&a->scores, (void **)&a->pos, (void **)&a->seq,
-                        (void **)&a->undo, &a->mm};
-    for (int i = 0; i < 14; i++) {
+                        (void **)&a->rows, (void **)&a->scores, (void **)&a->lora, (void **)&a->pos,
+                        (void **)&a->seq,  (void **)&a->undo, &a->mm};
+    for (int i = 0; i < 15; i++) {
         *slots[i] = base ? base + off : NULL;
         off += (sizes[i] * 4 + 63) & ~(size_t)63;  // every slot holds 4-byte elements
     }
@@ -6588,7 +6627,7 @@ LF_API lf_status lf_model_open(lf_model *m, const lf_model_desc *desc) {
     static const char *archs[] = {"?", "llama", "qwen2", "mistral"};
     lf__log(LF_LOG_INFO, "model", "%s: %s, %d layers, width %d, %.1fM parameters, %s weights mapped (%.1f MiB), "
             "activations %.1f MiB for %d tokens, %d threads", desc->path, archs[m->cfg.arch], m->cfg.L, m->cfg.C,
-            (double)lf_model_n_params(m) / 1e6, lf_dtype_name(m->layers[0].wq.dtype),
+            (double)lf_model_n_params(m) / 1e6, lf_dtype_name(m->layers[0].w[LF_PROJ_Q].dtype),
             (double)lf_model_weight_bytes(m) / 1048576.0, (double)m->acts_.cap / 1048576.0, m->max_tokens,
             lf_pool_size(m->pool));
     return LF_OK;
@@ -6713,6 +6752,7 @@ typedef struct lf__tattn_job {
     const float *q, *k, *v;
     float *dq, *dk, *dv;         // backward only: dq overwritten, dk/dv overwritten per (b, kv head)
     const float *dout;
+    const int32_t *lo;           // [B, T] the first key of each query's sample (packing)
     const lf_model_config *c;
     int layer, B, T;
 } lf__tattn_job;
@@ -6723,7 +6763,8 @@ static void lf__tattn_fwd(void *arg, int64_t j0, int64_t j1, int tid) {  // jobs
     int NH = J->c->NH, NKV = J->c->NKV, HS = J->c->HS, T = J->T;
     float scale = 1.0f / sqrtf((float)HS);
     for (int64_t j = j0; j < j1; j++) {
-        int t = (int)(j % T), h = (int)(j / T % NH), b = (int)(j / T / NH), lo = lf__attn_lo(J->c, J->layer, t);
+        int t = (int)(j % T), h = (int)(j / T % NH), b = (int)(j / T / NH);
+        int lo = LF__MAX(lf__attn_lo(J->c, J->layer, t), J->lo[(size_t)b * (size_t)T + (size_t)t]);
         size_t kvoff = ((size_t)b * (size_t)T * (size_t)NKV + (size_t)(h / (NH / NKV))) * (size_t)HS;
         float *p = J->probs + (((size_t)b * (size_t)NH + (size_t)h) * (size_t)T + (size_t)t) * (size_t)T;
         memset(p, 0, (size_t)T * sizeof(float));
@@ -6748,7 +6789,7 @@ static void lf__tattn_bwd(void *arg, int64_t j0, int64_t j1, int tid) {
                                      memset(J->dv + kvoff + (size_t)t * ks, 0, (size_t)HS * sizeof(float));
         for (int h = kh * group; h < (kh + 1) * group; h++)
             for (int t = 0; t < T; t++) {
-                int lo = lf__attn_lo(J->c, J->layer, t);
+                int lo = LF__MAX(lf__attn_lo(J->c, J->layer, t), J->lo[(size_t)b * (size_t)T + (size_t)t]);
                 const float *p = J->probs + (((size_t)b * (size_t)NH + (size_t)h) * (size_t)T + (size_t)t) * (size_t)T;
                 size_t qoff = ((size_t)b * (size_t)T + (size_t)t) * qs + (size_t)h * (size_t)HS;
                 const float *go = J->dout + qoff, *q = J->q + qoff;
@@ -6766,6 +6807,19 @@ static void lf__tattn_bwd(void *arg, int64_t j0, int64_t j1, int tid) {
 }
 
 // -- 6.2 the forward pass
+
+// y[n, out] = x W^T + b, plus the projection's low-rank update when it has one (as PEFT's
+// eval forward: no dropout).
+static void lf__proj_forward(const lf_model *m, const lf_layer *ly, lf_proj p, float *y, const float *x, int64_t n,
+                             const lf__acts *a) {
+    const lf_tensor *w = &ly->w[p];
+    lf__matmul(m->pool, y, x, w->data, w->dtype, ly->b[p], n, w->shape[0], w->shape[1], a->mm);
+    const lf_lowrank *d = ly->lora[p];
+    if (!d) return;
+    lf__matmul(m->pool, a->lora, x, d->A, LF_DTYPE_F32, NULL, n, d->r, w->shape[1], a->mm);
+    for (int64_t i = 0; i < n * d->r; i++) a->lora[i] *= d->scale;
+    lf__gemm(m->pool, y, a->lora, d->B, LF_DTYPE_F32, NULL, n, w->shape[0], d->r, a->mm, true);
+}
 
 LF_API lf_status lf_model_forward(lf_model *m, lf_kv *kv, const lf_batch *b, float *logits) {
     const lf_model_config *c = &m->cfg;
@@ -6803,7 +6857,7 @@ LF_API lf_status lf_model_forward(lf_model *m, lf_kv *kv, const lf_batch *b, flo
         for (i -= 2; i >= 0; i--) kv->len[S[i]] = a.undo[i];
         return s;
     }
-    int64_t C = c->C, QW = (int64_t)c->NH * c->HS, KW = kv->width, FF = c->FF;
+    int64_t C = c->C, KW = kv->width, FF = c->FF;
     // embedding rows
     for (i = 0; i < n; i++)
         lf_convert_to_f32(a.x + i * C, (const unsigned char *)m->embed.data + (size_t)b->tokens[i] * (size_t)C *
@@ -6812,9 +6866,9 @@ LF_API lf_status lf_model_forward(lf_model *m, lf_kv *kv, const lf_batch *b, flo
     for (int l = 0; l < c->L; l++) {
         const lf_layer *ly = &m->layers[l];
         lf__rmsnorm_forward(a.xn, NULL, a.x, ly->attn_norm, n, C, c->eps);
-        lf__matmul(m->pool, a.q, a.xn, ly->wq.data, ly->wq.dtype, ly->bq, n, QW, C, a.mm);
-        lf__matmul(m->pool, a.k, a.xn, ly->wk.data, ly->wk.dtype, ly->bk, n, KW, C, a.mm);
-        lf__matmul(m->pool, a.v, a.xn, ly->wv.data, ly->wv.dtype, ly->bv, n, KW, C, a.mm);
+        lf__proj_forward(m, ly, LF_PROJ_Q, a.q, a.xn, n, &a);
+        lf__proj_forward(m, ly, LF_PROJ_K, a.k, a.xn, n, &a);
+        lf__proj_forward(m, ly, LF_PROJ_V, a.v, a.xn, n, &a);
         lf__rope_forward(a.q, m->rope_cos, m->rope_sin, P, n, c->NH, c->HS);
         lf__rope_forward(a.k, m->rope_cos, m->rope_sin, P, n, c->NKV, c->HS);
         for (i = 0; i < n; i++) {
@@ -6825,13 +6879,13 @@ LF_API lf_status lf_model_forward(lf_model *m, lf_kv *kv, const lf_batch *b, flo
         }
         lf__attn_job aj = {m, kv, l, n, P, S, a.q, a.att, a.scores};
         lf_parallel_for(m->pool, (int64_t)n * c->NH, lf__attn_worker, &aj);
-        lf__matmul(m->pool, a.xn, a.att, ly->wo.data, ly->wo.dtype, ly->bo, n, C, QW, a.mm);
+        lf__proj_forward(m, ly, LF_PROJ_O, a.xn, a.att, n, &a);
         for (int64_t i = 0; i < n * C; i++) a.x[i] += a.xn[i];
         lf__rmsnorm_forward(a.xn, NULL, a.x, ly->mlp_norm, n, C, c->eps);
-        lf__matmul(m->pool, a.gate, a.xn, ly->w_gate.data, ly->w_gate.dtype, ly->b_gate, n, FF, C, a.mm);
-        lf__matmul(m->pool, a.up, a.xn, ly->w_up.data, ly->w_up.dtype, ly->b_up, n, FF, C, a.mm);
+        lf__proj_forward(m, ly, LF_PROJ_GATE, a.gate, a.xn, n, &a);
+        lf__proj_forward(m, ly, LF_PROJ_UP, a.up, a.xn, n, &a);
         lf__swiglu_forward(a.gate, a.gate, a.up, n * FF);
-        lf__matmul(m->pool, a.xn, a.gate, ly->w_down.data, ly->w_down.dtype, ly->b_down, n, C, FF, a.mm);
+        lf__proj_forward(m, ly, LF_PROJ_DOWN, a.xn, a.gate, n, &a);
         for (int64_t i = 0; i < n * C; i++) a.x[i] += a.xn[i];
     }
     // final norm and lm_head on the rows that want logits only
@@ -6845,26 +6899,34 @@ LF_API lf_status lf_model_forward(lf_model *m, lf_kv *kv, const lf_batch *b, flo
 
 // -- 6.3 training: forward with saved activations, loss, backward
 //
-// ON TRAINING: lf_model_train_begin copies every weight into one f32 block of master
-// parameters (whatever the stored dtype) and points the model's views at it, so inference on
-// the same model sees the weights being trained. The activations of a [B, T] micro-batch live
-// in one block planned up front (llm.c style): per layer the inputs each backward op needs.
+// ON TRAINING: the activations of a [B, T] micro-batch live in one block planned up front
+// (llm.c style): per layer the inputs each backward op needs. Full fine-tuning copies every
+// weight into one f32 block of master parameters and points the model's views at it, so
+// inference on the same model sees the weights being trained. With adapters only their A and
+// B are parameters and the base is frozen: F32 weights are used where they are mapped, others
+// are upcast once into a frozen block, and no weight gradient is computed for them.
 // The loss is transformers' causal-LM loss: position t predicts labels[t + 1], -100 is
-// ignored, and the sum is divided by the number of scored targets in the micro-batch. Logits
-// exist LF__CE_ROWS rows at a time: each chunk is scored and back-propagated before the next.
+// ignored, and the sum is divided by the number of scored targets. Logits exist LF__CE_ROWS
+// rows at a time: each chunk is scored and back-propagated before the next.
+// Dropout on an adapter's input draws its mask from a hash of (seed, call, layer, projection,
+// element), so the backward pass regenerates the forward's mask instead of storing it.
 
 #define LF__CE_ROWS 64
 
 typedef struct lf__param {
-    char name[112];
-    int64_t n;       // elements
-    float *p, *g;    // master value and gradient
+    char name[160];
+    int64_t n, off;  // elements; offset in the gradient block (and the optimizer's moments)
+    float *p, *g;    // value and gradient
 } lf__param;
 
 typedef struct lf__train {
-    int B, T, n_params;
+    int B, T, n_params, r;  // r: the largest adapter rank
+    bool lora;              // adapters train, the base is frozen
+    int64_t n_train;        // floats of the parameters
     lf__param *params;
-    float *master, *grads;  // [total] each
+    float *master, *grads;  // [n_train] each; master is NULL with adapters
+    float *frozen;          // adapters: the base weights not stored in F32, upcast
+    uint64_t seed, calls;   // adapter dropout masks
     lf_arena acts;
     // per layer [L, N, ...]: residual in, normed, rstd, q, k, v (after RoPE), probs, attention
     // out, residual mid, normed, rstd, gate, up, swiglu out
@@ -6872,88 +6934,107 @@ typedef struct lf__train {
     float *x_out, *xnf, *rstdf;           // [N, C], [N, C], [N]
     float *logits, *losses;               // [LF__CE_ROWS, V], [LF__CE_ROWS]
     float *dx, *dxn, *dq, *dk, *dv, *datt, *dgate, *dup, *dh, *dtmp;  // gradient scratch
-    int32_t *pos, *targets;               // [N]
+    int32_t *pos, *lo, *targets;          // [N]: positions, first key of each query's sample, targets
+    float *lu;                            // [L, 7, N, r] adapters: scale * dropout(x) A^T
+    float *xd, *xdt, *dyt, *ut, *du, *dut, *abt;  // adapter scratch
     void *mm;                             // matmul scratch
     float *bwd, *bwd_head;                // matmul backward scratch: layers, lm_head
     float *head_t;                        // lm_head^T [C, V], made once per micro-batch
 } lf__train;
 
-static lf_status lf__train_param(lf__train *t, int *k, const char *name, int64_t n) {
-    if (*k >= t->n_params) return lf__fail(LF_ERR_ARG, "train: parameter table overflow at %s", name);
-    lf__param *p = &t->params[(*k)++];
-    snprintf(p->name, sizeof p->name, "%s", name);
-    p->n = n;
-    return LF_OK;
+static lf__param *lf__train_param(lf__train *t, const char *name, float *p, int64_t n, int64_t *off) {
+    lf__param *q = &t->params[t->n_params++];
+    snprintf(q->name, sizeof q->name, "%s", name);
+    q->n = n, q->off = *off, q->p = p, q->g = t->grads + *off;
+    *off += n;
+    return q;
 }
 
-// The parameters in transformers' named_parameters() order: their master copies get the
-// weights, and the model's views point at them.
-static lf_status lf__train_params(lf_model *m, lf__train *t) {
-    const lf_model_config *c = &m->cfg;
-    int64_t C = c->C, Q = (int64_t)c->NH * c->HS, KV = (int64_t)c->NKV * c->HS, FF = c->FF;
+// Every weight tensor of the model (embedding, projections, untied head), for the loops below.
+static int lf__model_weights_list(lf_model *m, lf_tensor **out) {
     int k = 0;
-    float *cur = t->master;
-    lf_status s = LF_OK;
-    char name[112];
+    out[k++] = &m->embed;
+    for (int l = 0; l < m->cfg.L; l++)
+        for (int p = 0; p < LF_PROJ_COUNT; p++) out[k++] = &m->layers[l].w[p];
+    if (!m->cfg.tied) out[k++] = &m->lm_head;
+    return k;
+}
+
+// Full fine-tuning: the parameters in transformers' named_parameters() order get master
+// copies of the weights, and the model's views point at them.
+static void lf__train_full_params(lf_model *m, lf__train *t) {
+    const lf_model_config *c = &m->cfg;
+    int64_t off = 0;
+    char name[160];
 #define LF__P(nm, n_, tensor, vec)                                                                   \
     do {                                                                                             \
-        if ((s = lf__train_param(t, &k, nm, n_)) != LF_OK) return s;                                \
+        lf__param *p_ = lf__train_param(t, nm, t->master + off, n_, &off);                           \
         lf_tensor *tt_ = (tensor);                                                                   \
         const float **vv_ = (vec);                                                                   \
-        t->params[k - 1].p = cur, t->params[k - 1].g = t->grads + (cur - t->master);                \
-        if (tt_) lf_convert_to_f32(cur, tt_->data, tt_->dtype, n_), tt_->data = cur, tt_->dtype = LF_DTYPE_F32; \
-        else memcpy(cur, *vv_, (size_t)(n_) * sizeof(float)), *vv_ = cur;                         \
-        cur += n_;                                                                                   \
+        if (tt_) lf_convert_to_f32(p_->p, tt_->data, tt_->dtype, n_), tt_->data = p_->p, tt_->dtype = LF_DTYPE_F32; \
+        else memcpy(p_->p, *vv_, (size_t)(n_) * sizeof(float)), *vv_ = p_->p;                      \
     } while (0)
-    LF__P("model.embed_tokens.weight", (int64_t)c->V * C, &m->embed, (const float **)NULL);
+    LF__P("model.embed_tokens.weight", (int64_t)c->V * c->C, &m->embed, (const float **)NULL);
     for (int l = 0; l < c->L; l++) {
         lf_layer *ly = &m->layers[l];
-        static const char *proj[4] = {"q_proj", "k_proj", "v_proj", "o_proj"}, *mlp[3] = {"gate_proj", "up_proj", "down_proj"};
-        lf_tensor *pw[4] = {&ly->wq, &ly->wk, &ly->wv, &ly->wo}, *mw[3] = {&ly->w_gate, &ly->w_up, &ly->w_down};
-        const float **pb[4] = {&ly->bq, &ly->bk, &ly->bv, &ly->bo}, **mb[3] = {&ly->b_gate, &ly->b_up, &ly->b_down};
-        int64_t pn[4] = {Q, KV, KV, C}, mn[3] = {FF, FF, C};
-        for (int i = 0; i < 4; i++) {
-            snprintf(name, sizeof name, "model.layers.%d.self_attn.%s.weight", l, proj[i]);
-            LF__P(name, lf_tensor_numel(pw[i]), pw[i], (const float **)NULL);
-            if (*pb[i]) {
-                snprintf(name, sizeof name, "model.layers.%d.self_attn.%s.bias", l, proj[i]);
-                LF__P(name, pn[i], (lf_tensor *)NULL, pb[i]);
-            }
-        }
-        for (int i = 0; i < 3; i++) {
-            snprintf(name, sizeof name, "model.layers.%d.mlp.%s.weight", l, mlp[i]);
-            LF__P(name, lf_tensor_numel(mw[i]), mw[i], (const float **)NULL);
-            if (*mb[i]) {
-                snprintf(name, sizeof name, "model.layers.%d.mlp.%s.bias", l, mlp[i]);
-                LF__P(name, mn[i], (lf_tensor *)NULL, mb[i]);
+        for (int p = 0; p < LF_PROJ_COUNT; p++) {
+            snprintf(name, sizeof name, "model.layers.%d.%s.weight", l, lf_proj_name((lf_proj)p));
+            LF__P(name, lf_tensor_numel(&ly->w[p]), &ly->w[p], (const float **)NULL);
+            if (ly->b[p]) {
+                snprintf(name, sizeof name, "model.layers.%d.%s.bias", l, lf_proj_name((lf_proj)p));
+                LF__P(name, ly->w[p].shape[0], (lf_tensor *)NULL, &ly->b[p]);
             }
         }
         snprintf(name, sizeof name, "model.layers.%d.input_layernorm.weight", l);
-        LF__P(name, C, (lf_tensor *)NULL, &ly->attn_norm);
+        LF__P(name, c->C, (lf_tensor *)NULL, &ly->attn_norm);
         snprintf(name, sizeof name, "model.layers.%d.post_attention_layernorm.weight", l);
-        LF__P(name, C, (lf_tensor *)NULL, &ly->mlp_norm);
+        LF__P(name, c->C, (lf_tensor *)NULL, &ly->mlp_norm);
     }
-    LF__P("model.norm.weight", C, (lf_tensor *)NULL, &m->final_norm);
-    if (!c->tied) LF__P("lm_head.weight", (int64_t)c->V * C, &m->lm_head, (const float **)NULL);
+    LF__P("model.norm.weight", c->C, (lf_tensor *)NULL, &m->final_norm);
+    if (!c->tied) LF__P("lm_head.weight", (int64_t)c->V * c->C, &m->lm_head, (const float **)NULL);
     else m->lm_head = m->embed;  // one tensor, one gradient (as transformers ties them)
 #undef LF__P
-    t->n_params = k;
-    return LF_OK;
+}
+
+// Adapters: A and B of each adapted projection, named as PEFT saves them; the base is frozen.
+static void lf__train_lora_params(lf_model *m, lf__train *t, lf_tensor **w, int nw) {
+    int64_t off = 0;
+    char name[160];
+    for (int l = 0; l < m->cfg.L; l++)
+        for (int p = 0; p < LF_PROJ_COUNT; p++) {
+            lf_lowrank *d = m->layers[l].lora[p];
+            if (!d) continue;
+            const char *pre = "base_model.model.model.layers";
+            snprintf(name, sizeof name, "%s.%d.%s.lora_A.weight", pre, l, lf_proj_name((lf_proj)p));
+            d->dA = lf__train_param(t, name, d->A, d->r * m->layers[l].w[p].shape[1], &off)->g;
+            snprintf(name, sizeof name, "%s.%d.%s.lora_B.weight", pre, l, lf_proj_name((lf_proj)p));
+            d->dB = lf__train_param(t, name, d->B, m->layers[l].w[p].shape[0] * d->r, &off)->g;
+        }
+    float *cur = t->frozen;
+    for (int i = 0; i < nw; i++)
+        if (w[i]->dtype != LF_DTYPE_F32) {
+            int64_t n = lf_tensor_numel(w[i]);
+            lf_convert_to_f32(cur, w[i]->data, w[i]->dtype, n);
+            w[i]->data = cur, w[i]->dtype = LF_DTYPE_F32, cur += n;
+        }
+    if (m->cfg.tied) m->lm_head = m->embed;
 }
 
 // The activation block for [B, T] (STYLE R10): sizes in floats, one slot each.
 static size_t lf__train_plan(const lf_model *m, lf__train *t, unsigned char *base) {
     const lf_model_config *c = &m->cfg;
     size_t N = (size_t)t->B * (size_t)t->T, L = (size_t)c->L, C = (size_t)c->C, Q = (size_t)c->NH * (size_t)c->HS,
-           KV = (size_t)c->NKV * (size_t)c->HS, FF = (size_t)c->FF, T = (size_t)t->T;
-    size_t maxw = LF__MAX(LF__MAX(C, FF), Q);
+           KV = (size_t)c->NKV * (size_t)c->HS, FF = (size_t)c->FF, T = (size_t)t->T, R = (size_t)t->r;
+    size_t maxw = LF__MAX(LF__MAX(C, FF), Q), th = (size_t)lf_pool_size(m->pool);
     size_t sizes[] = {L * N * C, L * N * C, L * N, L * N * Q, L * N * KV, L * N * KV, L * (size_t)t->B * (size_t)c->NH * T * T,
                       L * N * Q, L * N * C, L * N * C, L * N, L * N * FF, L * N * FF, L * N * FF,
                       N * C, N * C, N, (size_t)LF__CE_ROWS * (size_t)c->V, LF__CE_ROWS,
-                      N * C, N * maxw, N * Q, N * KV, N * KV, N * Q, N * FF, N * FF, N * FF, N * maxw, N, N,
-                      lf__matmul_scratch((int64_t)N, (int64_t)maxw, lf_pool_size(m->pool)) / 4 + 1,
-                      lf__matmul_backward_scratch((int64_t)N, (int64_t)maxw, (int64_t)maxw, lf_pool_size(m->pool), true),
-                      lf__matmul_backward_scratch(LF__CE_ROWS, (int64_t)c->V, (int64_t)C, lf_pool_size(m->pool), false),
+                      N * C, N * maxw, N * Q, N * KV, N * KV, N * Q, N * FF, N * FF, N * FF, N * maxw, N, N, N,
+                      L * LF_PROJ_COUNT * N * R, R ? N * maxw : 0, R ? maxw * N : 0, R ? maxw * N : 0, R * N, N * R,
+                      R * N, R * maxw,
+                      lf__matmul_scratch((int64_t)N, (int64_t)maxw, (int)th) / 4 + 1,
+                      lf__matmul_backward_scratch((int64_t)N, (int64_t)maxw, (int64_t)maxw, (int)th, true),
+                      lf__matmul_backward_scratch(LF__CE_ROWS, (int64_t)c->V, (int64_t)C, (int)th, false),
                       (size_t)c->V * C};
     void **slots[] = {(void **)&t->x_in, (void **)&t->xn1, (void **)&t->rstd1, (void **)&t->q, (void **)&t->k,
                       (void **)&t->v, (void **)&t->probs, (void **)&t->att, (void **)&t->x_mid, (void **)&t->xn2,
@@ -6961,7 +7042,8 @@ static size_t lf__train_plan(const lf_model *m, lf__train *t, unsigned char *bas
                       (void **)&t->xnf, (void **)&t->rstdf, (void **)&t->logits, (void **)&t->losses, (void **)&t->dx,
                       (void **)&t->dxn, (void **)&t->dq, (void **)&t->dk, (void **)&t->dv, (void **)&t->datt,
                       (void **)&t->dgate, (void **)&t->dup, (void **)&t->dh, (void **)&t->dtmp, (void **)&t->pos,
-                      (void **)&t->targets,
+                      (void **)&t->lo, (void **)&t->targets, (void **)&t->lu, (void **)&t->xd, (void **)&t->xdt,
+                      (void **)&t->dyt, (void **)&t->ut, (void **)&t->du, (void **)&t->dut, (void **)&t->abt,
                       &t->mm, (void **)&t->bwd, (void **)&t->bwd_head, (void **)&t->head_t};
     size_t off = 0;
     for (size_t i = 0; i < sizeof sizes / sizeof *sizes; i++) {
@@ -6978,41 +7060,65 @@ LF_API lf_status lf_model_train_begin(lf_model *m, int B, int T) {
     lf__train *t = (lf__train *)lf__calloc(1, sizeof *t, "training state");
     if (!t) return LF_ERR_NOMEM;
     const lf_model_config *c = &m->cfg;
-    int per_layer = 9 + (c->qkv_bias ? 3 : 0) + (c->o_bias ? 1 : 0) + (c->mlp_bias ? 3 : 0);
-    int64_t total = lf_model_n_params(m);  // every tensor of the checkpoint: at least the parameters
-    t->B = B, t->T = T, t->n_params = 2 + !c->tied + c->L * per_layer;
+    lf_tensor **w = (lf_tensor **)lf__alloc((size_t)(2 + LF_PROJ_COUNT * c->L) * sizeof *w, "weight list");
+    if (!w) return LF_FREE(t), LF_ERR_NOMEM;
+    int nw = lf__model_weights_list(m, w);
+    int64_t n_frozen = 0;
+    t->B = B, t->T = T, t->lora = m->lora_r > 0, t->r = m->lora_r, t->seed = 0x6c6f7261;
+    if (t->lora) {
+        for (int l = 0; l < c->L; l++)
+            for (int p = 0; p < LF_PROJ_COUNT; p++)
+                if (m->layers[l].lora[p]) {
+                    const lf_tensor *wt = &m->layers[l].w[p];
+                    t->n_params += 2, t->n_train += m->layers[l].lora[p]->r * (wt->shape[0] + wt->shape[1]);
+                }
+        for (int i = 0; i < nw; i++) n_frozen += w[i]->dtype == LF_DTYPE_F32 ? 0 : lf_tensor_numel(w[i]);
+    } else {
+        int per_layer = 2 + LF_PROJ_COUNT;
+        for (int p = 0; p < LF_PROJ_COUNT; p++) per_layer += m->layers[0].b[p] != NULL;
+        t->n_params = 2 + !c->tied + c->L * per_layer;
+        t->n_train = lf_model_n_params(m);  // every tensor of the checkpoint: at least the parameters
+    }
     lf_status s = LF_OK;
     t->params = (lf__param *)lf__calloc((size_t)t->n_params, sizeof(lf__param), "parameter table");
-    t->master = t->params ? (float *)lf__calloc((size_t)total, sizeof(float), "f32 master weights") : NULL;
-    t->grads = t->master ? (float *)lf__calloc((size_t)total, sizeof(float), "gradients") : NULL;
-    if (!t->grads) s = LF_ERR_NOMEM;
+    t->grads = t->params ? (float *)lf__calloc((size_t)t->n_train, sizeof(float), "gradients") : NULL;
+    if (t->grads && !t->lora) t->master = (float *)lf__calloc((size_t)t->n_train, sizeof(float), "f32 master weights");
+    if (t->grads && n_frozen) t->frozen = (float *)lf__calloc((size_t)n_frozen, sizeof(float), "frozen f32 base weights");
+    if (!t->grads || (!t->lora && !t->master) || (n_frozen && !t->frozen)) s = LF_ERR_NOMEM;
     if (s == LF_OK) s = lf_arena_init(&t->acts, lf__train_plan(m, t, NULL), "training activations");
     if (s == LF_OK) {
         lf__train_plan(m, t, t->acts.base);
-        s = lf__train_params(m, t);
-    }
-    if (s != LF_OK) {
-        LF_FREE(t->params), LF_FREE(t->master), LF_FREE(t->grads);
+        t->n_params = 0;
+        if (t->lora) lf__train_lora_params(m, t, w, nw);
+        else lf__train_full_params(m, t);
+        m->train_ = t;
+    } else {
+        LF_FREE(t->params), LF_FREE(t->master), LF_FREE(t->grads), LF_FREE(t->frozen);
         lf_arena_deinit(&t->acts);
         LF_FREE(t);
-        return s;
     }
-    m->train_ = t;
-    return LF_OK;
+    LF_FREE(w);
+    return s;
 }
 
+// The weights point at the master or frozen copies: a model leaves training when it closes.
 static void lf__train_free(lf_model *m) {
     lf__train *t = m->train_;
     if (!t) return;
-    LF_FREE(t->params), LF_FREE(t->master), LF_FREE(t->grads);
+    for (int l = 0; m->layers && l < m->cfg.L; l++)
+        for (int p = 0; p < LF_PROJ_COUNT; p++)
+            if (m->layers[l].lora[p]) m->layers[l].lora[p]->dA = m->layers[l].lora[p]->dB = NULL;
+    LF_FREE(t->params), LF_FREE(t->master), LF_FREE(t->grads), LF_FREE(t->frozen);
     lf_arena_deinit(&t->acts);
     LF_FREE(t);
     m->train_ = NULL;
 }
 
 LF_API void lf_model_train_zero_grads(lf_model *m) {
-    if (m->train_) memset(m->train_->grads, 0, (size_t)lf_model_n_params(m) * sizeof(float));
+    if (m->train_) memset(m->train_->grads, 0, (size_t)m->train_->n_train * sizeof(float));
 }
+
+LF_API int64_t lf_model_n_trainable(const lf_model *m) { return m->train_ ? m->train_->n_train : 0; }
 
 LF_API const float *lf_model_grad(const lf_model *m, const char *name, int64_t *n) {
     for (int i = 0; m->train_ && i < m->train_->n_params; i++)
@@ -7023,24 +7129,89 @@ LF_API const float *lf_model_grad(const lf_model *m, const char *name, int64_t *
     return NULL;
 }
 
-// The gradient of parameter data p (a pointer the model's views hold after train_begin).
+// The gradient of data p that the model's views hold (a master copy); NULL when p is frozen.
 static float *lf__train_grad_of(const lf__train *t, const void *p) {
-    return t->grads + ((const float *)p - t->master);
+    uintptr_t a = (uintptr_t)p, lo = (uintptr_t)t->master, hi = (uintptr_t)(t->master + t->n_train);
+    return t->master && a >= lo && a < hi ? t->grads + ((const float *)p - t->master) : NULL;
 }
 
-LF_API lf_status lf_model_train_grads(lf_model *m, const int32_t *tokens, const int32_t *labels, float *loss) {
+// Adapter dropout: element i of (call, layer, projection) is kept, scaled by 1 / (1 - p), or 0.
+static float lf__lora_keep(const lf__train *t, int l, int p, int64_t i, float drop) {
+    uint64_t x = t->seed ^ (t->calls * 0x9E3779B97F4A7C15ull) ^ ((uint64_t)(l * LF_PROJ_COUNT + p) << 48) ^ (uint64_t)i;
+    return (float)(lf__splitmix64(&x) >> 40) * (1.0f / 16777216.0f) < drop ? 0.0f : 1.0f / (1.0f - drop);
+}
+
+// The adapter's input: x itself, or x with dropout applied (in t->xd).
+static const float *lf__lora_input(lf__train *t, const lf_lowrank *d, int l, int p, const float *x, int64_t n) {
+    if (d->dropout <= 0) return x;
+    for (int64_t i = 0; i < n; i++) t->xd[i] = x[i] * lf__lora_keep(t, l, p, i, d->dropout);
+    return t->xd;
+}
+
+// y = x W^T + b, plus the adapter's scale * dropout(x) A^T B^T (its first product is kept).
+static void lf__tproj_forward(lf_model *m, lf__train *t, int l, lf_proj p, float *y, const float *x) {
+    const lf_layer *ly = &m->layers[l];
+    const lf_tensor *w = &ly->w[p];
+    const lf_lowrank *d = ly->lora[p];
+    int64_t N = (int64_t)t->B * t->T, out = w->shape[0], in = w->shape[1];
+    lf__matmul(m->pool, y, x, w->data, w->dtype, ly->b[p], N, out, in, t->mm);
+    if (!d) return;
+    float *u = t->lu + ((int64_t)l * LF_PROJ_COUNT + p) * N * t->r;
+    lf__matmul(m->pool, u, lf__lora_input(t, d, l, p, x, N * in), d->A, LF_DTYPE_F32, NULL, N, d->r, in, t->mm);
+    for (int64_t i = 0; i < N * d->r; i++) u[i] *= d->scale;
+    lf__gemm(m->pool, y, u, d->B, LF_DTYPE_F32, NULL, N, out, d->r, t->mm, true);
+}
+
+// dx = dy . W plus the adapter's path, and the gradients of what trains: W and b, or A and B.
+static void lf__tproj_backward(lf_model *m, lf__train *t, int l, lf_proj p, float *dx, const float *dy, const float *x) {
+    const lf_layer *ly = &m->layers[l];
+    const lf_tensor *w = &ly->w[p];
+    const lf_lowrank *d = ly->lora[p];
+    lf_pool *pool = m->pool;
+    int64_t N = (int64_t)t->B * t->T, out = w->shape[0], in = w->shape[1];
+    lf__matmul_backward(pool, dx, lf__train_grad_of(t, w->data), lf__train_grad_of(t, ly->b[p]), dy, x,
+                        (const float *)w->data, NULL, N, out, in, t->bwd);
+    if (!d) return;
+    int64_t r = d->r;
+    const float *u = t->lu + ((int64_t)l * LF_PROJ_COUNT + p) * N * t->r;
+    lf__transpose(pool, t->dyt, dy, N, out);  // dB[out, r] += dy^T u
+    lf__transpose(pool, t->ut, u, N, r);
+    lf__gemm(pool, d->dB, t->dyt, t->ut, LF_DTYPE_F32, NULL, out, r, N, t->mm, true);
+    lf__transpose(pool, t->abt, d->B, out, r);  // du[N, r] = scale * dy B
+    lf__gemm(pool, t->du, dy, t->abt, LF_DTYPE_F32, NULL, N, r, out, t->mm, false);
+    for (int64_t i = 0; i < N * r; i++) t->du[i] *= d->scale;
+    lf__transpose(pool, t->dut, t->du, N, r);  // dA[r, in] += du^T dropout(x)
+    lf__transpose(pool, t->xdt, lf__lora_input(t, d, l, p, x, N * in), N, in);
+    lf__gemm(pool, d->dA, t->dut, t->xdt, LF_DTYPE_F32, NULL, r, in, N, t->mm, true);
+    lf__transpose(pool, t->abt, d->A, r, in);  // dx += (du A) * the dropout mask
+    if (d->dropout <= 0) {
+        lf__gemm(pool, dx, t->du, t->abt, LF_DTYPE_F32, NULL, N, in, r, t->mm, true);
+        return;
+    }
+    lf__gemm(pool, t->xd, t->du, t->abt, LF_DTYPE_F32, NULL, N, in, r, t->mm, false);
+    for (int64_t i = 0; i < N * in; i++) dx[i] += t->xd[i] * lf__lora_keep(t, l, p, i, d->dropout);
+}
+
+LF_API lf_status lf_model_train_grads(lf_model *m, const lf_train_batch *b, float *loss) {
     lf__train *t = m->train_;
     if (!t) return lf__fail(LF_ERR_ARG, "train_grads: call lf_model_train_begin first");
     const lf_model_config *c = &m->cfg;
     int B = t->B, T = t->T, L = c->L;
-    int64_t N = (int64_t)B * T, C = c->C, Q = (int64_t)c->NH * c->HS, KV = (int64_t)c->NKV * c->HS, FF = c->FF, V = c->V;
+    int64_t N = (int64_t)B * T, C = c->C, FF = c->FF, V = c->V;
+    const int32_t *tokens = b->tokens, *labels = b->labels;
     int n_valid = 0;
     for (int64_t i = 0; i < N; i++) {
+        int32_t p = b->pos ? b->pos[i] : (int32_t)(i % T);
         if (tokens[i] < 0 || tokens[i] >= c->V) return lf__fail(LF_ERR_ARG, "train_grads: token %lld is id %d, outside [0, %d)", (long long)i, tokens[i], c->V);
         if (labels[i] != -100 && (labels[i] < 0 || labels[i] >= c->V))
             return lf__fail(LF_ERR_ARG, "train_grads: label %lld is %d, neither -100 nor in [0, %d)", (long long)i, labels[i], c->V);
-        t->pos[i] = (int32_t)(i % T);
-        t->targets[i] = i % T == T - 1 ? -100 : labels[i + 1];  // position t predicts label t + 1
+        if (p != 0 && (i % T == 0 || p != t->pos[i - 1] + 1))
+            return lf__fail(LF_ERR_ARG, "train_grads: position %lld is %d (a row starts at 0; then 0 or the previous + 1)", (long long)i, p);
+        t->pos[i] = p;
+        t->lo[i] = p == 0 ? (int32_t)(i % T) : t->lo[i - 1];
+    }
+    for (int64_t i = 0; i < N; i++) {  // position t predicts label t + 1 of the same sample
+        t->targets[i] = i % T == T - 1 || t->pos[i + 1] == 0 ? -100 : labels[i + 1];
         n_valid += t->targets[i] != -100;
     }
     lf_pool *pool = m->pool;
@@ -7048,33 +7219,36 @@ LF_API lf_status lf_model_train_grads(lf_model *m, const int32_t *tokens, const 
     for (int64_t i = 0; i < N; i++) memcpy(t->x_in + i * C, (const float *)m->embed.data + (int64_t)tokens[i] * C, (size_t)C * 4);
     for (int l = 0; l < L; l++) {
         const lf_layer *ly = &m->layers[l];
-        float *x = t->x_in + l * N * C, *xn1 = t->xn1 + l * N * C, *q = t->q + l * N * Q, *k = t->k + l * N * KV,
-              *v = t->v + l * N * KV, *att = t->att + l * N * Q, *xm = t->x_mid + l * N * C, *xn2 = t->xn2 + l * N * C,
-              *gate = t->gate + l * N * FF, *up = t->up + l * N * FF, *h = t->h + l * N * FF;
+        float *x = t->x_in + l * N * C, *xn1 = t->xn1 + l * N * C, *q = t->q + l * N * c->NH * c->HS,
+              *k = t->k + l * N * c->NKV * c->HS, *v = t->v + l * N * c->NKV * c->HS, *att = t->att + l * N * c->NH * c->HS,
+              *xm = t->x_mid + l * N * C, *xn2 = t->xn2 + l * N * C, *gate = t->gate + l * N * FF, *up = t->up + l * N * FF,
+              *h = t->h + l * N * FF;
         lf__rmsnorm_forward(xn1, t->rstd1 + l * N, x, ly->attn_norm, N, C, c->eps);
-        lf__matmul(pool, q, xn1, ly->wq.data, LF_DTYPE_F32, ly->bq, N, Q, C, t->mm);
-        lf__matmul(pool, k, xn1, ly->wk.data, LF_DTYPE_F32, ly->bk, N, KV, C, t->mm);
-        lf__matmul(pool, v, xn1, ly->wv.data, LF_DTYPE_F32, ly->bv, N, KV, C, t->mm);
+        lf__tproj_forward(m, t, l, LF_PROJ_Q, q, xn1);
+        lf__tproj_forward(m, t, l, LF_PROJ_K, k, xn1);
+        lf__tproj_forward(m, t, l, LF_PROJ_V, v, xn1);
         lf__rope_forward(q, m->rope_cos, m->rope_sin, t->pos, N, c->NH, c->HS);
         lf__rope_forward(k, m->rope_cos, m->rope_sin, t->pos, N, c->NKV, c->HS);
         lf__tattn_job aj = {att, t->probs + (size_t)l * (size_t)B * (size_t)c->NH * (size_t)T * (size_t)T, q, k, v,
-                            NULL, NULL, NULL, NULL, c, l, B, T};
+                            NULL, NULL, NULL, NULL, t->lo, c, l, B, T};
         lf_parallel_for(pool, (int64_t)B * c->NH * T, lf__tattn_fwd, &aj);
-        lf__matmul(pool, xm, att, ly->wo.data, LF_DTYPE_F32, ly->bo, N, C, Q, t->mm);
+        lf__tproj_forward(m, t, l, LF_PROJ_O, xm, att);
         for (int64_t i = 0; i < N * C; i++) xm[i] += x[i];
         lf__rmsnorm_forward(xn2, t->rstd2 + l * N, xm, ly->mlp_norm, N, C, c->eps);
-        lf__matmul(pool, gate, xn2, ly->w_gate.data, LF_DTYPE_F32, ly->b_gate, N, FF, C, t->mm);
-        lf__matmul(pool, up, xn2, ly->w_up.data, LF_DTYPE_F32, ly->b_up, N, FF, C, t->mm);
+        lf__tproj_forward(m, t, l, LF_PROJ_GATE, gate, xn2);
+        lf__tproj_forward(m, t, l, LF_PROJ_UP, up, xn2);
         lf__swiglu_forward(h, gate, up, N * FF);
         float *xo = l + 1 < L ? t->x_in + (l + 1) * N * C : t->x_out;
-        lf__matmul(pool, xo, h, ly->w_down.data, LF_DTYPE_F32, ly->b_down, N, C, FF, t->mm);
+        lf__tproj_forward(m, t, l, LF_PROJ_DOWN, xo, h);
         for (int64_t i = 0; i < N * C; i++) xo[i] += xm[i];
     }
     lf__rmsnorm_forward(t->xnf, t->rstdf, t->x_out, m->final_norm, N, C, c->eps);
     // loss and the head's backward, LF__CE_ROWS rows at a time
-    float *dhead = lf__train_grad_of(t, m->lm_head.data), scale = n_valid ? 1.0f / (float)n_valid : 0.0f;
+    int n_div = b->n_scored > 0 ? b->n_scored : n_valid;
+    float *dhead = lf__train_grad_of(t, m->lm_head.data), scale = n_div ? 1.0f / (float)n_div : 0.0f;
     double total = 0;
-    lf__transpose(pool, t->head_t, (const float *)m->lm_head.data, V, C);  // shared by every chunk's dx
+    if (!t->lora || t->calls == 0)  // shared by every chunk's dx; a frozen head needs it once
+        lf__transpose(pool, t->head_t, (const float *)m->lm_head.data, V, C);
     for (int64_t r0 = 0; r0 < N; r0 += LF__CE_ROWS) {
         int64_t rows = LF__MIN(LF__CE_ROWS, N - r0);
         lf__matmul(pool, t->logits, t->xnf + r0 * C, m->lm_head.data, LF_DTYPE_F32, NULL, rows, V, C, t->mm);
@@ -7089,33 +7263,34 @@ LF_API lf_status lf_model_train_grads(lf_model *m, const int32_t *tokens, const 
     lf__rmsnorm_backward(t->dx, lf__train_grad_of(t, m->final_norm), t->dxn, t->x_out, m->final_norm, t->rstdf, N, C);
     for (int l = L - 1; l >= 0; l--) {
         const lf_layer *ly = &m->layers[l];
-        float *x = t->x_in + l * N * C, *xn1 = t->xn1 + l * N * C, *q = t->q + l * N * Q, *k = t->k + l * N * KV,
-              *v = t->v + l * N * KV, *att = t->att + l * N * Q, *xm = t->x_mid + l * N * C, *xn2 = t->xn2 + l * N * C,
-              *gate = t->gate + l * N * FF, *up = t->up + l * N * FF, *h = t->h + l * N * FF;
-#define LF__G(p) ((p) ? lf__train_grad_of(t, (p)) : NULL)
+        float *x = t->x_in + l * N * C, *xn1 = t->xn1 + l * N * C, *q = t->q + l * N * c->NH * c->HS,
+              *k = t->k + l * N * c->NKV * c->HS, *v = t->v + l * N * c->NKV * c->HS, *att = t->att + l * N * c->NH * c->HS,
+              *xm = t->x_mid + l * N * C, *xn2 = t->xn2 + l * N * C, *gate = t->gate + l * N * FF, *up = t->up + l * N * FF,
+              *h = t->h + l * N * FF;
         // MLP: dx (the residual gradient) flows into h, then gate/up, then the norm
-        lf__matmul_backward(pool, t->dh, LF__G(ly->w_down.data), LF__G(ly->b_down), t->dx, h, (const float *)ly->w_down.data, NULL, N, C, FF, t->bwd);
+        lf__tproj_backward(m, t, l, LF_PROJ_DOWN, t->dh, t->dx, h);
         lf__swiglu_backward(t->dgate, t->dup, t->dh, gate, up, N * FF);
-        lf__matmul_backward(pool, t->dxn, LF__G(ly->w_gate.data), LF__G(ly->b_gate), t->dgate, xn2, (const float *)ly->w_gate.data, NULL, N, FF, C, t->bwd);
-        lf__matmul_backward(pool, t->dtmp, LF__G(ly->w_up.data), LF__G(ly->b_up), t->dup, xn2, (const float *)ly->w_up.data, NULL, N, FF, C, t->bwd);
+        lf__tproj_backward(m, t, l, LF_PROJ_GATE, t->dxn, t->dgate, xn2);
+        lf__tproj_backward(m, t, l, LF_PROJ_UP, t->dtmp, t->dup, xn2);
         for (int64_t i = 0; i < N * C; i++) t->dxn[i] += t->dtmp[i];
-        lf__rmsnorm_backward(t->dx, LF__G(ly->mlp_norm), t->dxn, xm, ly->mlp_norm, t->rstd2 + l * N, N, C);
+        lf__rmsnorm_backward(t->dx, lf__train_grad_of(t, ly->mlp_norm), t->dxn, xm, ly->mlp_norm, t->rstd2 + l * N, N, C);
         // attention
-        lf__matmul_backward(pool, t->datt, LF__G(ly->wo.data), LF__G(ly->bo), t->dx, att, (const float *)ly->wo.data, NULL, N, C, Q, t->bwd);
+        lf__tproj_backward(m, t, l, LF_PROJ_O, t->datt, t->dx, att);
         lf__tattn_job aj = {NULL, t->probs + (size_t)l * (size_t)B * (size_t)c->NH * (size_t)T * (size_t)T, q, k, v,
-                            t->dq, t->dk, t->dv, t->datt, c, l, B, T};
+                            t->dq, t->dk, t->dv, t->datt, t->lo, c, l, B, T};
         lf_parallel_for(pool, (int64_t)B * c->NKV, lf__tattn_bwd, &aj);
         lf__rope_backward(t->dq, m->rope_cos, m->rope_sin, t->pos, N, c->NH, c->HS);
         lf__rope_backward(t->dk, m->rope_cos, m->rope_sin, t->pos, N, c->NKV, c->HS);
-        lf__matmul_backward(pool, t->dxn, LF__G(ly->wq.data), LF__G(ly->bq), t->dq, xn1, (const float *)ly->wq.data, NULL, N, Q, C, t->bwd);
-        lf__matmul_backward(pool, t->dtmp, LF__G(ly->wk.data), LF__G(ly->bk), t->dk, xn1, (const float *)ly->wk.data, NULL, N, KV, C, t->bwd);
+        lf__tproj_backward(m, t, l, LF_PROJ_Q, t->dxn, t->dq, xn1);
+        lf__tproj_backward(m, t, l, LF_PROJ_K, t->dtmp, t->dk, xn1);
         for (int64_t i = 0; i < N * C; i++) t->dxn[i] += t->dtmp[i];
-        lf__matmul_backward(pool, t->dtmp, LF__G(ly->wv.data), LF__G(ly->bv), t->dv, xn1, (const float *)ly->wv.data, NULL, N, KV, C, t->bwd);
+        lf__tproj_backward(m, t, l, LF_PROJ_V, t->dtmp, t->dv, xn1);
         for (int64_t i = 0; i < N * C; i++) t->dxn[i] += t->dtmp[i];
-        lf__rmsnorm_backward(t->dx, LF__G(ly->attn_norm), t->dxn, x, ly->attn_norm, t->rstd1 + l * N, N, C);
-#undef LF__G
+        lf__rmsnorm_backward(t->dx, lf__train_grad_of(t, ly->attn_norm), t->dxn, x, ly->attn_norm, t->rstd1 + l * N, N, C);
     }
-    lf__embedding_backward(lf__train_grad_of(t, m->embed.data), t->dx, tokens, N, C);
+    float *demb = lf__train_grad_of(t, m->embed.data);
+    if (demb) lf__embedding_backward(demb, t->dx, tokens, N, C);
+    t->calls++;
     return LF_OK;
 }
 
@@ -7145,7 +7320,7 @@ LF_API lf_status lf_optim_init(lf_optim *o, const lf_model *m, const lf_optim_de
     if ((o->d.schedule == LF_SCHED_COSINE || o->d.schedule == LF_SCHED_LINEAR) && d->total_steps <= 0)
         return lf__fail(LF_ERR_CONFIG, "training: the %s schedule needs total_steps > 0", o->d.schedule == LF_SCHED_COSINE ? "cosine" : "linear");
     if (o->d.warmup_steps == 0) o->d.warmup_steps = (int)ceil((double)o->d.warmup_ratio * d->total_steps);
-    o->n = lf_model_n_params(m);
+    o->n = m->train_->n_train;
     o->m = (float *)lf__calloc((size_t)o->n, sizeof(float), "AdamW first moments");
     o->v = o->m ? (float *)lf__calloc((size_t)o->n, sizeof(float), "AdamW second moments") : NULL;
     if (!o->v) return lf_optim_deinit(o), LF_ERR_NOMEM;
@@ -7188,7 +7363,7 @@ LF_API lf_status lf_optim_step(lf_optim *o, lf_model *m, float *grad_norm) {
     float step_size = (float)(lr / bc1), bc2_sqrt = (float)sqrt(bc2);
     for (int i = 0; i < t->n_params; i++) {
         lf__param *p = &t->params[i];
-        float *mm = o->m + (p->p - t->master), *vv = o->v + (p->p - t->master);
+        float *mm = o->m + p->off, *vv = o->v + p->off;
         bool decay = !strstr(p->name, "bias") && !strstr(p->name, "norm");  // HF Trainer's groups
         float keep = decay ? 1.0f - lr * o->d.weight_decay : 1.0f;
         for (int64_t k = 0; k < p->n; k++) {

@@ -189,7 +189,7 @@ static lf_status eval_benchmark(const opts *o) {
     float *logits = (float *)malloc((size_t)m.cfg.V * sizeof(float));
     lf_rng rng;
     lf_rng_seed(&rng, 1234);
-    const char *dt = lf_dtype_name(m.layers[0].wq.dtype);
+    const char *dt = lf_dtype_name(m.layers[0].w[LF_PROJ_Q].dtype);
     int tests[2][2] = {{np, 0}, {0, ng}};
     bool json = strcmp(o->fmt, "json") == 0, md = strcmp(o->fmt, "md") == 0;
     if (json) puts("[");

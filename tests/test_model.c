@@ -261,7 +261,8 @@ static int test_attention_backward(void) {
     lf_model_config c;
     memset(&c, 0, sizeof c);
     c.NH = AT_NH, c.NKV = AT_NKV, c.HS = AT_HS, c.sliding_window = AT_W;
-    lf__tattn_job j = {out, probs, pf, pf + NQ, pf + NQ + NK, g, g + NQ, g + NQ + NK, rf, &c, 0, 1, AT_T};
+    static const int32_t lo[AT_T];  // one sample: every query's first key is 0
+    lf__tattn_job j = {out, probs, pf, pf + NQ, pf + NQ + NK, g, g + NQ, g + NQ + NK, rf, lo, &c, 0, 1, AT_T};
     lf_pool *pool;
     CHECK_OK(lf_pool_create(&pool, 2));
     lf_parallel_for(pool, AT_NH * AT_T, lf__tattn_fwd, &j);
@@ -290,7 +291,8 @@ static int lf_test_grads(const char *model) {
     CHECK_OK(lf_model_open(&m, &d));
     CHECK_OK(lf_model_train_begin(&m, B, T));
     float l = 0;
-    CHECK_OK(lf_model_train_grads(&m, (const int32_t *)ids->data, (const int32_t *)labels->data, &l));
+    lf_train_batch tb = {(const int32_t *)ids->data, (const int32_t *)labels->data, NULL, 0};
+    CHECK_OK(lf_model_train_grads(&m, &tb, &l));
     float ref = ((const float *)loss->data)[0];
     if (fabsf(l - ref) > 1e-5f * fabsf(ref)) fprintf(stderr, "    %s: loss %.7f, torch %.7f\n", model, l, ref);
     CHECK(fabsf(l - ref) <= 1e-5f * fabsf(ref));
@@ -345,7 +347,8 @@ static int test_adamw_steps(void) {
         char nm[32];
         float loss, norm, lr = lf_optim_lr(&o, s);
         lf_model_train_zero_grads(&m);
-        CHECK_OK(lf_model_train_grads(&m, (const int32_t *)ids->data, (const int32_t *)labels->data, &loss));
+        lf_train_batch tb = {(const int32_t *)ids->data, (const int32_t *)labels->data, NULL, 0};
+        CHECK_OK(lf_model_train_grads(&m, &tb, &loss));
         CHECK_OK(lf_optim_step(&o, &m, &norm));
         snprintf(nm, sizeof nm, "loss.%d", s);
         float rl = *(const float *)lf_st_find(&f, nm)->data;
