@@ -26,7 +26,8 @@
 //    4. safetensors  mmap reader with a validated header, sharded index, writer
 //    5. tokenizer    HF tokenizer.json (byte-level and SentencePiece-style BPE), chat templates
 //    6. model        Llama-family config and weights, batched forward with a KV cache, training
-//                    forward/backward
+//                    forward/backward, saving
+//    7. lora         PEFT-compatible adapters: attach, load, save, merge
 //    8. train        AdamW, learning-rate schedules, gradient clipping
 //   12. generate     sampling, stop strings, streaming generation
 //
@@ -180,6 +181,7 @@ LF_API lf_status lf_file_read(const char *path, size_t max_bytes, char **data, s
 LF_API lf_status lf_file_write_atomic(const char *path, const void *data, size_t len);
 LF_API bool lf_path_exists(const char *path);
 LF_API bool lf_path_is_dir(const char *path);
+LF_API lf_status lf_dir_make(const char *path);  // mkdir -p; LF_ERR_IO naming the path
 // Joins a and b with '/'; free with lf_free.
 LF_API char *lf_path_join(const char *a, const char *b);
 
@@ -525,6 +527,7 @@ typedef struct lf_model {
     bool own_pool;
     float *small_;                // one block for norms, biases and rope tables
     lf_arena acts_;               // activations for max_tokens, sized once
+    char *dir;                    // the model directory it was opened from (a copy)
     int lora_r;                   // the largest adapter rank (section 7); 0 without adapters
     struct lf__train *train_;     // training state (lf_model_train_begin), else NULL
     struct lf__lora *lora_;       // adapters (section 7), else NULL
@@ -597,6 +600,57 @@ LF_API void lf_model_train_zero_grads(lf_model *m);
 // ("base_model.model.model.layers.0.self_attn.q_proj.lora_A.weight").
 LF_API const float *lf_model_grad(const lf_model *m, const char *name, int64_t *n);
 LF_API int64_t lf_model_n_trainable(const lf_model *m);  // floats that train; 0 when not training
+// Adapter dropout draws micro-batch n's masks from (seed, n): set both to resume exactly.
+LF_API void lf_model_train_rng(lf_model *m, uint64_t seed, uint64_t calls);
+LF_API uint64_t lf_model_train_calls(const lf_model *m);  // micro-batches run so far
+
+// lf_model_save — write the model as a HuggingFace directory that transformers loads: its
+// weights as they are now (trained, merged) in one model.safetensors, plus config.json,
+// generation_config.json and the tokenizer files copied from the directory it came from.
+//   dtype    each tensor's dtype: LF_DTYPE_F32, BF16 or F16; LF_DTYPE_INVALID (0): the dtype
+//            it had in the checkpoint
+//   returns  LF_OK | LF_ERR_IO | LF_ERR_ARG (dir is the model's own directory; a bad dtype) |
+//            LF_ERR_NOMEM
+//   threads  not safe on the same m
+LF_API lf_status lf_model_save(const lf_model *m, const char *dir, lf_dtype dtype);
+
+// == 7. lora (API) ===============================================================================
+// threads: not safe on the same model.
+//
+// LoRA as PEFT computes it: an adapted projection gives y = x W^T + b + scale * dropout(x) A^T B^T
+// with A [r, in], B [out, r] and scale = lora_alpha / r (rsLoRA: lora_alpha / sqrt(r)). The
+// adapters belong to the model: attach or load them before lf_model_train_begin, and training
+// then updates only A and B. Save and load use PEFT's files: adapter_config.json and
+// adapter_model.safetensors with keys base_model.model.model.layers.N.<module>.lora_A.weight.
+
+typedef struct lf_lora_desc {
+    int r;                       // rank: 8 (the product's LoraConfig)
+    float alpha;                 // lora_alpha: 16
+    float dropout;               // lora_dropout: 0.05
+    const char *target_modules;  // comma-separated: q_proj k_proj v_proj o_proj gate_proj up_proj
+                                 // down_proj, or "all-linear" (all seven): "q_proj,k_proj,v_proj,o_proj"
+    bool use_rslora;             // scale = alpha / sqrt(r)
+    uint64_t seed;               // A's initialisation (PEFT's: uniform in +-1/sqrt(in); B = 0)
+} lf_lora_desc;
+LF_API lf_lora_desc lf_lora_desc_default(void);
+
+// lf_lora_attach — new adapters on every layer's target projections.
+//   returns  LF_OK | LF_ERR_CONFIG (a field, named: "lora.r", "lora.target_modules") |
+//            LF_ERR_ARG (the model has adapters already, or is training) | LF_ERR_NOMEM
+LF_API lf_status lf_lora_attach(lf_model *m, const lf_lora_desc *d);
+// lf_lora_load — a PEFT LoRA adapter directory (F32, BF16 or F16 tensors).
+//   returns  LF_OK | LF_ERR_IO | LF_ERR_FORMAT (file and field or tensor named) |
+//            LF_ERR_UNSUPPORTED (DoRA, rank/alpha patterns, lora bias, fan_in_fan_out, adapters
+//            on modules other than the seven projections; named) | LF_ERR_SHAPE | LF_ERR_ARG
+LF_API lf_status lf_lora_load(lf_model *m, const char *dir);
+// lf_lora_save — the adapters as a PEFT directory (F32), written atomically file by file.
+//   returns  LF_OK | LF_ERR_IO | LF_ERR_ARG (no adapters) | LF_ERR_NOMEM
+LF_API lf_status lf_lora_save(const lf_model *m, const char *dir);
+LF_API lf_lora_desc lf_lora_get_desc(const lf_model *m);  // the attached adapters' settings
+// lf_lora_merge — fold the adapters into the weights (W + scale * B A, in f32, as PEFT's
+// merge_and_unload) and remove them; lf_model_save then writes a plain model.
+//   returns  LF_OK | LF_ERR_ARG (no adapters; training) | LF_ERR_NOMEM
+LF_API lf_status lf_lora_merge(lf_model *m);
 
 // == 8. train (API) ==============================================================================
 // threads: not safe on the same optimizer or model.
@@ -1373,6 +1427,22 @@ LF_API bool lf_path_exists(const char *path) {
 LF_API bool lf_path_is_dir(const char *path) {
     struct stat st;
     return stat(path, &st) == 0 && S_ISDIR(st.st_mode);
+}
+LF_API lf_status lf_dir_make(const char *path) {
+    char *p = lf__strndup(path, strlen(path), "path");
+    if (!p) return LF_ERR_NOMEM;
+    lf_status s = LF_OK;
+    for (char *c = p + 1; s == LF_OK; c++)
+        if (*c == '/' || !*c) {
+            char keep = *c;
+            *c = 0;
+            if (mkdir(p, 0777) != 0 && errno != EEXIST) s = lf__fail(LF_ERR_IO, "%s: cannot create directory: %s", p, strerror(errno));
+            else if (!lf_path_is_dir(p)) s = lf__fail(LF_ERR_IO, "%s: exists and is not a directory", p);
+            *c = keep;
+            if (!keep) break;
+        }
+    LF_FREE(p);
+    return s;
 }
 #endif  // LF_NO_STDIO
 
@@ -6597,6 +6667,13 @@ static size_t lf__acts_plan(const lf_model *m, lf__acts *a, unsigned char *base)
     return off;
 }
 
+// (Re)sizes the activation block: at open, and when adapters raise lora_r.
+static lf_status lf__model_plan(lf_model *m) {
+    lf__acts plan;
+    lf_arena_deinit(&m->acts_);
+    return lf_arena_init(&m->acts_, lf__acts_plan(m, &plan, NULL), "activations");
+}
+
 #ifndef LF_NO_STDIO
 LF_API lf_status lf_model_open(lf_model *m, const lf_model_desc *desc) {
     memset(m, 0, sizeof *m);
@@ -6618,8 +6695,8 @@ LF_API lf_status lf_model_open(lf_model *m, const lf_model_desc *desc) {
     m->own_pool = !desc->pool;
     if ((s = lf_st_set_open(&m->st, desc->path)) == LF_OK && (s = lf__model_weights(m)) != LF_OK)
         s = lf__wrap(s, "%s", desc->path);
-    lf__acts plan;
-    if (s == LF_OK) s = lf_arena_init(&m->acts_, lf__acts_plan(m, &plan, NULL), "activations");
+    if (s == LF_OK && !(m->dir = lf__strndup(desc->path, strlen(desc->path), "model path"))) s = LF_ERR_NOMEM;
+    if (s == LF_OK) s = lf__model_plan(m);
     if (s != LF_OK) {
         lf_model_close(m);
         return s;
@@ -6635,9 +6712,12 @@ LF_API lf_status lf_model_open(lf_model *m, const lf_model_desc *desc) {
 #endif
 
 static void lf__train_free(lf_model *m);
+static void lf__lora_free(lf_model *m);
 
 LF_API void lf_model_close(lf_model *m) {
     lf__train_free(m);
+    lf__lora_free(m);
+    LF_FREE(m->dir);
     if (m->own_pool) lf_pool_destroy(m->pool);
     lf_st_set_close(&m->st);
     LF_FREE(m->small_);
@@ -6922,6 +7002,7 @@ typedef struct lf__param {
 typedef struct lf__train {
     int B, T, n_params, r;  // r: the largest adapter rank
     bool lora;              // adapters train, the base is frozen
+    bool head_t_ready;      // head_t holds the frozen head's transpose
     int64_t n_train;        // floats of the parameters
     lf__param *params;
     float *master, *grads;  // [n_train] each; master is NULL with adapters
@@ -7247,8 +7328,9 @@ LF_API lf_status lf_model_train_grads(lf_model *m, const lf_train_batch *b, floa
     int n_div = b->n_scored > 0 ? b->n_scored : n_valid;
     float *dhead = lf__train_grad_of(t, m->lm_head.data), scale = n_div ? 1.0f / (float)n_div : 0.0f;
     double total = 0;
-    if (!t->lora || t->calls == 0)  // shared by every chunk's dx; a frozen head needs it once
+    if (!t->lora || !t->head_t_ready)  // shared by every chunk's dx; a frozen head needs it once
         lf__transpose(pool, t->head_t, (const float *)m->lm_head.data, V, C);
+    t->head_t_ready = true;
     for (int64_t r0 = 0; r0 < N; r0 += LF__CE_ROWS) {
         int64_t rows = LF__MIN(LF__CE_ROWS, N - r0);
         lf__matmul(pool, t->logits, t->xnf + r0 * C, m->lm_head.data, LF_DTYPE_F32, NULL, rows, V, C, t->mm);
@@ -7293,6 +7375,393 @@ LF_API lf_status lf_model_train_grads(lf_model *m, const lf_train_batch *b, floa
     t->calls++;
     return LF_OK;
 }
+
+LF_API void lf_model_train_rng(lf_model *m, uint64_t seed, uint64_t calls) {
+    if (m->train_) m->train_->seed = seed, m->train_->calls = calls;
+}
+
+LF_API uint64_t lf_model_train_calls(const lf_model *m) { return m->train_ ? m->train_->calls : 0; }
+
+// -- 6.4 saving
+
+#ifndef LF_NO_STDIO
+// Copies dir/name to out/name when it exists.
+static lf_status lf__copy_file(const char *dir, const char *out, const char *name) {
+    char *src = lf_path_join(dir, name), *dst = lf_path_join(out, name), *data = NULL;
+    size_t len = 0;
+    lf_status s = src && dst ? LF_OK : LF_ERR_NOMEM;
+    if (s == LF_OK && lf_path_exists(src) && (s = lf_file_read(src, 0, &data, &len)) == LF_OK)
+        s = lf_file_write_atomic(dst, data, len);
+    LF_FREE(src), LF_FREE(dst), LF_FREE(data);
+    return s;
+}
+
+typedef struct lf__saver {
+    const lf_model *m;
+    lf_dtype dtype;        // wanted; INVALID: the checkpoint's
+    int n;
+    lf_st_entry *e;
+    void **owned;          // conversions
+    char (*names)[112];
+} lf__saver;
+
+// Adds one tensor, converted when its data's dtype is not the wanted one.
+static LF__PRINTF(6, 7) lf_status lf__saver_add(lf__saver *w, const void *data, lf_dtype dt, int64_t d0, int64_t d1,
+                                                const char *fmt, ...) {
+    char *name = w->names[w->n];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(name, sizeof w->names[0], fmt, ap);
+    va_end(ap);
+    const lf_st_tensor *src = lf_st_set_find(&w->m->st, name);
+    lf_dtype want = w->dtype ? w->dtype : src ? src->dtype : LF_DTYPE_F32;
+    int64_t k = d0 * (d1 ? d1 : 1);
+    lf_st_entry *e = &w->e[w->n];
+    e->name = name, e->dtype = want, e->ndim = d1 ? 2 : 1, e->shape[0] = d0, e->shape[1] = d1, e->data = data;
+    if (want != dt) {
+        float *f = (float *)lf__alloc((size_t)k * sizeof(float), "tensor conversion");
+        if (!f) return LF_ERR_NOMEM;
+        w->owned[w->n] = f, e->data = f;
+        lf_convert_to_f32(f, data, dt, k);
+        for (int64_t i = 0; want != LF_DTYPE_F32 && i < k; i++)  // in place: element i is read before written
+            ((uint16_t *)f)[i] = want == LF_DTYPE_BF16 ? lf_f32_to_bf16(f[i]) : lf_f32_to_f16(f[i]);
+    }
+    w->n++;
+    return LF_OK;
+}
+
+LF_API lf_status lf_model_save(const lf_model *m, const char *dir, lf_dtype dtype) {
+    if (dtype != LF_DTYPE_INVALID && dtype != LF_DTYPE_F32 && dtype != LF_DTYPE_BF16 && dtype != LF_DTYPE_F16)
+        return lf__fail(LF_ERR_ARG, "model_save: dtype %s (F32, BF16 or F16)", lf_dtype_name(dtype));
+    lf_status s = lf_dir_make(dir);
+    if (s != LF_OK) return s;
+    char a[PATH_MAX], b[PATH_MAX];
+    if (realpath(dir, a) && realpath(m->dir, b) && strcmp(a, b) == 0)
+        return lf__fail(LF_ERR_ARG, "model_save: %s is the model's own directory (its weights are mapped from there)", dir);
+    const lf_model_config *c = &m->cfg;
+    size_t cap = 3 + (size_t)c->L * (2 * LF_PROJ_COUNT + 2);
+    lf__saver w = {m, dtype, 0, (lf_st_entry *)lf__calloc(cap, sizeof(lf_st_entry), "tensor list"),
+                   (void **)lf__calloc(cap, sizeof(void *), "tensor list"), NULL};
+    w.names = w.owned ? (char(*)[112])lf__alloc(cap * sizeof *w.names, "tensor names") : NULL;
+    s = w.names ? LF_OK : LF_ERR_NOMEM;
+    if (s == LF_OK) s = lf__saver_add(&w, m->embed.data, m->embed.dtype, c->V, c->C, "model.embed_tokens.weight");
+    for (int l = 0; l < c->L && s == LF_OK; l++) {
+        const lf_layer *ly = &m->layers[l];
+        for (int p = 0; p < LF_PROJ_COUNT && s == LF_OK; p++) {
+            const char *pn = lf_proj_name((lf_proj)p);
+            s = lf__saver_add(&w, ly->w[p].data, ly->w[p].dtype, ly->w[p].shape[0], ly->w[p].shape[1], "model.layers.%d.%s.weight", l, pn);
+            if (s == LF_OK && ly->b[p]) s = lf__saver_add(&w, ly->b[p], LF_DTYPE_F32, ly->w[p].shape[0], 0, "model.layers.%d.%s.bias", l, pn);
+        }
+        if (s == LF_OK) s = lf__saver_add(&w, ly->attn_norm, LF_DTYPE_F32, c->C, 0, "model.layers.%d.input_layernorm.weight", l);
+        if (s == LF_OK) s = lf__saver_add(&w, ly->mlp_norm, LF_DTYPE_F32, c->C, 0, "model.layers.%d.post_attention_layernorm.weight", l);
+    }
+    if (s == LF_OK) s = lf__saver_add(&w, m->final_norm, LF_DTYPE_F32, c->C, 0, "model.norm.weight");
+    if (s == LF_OK && !c->tied) s = lf__saver_add(&w, m->lm_head.data, m->lm_head.dtype, c->V, c->C, "lm_head.weight");
+    const char *meta[2] = {"format", "pt"};
+    char *path = s == LF_OK ? lf_path_join(dir, "model.safetensors") : NULL;
+    if (s == LF_OK) s = path ? lf_st_write(path, w.e, w.n, meta, 1) : LF_ERR_NOMEM;
+    static const char *files[] = {"config.json", "generation_config.json", "tokenizer.json", "tokenizer_config.json",
+                                  "special_tokens_map.json"};
+    for (size_t i = 0; s == LF_OK && i < sizeof files / sizeof *files; i++) s = lf__copy_file(m->dir, dir, files[i]);
+    for (int i = 0; w.owned && i < w.n; i++) LF_FREE(w.owned[i]);
+    LF_FREE(path), LF_FREE(w.e), LF_FREE(w.owned), LF_FREE(w.names);
+    return s;
+}
+#endif
+
+// == 7. lora (impl) ==============================================================================
+
+typedef struct lf__lora {
+    lf_lora_desc d;
+    char targets[256];      // d.target_modules points here
+    lf_lowrank *mods;       // [L, 7]; unused entries have r == 0
+    float *vals;            // every A and B
+    float *merged;          // lf_lora_merge's weights
+} lf__lora;
+
+static const char *lf__proj_short(int p) { return strchr(lf_proj_name((lf_proj)p), '.') + 1; }
+
+LF_API lf_lora_desc lf_lora_desc_default(void) {
+    lf_lora_desc d;
+    memset(&d, 0, sizeof d);
+    d.r = 8, d.alpha = 16, d.dropout = 0.05f, d.target_modules = "q_proj,k_proj,v_proj,o_proj";
+    return d;
+}
+
+static void lf__lora_free(lf_model *m) {
+    lf__lora *a = m->lora_;
+    if (!a) return;
+    for (int l = 0; m->layers && l < m->cfg.L; l++)
+        for (int p = 0; p < LF_PROJ_COUNT; p++) m->layers[l].lora[p] = NULL;
+    LF_FREE(a->mods), LF_FREE(a->vals), LF_FREE(a->merged);
+    LF_FREE(a);
+    m->lora_ = NULL, m->lora_r = 0;
+}
+
+// Which projections a target_modules list names: a bit per lf_proj.
+static lf_status lf__lora_targets(const char *list, unsigned *mask) {
+    *mask = 0;
+    for (const char *s = list; *s;) {
+        size_t n = strcspn(s, ", ");
+        if (n == 10 && strncmp(s, "all-linear", 10) == 0) *mask = (1u << LF_PROJ_COUNT) - 1;
+        else if (n) {
+            int p = 0;
+            while (p < LF_PROJ_COUNT && !(strlen(lf__proj_short(p)) == n && strncmp(s, lf__proj_short(p), n) == 0)) p++;
+            if (p == LF_PROJ_COUNT)
+                return lf__fail(LF_ERR_CONFIG, "lora.target_modules: '%.*s' is not one of q_proj k_proj v_proj o_proj "
+                                               "gate_proj up_proj down_proj all-linear", (int)n, s);
+            *mask |= 1u << p;
+        }
+        s += n + strspn(s + n, ", ");
+    }
+    return *mask ? LF_OK : lf__fail(LF_ERR_CONFIG, "lora.target_modules: empty");
+}
+
+// Allocates adapters of rank d->r on the projections of mask[l] for each layer l.
+static lf_status lf__lora_make(lf_model *m, const lf_lora_desc *d, const unsigned *mask) {
+    if (m->lora_) return lf__fail(LF_ERR_ARG, "lora: the model has adapters already");
+    if (m->train_) return lf__fail(LF_ERR_ARG, "lora: attach adapters before lf_model_train_begin");
+    const lf_model_config *c = &m->cfg;
+    if (d->r <= 0 || d->r > LF__MIN(c->C, c->FF)) return lf__fail(LF_ERR_CONFIG, "lora.r: %d, must be in [1, %d]", d->r, LF__MIN(c->C, c->FF));
+    if (!(d->alpha > 0)) return lf__fail(LF_ERR_CONFIG, "lora.lora_alpha: must be > 0, got %g", d->alpha);
+    if (!(d->dropout >= 0 && d->dropout < 1)) return lf__fail(LF_ERR_CONFIG, "lora.lora_dropout: must be in [0, 1), got %g", d->dropout);
+    lf__lora *a = (lf__lora *)lf__calloc(1, sizeof *a, "adapters");
+    if (!a) return LF_ERR_NOMEM;
+    a->d = *d;
+    snprintf(a->targets, sizeof a->targets, "%s", d->target_modules ? d->target_modules : "");
+    a->d.target_modules = a->targets;
+    int64_t total = 0;
+    for (int l = 0; l < c->L; l++)
+        for (int p = 0; p < LF_PROJ_COUNT; p++)
+            if (mask[l] >> p & 1) total += (int64_t)d->r * (m->layers[l].w[p].shape[0] + m->layers[l].w[p].shape[1]);
+    a->mods = (lf_lowrank *)lf__calloc((size_t)c->L * LF_PROJ_COUNT, sizeof(lf_lowrank), "adapter table");
+    a->vals = a->mods ? (float *)lf__calloc((size_t)total, sizeof(float), "adapter weights") : NULL;
+    if (!a->vals) {
+        LF_FREE(a->mods), LF_FREE(a);
+        return LF_ERR_NOMEM;
+    }
+    float scale = d->use_rslora ? d->alpha / sqrtf((float)d->r) : d->alpha / (float)d->r, *cur = a->vals;
+    m->lora_ = a;
+    for (int l = 0; l < c->L; l++)
+        for (int p = 0; p < LF_PROJ_COUNT; p++) {
+            if (!(mask[l] >> p & 1)) continue;
+            lf_lowrank *k = &a->mods[l * LF_PROJ_COUNT + p];
+            k->r = d->r, k->scale = scale, k->dropout = d->dropout, k->A = cur;
+            cur += (int64_t)d->r * m->layers[l].w[p].shape[1];
+            k->B = cur;
+            cur += (int64_t)d->r * m->layers[l].w[p].shape[0];
+            m->layers[l].lora[p] = k;
+        }
+    m->lora_r = d->r;
+    lf_status s = lf__model_plan(m);
+    if (s != LF_OK) lf__lora_free(m), lf__model_plan(m);
+    return s;
+}
+
+LF_API lf_status lf_lora_attach(lf_model *m, const lf_lora_desc *d) {
+    unsigned mask;
+    lf_status s = lf__lora_targets(d->target_modules ? d->target_modules : "", &mask);
+    if (s != LF_OK) return s;
+    unsigned *masks = (unsigned *)lf__alloc((size_t)m->cfg.L * sizeof(unsigned), "adapter targets");
+    if (!masks) return LF_ERR_NOMEM;
+    for (int l = 0; l < m->cfg.L; l++) masks[l] = mask;
+    s = lf__lora_make(m, d, masks);
+    LF_FREE(masks);
+    if (s != LF_OK) return s;
+    // PEFT's init: A ~ kaiming_uniform_(a = sqrt(5)), i.e. uniform in +-1/sqrt(in); B = 0
+    lf_rng rng;
+    lf_rng_seed(&rng, d->seed);
+    for (int l = 0; l < m->cfg.L; l++)
+        for (int p = 0; p < LF_PROJ_COUNT; p++) {
+            lf_lowrank *k = m->layers[l].lora[p];
+            if (!k) continue;
+            int64_t in = m->layers[l].w[p].shape[1];
+            float bound = 1.0f / sqrtf((float)in);
+            for (int64_t i = 0; i < k->r * in; i++) k->A[i] = (2.0f * lf_rng_float(&rng) - 1.0f) * bound;
+        }
+    return LF_OK;
+}
+
+LF_API lf_lora_desc lf_lora_get_desc(const lf_model *m) {
+    lf_lora_desc d;
+    memset(&d, 0, sizeof d);
+    return m->lora_ ? m->lora_->d : d;
+}
+
+LF_API lf_status lf_lora_merge(lf_model *m) {
+    lf__lora *a = m->lora_;
+    if (!a) return lf__fail(LF_ERR_ARG, "lora_merge: the model has no adapters");
+    if (m->train_) return lf__fail(LF_ERR_ARG, "lora_merge: the model is training");
+    int64_t total = 0, most = 0;
+    for (int l = 0; l < m->cfg.L; l++)
+        for (int p = 0; p < LF_PROJ_COUNT; p++)
+            if (m->layers[l].lora[p]) total += lf_tensor_numel(&m->layers[l].w[p]), most = LF__MAX(most, m->layers[l].w[p].shape[1]);
+    a->merged = (float *)lf__alloc((size_t)total * sizeof(float), "merged weights");
+    float *at = a->merged ? (float *)lf__alloc((size_t)(most * m->lora_r) * sizeof(float), "merge scratch") : NULL;
+    void *mm = at ? lf__alloc(lf__matmul_scratch(LF__MAX(m->cfg.C, m->cfg.FF) + m->cfg.NH * m->cfg.HS, m->lora_r, lf_pool_size(m->pool)), "merge scratch") : NULL;
+    if (!mm) {
+        LF_FREE(a->merged), LF_FREE(at);
+        return LF_ERR_NOMEM;
+    }
+    float *cur = a->merged;
+    for (int l = 0; l < m->cfg.L; l++)
+        for (int p = 0; p < LF_PROJ_COUNT; p++) {
+            lf_lowrank *k = m->layers[l].lora[p];
+            lf_tensor *w = &m->layers[l].w[p];
+            if (!k) continue;
+            int64_t out = w->shape[0], in = w->shape[1], n = out * in;
+            lf__transpose(m->pool, at, k->A, k->r, in);  // delta = B A, then * scale, then + W (PEFT's order)
+            lf__gemm(m->pool, cur, k->B, at, LF_DTYPE_F32, NULL, out, in, k->r, mm, false);
+            float *wf = (float *)lf__alloc((size_t)n * sizeof(float), "merge scratch");
+            if (!wf) {
+                LF_FREE(at), LF_FREE(mm);
+                return LF_ERR_NOMEM;  // weights merged so far stay merged and valid
+            }
+            lf_convert_to_f32(wf, w->data, w->dtype, n);
+            for (int64_t i = 0; i < n; i++) cur[i] = cur[i] * k->scale + wf[i];
+            LF_FREE(wf);
+            w->data = cur, w->dtype = LF_DTYPE_F32, m->layers[l].lora[p] = NULL;
+            cur += n;
+        }
+    LF_FREE(at), LF_FREE(mm);
+    LF_FREE(a->mods), LF_FREE(a->vals);
+    a->mods = NULL, a->vals = NULL, m->lora_r = 0;
+    return LF_OK;
+}
+
+#ifndef LF_NO_STDIO
+// "base_model.model.model.layers.<l>.<proj>.lora_<A|B>.weight" -> l, proj, 0 for A / 1 for B.
+static bool lf__lora_key(const char *key, int L, int *l, int *p, int *ab) {
+    const char *pre = "base_model.model.model.layers.";
+    if (strncmp(key, pre, strlen(pre)) != 0) return false;
+    char *end;
+    long v = strtol(key + strlen(pre), &end, 10);
+    if (end == key + strlen(pre) || *end != '.' || v < 0 || v >= L) return false;
+    for (int i = 0; i < LF_PROJ_COUNT; i++) {
+        size_t n = strlen(lf_proj_name((lf_proj)i));
+        if (strncmp(end + 1, lf_proj_name((lf_proj)i), n) != 0) continue;
+        const char *rest = end + 1 + n;
+        if (strcmp(rest, ".lora_A.weight") && strcmp(rest, ".lora_B.weight")) return false;
+        *l = (int)v, *p = i, *ab = rest[6] == 'B';
+        return true;
+    }
+    return false;
+}
+
+LF_API lf_status lf_lora_load(lf_model *m, const char *dir) {
+    char *cfg_path = lf_path_join(dir, "adapter_config.json"), *st_path = lf_path_join(dir, "adapter_model.safetensors");
+    lf_doc doc = LF__ZERO;
+    lf_st_file f = LF__ZERO;
+    unsigned *masks = (unsigned *)lf__calloc((size_t)m->cfg.L, sizeof(unsigned), "adapter targets");
+    lf_status s = cfg_path && st_path && masks ? lf_json_load(&doc, cfg_path) : LF_ERR_NOMEM;
+    lf_lora_desc d = lf_lora_desc_default();
+    d.target_modules = "";
+    const lf_node *r = doc.root;
+    int64_t rank = 0;
+    double alpha = 0, dropout = 0;
+    bool rs = false, dora = false, fifo = false;
+    const char *type = NULL, *bias = NULL;
+    if (s == LF_OK && (!r || r->type != LF_NODE_OBJECT)) s = lf__fail(LF_ERR_FORMAT, "%s: not a JSON object", cfg_path);
+    if (s == LF_OK) s = lf_cfg_str(&doc, r, "peft_type", false, &type);
+    if (s == LF_OK) s = lf_cfg_int(&doc, r, "r", true, 1, 1 << 16, &rank);
+    if (s == LF_OK) s = lf_cfg_num(&doc, r, "lora_alpha", true, &alpha);
+    if (s == LF_OK) s = lf_cfg_num(&doc, r, "lora_dropout", false, &dropout);
+    if (s == LF_OK) s = lf_cfg_bool(&doc, r, "use_rslora", false, &rs);
+    if (s == LF_OK) s = lf_cfg_bool(&doc, r, "use_dora", false, &dora);
+    if (s == LF_OK) s = lf_cfg_bool(&doc, r, "fan_in_fan_out", false, &fifo);
+    if (s == LF_OK) s = lf_cfg_str(&doc, r, "bias", false, &bias);
+    if (s == LF_OK && type && strcmp(type, "LORA") != 0) s = lf__fail(LF_ERR_UNSUPPORTED, "%s: peft_type %s (LORA expected)", cfg_path, type);
+    if (s == LF_OK && (dora || fifo || (bias && strcmp(bias, "none") != 0)))
+        s = lf__fail(LF_ERR_UNSUPPORTED, "%s: %s", cfg_path, dora ? "use_dora" : fifo ? "fan_in_fan_out" : "bias other than none");
+    static const char *pattern_keys[] = {"rank_pattern", "alpha_pattern", "modules_to_save", "layers_to_transform"};
+    for (int i = 0; s == LF_OK && i < 4; i++) {
+        const lf_node *n = lf_node_get(r, pattern_keys[i]);
+        if (n && n->type != LF_NODE_NULL && n->n > 0) s = lf__fail(LF_ERR_UNSUPPORTED, "%s: %s is not supported", cfg_path, pattern_keys[i]);
+    }
+    if (s == LF_OK) s = lf_st_open(&f, st_path);
+    // the tensors say which projections are adapted; each needs both A and B
+    for (int i = 0; s == LF_OK && i < f.n; i++) {
+        int l, p, ab;
+        if (!lf__lora_key(f.tensors[i].name, m->cfg.L, &l, &p, &ab))
+            s = lf__fail(LF_ERR_UNSUPPORTED, "%s: tensor '%s' is not a lora_A/lora_B of a layer projection", st_path, f.tensors[i].name);
+        else masks[l] |= 1u << p;
+    }
+    if (s == LF_OK) {
+        d.r = (int)rank, d.alpha = (float)alpha, d.dropout = (float)dropout, d.use_rslora = rs;
+        s = lf__lora_make(m, &d, masks);
+    }
+    char name[160];
+    for (int l = 0; s == LF_OK && l < m->cfg.L; l++)
+        for (int p = 0; s == LF_OK && p < LF_PROJ_COUNT; p++) {
+            lf_lowrank *k = m->layers[l].lora[p];
+            if (!k) continue;
+            for (int ab = 0; ab < 2 && s == LF_OK; ab++) {
+                snprintf(name, sizeof name, "base_model.model.model.layers.%d.%s.lora_%c.weight", l, lf_proj_name((lf_proj)p), "AB"[ab]);
+                const lf_st_tensor *t = lf_st_find(&f, name);
+                int64_t d0 = ab ? m->layers[l].w[p].shape[0] : k->r, d1 = ab ? k->r : m->layers[l].w[p].shape[1];
+                if (!t) s = lf__fail(LF_ERR_FORMAT, "%s: '%s' is missing (lora_A and lora_B come in pairs)", st_path, name);
+                else if (t->ndim != 2 || t->shape[0] != d0 || t->shape[1] != d1)
+                    s = lf__fail(LF_ERR_SHAPE, "%s: '%s' is not [%lld, %lld] (r = %d)", st_path, name, (long long)d0, (long long)d1, k->r);
+                else if (t->dtype != LF_DTYPE_F32 && t->dtype != LF_DTYPE_BF16 && t->dtype != LF_DTYPE_F16)
+                    s = lf__fail(LF_ERR_UNSUPPORTED, "%s: '%s' has dtype %s", st_path, name, lf_dtype_name(t->dtype));
+                else lf_convert_to_f32(ab ? k->B : k->A, t->data, t->dtype, d0 * d1);
+            }
+        }
+    if (s != LF_OK && m->lora_ && m->lora_->vals) lf__lora_free(m), lf__model_plan(m);
+    if (s == LF_OK) {  // the targets, as PEFT lists them
+        char *cur = m->lora_->targets;
+        unsigned all = 0;
+        for (int l = 0; l < m->cfg.L; l++) all |= masks[l];
+        for (int p = 0; p < LF_PROJ_COUNT; p++)
+            if (all >> p & 1) cur += sprintf(cur, "%s%s", cur > m->lora_->targets ? "," : "", lf__proj_short(p));
+    }
+    lf_st_close(&f);
+    lf_doc_deinit(&doc);
+    LF_FREE(cfg_path), LF_FREE(st_path), LF_FREE(masks);
+    return s;
+}
+
+LF_API lf_status lf_lora_save(const lf_model *m, const char *dir) {
+    const lf__lora *a = m->lora_;
+    if (!a || !a->vals) return lf__fail(LF_ERR_ARG, "lora_save: the model has no adapters");
+    lf_status s = lf_dir_make(dir);
+    if (s != LF_OK) return s;
+    int n = 0;
+    unsigned all = 0;
+    lf_st_entry *e = (lf_st_entry *)lf__calloc((size_t)m->cfg.L * LF_PROJ_COUNT * 2, sizeof *e, "tensor list");
+    char(*names)[160] = e ? (char(*)[160])lf__alloc((size_t)m->cfg.L * LF_PROJ_COUNT * 2 * sizeof *names, "tensor names") : NULL;
+    if (!names) s = LF_ERR_NOMEM;
+    for (int l = 0; s == LF_OK && l < m->cfg.L; l++)
+        for (int p = 0; p < LF_PROJ_COUNT; p++) {
+            const lf_lowrank *k = m->layers[l].lora[p];
+            if (!k) continue;
+            all |= 1u << p;
+            for (int ab = 0; ab < 2; ab++, n++) {
+                snprintf(names[n], sizeof names[n], "base_model.model.model.layers.%d.%s.lora_%c.weight", l, lf_proj_name((lf_proj)p), "AB"[ab]);
+                e[n].name = names[n], e[n].dtype = LF_DTYPE_F32, e[n].ndim = 2, e[n].data = ab ? k->B : k->A;
+                e[n].shape[0] = ab ? m->layers[l].w[p].shape[0] : k->r, e[n].shape[1] = ab ? k->r : m->layers[l].w[p].shape[1];
+            }
+        }
+    const char *meta[2] = {"format", "pt"};
+    char *path = s == LF_OK ? lf_path_join(dir, "adapter_model.safetensors") : NULL;
+    if (s == LF_OK) s = path ? lf_st_write(path, e, n, meta, 1) : LF_ERR_NOMEM;
+    lf__buf b = LF__ZERO;  // the fields PEFT's LoraConfig reads, with its defaults for the rest
+    lf__buf_puts(&b, "{\n  \"peft_type\": \"LORA\",\n  \"task_type\": \"CAUSAL_LM\",\n  \"base_model_name_or_path\": ");
+    lf__buf_json_str(&b, m->dir, strlen(m->dir));
+    lf__buf_printf(&b, ",\n  \"r\": %d,\n  \"lora_alpha\": %.9g,\n  \"lora_dropout\": %.9g,\n  \"use_rslora\": %s,\n", a->d.r,
+                   (double)a->d.alpha, (double)a->d.dropout, a->d.use_rslora ? "true" : "false");
+    lf__buf_puts(&b, "  \"target_modules\": [");
+    for (int p = 0, k = 0; p < LF_PROJ_COUNT; p++)
+        if (all >> p & 1) lf__buf_printf(&b, "%s\"%s\"", k++ ? ", " : "", lf__proj_short(p));
+    lf__buf_puts(&b, "],\n  \"bias\": \"none\",\n  \"fan_in_fan_out\": false,\n  \"use_dora\": false,\n  \"init_lora_weights\": true,\n"
+                     "  \"inference_mode\": true,\n  \"modules_to_save\": null,\n  \"layers_to_transform\": null,\n"
+                     "  \"rank_pattern\": {},\n  \"alpha_pattern\": {}\n}\n");
+    char *cfg = s == LF_OK ? lf_path_join(dir, "adapter_config.json") : NULL;
+    if (s == LF_OK) s = b.failed || !cfg ? LF_ERR_NOMEM : lf_file_write_atomic(cfg, b.data, b.len);
+    LF_FREE(b.data), LF_FREE(cfg), LF_FREE(path), LF_FREE(e), LF_FREE(names);
+    return s;
+}
+#endif
 
 // == 8. train (impl) =============================================================================
 

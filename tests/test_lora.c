@@ -1,0 +1,331 @@
+// tests/test_lora.c — LoRA adapters (section 7) against PEFT, and the training paths they use.
+// References: tests/ref/make_lora.py (PEFT 0.21.2 on the tiny checkpoints): the adapters in
+// PEFT's own files, the loss, logits, A/B gradients and merge_and_unload() logits.
+
+// All the logits of a [B, T] batch, one row at a time through the KV cache.
+static int lora_logits(lf_model *m, const int32_t *ids, int B, int T, float *out) {
+    lf_kv kv;
+    CHECK_OK(lf_kv_init(&kv, m, 1, T));
+    int8_t all[64];
+    memset(all, 1, sizeof all);
+    for (int b = 0; b < B; b++) {
+        lf_kv_seq_truncate(&kv, 0, 0);
+        lf_batch bt = {T, ids + (size_t)b * (size_t)T, NULL, NULL, all};
+        CHECK_OK(lf_model_forward(m, &kv, &bt, out + (size_t)b * (size_t)T * (size_t)m->cfg.V));
+    }
+    lf_kv_deinit(&kv);
+    return 0;
+}
+
+static double lora_max_diff(const float *a, const float *b, int64_t n) {
+    double d = 0;
+    for (int64_t i = 0; i < n; i++) d = fmax(d, fabs((double)a[i] - b[i]));
+    return d;
+}
+
+// Loads PEFT's adapter, then checks logits, loss, every A/B gradient, merged logits and a saved
+// merged model. Tolerances: logits 1e-4 absolute, loss 1e-5 relative, gradients 1e-4 of the
+// tensor's largest entry (as the full fine-tuning test).
+static int lora_vs_peft(const char *model, const char *ref) {
+    char dir[512], rdir[600], path[700];
+    snprintf(dir, sizeof dir, LF_TEST_MODELS "%s", model);
+    snprintf(rdir, sizeof rdir, "%s/%s", dir, ref);
+    lf_st_file in, g;
+    snprintf(path, sizeof path, "%s/grads.safetensors", dir);
+    CHECK_OK(lf_st_open(&in, path));
+    snprintf(path, sizeof path, "%s/grads.safetensors", rdir);
+    CHECK_OK(lf_st_open(&g, path));
+    const lf_st_tensor *ids = lf_st_find(&in, "input_ids"), *labels = lf_st_find(&in, "labels");
+    const lf_st_tensor *loss = lf_st_find(&g, "loss"), *logits = lf_st_find(&g, "logits"), *merged = lf_st_find(&g, "merged_logits");
+    CHECK(ids && labels && loss && logits && merged);
+    int B = (int)ids->shape[0], T = (int)ids->shape[1];
+    lf_model m;
+    lf_model_desc d = {.path = dir, .n_threads = 2, .max_tokens = 64, .max_seq_len = 64};
+    CHECK_OK(lf_model_open(&m, &d));
+    CHECK_OK(lf_lora_load(&m, rdir));
+    int64_t n = (int64_t)B * T * m.cfg.V;
+    float *got = (float *)malloc((size_t)n * sizeof(float));
+    CHECK(got);
+    if (lora_logits(&m, (const int32_t *)ids->data, B, T, got)) return 1;
+    double dl = lora_max_diff(got, (const float *)logits->data, n);
+    // training: loss and the gradient of every lora_A / lora_B
+    CHECK_OK(lf_model_train_begin(&m, B, T));
+    float l = 0;
+    lf_train_batch tb = {(const int32_t *)ids->data, (const int32_t *)labels->data, NULL, 0};
+    CHECK_OK(lf_model_train_grads(&m, &tb, &l));
+    float lref = ((const float *)loss->data)[0];
+    int checked = 0;
+    int64_t total = 0;
+    double worst = 0;
+    for (int i = 0; i < g.n; i++) {
+        const lf_st_tensor *t = &g.tensors[i];
+        if (strncmp(t->name, "grad.", 5) != 0) continue;
+        int64_t k = 0;
+        const float *ours = lf_model_grad(&m, t->name + 5, &k), *theirs = (const float *)t->data;
+        CHECK(ours && k == t->shape[0] * t->shape[1]);
+        double mx = 0, e = 0;
+        for (int64_t j = 0; j < k; j++) mx = fmax(mx, fabs(theirs[j])), e = fmax(e, fabs((double)ours[j] - theirs[j]));
+        worst = fmax(worst, e / mx), checked++, total += k;
+    }
+    if (getenv("LF_TEST_VERBOSE"))
+        fprintf(stderr, "  %s/%s: logits %.2g, loss %.7f vs %.7f, %d A/B gradients, worst relative %.2g\n", model, ref, dl,
+                l, lref, checked, worst);
+    CHECK(dl <= 1e-4);
+    CHECK(fabsf(l - lref) <= 1e-5f * fabsf(lref));
+    CHECK(checked == 14 * m.cfg.L && worst <= 1e-4);
+    CHECK(lf_model_n_trainable(&m) == total);
+    CHECK(!lf_model_grad(&m, "model.norm.weight", NULL));  // the base is frozen
+    lf_model_close(&m);
+    // merge_and_unload: the logits of PEFT's merged model, then the same after a save and reload
+    CHECK_OK(lf_model_open(&m, &d));
+    CHECK_OK(lf_lora_load(&m, rdir));
+    CHECK_OK(lf_lora_merge(&m));
+    CHECK(m.lora_r == 0 && !m.layers[0].lora[LF_PROJ_Q]);
+    if (lora_logits(&m, (const int32_t *)ids->data, B, T, got)) return 1;
+    double dm = lora_max_diff(got, (const float *)merged->data, n);
+    char tmp[] = "/tmp/lf-test-merged-XXXXXX";
+    CHECK(mkdtemp(tmp));
+    CHECK_OK(lf_model_save(&m, tmp, LF_DTYPE_INVALID));
+    CHECK_ERR(lf_model_save(&m, dir, LF_DTYPE_INVALID), LF_ERR_ARG, "own directory");
+    lf_model_close(&m);
+    lf_model_desc d2 = d;
+    d2.path = tmp;
+    CHECK_OK(lf_model_open(&m, &d2));
+    float *again = (float *)malloc((size_t)n * sizeof(float));
+    CHECK(again);
+    if (lora_logits(&m, (const int32_t *)ids->data, B, T, again)) return 1;
+    double ds = lora_max_diff(got, again, n);
+    if (getenv("LF_TEST_VERBOSE")) fprintf(stderr, "  %s/%s: merged logits %.2g, saved and reloaded %.2g\n", model, ref, dm, ds);
+    CHECK(dm <= 1e-4 && ds == 0);
+    lf_model_close(&m);
+    char cmd[700];
+    snprintf(cmd, sizeof cmd, "rm -rf %s", tmp);
+    CHECK(system(cmd) == 0);
+    free(got), free(again);
+    lf_st_close(&in), lf_st_close(&g);
+    return 0;
+}
+
+static int test_lora_llama(void) { return lora_vs_peft("llama_f32", "lora_ref"); }
+static int test_lora_rslora(void) { return lora_vs_peft("llama_f32", "lora_rs_ref"); }
+static int test_lora_qwen2(void) { return lora_vs_peft("qwen2_f32", "lora_ref"); }
+
+// Save, reload: the same tensors bit for bit and the same settings; training moves A and B only.
+static int test_lora_save_train(void) {
+    lf_model m;
+    lf_model_desc d = {.path = LF_TEST_MODELS "llama_bf16", .n_threads = 2, .max_tokens = 64, .max_seq_len = 64};
+    CHECK_OK(lf_model_open(&m, &d));
+    lf_lora_desc ld = lf_lora_desc_default();
+    ld.r = 4, ld.target_modules = "all-linear", ld.seed = 7, ld.use_rslora = true;
+    CHECK_OK(lf_lora_attach(&m, &ld));
+    CHECK_ERR(lf_lora_attach(&m, &ld), LF_ERR_ARG, "adapters already");
+    const lf_lowrank *k = m.layers[1].lora[LF_PROJ_DOWN];
+    CHECK(k && k->r == 4 && fabsf(k->scale - 8.0f) < 1e-6f && k->B[0] == 0 && k->A[0] != 0);
+    uint16_t w0 = ((const uint16_t *)m.layers[0].w[LF_PROJ_Q].data)[5];
+    CHECK_OK(lf_model_train_begin(&m, 2, 8));
+    lf_optim_desc od = lf_optim_desc_default();
+    od.learning_rate = 1e-2f, od.total_steps = 3;
+    lf_optim o;
+    CHECK_OK(lf_optim_init(&o, &m, &od));
+    CHECK(o.n == lf_model_n_trainable(&m));
+    int32_t tok[16];
+    for (int i = 0; i < 16; i++) tok[i] = (i * 7 + 3) % m.cfg.V;
+    lf_train_batch tb = {tok, tok, NULL, 0};
+    float loss[3], norm;
+    for (int s = 0; s < 3; s++) {
+        lf_model_train_zero_grads(&m);
+        CHECK_OK(lf_model_train_grads(&m, &tb, &loss[s]));
+        CHECK_OK(lf_optim_step(&o, &m, &norm));
+    }
+    CHECK(loss[2] < loss[0]);
+    // the frozen base was upcast from BF16: its value is the bf16 one, and it did not move
+    CHECK(((const float *)m.layers[0].w[LF_PROJ_Q].data)[5] == lf_bf16_to_f32(w0));
+    CHECK(k->B[0] != 0);
+    char tmp[] = "/tmp/lf-test-lora-XXXXXX";
+    CHECK(mkdtemp(tmp));
+    CHECK_OK(lf_lora_save(&m, tmp));
+    lf_model m2;
+    CHECK_OK(lf_model_open(&m2, &d));
+    CHECK_OK(lf_lora_load(&m2, tmp));
+    lf_lora_desc got = lf_lora_get_desc(&m2);
+    CHECK(got.r == 4 && got.alpha == ld.alpha && got.dropout == ld.dropout && got.use_rslora);
+    CHECK(strcmp(got.target_modules, "q_proj,k_proj,v_proj,o_proj,gate_proj,up_proj,down_proj") == 0);
+    for (int l = 0; l < m.cfg.L; l++)
+        for (int p = 0; p < LF_PROJ_COUNT; p++) {
+            const lf_lowrank *a = m.layers[l].lora[p], *b = m2.layers[l].lora[p];
+            int64_t in = m.layers[l].w[p].shape[1], out = m.layers[l].w[p].shape[0];
+            CHECK(b && b->scale == a->scale && memcmp(a->A, b->A, (size_t)(4 * in) * 4) == 0 &&
+                  memcmp(a->B, b->B, (size_t)(4 * out) * 4) == 0);
+        }
+    lf_model_close(&m);
+    lf_model_close(&m2);
+    lf_optim_deinit(&o);
+    char cmd[700];
+    snprintf(cmd, sizeof cmd, "rm -rf %s", tmp);
+    CHECK(system(cmd) == 0);
+    return 0;
+}
+
+// Dropout: the backward pass regenerates the forward's masks, so the gradient of an A entry
+// matches central differences of the loss at the same micro-batch index.
+static int test_lora_dropout_gradient(void) {
+    lf_model m;
+    lf_model_desc d = {.path = LF_TEST_MODELS "llama_f32", .n_threads = 2, .max_tokens = 64, .max_seq_len = 64};
+    CHECK_OK(lf_model_open(&m, &d));
+    lf_lora_desc ld = lf_lora_desc_default();
+    ld.r = 2, ld.dropout = 0.5f, ld.target_modules = "v_proj,down_proj", ld.seed = 3;
+    CHECK_OK(lf_lora_attach(&m, &ld));
+    for (int l = 0; l < m.cfg.L; l++)  // a nonzero B, so that A's gradient is not zero
+        for (int i = 0; i < 2 * m.layers[l].w[LF_PROJ_V].shape[0]; i++) m.layers[l].lora[LF_PROJ_V]->B[i] = 0.05f * (float)((i % 7) - 3);
+    CHECK_OK(lf_model_train_begin(&m, 1, 12));
+    int32_t tok[12];
+    for (int i = 0; i < 12; i++) tok[i] = (i * 5 + 1) % m.cfg.V;
+    lf_train_batch tb = {tok, tok, NULL, 0};
+    float l0, lp, lm, la;
+    lf_model_train_rng(&m, 11, 4);
+    CHECK_OK(lf_model_train_grads(&m, &tb, &l0));
+    const float *gp = lf_model_grad(&m, "base_model.model.model.layers.0.self_attn.v_proj.lora_A.weight", NULL);
+    CHECK(gp);
+    float g[40];  // a copy: later calls accumulate into the gradient
+    memcpy(g, gp, sizeof g);
+    float *A = m.layers[0].lora[LF_PROJ_V]->A;
+    int worst = 0;
+    for (int i = 0; i < 8; i++) {
+        int j = i * 5;
+        float keep = A[j];
+        double fd[2];
+        for (int k = 0; k < 2; k++) {  // central differences at h and h/2, Richardson-extrapolated
+            float h = k ? 5e-3f : 1e-2f;
+            A[j] = keep + h, lf_model_train_rng(&m, 11, 4);
+            CHECK_OK(lf_model_train_grads(&m, &tb, &lp));
+            A[j] = keep - h, lf_model_train_rng(&m, 11, 4);
+            CHECK_OK(lf_model_train_grads(&m, &tb, &lm));
+            fd[k] = ((double)lp - lm) / (2 * h);
+        }
+        A[j] = keep;
+        double est = (4 * fd[1] - fd[0]) / 3;
+        if (fabs(est - g[j]) > 5e-3 * fmax(0.1, fabs(est))) {
+            fprintf(stderr, "    A[%d]: analytic %.6g, central difference %.6g\n", j, g[j], est);
+            worst++;
+        }
+    }
+    lf_model_train_rng(&m, 11, 5);  // another micro-batch index draws other masks
+    CHECK_OK(lf_model_train_grads(&m, &tb, &la));
+    CHECK(la != l0);
+    lf_model_close(&m);
+    return worst;
+}
+
+// Packing: two samples in one row with restarted positions give the loss and gradients of the
+// same samples in rows of their own.
+static int test_packing_isolation(void) {
+    lf_model m1, m2;
+    lf_model_desc d = {.path = LF_TEST_MODELS "mistral_f32", .n_threads = 2, .max_tokens = 64, .max_seq_len = 64};
+    CHECK_OK(lf_model_open(&m1, &d));
+    CHECK_OK(lf_model_open(&m2, &d));
+    enum { T = 14, A = 9, Bn = 5 };
+    int32_t packed[T], plab[T], ppos[T], rows[2 * T], rlab[2 * T];
+    for (int i = 0; i < T; i++) packed[i] = (i * 11 + 2) % m1.cfg.V, plab[i] = packed[i], ppos[i] = i < A ? i : i - A;
+    plab[A] = -100;  // a sample's first label: nothing predicts it across the boundary
+    for (int i = 0; i < 2 * T; i++) rows[i] = 0, rlab[i] = -100;
+    for (int i = 0; i < A; i++) rows[i] = packed[i], rlab[i] = plab[i];
+    for (int i = 0; i < Bn; i++) rows[T + i] = packed[A + i], rlab[T + i] = i ? packed[A + i] : -100;
+    CHECK_OK(lf_model_train_begin(&m1, 1, T));
+    CHECK_OK(lf_model_train_begin(&m2, 2, T));
+    float l1, l2;
+    lf_train_batch b1 = {packed, plab, ppos, 0}, b2 = {rows, rlab, NULL, 0};
+    CHECK_OK(lf_model_train_grads(&m1, &b1, &l1));
+    CHECK_OK(lf_model_train_grads(&m2, &b2, &l2));
+    int64_t n = 0;
+    const char *names[] = {"model.layers.1.self_attn.q_proj.weight", "model.layers.0.mlp.down_proj.weight", "model.norm.weight",
+                           "lm_head.weight"};
+    double worst = 0;
+    for (int i = 0; i < 4; i++) {
+        const float *g1 = lf_model_grad(&m1, names[i], &n), *g2 = lf_model_grad(&m2, names[i], NULL);
+        CHECK(g1 && g2);
+        double mx = 0;
+        for (int64_t j = 0; j < n; j++) mx = fmax(mx, fabs(g2[j]));
+        worst = fmax(worst, lora_max_diff(g1, g2, n) / mx);
+    }
+    if (getenv("LF_TEST_VERBOSE")) fprintf(stderr, "  packed vs separate rows: loss %.7f vs %.7f, gradients %.2g\n", l1, l2, worst);
+    CHECK(fabsf(l1 - l2) <= 1e-6f * fabsf(l2) && worst <= 1e-5);
+    int32_t bad[T];
+    memcpy(bad, ppos, sizeof bad);
+    bad[3] = 7;
+    lf_train_batch b3 = {packed, plab, bad, 0};
+    CHECK_ERR(lf_model_train_grads(&m1, &b3, &l1), LF_ERR_ARG, "position 3 is 7");
+    lf_model_close(&m1);
+    lf_model_close(&m2);
+    return 0;
+}
+
+// Broken adapter directories: each a clear error naming the file and the field or tensor.
+static int test_lora_bad_adapters(void) {
+    char tmp[] = "/tmp/lf-test-badlora-XXXXXX";
+    CHECK(mkdtemp(tmp));
+    char cfgp[600], stp[600];
+    snprintf(cfgp, sizeof cfgp, "%s/adapter_config.json", tmp);
+    snprintf(stp, sizeof stp, "%s/adapter_model.safetensors", tmp);
+    char *good_st = NULL;
+    size_t st_len = 0;
+    CHECK_OK(lf_file_read(LF_TEST_MODELS "llama_f32/lora_ref/adapter_model.safetensors", 0, &good_st, &st_len));
+    static const struct {
+        const char *cfg;
+        lf_status st;
+        const char *msg;
+    } cases[] = {
+        {"{\"r\": 4}", LF_ERR_CONFIG, "lora_alpha"},
+        {"{\"r\": \"4\", \"lora_alpha\": 8}", LF_ERR_CONFIG, "'r'"},
+        {"{\"r\": 4, \"lora_alpha\": 8, \"use_dora\": true}", LF_ERR_UNSUPPORTED, "use_dora"},
+        {"{\"r\": 4, \"lora_alpha\": 8, \"bias\": \"all\"}", LF_ERR_UNSUPPORTED, "bias"},
+        {"{\"r\": 4, \"lora_alpha\": 8, \"rank_pattern\": {\"q_proj\": 8}}", LF_ERR_UNSUPPORTED, "rank_pattern"},
+        {"{\"r\": 4, \"lora_alpha\": 8, \"peft_type\": \"IA3\"}", LF_ERR_UNSUPPORTED, "peft_type IA3"},
+        {"{\"r\": 8, \"lora_alpha\": 8}", LF_ERR_SHAPE, "lora_A.weight' is not [8, "},
+        {"[1]", LF_ERR_FORMAT, "not a JSON object"},
+    };
+    lf_model m;
+    lf_model_desc d = {.path = LF_TEST_MODELS "llama_f32", .n_threads = 1, .max_tokens = 16, .max_seq_len = 32};
+    CHECK_OK(lf_model_open(&m, &d));
+    CHECK_ERR(lf_lora_load(&m, tmp), LF_ERR_IO, "adapter_config.json");
+    CHECK_OK(lf_file_write_atomic(stp, good_st, st_len));
+    for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+        CHECK_OK(lf_file_write_atomic(cfgp, cases[i].cfg, strlen(cases[i].cfg)));
+        CHECK_ERR(lf_lora_load(&m, tmp), cases[i].st, cases[i].msg);
+        CHECK(m.lora_r == 0 && !m.lora_);
+    }
+    // a tensor that is not a projection's A or B, and an A without its B
+    const char *cfg = "{\"r\": 4, \"lora_alpha\": 8}";
+    CHECK_OK(lf_file_write_atomic(cfgp, cfg, strlen(cfg)));
+    float a[4 * 64] = {0};
+    lf_st_entry e1 = {"base_model.model.lm_head.lora_A.weight", LF_DTYPE_F32, 2, {4, 64}, a};
+    CHECK_OK(lf_st_write(stp, &e1, 1, NULL, 0));
+    CHECK_ERR(lf_lora_load(&m, tmp), LF_ERR_UNSUPPORTED, "lm_head.lora_A.weight' is not a lora_A/lora_B");
+    lf_st_entry e2 = {"base_model.model.model.layers.0.self_attn.q_proj.lora_A.weight", LF_DTYPE_F32, 2, {4, 64}, a};
+    CHECK_OK(lf_st_write(stp, &e2, 1, NULL, 0));
+    CHECK_ERR(lf_lora_load(&m, tmp), LF_ERR_FORMAT, "q_proj.lora_B.weight' is missing");
+    lf_lora_desc ld = lf_lora_desc_default();
+    ld.target_modules = "q_proj,lm_head";
+    CHECK_ERR(lf_lora_attach(&m, &ld), LF_ERR_CONFIG, "'lm_head' is not one of");
+    ld.target_modules = "q_proj", ld.r = 0;
+    CHECK_ERR(lf_lora_attach(&m, &ld), LF_ERR_CONFIG, "lora.r");
+    ld.r = 4, ld.dropout = 1;
+    CHECK_ERR(lf_lora_attach(&m, &ld), LF_ERR_CONFIG, "lora.lora_dropout");
+    CHECK_ERR(lf_lora_save(&m, tmp), LF_ERR_ARG, "no adapters");
+    CHECK_ERR(lf_lora_merge(&m), LF_ERR_ARG, "no adapters");
+    lf_model_close(&m);
+    free(good_st);
+    char cmd[700];
+    snprintf(cmd, sizeof cmd, "rm -rf %s", tmp);
+    CHECK(system(cmd) == 0);
+    return 0;
+}
+
+static const lf_test tests_lora[] = {
+    {"lora/peft_llama", test_lora_llama},
+    {"lora/peft_rslora", test_lora_rslora},
+    {"lora/peft_qwen2", test_lora_qwen2},
+    {"lora/save_load_train", test_lora_save_train},
+    {"lora/dropout_gradient", test_lora_dropout_gradient},
+    {"lora/bad_adapters", test_lora_bad_adapters},
+    {"train/packing_isolation", test_packing_isolation},
+};
