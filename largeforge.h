@@ -24,7 +24,8 @@
 //    2. config       JSON and YAML into one tree of lf_node; overrides; typed field readers
 //    3. tensor       dtypes, conversions, CPU kernels (matmul, norms, rope, softmax, swiglu)
 //    4. safetensors  mmap reader with a validated header, sharded index, writer
-//    5. tokenizer    HF tokenizer.json (byte-level and SentencePiece-style BPE), chat templates
+//    5. tokenizer    HF tokenizer.json (byte-level and SentencePiece-style BPE), chat templates,
+//                    the byte-level BPE trainer
 //    6. model        Llama-family config and weights, batched forward with a KV cache, training
 //                    forward/backward, saving
 //    7. lora         PEFT-compatible adapters: attach, load, save, merge
@@ -152,6 +153,16 @@ LF_API float lf_rng_float(lf_rng *r);   // uniform in [0, 1)
 LF_API float lf_rng_normal(lf_rng *r);  // standard normal (Box-Muller)
 
 LF_API uint64_t lf_time_ns(void);  // monotonic clock; safe
+
+// SHA-256 (FIPS 180-4), incremental: checkpoint checksums, dataset cache keys.
+typedef struct lf_sha256 {
+    uint32_t h[8];
+    uint64_t n;              // bytes so far
+    unsigned char blk[64];   // a partial block
+} lf_sha256;
+LF_API void lf_sha256_init(lf_sha256 *c);
+LF_API void lf_sha256_update(lf_sha256 *c, const void *data, size_t n);
+LF_API void lf_sha256_final(lf_sha256 *c, char hex[65]);  // lowercase hex, NUL-terminated
 
 // Thread pool. lf_parallel_for cuts [0, n) into fixed ranges (the same cut for the same n and
 // thread count) that the threads, the caller among them as tid 0, claim until none is left.
@@ -452,6 +463,42 @@ LF_API lf_status lf_chat_template_from_name(const char *name, lf_chat_template *
 //   threads  safe
 LF_API lf_status lf_chat_render(const lf_tokenizer *t, lf_chat_template tmpl, const lf_chat_msg *msgs, int n,
                                 unsigned flags, char **out, size_t *len);
+
+// Training a tokenizer: byte-level BPE with GPT-2's pipeline, learned from UTF-8 text.
+typedef struct lf_tok_train_desc {
+    const char *const *inputs;          // UTF-8 text files, n_inputs of them
+    int n_inputs;
+    const char *const *texts;           // and/or texts in memory: texts[i] has text_lens[i] bytes
+    const size_t *text_lens;
+    int n_texts;
+    int vocab_size;                     // required: the final size, special and byte tokens included
+    int min_frequency;                  // default: 2 (a pair seen fewer times is never merged)
+    const char *const *special_tokens;  // default (NULL): <|endoftext|>, <|im_start|>, <|im_end|>
+    int n_special;                      // entries in special_tokens (0 with a non-NULL list: none)
+    const char *eos_token;              // default: the first special token (none if there is none)
+    const char *bos_token;              // default: none; else a special token (encode never adds it)
+    int model_max_length;               // default: not written (transformers: no limit)
+} lf_tok_train_desc;
+
+// lf_tok_train — learn a byte-level BPE tokenizer from the inputs and write
+// out_dir/tokenizer.json and out_dir/tokenizer_config.json (each atomically; out_dir is created
+// when missing). tokenizer.json has GPT-2's pipeline (no normalizer, ByteLevel pre-tokenizer
+// with GPT-2's regex, ByteLevel decoder, no BOS/EOS added) and ids as HF's BpeTrainer numbers
+// them: the special tokens, the 256 byte tokens, then one token per merge. HF tokenizers and
+// lf_tok_encode give the same ids on it, and the same inputs and desc give byte-identical files.
+// Special tokens in the text are cut out as encode cuts them, so they never join a merge.
+// tokenizer_config.json: eos_token (also pad_token), bos_token, tokenizer_class
+// PreTrainedTokenizerFast, model_max_length, and a ChatML chat_template (lf_chat_render's
+// LF_CHAT_CHATML) when <|im_start|> and <|im_end|> are special tokens.
+//   returns  LF_OK | LF_ERR_CONFIG (a bad desc field, named: "tok_train.vocab_size: ...")
+//            | LF_ERR_IO (names the file) | LF_ERR_FORMAT (invalid UTF-8: file and byte offset)
+//            | LF_ERR_NOMEM
+//   threads  safe (runs on the calling thread only)
+LF_API lf_status lf_tok_train(const lf_tok_train_desc *d, const char *out_dir);
+// Same, handing back the two files' text instead (both NUL-terminated, free with lf_free).
+// Under LF_NO_STDIO only d->texts are read.
+LF_API lf_status lf_tok_train_json(const lf_tok_train_desc *d, char **tokenizer_json, size_t *json_len,
+                                   char **config_json, size_t *config_len);
 
 // == 6. model (API) ==============================================================================
 // threads: open/close are safe on distinct models; one forward at a time per model (it owns
@@ -1142,6 +1189,59 @@ LF_API uint64_t lf_time_ns(void) {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+// SHA-256 per FIPS 180-4: 64 rounds per 64-byte block; the message ends with 0x80, zeros and
+// its bit length, big-endian.
+#define LF__ROR(x, r) (((x) >> (r)) | ((x) << (32 - (r))))
+static void lf__sha256_block(uint32_t h[8], const unsigned char *b) {
+    static const uint32_t k[64] = {
+        0x428a2f98, 0x71374491, 0xb5c0fbcf, 0xe9b5dba5, 0x3956c25b, 0x59f111f1, 0x923f82a4, 0xab1c5ed5, 0xd807aa98, 0x12835b01,
+        0x243185be, 0x550c7dc3, 0x72be5d74, 0x80deb1fe, 0x9bdc06a7, 0xc19bf174, 0xe49b69c1, 0xefbe4786, 0x0fc19dc6, 0x240ca1cc,
+        0x2de92c6f, 0x4a7484aa, 0x5cb0a9dc, 0x76f988da, 0x983e5152, 0xa831c66d, 0xb00327c8, 0xbf597fc7, 0xc6e00bf3, 0xd5a79147,
+        0x06ca6351, 0x14292967, 0x27b70a85, 0x2e1b2138, 0x4d2c6dfc, 0x53380d13, 0x650a7354, 0x766a0abb, 0x81c2c92e, 0x92722c85,
+        0xa2bfe8a1, 0xa81a664b, 0xc24b8b70, 0xc76c51a3, 0xd192e819, 0xd6990624, 0xf40e3585, 0x106aa070, 0x19a4c116, 0x1e376c08,
+        0x2748774c, 0x34b0bcb5, 0x391c0cb3, 0x4ed8aa4a, 0x5b9cca4f, 0x682e6ff3, 0x748f82ee, 0x78a5636f, 0x84c87814, 0x8cc70208,
+        0x90befffa, 0xa4506ceb, 0xbef9a3f7, 0xc67178f2};
+    uint32_t w[64], a[8];
+    for (int i = 0; i < 16; i++) w[i] = (uint32_t)b[4 * i] << 24 | (uint32_t)b[4 * i + 1] << 16 | (uint32_t)b[4 * i + 2] << 8 | b[4 * i + 3];
+    for (int i = 16; i < 64; i++)
+        w[i] = w[i - 16] + (LF__ROR(w[i - 15], 7) ^ LF__ROR(w[i - 15], 18) ^ (w[i - 15] >> 3)) + w[i - 7] +
+               (LF__ROR(w[i - 2], 17) ^ LF__ROR(w[i - 2], 19) ^ (w[i - 2] >> 10));
+    memcpy(a, h, sizeof a);
+    for (int i = 0; i < 64; i++) {
+        uint32_t t1 = a[7] + (LF__ROR(a[4], 6) ^ LF__ROR(a[4], 11) ^ LF__ROR(a[4], 25)) + ((a[4] & a[5]) ^ (~a[4] & a[6])) + k[i] + w[i];
+        uint32_t t2 = (LF__ROR(a[0], 2) ^ LF__ROR(a[0], 13) ^ LF__ROR(a[0], 22)) + ((a[0] & a[1]) ^ (a[0] & a[2]) ^ (a[1] & a[2]));
+        memmove(a + 1, a, 7 * sizeof *a);
+        a[4] += t1, a[0] = t1 + t2;
+    }
+    for (int i = 0; i < 8; i++) h[i] += a[i];
+}
+#undef LF__ROR
+
+LF_API void lf_sha256_init(lf_sha256 *c) {
+    static const uint32_t h0[8] = {0x6a09e667, 0xbb67ae85, 0x3c6ef372, 0xa54ff53a, 0x510e527f, 0x9b05688c, 0x1f83d9ab, 0x5be0cd19};
+    memcpy(c->h, h0, sizeof h0);
+    c->n = 0;
+}
+
+LF_API void lf_sha256_update(lf_sha256 *c, const void *data, size_t n) {
+    const unsigned char *p = (const unsigned char *)data;
+    while (n) {
+        size_t used = (size_t)(c->n % 64), take = LF__MIN(64 - used, n);
+        if (used == 0 && n >= 64) take = 64, lf__sha256_block(c->h, p);
+        else if (memcpy(c->blk + used, p, take), used + take == 64) lf__sha256_block(c->h, c->blk);
+        c->n += take, p += take, n -= take;
+    }
+}
+
+LF_API void lf_sha256_final(lf_sha256 *c, char hex[65]) {
+    uint64_t bits = c->n * 8;
+    unsigned char pad[72] = {0x80};
+    size_t k = (size_t)((c->n % 64 < 56 ? 56 : 120) - c->n % 64);
+    for (int i = 0; i < 8; i++) pad[k + (size_t)i] = (unsigned char)(bits >> (56 - 8 * i));
+    lf_sha256_update(c, pad, k + 8);
+    for (int i = 0; i < 8; i++) snprintf(hex + 8 * i, 9, "%08x", c->h[i]);
 }
 
 // -- 1.4 thread pool
@@ -6399,6 +6499,557 @@ LF_API bool lf_tok_is_special(const lf_tokenizer *t, int32_t id) {
     const lf__tok *k = t->impl_;
     return k && id >= 0 && id < k->n_vocab && (k->flags[id] & LF__TF_SPECIAL);
 }
+
+// -- 5.10 BPE trainer
+//
+// ON TRAINING: the text is cut into words exactly as encode cuts it (special tokens, then
+// GPT-2's regex through lf__enc_split), and each distinct word is kept once with its count.
+// Every word starts as its byte tokens. Then, until the vocab is full, the adjacent pair with
+// the highest count (occurrences times word counts, over all words) is merged in every word
+// that holds it, left to right as BPE encode applies it; ties go to the smallest (left id,
+// right id). That is the rule of HF's BpeTrainer, and so are the ids (special tokens, the 256
+// byte characters in code point order, then merges; a merge whose string already is a token
+// reuses its id), so `tokenizers` learns the same merges: tests/ref/make_bpe_fixture.py checks
+// that on the fixture corpus. Two places could differ: HF applies a merge only to the words its
+// queue entry recorded and never resets a merged pair's count (we keep exact counts), and it
+// would merge past LF_MAX_TOKEN_BYTES, which our loader refuses (we skip such a pair).
+// Counts stay exact incrementally: merging one occurrence changes only the pairs beside it, and
+// an index pair -> words (a list that may repeat a word or name one that lost the pair, checked
+// on use) limits each step to the words that hold the pair. A max-heap holds (count, pair)
+// entries; an entry that no longer has its pair's count is requeued with the current count when
+// it surfaces, and every increase queues a fresh entry, so the first entry that is current is
+// the true maximum.
+
+#define LF__BT_CHUNK (1u << 20)  // text handed to the regex at once, cut where a match must end
+
+typedef struct lf__bt_pair {
+    uint64_t key;   // (left id << 32) | right id
+    int64_t count;  // occurrences in all words, each times its word's count
+    int32_t head;   // first node of the words that may hold the pair; -1: none
+    int32_t step;   // the last merge step that raised count (queue the pair once per step)
+    bool banned;    // the merged token would exceed LF_MAX_TOKEN_BYTES
+} lf__bt_pair;
+
+typedef struct lf__bt_node {
+    int32_t word, next;
+} lf__bt_node;
+
+typedef struct lf__bt_entry {
+    int64_t count;
+    uint64_t key;
+    int32_t pair;
+} lf__bt_entry;
+
+typedef struct lf__bt {
+    int32_t vocab_size, min_count;
+    const char *const *specials;
+    int n_special;
+    int32_t *special_order;  // specials, longest first (leftmost-longest matching)
+    uint8_t special_first[32];  // bitset: bytes a special token starts with
+    // words: bytes while counting; then symbols, at the same offsets
+    char *wbytes;
+    size_t wbytes_len, wbytes_cap;
+    size_t *woff;
+    uint32_t *wlen;
+    int64_t *wcount;
+    int32_t *wstep;  // the last merge step that visited the word
+    size_t n_words, cap_woff, cap_wlen, cap_wcount;
+    int32_t *whash;
+    size_t whash_mask;
+    int64_t n_text_words;
+    int32_t *syms;
+    // tokens, as byte-level strings
+    char *tbytes;
+    size_t tbytes_len, tbytes_cap;
+    size_t *toff;
+    uint32_t *tlen;
+    int32_t n_tok;
+    int32_t *thash;
+    size_t thash_mask;
+    int32_t byte_tok[256];
+    int32_t *merges;  // [n_merges][2]
+    size_t n_merges, cap_merges;
+    // pairs, their word lists and the queue
+    lf__bt_pair *pairs;
+    size_t n_pairs, cap_pairs;
+    int32_t *phash;
+    size_t phash_mask;
+    lf__bt_node *nodes;
+    size_t n_nodes, cap_nodes;
+    lf__bt_entry *heap;
+    size_t n_heap, cap_heap;
+    int32_t *raised;
+    size_t n_raised, cap_raised;
+    lf__enc enc;  // the regex step's scratch
+    lf__pre pre;
+} lf__bt;
+
+static void lf__bt_free(lf__bt *b) {
+    LF_FREE(b->special_order), LF_FREE(b->wbytes), LF_FREE(b->woff), LF_FREE(b->wlen), LF_FREE(b->wcount);
+    LF_FREE(b->wstep), LF_FREE(b->whash), LF_FREE(b->syms), LF_FREE(b->tbytes), LF_FREE(b->toff), LF_FREE(b->tlen);
+    LF_FREE(b->thash), LF_FREE(b->merges), LF_FREE(b->pairs), LF_FREE(b->phash), LF_FREE(b->nodes);
+    LF_FREE(b->heap), LF_FREE(b->raised);
+    lf__enc_free(&b->enc);
+    lf__re_free(&b->pre.re);
+}
+
+// Counts one word; distinct words live in an open-addressing table kept under half full.
+static lf_status lf__bt_add_word(lf__bt *b, const char *w, size_t n) {
+    b->n_text_words++;
+    size_t h = lf__hash_bytes(w, n) & b->whash_mask;
+    for (int32_t i; (i = b->whash[h]) >= 0; h = (h + 1) & b->whash_mask)
+        if (b->wlen[i] == n && memcmp(b->wbytes + b->woff[i], w, n) == 0) return b->wcount[i]++, LF_OK;
+    if (b->n_words >= INT32_MAX - 1 || n > UINT32_MAX)
+        return lf__fail(LF_ERR_CAPACITY, "tok_train: more than 2^31 distinct words, or a word over 4 GiB");
+    size_t i = b->n_words;
+    if (!lf__grow((void **)&b->wbytes, &b->wbytes_cap, b->wbytes_len + n, 1, "training words") ||
+        !lf__grow((void **)&b->woff, &b->cap_woff, i + 1, sizeof *b->woff, "training words") ||
+        !lf__grow((void **)&b->wlen, &b->cap_wlen, i + 1, sizeof *b->wlen, "training words") ||
+        !lf__grow((void **)&b->wcount, &b->cap_wcount, i + 1, sizeof *b->wcount, "training words"))
+        return LF_ERR_NOMEM;
+    memcpy(b->wbytes + b->wbytes_len, w, n);
+    b->woff[i] = b->wbytes_len, b->wlen[i] = (uint32_t)n, b->wcount[i] = 1;
+    b->wbytes_len += n, b->n_words++;
+    b->whash[h] = (int32_t)i;
+    if (2 * b->n_words <= b->whash_mask) return LF_OK;
+    size_t mask = 2 * b->whash_mask + 1;  // rehash into a table twice the size
+    int32_t *t = (int32_t *)lf__calloc(mask + 1, sizeof *t, "training word table");
+    if (!t) return LF_ERR_NOMEM;
+    memset(t, 0xFF, (mask + 1) * sizeof *t);
+    for (size_t j = 0; j < b->n_words; j++) {
+        size_t g = lf__hash_bytes(b->wbytes + b->woff[j], b->wlen[j]) & mask;
+        while (t[g] >= 0) g = (g + 1) & mask;
+        t[g] = (int32_t)j;
+    }
+    LF_FREE(b->whash);
+    b->whash = t, b->whash_mask = mask;
+    return LF_OK;
+}
+
+// Pre-tokenizes text that holds no special token, a chunk at a time. A GPT-2 regex match never
+// holds a non-space character followed by a space, so every match ends where a visible ASCII
+// character meets ' ' or '\n', and cutting there gives the matches of the whole text.
+static lf_status lf__bt_add_segment(lf__bt *b, const char *s, size_t n) {
+    lf__enc *e = &b->enc;
+    while (n > 0) {
+        size_t cut = n;
+        if (n > LF__BT_CHUNK)
+            for (cut = LF__BT_CHUNK; cut < n; cut++)
+                if (s[cut - 1] > ' ' && s[cut - 1] < 0x7F && (s[cut] == ' ' || s[cut] == '\n')) break;
+        e->text.len = 0;
+        lf__buf_put(&e->text, s, cut);
+        if (e->text.failed) return LF_ERR_NOMEM;
+        e->nsp[1] = 0;
+        lf_status st = lf__enc_split(e, &b->pre, (lf__span){0, cut, false});
+        for (size_t i = 0; i < e->nsp[1] && st == LF_OK; i++)
+            st = lf__bt_add_word(b, e->text.data + e->sp[1][i].off, e->sp[1][i].len);
+        if (st != LF_OK) return st;
+        s += cut, n -= cut;
+    }
+    return LF_OK;
+}
+
+// One whole text (valid UTF-8): special tokens are cut out leftmost-longest, as encode does for
+// added tokens that are not normalized and have no single_word/lstrip/rstrip.
+static lf_status lf__bt_add_text(lf__bt *b, const char *s, size_t n) {
+    size_t start = 0, p = 0;
+    while (p < n) {
+        unsigned char c = (unsigned char)s[p];
+        size_t hit = 0;
+        for (int i = 0; i < b->n_special && !hit && (b->special_first[c >> 3] >> (c & 7) & 1); i++) {
+            const char *t = b->specials[b->special_order[i]];
+            size_t l = strlen(t);
+            if (l <= n - p && memcmp(s + p, t, l) == 0) hit = l;
+        }
+        if (!hit) {
+            p++;
+            continue;
+        }
+        lf_status st = lf__bt_add_segment(b, s + start, p - start);
+        if (st != LF_OK) return st;
+        p += hit, start = p;
+    }
+    return lf__bt_add_segment(b, s + start, n - start);
+}
+
+// The id of token string s, added when new (a merge may rebuild an existing string). toff and
+// tlen are sized for vocab_size up front.
+static lf_status lf__bt_token(lf__bt *b, const char *s, size_t n, int32_t *id) {
+    size_t h = lf__hash_bytes(s, n) & b->thash_mask;
+    for (int32_t i; (i = b->thash[h]) >= 0; h = (h + 1) & b->thash_mask)
+        if (b->tlen[i] == n && memcmp(b->tbytes + b->toff[i], s, n) == 0) return *id = i, LF_OK;
+    if (!lf__grow((void **)&b->tbytes, &b->tbytes_cap, b->tbytes_len + n, 1, "trained tokens")) return LF_ERR_NOMEM;
+    memcpy(b->tbytes + b->tbytes_len, s, n);
+    b->toff[b->n_tok] = b->tbytes_len, b->tlen[b->n_tok] = (uint32_t)n;
+    b->tbytes_len += n;
+    b->thash[h] = *id = b->n_tok++;
+    return LF_OK;
+}
+
+static const char *const lf__bt_default_specials[] = {"<|endoftext|>", "<|im_start|>", "<|im_end|>"};
+
+// Resolves defaults and checks the desc; the special tokens become the first ids.
+static lf_status lf__bt_init(lf__bt *b, const lf_tok_train_desc *d) {
+    b->specials = d->special_tokens ? d->special_tokens : lf__bt_default_specials;
+    b->n_special = d->special_tokens ? d->n_special : 3;
+    b->min_count = d->min_frequency > 0 ? d->min_frequency : 2;
+    b->vocab_size = d->vocab_size;
+    if (d->n_inputs < 0 || d->n_texts < 0 || (d->n_inputs && !d->inputs) || (d->n_texts && (!d->texts || !d->text_lens)))
+        return lf__fail(LF_ERR_CONFIG, "tok_train.inputs/texts: negative count or NULL list");
+    if (d->n_inputs + d->n_texts == 0) return lf__fail(LF_ERR_CONFIG, "tok_train.inputs: no input files or texts");
+    if (d->min_frequency < 0) return lf__fail(LF_ERR_CONFIG, "tok_train.min_frequency: must be >= 0, got %d", d->min_frequency);
+    if (d->model_max_length < 0)
+        return lf__fail(LF_ERR_CONFIG, "tok_train.model_max_length: must be >= 0, got %d", d->model_max_length);
+    if (b->n_special < 0 || b->n_special > 65536)
+        return lf__fail(LF_ERR_CONFIG, "tok_train.n_special: must be in [0, 65536], got %d", b->n_special);
+    for (int i = 0; i < b->n_special; i++) {
+        const char *t = b->specials[i];
+        size_t l = t ? strlen(t) : 0;
+        if (l == 0 || l > LF_MAX_TOKEN_BYTES || lf__utf8_check((const unsigned char *)t, l) != l)
+            return lf__fail(LF_ERR_CONFIG, "tok_train.special_tokens[%d]: empty, NULL, over LF_MAX_TOKEN_BYTES or invalid UTF-8", i);
+        for (int j = 0; j < i; j++)
+            if (strcmp(b->specials[j], t) == 0)
+                return lf__fail(LF_ERR_CONFIG, "tok_train.special_tokens[%d]: '%s' is also special_tokens[%d]", i, t, j);
+        b->special_first[(unsigned char)t[0] >> 3] |= (uint8_t)(1u << (t[0] & 7));
+    }
+    const char *named[2] = {d->eos_token, d->bos_token}, *field[2] = {"eos_token", "bos_token"};
+    for (int k = 0; k < 2; k++) {
+        int i = 0;
+        while (named[k] && i < b->n_special && strcmp(b->specials[i], named[k]) != 0) i++;
+        if (named[k] && i == b->n_special)
+            return lf__fail(LF_ERR_CONFIG, "tok_train.%s: '%s' is not one of the special tokens", field[k], named[k]);
+    }
+    if (d->vocab_size < 256 + b->n_special || d->vocab_size > LF_MAX_VOCAB)
+        return lf__fail(LF_ERR_CONFIG, "tok_train.vocab_size: must be in [%d, %d] (256 byte tokens + %d special tokens at least), got %d",
+                        256 + b->n_special, LF_MAX_VOCAB, b->n_special, d->vocab_size);
+    b->special_order = (int32_t *)lf__calloc((size_t)b->n_special + 1, sizeof(int32_t), "special tokens");
+    b->whash_mask = (1u << 16) - 1;
+    b->whash = (int32_t *)lf__alloc((b->whash_mask + 1) * sizeof(int32_t), "training word table");
+    b->thash_mask = lf__pow2_at_least(2 * (size_t)b->vocab_size) - 1;
+    b->thash = (int32_t *)lf__alloc((b->thash_mask + 1) * sizeof(int32_t), "trained token table");
+    b->toff = (size_t *)lf__alloc((size_t)b->vocab_size * sizeof(size_t), "trained tokens");
+    b->tlen = (uint32_t *)lf__alloc((size_t)b->vocab_size * sizeof(uint32_t), "trained tokens");
+    if (!b->special_order || !b->whash || !b->thash || !b->toff || !b->tlen) return LF_ERR_NOMEM;
+    memset(b->whash, 0xFF, (b->whash_mask + 1) * sizeof(int32_t));
+    memset(b->thash, 0xFF, (b->thash_mask + 1) * sizeof(int32_t));
+    for (int i = 0; i < b->n_special; i++) {  // insertion sort, longest first: there are a handful
+        int j = i;
+        for (size_t l = strlen(b->specials[i]); j > 0 && strlen(b->specials[b->special_order[j - 1]]) < l; j--)
+            b->special_order[j] = b->special_order[j - 1];
+        b->special_order[j] = i;
+    }
+    b->pre.kind = LF__PRE_SPLIT, b->pre.behavior = LF__SPLIT_ISOLATED;
+    return lf__re_compile(&b->pre.re, lf__gpt2_regex, strlen(lf__gpt2_regex), false, "tok_train", "GPT-2 regex");
+}
+
+// Reads the inputs into the word counts.
+static lf_status lf__bt_read(lf__bt *b, const lf_tok_train_desc *d) {
+    lf_status s = LF_OK;
+    for (int i = 0; i < d->n_texts && s == LF_OK; i++) {
+        const char *t = d->texts[i];
+        size_t n = d->text_lens[i], bad;
+        if (!t && n) return lf__fail(LF_ERR_CONFIG, "tok_train.texts[%d]: NULL", i);
+        if ((bad = n ? lf__utf8_check((const unsigned char *)t, n) : 0) != n)
+            return lf__fail(LF_ERR_FORMAT, "tok_train.texts[%d]: invalid UTF-8 at byte offset %zu", i, bad);
+        s = lf__bt_add_text(b, t, n);
+    }
+#ifndef LF_NO_STDIO
+    for (int i = 0; i < d->n_inputs && s == LF_OK; i++) {
+        lf_mmap m;
+        if (!d->inputs[i]) return lf__fail(LF_ERR_CONFIG, "tok_train.inputs[%d]: NULL", i);
+        if ((s = lf_mmap_open(&m, d->inputs[i])) != LF_OK) return s;
+        size_t bad = m.size ? lf__utf8_check(m.data, m.size) : 0;
+        if (bad != m.size) s = lf__fail(LF_ERR_FORMAT, "%s: invalid UTF-8 at byte offset %zu", d->inputs[i], bad);
+        else s = lf__bt_add_text(b, (const char *)m.data, m.size);
+        lf_mmap_close(&m);
+    }
+#else
+    if (d->n_inputs > 0) return lf__fail(LF_ERR_UNSUPPORTED, "tok_train.inputs: files need stdio (built with LF_NO_STDIO)");
+#endif
+    return s;
+}
+
+// The index of pair (l, r) in *out, created with count 0 when new.
+static lf_status lf__bt_pair_at(lf__bt *b, int32_t l, int32_t r, int32_t *out) {
+    uint64_t key = ((uint64_t)(uint32_t)l << 32) | (uint32_t)r;
+    size_t h = lf__hash_u64(key) & b->phash_mask;
+    for (int32_t i; (i = b->phash[h]) >= 0; h = (h + 1) & b->phash_mask)
+        if (b->pairs[i].key == key) return *out = i, LF_OK;
+    if (b->n_pairs >= INT32_MAX - 1) return lf__fail(LF_ERR_CAPACITY, "tok_train: more than 2^31 distinct pairs");
+    if (!lf__grow((void **)&b->pairs, &b->cap_pairs, b->n_pairs + 1, sizeof *b->pairs, "training pairs")) return LF_ERR_NOMEM;
+    if (2 * (b->n_pairs + 1) > b->phash_mask) {  // rehash into a table twice the size first
+        size_t mask = 2 * b->phash_mask + 1;
+        int32_t *t = (int32_t *)lf__calloc(mask + 1, sizeof *t, "training pair table");
+        if (!t) return LF_ERR_NOMEM;
+        memset(t, 0xFF, (mask + 1) * sizeof *t);
+        for (size_t j = 0; j < b->n_pairs; j++) {
+            size_t g = lf__hash_u64(b->pairs[j].key) & mask;
+            while (t[g] >= 0) g = (g + 1) & mask;
+            t[g] = (int32_t)j;
+        }
+        LF_FREE(b->phash);
+        b->phash = t, b->phash_mask = mask;
+        for (h = lf__hash_u64(key) & mask; t[h] >= 0; h = (h + 1) & mask) {}
+    }
+    int32_t i = (int32_t)b->n_pairs++;
+    b->pairs[i] = (lf__bt_pair){key, 0, -1, -1, false};
+    b->phash[h] = i;
+    return *out = i, LF_OK;
+}
+
+// Adds delta (word w's count, or minus it) to pair (l, r). A rise records w in the pair's word
+// list and, once per step, the pair for queueing.
+static lf_status lf__bt_count(lf__bt *b, int32_t l, int32_t r, int64_t delta, int32_t w, int32_t step) {
+    int32_t i = -1;
+    lf_status s = lf__bt_pair_at(b, l, r, &i);
+    if (s != LF_OK) return s;
+    lf__bt_pair *p = &b->pairs[i];
+    p->count += delta;
+    if (delta <= 0) return LF_OK;
+    if (p->head < 0 || b->nodes[p->head].word != w) {
+        if (b->n_nodes >= INT32_MAX - 1) return lf__fail(LF_ERR_CAPACITY, "tok_train: pair index over 2^31 entries");
+        if (!lf__grow((void **)&b->nodes, &b->cap_nodes, b->n_nodes + 1, sizeof *b->nodes, "training pair index"))
+            return LF_ERR_NOMEM;
+        b->nodes[b->n_nodes] = (lf__bt_node){w, p->head};
+        p->head = (int32_t)b->n_nodes++;
+    }
+    if (p->step != step) {
+        p->step = step;
+        if (!lf__grow((void **)&b->raised, &b->cap_raised, b->n_raised + 1, sizeof *b->raised, "training pairs"))
+            return LF_ERR_NOMEM;
+        b->raised[b->n_raised++] = i;
+    }
+    return LF_OK;
+}
+
+LF__INLINE bool lf__bt_before(const lf__bt_entry *x, const lf__bt_entry *y) {
+    return x->count != y->count ? x->count > y->count : x->key < y->key;
+}
+static lf_status lf__bt_push(lf__bt *b, int32_t pair) {
+    if (!lf__grow((void **)&b->heap, &b->cap_heap, b->n_heap + 1, sizeof *b->heap, "training queue")) return LF_ERR_NOMEM;
+    lf__bt_entry x = {b->pairs[pair].count, b->pairs[pair].key, pair};
+    size_t i = b->n_heap++;
+    while (i > 0 && lf__bt_before(&x, &b->heap[(i - 1) / 2])) b->heap[i] = b->heap[(i - 1) / 2], i = (i - 1) / 2;
+    b->heap[i] = x;
+    return LF_OK;
+}
+static lf__bt_entry lf__bt_pop(lf__bt *b) {
+    lf__bt_entry top = b->heap[0], last = b->heap[--b->n_heap];
+    size_t i = 0, n = b->n_heap;
+    for (;;) {
+        size_t c = 2 * i + 1;
+        if (c >= n) break;
+        if (c + 1 < n && lf__bt_before(&b->heap[c + 1], &b->heap[c])) c++;
+        if (!lf__bt_before(&b->heap[c], &last)) break;
+        b->heap[i] = b->heap[c], i = c;
+    }
+    if (n) b->heap[i] = last;
+    return top;
+}
+
+// Merges every (a, c) of word w into id, left to right, updating the pairs beside each one.
+static lf_status lf__bt_merge_word(lf__bt *b, int32_t w, int32_t a, int32_t c, int32_t id, int32_t step) {
+    int32_t *s = b->syms + b->woff[w];
+    uint32_t n = b->wlen[w], r = 0, o = 0;
+    int64_t wc = b->wcount[w];
+    lf_status st = LF_OK;
+    while (r < n && st == LF_OK) {
+        if (r + 1 == n || s[r] != a || s[r + 1] != c) {
+            s[o++] = s[r++];
+            continue;
+        }
+        if (o > 0 && (st = lf__bt_count(b, s[o - 1], a, -wc, w, step)) == LF_OK) st = lf__bt_count(b, s[o - 1], id, wc, w, step);
+        if (st == LF_OK && r + 2 < n && (st = lf__bt_count(b, c, s[r + 2], -wc, w, step)) == LF_OK)
+            st = lf__bt_count(b, id, s[r + 2], wc, w, step);
+        if (st == LF_OK) st = lf__bt_count(b, a, c, -wc, w, step);
+        s[o++] = id, r += 2;
+    }
+    b->wlen[w] = o;
+    return st;
+}
+
+// The base vocab, the words as byte tokens, the initial pair counts, then the merges.
+static lf_status lf__bt_learn(lf__bt *b) {
+    lf_status s = LF_OK;
+    int32_t id;
+    for (int i = 0; i < b->n_special && s == LF_OK; i++) s = lf__bt_token(b, b->specials[i], strlen(b->specials[i]), &id);
+    lf__tok *k = (lf__tok *)lf__calloc(1, sizeof *k, "byte-level alphabet");
+    if (!k) return LF_ERR_NOMEM;
+    lf__tok_bytes_to_unicode(k);
+    int n_cp = (int)(sizeof k->char_byte / sizeof *k->char_byte);
+    for (int cp = 0; cp < n_cp && s == LF_OK; cp++)  // HF orders its alphabet by code point
+        if (k->char_byte[cp] >= 0) {
+            char u[4];
+            s = lf__bt_token(b, u, lf__utf8_enc((uint32_t)cp, u), &b->byte_tok[k->char_byte[cp]]);
+        }
+    LF_FREE(k);
+    if (s != LF_OK) return s;
+    b->syms = (int32_t *)lf__calloc(b->wbytes_len + 1, sizeof(int32_t), "training symbols");
+    b->wstep = (int32_t *)lf__calloc(b->n_words + 1, sizeof(int32_t), "training words");
+    b->phash_mask = (1u << 16) - 1;
+    b->phash = (int32_t *)lf__alloc((b->phash_mask + 1) * sizeof(int32_t), "training pair table");
+    if (!b->syms || !b->wstep || !b->phash) return LF_ERR_NOMEM;
+    memset(b->phash, 0xFF, (b->phash_mask + 1) * sizeof(int32_t));
+    for (size_t i = 0; i < b->wbytes_len; i++) b->syms[i] = b->byte_tok[(unsigned char)b->wbytes[i]];
+    LF_FREE(b->wbytes);
+    b->wbytes = NULL;
+    for (size_t w = 0; w < b->n_words && s == LF_OK; w++)
+        for (uint32_t i = 0; i + 1 < b->wlen[w] && s == LF_OK; i++) {
+            const int32_t *sy = b->syms + b->woff[w];
+            s = lf__bt_count(b, sy[i], sy[i + 1], b->wcount[w], (int32_t)w, 0);
+        }
+    for (size_t i = 0; i < b->n_raised && s == LF_OK; i++) s = lf__bt_push(b, b->raised[i]);
+    b->n_raised = 0;
+    for (int32_t step = 1; s == LF_OK && b->n_tok < b->vocab_size && b->n_heap > 0;) {
+        lf__bt_entry top = lf__bt_pop(b);
+        lf__bt_pair *p = &b->pairs[top.pair];
+        if (p->banned) continue;
+        if (top.count != p->count) {  // stale: requeue with the current count
+            if (p->count > 0) s = lf__bt_push(b, top.pair);
+            continue;
+        }
+        if (top.count < b->min_count) break;
+        int32_t a = (int32_t)(top.key >> 32), c = (int32_t)(top.key & 0xFFFFFFFFu);
+        size_t la = b->tlen[a], lc = b->tlen[c];
+        if (la + lc > LF_MAX_TOKEN_BYTES) {  // the loader would refuse the token
+            p->banned = true;
+            continue;
+        }
+        char cat[LF_MAX_TOKEN_BYTES];
+        memcpy(cat, b->tbytes + b->toff[a], la), memcpy(cat + la, b->tbytes + b->toff[c], lc);
+        if ((s = lf__bt_token(b, cat, la + lc, &id)) != LF_OK) break;
+        if (!lf__grow((void **)&b->merges, &b->cap_merges, 2 * (b->n_merges + 1), sizeof *b->merges, "merges"))
+            return LF_ERR_NOMEM;
+        b->merges[2 * b->n_merges] = a, b->merges[2 * b->n_merges + 1] = c, b->n_merges++;
+        int32_t node = p->head;
+        p->head = -1;
+        for (; node >= 0 && s == LF_OK; node = b->nodes[node].next) {
+            int32_t w = b->nodes[node].word;
+            if (b->wstep[w] == step) continue;
+            b->wstep[w] = step;
+            s = lf__bt_merge_word(b, w, a, c, id, step);
+        }
+        LF_ASSERT(s != LF_OK || b->pairs[top.pair].count == 0);
+        for (size_t i = 0; i < b->n_raised && s == LF_OK; i++)
+            if (b->pairs[b->raised[i]].count > 0 && !b->pairs[b->raised[i]].banned) s = lf__bt_push(b, b->raised[i]);
+        b->n_raised = 0;
+        step++;
+    }
+    return s;
+}
+
+// tokenizer.json, laid out as HF's Tokenizer.save writes it (vocab in id order).
+static void lf__bt_write_tokenizer(const lf__bt *b, lf__buf *o) {
+    static const char added_flags[] = ", \"single_word\": false, \"lstrip\": false, \"rstrip\": false, \"normalized\": false, \"special\": true}";
+    lf__buf_puts(o, "{\n  \"version\": \"1.0\",\n  \"truncation\": null,\n  \"padding\": null,\n  \"added_tokens\": [");
+    for (int i = 0; i < b->n_special; i++) {  // distinct and interned first: special i has id i
+        lf__buf_printf(o, "%s\n    {\"id\": %d, \"content\": ", i ? "," : "", i);
+        lf__buf_json_str(o, b->specials[i], strlen(b->specials[i]));
+        lf__buf_puts(o, added_flags);
+    }
+    lf__buf_puts(o, b->n_special ? "\n  ],\n" : "],\n");
+    static const char byte_level[] = "{\"type\": \"ByteLevel\", \"add_prefix_space\": %s, \"trim_offsets\": %s, \"use_regex\": true}";
+    lf__buf_puts(o, "  \"normalizer\": null,\n  \"pre_tokenizer\": ");
+    lf__buf_printf(o, byte_level, "false", "true");
+    lf__buf_puts(o, ",\n  \"post_processor\": ");
+    lf__buf_printf(o, byte_level, "true", "false");
+    lf__buf_puts(o, ",\n  \"decoder\": ");
+    lf__buf_printf(o, byte_level, "true", "true");
+    lf__buf_puts(o, ",\n  \"model\": {\n    \"type\": \"BPE\",\n    \"dropout\": null,\n    \"unk_token\": null,\n"
+                    "    \"continuing_subword_prefix\": null,\n    \"end_of_word_suffix\": null,\n    \"fuse_unk\": false,\n"
+                    "    \"byte_fallback\": false,\n    \"ignore_merges\": false,\n    \"vocab\": {");
+    for (int32_t t = 0; t < b->n_tok; t++) {
+        lf__buf_puts(o, t ? ",\n      " : "\n      ");
+        lf__buf_json_str(o, b->tbytes + b->toff[t], b->tlen[t]);
+        lf__buf_printf(o, ": %d", t);
+    }
+    lf__buf_puts(o, "\n    },\n    \"merges\": [");
+    for (size_t m = 0; m < b->n_merges; m++) {
+        int32_t a = b->merges[2 * m], c = b->merges[2 * m + 1];
+        lf__buf_puts(o, m ? ",\n      [" : "\n      [");
+        lf__buf_json_str(o, b->tbytes + b->toff[a], b->tlen[a]);
+        lf__buf_puts(o, ", ");
+        lf__buf_json_str(o, b->tbytes + b->toff[c], b->tlen[c]);
+        lf__buf_puts(o, "]");
+    }
+    lf__buf_puts(o, b->n_merges ? "\n    ]\n  }\n}\n" : "]\n  }\n}\n");
+}
+
+// The chat template of make_tiny_chat.py's model: plain ChatML, which lf__chat_detect reads as
+// LF_CHAT_CHATML with no default system prompt.
+static const char lf__bt_chatml[] =
+    "{% for message in messages %}{{'<|im_start|>' + message['role'] + '\n' + message['content'] + '<|im_end|>' + '\n'}}"
+    "{% endfor %}{% if add_generation_prompt %}{{ '<|im_start|>assistant\n' }}{% endif %}";
+
+// tokenizer_config.json for transformers' PreTrainedTokenizerFast (keys sorted, as it saves).
+static void lf__bt_write_config(const lf__bt *b, const lf_tok_train_desc *d, lf__buf *o) {
+    const char *eos = d->eos_token ? d->eos_token : b->n_special ? b->specials[0] : NULL;
+    bool chatml = false, im_end = false;
+    lf__buf_puts(o, "{\n  \"added_tokens_decoder\": {");
+    for (int i = 0; i < b->n_special; i++) {
+        lf__buf_printf(o, "%s\n    \"%d\": {\"content\": ", i ? "," : "", i);
+        lf__buf_json_str(o, b->specials[i], strlen(b->specials[i]));
+        lf__buf_puts(o, ", \"lstrip\": false, \"normalized\": false, \"rstrip\": false, \"single_word\": false, \"special\": true}");
+        chatml |= strcmp(b->specials[i], "<|im_start|>") == 0, im_end |= strcmp(b->specials[i], "<|im_end|>") == 0;
+    }
+    lf__buf_puts(o, b->n_special ? "\n  },\n  \"bos_token\": " : "},\n  \"bos_token\": ");
+    if (d->bos_token) lf__buf_json_str(o, d->bos_token, strlen(d->bos_token));
+    else lf__buf_puts(o, "null");
+    if (chatml && im_end) lf__buf_puts(o, ",\n  \"chat_template\": "), lf__buf_json_str(o, lf__bt_chatml, strlen(lf__bt_chatml));
+    lf__buf_puts(o, ",\n  \"clean_up_tokenization_spaces\": false,\n  \"eos_token\": ");
+    if (eos) lf__buf_json_str(o, eos, strlen(eos));
+    else lf__buf_puts(o, "null");
+    if (d->model_max_length > 0) lf__buf_printf(o, ",\n  \"model_max_length\": %d", d->model_max_length);
+    lf__buf_puts(o, ",\n  \"pad_token\": ");
+    if (eos) lf__buf_json_str(o, eos, strlen(eos));
+    else lf__buf_puts(o, "null");
+    lf__buf_puts(o, ",\n  \"tokenizer_class\": \"PreTrainedTokenizerFast\",\n  \"unk_token\": null\n}\n");
+}
+
+LF_API lf_status lf_tok_train_json(const lf_tok_train_desc *d, char **tokenizer_json, size_t *json_len,
+                                   char **config_json, size_t *config_len) {
+    *tokenizer_json = *config_json = NULL, *json_len = *config_len = 0;
+    if (!d) return lf__fail(LF_ERR_ARG, "lf_tok_train: desc is NULL");
+    lf__bt *b = (lf__bt *)lf__calloc(1, sizeof *b, "tokenizer trainer");
+    if (!b) return LF_ERR_NOMEM;
+    uint64_t t0 = lf_time_ns();
+    lf_status s = lf__bt_init(b, d);
+    if (s == LF_OK) s = lf__bt_read(b, d);
+    uint64_t t1 = lf_time_ns();
+    if (s == LF_OK) s = lf__bt_learn(b);
+    lf__buf tj = LF__ZERO, cj = LF__ZERO;
+    if (s == LF_OK) lf__bt_write_tokenizer(b, &tj), lf__bt_write_config(b, d, &cj);
+    if (s == LF_OK && (tj.failed || cj.failed)) s = LF_ERR_NOMEM;
+    if (s == LF_OK) {
+        lf__log(LF_LOG_INFO, "tok", "trained BPE: %lld words (%zu distinct), vocab %d of %d (%zu merges); "
+                "counting %.2f s, merging %.2f s", (long long)b->n_text_words, b->n_words, b->n_tok, b->vocab_size,
+                b->n_merges, (double)(t1 - t0) * 1e-9, (double)(lf_time_ns() - t1) * 1e-9);
+        *tokenizer_json = tj.data, *json_len = tj.len, *config_json = cj.data, *config_len = cj.len;
+    } else
+        LF_FREE(tj.data), LF_FREE(cj.data);
+    lf__bt_free(b);
+    LF_FREE(b);
+    return s;
+}
+
+#ifndef LF_NO_STDIO
+LF_API lf_status lf_tok_train(const lf_tok_train_desc *d, const char *out_dir) {
+    if (!out_dir) return lf__fail(LF_ERR_ARG, "lf_tok_train: out_dir is NULL");
+    if (mkdir(out_dir, 0755) != 0 && errno != EEXIST)
+        return lf__fail(LF_ERR_IO, "%s: cannot create the directory: %s", out_dir, strerror(errno));
+    if (!lf_path_is_dir(out_dir)) return lf__fail(LF_ERR_IO, "%s: not a directory", out_dir);
+    char *tj, *cj, *tpath = lf_path_join(out_dir, "tokenizer.json"), *cpath = lf_path_join(out_dir, "tokenizer_config.json");
+    size_t tl, cl;
+    lf_status s = tpath && cpath ? lf_tok_train_json(d, &tj, &tl, &cj, &cl) : LF_ERR_NOMEM;
+    if (s == LF_OK) {
+        s = lf_file_write_atomic(tpath, tj, tl);
+        if (s == LF_OK) s = lf_file_write_atomic(cpath, cj, cl);
+        LF_FREE(tj), LF_FREE(cj);
+    }
+    LF_FREE(tpath), LF_FREE(cpath);
+    return s;
+}
+#endif
 
 // == 6. model (impl) =============================================================================
 //

@@ -555,7 +555,36 @@ static int test_backward_ops(void) {
     return 0;
 }
 
+// SHA-256: FIPS 180-4's test vectors, whole and fed in uneven pieces.
+static int test_sha256(void) {
+    static const struct { const char *in; long repeat; const char *hex; } v[] = {
+        {"", 1, "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"},
+        {"abc", 1, "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"},
+        {"abcdbcdecdefdefgefghfghighijhijkijkljklmklmnlmnomnopnopq", 1, "248d6a61d20638b8e5c026930c3e6039a33ce45964ff2167f6ecedd419db06c1"},
+        {"a", 1000000, "cdc76e5c9914fb9281a1c7e284d73e67f1809a48a497200e046d39ccc7112cd0"},
+    };
+    for (size_t i = 0; i < sizeof v / sizeof *v; i++) {
+        lf_sha256 c;
+        char hex[65];
+        lf_sha256_init(&c);
+        for (long r = 0; r < v[i].repeat; r++) lf_sha256_update(&c, v[i].in, strlen(v[i].in));
+        lf_sha256_final(&c, hex);
+        CHECK(strcmp(hex, v[i].hex) == 0);
+    }
+    char buf[1000];
+    for (int i = 0; i < 1000; i++) buf[i] = (char)(i * 7);
+    char whole[65], parts[65];
+    lf_sha256 a, b;
+    lf_sha256_init(&a), lf_sha256_init(&b);
+    lf_sha256_update(&a, buf, sizeof buf);
+    for (size_t off = 0, k = 1; off < sizeof buf; off += k, k = k * 3 % 71 + 1) lf_sha256_update(&b, buf + off, LF__MIN(k, sizeof buf - off));
+    lf_sha256_final(&a, whole), lf_sha256_final(&b, parts);
+    CHECK(strcmp(whole, parts) == 0);
+    return 0;
+}
+
 static const lf_test tests_core[] = {
+    {"core/sha256", test_sha256},
     {"tensor/backward_ops_finite_differences", test_backward_ops},
     {"config/yaml", test_yaml},
     {"config/overrides", test_config_overrides},

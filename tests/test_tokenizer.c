@@ -524,7 +524,287 @@ static int test_tok_regex(void) {
     return bad;
 }
 
+// -- the BPE trainer
+// (lf_tok_train) against HF tokenizers: the test trains on tests/fixtures/tok/bpe_train/{kjv,mixed}.txt
+// (vocab 1000), and HF's ids for lines.txt on that tokenizer (expected.jsonl, made by
+// tests/ref/make_bpe_fixture.py) must equal lf_tok_encode's. Uses lf_t_jsonl, lf_t_json_str,
+// lf_t_line, lf_t_ids_equal, lf_t_show(_ids) from test_tokenizer.c.
+
+#include <sys/stat.h>
+#include <unistd.h>
+
+#define LF_T_BPE_DIR "tests/fixtures/tok/bpe_train"
+
+// SHA-256 (FIPS 180-4), for the fixture's tokenizer.sha256.
+
+static bool lf_t_file_eq(const char *path, const char *data, size_t len) {
+    char *f;
+    size_t n;
+    if (lf_file_read(path, 0, &f, &n) != LF_OK) return false;
+    bool eq = n == len && memcmp(f, data, n) == 0;
+    lf_free(f);
+    return eq;
+}
+
+// Trains on the fixture corpus; the files must be the same byte for byte when trained again
+// from memory, hash to the fixture's tokenizer.sha256, and load; HF's ids for every line of
+// expected.jsonl must equal lf_tok_encode's, and decode must give the text back.
+static int test_tok_train_fixture(void) {
+    const char *inputs[2] = {LF_T_BPE_DIR "/kjv.txt", LF_T_BPE_DIR "/mixed.txt"};
+    lf_tok_train_desc d = {.inputs = inputs, .n_inputs = 2, .vocab_size = 1000};
+    char dir[] = "/tmp/lf-test-bpe-XXXXXX", tpath[64], cpath[64];
+    CHECK(mkdtemp(dir));
+    snprintf(tpath, sizeof tpath, "%s/tokenizer.json", dir), snprintf(cpath, sizeof cpath, "%s/tokenizer_config.json", dir);
+    CHECK_OK(lf_tok_train(&d, dir));
+
+    // again, from memory: the same bytes
+    char *texts[2], *tj, *cj;
+    size_t lens[2], tl, cl;
+    CHECK_OK(lf_file_read(inputs[0], 0, &texts[0], &lens[0]));
+    CHECK_OK(lf_file_read(inputs[1], 0, &texts[1], &lens[1]));
+    lf_tok_train_desc dm = {.texts = (const char *const *)texts, .text_lens = lens, .n_texts = 2, .vocab_size = 1000};
+    CHECK_OK(lf_tok_train_json(&dm, &tj, &tl, &cj, &cl));
+    lf_free(texts[0]), lf_free(texts[1]);
+    bool same = lf_t_file_eq(tpath, tj, tl) && lf_t_file_eq(cpath, cj, cl);
+    char hex[65], *want_hex;
+    size_t wl;
+    lf_sha256 sc;
+    lf_sha256_init(&sc);
+    lf_sha256_update(&sc, tj, tl);
+    lf_sha256_final(&sc, hex);
+    lf_free(tj), lf_free(cj);
+    if (!same) {
+        fprintf(stderr, "  a second training run gave different files (first run kept in %s)\n", dir);
+        return 1;
+    }
+    bool fixture_ok = lf_file_read(LF_T_BPE_DIR "/tokenizer.sha256", 0, &want_hex, &wl) == LF_OK && wl >= 64 &&
+                      memcmp(want_hex, hex, 64) == 0;
+    lf_free(want_hex);
+    if (!fixture_ok) {
+        fprintf(stderr, "  the trainer's output changed (sha256 %s, the fixture's is in %s/tokenizer.sha256);\n"
+                        "  if intended, regenerate: python3 tests/ref/make_bpe_fixture.py %s %s/lines.txt --out %s "
+                        "--corpus %s %s\n", hex, LF_T_BPE_DIR, tpath, LF_T_BPE_DIR, LF_T_BPE_DIR, inputs[0], inputs[1]);
+        return 1;
+    }
+
+    lf_tokenizer t;
+    lf_status s = lf_tok_open(&t, dir);
+    if (s != LF_OK) return lf_t_fail(dir, s);
+    int bad = 0;
+    bad += t.n_vocab != 1000 || t.eos_id != 0 || t.bos_id != -1 || t.chat != LF_CHAT_CHATML;
+    bad += lf_tok_find(&t, "<|im_end|>") != 2 || !lf_tok_is_special(&t, 1) || lf_tok_is_special(&t, 3);
+    // GPT-2's byte order: the 188 printable bytes first ("!" is 3), then 0x00.. (space is the 33rd)
+    bad += strcmp(lf_tok_piece(&t, 3), "!") != 0 || strcmp(lf_tok_piece(&t, 3 + 188 + 32), "\xC4\xA0") != 0;
+    lf_chat_msg msg = {.role = "user", .content = "hi"};
+    char *chat;
+    size_t chat_len;
+    if (lf_chat_render(&t, LF_CHAT_DEFAULT, &msg, 1, LF_CHAT_GENERATION_PROMPT, &chat, &chat_len) != LF_OK ||
+        strcmp(chat, "<|im_start|>user\nhi<|im_end|>\n<|im_start|>assistant\n") != 0)
+        bad++;
+    else
+        lf_free(chat);
+    if (bad) fprintf(stderr, "  %s: wrong vocab size, special ids, byte order or chat template\n", dir);
+
+    lf_doc *want;
+    char *raw = NULL;
+    size_t raw_len;
+    int nw = lf_t_jsonl(LF_T_BPE_DIR "/expected.jsonl", &want), shown = 0;
+    if (nw < 50 || lf_file_read(LF_T_BPE_DIR "/expected.jsonl", 0, &raw, &raw_len) != LF_OK) {
+        fprintf(stderr, "  cannot read %s/expected.jsonl\n", LF_T_BPE_DIR);
+        bad++;
+    }
+    lf__buf text = {0};
+    int wrong = 0;
+    for (int i = 0; raw && i < nw; i++) {
+        const char *tq = strstr(lf_t_line(raw, i), "\"text\":");
+        if (!tq || !lf_t_json_str(tq + 7 + (tq[7] == ' '), &text)) {
+            fprintf(stderr, "  expected.jsonl line %d: cannot read the text\n", i + 1);
+            bad++;
+            continue;
+        }
+        int32_t *ids = NULL;
+        size_t n = 0, dl = 0;
+        char *dec = NULL;
+        bool ok = lf_tok_encode(&t, text.data, text.len, false, &ids, &n) == LF_OK &&
+                  lf_t_ids_equal(ids, n, lf_node_get(want[i].root, "ids"));
+        ok = ok && lf_tok_decode(&t, ids, n, false, &dec, &dl) == LF_OK && dl == text.len && memcmp(dec, text.data, dl) == 0;
+        if (!ok) {
+            wrong++;
+            if (shown++ < 4) {
+                fprintf(stderr, "  expected.jsonl line %d mismatch (%s)\n", i + 1, lf_last_error());
+                lf_t_show("text", text.data, text.len);
+                lf_t_show_ids("ours", ids, n);
+                if (dec) lf_t_show("decoded", dec, dl);
+            }
+        }
+        lf_free(ids), lf_free(dec);
+    }
+    fprintf(stderr, "  bpe_train: %d/%d fixture lines match\n", nw - wrong, nw);
+    lf_free(text.data), lf_free(raw);
+    if (nw > 0) lf_t_jsonl_free(want, nw);
+    lf_tok_close(&t);
+    remove(tpath), remove(cpath), rmdir(dir);
+    return bad + wrong != 0;
+}
+
+// Loads trained JSON text into t (with its config).
+static lf_status lf_t_train_load(lf_tokenizer *t, const lf_tok_train_desc *d) {
+    char *tj, *cj;
+    size_t tl, cl;
+    lf_status s = lf_tok_train_json(d, &tj, &tl, &cj, &cl);
+    if (s != LF_OK) return s;
+    s = lf_tok_load(t, tj, tl, cj, cl, "trained");
+    lf_free(tj), lf_free(cj);
+    return s;
+}
+
+// Small trainings whose results are known by hand.
+static int test_tok_train_small(void) {
+    lf_tokenizer t;
+    int32_t *ids;
+    size_t n;
+    // "ab ab ab": (a, b) is merged first (count 3, ties with none), then (Ġ, ab) (count 2);
+    // min_frequency 3 stops after the first
+    const char *t1[1] = {"ab ab ab"};
+    size_t l1[1] = {8};
+    lf_tok_train_desc d = {.texts = t1, .text_lens = l1, .n_texts = 1, .vocab_size = 1000};
+    CHECK_OK(lf_t_train_load(&t, &d));
+    CHECK(t.n_vocab == 261 && lf_tok_find(&t, "ab") == 259 && lf_tok_find(&t, "\xC4\xA0" "ab") == 260);
+    lf_tok_close(&t);
+    d.min_frequency = 3;
+    CHECK_OK(lf_t_train_load(&t, &d));
+    CHECK(t.n_vocab == 260 && lf_tok_find(&t, "ab") == 259);
+    lf_tok_close(&t);
+    // a vocab with room for the bytes and specials only: no merge
+    d.vocab_size = 259, d.min_frequency = 0;
+    CHECK_OK(lf_t_train_load(&t, &d));
+    CHECK(t.n_vocab == 259);
+    CHECK_OK(lf_tok_encode(&t, "ab", 2, false, &ids, &n));
+    CHECK(n == 2 && ids[0] == 3 + 'a' - '!' && ids[1] == 3 + 'b' - '!');
+    lf_free(ids);
+    lf_tok_close(&t);
+    // ties: in "xy zw xy zw", (x,y), (z,w) and (Ġ,z) all count 2, and the smallest (left id,
+    // right id) goes first: letters sort before Ġ (258), so xy, zw, then Ġzw; Ġxy counts 1
+    const char *t2[1] = {"xy zw xy zw"};
+    size_t l2[1] = {11};
+    lf_tok_train_desc d2 = {.texts = t2, .text_lens = l2, .n_texts = 1, .vocab_size = 300};
+    CHECK_OK(lf_t_train_load(&t, &d2));
+    CHECK(lf_tok_find(&t, "xy") == 259 && lf_tok_find(&t, "zw") == 260 && lf_tok_find(&t, "\xC4\xA0" "zw") == 261);
+    CHECK(t.n_vocab == 262);
+    lf_tok_close(&t);
+    // special tokens in the text are cut out, never merged; custom specials, eos and bos
+    const char *sp[2] = {"<s>", "</s>"};
+    const char *t3[1] = {"<s>hello</s><s>hello</s><s>hello</s>"};
+    size_t l3[1] = {strlen(t3[0])};
+    lf_tok_train_desc d3 = {.texts = t3, .text_lens = l3, .n_texts = 1, .vocab_size = 400, .special_tokens = sp,
+                            .n_special = 2, .eos_token = "</s>", .bos_token = "<s>", .model_max_length = 512};
+    char *tj, *cj;
+    size_t tl, cl;
+    CHECK_OK(lf_tok_train_json(&d3, &tj, &tl, &cj, &cl));
+    CHECK(strstr(cj, "\"model_max_length\": 512") && strstr(cj, "\"bos_token\": \"<s>\"") && !strstr(cj, "chat_template"));
+    CHECK_OK(lf_tok_load(&t, tj, tl, cj, cl, "trained"));
+    lf_free(tj), lf_free(cj);
+    CHECK(t.bos_id == 0 && t.eos_id == 1 && t.chat == LF_CHAT_DEFAULT && lf_tok_find(&t, "hello") >= 0);
+    CHECK(lf_tok_find(&t, "<s") < 0 && lf_tok_find(&t, "</") < 0 && lf_tok_find(&t, "s>") < 0);
+    CHECK_OK(lf_tok_encode(&t, t3[0], l3[0], false, &ids, &n));
+    CHECK(n == 9 && ids[0] == 0 && ids[1] == lf_tok_find(&t, "hello") && ids[2] == 1);
+    lf_free(ids);
+    lf_tok_close(&t);
+    // no special tokens at all: eos null, the byte tokens start at 0
+    lf_tok_train_desc d4 = {.texts = t1, .text_lens = l1, .n_texts = 1, .vocab_size = 256, .special_tokens = sp};
+    CHECK_OK(lf_t_train_load(&t, &d4));
+    CHECK(t.n_vocab == 256 && t.eos_id == -1 && lf_tok_find(&t, "!") == 0);
+    lf_tok_close(&t);
+    // a long run: tokens grow by doubling until the next would pass LF_MAX_TOKEN_BYTES, and the
+    // file still loads (the loader refuses longer tokens)
+    char *run = (char *)malloc(2 * 4096 + 1);
+    memset(run, 'x', 2 * 4096 + 1), run[4096] = ' ';
+    const char *t5[1] = {run};
+    size_t l5[1] = {2 * 4096 + 1};
+    lf_tok_train_desc d5 = {.texts = t5, .text_lens = l5, .n_texts = 1, .vocab_size = 400};
+    lf_status s = lf_t_train_load(&t, &d5);
+    free(run);
+    CHECK_OK(s);
+    CHECK(lf_tok_piece(&t, t.n_vocab - 1) && strlen(lf_tok_piece(&t, t.n_vocab - 1)) <= LF_MAX_TOKEN_BYTES);
+    lf_tok_close(&t);
+    return 0;
+}
+
+static int test_tok_train_bad_inputs(void) {
+    char dir[] = "/tmp/lf-test-bpe-bad-XXXXXX", bad_utf8[64], missing[64], file_out[64];
+    CHECK(mkdtemp(dir));
+    snprintf(bad_utf8, sizeof bad_utf8, "%s/bad.txt", dir), snprintf(missing, sizeof missing, "%s/missing.txt", dir);
+    snprintf(file_out, sizeof file_out, "%s/out", dir);
+    CHECK_OK(lf_file_write_atomic(bad_utf8, "hello\nw\xC3\x28rld", 12));
+    CHECK_OK(lf_file_write_atomic(file_out, "x", 1));
+    const char *in_missing[1] = {missing}, *in_bad[1] = {bad_utf8}, *texts[2] = {"fine", "ab\xE2\x82"};
+    size_t lens[2] = {4, 4};
+    const char *dup[2] = {"<a>", "<a>"};
+    lf_tok_train_desc d = {.inputs = in_missing, .n_inputs = 1, .vocab_size = 300};
+    CHECK_ERR(lf_tok_train(&d, dir), LF_ERR_IO, "missing.txt");
+    d.inputs = in_bad;
+    CHECK_ERR(lf_tok_train(&d, dir), LF_ERR_FORMAT, "bad.txt: invalid UTF-8 at byte offset 7");
+    lf_tok_train_desc dt = {.texts = texts, .text_lens = lens, .n_texts = 2, .vocab_size = 300};
+    CHECK_ERR(lf_tok_train(&dt, dir), LF_ERR_FORMAT, "texts[1]: invalid UTF-8 at byte offset 2");
+    dt.n_texts = 1;
+    CHECK_ERR(lf_tok_train(&dt, file_out), LF_ERR_IO, "not a directory");
+    dt.vocab_size = 258;  // 256 bytes + 3 specials do not fit
+    CHECK_ERR(lf_tok_train(&dt, dir), LF_ERR_CONFIG, "vocab_size");
+    dt.vocab_size = 0;
+    CHECK_ERR(lf_tok_train(&dt, dir), LF_ERR_CONFIG, "vocab_size");
+    dt.vocab_size = 300, dt.min_frequency = -1;
+    CHECK_ERR(lf_tok_train(&dt, dir), LF_ERR_CONFIG, "min_frequency");
+    dt.min_frequency = 0, dt.eos_token = "</s>";
+    CHECK_ERR(lf_tok_train(&dt, dir), LF_ERR_CONFIG, "eos_token");
+    dt.eos_token = NULL, dt.special_tokens = dup, dt.n_special = 2;
+    CHECK_ERR(lf_tok_train(&dt, dir), LF_ERR_CONFIG, "special_tokens[1]");
+    dt.special_tokens = NULL, dt.n_special = 0, dt.n_texts = 0;
+    CHECK_ERR(lf_tok_train(&dt, dir), LF_ERR_CONFIG, "inputs");
+    CHECK(!lf_path_exists(missing));
+    remove(bad_utf8), remove(file_out), rmdir(dir);
+    return 0;
+}
+
+// Every allocation of a small training made to fail in turn gives LF_ERR_NOMEM and leaks nothing.
+static lf_status lf_t_train_session(void) {
+    const char *texts[2] = {"In the beginning God created the heaven and the earth. <|endoftext|> And the earth",
+                            "was without form, and void; and darkness was upon the face of the deep."};
+    size_t lens[2] = {strlen(texts[0]), strlen(texts[1])};
+    lf_tok_train_desc d = {.texts = texts, .text_lens = lens, .n_texts = 2, .vocab_size = 300, .min_frequency = 1};
+    char *tj, *cj;
+    size_t tl, cl;
+    lf_status s = lf_tok_train_json(&d, &tj, &tl, &cj, &cl);
+    if (s == LF_OK) lf_free(tj), lf_free(cj);
+    return s;
+}
+
+static int test_tok_train_allocation_failures(void) {
+    long base = lf_test_live;
+    lf_test_fail_at = 1L << 40, lf_test_allocs = 0;  // count the allocations
+    CHECK_OK(lf_t_train_session());
+    long total = lf_test_allocs;
+    CHECK(total > 10 && lf_test_live == base);
+    if (getenv("LF_TEST_VERBOSE")) fprintf(stderr, "    failing each of %ld allocations in turn\n", total);
+    for (long i = 0; i < total; i++) {
+        lf_test_fail_at = i, lf_test_allocs = 0;
+        lf_status s = lf_t_train_session();
+        if (s != LF_ERR_NOMEM || lf_test_live != base) {
+            fprintf(stderr, "    allocation %ld of %ld failing: %s (%s), %ld blocks left\n", i, total, lf_status_str(s),
+                    lf_last_error(), lf_test_live - base);
+            lf_test_fail_at = -1;
+            return 1;
+        }
+    }
+    lf_test_fail_at = -1;
+    return 0;
+}
+
+
 static const lf_test tests_tokenizer[] = {
+    {"tokenizer/train_fixture", test_tok_train_fixture},
+    {"tokenizer/train_small", test_tok_train_small},
+    {"tokenizer/train_bad_inputs", test_tok_train_bad_inputs},
+    {"tokenizer/train_allocation_failures", test_tok_train_allocation_failures},
     {"tokenizer/nfc", test_tok_nfc},
     {"tokenizer/regex", test_tok_regex},
     {"tokenizer/bad_inputs", test_tok_bad_inputs},

@@ -20,6 +20,7 @@ bitsandbytes itself, on the CPU, from its PyPI wheel:
   Double quantization (compress_statistics=True), for D in {a.dq64 (a, blocksize 64: 128
   absmax, one partial 256-block), a.dq32 (a, blocksize 32: 256 absmax, one whole 256-block),
   b.dq64}:
+  D.absmax      F32 [blocks] the absmax before double quantization (as C.absmax)
   D.offset      F32 [1]    QuantState.offset (absmax.mean())
   D.absmax2     F32 [k]    QuantState.state2.absmax
   D.qabsmax_cpu U8 [blocks] QuantState.absmax as quantize_4bit returns it on this CPU
@@ -57,6 +58,7 @@ from a negative value. The int8 input has a zero row, a row whose absmax is 127 
 """
 import argparse
 import gc
+import warnings
 import inspect
 import os
 import platform
@@ -154,6 +156,7 @@ def make_i8(gen):
 
 
 def main():
+    warnings.filterwarnings("ignore", category=FutureWarning)  # inspect touching torch.distributed
     ap = argparse.ArgumentParser()
     ap.add_argument("--out", default="tests/fixtures/quant")
     args = ap.parse_args()
@@ -191,6 +194,7 @@ def main():
         qref, absmax2_ref = ref_qbw(centered, dmap, 256)
         assert torch.equal(absmax2_ref, st.state2.absmax), "absmax2 differs between bnb kernels"
         recon_ref = F.dequantize_blockwise(qref, st.state2) + st.offset
+        out[f"{name}.absmax"] = plain.absmax.clone()
         out[f"{name}.offset"] = st.offset.reshape(1).clone()
         out[f"{name}.absmax2"] = st.state2.absmax.clone()
         out[f"{name}.qabsmax_cpu"] = st.absmax.clone()
@@ -213,8 +217,8 @@ def main():
 
     path = os.path.join(args.out, "nf4_ref.safetensors")
     save_file({k: v.contiguous() for k, v in out.items()}, path,
-              metadata={"generated_by": "tests/ref/make_nf4.py", "bitsandbytes": bitsandbytes.__version__,
-                        "torch": torch.__version__})
+              metadata={"generated_by": f"tests/ref/make_nf4.py, bitsandbytes {bitsandbytes.__version__}, "
+                                        f"torch {torch.__version__}"})  # one key: byte-identical reruns
     with open(os.path.join(args.out, "VERSIONS.txt"), "w") as f:
         f.write(f"python {platform.python_version()}\ntorch {torch.__version__}\n"
                 f"bitsandbytes {bitsandbytes.__version__}\nsafetensors {safetensors.__version__}\n"
