@@ -1,14 +1,19 @@
-// lf-tokenize — encode text to ids or decode ids to text with a HuggingFace tokenizer.json.
+// lf-tokenize — encode text to ids or decode ids to text with a HuggingFace tokenizer.json, or
+// train a byte-level BPE tokenizer on text files.
 #define LARGEFORGE_IMPLEMENTATION
 #include "../largeforge.h"
 #include "common.h"
 
 static const char *help =
     "usage: lf-tokenize encode|decode --tokenizer DIR_OR_JSON [--input FILE] [--jsonl] [--add-special]\n"
+    "       lf-tokenize train --input FILE [--input FILE...] --vocab-size N --out DIR\n"
+    "                         [--min-frequency N] [--special TOKEN...] [--max-length N]\n"
     "\n"
     "  encode   prints one JSON array of ids for the whole input (stdin or --input);\n"
     "           with --jsonl, one array per input line (split on \\n only)\n"
     "  decode   reads a JSON array of ids (with --jsonl: one array per line) and prints the text\n"
+    "  train    learns a byte-level BPE tokenizer (GPT-2's pipeline; HF tokenizers' BpeTrainer\n"
+    "           merges) and writes DIR/tokenizer.json and DIR/tokenizer_config.json\n"
     "\n"
     "options:\n"
     "  --tokenizer P    tokenizer.json, or a model directory holding it (required)\n"
@@ -16,6 +21,11 @@ static const char *help =
     "  --jsonl          one line in, one line out\n"
     "  --add-special    add the post-processor's special tokens (BOS/EOS); off by default\n"
     "  --skip-special   decode: leave special tokens out of the text\n"
+    "  --vocab-size N   train: the vocabulary size, special and byte tokens included (required)\n"
+    "  --min-frequency N  train: merge only pairs seen at least N times (default 2)\n"
+    "  --special TOKEN  train: a special token (repeatable; default <|endoftext|> <|im_start|>\n"
+    "                   <|im_end|>); the first one is the EOS token\n"
+    "  --max-length N   train: model_max_length written to tokenizer_config.json\n"
     "  --help, --version, --quiet, --verbose\n"
     "exit codes: see largeforge --help; 0 ok, 2 bad argument, 4 I/O, 5 bad input, 64 usage\n";
 
@@ -64,12 +74,27 @@ static lf_status decode_one(const lf_tokenizer *t, const char *s, size_t n, bool
 
 int main(int argc, char **argv) {
     lf_drv_name = "lf-tokenize";
-    const char *mode = NULL, *tok_path = NULL, *input = NULL, *v;
+    const char *mode = NULL, *tok_path = NULL, *input = NULL, *out = NULL, *v, *inputs[256], *specials[64];
+    int n_inputs = 0, n_special = 0;
+    long vocab = 0, min_freq = 0, max_len = 0;
     bool jsonl = false, special = false, skip = false;
     for (int i = 1; i < argc; i++) {
         if (lf_drv_common_flag(argv[i], help)) continue;
         if (lf_drv_opt(argc, argv, &i, "--tokenizer", &v)) tok_path = v;
-        else if (lf_drv_opt(argc, argv, &i, "--input", &v)) input = v;
+        else if (lf_drv_opt(argc, argv, &i, "--input", &v)) {
+            if (n_inputs == 256) return lf_drv_usage_error("at most 256 --input files%s", "");
+            input = inputs[n_inputs++] = v;
+        } else if (lf_drv_opt(argc, argv, &i, "--out", &v)) out = v;
+        else if (lf_drv_opt(argc, argv, &i, "--special", &v)) {
+            if (n_special == 64) return lf_drv_usage_error("at most 64 --special tokens%s", "");
+            specials[n_special++] = v;
+        } else if (lf_drv_opt(argc, argv, &i, "--vocab-size", &v)) {
+            if (!lf_drv_parse_int(v, 1, 1 << 22, &vocab)) return lf_drv_usage_error("--vocab-size: '%s' is not a count", v);
+        } else if (lf_drv_opt(argc, argv, &i, "--min-frequency", &v)) {
+            if (!lf_drv_parse_int(v, 1, 1L << 30, &min_freq)) return lf_drv_usage_error("--min-frequency: '%s' is not a count", v);
+        } else if (lf_drv_opt(argc, argv, &i, "--max-length", &v)) {
+            if (!lf_drv_parse_int(v, 1, 1L << 30, &max_len)) return lf_drv_usage_error("--max-length: '%s' is not a count", v);
+        }
         else if (strcmp(argv[i], "--jsonl") == 0) jsonl = true;
         else if (strcmp(argv[i], "--add-special") == 0) special = true;
         else if (strcmp(argv[i], "--skip-special") == 0) skip = true;
@@ -77,8 +102,21 @@ int main(int argc, char **argv) {
         else if (!mode && argv[i][0] != '-') mode = argv[i];
         else return lf_drv_usage_error("unknown argument '%s'", argv[i]);
     }
-    if (!mode || (strcmp(mode, "encode") && strcmp(mode, "decode")))
-        return lf_drv_usage_error("expected 'encode' or 'decode'%s", "");
+    if (!mode || (strcmp(mode, "encode") && strcmp(mode, "decode") && strcmp(mode, "train")))
+        return lf_drv_usage_error("expected 'encode', 'decode' or 'train'%s", "");
+    if (strcmp(mode, "train") == 0) {
+        if (!n_inputs || !out || !vocab) return lf_drv_usage_error("train needs --input, --vocab-size and --out%s", "");
+        lf_tok_train_desc d = {0};
+        d.inputs = inputs, d.n_inputs = n_inputs, d.vocab_size = (int)vocab, d.min_frequency = (int)min_freq;
+        d.model_max_length = (int)max_len;
+        if (n_special) d.special_tokens = specials, d.n_special = n_special;
+        uint64_t t0 = lf_time_ns();
+        lf_status s = lf_tok_train(&d, out);
+        if (s != LF_OK) return lf_drv_fail(s);
+        if (!lf_drv_quiet) fprintf(stderr, "%s: wrote %s/tokenizer.json (%ld tokens) in %.2f s\n", lf_drv_name, out, vocab,
+                                   (double)(lf_time_ns() - t0) / 1e9);
+        return 0;
+    }
     if (!tok_path) return lf_drv_usage_error("--tokenizer is required%s", "");
     lf_tokenizer t;
     lf_status s = lf_tok_open(&t, tok_path);

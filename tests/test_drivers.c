@@ -55,6 +55,18 @@ static int test_drivers_tokenize(void) {
     CHECK(drv_run("echo '[274,99999]' | build/lf-tokenize decode --tokenizer tests/fixtures/models/tiny_chat", out, sizeof out) == 2);
     CHECK(strstr(out, "lf-tokenize: error:"));
     CHECK(drv_run("echo '[1,' | build/lf-tokenize decode --tokenizer tests/fixtures/models/tiny_chat", out, sizeof out) == 5);
+    // train: the same file as the library's trainer on the fixture corpus (whose ids HF checked)
+    CHECK(drv_run("d=$(mktemp -d) && build/largeforge tokenize train --quiet --input tests/fixtures/tok/bpe_train/kjv.txt "
+                  "--input tests/fixtures/tok/bpe_train/mixed.txt --vocab-size 1000 --out $d && (cd $d && sha256sum tokenizer.json) "
+                  "&& rm -r $d", out, sizeof out) == 0);
+    char want[100];
+    FILE *f = fopen("tests/fixtures/tok/bpe_train/tokenizer.sha256", "r");
+    CHECK(f && fgets(want, sizeof want, f));
+    fclose(f);
+    CHECK(strcmp(out, want) == 0);
+    CHECK(drv_run("build/lf-tokenize train --input /nonexistent.txt --vocab-size 300 --out /tmp/x", out, sizeof out) == 4);
+    CHECK(strstr(out, "/nonexistent.txt"));
+    CHECK(drv_run("build/lf-tokenize train --input x.txt --out /tmp/x", out, sizeof out) == 64);
     return 0;
 }
 
