@@ -224,10 +224,13 @@ LF_API lf_status lf_json_parse(lf_doc *doc, const char *text, size_t len, const 
 LF_API lf_status lf_json_load(lf_doc *doc, const char *path);
 // The YAML subset configs use (see 2.1); errors name the line and column.
 LF_API lf_status lf_yaml_parse(lf_doc *doc, const char *text, size_t len, const char *name);
-// A config file (.json as JSON, anything else as YAML; NULL: an empty one) with command-line
-// overrides applied: each "section.key=value" sets that field, its value read as YAML
-// ("training.learning_rate=1e-4" is a number, "lora.target_modules=[q_proj, v_proj]" a list).
-// Whether a key is known is for the config's reader to say.
+// A config file (.json as JSON, anything else as YAML; NULL: an empty one) with overrides
+// applied: first the environment's LARGEFORGE_<SECTION>_<KEY>=value (sections model, training,
+// lora, quantization, data, dpo, distill, generation, server; e.g.
+// LARGEFORGE_TRAINING_LEARNING_RATE=1e-4), then the command line's "section.key=value". Each
+// sets that field, its value read as YAML ("training.learning_rate=1e-4" is a number,
+// "lora.target_modules=[q_proj, v_proj]" a list). Whether a key is known is for the config's
+// reader to say (lf_cfg_keys).
 LF_API lf_status lf_config_load(lf_doc *doc, const char *path, const char *const *overrides, int n_overrides);
 LF_API void lf_doc_deinit(lf_doc *doc);
 LF_API const lf_node *lf_node_get(const lf_node *obj, const char *key);  // NULL if absent or obj not an object
@@ -240,6 +243,9 @@ LF_API lf_status lf_cfg_int(const lf_doc *d, const lf_node *obj, const char *key
 LF_API lf_status lf_cfg_num(const lf_doc *d, const lf_node *obj, const char *key, bool required, double *out);
 LF_API lf_status lf_cfg_bool(const lf_doc *d, const lf_node *obj, const char *key, bool required, bool *out);
 LF_API lf_status lf_cfg_str(const lf_doc *d, const lf_node *obj, const char *key, bool required, const char **out);
+// Every key of mapping obj (named section in messages) must be one of known[n]: else
+// LF_ERR_CONFIG "<doc>: <section>.<key>: unknown key", with the nearest known key suggested.
+LF_API lf_status lf_cfg_keys(const lf_doc *d, const lf_node *obj, const char *section, const char *const *known, int n);
 
 // == 3. tensor (API) =============================================================================
 // threads: conversions are safe; lf_matmul as noted.
@@ -2149,7 +2155,56 @@ static lf_status lf__config_override(cJSON *root, const char *name, const char *
     return LF_OK;
 }
 
+// Levenshtein distance, for "did you mean" (keys are short).
+static int lf__edit_distance(const char *a, const char *b) {
+    int la = (int)LF__MIN(strlen(a), 63), lb = (int)LF__MIN(strlen(b), 63), d[64][64];
+    for (int i = 0; i <= la; i++) d[i][0] = i;
+    for (int j = 0; j <= lb; j++) d[0][j] = j;
+    for (int i = 1; i <= la; i++)
+        for (int j = 1; j <= lb; j++)
+            d[i][j] = LF__MIN(LF__MIN(d[i - 1][j] + 1, d[i][j - 1] + 1), d[i - 1][j - 1] + (a[i - 1] != b[j - 1]));
+    return d[la][lb];
+}
+
+LF_API lf_status lf_cfg_keys(const lf_doc *d, const lf_node *obj, const char *section, const char *const *known, int n) {
+    if (!obj || obj->type != LF_NODE_OBJECT) return LF_OK;
+    for (int i = 0; i < obj->n; i++) {
+        const char *key = obj->kids[i].key;
+        int best = -1, bd = 1 << 30;
+        for (int k = 0; k < n; k++) {
+            if (strcmp(known[k], key) == 0) best = k, bd = 0;
+            int e = bd ? lf__edit_distance(known[k], key) : 0;
+            if (e < bd) best = k, bd = e;
+        }
+        if (bd == 0) continue;
+        if (best >= 0 && bd <= 3)
+            return lf__fail(LF_ERR_CONFIG, "%s: %s.%s: unknown key (did you mean %s?)", d->name, section, key, known[best]);
+        return lf__fail(LF_ERR_CONFIG, "%s: %s.%s: unknown key", d->name, section, key);
+    }
+    return LF_OK;
+}
+
 #ifndef LF_NO_STDIO
+extern char **environ;
+
+// LARGEFORGE_TRAINING_LEARNING_RATE=1e-4 -> "training.learning_rate=1e-4" (NULL: not a config
+// variable); free with lf_free.
+static char *lf__env_override(const char *var) {
+    static const char *sections[] = {"model", "training", "lora", "quantization", "data", "dpo", "distill", "generation", "server"};
+    const char *pre = "LARGEFORGE_", *eq = strchr(var, '=');
+    if (!eq || strncmp(var, pre, strlen(pre)) != 0) return NULL;
+    const char *name = var + strlen(pre);
+    for (size_t i = 0; i < sizeof sections / sizeof *sections; i++) {
+        size_t n = strlen(sections[i]);
+        if (name + n + 1 >= eq || name[n] != '_' || strncasecmp(name, sections[i], n) != 0) continue;
+        char *o = lf__strndup(name, strlen(name), "environment override");
+        if (!o) return NULL;
+        for (char *c = o; *c != '='; c++) *c = c == o + n ? '.' : *c >= 'A' && *c <= 'Z' ? (char)(*c + 32) : *c;
+        return o;
+    }
+    return NULL;
+}
+
 LF_API lf_status lf_config_load(lf_doc *doc, const char *path, const char *const *overrides, int n_overrides) {
     memset(doc, 0, sizeof *doc);
     char *text = NULL;
@@ -2159,13 +2214,21 @@ LF_API lf_status lf_config_load(lf_doc *doc, const char *path, const char *const
     bool json = n > 5 && strcmp(path + n - 5, ".json") == 0;
     s = json ? lf_json_parse(doc, text, len, path) : lf_yaml_parse(doc, text ? text : "", len, path ? path : "command line");
     LF_FREE(text);
-    if (s != LF_OK || n_overrides == 0) return s;
+    int n_env = 0;
+    for (char **e = environ; e && *e; e++) n_env += strncmp(*e, "LARGEFORGE_", 11) == 0;
+    if (s != LF_OK || n_overrides + n_env == 0) return s;
     // overrides edit the tree: back to cJSON, edit, and build the document again
     cJSON *root = lf__doc_to_cjson(doc->root);
     char name[256];
     snprintf(name, sizeof name, "%s", doc->name);
     lf_doc_deinit(doc);
     if (!root) return lf__fail(LF_ERR_NOMEM, "%s: out of memory applying overrides", name);
+    for (char **e = environ; e && *e && s == LF_OK; e++) {
+        char *o = strncmp(*e, "LARGEFORGE_", 11) == 0 ? lf__env_override(*e) : NULL;
+        if (o && (s = lf__config_override(root, name, o)) != LF_OK)
+            s = lf__wrap(s, "environment %.*s", (int)(strchr(*e, '=') - *e), *e);
+        LF_FREE(o);
+    }
     for (int i = 0; i < n_overrides && s == LF_OK; i++) s = lf__config_override(root, name, overrides[i]);
     if (s != LF_OK) return cJSON_Delete(root), s;
     snprintf(doc->name, sizeof doc->name, "%s", name);
@@ -8569,18 +8632,13 @@ LF_API lf_status lf_gen_desc_from_config(lf_gen_desc *d, const lf_doc *doc) {
     if (g->type != LF_NODE_OBJECT) return lf__fail(LF_ERR_CONFIG, "%s: 'generation' must be a mapping", doc->name);
     static const char *known[] = {"max_tokens", "temperature", "top_k", "top_p", "min_p", "repetition_penalty", "seed",
                                   "stop", "ignore_eos"};
-    for (int i = 0; i < g->n; i++) {
-        size_t k = 0;
-        while (k < sizeof known / sizeof *known && strcmp(known[k], g->kids[i].key) != 0) k++;
-        if (k == sizeof known / sizeof *known)
-            return lf__fail(LF_ERR_CONFIG, "%s: generation.%s: unknown field", doc->name, g->kids[i].key);
-    }
+    lf_status s = lf_cfg_keys(doc, g, "generation", known, (int)(sizeof known / sizeof *known));
+    if (s != LF_OK) return s;
     lf_doc sub = *doc;  // messages say "file: generation: field ..."
     snprintf(sub.name, sizeof sub.name, "%.200s: generation", doc->name);
     lf_gen_desc n = *d;
     int64_t mt = n.max_tokens, tk = n.sampling.top_k, seed = (int64_t)(n.sampling.seed & 0x1fffffffffffffull);
     double t = n.sampling.temperature, tp = n.sampling.top_p, mp = n.sampling.min_p, rp = n.sampling.repetition_penalty;
-    lf_status s;
     if ((s = lf_cfg_int(&sub, g, "max_tokens", false, 0, INT32_MAX, &mt)) != LF_OK ||
         (s = lf_cfg_int(&sub, g, "top_k", false, 0, INT32_MAX, &tk)) != LF_OK ||
         (s = lf_cfg_int(&sub, g, "seed", false, 0, (int64_t)1 << 53, &seed)) != LF_OK ||

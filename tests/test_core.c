@@ -387,6 +387,25 @@ static int test_config_overrides(void) {
     const char *bad1[] = {"noequals"}, *bad2[] = {"lora.target_modules.x=1"};
     CHECK_ERR(lf_config_load(&d, path, bad1, 1), LF_ERR_ARG, "expected section.key=value");
     CHECK_ERR(lf_config_load(&d, path, bad2, 1), LF_ERR_CONFIG, "'x' is inside a value that is not a mapping");
+    // the environment: between the file and the command line; other LARGEFORGE_ variables ignored
+    setenv("LARGEFORGE_TRAINING_LEARNING_RATE", "3e-4", 1);
+    setenv("LARGEFORGE_LORA_TARGET_MODULES", "[q_proj, v_proj]", 1);
+    setenv("LARGEFORGE_LOG_LEVEL", "DEBUG", 1);
+    CHECK_OK(lf_config_load(&d, path, NULL, 0));
+    t = lf_node_get(d.root, "training"), l = lf_node_get(d.root, "lora");
+    CHECK(lf_node_get(t, "learning_rate")->num == 3e-4 && lf_node_get(l, "target_modules")->n == 2);
+    CHECK(!lf_node_get(d.root, "log"));
+    lf_doc_deinit(&d);
+    CHECK_OK(lf_config_load(&d, path, ov, 1));  // the command line wins
+    CHECK(lf_node_get(lf_node_get(d.root, "training"), "learning_rate")->num == 2e-5);
+    lf_doc_deinit(&d);
+    unsetenv("LARGEFORGE_TRAINING_LEARNING_RATE"), unsetenv("LARGEFORGE_LORA_TARGET_MODULES"), unsetenv("LARGEFORGE_LOG_LEVEL");
+    // unknown keys: named, with the nearest known key
+    CHECK_OK(lf_yaml_parse(&d, "training:\n  lerning_rate: 1\n  zzz: 2\n", 37, "t.yaml"));
+    static const char *known[] = {"learning_rate", "num_epochs"};
+    CHECK_ERR(lf_cfg_keys(&d, lf_node_get(d.root, "training"), "training", known, 2), LF_ERR_CONFIG,
+              "t.yaml: training.lerning_rate: unknown key (did you mean learning_rate?)");
+    lf_doc_deinit(&d);
     remove(path);
     return 0;
 }

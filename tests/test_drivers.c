@@ -82,7 +82,7 @@ static int test_drivers_run_greedy(void) {
                   " --config configs/generation.yaml --generation.temperature 0", out, sizeof out) == 0);
     CHECK(strcmp(out, "is\xef\xbf\xbdld\n") == 0);
     CHECK(drv_run("build/largeforge run --model tests/fixtures/models/tiny_chat --prompt x --generation.bogus=1", out,
-                  sizeof out) == 7 && strstr(out, "generation.bogus: unknown field"));
+                  sizeof out) == 7 && strstr(out, "generation.bogus: unknown key"));
     return 0;
 }
 

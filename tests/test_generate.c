@@ -270,7 +270,7 @@ static int test_generation_config(void) {
     static const struct {
         const char *ov, *msg;
     } bad[] = {
-        {"generation.tempreature=1", "generation.tempreature: unknown field"},
+        {"generation.tempreature=1", "generation.tempreature: unknown key (did you mean temperature?)"},
         {"generation.top_p=0", "field 'top_p' must be in (0, 1]"},
         {"generation.max_tokens=-1", "field 'max_tokens' must be in"},
         {"generation.stop=END", "field 'stop' must be a list of strings"},

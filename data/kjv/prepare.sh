@@ -45,7 +45,7 @@ if [ -z "$bible" ]; then
     elif command -v bible >/dev/null 2>&1; then
         bible=$(command -v bible)
     else
-        printf 'prepare.sh: the `bible` program (Debian package bible-kjv) is needed to read %s\n%s\n' \
+        printf 'prepare.sh: the bible program (Debian package bible-kjv) is needed to read %s\n%s\n' \
             "$dir/bible.data" "$install_hint" >&2
         exit 1
     fi

@@ -38,9 +38,11 @@ Which bitsandbytes code runs (0.50.2 on x86-64 CPU):
 - quantize_4bit has no native CPU kernel: the "default" PyTorch kernel runs. It scales whole
   blocks by x * (1 / absmax) and the partial last block by x / absmax, clamps to [-1, 1] and
   picks torch.bucketize(scaled, midpoints) with midpoints (code[i] + code[i+1]) / 2 in f32:
-  the nearest NF4 value, ties to the lower one. The f32 midpoints are exactly the thresholds
-  of the CUDA kernel's decision tree (dQuantizeNF4); the script asserts that. Element 2i goes
-  to the high nibble of byte i; an odd count is padded with a 0.0 (code 7) nibble.
+  the nearest NF4 value, ties to the lower one. The CUDA kernel's decision tree (dQuantizeNF4)
+  has the same tie rule; its thresholds are decimal float literals, and the script asserts
+  that they are these midpoints except thresholds 0, 8, 12 and 14, one f32 ulp away (so only
+  an input exactly on one of those is bucketed differently on CUDA). Element 2i goes to the
+  high nibble of byte i; an odd count is padded with a 0.0 (code 7) nibble.
 - quantize_blockwise (double quantization) has a native CPU kernel that, in this version,
   looks codes up in a 65536-bin table (an approximation of nearest that differs from the CUDA
   kernel and from bnb's own reference kernel). LargeForge implements the reference kernel's
@@ -62,6 +64,7 @@ import warnings
 import inspect
 import os
 import platform
+from fractions import Fraction
 
 import numpy as np
 import torch
@@ -71,11 +74,11 @@ import bitsandbytes.functional as F
 import safetensors
 from safetensors.torch import save_file
 
-CUDA_NF4_THRESHOLDS = [  # csrc kernels, dQuantizeNF4, in increasing order
-    -0.8480964004993439, -0.6106329262256622, -0.4599952697753906, -0.33967943489551544,
-    -0.23460740596055984, -0.13791173323988914, -0.045525018125772476, 0.03979014977812767,
-    0.1202552504837513, 0.2035212516784668, 0.2920137718319893, 0.3893125355243683,
-    0.5016634166240692, 0.6427869200706482, 0.8614784181118011]
+CUDA_NF4_THRESHOLDS = [  # csrc kernels, dQuantizeNF4 (float literals), in increasing order
+    "-0.8480964004993439", "-0.6106329262256622", "-0.4599952697753906", "-0.33967943489551544",
+    "-0.23460740596055984", "-0.13791173323988914", "-0.045525018125772476", "0.03979014977812767",
+    "0.1202552504837513", "0.2035212516784668", "0.2920137718319893", "0.3893125355243683",
+    "0.5016634166240692", "0.6427869200706482", "0.8614784181118011"]
 
 
 def reference_quantize_blockwise():
@@ -91,6 +94,15 @@ def reference_quantize_blockwise():
             if list(inspect.signature(f).parameters) == ["A", "code", "blocksize"] and "bucketize" in src:
                 return f
     raise SystemExit("bitsandbytes' default quantize_blockwise kernel not found (bitsandbytes changed?)")
+
+
+def f32_literal(s):
+    """The f32 a C compiler makes of the decimal literal s (correctly rounded from the decimal,
+    not through double)."""
+    exact = Fraction(s)
+    c = np.float32(float(s))
+    cands = [np.nextafter(c, np.float32(-np.inf)), c, np.nextafter(c, np.float32(np.inf))]
+    return min(cands, key=lambda v: (abs(Fraction(float(v)) - exact), int(v.view(np.uint32)) & 1))
 
 
 def f32(x):
@@ -165,7 +177,10 @@ def main():
     cpu = torch.device("cpu")
     code = F.get_4bit_type("nf4", device=cpu)
     mids = ((code[:-1] + code[1:]) / 2).numpy()
-    assert (mids == np.array(CUDA_NF4_THRESHOLDS, dtype=np.float32)).all(), "f32 midpoints != CUDA thresholds"
+    cuda = np.array([f32_literal(t) for t in CUDA_NF4_THRESHOLDS], dtype=np.float32)
+    off = [i for i in range(15) if cuda[i] != mids[i]]
+    assert off == [0, 8, 12, 14] and all(abs(int(cuda[i].view(np.int32)) - int(mids[i].view(np.int32))) == 1
+                                         for i in off), f"CUDA thresholds vs f32 midpoints: {off}"
     dmap = F.create_dynamic_map(signed=True)
     ref_qbw = reference_quantize_blockwise()
 
