@@ -29,7 +29,8 @@
 //    6. model        Llama-family config and weights, batched forward with a KV cache, training
 //                    forward/backward, saving
 //    7. lora         PEFT-compatible adapters: attach, load, save, merge
-//    8. train        AdamW, learning-rate schedules, gradient clipping
+//    8. train        AdamW, learning-rate schedules, gradient clipping, the training config,
+//                    checkpoints
 //   12. generate     sampling, stop strings, streaming generation
 //
 // CONFIGURATION MACROS          default      define where
@@ -243,8 +244,9 @@ LF_API lf_status lf_cfg_int(const lf_doc *d, const lf_node *obj, const char *key
 LF_API lf_status lf_cfg_num(const lf_doc *d, const lf_node *obj, const char *key, bool required, double *out);
 LF_API lf_status lf_cfg_bool(const lf_doc *d, const lf_node *obj, const char *key, bool required, bool *out);
 LF_API lf_status lf_cfg_str(const lf_doc *d, const lf_node *obj, const char *key, bool required, const char **out);
-// Every key of mapping obj (named section in messages) must be one of known[n]: else
-// LF_ERR_CONFIG "<doc>: <section>.<key>: unknown key", with the nearest known key suggested.
+// Every key of mapping obj (named section in messages; NULL: the top level) must be one of
+// known[n]: else LF_ERR_CONFIG "<doc>: <section>.<key>: unknown key", with the nearest known key
+// suggested.
 LF_API lf_status lf_cfg_keys(const lf_doc *d, const lf_node *obj, const char *section, const char *const *known, int n);
 
 // == 3. tensor (API) =============================================================================
@@ -747,6 +749,69 @@ LF_API float lf_optim_lr(const lf_optim *o, int64_t step);  // the schedule's le
 // advance the step. *grad_norm (may be NULL) gets the norm before clipping.
 LF_API lf_status lf_optim_step(lf_optim *o, lf_model *m, float *grad_norm);
 
+// A training run's settings: the product's TrainingConfig and LoraConfig field names, read from a
+// config's `model`, `training`, `lora` and `quantization` sections; HF's defaults where the
+// product names none. Strings point into the document, which must outlive the config.
+typedef enum lf_eval_strategy { LF_EVAL_STEPS = 0, LF_EVAL_EPOCH = 1, LF_EVAL_NO = 2 } lf_eval_strategy;
+typedef struct lf_train_config {
+    const char *model;             // model.name: a HuggingFace model directory (required)
+    const char *output_dir;        // training.output_dir (required)
+    int num_epochs;                // 3
+    int max_steps;                 // -1: num_epochs decides (HF)
+    int batch_size;                // per_device_batch_size: 4
+    int grad_accum;                // gradient_accumulation_steps: 4
+    lf_optim_desc optim;           // learning_rate 2e-5, weight_decay 0.01, warmup_ratio 0.1, warmup_steps,
+                                   // max_grad_norm 1.0, lr_scheduler_type cosine, adam_beta1/2, adam_epsilon
+    int save_steps;                // 500
+    int save_total_limit;          // 3; 0: keep all
+    int logging_steps;             // 10
+    int eval_steps;                // 500
+    lf_eval_strategy eval_strategy;  // steps
+    int early_stopping_patience;   // 0: off; else stop after this many evals without improvement
+    float early_stopping_threshold;  // 0: an eval improves when it is lower by more than this
+    uint64_t seed;                 // 42
+    bool gradient_checkpointing;   // false
+    bool bf16;                     // true; CPU training is f32 whatever this says (DESIGN: numerics)
+    int threads;                   // 0: all cores
+    bool lora;                     // lora.enabled (false; true when the section sets r)
+    lf_lora_desc lora_desc;        // r 8, lora_alpha 16, lora_dropout 0.05, target_modules q,k,v,o
+    int quant_bits;                // quantization.enabled: 4 (nf4) or 8 (int8) for QLoRA's base; 0: none
+    char targets_[256];            // storage for lora_desc.target_modules
+} lf_train_config;
+// lf_train_config_read — every field of those sections, typed and checked, unknown keys refused.
+//   returns  LF_OK | LF_ERR_CONFIG (the file and "section.key" named)
+LF_API lf_status lf_train_config_read(lf_train_config *c, const lf_doc *doc);
+// The resolved settings as YAML (those four sections), for a run's config.yaml; free with lf_free.
+LF_API char *lf_train_config_yaml(const lf_train_config *c);
+
+// Where a run stands: what a checkpoint holds besides weights and optimizer moments.
+typedef struct lf_train_state {
+    int64_t step;             // optimizer steps done
+    int64_t epoch, index;     // data position: the epoch, and the next sample of its order
+    int64_t tokens;           // tokens trained on
+    uint64_t seed, calls;     // adapter dropout (lf_model_train_rng)
+    double best_eval;         // lowest eval loss so far (early stopping); HUGE_VAL: none yet
+    int bad_evals;            // evals since it last improved
+} lf_train_state;
+
+// lf_ckpt_save — a checkpoint directory, written as a whole or not at all: the files go into
+// dir.tmp-PID (each fsynced), SHA256SUMS lists their checksums (as sha256sum -c reads them),
+// then the directory is renamed to dir. It holds the trainable weights (adapters: a PEFT adapter;
+// full fine-tuning: an HF model directory in F32), optimizer.safetensors (AdamW moments) and
+// trainer_state.json (st and the optimizer's step).
+//   returns  LF_OK | LF_ERR_IO | LF_ERR_ARG (not training) | LF_ERR_NOMEM
+LF_API lf_status lf_ckpt_save(const char *dir, const lf_model *m, const lf_optim *o, const lf_train_state *st);
+// lf_ckpt_load — checks every checksum first, then restores weights, moments and state into a
+// model already in training mode (same adapters or full) and an initialized optimizer.
+//   returns  LF_OK | LF_ERR_IO | LF_ERR_FORMAT (a damaged or incomplete checkpoint: the file
+//            named) | LF_ERR_SHAPE (made for another model or adapter)
+LF_API lf_status lf_ckpt_load(const char *dir, lf_model *m, lf_optim *o, lf_train_state *st);
+// The checkpoints of a run: run_dir/checkpoints/step-N. lf_ckpt_latest puts the path of the one
+// with the largest N in out (LF_ERR_IO when there is none); lf_ckpt_prune deletes the oldest
+// until keep are left (keep 0: none deleted).
+LF_API lf_status lf_ckpt_latest(const char *run_dir, char *out, size_t cap);
+LF_API lf_status lf_ckpt_prune(const char *run_dir, int keep);
+
 // == 12. generate (API) ==========================================================================
 // threads: lf_sample is safe on distinct rng/work buffers; lf_generate as lf_model_forward.
 
@@ -843,6 +908,7 @@ LF_API lf_status lf_generate(lf_model *m, lf_kv *kv, int seq, const lf_tokenizer
 #include <string.h>
 #include <time.h>
 #ifndef LF_NO_STDIO
+#include <dirent.h>
 #include <fcntl.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
@@ -2177,9 +2243,11 @@ LF_API lf_status lf_cfg_keys(const lf_doc *d, const lf_node *obj, const char *se
             if (e < bd) best = k, bd = e;
         }
         if (bd == 0) continue;
+        const char *dot = section ? "." : "";
+        section = section ? section : "";
         if (best >= 0 && bd <= 3)
-            return lf__fail(LF_ERR_CONFIG, "%s: %s.%s: unknown key (did you mean %s?)", d->name, section, key, known[best]);
-        return lf__fail(LF_ERR_CONFIG, "%s: %s.%s: unknown key", d->name, section, key);
+            return lf__fail(LF_ERR_CONFIG, "%s: %s%s%s: unknown key (did you mean %s?)", d->name, section, dot, key, known[best]);
+        return lf__fail(LF_ERR_CONFIG, "%s: %s%s%s: unknown key", d->name, section, dot, key);
     }
     return LF_OK;
 }
@@ -8479,6 +8547,8 @@ LF_API lf_status lf_lora_save(const lf_model *m, const char *dir) {
 
 // == 8. train (impl) =============================================================================
 
+// -- 8.1 AdamW and schedules
+
 LF_API lf_optim_desc lf_optim_desc_default(void) {
     lf_optim_desc d;
     memset(&d, 0, sizeof d);
@@ -8559,6 +8629,429 @@ LF_API lf_status lf_optim_step(lf_optim *o, lf_model *m, float *grad_norm) {
     }
     return LF_OK;
 }
+
+// -- 8.2 the training config
+
+// A string field that must be one of names[n]; *out gets its index.
+static lf_status lf__cfg_enum(const lf_doc *d, const lf_node *obj, const char *key, const char *const *names, int n, int *out) {
+    const char *v = NULL;
+    lf_status s = lf_cfg_str(d, obj, key, false, &v);
+    if (s != LF_OK || !v) return s;
+    for (int i = 0; i < n; i++)
+        if (strcmp(v, names[i]) == 0) return *out = i, LF_OK;
+    lf__buf b = LF__ZERO;
+    for (int i = 0; i < n; i++) lf__buf_printf(&b, "%s%s", i ? ", " : "", names[i]);
+    s = lf__fail(LF_ERR_CONFIG, "%s: %s: '%s' is not one of %s", d->name, key, v, b.data ? b.data : "");
+    LF_FREE(b.data);
+    return s;
+}
+
+// An int field within [lo, hi].
+static lf_status lf__cfg_i(const lf_doc *d, const lf_node *obj, const char *key, int64_t lo, int64_t hi, int *out) {
+    int64_t v = *out;
+    lf_status s = lf_cfg_int(d, obj, key, false, lo, hi, &v);
+    *out = (int)v;
+    return s;
+}
+
+// A number field within [lo, hi] (hi_open: below hi).
+static lf_status lf__cfg_f(const lf_doc *d, const lf_node *obj, const char *key, double lo, double hi, bool hi_open, float *out) {
+    double v = *out;
+    lf_status s = lf_cfg_num(d, obj, key, false, &v);
+    if (s == LF_OK && (!(v >= lo) || (hi_open ? !(v < hi) : !(v <= hi))))
+        s = lf__fail(LF_ERR_CONFIG, "%s: %s: %g is outside [%g, %g%c", d->name, key, v, lo, hi, hi_open ? ')' : ']');
+    *out = (float)v;
+    return s;
+}
+
+LF_API lf_status lf_train_config_read(lf_train_config *c, const lf_doc *doc) {
+    memset(c, 0, sizeof *c);
+    c->num_epochs = 3, c->max_steps = -1, c->batch_size = 4, c->grad_accum = 4, c->optim = lf_optim_desc_default();
+    c->save_steps = 500, c->save_total_limit = 3, c->logging_steps = 10, c->eval_steps = 500, c->seed = 42, c->bf16 = true;
+    c->lora_desc = lf_lora_desc_default();
+    const lf_node *r = doc->root, *mo = lf_node_get(r, "model"), *tr = lf_node_get(r, "training"), *lo = lf_node_get(r, "lora"),
+                  *qu = lf_node_get(r, "quantization");
+    const lf_node *secs[4] = {mo, tr, lo, qu};
+    static const char *sec_names[4] = {"model", "training", "lora", "quantization"};
+    for (int i = 0; i < 4; i++)
+        if (secs[i] && secs[i]->type != LF_NODE_OBJECT && secs[i]->type != LF_NODE_NULL)
+            return lf__fail(LF_ERR_CONFIG, "%s: '%s' must be a mapping", doc->name, sec_names[i]);
+    static const char *k_model[] = {"name", "revision"};
+    static const char *k_train[] = {"model_name", "output_dir", "num_epochs", "max_steps", "per_device_batch_size",
+                                    "gradient_accumulation_steps", "learning_rate", "weight_decay", "warmup_ratio", "warmup_steps",
+                                    "max_grad_norm", "fp16", "bf16", "optim", "lr_scheduler_type", "adam_beta1", "adam_beta2",
+                                    "adam_epsilon", "save_steps", "save_total_limit", "logging_steps", "report_to", "eval_steps",
+                                    "eval_strategy", "early_stopping_patience", "early_stopping_threshold", "seed",
+                                    "gradient_checkpointing", "threads"};
+    static const char *k_lora[] = {"enabled", "r", "alpha", "lora_alpha", "dropout", "lora_dropout", "target_modules", "bias",
+                                   "task_type", "use_rslora", "modules_to_save"};
+    static const char *k_quant[] = {"enabled", "bits", "type", "double_quant"};
+    lf_status s = lf_cfg_keys(doc, mo, "model", k_model, 2);
+    if (s == LF_OK) s = lf_cfg_keys(doc, tr, "training", k_train, (int)(sizeof k_train / sizeof *k_train));
+    if (s == LF_OK) s = lf_cfg_keys(doc, lo, "lora", k_lora, (int)(sizeof k_lora / sizeof *k_lora));
+    if (s == LF_OK) s = lf_cfg_keys(doc, qu, "quantization", k_quant, 4);
+    if (s != LF_OK) return s;
+    // each section's messages read "file: section: key ..."
+    lf_doc dm = *doc, dt = *doc, dl = *doc, dq = *doc;
+    snprintf(dm.name, sizeof dm.name, "%.200s: model", doc->name), snprintf(dt.name, sizeof dt.name, "%.200s: training", doc->name);
+    snprintf(dl.name, sizeof dl.name, "%.200s: lora", doc->name), snprintf(dq.name, sizeof dq.name, "%.200s: quantization", doc->name);
+    const char *rev = NULL, *model_name = NULL;
+    if ((s = lf_cfg_str(&dm, mo, "name", false, &c->model)) != LF_OK || (s = lf_cfg_str(&dm, mo, "revision", false, &rev)) != LF_OK ||
+        (s = lf_cfg_str(&dt, tr, "model_name", false, &model_name)) != LF_OK)
+        return s;
+    if (c->model && model_name && strcmp(c->model, model_name) != 0)
+        return lf__fail(LF_ERR_CONFIG, "%s: model.name '%s' and training.model_name '%s' disagree", doc->name, c->model, model_name);
+    c->model = c->model ? c->model : model_name;
+    if (!c->model) return lf__fail(LF_ERR_CONFIG, "%s: model.name: required (a HuggingFace model directory)", doc->name);
+    // training
+    static const char *optims[] = {"adamw_torch", "adamw_torch_fused", "adamw"};
+    static const char *scheds[] = {"cosine", "linear", "constant", "constant_with_warmup"};
+    static const char *evals[] = {"steps", "epoch", "no"};
+    int optim = 0, sched = 0, eval = 0;
+    int64_t seed = 42;
+    bool fp16 = false;
+    const lf_node *rt = lf_node_get(tr, "report_to");
+    if ((s = lf_cfg_str(&dt, tr, "output_dir", true, &c->output_dir)) != LF_OK ||
+        (s = lf__cfg_i(&dt, tr, "num_epochs", 1, 1 << 20, &c->num_epochs)) != LF_OK ||
+        (s = lf__cfg_i(&dt, tr, "max_steps", -1, INT32_MAX, &c->max_steps)) != LF_OK ||
+        (s = lf__cfg_i(&dt, tr, "per_device_batch_size", 1, 1 << 16, &c->batch_size)) != LF_OK ||
+        (s = lf__cfg_i(&dt, tr, "gradient_accumulation_steps", 1, 1 << 16, &c->grad_accum)) != LF_OK ||
+        (s = lf__cfg_f(&dt, tr, "learning_rate", 0, 1, false, &c->optim.learning_rate)) != LF_OK ||
+        (s = lf__cfg_f(&dt, tr, "weight_decay", 0, 1, false, &c->optim.weight_decay)) != LF_OK ||
+        (s = lf__cfg_f(&dt, tr, "warmup_ratio", 0, 1, false, &c->optim.warmup_ratio)) != LF_OK ||
+        (s = lf__cfg_i(&dt, tr, "warmup_steps", 0, INT32_MAX, &c->optim.warmup_steps)) != LF_OK ||
+        (s = lf__cfg_f(&dt, tr, "max_grad_norm", 0, 1e9, false, &c->optim.max_grad_norm)) != LF_OK ||
+        (s = lf__cfg_f(&dt, tr, "adam_beta1", 0, 1, true, &c->optim.beta1)) != LF_OK ||
+        (s = lf__cfg_f(&dt, tr, "adam_beta2", 0, 1, true, &c->optim.beta2)) != LF_OK ||
+        (s = lf__cfg_f(&dt, tr, "adam_epsilon", 1e-30, 1, false, &c->optim.eps)) != LF_OK ||
+        (s = lf_cfg_bool(&dt, tr, "fp16", false, &fp16)) != LF_OK || (s = lf_cfg_bool(&dt, tr, "bf16", false, &c->bf16)) != LF_OK ||
+        (s = lf__cfg_enum(&dt, tr, "optim", optims, 3, &optim)) != LF_OK ||
+        (s = lf__cfg_enum(&dt, tr, "lr_scheduler_type", scheds, 4, &sched)) != LF_OK ||
+        (s = lf__cfg_i(&dt, tr, "save_steps", 1, INT32_MAX, &c->save_steps)) != LF_OK ||
+        (s = lf__cfg_i(&dt, tr, "save_total_limit", 0, INT32_MAX, &c->save_total_limit)) != LF_OK ||
+        (s = lf__cfg_i(&dt, tr, "logging_steps", 1, INT32_MAX, &c->logging_steps)) != LF_OK ||
+        (s = lf__cfg_i(&dt, tr, "eval_steps", 1, INT32_MAX, &c->eval_steps)) != LF_OK ||
+        (s = lf__cfg_enum(&dt, tr, "eval_strategy", evals, 3, &eval)) != LF_OK ||
+        (s = lf__cfg_i(&dt, tr, "early_stopping_patience", 0, INT32_MAX, &c->early_stopping_patience)) != LF_OK ||
+        (s = lf__cfg_f(&dt, tr, "early_stopping_threshold", 0, 1e9, false, &c->early_stopping_threshold)) != LF_OK ||
+        (s = lf_cfg_int(&dt, tr, "seed", false, 0, (int64_t)1 << 53, &seed)) != LF_OK ||
+        (s = lf_cfg_bool(&dt, tr, "gradient_checkpointing", false, &c->gradient_checkpointing)) != LF_OK ||
+        (s = lf__cfg_i(&dt, tr, "threads", 0, 4096, &c->threads)) != LF_OK)
+        return s;
+    if (fp16 && c->bf16) return lf__fail(LF_ERR_CONFIG, "%s: fp16 and bf16 cannot both be true", dt.name);
+    for (int i = 0; rt && rt->type == LF_NODE_ARRAY && i < rt->n; i++)  // metrics.jsonl is always written
+        if (rt->kids[i].type != LF_NODE_STRING) return lf__fail(LF_ERR_CONFIG, "%s: report_to: a list of names", dt.name);
+    c->optim.schedule = (lf_sched)(sched + 1), c->eval_strategy = (lf_eval_strategy)eval, c->seed = (uint64_t)seed;
+    // lora: enabled when it says so, or when it sets anything but enabled: false
+    bool en = lo && lo->type == LF_NODE_OBJECT && lo->n > 0;
+    const lf_node *tm = lf_node_get(lo, "target_modules"), *ms = lf_node_get(lo, "modules_to_save");
+    const char *bias = NULL, *task = NULL;
+    int64_t rank = c->lora_desc.r;
+    if ((s = lf_cfg_bool(&dl, lo, "enabled", false, &en)) != LF_OK || (s = lf_cfg_int(&dl, lo, "r", false, 1, 1 << 16, &rank)) != LF_OK ||
+        (s = lf__cfg_f(&dl, lo, "alpha", 1e-9, 1e9, false, &c->lora_desc.alpha)) != LF_OK ||
+        (s = lf__cfg_f(&dl, lo, "lora_alpha", 1e-9, 1e9, false, &c->lora_desc.alpha)) != LF_OK ||
+        (s = lf__cfg_f(&dl, lo, "dropout", 0, 1, true, &c->lora_desc.dropout)) != LF_OK ||
+        (s = lf__cfg_f(&dl, lo, "lora_dropout", 0, 1, true, &c->lora_desc.dropout)) != LF_OK ||
+        (s = lf_cfg_str(&dl, lo, "bias", false, &bias)) != LF_OK || (s = lf_cfg_str(&dl, lo, "task_type", false, &task)) != LF_OK ||
+        (s = lf_cfg_bool(&dl, lo, "use_rslora", false, &c->lora_desc.use_rslora)) != LF_OK)
+        return s;
+    if (lf_node_get(lo, "alpha") && lf_node_get(lo, "lora_alpha")) return lf__fail(LF_ERR_CONFIG, "%s: alpha and lora_alpha: give one", dl.name);
+    if (lf_node_get(lo, "dropout") && lf_node_get(lo, "lora_dropout")) return lf__fail(LF_ERR_CONFIG, "%s: dropout and lora_dropout: give one", dl.name);
+    if (bias && strcmp(bias, "none") != 0) return lf__fail(LF_ERR_CONFIG, "%s: bias: only 'none' is supported, got '%s'", dl.name, bias);
+    if (task && strcmp(task, "CAUSAL_LM") != 0) return lf__fail(LF_ERR_CONFIG, "%s: task_type: only CAUSAL_LM, got '%s'", dl.name, task);
+    if (ms && ms->type != LF_NODE_NULL && ms->n > 0) return lf__fail(LF_ERR_CONFIG, "%s: modules_to_save: not supported", dl.name);
+    c->lora = en, c->lora_desc.r = (int)rank, c->lora_desc.seed = c->seed;
+    if (tm && tm->type == LF_NODE_STRING) snprintf(c->targets_, sizeof c->targets_, "%s", tm->str);
+    else if (tm && tm->type == LF_NODE_ARRAY) {
+        size_t at = 0;
+        for (int i = 0; i < tm->n; i++) {
+            if (tm->kids[i].type != LF_NODE_STRING) return lf__fail(LF_ERR_CONFIG, "%s: target_modules: a list of module names", dl.name);
+            at += (size_t)snprintf(c->targets_ + at, sizeof c->targets_ - LF__MIN(at, sizeof c->targets_), "%s%s", i ? "," : "", tm->kids[i].str);
+            if (at >= sizeof c->targets_) return lf__fail(LF_ERR_CONFIG, "%s: target_modules: too long", dl.name);
+        }
+    } else if (tm && tm->type != LF_NODE_NULL) return lf__fail(LF_ERR_CONFIG, "%s: target_modules: a list or a string", dl.name);
+    else snprintf(c->targets_, sizeof c->targets_, "%s", c->lora_desc.target_modules);
+    c->lora_desc.target_modules = c->targets_;
+    unsigned mask;
+    if (c->lora && (s = lf__lora_targets(c->targets_, &mask)) != LF_OK) return lf__wrap(s, "%s", doc->name);
+    // quantization (QLoRA's frozen base)
+    bool qen = qu && qu->type == LF_NODE_OBJECT && qu->n > 0, dq_ = true;
+    int64_t bits = 4;
+    static const char *qtypes[] = {"nf4", "int8"};
+    int qt = -1;
+    if ((s = lf_cfg_bool(&dq, qu, "enabled", false, &qen)) != LF_OK || (s = lf_cfg_int(&dq, qu, "bits", false, 4, 8, &bits)) != LF_OK ||
+        (s = lf__cfg_enum(&dq, qu, "type", qtypes, 2, &qt)) != LF_OK || (s = lf_cfg_bool(&dq, qu, "double_quant", false, &dq_)) != LF_OK)
+        return s;
+    if (bits != 4 && bits != 8) return lf__fail(LF_ERR_CONFIG, "%s: bits: 4 (nf4) or 8 (int8), got %lld", dq.name, (long long)bits);
+    if (qt >= 0 && (qt == 0) != (bits == 4)) return lf__fail(LF_ERR_CONFIG, "%s: type %s with bits %lld", dq.name, qtypes[qt], (long long)bits);
+    if (qen && !c->lora) return lf__fail(LF_ERR_CONFIG, "%s: a quantized base trains only adapters: enable lora (QLoRA)", dq.name);
+    c->quant_bits = qen ? (int)bits : 0;
+    return LF_OK;
+}
+
+LF_API char *lf_train_config_yaml(const lf_train_config *c) {
+    static const char *scheds[] = {"cosine", "cosine", "linear", "constant", "constant_with_warmup"}, *evals[] = {"steps", "epoch", "no"};
+    const lf_optim_desc *o = &c->optim;
+    lf__buf b = LF__ZERO;
+    lf__buf_puts(&b, "model:\n  name: ");
+    lf__buf_json_str(&b, c->model, strlen(c->model));
+    lf__buf_puts(&b, "\ntraining:\n  output_dir: ");
+    lf__buf_json_str(&b, c->output_dir, strlen(c->output_dir));
+    lf__buf_printf(&b, "\n  num_epochs: %d\n  max_steps: %d\n  per_device_batch_size: %d\n  gradient_accumulation_steps: %d\n",
+                   c->num_epochs, c->max_steps, c->batch_size, c->grad_accum);
+    lf__buf_printf(&b, "  learning_rate: %.9g\n  weight_decay: %.9g\n  warmup_ratio: %.9g\n  warmup_steps: %d\n  max_grad_norm: %.9g\n",
+                   (double)o->learning_rate, (double)o->weight_decay, (double)o->warmup_ratio, o->warmup_steps, (double)o->max_grad_norm);
+    lf__buf_printf(&b, "  optim: adamw_torch\n  lr_scheduler_type: %s\n  adam_beta1: %.9g\n  adam_beta2: %.9g\n  adam_epsilon: %.9g\n",
+                   scheds[o->schedule], (double)o->beta1, (double)o->beta2, (double)o->eps);
+    lf__buf_printf(&b, "  bf16: %s\n  save_steps: %d\n  save_total_limit: %d\n  logging_steps: %d\n  eval_steps: %d\n  eval_strategy: %s\n",
+                   c->bf16 ? "true" : "false", c->save_steps, c->save_total_limit, c->logging_steps, c->eval_steps, evals[c->eval_strategy]);
+    lf__buf_printf(&b, "  early_stopping_patience: %d\n  early_stopping_threshold: %.9g\n  seed: %llu\n  gradient_checkpointing: %s\n  threads: %d\n",
+                   c->early_stopping_patience, (double)c->early_stopping_threshold, (unsigned long long)c->seed,
+                   c->gradient_checkpointing ? "true" : "false", c->threads);
+    const lf_lora_desc *l = &c->lora_desc;
+    lf__buf_printf(&b, "lora:\n  enabled: %s\n  r: %d\n  lora_alpha: %.9g\n  lora_dropout: %.9g\n  use_rslora: %s\n  target_modules: [%s]\n",
+                   c->lora ? "true" : "false", l->r, (double)l->alpha, (double)l->dropout, l->use_rslora ? "true" : "false", l->target_modules);
+    lf__buf_printf(&b, "quantization:\n  enabled: %s\n  bits: %d\n", c->quant_bits ? "true" : "false", c->quant_bits ? c->quant_bits : 4);
+    if (b.failed) LF_FREE(b.data), b.data = NULL;
+    return b.data;
+}
+
+// -- 8.3 checkpoints
+//
+// ON CHECKPOINTS: a checkpoint is a directory that exists complete or not at all. Its files are
+// written into dir.tmp-PID with lf_file_write_atomic (each fsynced), SHA256SUMS last, and the
+// directory is then renamed into place and its parent fsynced. Loading checks every checksum
+// before anything is read, so a damaged or truncated file is reported, never trained on.
+
+#ifndef LF_NO_STDIO
+// Removes a directory and the files in it (checkpoints are flat).
+static lf_status lf__rmdir_flat(const char *dir) {
+    DIR *d = opendir(dir);
+    if (!d) return errno == ENOENT ? LF_OK : lf__fail(LF_ERR_IO, "%s: %s", dir, strerror(errno));
+    lf_status s = LF_OK;
+    for (struct dirent *e; s == LF_OK && (e = readdir(d));) {
+        if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0) continue;
+        char *p = lf_path_join(dir, e->d_name);
+        if (!p) s = LF_ERR_NOMEM;
+        else if (unlink(p) != 0) s = lf__fail(LF_ERR_IO, "%s: cannot remove: %s", p, strerror(errno));
+        LF_FREE(p);
+    }
+    closedir(d);
+    if (s == LF_OK && rmdir(dir) != 0) s = lf__fail(LF_ERR_IO, "%s: cannot remove: %s", dir, strerror(errno));
+    return s;
+}
+
+// The SHA-256 of a file, streamed.
+static lf_status lf__sha256_file(const char *path, char hex[65]) {
+    FILE *f = fopen(path, "rb");
+    if (!f) return lf__fail(LF_ERR_IO, "%s: %s", path, strerror(errno));
+    lf_sha256 c;
+    lf_sha256_init(&c);
+    unsigned char buf[1 << 16];
+    for (size_t n; (n = fread(buf, 1, sizeof buf, f)) > 0;) lf_sha256_update(&c, buf, n);
+    bool bad = ferror(f) != 0;
+    fclose(f);
+    if (bad) return lf__fail(LF_ERR_IO, "%s: read error", path);
+    lf_sha256_final(&c, hex);
+    return LF_OK;
+}
+
+LF_API lf_status lf_ckpt_save(const char *dir, const lf_model *m, const lf_optim *o, const lf_train_state *st) {
+    const lf__train *t = m->train_;
+    if (!t || !o->m) return lf__fail(LF_ERR_ARG, "ckpt_save: the model is not training");
+    char tmp[PATH_MAX];
+    snprintf(tmp, sizeof tmp, "%s.tmp-%d", dir, (int)getpid());
+    lf_status s = lf__rmdir_flat(tmp);  // a leftover of a run that died here
+    if (s == LF_OK) s = t->lora ? lf_lora_save(m, tmp) : lf_model_save(m, tmp, LF_DTYPE_F32);
+    // the moments, one pair of tensors per parameter
+    lf_st_entry *e = s == LF_OK ? (lf_st_entry *)lf__calloc((size_t)t->n_params * 2, sizeof *e, "optimizer tensors") : NULL;
+    char(*names)[176] = e ? (char(*)[176])lf__alloc((size_t)t->n_params * 2 * sizeof *names, "optimizer names") : NULL;
+    if (s == LF_OK && !names) s = LF_ERR_NOMEM;
+    for (int i = 0; s == LF_OK && i < t->n_params; i++)
+        for (int k = 0; k < 2; k++) {
+            lf_st_entry *x = &e[2 * i + k];
+            snprintf(names[2 * i + k], sizeof names[0], "%s.%s", k ? "exp_avg_sq" : "exp_avg", t->params[i].name);
+            x->name = names[2 * i + k], x->dtype = LF_DTYPE_F32, x->ndim = 1, x->shape[0] = t->params[i].n;
+            x->data = (k ? o->v : o->m) + t->params[i].off;
+        }
+    char *path = NULL;
+    if (s == LF_OK) s = (path = lf_path_join(tmp, "optimizer.safetensors")) ? lf_st_write(path, e, 2 * t->n_params, NULL, 0) : LF_ERR_NOMEM;
+    LF_FREE(path), LF_FREE(e), LF_FREE(names);
+    lf__buf b = LF__ZERO;
+    lf__buf_printf(&b, "{\n  \"format\": \"largeforge-checkpoint\",\n  \"version\": 1,\n  \"mode\": \"%s\",\n", t->lora ? "lora" : "full");
+    lf__buf_printf(&b, "  \"global_step\": %lld,\n  \"optimizer_step\": %lld,\n  \"epoch\": %lld,\n  \"data_index\": %lld,\n  \"tokens\": %lld,\n",
+                   (long long)st->step, (long long)o->step, (long long)st->epoch, (long long)st->index, (long long)st->tokens);
+    lf__buf_printf(&b, "  \"dropout_seed\": \"%llu\",\n  \"dropout_calls\": \"%llu\",\n  \"best_eval_loss\": %.17g,\n  \"bad_evals\": %d\n}\n",
+                   (unsigned long long)st->seed, (unsigned long long)st->calls, st->best_eval < HUGE_VAL ? st->best_eval : -1.0, st->bad_evals);
+    if (s == LF_OK) s = b.failed || !(path = lf_path_join(tmp, "trainer_state.json")) ? LF_ERR_NOMEM : lf_file_write_atomic(path, b.data, b.len);
+    LF_FREE(path), LF_FREE(b.data);
+    // checksums of everything, last: a checkpoint without them is incomplete
+    memset(&b, 0, sizeof b);
+    DIR *d = s == LF_OK ? opendir(tmp) : NULL;
+    if (s == LF_OK && !d) s = lf__fail(LF_ERR_IO, "%s: %s", tmp, strerror(errno));
+    for (struct dirent *de; s == LF_OK && (de = readdir(d));) {
+        char hex[65];
+        if (de->d_name[0] == '.') continue;
+        if (!(path = lf_path_join(tmp, de->d_name))) s = LF_ERR_NOMEM;
+        else if ((s = lf__sha256_file(path, hex)) == LF_OK) lf__buf_printf(&b, "%s  %s\n", hex, de->d_name);
+        LF_FREE(path);
+    }
+    if (d) closedir(d);
+    if (s == LF_OK) s = b.failed || !(path = lf_path_join(tmp, "SHA256SUMS")) ? LF_ERR_NOMEM : lf_file_write_atomic(path, b.data, b.len);
+    LF_FREE(path), LF_FREE(b.data);
+    if (s == LF_OK) s = lf__rmdir_flat(dir);  // a checkpoint of the same step from before a resume
+    if (s == LF_OK && rename(tmp, dir) != 0) s = lf__fail(LF_ERR_IO, "%s: cannot rename to %s: %s", tmp, dir, strerror(errno));
+    if (s == LF_OK) {  // make the rename durable
+        char parent[PATH_MAX];
+        snprintf(parent, sizeof parent, "%s", dir);
+        char *slash = strrchr(parent, '/');
+        if (slash) *slash = 0;
+        int fd = open(slash ? parent : ".", O_RDONLY);
+        if (fd >= 0) fsync(fd), close(fd);
+    } else lf__rmdir_flat(tmp);
+    return s;
+}
+
+// Checks SHA256SUMS against every file it lists, and that it lists the files a checkpoint needs.
+static lf_status lf__ckpt_verify(const char *dir, bool lora) {
+    char *path = lf_path_join(dir, "SHA256SUMS"), *text = NULL;
+    size_t len = 0;
+    lf_status s = path ? lf_file_read(path, 1 << 20, &text, &len) : LF_ERR_NOMEM;
+    if (s != LF_OK) {
+        LF_FREE(path);
+        return s == LF_ERR_IO ? lf__fail(LF_ERR_FORMAT, "%s: no SHA256SUMS: an incomplete checkpoint", dir) : s;
+    }
+    const char *need[3] = {lora ? "adapter_model.safetensors" : "model.safetensors", "optimizer.safetensors", "trainer_state.json"};
+    int found = 0;
+    for (char *line = text, *next; s == LF_OK && *line; line = next) {
+        next = strchr(line, '\n');
+        next = next ? (*next = 0, next + 1) : line + strlen(line);
+        if (strlen(line) < 67 || line[64] != ' ' || line[65] != ' ') {
+            s = lf__fail(LF_ERR_FORMAT, "%s: a malformed line", path);
+            break;
+        }
+        char hex[65], *file = lf_path_join(dir, line + 66);
+        if (!file) s = LF_ERR_NOMEM;
+        else if ((s = lf__sha256_file(file, hex)) != LF_OK) s = lf__fail(LF_ERR_FORMAT, "%s: missing or unreadable (a damaged checkpoint)", file);
+        else if (memcmp(hex, line, 64) != 0) s = lf__fail(LF_ERR_FORMAT, "%s: checksum mismatch (a damaged checkpoint)", file);
+        for (int i = 0; i < 3; i++) found += strcmp(line + 66, need[i]) == 0;
+        LF_FREE(file);
+    }
+    if (s == LF_OK && found != 3) s = lf__fail(LF_ERR_FORMAT, "%s: does not list %s, %s and %s", path, need[0], need[1], need[2]);
+    LF_FREE(path), LF_FREE(text);
+    return s;
+}
+
+// Copies the tensors of a safetensors file into the parameters of the same names.
+static lf_status lf__ckpt_read(const char *path, lf__train *t, float *base, const char *prefix) {
+    lf_st_file f;
+    lf_status s = lf_st_open(&f, path);
+    char name[200];
+    for (int i = 0; s == LF_OK && i < t->n_params; i++) {
+        const lf__param *p = &t->params[i];
+        snprintf(name, sizeof name, "%s%s", prefix, p->name);
+        const lf_st_tensor *x = lf_st_find(&f, name);
+        if (!x) s = lf__fail(LF_ERR_SHAPE, "%s: no tensor '%s' (a checkpoint of another model or adapter?)", path, name);
+        else if (x->dtype != LF_DTYPE_F32 || (int64_t)((x->end - x->begin) / 4) != p->n)
+            s = lf__fail(LF_ERR_SHAPE, "%s: '%s' is not %lld F32 values", path, name, (long long)p->n);
+        else memcpy(base ? base + p->off : p->p, x->data, (size_t)p->n * sizeof(float));
+    }
+    lf_st_close(&f);
+    return s;
+}
+
+LF_API lf_status lf_ckpt_load(const char *dir, lf_model *m, lf_optim *o, lf_train_state *st) {
+    lf__train *t = m->train_;
+    if (!t || !o->m) return lf__fail(LF_ERR_ARG, "ckpt_load: the model is not training (lf_model_train_begin, lf_optim_init)");
+    lf_status s = lf__ckpt_verify(dir, t->lora);
+    if (s != LF_OK) return s;
+    lf_doc doc = LF__ZERO;
+    char *path = lf_path_join(dir, "trainer_state.json");
+    s = path ? lf_json_load(&doc, path) : LF_ERR_NOMEM;
+    const char *mode = NULL, *seed = NULL, *calls = NULL;
+    int64_t step = 0, ostep = 0, epoch = 0, index = 0, tokens = 0, bad = 0;
+    double best = -1;
+    if (s == LF_OK && ((s = lf_cfg_str(&doc, doc.root, "mode", true, &mode)) != LF_OK ||
+                       (s = lf_cfg_int(&doc, doc.root, "global_step", true, 0, INT64_MAX, &step)) != LF_OK ||
+                       (s = lf_cfg_int(&doc, doc.root, "optimizer_step", true, 0, INT64_MAX, &ostep)) != LF_OK ||
+                       (s = lf_cfg_int(&doc, doc.root, "epoch", true, 0, INT64_MAX, &epoch)) != LF_OK ||
+                       (s = lf_cfg_int(&doc, doc.root, "data_index", true, 0, INT64_MAX, &index)) != LF_OK ||
+                       (s = lf_cfg_int(&doc, doc.root, "tokens", true, 0, INT64_MAX, &tokens)) != LF_OK ||
+                       (s = lf_cfg_str(&doc, doc.root, "dropout_seed", true, &seed)) != LF_OK ||
+                       (s = lf_cfg_str(&doc, doc.root, "dropout_calls", true, &calls)) != LF_OK ||
+                       (s = lf_cfg_num(&doc, doc.root, "best_eval_loss", true, &best)) != LF_OK ||
+                       (s = lf_cfg_int(&doc, doc.root, "bad_evals", true, 0, INT32_MAX, &bad)) != LF_OK))
+        s = lf__wrap(s, "checkpoint");
+    if (s == LF_OK && strcmp(mode, t->lora ? "lora" : "full") != 0)
+        s = lf__fail(LF_ERR_SHAPE, "%s: a %s checkpoint, but this run trains %s", path, mode, t->lora ? "adapters (lora)" : "the full model");
+    LF_FREE(path);
+    path = s == LF_OK ? lf_path_join(dir, t->lora ? "adapter_model.safetensors" : "model.safetensors") : NULL;
+    if (s == LF_OK) s = path ? lf__ckpt_read(path, t, NULL, "") : LF_ERR_NOMEM;
+    LF_FREE(path);
+    path = s == LF_OK ? lf_path_join(dir, "optimizer.safetensors") : NULL;
+    if (s == LF_OK) s = path ? lf__ckpt_read(path, t, o->m, "exp_avg.") : LF_ERR_NOMEM;
+    if (s == LF_OK) s = lf__ckpt_read(path, t, o->v, "exp_avg_sq.");
+    LF_FREE(path);
+    if (s == LF_OK) {
+        st->step = step, st->epoch = epoch, st->index = index, st->tokens = tokens, st->bad_evals = (int)bad;
+        st->seed = strtoull(seed, NULL, 10), st->calls = strtoull(calls, NULL, 10), st->best_eval = best < 0 ? HUGE_VAL : best;
+        o->step = ostep;
+        lf_model_train_rng(m, st->seed, st->calls);
+    }
+    lf_doc_deinit(&doc);
+    return s;
+}
+
+// The step numbers of run_dir/checkpoints/step-N, ascending (free with lf_free).
+static lf_status lf__ckpt_list(const char *run_dir, int64_t **steps, int *n) {
+    *steps = NULL, *n = 0;
+    char *cdir = lf_path_join(run_dir, "checkpoints");
+    if (!cdir) return LF_ERR_NOMEM;
+    DIR *d = opendir(cdir);
+    LF_FREE(cdir);
+    if (!d) return LF_OK;
+    size_t cap = 0;
+    lf_status s = LF_OK;
+    for (struct dirent *e; s == LF_OK && (e = readdir(d));) {
+        char *end;
+        if (strncmp(e->d_name, "step-", 5) != 0) continue;
+        long long v = strtoll(e->d_name + 5, &end, 10);
+        if (end == e->d_name + 5 || *end || v < 0) continue;  // step-N.tmp-PID and others
+        if (!lf__grow((void **)steps, &cap, (size_t)*n + 1, sizeof **steps, "checkpoint list")) s = LF_ERR_NOMEM;
+        else (*steps)[(*n)++] = v;
+    }
+    closedir(d);
+    for (int i = 1; i < *n; i++)  // insertion sort: a handful of entries
+        for (int j = i; j > 0 && (*steps)[j - 1] > (*steps)[j]; j--) {
+            int64_t x = (*steps)[j];
+            (*steps)[j] = (*steps)[j - 1], (*steps)[j - 1] = x;
+        }
+    return s;
+}
+
+LF_API lf_status lf_ckpt_latest(const char *run_dir, char *out, size_t cap) {
+    int64_t *steps;
+    int n;
+    lf_status s = lf__ckpt_list(run_dir, &steps, &n);
+    if (s == LF_OK && n == 0) s = lf__fail(LF_ERR_IO, "%s/checkpoints: no checkpoint to resume from", run_dir);
+    if (s == LF_OK) snprintf(out, cap, "%s/checkpoints/step-%lld", run_dir, (long long)steps[n - 1]);
+    LF_FREE(steps);
+    return s;
+}
+
+LF_API lf_status lf_ckpt_prune(const char *run_dir, int keep) {
+    int64_t *steps;
+    int n;
+    lf_status s = lf__ckpt_list(run_dir, &steps, &n);
+    char path[PATH_MAX];
+    for (int i = 0; s == LF_OK && keep > 0 && i < n - keep; i++) {
+        snprintf(path, sizeof path, "%s/checkpoints/step-%lld", run_dir, (long long)steps[i]);
+        s = lf__rmdir_flat(path);
+    }
+    LF_FREE(steps);
+    return s;
+}
+#endif
 
 // == 12. generate (impl) =========================================================================
 

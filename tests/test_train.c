@@ -1,0 +1,149 @@
+// tests/test_train.c — section 8: the training config and checkpoints.
+
+static const char *cfg_full =
+    "model:\n  name: tests/fixtures/models/llama_f32\n"
+    "training:\n  output_dir: /tmp/x\n  learning_rate: 1.0e-4\n  lr_scheduler_type: linear\n  per_device_batch_size: 2\n"
+    "lora:\n  r: 4\n  alpha: 8\n  target_modules: [q_proj, down_proj]\n";
+
+static int test_train_config(void) {
+    lf_doc d;
+    lf_train_config c;
+    CHECK_OK(lf_yaml_parse(&d, cfg_full, strlen(cfg_full), "sft.yaml"));
+    CHECK_OK(lf_train_config_read(&c, &d));
+    // set fields, and HF's / the product's defaults for the rest
+    CHECK(strcmp(c.model, "tests/fixtures/models/llama_f32") == 0 && strcmp(c.output_dir, "/tmp/x") == 0);
+    CHECK(c.optim.learning_rate == 1e-4f && c.optim.schedule == LF_SCHED_LINEAR && c.batch_size == 2);
+    CHECK(c.num_epochs == 3 && c.grad_accum == 4 && c.optim.weight_decay == 0.01f && c.optim.warmup_ratio == 0.1f);
+    CHECK(c.save_steps == 500 && c.save_total_limit == 3 && c.logging_steps == 10 && c.eval_steps == 500 && c.seed == 42);
+    CHECK(c.lora && c.lora_desc.r == 4 && c.lora_desc.alpha == 8 && c.lora_desc.dropout == 0.05f);
+    CHECK(strcmp(c.lora_desc.target_modules, "q_proj,down_proj") == 0 && c.quant_bits == 0);
+    // the resolved YAML reads back to the same settings
+    char *y = lf_train_config_yaml(&c);
+    CHECK(y);
+    lf_doc d2;
+    lf_train_config c2;
+    CHECK_OK(lf_yaml_parse(&d2, y, strlen(y), "config.yaml"));
+    CHECK_OK(lf_train_config_read(&c2, &d2));
+    CHECK(c2.optim.learning_rate == c.optim.learning_rate && c2.optim.schedule == c.optim.schedule && c2.lora == c.lora &&
+          strcmp(c2.lora_desc.target_modules, c.lora_desc.target_modules) == 0 && c2.batch_size == 2);
+    lf_doc_deinit(&d2);
+    lf_free(y);
+    lf_doc_deinit(&d);
+    static const struct {
+        const char *yaml, *msg;
+    } bad[] = {
+        {"training:\n  output_dir: x\n", "model.name: required"},
+        {"model:\n  name: m\ntraining:\n  num_epochs: 1\n", "training: missing required field 'output_dir'"},
+        {"model:\n  name: m\ntraining:\n  output_dir: x\n  lerning_rate: 1\n", "training.lerning_rate: unknown key (did you mean learning_rate?)"},
+        {"model:\n  name: m\ntraining:\n  output_dir: x\n  learning_rate: fast\n", "learning_rate"},
+        {"model:\n  name: m\ntraining:\n  output_dir: x\n  per_device_batch_size: 0\n", "per_device_batch_size"},
+        {"model:\n  name: m\ntraining:\n  output_dir: x\n  lr_scheduler_type: warm\n", "'warm' is not one of cosine, linear"},
+        {"model:\n  name: m\ntraining:\n  output_dir: x\n  optim: sgd\n", "optim: 'sgd'"},
+        {"model:\n  name: m\ntraining:\n  output_dir: x\nlora:\n  r: 8\n  target_modules: [q_proj, lm_head]\n", "'lm_head' is not one of"},
+        {"model:\n  name: m\ntraining:\n  output_dir: x\nlora:\n  alpha: 8\n  lora_alpha: 8\n", "alpha and lora_alpha"},
+        {"model:\n  name: m\ntraining:\n  output_dir: x\nlora:\n  dropout: 1.5\n", "lora: dropout: 1.5 is outside"},
+        {"model:\n  name: m\ntraining:\n  output_dir: x\nquantization:\n  enabled: true\n", "enable lora (QLoRA)"},
+        {"model:\n  name: m\ntraining:\n  output_dir: x\nlora:\n  r: 8\nquantization:\n  bits: 3\n", "quantization: field 'bits'"},
+        {"model: [1]\ntraining:\n  output_dir: x\n", "'model' must be a mapping"},
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
+        CHECK_OK(lf_yaml_parse(&d, bad[i].yaml, strlen(bad[i].yaml), "bad.yaml"));
+        lf_status s = lf_train_config_read(&c, &d);
+        if (s != LF_ERR_CONFIG || !strstr(lf_last_error(), bad[i].msg) || !strstr(lf_last_error(), "bad.yaml")) {
+            fprintf(stderr, "    case %zu: %s (%s), expected \"%s\"\n", i, lf_status_str(s), lf_last_error(), bad[i].msg);
+            return 1;
+        }
+        lf_doc_deinit(&d);
+    }
+    return 0;
+}
+
+// One LoRA training step on a fixed batch: the loss it reports.
+static int ckpt_step(lf_model *m, lf_optim *o, float *loss) {
+    int32_t tok[16];
+    for (int i = 0; i < 16; i++) tok[i] = (i * 13 + 5) % m->cfg.V;
+    lf_train_batch tb = {tok, tok, NULL, 0};
+    float norm;
+    lf_model_train_zero_grads(m);
+    CHECK_OK(lf_model_train_grads(m, &tb, loss));
+    CHECK_OK(lf_optim_step(o, m, &norm));
+    return 0;
+}
+
+static int ckpt_open(lf_model *m, lf_optim *o, bool lora) {
+    lf_model_desc d = {.path = LF_TEST_MODELS "llama_bf16", .n_threads = 2, .max_tokens = 32, .max_seq_len = 32};
+    CHECK_OK(lf_model_open(m, &d));
+    lf_lora_desc ld = lf_lora_desc_default();
+    ld.r = 2, ld.dropout = 0.1f, ld.seed = 9;
+    if (lora) CHECK_OK(lf_lora_attach(m, &ld));
+    CHECK_OK(lf_model_train_begin(m, 2, 8));
+    lf_optim_desc od = lf_optim_desc_default();
+    od.learning_rate = 1e-3f, od.total_steps = 6;
+    CHECK_OK(lf_optim_init(o, m, &od));
+    lf_model_train_rng(m, 77, 0);
+    return 0;
+}
+
+// Save after 3 steps, load into a fresh model: the next 3 losses equal the uninterrupted run's
+// bit for bit (adapters with dropout, and full fine-tuning); a flipped byte is caught.
+static int ckpt_resume(bool lora) {
+    char run[] = "/tmp/lf-test-run-XXXXXX";
+    CHECK(mkdtemp(run));
+    char dir[600];
+    snprintf(dir, sizeof dir, "%s/checkpoints/step-3", run);
+    lf_model a, b;
+    lf_optim oa, ob;
+    float la[6], lb[3];
+    if (ckpt_open(&a, &oa, lora)) return 1;
+    for (int s = 0; s < 3; s++)
+        if (ckpt_step(&a, &oa, &la[s])) return 1;
+    lf_train_state st = {3, 0, 12, 48, 77, lf_model_train_calls(&a), HUGE_VAL, 0};
+    char cdir[600];
+    snprintf(cdir, sizeof cdir, "%s/checkpoints", run);
+    CHECK_OK(lf_dir_make(cdir));
+    CHECK_OK(lf_ckpt_save(dir, &a, &oa, &st));
+    for (int s = 3; s < 6; s++)
+        if (ckpt_step(&a, &oa, &la[s])) return 1;
+    if (ckpt_open(&b, &ob, lora)) return 1;
+    lf_train_state got;
+    char latest[700];
+    CHECK_OK(lf_ckpt_latest(run, latest, sizeof latest));
+    CHECK(strcmp(latest, dir) == 0);
+    CHECK_OK(lf_ckpt_load(latest, &b, &ob, &got));
+    CHECK(got.step == 3 && got.index == 12 && got.tokens == 48 && got.calls == st.calls && got.best_eval == HUGE_VAL);
+    for (int s = 0; s < 3; s++)
+        if (ckpt_step(&b, &ob, &lb[s])) return 1;
+    for (int s = 0; s < 3; s++) CHECK(memcmp(&la[3 + s], &lb[s], sizeof(float)) == 0);
+    // damage: one flipped byte in the optimizer file is reported by name
+    char opt[700], cmd[1600];
+    snprintf(opt, sizeof opt, "%s/optimizer.safetensors", dir);
+    snprintf(cmd, sizeof cmd, "printf '\\377' | dd of=%s bs=1 seek=200 conv=notrunc status=none", opt);
+    CHECK(system(cmd) == 0);
+    CHECK_ERR(lf_ckpt_load(dir, &b, &ob, &got), LF_ERR_FORMAT, "optimizer.safetensors: checksum mismatch");
+    snprintf(cmd, sizeof cmd, "rm %s/SHA256SUMS", dir);
+    CHECK(system(cmd) == 0);
+    CHECK_ERR(lf_ckpt_load(dir, &b, &ob, &got), LF_ERR_FORMAT, "incomplete checkpoint");
+    // pruning keeps the newest
+    for (int k = 4; k <= 6; k++) {
+        snprintf(dir, sizeof dir, "%s/checkpoints/step-%d", run, k);
+        CHECK_OK(lf_ckpt_save(dir, &a, &oa, &st));
+    }
+    CHECK_OK(lf_ckpt_prune(run, 2));
+    snprintf(dir, sizeof dir, "%s/checkpoints/step-4", run);
+    CHECK(!lf_path_exists(dir));
+    snprintf(dir, sizeof dir, "%s/checkpoints/step-5", run);
+    CHECK(lf_path_exists(dir));
+    lf_model_close(&a), lf_model_close(&b), lf_optim_deinit(&oa), lf_optim_deinit(&ob);
+    snprintf(cmd, sizeof cmd, "rm -rf %s", run);
+    CHECK(system(cmd) == 0);
+    return 0;
+}
+
+static int test_ckpt_resume_lora(void) { return ckpt_resume(true); }
+static int test_ckpt_resume_full(void) { return ckpt_resume(false); }
+
+static const lf_test tests_train[] = {
+    {"train/config", test_train_config},
+    {"train/checkpoint_resume_lora", test_ckpt_resume_lora},
+    {"train/checkpoint_resume_full", test_ckpt_resume_full},
+};
