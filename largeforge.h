@@ -632,7 +632,11 @@ LF_API lf_status lf_model_forward(lf_model *m, lf_kv *kv, const lf_batch *b, flo
 // Both plan the activations of a [B, T] micro-batch.
 //   returns  LF_OK | LF_ERR_NOMEM (message: how much, for what) | LF_ERR_CAPACITY (T > max_seq_len)
 //            | LF_ERR_ARG (already training; the model stays in training mode until it closes)
-LF_API lf_status lf_model_train_begin(lf_model *m, int B, int T);
+//   flags    LF_TRAIN_CHECKPOINTING: keep the activations of one layer, not of all, and recompute
+//            each layer's in the backward pass (gradient checkpointing: about a third more
+//            compute for L-fold less activation memory; the gradients are the same bit for bit)
+enum { LF_TRAIN_CHECKPOINTING = 1 };
+LF_API lf_status lf_model_train_begin(lf_model *m, int B, int T, unsigned flags);
 
 // One micro-batch. Packing puts several samples in a row: their positions restart at 0, and
 // a token attends only to the earlier tokens of its own sample.
@@ -7785,6 +7789,7 @@ typedef struct lf__train {
     int B, T, n_params, r;  // r: the largest adapter rank
     bool lora;              // adapters train, the base is frozen
     bool head_t_ready;      // head_t holds the frozen head's transpose
+    bool checkpointing;     // one layer's activations, recomputed in the backward pass
     int64_t n_train;        // floats of the parameters
     lf__param *params;
     float *master, *grads;  // [n_train] each; master is NULL with adapters
@@ -7886,10 +7891,11 @@ static void lf__train_lora_params(lf_model *m, lf__train *t, lf_tensor **w, int 
 // The activation block for [B, T] (STYLE R10): sizes in floats, one slot each.
 static size_t lf__train_plan(const lf_model *m, lf__train *t, unsigned char *base) {
     const lf_model_config *c = &m->cfg;
-    size_t N = (size_t)t->B * (size_t)t->T, L = (size_t)c->L, C = (size_t)c->C, Q = (size_t)c->NH * (size_t)c->HS,
-           KV = (size_t)c->NKV * (size_t)c->HS, FF = (size_t)c->FF, T = (size_t)t->T, R = (size_t)t->r;
+    size_t N = (size_t)t->B * (size_t)t->T, L = (size_t)(t->checkpointing ? 1 : c->L), C = (size_t)c->C,
+           Q = (size_t)c->NH * (size_t)c->HS, KV = (size_t)c->NKV * (size_t)c->HS, FF = (size_t)c->FF, T = (size_t)t->T,
+           R = (size_t)t->r;
     size_t maxw = LF__MAX(LF__MAX(C, FF), Q), th = (size_t)lf_pool_size(m->pool);
-    size_t sizes[] = {L * N * C, L * N * C, L * N, L * N * Q, L * N * KV, L * N * KV, L * (size_t)t->B * (size_t)c->NH * T * T,
+    size_t sizes[] = {(size_t)c->L * N * C, L * N * C, L * N, L * N * Q, L * N * KV, L * N * KV, L * (size_t)t->B * (size_t)c->NH * T * T,
                       L * N * Q, L * N * C, L * N * C, L * N, L * N * FF, L * N * FF, L * N * FF,
                       N * C, N * C, N, (size_t)LF__CE_ROWS * (size_t)c->V, LF__CE_ROWS,
                       N * C, N * maxw, N * Q, N * KV, N * KV, N * Q, N * FF, N * FF, N * FF, N * maxw, N, N, N,
@@ -7916,7 +7922,7 @@ static size_t lf__train_plan(const lf_model *m, lf__train *t, unsigned char *bas
     return off;
 }
 
-LF_API lf_status lf_model_train_begin(lf_model *m, int B, int T) {
+LF_API lf_status lf_model_train_begin(lf_model *m, int B, int T, unsigned flags) {
     if (m->train_) return lf__fail(LF_ERR_ARG, "train_begin: the model is already in training mode");
     if (B <= 0 || T <= 1 || T > m->max_seq_len)
         return lf__fail(LF_ERR_CAPACITY, "train_begin: batch [%d, %d] (T must be in [2, max_seq_len %d])", B, T, m->max_seq_len);
@@ -7928,6 +7934,7 @@ LF_API lf_status lf_model_train_begin(lf_model *m, int B, int T) {
     int nw = lf__model_weights_list(m, w);
     int64_t n_frozen = 0;
     t->B = B, t->T = T, t->lora = m->lora_r > 0, t->r = m->lora_r, t->seed = 0x6c6f7261;
+    t->checkpointing = (flags & LF_TRAIN_CHECKPOINTING) != 0;
     if (t->lora) {
         for (int l = 0; l < c->L; l++)
             for (int p = 0; p < LF_PROJ_COUNT; p++)
@@ -8019,7 +8026,7 @@ static void lf__tproj_forward(lf_model *m, lf__train *t, int l, lf_proj p, float
     int64_t N = (int64_t)t->B * t->T, out = w->shape[0], in = w->shape[1];
     lf__matmul(m->pool, y, x, w->data, w->dtype, ly->b[p], N, out, in, t->mm);
     if (!d) return;
-    float *u = t->lu + ((int64_t)l * LF_PROJ_COUNT + p) * N * t->r;
+    float *u = t->lu + ((t->checkpointing ? 0 : (int64_t)l) * LF_PROJ_COUNT + p) * N * t->r;
     lf__matmul(m->pool, u, lf__lora_input(t, d, l, p, x, N * in), d->A, LF_DTYPE_F32, NULL, N, d->r, in, t->mm);
     for (int64_t i = 0; i < N * d->r; i++) u[i] *= d->scale;
     lf__gemm(m->pool, y, u, d->B, LF_DTYPE_F32, NULL, N, out, d->r, t->mm, true);
@@ -8036,7 +8043,7 @@ static void lf__tproj_backward(lf_model *m, lf__train *t, int l, lf_proj p, floa
                         (const float *)w->data, NULL, N, out, in, t->bwd);
     if (!d) return;
     int64_t r = d->r;
-    const float *u = t->lu + ((int64_t)l * LF_PROJ_COUNT + p) * N * t->r;
+    const float *u = t->lu + ((t->checkpointing ? 0 : (int64_t)l) * LF_PROJ_COUNT + p) * N * t->r;
     lf__transpose(pool, t->dyt, dy, N, out);  // dB[out, r] += dy^T u
     lf__transpose(pool, t->ut, u, N, r);
     lf__gemm(pool, d->dB, t->dyt, t->ut, LF_DTYPE_F32, NULL, out, r, N, t->mm, true);
@@ -8053,6 +8060,38 @@ static void lf__tproj_backward(lf_model *m, lf__train *t, int l, lf_proj p, floa
     }
     lf__gemm(pool, t->xd, t->du, t->abt, LF_DTYPE_F32, NULL, N, in, r, t->mm, false);
     for (int64_t i = 0; i < N * in; i++) dx[i] += t->xd[i] * lf__lora_keep(t, l, p, i, d->dropout);
+}
+
+// Layer l's forward from its residual input x_in[l] to x_in[l + 1] (x_out after the last),
+// keeping what its backward needs in the layer's slots (slot 0 for every layer when
+// checkpointing: the backward pass then calls this again to recompute them).
+static void lf__tlayer_forward(lf_model *m, lf__train *t, int l) {
+    const lf_model_config *c = &m->cfg;
+    const lf_layer *ly = &m->layers[l];
+    int B = t->B, T = t->T;
+    int64_t N = (int64_t)B * T, C = c->C, FF = c->FF, sl = t->checkpointing ? 0 : l;
+    float *x = t->x_in + l * N * C, *xn1 = t->xn1 + sl * N * C, *q = t->q + sl * N * c->NH * c->HS,
+          *k = t->k + sl * N * c->NKV * c->HS, *v = t->v + sl * N * c->NKV * c->HS, *att = t->att + sl * N * c->NH * c->HS,
+          *xm = t->x_mid + sl * N * C, *xn2 = t->xn2 + sl * N * C, *gate = t->gate + sl * N * FF, *up = t->up + sl * N * FF,
+          *h = t->h + sl * N * FF;
+    lf__rmsnorm_forward(xn1, t->rstd1 + sl * N, x, ly->attn_norm, N, C, c->eps);
+    lf__tproj_forward(m, t, l, LF_PROJ_Q, q, xn1);
+    lf__tproj_forward(m, t, l, LF_PROJ_K, k, xn1);
+    lf__tproj_forward(m, t, l, LF_PROJ_V, v, xn1);
+    lf__rope_forward(q, m->rope_cos, m->rope_sin, t->pos, N, c->NH, c->HS);
+    lf__rope_forward(k, m->rope_cos, m->rope_sin, t->pos, N, c->NKV, c->HS);
+    lf__tattn_job aj = {att, t->probs + (size_t)sl * (size_t)B * (size_t)c->NH * (size_t)T * (size_t)T, q, k, v,
+                        NULL, NULL, NULL, NULL, t->lo, c, l, B, T};
+    lf_parallel_for(m->pool, (int64_t)B * c->NH * T, lf__tattn_fwd, &aj);
+    lf__tproj_forward(m, t, l, LF_PROJ_O, xm, att);
+    for (int64_t i = 0; i < N * C; i++) xm[i] += x[i];
+    lf__rmsnorm_forward(xn2, t->rstd2 + sl * N, xm, ly->mlp_norm, N, C, c->eps);
+    lf__tproj_forward(m, t, l, LF_PROJ_GATE, gate, xn2);
+    lf__tproj_forward(m, t, l, LF_PROJ_UP, up, xn2);
+    lf__swiglu_forward(h, gate, up, N * FF);
+    float *xo = l + 1 < c->L ? t->x_in + (l + 1) * N * C : t->x_out;
+    lf__tproj_forward(m, t, l, LF_PROJ_DOWN, xo, h);
+    for (int64_t i = 0; i < N * C; i++) xo[i] += xm[i];
 }
 
 LF_API lf_status lf_model_train_grads(lf_model *m, const lf_train_batch *b, float *loss) {
@@ -8080,31 +8119,7 @@ LF_API lf_status lf_model_train_grads(lf_model *m, const lf_train_batch *b, floa
     lf_pool *pool = m->pool;
     // forward
     for (int64_t i = 0; i < N; i++) memcpy(t->x_in + i * C, (const float *)m->embed.data + (int64_t)tokens[i] * C, (size_t)C * 4);
-    for (int l = 0; l < L; l++) {
-        const lf_layer *ly = &m->layers[l];
-        float *x = t->x_in + l * N * C, *xn1 = t->xn1 + l * N * C, *q = t->q + l * N * c->NH * c->HS,
-              *k = t->k + l * N * c->NKV * c->HS, *v = t->v + l * N * c->NKV * c->HS, *att = t->att + l * N * c->NH * c->HS,
-              *xm = t->x_mid + l * N * C, *xn2 = t->xn2 + l * N * C, *gate = t->gate + l * N * FF, *up = t->up + l * N * FF,
-              *h = t->h + l * N * FF;
-        lf__rmsnorm_forward(xn1, t->rstd1 + l * N, x, ly->attn_norm, N, C, c->eps);
-        lf__tproj_forward(m, t, l, LF_PROJ_Q, q, xn1);
-        lf__tproj_forward(m, t, l, LF_PROJ_K, k, xn1);
-        lf__tproj_forward(m, t, l, LF_PROJ_V, v, xn1);
-        lf__rope_forward(q, m->rope_cos, m->rope_sin, t->pos, N, c->NH, c->HS);
-        lf__rope_forward(k, m->rope_cos, m->rope_sin, t->pos, N, c->NKV, c->HS);
-        lf__tattn_job aj = {att, t->probs + (size_t)l * (size_t)B * (size_t)c->NH * (size_t)T * (size_t)T, q, k, v,
-                            NULL, NULL, NULL, NULL, t->lo, c, l, B, T};
-        lf_parallel_for(pool, (int64_t)B * c->NH * T, lf__tattn_fwd, &aj);
-        lf__tproj_forward(m, t, l, LF_PROJ_O, xm, att);
-        for (int64_t i = 0; i < N * C; i++) xm[i] += x[i];
-        lf__rmsnorm_forward(xn2, t->rstd2 + l * N, xm, ly->mlp_norm, N, C, c->eps);
-        lf__tproj_forward(m, t, l, LF_PROJ_GATE, gate, xn2);
-        lf__tproj_forward(m, t, l, LF_PROJ_UP, up, xn2);
-        lf__swiglu_forward(h, gate, up, N * FF);
-        float *xo = l + 1 < L ? t->x_in + (l + 1) * N * C : t->x_out;
-        lf__tproj_forward(m, t, l, LF_PROJ_DOWN, xo, h);
-        for (int64_t i = 0; i < N * C; i++) xo[i] += xm[i];
-    }
+    for (int l = 0; l < L; l++) lf__tlayer_forward(m, t, l);
     lf__rmsnorm_forward(t->xnf, t->rstdf, t->x_out, m->final_norm, N, C, c->eps);
     // loss and the head's backward, LF__CE_ROWS rows at a time
     int n_div = b->n_scored > 0 ? b->n_scored : n_valid;
@@ -8127,20 +8142,22 @@ LF_API lf_status lf_model_train_grads(lf_model *m, const lf_train_batch *b, floa
     lf__rmsnorm_backward(t->dx, lf__train_grad_of(t, m->final_norm), t->dxn, t->x_out, m->final_norm, t->rstdf, N, C);
     for (int l = L - 1; l >= 0; l--) {
         const lf_layer *ly = &m->layers[l];
-        float *x = t->x_in + l * N * C, *xn1 = t->xn1 + l * N * C, *q = t->q + l * N * c->NH * c->HS,
-              *k = t->k + l * N * c->NKV * c->HS, *v = t->v + l * N * c->NKV * c->HS, *att = t->att + l * N * c->NH * c->HS,
-              *xm = t->x_mid + l * N * C, *xn2 = t->xn2 + l * N * C, *gate = t->gate + l * N * FF, *up = t->up + l * N * FF,
-              *h = t->h + l * N * FF;
+        if (t->checkpointing) lf__tlayer_forward(m, t, l);  // recompute what the slots held
+        int64_t sl = t->checkpointing ? 0 : l;
+        float *x = t->x_in + l * N * C, *xn1 = t->xn1 + sl * N * C, *q = t->q + sl * N * c->NH * c->HS,
+              *k = t->k + sl * N * c->NKV * c->HS, *v = t->v + sl * N * c->NKV * c->HS, *att = t->att + sl * N * c->NH * c->HS,
+              *xm = t->x_mid + sl * N * C, *xn2 = t->xn2 + sl * N * C, *gate = t->gate + sl * N * FF, *up = t->up + sl * N * FF,
+              *h = t->h + sl * N * FF, *rstd1 = t->rstd1 + sl * N, *rstd2 = t->rstd2 + sl * N;
         // MLP: dx (the residual gradient) flows into h, then gate/up, then the norm
         lf__tproj_backward(m, t, l, LF_PROJ_DOWN, t->dh, t->dx, h);
         lf__swiglu_backward(t->dgate, t->dup, t->dh, gate, up, N * FF);
         lf__tproj_backward(m, t, l, LF_PROJ_GATE, t->dxn, t->dgate, xn2);
         lf__tproj_backward(m, t, l, LF_PROJ_UP, t->dtmp, t->dup, xn2);
         for (int64_t i = 0; i < N * C; i++) t->dxn[i] += t->dtmp[i];
-        lf__rmsnorm_backward(t->dx, lf__train_grad_of(t, ly->mlp_norm), t->dxn, xm, ly->mlp_norm, t->rstd2 + l * N, N, C);
+        lf__rmsnorm_backward(t->dx, lf__train_grad_of(t, ly->mlp_norm), t->dxn, xm, ly->mlp_norm, rstd2, N, C);
         // attention
         lf__tproj_backward(m, t, l, LF_PROJ_O, t->datt, t->dx, att);
-        lf__tattn_job aj = {NULL, t->probs + (size_t)l * (size_t)B * (size_t)c->NH * (size_t)T * (size_t)T, q, k, v,
+        lf__tattn_job aj = {NULL, t->probs + (size_t)sl * (size_t)B * (size_t)c->NH * (size_t)T * (size_t)T, q, k, v,
                             t->dq, t->dk, t->dv, t->datt, t->lo, c, l, B, T};
         lf_parallel_for(pool, (int64_t)B * c->NKV, lf__tattn_bwd, &aj);
         lf__rope_backward(t->dq, m->rope_cos, m->rope_sin, t->pos, N, c->NH, c->HS);
@@ -8150,7 +8167,7 @@ LF_API lf_status lf_model_train_grads(lf_model *m, const lf_train_batch *b, floa
         for (int64_t i = 0; i < N * C; i++) t->dxn[i] += t->dtmp[i];
         lf__tproj_backward(m, t, l, LF_PROJ_V, t->dtmp, t->dv, xn1);
         for (int64_t i = 0; i < N * C; i++) t->dxn[i] += t->dtmp[i];
-        lf__rmsnorm_backward(t->dx, lf__train_grad_of(t, ly->attn_norm), t->dxn, x, ly->attn_norm, t->rstd1 + l * N, N, C);
+        lf__rmsnorm_backward(t->dx, lf__train_grad_of(t, ly->attn_norm), t->dxn, x, ly->attn_norm, rstd1, N, C);
     }
     float *demb = lf__train_grad_of(t, m->embed.data);
     if (demb) lf__embedding_backward(demb, t->dx, tokens, N, C);

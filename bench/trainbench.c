@@ -28,7 +28,7 @@ int main(int argc, char **argv) {
     lf_optim_desc od = lf_optim_desc_default();
     od.learning_rate = 2e-5f, od.weight_decay = 0.01f, od.max_grad_norm = 1.0f, od.schedule = LF_SCHED_CONSTANT;
     lf_status s = lf_model_open(&m, &d);
-    if (s == LF_OK) s = lf_model_train_begin(&m, B, T);
+    if (s == LF_OK) s = lf_model_train_begin(&m, B, T, 0);
     if (s == LF_OK) s = lf_optim_init(&o, &m, &od);
     if (s != LF_OK) return fprintf(stderr, "trainbench: %s\n", lf_last_error()), 1;
     int32_t *tok = (int32_t *)malloc((size_t)B * (size_t)T * sizeof *tok);

@@ -49,7 +49,7 @@ static int lora_vs_peft(const char *model, const char *ref) {
     if (lora_logits(&m, (const int32_t *)ids->data, B, T, got)) return 1;
     double dl = lora_max_diff(got, (const float *)logits->data, n);
     // training: loss and the gradient of every lora_A / lora_B
-    CHECK_OK(lf_model_train_begin(&m, B, T));
+    CHECK_OK(lf_model_train_begin(&m, B, T, 0));
     float l = 0;
     lf_train_batch tb = {(const int32_t *)ids->data, (const int32_t *)labels->data, NULL, 0};
     CHECK_OK(lf_model_train_grads(&m, &tb, &l));
@@ -122,7 +122,7 @@ static int test_lora_save_train(void) {
     const lf_lowrank *k = m.layers[1].lora[LF_PROJ_DOWN];
     CHECK(k && k->r == 4 && fabsf(k->scale - 8.0f) < 1e-6f && k->B[0] == 0 && k->A[0] != 0);
     uint16_t w0 = ((const uint16_t *)m.layers[0].w[LF_PROJ_Q].data)[5];
-    CHECK_OK(lf_model_train_begin(&m, 2, 8));
+    CHECK_OK(lf_model_train_begin(&m, 2, 8, 0));
     lf_optim_desc od = lf_optim_desc_default();
     od.learning_rate = 1e-2f, od.total_steps = 3;
     lf_optim o;
@@ -177,7 +177,7 @@ static int test_lora_dropout_gradient(void) {
     CHECK_OK(lf_lora_attach(&m, &ld));
     for (int l = 0; l < m.cfg.L; l++)  // a nonzero B, so that A's gradient is not zero
         for (int i = 0; i < 2 * m.layers[l].w[LF_PROJ_V].shape[0]; i++) m.layers[l].lora[LF_PROJ_V]->B[i] = 0.05f * (float)((i % 7) - 3);
-    CHECK_OK(lf_model_train_begin(&m, 1, 12));
+    CHECK_OK(lf_model_train_begin(&m, 1, 12, 0));
     int32_t tok[12];
     for (int i = 0; i < 12; i++) tok[i] = (i * 5 + 1) % m.cfg.V;
     lf_train_batch tb = {tok, tok, NULL, 0};
@@ -230,8 +230,8 @@ static int test_packing_isolation(void) {
     for (int i = 0; i < 2 * T; i++) rows[i] = 0, rlab[i] = -100;
     for (int i = 0; i < A; i++) rows[i] = packed[i], rlab[i] = plab[i];
     for (int i = 0; i < Bn; i++) rows[T + i] = packed[A + i], rlab[T + i] = i ? packed[A + i] : -100;
-    CHECK_OK(lf_model_train_begin(&m1, 1, T));
-    CHECK_OK(lf_model_train_begin(&m2, 2, T));
+    CHECK_OK(lf_model_train_begin(&m1, 1, T, 0));
+    CHECK_OK(lf_model_train_begin(&m2, 2, T, 0));
     float l1, l2;
     lf_train_batch b1 = {packed, plab, ppos, 0}, b2 = {rows, rlab, NULL, 0};
     CHECK_OK(lf_model_train_grads(&m1, &b1, &l1));
@@ -320,7 +320,53 @@ static int test_lora_bad_adapters(void) {
     return 0;
 }
 
+// Gradient checkpointing recomputes each layer in the backward pass: the same loss and the same
+// gradients bit for bit, full fine-tuning (qwen2: biases, tied head) and adapters with dropout.
+static int checkpointing_same(bool lora) {
+    lf_model m[2];
+    lf_model_desc d = {.path = LF_TEST_MODELS "qwen2_f32", .n_threads = 2, .max_tokens = 32, .max_seq_len = 32};
+    float loss[2];
+    int32_t tok[24];
+    for (int i = 0; i < 24; i++) tok[i] = (i * 17 + 3) % 100;
+    lf_train_batch tb = {tok, tok, NULL, 0};
+    for (int k = 0; k < 2; k++) {
+        CHECK_OK(lf_model_open(&m[k], &d));
+        lf_lora_desc ld = lf_lora_desc_default();
+        ld.target_modules = "all-linear", ld.dropout = 0.2f, ld.seed = 1;
+        if (lora) CHECK_OK(lf_lora_attach(&m[k], &ld));
+        if (lora)  // a nonzero B, so that every gradient is exercised
+            for (int l = 0; l < m[k].cfg.L; l++)
+                for (int p = 0; p < LF_PROJ_COUNT; p++)
+                    for (int64_t i = 0; i < 8 * m[k].layers[l].w[p].shape[0]; i++) m[k].layers[l].lora[p]->B[i] = 0.01f * (float)(i % 5);
+        CHECK_OK(lf_model_train_begin(&m[k], 2, 12, k ? LF_TRAIN_CHECKPOINTING : 0));
+        CHECK_OK(lf_model_train_grads(&m[k], &tb, &loss[k]));
+    }
+    CHECK(memcmp(&loss[0], &loss[1], sizeof(float)) == 0);
+    CHECK(lf_model_n_trainable(&m[0]) == lf_model_n_trainable(&m[1]));
+    char name[200];
+    int compared = 0;
+    for (int l = 0; l < m[0].cfg.L; l++)
+        for (int p = 0; p < LF_PROJ_COUNT; p++)
+            for (int ab = 0; ab < 2; ab++) {
+                if (lora) snprintf(name, sizeof name, "base_model.model.model.layers.%d.%s.lora_%c.weight", l, lf_proj_name((lf_proj)p), "AB"[ab]);
+                else snprintf(name, sizeof name, "model.layers.%d.%s.%s", l, lf_proj_name((lf_proj)p), ab ? "bias" : "weight");
+                int64_t n0 = 0, n1 = 0;
+                const float *g0 = lf_model_grad(&m[0], name, &n0), *g1 = lf_model_grad(&m[1], name, &n1);
+                CHECK(!g0 == !g1 && n0 == n1);
+                if (!g0) continue;
+                CHECK(memcmp(g0, g1, (size_t)n0 * sizeof(float)) == 0);
+                compared++;
+            }
+    CHECK(compared >= (lora ? 14 : 10) * m[0].cfg.L);
+    lf_model_close(&m[0]), lf_model_close(&m[1]);
+    return 0;
+}
+static int test_checkpointing_full(void) { return checkpointing_same(false); }
+static int test_checkpointing_lora(void) { return checkpointing_same(true); }
+
 static const lf_test tests_lora[] = {
+    {"train/checkpointing_full", test_checkpointing_full},
+    {"train/checkpointing_lora", test_checkpointing_lora},
     {"lora/peft_llama", test_lora_llama},
     {"lora/peft_rslora", test_lora_rslora},
     {"lora/peft_qwen2", test_lora_qwen2},

@@ -289,7 +289,7 @@ static int lf_test_grads(const char *model) {
     lf_model m;
     lf_model_desc d = {.path = dir, .n_threads = 2, .max_tokens = 64, .max_seq_len = 64};
     CHECK_OK(lf_model_open(&m, &d));
-    CHECK_OK(lf_model_train_begin(&m, B, T));
+    CHECK_OK(lf_model_train_begin(&m, B, T, 0));
     float l = 0;
     lf_train_batch tb = {(const int32_t *)ids->data, (const int32_t *)labels->data, NULL, 0};
     CHECK_OK(lf_model_train_grads(&m, &tb, &l));
@@ -337,7 +337,7 @@ static int test_adamw_steps(void) {
     lf_model m;
     lf_model_desc d = {.path = LF_TEST_MODELS "llama_f32", .n_threads = 2, .max_seq_len = 64};
     CHECK_OK(lf_model_open(&m, &d));
-    CHECK_OK(lf_model_train_begin(&m, (int)ids->shape[0], (int)ids->shape[1]));
+    CHECK_OK(lf_model_train_begin(&m, (int)ids->shape[0], (int)ids->shape[1], 0));
     lf_optim_desc od = lf_optim_desc_default();
     od.learning_rate = 1e-3f, od.weight_decay = 0.01f, od.max_grad_norm = 1.0f;
     od.schedule = LF_SCHED_COSINE, od.warmup_steps = 2, od.total_steps = 10;

@@ -76,7 +76,7 @@ static int ckpt_open(lf_model *m, lf_optim *o, bool lora) {
     lf_lora_desc ld = lf_lora_desc_default();
     ld.r = 2, ld.dropout = 0.1f, ld.seed = 9;
     if (lora) CHECK_OK(lf_lora_attach(m, &ld));
-    CHECK_OK(lf_model_train_begin(m, 2, 8));
+    CHECK_OK(lf_model_train_begin(m, 2, 8, 0));
     lf_optim_desc od = lf_optim_desc_default();
     od.learning_rate = 1e-3f, od.total_steps = 6;
     CHECK_OK(lf_optim_init(o, m, &od));

@@ -20,8 +20,8 @@ largeforge.h):
   for each assistant turn i:
     a = lcp(tok(render(messages[:i], add_generation_prompt=True)), full)
     f = tok(render(messages[:i+1]))
-    b = len(f) if f is a prefix of full, else the end e in (a, len(full)] whose preceding
-        tokens share the longest suffix with f (first such e)          -> "realigned"
+    b = len(f) if f is a prefix of full, else the end e in (a, min(len(full), a + len(f))]
+        whose preceding tokens share the longest suffix with f (first such e)  -> "realigned"
     labels[a:b] = full[a:b]
   raw text: tok(prompt + completion, add_special_tokens=True) + [eos], prompt masked
   (prompt=None: everything trained); truncation keeps the first max_length tokens.
@@ -83,8 +83,8 @@ ROLES = {"human": "user", "user": "user", "gpt": "assistant", "assistant": "assi
 def records(path):
     """The records of a fixture file as our reader converts them."""
     if path.endswith(".txt"):
-        return [{"text": open(path, encoding="utf-8").read()}]
-    text = open(path, encoding="utf-8").read()
+        return [{"text": open(path, encoding="utf-8", newline="").read()}]
+    text = open(path, encoding="utf-8", newline="").read()
     if text.lstrip().startswith("["):
         return json.loads(text)
     return [json.loads(line) for line in text.split("\n") if line.strip()]
@@ -131,7 +131,7 @@ def lcp(a, b):
 
 def realign(f, full, a):
     best, best_k = a, 0
-    for e in range(a + 1, len(full) + 1):
+    for e in range(a + 1, min(len(full), a + len(f)) + 1):
         k = 0
         while k < len(f) and k < e - a and f[len(f) - 1 - k] == full[e - 1 - k]:
             k += 1
