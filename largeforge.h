@@ -653,6 +653,9 @@ typedef struct lf_train_batch {
 //            naming its index)
 //   threads  not safe on the same m
 LF_API lf_status lf_model_train_grads(lf_model *m, const lf_train_batch *b, float *loss);
+// lf_model_train_eval — the loss only (no gradients, no adapter dropout): validation.
+//   n_scored out: the targets the loss averages over (weight batches by it for a dataset mean)
+LF_API lf_status lf_model_train_eval(lf_model *m, const lf_train_batch *b, float *loss, int *n_scored);
 LF_API void lf_model_train_zero_grads(lf_model *m);
 // The gradient of a trainable parameter by name, NULL if none (*n gets its length): transformers'
 // names for full fine-tuning ("model.norm.weight"), PEFT's saved keys for adapters
@@ -7790,6 +7793,7 @@ typedef struct lf__train {
     bool lora;              // adapters train, the base is frozen
     bool head_t_ready;      // head_t holds the frozen head's transpose
     bool checkpointing;     // one layer's activations, recomputed in the backward pass
+    bool eval;              // the current micro-batch is evaluated: no dropout
     int64_t n_train;        // floats of the parameters
     lf__param *params;
     float *master, *grads;  // [n_train] each; master is NULL with adapters
@@ -8013,7 +8017,7 @@ static float lf__lora_keep(const lf__train *t, int l, int p, int64_t i, float dr
 
 // The adapter's input: x itself, or x with dropout applied (in t->xd).
 static const float *lf__lora_input(lf__train *t, const lf_lowrank *d, int l, int p, const float *x, int64_t n) {
-    if (d->dropout <= 0) return x;
+    if (d->dropout <= 0 || t->eval) return x;
     for (int64_t i = 0; i < n; i++) t->xd[i] = x[i] * lf__lora_keep(t, l, p, i, d->dropout);
     return t->xd;
 }
@@ -8094,7 +8098,9 @@ static void lf__tlayer_forward(lf_model *m, lf__train *t, int l) {
     for (int64_t i = 0; i < N * C; i++) xo[i] += xm[i];
 }
 
-LF_API lf_status lf_model_train_grads(lf_model *m, const lf_train_batch *b, float *loss) {
+// The loss of a micro-batch and, with backward, its gradients. Evaluation (no backward) runs
+// without adapter dropout and leaves the dropout stream where it was.
+static lf_status lf__train_run(lf_model *m, const lf_train_batch *b, float *loss, int *scored, bool backward) {
     lf__train *t = m->train_;
     if (!t) return lf__fail(LF_ERR_ARG, "train_grads: call lf_model_train_begin first");
     const lf_model_config *c = &m->cfg;
@@ -8117,6 +8123,8 @@ LF_API lf_status lf_model_train_grads(lf_model *m, const lf_train_batch *b, floa
         n_valid += t->targets[i] != -100;
     }
     lf_pool *pool = m->pool;
+    t->eval = !backward;
+    if (scored) *scored = n_valid;
     // forward
     for (int64_t i = 0; i < N; i++) memcpy(t->x_in + i * C, (const float *)m->embed.data + (int64_t)tokens[i] * C, (size_t)C * 4);
     for (int l = 0; l < L; l++) lf__tlayer_forward(m, t, l);
@@ -8125,18 +8133,21 @@ LF_API lf_status lf_model_train_grads(lf_model *m, const lf_train_batch *b, floa
     int n_div = b->n_scored > 0 ? b->n_scored : n_valid;
     float *dhead = lf__train_grad_of(t, m->lm_head.data), scale = n_div ? 1.0f / (float)n_div : 0.0f;
     double total = 0;
-    if (!t->lora || !t->head_t_ready)  // shared by every chunk's dx; a frozen head needs it once
+    if (backward && (!t->lora || !t->head_t_ready)) {  // shared by every chunk's dx; a frozen head needs it once
         lf__transpose(pool, t->head_t, (const float *)m->lm_head.data, V, C);
-    t->head_t_ready = true;
+        t->head_t_ready = true;
+    }
     for (int64_t r0 = 0; r0 < N; r0 += LF__CE_ROWS) {
         int64_t rows = LF__MIN(LF__CE_ROWS, N - r0);
         lf__matmul(pool, t->logits, t->xnf + r0 * C, m->lm_head.data, LF_DTYPE_F32, NULL, rows, V, C, t->mm);
         lf__crossentropy_backward(t->logits, t->losses, t->targets + r0, rows, V, scale);
         for (int64_t i = 0; i < rows; i++) total += t->losses[i];
-        lf__matmul_backward(pool, t->dxn + r0 * C, dhead, NULL, t->logits, t->xnf + r0 * C, (const float *)m->lm_head.data,
-                            t->head_t, rows, V, C, t->bwd_head);
+        if (backward)
+            lf__matmul_backward(pool, t->dxn + r0 * C, dhead, NULL, t->logits, t->xnf + r0 * C, (const float *)m->lm_head.data,
+                                t->head_t, rows, V, C, t->bwd_head);
     }
     *loss = n_valid ? (float)(total / n_valid) : 0.0f;
+    if (!backward) return LF_OK;
     // backward
     memset(t->dx, 0, (size_t)(N * C) * sizeof(float));
     lf__rmsnorm_backward(t->dx, lf__train_grad_of(t, m->final_norm), t->dxn, t->x_out, m->final_norm, t->rstdf, N, C);
@@ -8173,6 +8184,14 @@ LF_API lf_status lf_model_train_grads(lf_model *m, const lf_train_batch *b, floa
     if (demb) lf__embedding_backward(demb, t->dx, tokens, N, C);
     t->calls++;
     return LF_OK;
+}
+
+LF_API lf_status lf_model_train_grads(lf_model *m, const lf_train_batch *b, float *loss) {
+    return lf__train_run(m, b, loss, NULL, true);
+}
+
+LF_API lf_status lf_model_train_eval(lf_model *m, const lf_train_batch *b, float *loss, int *n_scored) {
+    return lf__train_run(m, b, loss, n_scored, false);
 }
 
 LF_API void lf_model_train_rng(lf_model *m, uint64_t seed, uint64_t calls) {

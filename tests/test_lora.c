@@ -343,6 +343,18 @@ static int checkpointing_same(bool lora) {
     }
     CHECK(memcmp(&loss[0], &loss[1], sizeof(float)) == 0);
     CHECK(lf_model_n_trainable(&m[0]) == lf_model_n_trainable(&m[1]));
+    // evaluation: no dropout (the same loss twice), no gradient, the dropout stream untouched
+    uint64_t calls = lf_model_train_calls(&m[0]);
+    int64_t ng = 0;
+    const float *g = lf_model_grad(&m[0], lora ? "base_model.model.model.layers.0.mlp.up_proj.lora_B.weight" : "model.norm.weight", &ng);
+    float *keep = (float *)malloc((size_t)ng * sizeof(float)), e1, e2;
+    int scored = 0;
+    CHECK(g && keep);
+    memcpy(keep, g, (size_t)ng * sizeof(float));
+    CHECK_OK(lf_model_train_eval(&m[0], &tb, &e1, &scored));
+    CHECK_OK(lf_model_train_eval(&m[0], &tb, &e2, NULL));
+    CHECK(e1 == e2 && scored == 22 && lf_model_train_calls(&m[0]) == calls && memcmp(keep, g, (size_t)ng * sizeof(float)) == 0);
+    free(keep);
     char name[200];
     int compared = 0;
     for (int l = 0; l < m[0].cfg.L; l++)

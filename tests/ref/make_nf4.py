@@ -46,7 +46,9 @@ Which bitsandbytes code runs (0.50.2 on x86-64 CPU):
 - quantize_blockwise (double quantization) has a native CPU kernel that, in this version,
   looks codes up in a 65536-bin table (an approximation of nearest that differs from the CUDA
   kernel and from bnb's own reference kernel). LargeForge implements the reference kernel's
-  rule (exact nearest, as CUDA's dQuantize does, ties to the lower code), so the fixture holds
+  rule: the same scaling as above, then the nearest map value by f32 midpoints, ties to the
+  lower one (CUDA's dQuantize is also exact nearest; it scales the partial block by the
+  reciprocal too and breaks exact ties toward the even index), so the fixture holds
   both: qabsmax (what LargeForge must produce, byte for byte) and qabsmax_cpu (what bnb's CPU
   build stored, which LargeForge must dequantize exactly as bnb does).
 
@@ -60,10 +62,10 @@ from a negative value. The int8 input has a zero row, a row whose absmax is 127 
 """
 import argparse
 import gc
-import warnings
 import inspect
 import os
 import platform
+import warnings
 from fractions import Fraction
 
 import numpy as np
