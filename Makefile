@@ -4,7 +4,7 @@ CFLAGS  ?= -O3 -march=native -g
 WARN    := -Wall -Wextra -Wsign-conversion -Wstrict-prototypes -Wno-unused-function
 LDLIBS  := -lcjson -lm -lpthread
 BUILD   := build
-DRIVERS := largeforge lf-run lf-tokenize lf-evaluate
+DRIVERS := largeforge lf-run lf-tokenize lf-evaluate lf-train
 FUZZ_SECONDS ?= 30
 PYTHON  ?= python3
 
@@ -53,7 +53,7 @@ tsan: all | $(BUILD) deps-check
 	setarch -R ./$(BUILD)/tests-tsan
 
 # libFuzzer targets, each run for FUZZ_SECONDS
-FUZZERS := fuzz_files fuzz_tokenizer
+FUZZERS := fuzz_files fuzz_tokenizer fuzz_data
 fuzz: | $(BUILD) deps-check
 	@for f in $(FUZZERS); do \
 	  clang -O1 -g -fsanitize=fuzzer,address,undefined -march=native tests/fuzz/$$f.c -o $(BUILD)/$$f $(LDLIBS) || exit 1; \

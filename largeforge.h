@@ -31,6 +31,8 @@
 //    7. lora         PEFT-compatible adapters: attach, load, save, merge
 //    8. train        AdamW, learning-rate schedules, gradient clipping, the training config,
 //                    checkpoints
+//    9. objectives   SFT: chat and text samples with the loss on the answers only
+//   10. data         dataset formats and streaming reader, split, tokenized cache, batches
 //   12. generate     sampling, stop strings, streaming generation
 //
 // CONFIGURATION MACROS          default      define where
@@ -48,9 +50,11 @@
 //   LF_MAX_TOKEN_BYTES           1024         impl file only   longest vocab / added token
 //   LF_MAX_VOCAB                 1 << 22      impl file only   largest tokenizer vocabulary
 //   LF_MAX_REGEX_PROG            8192         impl file only   largest compiled pre-tokenizer regex
+//   LF_MAX_DATA_RECORD_BYTES     64 MiB       impl file only   longest dataset record (JSONL line)
 //
 // CONVENTIONS
-//   names    lf_module_verb (modules: pool arena rng json node st tok chat model kv gen),
+//   names    lf_module_verb (modules: pool arena rng sha256 json node cfg st tok chat model kv
+//            lora optim ckpt sft data dataset batcher gen),
 //            lf_type, LF_MACRO, static lf__internal
 //   shapes   outermost first, row-major, linear weights [out, in] as HF stores them.
 //            B batch, T sequence, C model width, NH heads, NKV kv heads, HS head size,
@@ -675,6 +679,12 @@ LF_API uint64_t lf_model_train_calls(const lf_model *m);  // micro-batches run s
 //            LF_ERR_NOMEM
 //   threads  not safe on the same m
 LF_API lf_status lf_model_save(const lf_model *m, const char *dir, lf_dtype dtype);
+// lf_model_init — a model to pretrain from scratch: out_dir gets config_dir's config.json,
+// generation_config.json and tokenizer files, and a model.safetensors (F32) drawn as
+// transformers initializes a Llama: normal(0, initializer_range (0.02)) for embedding and linear
+// weights, zero biases, unit norms; a tied head is the embedding.
+//   returns  LF_OK | LF_ERR_IO | LF_ERR_CONFIG (config.json, field named) | LF_ERR_NOMEM
+LF_API lf_status lf_model_init(const char *config_dir, const char *out_dir, uint64_t seed);
 
 // == 7. lora (API) ===============================================================================
 // threads: not safe on the same model.
@@ -818,6 +828,293 @@ LF_API lf_status lf_ckpt_load(const char *dir, lf_model *m, lf_optim *o, lf_trai
 // until keep are left (keep 0: none deleted).
 LF_API lf_status lf_ckpt_latest(const char *run_dir, char *out, size_t cap);
 LF_API lf_status lf_ckpt_prune(const char *run_dir, int keep);
+
+// == 9. objectives (API) =========================================================================
+// threads: encoding is safe (the tokenizer is read-only).
+//
+// ON SFT LABELS: labels use transformers' unshifted convention: labels[t] is tokens[t] where the
+// loss is taken and LF_IGNORE_INDEX elsewhere; the model shifts (position t predicts labels[t+1]).
+// A conversation is rendered with lf_chat_render and tokenized whole. For each assistant turn i
+// (i >= n_prompt), the tokens between the render of messages[0..i) with the generation prompt
+// and the render of messages[0..i] are trained: the turn's content and what the template writes
+// after it (ChatML "<|im_end|>\n", Llama 3 "<|eot_id|>", PLAIN "\nEND\n"), as TRL masks
+// prompt/completion data. Where the prefix's tokens are not a prefix of the conversation's,
+// the longest common prefix is masked (counted in prefix_mismatch, as TRL warns). A template
+// that renders a conversation's last turn differently from the same turn followed by more
+// (Qwen3 gives only the last assistant turn an empty <think> block) leaves a turn's end
+// unknown from its own render: it is then placed where that render's tail lines up with the
+// conversation's tokens (the longest common suffix; counted in realigned).
+// Special tokens: chat templates write their own BOS (Llama 3, Llama 2, Mistral), so rendered
+// text is encoded without the post-processor's, as apply_chat_template does; LF_CHAT_PLAIN and
+// raw text are encoded with it (lf_tok_encode add_special = true), so BOS comes once, first.
+// Raw text (pretraining documents, prompt/completion strings) gets the EOS id appended unless it
+// already ends with it, as TRL does. Truncation to max_length keeps the start (TRL's default).
+
+#define LF_IGNORE_INDEX (-100)  // a label that takes no loss (PyTorch's cross_entropy default)
+
+typedef struct lf_sft_desc {
+    const lf_tokenizer *tok;   // required
+    lf_chat_template chat;     // default: the tokenizer's template (LF_CHAT_PLAIN when it has none)
+    unsigned chat_flags;       // lf_chat_flags besides GENERATION_PROMPT (e.g. LF_CHAT_NO_THINKING)
+    int max_length;            // default 0: no limit; longer samples lose their end
+} lf_sft_desc;
+
+// One encoded sample. tokens and labels are freed by lf_sft_sample_deinit.
+typedef struct lf_sft_sample {
+    int32_t *tokens;       // [n]
+    int32_t *labels;       // [n] tokens[t] where trained, LF_IGNORE_INDEX elsewhere
+    int n;
+    int n_trained;         // labels that are not LF_IGNORE_INDEX
+    int prefix_mismatch;   // turns whose prompt tokens were not a prefix of the sample's tokens
+    int realigned;         // turns whose end was found by lining up their tail (see above)
+    bool truncated;        // cut at max_length
+} lf_sft_sample;
+
+// lf_sft_encode_chat — tokens and labels of a conversation; assistant turns from n_prompt on
+// are trained (0: all of them; a conversational prompt/completion passes the prompt's length).
+//   returns  LF_OK (n_trained may be 0: no assistant turn, or all of them cut) | LF_ERR_ARG (bad
+//            desc; roles the template rejects) | LF_ERR_FORMAT (an assistant turn first, with
+//            nothing before it) | LF_ERR_UNSUPPORTED (a chat_template we do not render) | NOMEM
+//   threads  safe
+LF_API lf_status lf_sft_encode_chat(const lf_sft_desc *d, const lf_chat_msg *msgs, int n, int n_prompt,
+                                    lf_sft_sample *out);
+// lf_sft_encode_text — raw text: prompt + text + EOS with only text + EOS trained (TRL's
+// prompt/completion strings), or with prompt NULL the document text + EOS, all trained
+// (pretraining, TRL's language-modeling format).
+//   returns  LF_OK | LF_ERR_CONFIG (the tokenizer has no EOS token) | LF_ERR_FORMAT (invalid UTF-8)
+LF_API lf_status lf_sft_encode_text(const lf_sft_desc *d, const char *prompt, const char *text, lf_sft_sample *out);
+LF_API void lf_sft_sample_deinit(lf_sft_sample *s);  // safe on zeroed objects
+
+// == 10. data (API) ==============================================================================
+// threads: readers, datasets and batchers are safe on distinct objects; a dataset is read-only
+// once open, so several batchers may share it.
+//
+// ON DATASETS: a dataset file is JSON Lines (one object per line; blank lines are skipped), a
+// JSON array of objects (whatever the extension: the first non-blank byte decides), or a .txt
+// file, which is ONE text document (the whole file). Records are read one at a time with memory
+// bounded by max_record_bytes, so files larger than memory stream. The format comes from the
+// first record's keys (in this order: conversations, messages, chosen+rejected, instruction+
+// output, prompt+completion, text) and every later record must have its fields. Each error
+// names file:line (of the record's first byte in a JSON array) and the field:
+//   "train.jsonl:17: field 'output': expected a string, got number".
+// Conversions: Alpaca is [user, assistant] with the user message instruction + "\n\n" + input
+// (input absent or empty: the instruction alone), as Stanford Alpaca joins them. ShareGPT's
+// from human/user, gpt/assistant, system become those roles. Prompt/completion and DPO fields
+// are strings, or lists of messages (all of a record's fields alike).
+
+typedef enum lf_data_format {
+    LF_DATA_AUTO = 0,               // detect from the first record
+    LF_DATA_ALPACA = 1,             // instruction, input (optional), output
+    LF_DATA_SHAREGPT = 2,           // conversations: [{from, value}]
+    LF_DATA_MESSAGES = 3,           // messages: [{role, content}] (OpenAI)
+    LF_DATA_PROMPT_COMPLETION = 4,  // prompt, completion (TRL)
+    LF_DATA_DPO = 5,                // prompt, chosen, rejected
+    LF_DATA_TEXT = 6                // text (and .txt files)
+} lf_data_format;
+
+LF_API const char *lf_data_format_name(lf_data_format f);  // "alpaca", "sharegpt", ...; safe
+// "auto", "alpaca", "sharegpt", "messages", "prompt_completion", "dpo", "text"; LF_ERR_ARG otherwise.
+LF_API lf_status lf_data_format_from_name(const char *name, lf_data_format *out);
+
+// A field that is a string or a list of chat messages.
+typedef struct lf_data_field {
+    const char *text;          // the string; NULL for a list
+    const lf_chat_msg *msgs;   // the list; NULL for a string
+    int n_msgs;
+} lf_data_field;
+
+// One record, as read. Everything it points to belongs to the reader until the next call.
+typedef struct lf_data_record {
+    lf_data_format format;
+    const char *file;          // the reader's name, for messages
+    int64_t index;             // 0-based record number in the file
+    int64_t line;              // 1-based line of the record's first byte
+    const lf_chat_msg *msgs;   // ALPACA, SHAREGPT, MESSAGES: the conversation; PROMPT_COMPLETION
+    int n_msgs;                //   with lists: prompt then completion messages
+    lf_data_field prompt;      // PROMPT_COMPLETION, DPO
+    lf_data_field completion;  // PROMPT_COMPLETION
+    lf_data_field chosen, rejected;  // DPO
+    const char *text;          // TEXT
+    size_t text_len;
+} lf_data_record;
+
+// A streaming reader. Must not move after lf_data_open; the fields ending in _ are private.
+typedef struct lf_data_reader {
+    char name[1024];           // the path (or the memory source's name) used in messages
+    lf_data_format format;     // as asked, then as detected from the first record
+    int64_t format_line;       // the line the format was detected at (0 until then)
+    lf_data_record rec;        // the current record
+    void *file_;
+    const unsigned char *src_;
+    size_t src_len_, src_pos_, max_bytes_;
+    unsigned char *buf_;
+    char *text_;
+    size_t text_len_, text_cap_;
+    char *joined_;
+    size_t joined_cap_;
+    lf_chat_msg *msgs_;
+    size_t msgs_cap_;
+    lf_doc doc_;
+    int64_t line_, index_;
+    int kind_, state_;
+} lf_data_reader;
+
+// lf_data_open — start reading a dataset file (.jsonl, .json, .txt).
+//   format           LF_DATA_AUTO: from the first record; a .txt file is LF_DATA_TEXT
+//   max_record_bytes longest line (JSON array: record; .txt: file); 0: LF_MAX_DATA_RECORD_BYTES
+//   returns  LF_OK | LF_ERR_IO | LF_ERR_FORMAT (empty file; neither JSON Lines nor an array)
+//            | LF_ERR_ARG (a format a .txt file cannot have) | LF_ERR_NOMEM
+//   threads  safe on distinct objects
+LF_API lf_status lf_data_open(lf_data_reader *r, const char *path, lf_data_format format, size_t max_record_bytes);
+// The same over bytes in memory (kept, not copied); name is used in messages and decides .txt.
+LF_API lf_status lf_data_open_memory(lf_data_reader *r, const void *data, size_t len, const char *name,
+                                     lf_data_format format, size_t max_record_bytes);
+// lf_data_next — the next record: *rec points at r->rec, or is NULL at the end of the file.
+//   returns  LF_OK | LF_ERR_FORMAT (file:line, field; JSON Lines and well-formed array items
+//            are skipped, so the next call goes on with the following record: a validator can
+//            list every bad one) | LF_ERR_IO | LF_ERR_NOMEM
+//   threads  not safe on the same r
+LF_API lf_status lf_data_next(lf_data_reader *r, const lf_data_record **rec);
+LF_API void lf_data_close(lf_data_reader *r);  // safe on zeroed or closed objects
+
+// Whether record `index` belongs to the validation split: a hash of (seed, index) below ratio.
+// It needs no other record, so it streams, and it is the same on every run and machine.
+LF_API bool lf_data_is_validation(uint64_t seed, int64_t index, double ratio);  // safe
+
+// lf_data_encode — a record's SFT sample (lf_sft_encode_chat / lf_sft_encode_text by format).
+//   returns  as those, with file:line prepended | LF_ERR_UNSUPPORTED (DPO records: the
+//            preference objectives read them)
+LF_API lf_status lf_data_encode(const lf_sft_desc *d, const lf_data_record *rec, lf_sft_sample *out);
+
+typedef struct lf_data_stats {
+    int64_t records;          // records read
+    int64_t samples;          // samples kept
+    int64_t tokens;           // tokens in the samples
+    int64_t trained_tokens;   // labels that are not LF_IGNORE_INDEX
+    int64_t truncated;        // samples cut at max_length
+    int64_t dropped;          // records left with no trained token (no assistant turn, all cut)
+    int64_t prefix_mismatch;  // turns, see lf_sft_sample
+    int64_t realigned;        // turns, see lf_sft_sample
+} lf_data_stats;
+
+typedef struct lf_dataset_desc {
+    const char *path;            // required: .jsonl, .json or .txt
+    lf_data_format format;       // default: detected from the first record
+    const lf_tokenizer *tok;     // required
+    lf_chat_template chat;       // default: the tokenizer's template
+    unsigned chat_flags;         // default 0; e.g. LF_CHAT_NO_THINKING
+    int max_length;              // default 0: no limit (pretraining documents are never cut)
+    double validation_split;     // default 0: none; in [0, 1)
+    uint64_t seed;               // of the split (0 is a seed like any other)
+    const char *cache_dir;       // default NULL: no cache; created when missing (one level)
+    const char *tokenizer_path;  // required with cache_dir: what tok was opened from (file or dir)
+    size_t max_record_bytes;     // default LF_MAX_DATA_RECORD_BYTES
+} lf_dataset_desc;
+
+typedef enum lf_dataset_cache {
+    LF_DATASET_CACHE_OFF = 0,      // no cache_dir
+    LF_DATASET_CACHE_WRITTEN = 1,  // tokenized and written to cache_path
+    LF_DATASET_CACHE_HIT = 2,      // mapped from cache_path
+    LF_DATASET_CACHE_REBUILT = 3   // cache_path was damaged (cache_error says how) and rewritten
+} lf_dataset_cache;
+
+// ON THE CACHE: <cache_dir>/<key>.lfds, key the SHA-256 (hex) of the dataset file's bytes,
+// tokenizer.json's and tokenizer_config.json's bytes, the format, template, chat flags,
+// max_length, the library version and the encoding version. The file is a 256-byte header
+// {"LFDS", version, counts, format, stats, key, checksum (SHA-256 of the rest)}, then per sample
+// its tokens then its labels (int32), then offsets [n+1] and record indices [n] (int64), all
+// little-endian. It is written atomically; every open checks the whole file (sizes, checksum,
+// offsets, ids < n_vocab, labels) and rebuilds a damaged one. The split is not in the key:
+// changing validation_split or seed reuses the cache.
+
+// The encoded samples of a dataset file, in file order, and its train/validation split. Must
+// not move after lf_dataset_open. Arrays are views of one block (the mapped cache or memory).
+typedef struct lf_dataset {
+    lf_data_format format;     // as detected
+    int64_t n;                 // samples
+    const int64_t *offsets;    // [n + 1] sample i has offsets[i+1] - offsets[i] tokens
+    const int64_t *record;     // [n] the record each sample came from (0-based, file order)
+    int64_t n_train, n_val;
+    const int64_t *train;      // [n_train] sample indices, increasing
+    const int64_t *val;        // [n_val]
+    int32_t eos_id;            // the tokenizer's (-1 if none): the default pad id
+    lf_data_stats stats;       // of the build (a cache hit reads them from the file)
+    lf_dataset_cache cache;
+    char cache_path[1024];
+    char cache_error[256];     // why a cache was rebuilt
+    const int32_t *data_;      // per sample: tokens then labels
+    lf_mmap map_;
+    void *mem_;
+    int64_t *split_;
+} lf_dataset;
+
+// lf_dataset_open — read, encode and split a dataset, or map its cache.
+//   returns  LF_OK | LF_ERR_CONFIG (desc field named) | LF_ERR_IO | LF_ERR_FORMAT (file:line,
+//            field) | LF_ERR_UNSUPPORTED (DPO data) | LF_ERR_NOMEM
+//   threads  safe on distinct objects
+LF_API lf_status lf_dataset_open(lf_dataset *ds, const lf_dataset_desc *desc);
+LF_API void lf_dataset_close(lf_dataset *ds);  // safe on zeroed or closed objects
+// Sample i's tokens and labels ([*n] each; views into ds). i must be in [0, ds->n).
+LF_API void lf_dataset_sample(const lf_dataset *ds, int64_t i, const int32_t **tokens, const int32_t **labels, int *n);
+
+// -- 10.5 batches
+//
+// ON BATCHES: a batcher cuts one split into [B, T] batches of tokens, labels and positions, in
+// an order shuffled per epoch from (seed, epoch), so a position (epoch, index) saved after any
+// batch resumes the same sequence exactly. Modes:
+//   LF_PACK_NONE     one sample per row, cut at T; padding: pad id, label -100, positions go on
+//                    (every row's positions are 0..T-1).
+//   LF_PACK_SAMPLES  samples laid end to end in a row while they fit (in order: a sample that
+//                    does not fit starts the next row; one longer than T is cut at T), each
+//                    with positions from 0 and its first label -100, so no sample is trained to
+//                    follow another (HF's DataCollatorWithFlattening). The model must keep
+//                    attention inside each run of positions starting at 0. Padding at a row's
+//                    end is a run of its own (pad id, label -100, positions from 0).
+//   LF_PACK_CONCAT   the split's samples (pretraining documents, each ending in EOS) in file
+//                    order, concatenated and cut into blocks of T (HF's group_texts; the last,
+//                    partial block is dropped), labels as encoded (= tokens for text),
+//                    positions 0..T-1; blocks are shuffled.
+// An epoch's last batch may have fewer rows (*rows < B); the rest is padding.
+
+typedef enum lf_pack { LF_PACK_NONE = 0, LF_PACK_SAMPLES = 1, LF_PACK_CONCAT = 2 } lf_pack;
+typedef enum lf_data_split { LF_SPLIT_TRAIN = 0, LF_SPLIT_VALIDATION = 1 } lf_data_split;
+
+// Zero is meaningful for seed and pad_id, so start from lf_batch_desc_default().
+typedef struct lf_batch_desc {
+    int B, T;              // required: rows per batch, tokens per row
+    lf_pack pack;          // LF_PACK_NONE
+    lf_data_split split;   // LF_SPLIT_TRAIN
+    bool shuffle;          // true
+    uint64_t seed;         // 0
+    int32_t pad_id;        // -1: the dataset's eos_id (0 when it has none)
+} lf_batch_desc;
+LF_API lf_batch_desc lf_batch_desc_default(void);
+
+typedef struct lf_batcher {
+    lf_batch_desc d;
+    const lf_dataset *ds;
+    int64_t n;              // items per epoch: the split's samples, or (CONCAT) blocks
+    int64_t epoch, index;   // position: the next item of this epoch's order (save to resume)
+    int64_t *order_;        // [n] the order of order_epoch_
+    int64_t order_epoch_;
+    int64_t *cum_;          // CONCAT: [n_docs + 1] token offsets of the split's samples
+} lf_batcher;
+
+// lf_batcher_init — batches of ds's split; the position starts at (0, 0). ds is kept.
+//   returns  LF_OK | LF_ERR_CONFIG (B, T, pack, split, pad_id) | LF_ERR_ARG (empty split) | NOMEM
+LF_API lf_status lf_batcher_init(lf_batcher *b, const lf_dataset *ds, const lf_batch_desc *d);
+// lf_batcher_next — fill the next batch and advance the position (to (epoch + 1, 0) after an
+// epoch's last batch).
+//   tokens, labels, pos  [B, T] int32 out
+//   rows     out: rows holding data (B but for an epoch's last batch)
+//   returns  LF_OK | LF_ERR_NOMEM (the new epoch's order)
+//   threads  not safe on the same b
+LF_API lf_status lf_batcher_next(lf_batcher *b, int32_t *tokens, int32_t *labels, int32_t *pos, int *rows);
+// Sets the position (from a checkpoint). returns LF_OK | LF_ERR_ARG (index > n or epoch < 0)
+LF_API lf_status lf_batcher_seek(lf_batcher *b, int64_t epoch, int64_t index);
+// Batches and rows in an epoch (with packing they depend on the epoch's order).
+LF_API lf_status lf_batcher_count(const lf_batcher *b, int64_t epoch, int64_t *batches, int64_t *rows);
+LF_API void lf_batcher_deinit(lf_batcher *b);  // safe on zeroed objects
 
 // == 12. generate (API) ==========================================================================
 // threads: lf_sample is safe on distinct rng/work buffers; lf_generate as lf_model_forward.
@@ -8214,6 +8511,15 @@ static lf_status lf__copy_file(const char *dir, const char *out, const char *nam
     return s;
 }
 
+// Copies a model directory's files other than the weights (those that exist).
+static lf_status lf__copy_model_files(const char *dir, const char *out) {
+    static const char *files[] = {"config.json", "generation_config.json", "tokenizer.json", "tokenizer_config.json",
+                                  "special_tokens_map.json"};
+    lf_status s = LF_OK;
+    for (size_t i = 0; s == LF_OK && i < sizeof files / sizeof *files; i++) s = lf__copy_file(dir, out, files[i]);
+    return s;
+}
+
 typedef struct lf__saver {
     const lf_model *m;
     lf_dtype dtype;        // wanted; INVALID: the checkpoint's
@@ -8278,11 +8584,77 @@ LF_API lf_status lf_model_save(const lf_model *m, const char *dir, lf_dtype dtyp
     const char *meta[2] = {"format", "pt"};
     char *path = s == LF_OK ? lf_path_join(dir, "model.safetensors") : NULL;
     if (s == LF_OK) s = path ? lf_st_write(path, w.e, w.n, meta, 1) : LF_ERR_NOMEM;
-    static const char *files[] = {"config.json", "generation_config.json", "tokenizer.json", "tokenizer_config.json",
-                                  "special_tokens_map.json"};
-    for (size_t i = 0; s == LF_OK && i < sizeof files / sizeof *files; i++) s = lf__copy_file(m->dir, dir, files[i]);
+    if (s == LF_OK) s = lf__copy_model_files(m->dir, dir);
     for (int i = 0; w.owned && i < w.n; i++) LF_FREE(w.owned[i]);
     LF_FREE(path), LF_FREE(w.e), LF_FREE(w.owned), LF_FREE(w.names);
+    return s;
+}
+// lf_model_init's tensors: kind 0 normal(0, range), 1 zeros, 2 ones.
+typedef struct lf__initw {
+    lf_st_entry *e;
+    char (*names)[112];
+    float **vals;
+    int n;
+    double range;
+    lf_rng rng;
+} lf__initw;
+
+static LF__PRINTF(5, 6) lf_status lf__initw_add(lf__initw *w, int kind, int64_t d0, int64_t d1, const char *fmt, ...) {
+    int64_t k = d0 * (d1 ? d1 : 1);
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(w->names[w->n], sizeof w->names[0], fmt, ap);
+    va_end(ap);
+    float *v = w->vals[w->n] = (float *)lf__alloc((size_t)k * sizeof(float), "initial weights");
+    if (!v) return LF_ERR_NOMEM;
+    for (int64_t i = 0; i < k; i++) v[i] = kind ? (float)(kind - 1) : (float)w->range * lf_rng_normal(&w->rng);
+    lf_st_entry *e = &w->e[w->n++];
+    e->name = w->names[w->n - 1], e->dtype = LF_DTYPE_F32, e->ndim = d1 ? 2 : 1, e->shape[0] = d0, e->shape[1] = d1, e->data = v;
+    return LF_OK;
+}
+
+LF_API lf_status lf_model_init(const char *config_dir, const char *out_dir, uint64_t seed) {
+    char *path = lf_path_join(config_dir, "config.json"), *text = NULL;
+    size_t len = 0;
+    lf_status s = path ? lf_file_read(path, LF_MAX_JSON_BYTES, &text, &len) : LF_ERR_NOMEM;
+    lf_model_config c;
+    lf_doc doc = LF__ZERO;
+    double range = 0.02;
+    if (s == LF_OK) s = lf_model_config_parse(&c, text, len, path);
+    if (s == LF_OK) s = lf_json_parse(&doc, text, len, path);
+    if (s == LF_OK) s = lf_cfg_num(&doc, doc.root, "initializer_range", false, &range);
+    lf_doc_deinit(&doc), LF_FREE(text), LF_FREE(path);
+    if (s != LF_OK) return s;
+    if (!(range > 0)) return lf__fail(LF_ERR_CONFIG, "%s/config.json: initializer_range must be > 0", config_dir);
+    if ((s = lf_dir_make(out_dir)) != LF_OK) return s;
+    int64_t C = c.C, Q = (int64_t)c.NH * c.HS, KV = (int64_t)c.NKV * c.HS, FF = c.FF;
+    int64_t out[LF_PROJ_COUNT] = {Q, KV, KV, C, FF, FF, C}, in[LF_PROJ_COUNT] = {C, C, C, Q, C, C, FF};
+    bool bias[LF_PROJ_COUNT] = {c.qkv_bias, c.qkv_bias, c.qkv_bias, c.o_bias, c.mlp_bias, c.mlp_bias, c.mlp_bias};
+    size_t cap = 3 + (size_t)c.L * (2 * LF_PROJ_COUNT + 2);
+    lf_st_entry *e = (lf_st_entry *)lf__calloc(cap, sizeof *e, "tensor list");
+    char(*names)[112] = e ? (char(*)[112])lf__alloc(cap * sizeof *names, "tensor names") : NULL;
+    float **vals = names ? (float **)lf__calloc(cap, sizeof *vals, "tensor list") : NULL;
+    lf__initw w = {e, names, vals, 0, range, {{0, 0, 0, 0}}};
+    lf_rng_seed(&w.rng, seed);
+    s = vals ? LF_OK : LF_ERR_NOMEM;
+    if (s == LF_OK) s = lf__initw_add(&w, 0, c.V, C, "model.embed_tokens.weight");
+    for (int l = 0; l < c.L && s == LF_OK; l++) {
+        for (int p = 0; p < LF_PROJ_COUNT && s == LF_OK; p++) {
+            s = lf__initw_add(&w, 0, out[p], in[p], "model.layers.%d.%s.weight", l, lf_proj_name((lf_proj)p));
+            if (bias[p] && s == LF_OK) s = lf__initw_add(&w, 1, out[p], 0, "model.layers.%d.%s.bias", l, lf_proj_name((lf_proj)p));
+        }
+        if (s == LF_OK) s = lf__initw_add(&w, 2, C, 0, "model.layers.%d.input_layernorm.weight", l);
+        if (s == LF_OK) s = lf__initw_add(&w, 2, C, 0, "model.layers.%d.post_attention_layernorm.weight", l);
+    }
+    if (s == LF_OK) s = lf__initw_add(&w, 2, C, 0, "model.norm.weight");
+    if (s == LF_OK && !c.tied) s = lf__initw_add(&w, 0, c.V, C, "lm_head.weight");
+    int n = w.n;
+    const char *meta[2] = {"format", "pt"};
+    path = s == LF_OK ? lf_path_join(out_dir, "model.safetensors") : NULL;
+    if (s == LF_OK) s = path ? lf_st_write(path, e, n, meta, 1) : LF_ERR_NOMEM;
+    if (s == LF_OK) s = lf__copy_model_files(config_dir, out_dir);
+    for (int i = 0; vals && i < n; i++) LF_FREE(vals[i]);
+    LF_FREE(path), LF_FREE(e), LF_FREE(names), LF_FREE(vals);
     return s;
 }
 #endif
@@ -9088,6 +9460,1161 @@ LF_API lf_status lf_ckpt_prune(const char *run_dir, int keep) {
     return s;
 }
 #endif
+
+// == 9. objectives (impl) ========================================================================
+
+LF_API void lf_sft_sample_deinit(lf_sft_sample *s) {
+    LF_FREE(s->tokens);
+    LF_FREE(s->labels);
+    memset(s, 0, sizeof *s);
+}
+
+static size_t lf__lcp_ids(const int32_t *a, size_t na, const int32_t *b, size_t nb) {
+    size_t i = 0, n = LF__MIN(na, nb);
+    while (i < n && a[i] == b[i]) i++;
+    return i;
+}
+
+// Renders msgs[0..n) and encodes the text.
+static lf_status lf__sft_render_ids(const lf_sft_desc *d, const lf_chat_msg *msgs, int n, unsigned flags, bool add_special,
+                                    int32_t **ids, size_t *n_ids) {
+    char *text;
+    size_t len;
+    *ids = NULL, *n_ids = 0;
+    lf_status s = lf_chat_render(d->tok, d->chat, msgs, n, flags, &text, &len);
+    if (s != LF_OK) return s;
+    s = lf_tok_encode(d->tok, text, len, add_special, ids, n_ids);
+    LF_FREE(text);
+    return s;
+}
+
+// Where turn i's render (f, ending with the turn) lines up with full[a..): the end e whose
+// preceding tokens share the longest suffix with f (the first such e; the turn is no longer
+// than f). Only templates that render a last turn unlike the same turn followed by more need
+// this (see ON SFT LABELS).
+static size_t lf__sft_realign(const int32_t *f, size_t nf, const int32_t *full, size_t n, size_t a) {
+    size_t best = a, best_k = 0;
+    for (size_t e = a + 1; e <= n && e - a <= nf; e++) {
+        size_t k = 0;
+        while (k < nf && k < e - a && f[nf - 1 - k] == full[e - 1 - k]) k++;
+        if (k > best_k) best = e, best_k = k;
+    }
+    return best;
+}
+
+// Shared tail: cut at max_length and count what is trained.
+static void lf__sft_finish(const lf_sft_desc *d, lf_sft_sample *out) {
+    if (d->max_length > 0 && out->n > d->max_length) out->n = d->max_length, out->truncated = true;
+    out->n_trained = 0;
+    for (int t = 0; t < out->n; t++) out->n_trained += out->labels[t] != LF_IGNORE_INDEX;
+}
+
+static lf_status lf__sft_check(const lf_sft_desc *d, lf_sft_sample *out) {
+    memset(out, 0, sizeof *out);
+    if (!d || !d->tok) return lf__fail(LF_ERR_ARG, "lf_sft_desc: tok is required");
+    if (d->max_length < 0) return lf__fail(LF_ERR_ARG, "lf_sft_desc: max_length must be >= 0, got %d", d->max_length);
+    return LF_OK;
+}
+
+// Hands ids to out (lf_sft_sample_deinit frees them from here on) and sets every label to
+// ignored. Samples past INT_MAX tokens are refused rather than wrapped.
+static lf_status lf__sft_take(lf_sft_sample *out, int32_t *ids, size_t n) {
+    out->tokens = ids;
+    if (n > (size_t)INT_MAX - 1)
+        return lf__fail(LF_ERR_CAPACITY, "sft: a sample of %zu tokens is over the limit of %d", n, INT_MAX - 1);
+    out->n = (int)n;
+    out->labels = (int32_t *)lf__alloc((n ? n : 1) * sizeof(int32_t), "sft labels");
+    if (!out->labels) return LF_ERR_NOMEM;
+    for (size_t t = 0; t < n; t++) out->labels[t] = LF_IGNORE_INDEX;
+    return LF_OK;
+}
+
+LF_API lf_status lf_sft_encode_chat(const lf_sft_desc *d, const lf_chat_msg *msgs, int n, int n_prompt,
+                                    lf_sft_sample *out) {
+    lf_status s = lf__sft_check(d, out);
+    if (s != LF_OK) return s;
+    if (n <= 0 || !msgs || n_prompt < 0 || n_prompt > n)
+        return lf__fail(LF_ERR_ARG, "lf_sft_encode_chat: bad conversation (n = %d, n_prompt = %d)", n, n_prompt);
+    lf_chat_template eff = d->chat != LF_CHAT_DEFAULT ? d->chat : d->tok->chat;
+    bool add_special = eff == LF_CHAT_DEFAULT || eff == LF_CHAT_PLAIN;
+    unsigned flags = d->chat_flags & ~(unsigned)LF_CHAT_GENERATION_PROMPT;
+    int32_t *full, *p = NULL, *f = NULL;
+    size_t nfull, np = 0, nf = 0;
+    s = lf__sft_render_ids(d, msgs, n, flags, add_special, &full, &nfull);
+    if (s == LF_OK) s = lf__sft_take(out, full, nfull);
+    for (int i = n_prompt; s == LF_OK && i < n; i++) {
+        if (strcmp(msgs[i].role, "assistant") != 0) continue;
+        if (i == 0) {
+            s = lf__fail(LF_ERR_FORMAT, "messages[0]: a conversation cannot start with an assistant turn "
+                                        "(the turn would have no prompt)");
+            break;
+        }
+        s = lf__sft_render_ids(d, msgs, i, flags | LF_CHAT_GENERATION_PROMPT, add_special, &p, &np);
+        if (s == LF_OK) s = lf__sft_render_ids(d, msgs, i + 1, flags, add_special, &f, &nf);
+        if (s == LF_OK) {
+            size_t a = lf__lcp_ids(p, np, full, nfull), b = nf;
+            out->prefix_mismatch += a < np;
+            if (lf__lcp_ids(f, nf, full, nfull) < nf) b = lf__sft_realign(f, nf, full, nfull, a), out->realigned++;
+            for (size_t t = a; t < b; t++) out->labels[t] = full[t];
+        }
+        LF_FREE(p), LF_FREE(f);
+        p = f = NULL;
+    }
+    if (s != LF_OK) return lf_sft_sample_deinit(out), s;  // full is NULL or owned by out
+    lf__sft_finish(d, out);
+    return LF_OK;
+}
+
+LF_API lf_status lf_sft_encode_text(const lf_sft_desc *d, const char *prompt, const char *text, lf_sft_sample *out) {
+    lf_status s = lf__sft_check(d, out);
+    if (s != LF_OK) return s;
+    if (!text) return lf__fail(LF_ERR_ARG, "lf_sft_encode_text: text is NULL");
+    int32_t eos = d->tok->eos_id;
+    if (eos < 0)
+        return lf__fail(LF_ERR_CONFIG, "%s: the tokenizer has no eos_token, which text samples end with", d->tok->name);
+    size_t lp = prompt ? strlen(prompt) : 0, lt = strlen(text), np = 0, nfull;
+    int32_t *p = NULL, *full;
+    char *joined = (char *)lf__alloc(lp + lt + 1, "sft text");
+    if (!joined) return LF_ERR_NOMEM;
+    if (lp) memcpy(joined, prompt, lp);
+    memcpy(joined + lp, text, lt + 1);
+    s = lf_tok_encode(d->tok, joined, lp + lt, true, &full, &nfull);
+    LF_FREE(joined);
+    if (s == LF_OK && (nfull == 0 || full[nfull - 1] != eos)) {  // room for the EOS id
+        int32_t *g = (int32_t *)LF_REALLOC(full, (nfull + 1) * sizeof(int32_t));
+        if (!g) s = lf__fail(LF_ERR_NOMEM, "out of memory appending EOS to an sft sample");
+        else full = g, full[nfull++] = eos;
+    }
+    if (s != LF_OK) return LF_FREE(full), s;
+    s = lf__sft_take(out, full, nfull);
+    if (s == LF_OK && prompt) s = lf_tok_encode(d->tok, prompt, lp, true, &p, &np);
+    if (s != LF_OK) return LF_FREE(p), lf_sft_sample_deinit(out), s;
+    size_t a = prompt ? lf__lcp_ids(p, np, full, nfull) : 0;
+    out->prefix_mismatch = a < np;
+    for (size_t t = a; t < nfull; t++) out->labels[t] = full[t];
+    LF_FREE(p);
+    lf__sft_finish(d, out);
+    return LF_OK;
+}
+
+// == 10. data (impl) =============================================================================
+
+#ifndef LF_MAX_DATA_RECORD_BYTES
+#define LF_MAX_DATA_RECORD_BYTES ((size_t)64 << 20)  // longest JSONL line / array record / .txt file
+#endif
+#define LF__DR_CHUNK ((size_t)1 << 16)               // file read size
+
+// -- 10.1 formats
+
+static const char *const lf__data_format_names[] = {"auto", "alpaca", "sharegpt", "messages", "prompt_completion",
+                                                    "dpo", "text"};
+
+LF_API const char *lf_data_format_name(lf_data_format f) {
+    return (unsigned)f < 7 ? lf__data_format_names[f] : "unknown";
+}
+
+LF_API lf_status lf_data_format_from_name(const char *name, lf_data_format *out) {
+    for (int i = 0; name && i < 7; i++)
+        if (strcmp(name, lf__data_format_names[i]) == 0) return *out = (lf_data_format)i, LF_OK;
+    return lf__fail(LF_ERR_ARG, "unknown dataset format '%s' (expected auto, alpaca, sharegpt, messages, prompt_completion, "
+                    "dpo or text)", name ? name : "(null)");
+}
+
+// The format a record's keys say (LF_DATA_AUTO: none); the order settles records with several.
+static lf_data_format lf__data_detect(const lf_node *o) {
+    if (lf_node_get(o, "conversations")) return LF_DATA_SHAREGPT;
+    if (lf_node_get(o, "messages")) return LF_DATA_MESSAGES;
+    if (lf_node_get(o, "chosen") && lf_node_get(o, "rejected")) return LF_DATA_DPO;
+    if (lf_node_get(o, "instruction") && lf_node_get(o, "output")) return LF_DATA_ALPACA;
+    if (lf_node_get(o, "prompt") && lf_node_get(o, "completion")) return LF_DATA_PROMPT_COMPLETION;
+    if (lf_node_get(o, "text")) return LF_DATA_TEXT;
+    return LF_DATA_AUTO;
+}
+
+static const char *lf__json_type_name(const lf_node *n) {
+    static const char *const t[] = {"null", "boolean", "number", "string", "array", "object"};
+    return t[n->type];
+}
+
+// -- 10.2 the reader
+//
+// ON THE READER: bytes come from a file through a 64 KiB buffer, or straight from memory. A
+// JSON Lines record is one line; a JSON array's records are cut out by counting brackets
+// outside strings, so neither form is ever held whole. Each record's text (at most
+// max_record_bytes) is parsed by lf_json_parse into r->doc_, which the record's strings point
+// into until the next call. Errors inside a record leave the reader at the next record.
+
+enum { LF__DR_JSONL = 1, LF__DR_ARRAY = 2, LF__DR_TXT = 3 };
+enum { LF__DR_FIRST = 0, LF__DR_MORE = 1, LF__DR_DONE = 2, LF__DR_BROKEN = 3 };
+
+// Makes unread bytes available: 1 when there are some, 0 at the end, -1 on a read error.
+static int lf__dr_fill(lf_data_reader *r) {
+    if (r->src_pos_ < r->src_len_) return 1;
+#ifndef LF_NO_STDIO
+    if (r->file_) {
+        size_t n = fread(r->buf_, 1, LF__DR_CHUNK, (FILE *)r->file_);
+        if (n == 0 && ferror((FILE *)r->file_)) {
+            lf__fail(LF_ERR_IO, "%s: read error near line %lld", r->name, (long long)r->line_);
+            return -1;
+        }
+        r->src_ = r->buf_, r->src_len_ = n, r->src_pos_ = 0;
+        return n > 0;
+    }
+#endif
+    return 0;
+}
+
+// The next byte without taking it; -1 at the end, -2 on a read error.
+static int lf__dr_peek(lf_data_reader *r) {
+    int f = lf__dr_fill(r);
+    return f > 0 ? r->src_[r->src_pos_] : f == 0 ? -1 : -2;
+}
+
+static int lf__dr_get(lf_data_reader *r) {
+    int c = lf__dr_peek(r);
+    if (c >= 0) {
+        r->src_pos_++;
+        if (c == '\n') r->line_++;
+    }
+    return c;
+}
+
+static bool lf__dr_space(int c) { return c == ' ' || c == '\t' || c == '\n' || c == '\r'; }
+
+// Skips whitespace; returns the next byte (not taken), -1 at the end, -2 on a read error.
+static int lf__dr_skip_space(lf_data_reader *r) {
+    int c;
+    while ((c = lf__dr_peek(r)) >= 0 && lf__dr_space(c)) lf__dr_get(r);
+    return c;
+}
+
+// Appends to the record text; false (message set) when out of memory.
+static bool lf__dr_put(lf_data_reader *r, const void *p, size_t n) {
+    if (!lf__grow((void **)&r->text_, &r->text_cap_, r->text_len_ + n + 1, 1, "dataset record")) return false;
+    memcpy(r->text_ + r->text_len_, p, n);
+    r->text_len_ += n;
+    r->text_[r->text_len_] = 0;
+    return true;
+}
+
+static void lf__dr_char(char *out, size_t n, int c) {
+    if (c > 0x20 && c < 0x7F) snprintf(out, n, "'%c'", c);
+    else snprintf(out, n, "byte 0x%02X", (unsigned)c);
+}
+
+static lf_status lf__dr_start(lf_data_reader *r, const char *name, lf_data_format format, size_t max_bytes) {
+    snprintf(r->name, sizeof r->name, "%s", name ? name : "<data>");
+    r->max_bytes_ = max_bytes ? max_bytes : LF_MAX_DATA_RECORD_BYTES;
+    r->line_ = 1;
+    if ((unsigned)format > LF_DATA_TEXT) return lf__fail(LF_ERR_ARG, "%s: unknown dataset format %d", r->name, (int)format);
+    r->format = format;
+    size_t nl = strlen(r->name);
+    if (nl >= 4 && strcmp(r->name + nl - 4, ".txt") == 0) {
+        if (format != LF_DATA_AUTO && format != LF_DATA_TEXT)
+            return lf__fail(LF_ERR_ARG, "%s: a .txt file is one text document; format '%s' needs .jsonl or .json", r->name,
+                            lf_data_format_name(format));
+        r->kind_ = LF__DR_TXT;
+        int f;
+        while ((f = lf__dr_fill(r)) > 0) {
+            size_t n = r->src_len_ - r->src_pos_;
+            if (r->text_len_ + n > r->max_bytes_)
+                return lf__fail(LF_ERR_FORMAT, "%s: larger than the limit of %zu bytes for one document (max_record_bytes); "
+                                "split it, or use JSON Lines with a \"text\" field", r->name, r->max_bytes_);
+            if (!lf__dr_put(r, r->src_ + r->src_pos_, n)) return LF_ERR_NOMEM;
+            r->src_pos_ = r->src_len_;
+        }
+        if (f < 0) return LF_ERR_IO;
+        if (r->text_len_ == 0) return lf__fail(LF_ERR_FORMAT, "%s: empty file (no records)", r->name);
+        size_t bad = lf__utf8_check((const unsigned char *)r->text_, r->text_len_);
+        if (bad != r->text_len_) {
+            int line, col;
+            lf__line_col(r->text_, bad, &line, &col);
+            return lf__fail(LF_ERR_FORMAT, "%s:%d: invalid UTF-8 at column %d (byte %zu)", r->name, line, col, bad);
+        }
+        return LF_OK;
+    }
+    if (lf__dr_fill(r) < 0) return LF_ERR_IO;
+    if (r->src_len_ - r->src_pos_ >= 3 && memcmp(r->src_ + r->src_pos_, "\xEF\xBB\xBF", 3) == 0) r->src_pos_ += 3;
+    int c = lf__dr_skip_space(r);
+    if (c == -2) return LF_ERR_IO;
+    if (c == -1) return lf__fail(LF_ERR_FORMAT, "%s: empty file (no records)", r->name);
+    if (c == '{') r->kind_ = LF__DR_JSONL;
+    else if (c == '[') r->kind_ = LF__DR_ARRAY, lf__dr_get(r);
+    else {
+        char ch[16];
+        lf__dr_char(ch, sizeof ch, c);
+        return lf__fail(LF_ERR_FORMAT, "%s:%lld: expected JSON Lines (one object per line) or a JSON array of objects, "
+                        "found %s", r->name, (long long)r->line_, ch);
+    }
+    return LF_OK;
+}
+
+#ifndef LF_NO_STDIO
+LF_API lf_status lf_data_open(lf_data_reader *r, const char *path, lf_data_format format, size_t max_record_bytes) {
+    memset(r, 0, sizeof *r);
+    if (!path) return lf__fail(LF_ERR_ARG, "lf_data_open: path is NULL");
+    FILE *f = fopen(path, "rb");
+    if (!f) return lf__fail(LF_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
+    r->file_ = f;
+    r->buf_ = (unsigned char *)lf__alloc(LF__DR_CHUNK, "dataset read buffer");
+    lf_status s = r->buf_ ? lf__dr_start(r, path, format, max_record_bytes) : LF_ERR_NOMEM;
+    if (s != LF_OK) lf_data_close(r);
+    return s;
+}
+#endif
+
+LF_API lf_status lf_data_open_memory(lf_data_reader *r, const void *data, size_t len, const char *name,
+                                     lf_data_format format, size_t max_record_bytes) {
+    memset(r, 0, sizeof *r);
+    if (!data && len) return lf__fail(LF_ERR_ARG, "lf_data_open_memory: data is NULL");
+    r->src_ = (const unsigned char *)data, r->src_len_ = len;
+    lf_status s = lf__dr_start(r, name, format, max_record_bytes);
+    if (s != LF_OK) lf_data_close(r);
+    return s;
+}
+
+LF_API void lf_data_close(lf_data_reader *r) {
+#ifndef LF_NO_STDIO
+    if (r->file_) fclose((FILE *)r->file_);
+#endif
+    LF_FREE(r->buf_);
+    LF_FREE(r->text_);
+    LF_FREE(r->joined_);
+    LF_FREE(r->msgs_);
+    lf_doc_deinit(&r->doc_);
+    memset(r, 0, sizeof *r);
+}
+
+// Reads one line into text_ (without '\n' and a trailing '\r'); *got false at the end. A line
+// over the limit is read to its end (so the next call goes on after it) and reported.
+static lf_status lf__dr_line(lf_data_reader *r, bool *got) {
+    bool over = false;
+    int f;
+    *got = false;
+    r->text_len_ = 0;
+    while ((f = lf__dr_fill(r)) > 0) {
+        const unsigned char *p = r->src_ + r->src_pos_;
+        size_t avail = r->src_len_ - r->src_pos_;
+        const unsigned char *nl = (const unsigned char *)memchr(p, '\n', avail);
+        size_t take = nl ? (size_t)(nl - p) : avail;
+        *got = true;
+        if (!over && r->text_len_ + take > r->max_bytes_) over = true;
+        if (!over && !lf__dr_put(r, p, take)) return LF_ERR_NOMEM;
+        r->src_pos_ += take + (nl != NULL);
+        if (nl) break;
+    }
+    if (f < 0) return LF_ERR_IO;
+    if (over) {
+        r->text_len_ = 0;
+        return lf__fail(LF_ERR_FORMAT, "%s:%lld: line longer than the limit of %zu bytes (max_record_bytes)", r->name,
+                        (long long)r->line_++, r->max_bytes_);
+    }
+    if (r->text_len_ && r->text_[r->text_len_ - 1] == '\r') r->text_[--r->text_len_] = 0;
+    return LF_OK;
+}
+
+// Cuts the next record out of a JSON array into text_; *line0 gets its first line, *got false
+// after the closing ']'. Structural errors (no '{', no ',' or ']', an unterminated record)
+// break the reader; a record over the limit is skipped to its end and reported.
+static lf_status lf__dr_array_item(lf_data_reader *r, bool *got, int64_t *line0) {
+    char ch[16] = "";
+    *got = false;
+    r->text_len_ = 0;
+    if (r->state_ == LF__DR_DONE) return LF_OK;
+    int c = lf__dr_skip_space(r);
+    if (c >= 0) lf__dr_char(ch, sizeof ch, c);
+    if (c == -2) return LF_ERR_IO;
+    if (c == ']') {  // the end: only whitespace may follow
+        lf__dr_get(r);
+        r->state_ = LF__DR_DONE;
+        if ((c = lf__dr_skip_space(r)) == -2) return LF_ERR_IO;
+        if (c == -1) return LF_OK;
+        lf__dr_char(ch, sizeof ch, c);
+        r->state_ = LF__DR_BROKEN;
+        return lf__fail(LF_ERR_FORMAT, "%s:%lld: data after the closing ']': %s", r->name, (long long)r->line_, ch);
+    }
+    if (r->state_ == LF__DR_MORE) {
+        if (c != ',') {
+            r->state_ = LF__DR_BROKEN;
+            if (c == -1)
+                return lf__fail(LF_ERR_FORMAT, "%s:%lld: the array is not closed with ']'", r->name, (long long)r->line_);
+            return lf__fail(LF_ERR_FORMAT, "%s:%lld: expected ',' or ']' after a record, found %s", r->name,
+                            (long long)r->line_, ch);
+        }
+        lf__dr_get(r);
+        if ((c = lf__dr_skip_space(r)) == -2) return LF_ERR_IO;
+        if (c >= 0) lf__dr_char(ch, sizeof ch, c);
+    }
+    if (c != '{') {
+        r->state_ = LF__DR_BROKEN;
+        if (c == -1) return lf__fail(LF_ERR_FORMAT, "%s:%lld: the array is not closed with ']'", r->name, (long long)r->line_);
+        return lf__fail(LF_ERR_FORMAT, "%s:%lld: a record must be a JSON object, found %s", r->name, (long long)r->line_, ch);
+    }
+    *line0 = r->line_;
+    int depth = 0;
+    bool in_str = false, esc = false, over = false;
+    for (;;) {
+        c = lf__dr_get(r);
+        if (c < 0) {
+            r->state_ = LF__DR_BROKEN;
+            if (c == -2) return LF_ERR_IO;
+            return lf__fail(LF_ERR_FORMAT, "%s:%lld: the record starting here is not closed before the end of the file",
+                            r->name, (long long)*line0);
+        }
+        char b = (char)c;
+        if (!over && r->text_len_ + 1 > r->max_bytes_) over = true;
+        if (!over && !lf__dr_put(r, &b, 1)) return LF_ERR_NOMEM;
+        if (in_str) {
+            if (esc) esc = false;
+            else if (c == '\\') esc = true;
+            else if (c == '"') in_str = false;
+        } else if (c == '"') in_str = true;
+        else if (c == '{' || c == '[') depth++;
+        else if ((c == '}' || c == ']') && --depth == 0) break;
+    }
+    r->state_ = LF__DR_MORE;
+    *got = true;
+    if (over)
+        return lf__fail(LF_ERR_FORMAT, "%s:%lld: record longer than the limit of %zu bytes (max_record_bytes)", r->name,
+                        (long long)*line0, r->max_bytes_);
+    return LF_OK;
+}
+
+// Offset of the first \u0000 escape inside a string of JSON text, or n: cJSON keeps C strings,
+// so it would cut the string there without a word.
+static size_t lf__json_find_nul(const char *s, size_t n) {
+    bool in_str = false;
+    for (size_t i = 0; i < n; i++) {
+        if (!in_str) {
+            in_str = s[i] == '"';
+            continue;
+        }
+        if (s[i] == '"') in_str = false;
+        else if (s[i] == '\\' && i + 1 < n) {
+            if (s[i + 1] == 'u' && i + 5 < n && memcmp(s + i + 2, "0000", 4) == 0) return i;
+            i++;
+        }
+    }
+    return n;
+}
+
+// Error prefix for the current record: "file:line: field 'x': ".
+static LF__PRINTF(3, 4) lf_status lf__dr_fail(const lf_data_reader *r, const char *field, const char *fmt, ...) {
+    char msg[640];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    if (field) return lf__fail(LF_ERR_FORMAT, "%s:%lld: field '%s': %s", r->name, (long long)r->rec.line, field, msg);
+    return lf__fail(LF_ERR_FORMAT, "%s:%lld: %s", r->name, (long long)r->rec.line, msg);
+}
+
+// A missing field; says what the record looks like when that is another format.
+static lf_status lf__dr_missing(const lf_data_reader *r, const char *field, const lf_node *obj) {
+    lf_data_format seen = lf__data_detect(obj);
+    const char *looks = seen == LF_DATA_AUTO ? "no known format" : lf_data_format_name(seen);
+    if (obj != r->doc_.root || seen == r->format) return lf__dr_fail(r, field, "missing");
+    if (r->format_line > 0)
+        return lf__dr_fail(r, field, "missing (the file is %s, from line %lld; this record looks like %s)",
+                           lf_data_format_name(r->format), (long long)r->format_line, looks);
+    return lf__dr_fail(r, field, "missing (the format asked for is %s; this record looks like %s)",
+                       lf_data_format_name(r->format), looks);
+}
+
+// obj[key] as a UTF-8 string; absent or null: an error when required, else *out NULL.
+static lf_status lf__dr_str(const lf_data_reader *r, const lf_node *obj, const char *key, const char *field, bool required,
+                            const char **out, size_t *len) {
+    const lf_node *n = lf_node_get(obj, key);
+    *out = NULL;
+    if (!n || n->type == LF_NODE_NULL) return required ? lf__dr_missing(r, field, obj) : LF_OK;
+    if (n->type != LF_NODE_STRING) return lf__dr_fail(r, field, "expected a string, got %s", lf__json_type_name(n));
+    size_t bad = lf__utf8_check((const unsigned char *)n->str, n->len);
+    if (bad != n->len) return lf__dr_fail(r, field, "invalid UTF-8 at byte %zu of the string", bad);
+    *out = n->str;
+    if (len) *len = n->len;
+    return LF_OK;
+}
+
+// Appends the messages of list `key` (OpenAI {role, content} or ShareGPT {from, value}) to
+// msgs_ at *used.
+static lf_status lf__dr_msgs(lf_data_reader *r, const lf_node *arr, const char *key, bool sharegpt, int *used) {
+    static const char *const roles[] = {"system", "user", "assistant", "tool"};
+    static const char *const from[] = {"system", "human", "gpt", "user", "assistant"};
+    static const int from_role[] = {0, 1, 2, 1, 2};
+    if (arr->type != LF_NODE_ARRAY) return lf__dr_fail(r, key, "expected a list of messages, got %s", lf__json_type_name(arr));
+    if (arr->n == 0) return lf__dr_fail(r, key, "an empty list of messages");
+    if (!lf__grow((void **)&r->msgs_, &r->msgs_cap_, (size_t)*used + (size_t)arr->n, sizeof(lf_chat_msg), "dataset messages"))
+        return LF_ERR_NOMEM;
+    const char *rk = sharegpt ? "from" : "role", *ck = sharegpt ? "value" : "content";
+    for (int i = 0; i < arr->n; i++) {
+        const lf_node *m = &arr->kids[i];
+        char fr[96], fc[96];
+        snprintf(fr, sizeof fr, "%s[%d].%s", key, i, rk);
+        snprintf(fc, sizeof fc, "%s[%d].%s", key, i, ck);
+        if (m->type != LF_NODE_OBJECT) {
+            snprintf(fr, sizeof fr, "%s[%d]", key, i);
+            return lf__dr_fail(r, fr, "expected an object, got %s", lf__json_type_name(m));
+        }
+        const char *role, *content;
+        lf_status s = lf__dr_str(r, m, rk, fr, true, &role, NULL);
+        if (s == LF_OK) s = lf__dr_str(r, m, ck, fc, true, &content, NULL);
+        if (s != LF_OK) return s;
+        int k = -1;
+        for (int j = 0; j < (sharegpt ? 5 : 4) && k < 0; j++)
+            if (strcmp(role, sharegpt ? from[j] : roles[j]) == 0) k = sharegpt ? from_role[j] : j;
+        if (k < 0)
+            return lf__dr_fail(r, fr, "unknown role '%.40s' (expected %s)", role,
+                               sharegpt ? "human, gpt or system" : "system, user, assistant or tool");
+        lf_chat_msg *out = &r->msgs_[(*used)++];
+        memset(out, 0, sizeof *out);
+        out->role = roles[k], out->content = content;
+    }
+    return LF_OK;
+}
+
+// A string-or-messages field: the string, or its messages appended at *used (*n_msgs of them).
+static lf_status lf__dr_part(lf_data_reader *r, const lf_node *obj, const char *key, bool *is_list, lf_data_field *f,
+                             int *used) {
+    const lf_node *n = lf_node_get(obj, key);
+    memset(f, 0, sizeof *f);
+    if (!n || n->type == LF_NODE_NULL) return lf__dr_missing(r, key, obj);
+    if (n->type != LF_NODE_STRING && n->type != LF_NODE_ARRAY)
+        return lf__dr_fail(r, key, "expected a string or a list of messages, got %s", lf__json_type_name(n));
+    bool list = n->type == LF_NODE_ARRAY;
+    if (*is_list != list && f != &r->rec.prompt)
+        return lf__dr_fail(r, key, "is %s but 'prompt' is %s: a record's fields must all be strings or all be lists",
+                           list ? "a list" : "a string", list ? "a string" : "a list");
+    *is_list = list;
+    if (!list) return lf__dr_str(r, obj, key, key, true, &f->text, NULL);
+    int before = *used;
+    lf_status s = lf__dr_msgs(r, n, key, false, used);
+    f->n_msgs = *used - before;
+    return s;
+}
+
+// Parses text_ (the record at rec.line) into rec.
+static lf_status lf__dr_record(lf_data_reader *r) {
+    lf_data_record *rec = &r->rec;
+    size_t nul = lf__json_find_nul(r->text_, r->text_len_);
+    if (nul < r->text_len_) {
+        int line, col;
+        lf__line_col(r->text_, nul, &line, &col);
+        return lf__fail(LF_ERR_FORMAT, "%s:%lld: \\u0000 in a string is not supported (column %d)", r->name,
+                        (long long)rec->line + line - 1, col);
+    }
+    lf_status s = lf_json_parse(&r->doc_, r->text_, r->text_len_, r->name);
+    if (s != LF_OK) {
+        const char *at = strstr(lf__err, " at line ");
+        int line, col;
+        if (s != LF_ERR_FORMAT || !at || sscanf(at, " at line %d, column %d", &line, &col) != 2)
+            return lf__wrap(s, "%s:%lld", r->name, (long long)rec->line);
+        bool trailing = strstr(lf__err, "trailing data") != NULL;
+        if (r->kind_ == LF__DR_ARRAY && line > 1)
+            return lf__fail(LF_ERR_FORMAT, "%s:%lld: invalid JSON at column %d (in the record starting at line %lld)",
+                            r->name, (long long)rec->line + line - 1, col, (long long)rec->line);
+        return lf__fail(LF_ERR_FORMAT, "%s:%lld: %s at column %d%s", r->name, (long long)rec->line + line - 1,
+                        trailing ? "more after the record's object" : "invalid JSON", col,
+                        r->kind_ == LF__DR_JSONL && rec->index == 0
+                            ? " (JSON Lines hold one record per line; a file may instead be one JSON array of records)" : "");
+    }
+    const lf_node *o = r->doc_.root;
+    if (o->type != LF_NODE_OBJECT) return lf__dr_fail(r, NULL, "a record must be a JSON object, got %s", lf__json_type_name(o));
+    if (r->format == LF_DATA_AUTO) {
+        r->format = lf__data_detect(o);
+        if (r->format == LF_DATA_AUTO) {
+            char keys[256] = "";
+            size_t k = 0;
+            for (int i = 0; i < o->n && k + 4 < sizeof keys; i++)
+                k += (size_t)snprintf(keys + k, sizeof keys - k, "%s'%.40s'", i ? ", " : "", o->kids[i].key);
+            if (k >= sizeof keys) k = sizeof keys - 1;
+            return lf__dr_fail(r, NULL, "cannot tell the dataset format from the keys %s: expected instruction+output "
+                               "(alpaca), conversations (sharegpt), messages, prompt+completion, prompt+chosen+rejected "
+                               "(dpo) or text", o->n ? keys : "(none)");
+        }
+        r->format_line = rec->line;
+    }
+    rec->format = r->format;
+    int used = 0;
+    bool list = false;
+    switch (r->format) {
+    case LF_DATA_ALPACA: {
+        const char *ins, *input, *output;
+        size_t li = 0, ln = 0;
+        s = lf__dr_str(r, o, "instruction", "instruction", true, &ins, &li);
+        if (s == LF_OK) s = lf__dr_str(r, o, "input", "input", false, &input, &ln);
+        if (s == LF_OK) s = lf__dr_str(r, o, "output", "output", true, &output, NULL);
+        if (s != LF_OK) return s;
+        const char *user = ins;
+        if (input && ln) {  // Stanford Alpaca's join
+            if (!lf__grow((void **)&r->joined_, &r->joined_cap_, li + ln + 3, 1, "dataset record")) return LF_ERR_NOMEM;
+            memcpy(r->joined_, ins, li);
+            memcpy(r->joined_ + li, "\n\n", 2);
+            memcpy(r->joined_ + li + 2, input, ln + 1);
+            user = r->joined_;
+        }
+        if (!lf__grow((void **)&r->msgs_, &r->msgs_cap_, 2, sizeof(lf_chat_msg), "dataset messages")) return LF_ERR_NOMEM;
+        memset(r->msgs_, 0, 2 * sizeof(lf_chat_msg));
+        r->msgs_[0].role = "user", r->msgs_[0].content = user;
+        r->msgs_[1].role = "assistant", r->msgs_[1].content = output;
+        used = 2;
+        break;
+    }
+    case LF_DATA_SHAREGPT:
+    case LF_DATA_MESSAGES: {
+        const char *key = r->format == LF_DATA_SHAREGPT ? "conversations" : "messages";
+        const lf_node *arr = lf_node_get(o, key);
+        if (!arr || arr->type == LF_NODE_NULL) return lf__dr_missing(r, key, o);
+        s = lf__dr_msgs(r, arr, key, r->format == LF_DATA_SHAREGPT, &used);
+        if (s != LF_OK) return s;
+        break;
+    }
+    case LF_DATA_PROMPT_COMPLETION:
+        s = lf__dr_part(r, o, "prompt", &list, &rec->prompt, &used);
+        if (s == LF_OK) s = lf__dr_part(r, o, "completion", &list, &rec->completion, &used);
+        if (s != LF_OK) return s;
+        break;
+    case LF_DATA_DPO:
+        s = lf__dr_part(r, o, "prompt", &list, &rec->prompt, &used);
+        if (s == LF_OK) s = lf__dr_part(r, o, "chosen", &list, &rec->chosen, &used);
+        if (s == LF_OK) s = lf__dr_part(r, o, "rejected", &list, &rec->rejected, &used);
+        if (s != LF_OK) return s;
+        break;
+    case LF_DATA_TEXT:
+        s = lf__dr_str(r, o, "text", "text", true, &rec->text, &rec->text_len);
+        if (s != LF_OK) return s;
+        break;
+    default: return lf__fail(LF_ERR_ARG, "%s: unknown dataset format %d", r->name, (int)r->format);
+    }
+    if (r->format == LF_DATA_DPO) {  // msgs_ holds prompt, chosen, rejected in turn
+        rec->prompt.msgs = rec->prompt.n_msgs ? r->msgs_ : NULL;
+        rec->chosen.msgs = rec->chosen.n_msgs ? r->msgs_ + rec->prompt.n_msgs : NULL;
+        rec->rejected.msgs = rec->rejected.n_msgs ? r->msgs_ + rec->prompt.n_msgs + rec->chosen.n_msgs : NULL;
+    } else if (used) {
+        rec->msgs = r->msgs_, rec->n_msgs = used;
+        if (rec->prompt.n_msgs) rec->prompt.msgs = r->msgs_, rec->completion.msgs = r->msgs_ + rec->prompt.n_msgs;
+    }
+    return LF_OK;
+}
+
+LF_API lf_status lf_data_next(lf_data_reader *r, const lf_data_record **rec) {
+    *rec = NULL;
+    if (!r->kind_) return lf__fail(LF_ERR_ARG, "lf_data_next: the reader is not open");
+    if (r->state_ == LF__DR_BROKEN) return lf__fail(LF_ERR_FORMAT, "%s: reading stopped after an error", r->name);
+    lf_doc_deinit(&r->doc_);
+    memset(&r->rec, 0, sizeof r->rec);
+    r->rec.file = r->name;
+    lf_status s = LF_OK;
+    bool got = false;
+    if (r->kind_ == LF__DR_TXT) {
+        if (r->state_ == LF__DR_DONE) return LF_OK;
+        r->state_ = LF__DR_DONE;
+        r->format = LF_DATA_TEXT, r->format_line = 1;
+        r->rec.format = LF_DATA_TEXT, r->rec.line = 1, r->rec.index = r->index_++;
+        r->rec.text = r->text_, r->rec.text_len = r->text_len_;
+        *rec = &r->rec;
+        return LF_OK;
+    }
+    if (r->kind_ == LF__DR_JSONL) {
+        for (;;) {
+            r->rec.line = r->line_;
+            s = lf__dr_line(r, &got);
+            if (s == LF_ERR_FORMAT) r->index_++;
+            if (s != LF_OK || !got) break;
+            r->line_++;
+            size_t i = 0;
+            while (i < r->text_len_ && lf__dr_space(r->text_[i])) i++;
+            if (i < r->text_len_) break;
+        }
+    } else {
+        s = lf__dr_array_item(r, &got, &r->rec.line);
+        if (s == LF_ERR_FORMAT && got) r->index_++;
+    }
+    if (s != LF_OK) return s;
+    if (!got) {
+        if (r->index_ == 0) return lf__fail(LF_ERR_FORMAT, "%s: no records", r->name);
+        return LF_OK;
+    }
+    r->rec.index = r->index_++;
+    s = lf__dr_record(r);
+    if (s != LF_OK) {
+        lf_doc_deinit(&r->doc_);
+        memset(&r->rec, 0, sizeof r->rec);
+        return s;
+    }
+    *rec = &r->rec;
+    return LF_OK;
+}
+
+// -- 10.3 split and encoding
+
+LF_API bool lf_data_is_validation(uint64_t seed, int64_t index, double ratio) {
+    if (!(ratio > 0)) return false;
+    uint64_t h = lf__hash_u64(lf__hash_u64(seed ^ 0x6C6664617461ull) ^ (uint64_t)index);  // "lfdata"
+    return (double)(h >> 11) * (1.0 / 9007199254740992.0) < ratio;
+}
+
+LF_API lf_status lf_data_encode(const lf_sft_desc *d, const lf_data_record *rec, lf_sft_sample *out) {
+    lf_status s;
+    memset(out, 0, sizeof *out);
+    switch (rec->format) {
+    case LF_DATA_ALPACA:
+    case LF_DATA_SHAREGPT:
+    case LF_DATA_MESSAGES: s = lf_sft_encode_chat(d, rec->msgs, rec->n_msgs, 0, out); break;
+    case LF_DATA_PROMPT_COMPLETION:
+        s = rec->prompt.text ? lf_sft_encode_text(d, rec->prompt.text, rec->completion.text, out)
+                             : lf_sft_encode_chat(d, rec->msgs, rec->n_msgs, rec->prompt.n_msgs, out);
+        break;
+    case LF_DATA_TEXT: s = lf_sft_encode_text(d, NULL, rec->text, out); break;
+    case LF_DATA_DPO:
+        return lf__fail(LF_ERR_UNSUPPORTED, "%s:%lld: dpo records are for the preference objectives, not SFT",
+                        rec->file ? rec->file : "<data>", (long long)rec->line);
+    default: return lf__fail(LF_ERR_ARG, "lf_data_encode: unknown format %d", (int)rec->format);
+    }
+    if (s != LF_OK) lf__wrap(s, "%s:%lld", rec->file ? rec->file : "<data>", (long long)rec->line);
+    return s;
+}
+
+// -- 10.4 datasets and their cache
+
+#ifndef LF_NO_STDIO
+
+#define LF__DS_MAGIC "LFDS"
+#define LF__DS_VERSION 1u          // the file layout
+#define LF__DS_ENCODING 1u         // what lf_data_encode makes of a record: bump when it changes
+#define LF__DS_HEADER 256
+
+// Header fields at these byte offsets: integers are 8-byte little-endian, key and checksum
+// SHA-256 hex; the stats are 8 integers from LF__DSH_STATS; the rest is zero.
+enum { LF__DSH_VERSION = 8, LF__DSH_N = 16, LF__DSH_TOKENS = 24, LF__DSH_FORMAT = 32, LF__DSH_STATS = 40,
+       LF__DSH_KEY = 104, LF__DSH_SUM = 168 };
+
+static void lf__put_u64(unsigned char *p, uint64_t v) {
+    for (int i = 0; i < 8; i++) p[i] = (unsigned char)(v >> (8 * i));
+}
+static uint64_t lf__get_u64(const unsigned char *p) {
+    uint64_t v = 0;
+    for (int i = 7; i >= 0; i--) v = (v << 8) | p[i];
+    return v;
+}
+
+static void lf__ds_stats_io(lf_data_stats *st, unsigned char *put, const unsigned char *get) {
+    int64_t *f[] = {&st->records, &st->samples, &st->tokens, &st->trained_tokens, &st->truncated, &st->dropped,
+                    &st->prefix_mismatch, &st->realigned};
+    for (int i = 0; i < 8; i++) {
+        if (put) lf__put_u64(put + LF__DSH_STATS + 8 * i, (uint64_t)*f[i]);
+        else *f[i] = (int64_t)lf__get_u64(get + LF__DSH_STATS + 8 * i);
+    }
+}
+
+// SHA-256 of an image but for its checksum field.
+static void lf__ds_checksum(const unsigned char *img, size_t len, char hex[65]) {
+    lf_sha256 c;
+    lf_sha256_init(&c);
+    lf_sha256_update(&c, img, LF__DSH_SUM);
+    lf_sha256_update(&c, img + LF__DSH_SUM + 64, len - LF__DSH_SUM - 64);
+    lf_sha256_final(&c, hex);
+}
+
+// Checks a whole cache file: header, sizes, checksum, offsets, record indices, ids and labels.
+static lf_status lf__ds_check(const char *what, const unsigned char *img, size_t len, const char *key, int32_t n_vocab) {
+    if (len < LF__DS_HEADER || memcmp(img, LF__DS_MAGIC, 4) != 0)
+        return lf__fail(LF_ERR_FORMAT, "%s: not a LargeForge dataset cache (bad magic or size)", what);
+    uint64_t version = lf__get_u64(img + LF__DSH_VERSION);
+    if (version != LF__DS_VERSION)
+        return lf__fail(LF_ERR_FORMAT, "%s: cache version %llu, expected %u", what, (unsigned long long)version,
+                        LF__DS_VERSION);
+    if (memcmp(img + LF__DSH_KEY, key, 64) != 0) return lf__fail(LF_ERR_FORMAT, "%s: the key inside is not its name", what);
+    uint64_t n = lf__get_u64(img + LF__DSH_N), nt = lf__get_u64(img + LF__DSH_TOKENS);
+    uint64_t fmt = lf__get_u64(img + LF__DSH_FORMAT), records = lf__get_u64(img + LF__DSH_STATS);
+    size_t data, idx, want;
+    if (n > ((uint64_t)1 << 40) || nt > ((uint64_t)1 << 50) || !lf__mul_ok((size_t)nt, 8, &data) ||
+        !lf__mul_ok((size_t)n, 16, &idx) || !lf__add_ok(data, idx, &want) || !lf__add_ok(want, LF__DS_HEADER + 8, &want) ||
+        want != len || fmt < 1 || fmt > LF_DATA_TEXT)
+        return lf__fail(LF_ERR_FORMAT, "%s: the counts in the header (%llu samples, %llu tokens) do not match the file size "
+                        "%zu", what, (unsigned long long)n, (unsigned long long)nt, len);
+    char sum[65];
+    lf__ds_checksum(img, len, sum);
+    if (memcmp(sum, img + LF__DSH_SUM, 64) != 0)
+        return lf__fail(LF_ERR_FORMAT, "%s: checksum mismatch: the file is damaged", what);
+    const int32_t *d32 = (const int32_t *)(const void *)(img + LF__DS_HEADER);
+    const int64_t *off = (const int64_t *)(const void *)(img + LF__DS_HEADER + data), *rec = off + n + 1;
+    if (off[0] != 0 || off[n] != (int64_t)nt) return lf__fail(LF_ERR_FORMAT, "%s: bad sample offsets", what);
+    for (uint64_t i = 0; i < n; i++) {
+        if (off[i + 1] <= off[i] || rec[i] < 0 || (uint64_t)rec[i] >= records || (i > 0 && rec[i] <= rec[i - 1]))
+            return lf__fail(LF_ERR_FORMAT, "%s: sample %llu: bad offsets or record index", what, (unsigned long long)i);
+        int64_t m = off[i + 1] - off[i];
+        const int32_t *t = d32 + 2 * off[i], *l = t + m;
+        for (int64_t j = 0; j < m; j++)
+            if (t[j] < 0 || t[j] >= n_vocab || (l[j] != LF_IGNORE_INDEX && l[j] != t[j]))
+                return lf__fail(LF_ERR_FORMAT, "%s: sample %llu, token %lld: id %d or label %d out of place", what,
+                                (unsigned long long)i, (long long)j, t[j], l[j]);
+    }
+    return LF_OK;
+}
+
+// Points ds's arrays into an image laid out as a cache file.
+static void lf__ds_attach(lf_dataset *ds, const unsigned char *img) {
+    int64_t n = (int64_t)lf__get_u64(img + LF__DSH_N), nt = (int64_t)lf__get_u64(img + LF__DSH_TOKENS);
+    ds->format = (lf_data_format)lf__get_u64(img + LF__DSH_FORMAT);
+    ds->n = n;
+    ds->data_ = (const int32_t *)(const void *)(img + LF__DS_HEADER);
+    ds->offsets = (const int64_t *)(const void *)(img + LF__DS_HEADER + 8 * (size_t)nt);
+    ds->record = ds->offsets + n + 1;
+    lf__ds_stats_io(&ds->stats, NULL, img);
+}
+
+// The cache key of a desc (see ON THE CACHE), as 64 hex digits: SHA-256 over the settings and
+// the SHA-256 of each file (lf__sha256_file, section 8).
+static lf_status lf__ds_key(const lf_dataset_desc *d, char key[65]) {
+    lf_sha256 c;
+    lf_sha256_init(&c);
+    lf_sha256_update(&c, "largeforge dataset " LF_VERSION_STRING, strlen("largeforge dataset " LF_VERSION_STRING));
+    uint64_t fields[] = {LF__DS_ENCODING, (uint64_t)d->format, (uint64_t)d->chat, (uint64_t)d->tok->chat, d->chat_flags,
+                         (uint64_t)d->max_length};
+    for (size_t i = 0; i < sizeof fields / sizeof *fields; i++) {
+        unsigned char b[8];
+        lf__put_u64(b, fields[i]);
+        lf_sha256_update(&c, b, 8);
+    }
+    bool dir = lf_path_is_dir(d->tokenizer_path);
+    char *files[3] = {NULL, dir ? lf_path_join(d->tokenizer_path, "tokenizer.json") : NULL,
+                      dir ? lf_path_join(d->tokenizer_path, "tokenizer_config.json") : NULL};
+    lf_status s = dir && (!files[1] || !files[2]) ? LF_ERR_NOMEM : LF_OK;
+    for (int i = 0; i < 3 && s == LF_OK; i++) {
+        const char *path = i == 0 ? d->path : i == 1 && !dir ? d->tokenizer_path : files[i];
+        char hex[65] = "none";  // no tokenizer_config.json (a tokenizer.json path, or none beside it)
+        if (path && (i < 2 || lf_path_exists(path))) s = lf__sha256_file(path, hex);
+        lf_sha256_update(&c, hex, sizeof hex);
+    }
+    LF_FREE(files[1]), LF_FREE(files[2]);
+    if (s == LF_OK) lf_sha256_final(&c, key);
+    return s;
+}
+
+static lf_status lf__ds_load_cache(lf_dataset *ds, const char *key, int32_t n_vocab) {
+    lf_status s = lf_mmap_open(&ds->map_, ds->cache_path);
+    if (s == LF_OK) s = lf__ds_check(ds->cache_path, ds->map_.data, ds->map_.size, key, n_vocab);
+    if (s == LF_OK) lf__ds_attach(ds, ds->map_.data);
+    else lf_mmap_close(&ds->map_);
+    return s;
+}
+
+// Reads and encodes every record into one image laid out as the cache file.
+static lf_status lf__ds_build(lf_dataset *ds, const lf_dataset_desc *d, const char *key, lf__buf *img) {
+    lf_data_reader r;
+    lf_sft_desc sd;
+    memset(&r, 0, sizeof r);
+    memset(&sd, 0, sizeof sd);
+    sd.tok = d->tok, sd.chat = d->chat, sd.chat_flags = d->chat_flags, sd.max_length = d->max_length;
+    int64_t *off = NULL, *rec_idx = NULL;
+    size_t cap_off = 0, cap_rec = 0;
+    lf_data_stats st;
+    memset(&st, 0, sizeof st);
+    unsigned char header[LF__DS_HEADER];
+    memset(header, 0, sizeof header);
+    lf__buf_put(img, header, sizeof header);
+    lf_status s = img->failed ? LF_ERR_NOMEM : lf_data_open(&r, d->path, d->format, d->max_record_bytes);
+    if (s == LF_OK && lf__grow((void **)&off, &cap_off, 1, sizeof *off, "dataset offsets")) off[0] = 0;
+    else if (s == LF_OK) s = LF_ERR_NOMEM;
+    while (s == LF_OK) {
+        const lf_data_record *rec;
+        lf_sft_sample smp;
+        s = lf_data_next(&r, &rec);
+        if (s != LF_OK || !rec) break;
+        st.records++;
+        s = lf_data_encode(&sd, rec, &smp);
+        if (s != LF_OK) break;
+        st.truncated += smp.truncated, st.prefix_mismatch += smp.prefix_mismatch, st.realigned += smp.realigned;
+        if (smp.n_trained == 0) {
+            st.dropped++;
+            lf_sft_sample_deinit(&smp);
+            continue;
+        }
+        lf__buf_put(img, smp.tokens, (size_t)smp.n * sizeof(int32_t));
+        lf__buf_put(img, smp.labels, (size_t)smp.n * sizeof(int32_t));
+        size_t i = (size_t)st.samples;
+        if (img->failed || !lf__grow((void **)&off, &cap_off, i + 2, sizeof *off, "dataset offsets") ||
+            !lf__grow((void **)&rec_idx, &cap_rec, i + 1, sizeof *rec_idx, "dataset offsets"))
+            s = LF_ERR_NOMEM;
+        else {
+            off[i + 1] = off[i] + smp.n, rec_idx[i] = rec->index;
+            st.samples++, st.tokens += smp.n, st.trained_tokens += smp.n_trained;
+        }
+        lf_sft_sample_deinit(&smp);
+    }
+    lf_data_format fmt = r.format;
+    lf_data_close(&r);
+    if (s == LF_OK && st.samples == 0)
+        s = lf__fail(LF_ERR_FORMAT, "%s: none of its %lld records has a token to train on (no assistant turn, or all cut "
+                     "at max_length %d)", d->path, (long long)st.records, d->max_length);
+    if (s == LF_OK) {
+        lf__buf_put(img, off, (size_t)(st.samples + 1) * sizeof *off);
+        lf__buf_put(img, rec_idx, (size_t)st.samples * sizeof *rec_idx);
+        if (img->failed) s = LF_ERR_NOMEM;
+    }
+    LF_FREE(off), LF_FREE(rec_idx);
+    if (s != LF_OK) return s;
+    unsigned char *h = (unsigned char *)img->data;
+    memcpy(h, LF__DS_MAGIC, 4);
+    lf__put_u64(h + LF__DSH_VERSION, LF__DS_VERSION);
+    lf__put_u64(h + LF__DSH_N, (uint64_t)st.samples);
+    lf__put_u64(h + LF__DSH_TOKENS, (uint64_t)st.tokens);
+    lf__put_u64(h + LF__DSH_FORMAT, (uint64_t)fmt);
+    lf__ds_stats_io(&st, h, NULL);
+    if (key) {  // only a file to be written needs its key and checksum
+        char sum[65];
+        memcpy(h + LF__DSH_KEY, key, 64);
+        lf__ds_checksum(h, img->len, sum);
+        memcpy(h + LF__DSH_SUM, sum, 64);
+    }
+    ds->mem_ = img->data;
+    lf__ds_attach(ds, h);
+    return LF_OK;
+}
+
+static lf_status lf__ds_split(lf_dataset *ds, const lf_dataset_desc *d) {
+    ds->split_ = (int64_t *)lf__calloc((size_t)ds->n, sizeof(int64_t), "dataset split");
+    if (!ds->split_) return LF_ERR_NOMEM;
+    for (int64_t i = 0; i < ds->n; i++) ds->n_val += lf_data_is_validation(d->seed, ds->record[i], d->validation_split);
+    ds->n_train = ds->n - ds->n_val;
+    int64_t *tr = ds->split_, *va = ds->split_ + ds->n_train;
+    for (int64_t i = 0, a = 0, b = 0; i < ds->n; i++) {
+        if (lf_data_is_validation(d->seed, ds->record[i], d->validation_split)) va[b++] = i;
+        else tr[a++] = i;
+    }
+    ds->train = tr, ds->val = va;
+    return LF_OK;
+}
+
+LF_API lf_status lf_dataset_open(lf_dataset *ds, const lf_dataset_desc *d) {
+    memset(ds, 0, sizeof *ds);
+    if (!d || !d->path) return lf__fail(LF_ERR_CONFIG, "data.path: required");
+    if (!d->tok) return lf__fail(LF_ERR_CONFIG, "data: a tokenizer is required");
+    if (!(d->validation_split >= 0 && d->validation_split < 1))
+        return lf__fail(LF_ERR_CONFIG, "data.validation_split: must be in [0, 1), got %g", d->validation_split);
+    if (d->max_length < 0) return lf__fail(LF_ERR_CONFIG, "data.max_length: must be >= 0, got %d", d->max_length);
+    if ((unsigned)d->format > LF_DATA_TEXT) return lf__fail(LF_ERR_CONFIG, "data.format: unknown value %d", (int)d->format);
+    if (d->cache_dir && !d->tokenizer_path)
+        return lf__fail(LF_ERR_CONFIG, "data.cache_dir: needs the tokenizer's path (tokenizer_path), whose bytes key the "
+                        "cache");
+    ds->eos_id = d->tok->eos_id;
+    char key[65];
+    lf__buf img = LF__ZERO;
+    lf_status s = LF_OK;
+    if (d->cache_dir) {
+        s = lf__ds_key(d, key);
+        if (s != LF_OK) return s;
+        if ((size_t)snprintf(ds->cache_path, sizeof ds->cache_path, "%s/%s.lfds", d->cache_dir, key) >= sizeof ds->cache_path)
+            return lf__fail(LF_ERR_CONFIG, "data.cache_dir: path too long");
+        if (!lf_path_is_dir(d->cache_dir) && mkdir(d->cache_dir, 0755) != 0 && errno != EEXIST)
+            return lf__fail(LF_ERR_IO, "%s: cannot create the cache directory: %s", d->cache_dir, strerror(errno));
+        ds->cache = LF_DATASET_CACHE_WRITTEN;
+        if (lf_path_exists(ds->cache_path)) {
+            s = lf__ds_load_cache(ds, key, d->tok->n_vocab);
+            if (s == LF_OK) ds->cache = LF_DATASET_CACHE_HIT;
+            else if (s == LF_ERR_FORMAT || s == LF_ERR_IO) {  // damaged: say so and rebuild it
+                size_t k = LF__MIN(strlen(lf__err), sizeof ds->cache_error - 1);
+                memcpy(ds->cache_error, lf__err, k), ds->cache_error[k] = 0;
+                lf__log(LF_LOG_WARN, "data", "rebuilding the dataset cache: %s", lf__err);
+                ds->cache = LF_DATASET_CACHE_REBUILT;
+                s = LF_OK;
+            }
+        }
+    }
+    if (s == LF_OK && ds->cache != LF_DATASET_CACHE_HIT) {
+        s = lf__ds_build(ds, d, d->cache_dir ? key : NULL, &img);
+        if (s != LF_OK) LF_FREE(img.data), ds->mem_ = NULL;
+        if (s == LF_OK && d->cache_dir) s = lf_file_write_atomic(ds->cache_path, img.data, img.len);
+    }
+    if (s == LF_OK) s = lf__ds_split(ds, d);
+    if (s != LF_OK) lf_dataset_close(ds);
+    return s;
+}
+#endif  // LF_NO_STDIO
+
+LF_API void lf_dataset_close(lf_dataset *ds) {
+#ifndef LF_NO_STDIO
+    lf_mmap_close(&ds->map_);
+#endif
+    LF_FREE(ds->mem_);
+    LF_FREE(ds->split_);
+    memset(ds, 0, sizeof *ds);
+}
+
+LF_API void lf_dataset_sample(const lf_dataset *ds, int64_t i, const int32_t **tokens, const int32_t **labels, int *n) {
+    int64_t off = ds->offsets[i], m = ds->offsets[i + 1] - off;
+    *tokens = ds->data_ + 2 * off, *labels = *tokens + m, *n = (int)m;
+}
+
+// -- 10.5 batches
+
+LF_API lf_batch_desc lf_batch_desc_default(void) {
+    lf_batch_desc d;
+    memset(&d, 0, sizeof d);
+    d.shuffle = true, d.pad_id = -1;
+    return d;
+}
+
+// The split's sample indices and count.
+static const int64_t *lf__batch_items(const lf_batcher *b, int64_t *n) {
+    bool val = b->d.split == LF_SPLIT_VALIDATION;
+    *n = val ? b->ds->n_val : b->ds->n_train;
+    return val ? b->ds->val : b->ds->train;
+}
+
+LF_API lf_status lf_batcher_init(lf_batcher *b, const lf_dataset *ds, const lf_batch_desc *d) {
+    memset(b, 0, sizeof *b);
+    if (!ds || !d) return lf__fail(LF_ERR_ARG, "lf_batcher_init: NULL dataset or desc");
+    if (d->B <= 0 || d->T <= 0) return lf__fail(LF_ERR_CONFIG, "batch: B and T must be > 0, got %d and %d", d->B, d->T);
+    if ((unsigned)d->pack > LF_PACK_CONCAT) return lf__fail(LF_ERR_CONFIG, "batch.pack: unknown mode %d", (int)d->pack);
+    if ((unsigned)d->split > LF_SPLIT_VALIDATION)
+        return lf__fail(LF_ERR_CONFIG, "batch.split: unknown split %d", (int)d->split);
+    if (d->pad_id < -1) return lf__fail(LF_ERR_CONFIG, "batch.pad_id: must be -1 or an id, got %d", d->pad_id);
+    b->d = *d, b->ds = ds, b->order_epoch_ = -1;
+    if (b->d.pad_id < 0) b->d.pad_id = ds->eos_id >= 0 ? ds->eos_id : 0;
+    int64_t n;
+    const int64_t *items = lf__batch_items(b, &n);
+    if (n == 0)
+        return lf__fail(LF_ERR_ARG, "the %s split of the dataset is empty",
+                        d->split == LF_SPLIT_VALIDATION ? "validation" : "train");
+    b->n = n;
+    if (d->pack == LF_PACK_CONCAT) {
+        b->cum_ = (int64_t *)lf__calloc((size_t)n + 1, sizeof(int64_t), "batch offsets");
+        if (!b->cum_) return LF_ERR_NOMEM;
+        for (int64_t i = 0; i < n; i++) b->cum_[i + 1] = b->cum_[i] + (ds->offsets[items[i] + 1] - ds->offsets[items[i]]);
+        b->n = b->cum_[n] / d->T;
+        if (b->n == 0) {
+            lf_batcher_deinit(b);
+            return lf__fail(LF_ERR_ARG, "the split holds %lld tokens, fewer than one block of T = %d",
+                            (long long)b->cum_[n], d->T);
+        }
+    }
+    return LF_OK;
+}
+
+LF_API void lf_batcher_deinit(lf_batcher *b) {
+    LF_FREE(b->order_);
+    LF_FREE(b->cum_);
+    memset(b, 0, sizeof *b);
+}
+
+LF_API lf_status lf_batcher_seek(lf_batcher *b, int64_t epoch, int64_t index) {
+    if (epoch < 0 || index < 0 || index > b->n)
+        return lf__fail(LF_ERR_ARG, "lf_batcher_seek: position (%lld, %lld) outside epochs of %lld items", (long long)epoch,
+                        (long long)index, (long long)b->n);
+    b->epoch = epoch, b->index = index;
+    if (index == b->n) b->epoch++, b->index = 0;
+    return LF_OK;
+}
+
+// Epoch e's order of the n items into order: a Fisher-Yates shuffle seeded by (seed, e).
+static void lf__batch_order(const lf_batcher *b, int64_t epoch, int64_t *order) {
+    for (int64_t i = 0; i < b->n; i++) order[i] = i;
+    if (!b->d.shuffle) return;
+    lf_rng rng;
+    lf_rng_seed(&rng, lf__hash_u64(b->d.seed ^ 0x6C66626174636821ull) + (uint64_t)epoch);
+    for (int64_t i = b->n - 1; i > 0; i--) {
+        int64_t j = (int64_t)(lf_rng_u64(&rng) % (uint64_t)(i + 1)), t = order[i];
+        order[i] = order[j], order[j] = t;
+    }
+}
+
+// Length of item i (a sample index into the split) once cut at T.
+static int lf__batch_len(const lf_batcher *b, const int64_t *items, int64_t i) {
+    int64_t s = items[i], m = b->ds->offsets[s + 1] - b->ds->offsets[s];
+    return (int)LF__MIN(m, (int64_t)b->d.T);
+}
+
+// Lays out one batch from order[*index..): rows filled, *index advanced. With out NULL only counts.
+static int lf__batch_fill(const lf_batcher *b, const int64_t *order, int64_t *index, int32_t *tokens, int32_t *labels,
+                          int32_t *pos) {
+    int B = b->d.B, T = b->d.T, rows = 0;
+    int64_t n_items;
+    const int64_t *items = lf__batch_items(b, &n_items);
+    for (int r = 0; r < B; r++) {
+        int fill = 0;
+        int32_t *tk = tokens ? tokens + (size_t)r * (size_t)T : NULL, *lb = tk ? labels + (size_t)r * (size_t)T : NULL;
+        int32_t *ps = tk ? pos + (size_t)r * (size_t)T : NULL;
+        while (*index < b->n) {
+            int64_t it = order[*index];
+            if (b->d.pack == LF_PACK_CONCAT) {  // block `it` of the concatenation
+                if (tk) {
+                    int64_t g = it * T, k = 0;
+                    size_t lo = 0, hi = (size_t)n_items;  // the sample holding token g
+                    while (hi - lo > 1) {
+                        size_t mid = (lo + hi) / 2;
+                        if (b->cum_[mid] <= g) lo = mid;
+                        else hi = mid;
+                    }
+                    for (size_t s = lo; k < T; s++) {
+                        const int32_t *st, *sl;
+                        int m;
+                        lf_dataset_sample(b->ds, items[s], &st, &sl, &m);
+                        int64_t from = g + k - b->cum_[s], take = LF__MIN((int64_t)m - from, (int64_t)T - k);
+                        memcpy(tk + k, st + from, (size_t)take * sizeof(int32_t));
+                        memcpy(lb + k, sl + from, (size_t)take * sizeof(int32_t));
+                        k += take;
+                    }
+                    for (int t = 0; t < T; t++) ps[t] = t;
+                }
+                fill = T, ++*index;
+                break;
+            }
+            int len = lf__batch_len(b, items, it);
+            if (fill > 0 && fill + len > T) break;
+            if (tk) {
+                const int32_t *st, *sl;
+                int m;
+                lf_dataset_sample(b->ds, items[it], &st, &sl, &m);
+                memcpy(tk + fill, st, (size_t)len * sizeof(int32_t));
+                memcpy(lb + fill, sl, (size_t)len * sizeof(int32_t));
+                for (int t = 0; t < len; t++) ps[fill + t] = t;
+                if (b->d.pack == LF_PACK_SAMPLES) lb[fill] = LF_IGNORE_INDEX;
+            }
+            fill += len, ++*index;
+            if (b->d.pack == LF_PACK_NONE) break;
+        }
+        if (fill == 0) break;
+        rows++;
+        if (tk)
+            for (int t = fill; t < T; t++) {  // padding: NONE continues the positions, SAMPLES starts a run
+                tk[t] = b->d.pad_id, lb[t] = LF_IGNORE_INDEX;
+                ps[t] = b->d.pack == LF_PACK_NONE ? t : t - fill;
+            }
+        if (*index == b->n) break;
+    }
+    if (tokens)
+        for (int r = rows; r < B; r++)
+            for (int t = 0; t < T; t++) {
+                size_t k = (size_t)r * (size_t)T + (size_t)t;
+                tokens[k] = b->d.pad_id, labels[k] = LF_IGNORE_INDEX, pos[k] = t;
+            }
+    return rows;
+}
+
+LF_API lf_status lf_batcher_next(lf_batcher *b, int32_t *tokens, int32_t *labels, int32_t *pos, int *rows) {
+    *rows = 0;
+    if (!b->ds) return lf__fail(LF_ERR_ARG, "lf_batcher_next: the batcher is not initialized");
+    if (!b->order_) {
+        b->order_ = (int64_t *)lf__calloc((size_t)b->n, sizeof(int64_t), "batch order");
+        if (!b->order_) return LF_ERR_NOMEM;
+    }
+    if (b->order_epoch_ != b->epoch) lf__batch_order(b, b->epoch, b->order_), b->order_epoch_ = b->epoch;
+    *rows = lf__batch_fill(b, b->order_, &b->index, tokens, labels, pos);
+    if (b->index == b->n) b->epoch++, b->index = 0;
+    return LF_OK;
+}
+
+LF_API lf_status lf_batcher_count(const lf_batcher *b, int64_t epoch, int64_t *batches, int64_t *rows) {
+    *batches = *rows = 0;
+    if (!b->ds) return lf__fail(LF_ERR_ARG, "lf_batcher_count: the batcher is not initialized");
+    int64_t *order = (int64_t *)lf__calloc((size_t)b->n, sizeof(int64_t), "batch order");
+    if (!order) return LF_ERR_NOMEM;
+    lf__batch_order(b, epoch, order);
+    for (int64_t index = 0; index < b->n; ++*batches) *rows += lf__batch_fill(b, order, &index, NULL, NULL, NULL);
+    LF_FREE(order);
+    return LF_OK;
+}
 
 // == 12. generate (impl) =========================================================================
 

@@ -67,6 +67,24 @@ static int lf_drv_parse_float(const char *s, double *out) {
     return 1;
 }
 
+// "--section.key V" or "--section.key=V" for a section in sections (a NULL-terminated list):
+// appends "section.key=V" to ov (n entries of cap, each 512 bytes) and returns 1; 0 when
+// argv[*i] is no such option; -1 (usage error printed) when it lacks a value or ov is full.
+static int lf_drv_override(int argc, char **argv, int *i, const char *const *sections, char (*ov)[512], int *n, int cap) {
+    const char *a = argv[*i];
+    if (strncmp(a, "--", 2) != 0) return 0;
+    int k = 0;
+    while (sections[k] && !(strncmp(a + 2, sections[k], strlen(sections[k])) == 0 && a[2 + strlen(sections[k])] == '.')) k++;
+    if (!sections[k]) return 0;
+    if (*n == cap) return lf_drv_usage_error("too many overrides%s", ""), -1;
+    const char *eq = strchr(a, '=');
+    if (!eq && *i + 1 >= argc) return lf_drv_usage_error("option %s needs a value", a), -1;
+    if (eq) snprintf(ov[*n], 512, "%s", a + 2);
+    else snprintf(ov[*n], 512, "%s=%s", a + 2, argv[*i + 1]), ++*i;
+    ++*n;
+    return 1;
+}
+
 // Handles the flags every driver has; returns 1 when the option was one of them.
 static int lf_drv_common_flag(const char *arg, const char *help) {
     if (strcmp(arg, "--help") == 0 || strcmp(arg, "-h") == 0) {

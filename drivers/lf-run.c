@@ -68,12 +68,13 @@ int main(int argc, char **argv) {
     lf_drv_name = "lf-run";
     const char *model = NULL, *tok_path = NULL, *prompt = NULL, *prompt_file = NULL, *tmpl_name = NULL, *system = NULL, *v;
     const char *stops[16], *config = NULL, *overrides[32];
+    static const char *const sections[] = {"generation", NULL};
     char ovbuf[32][512];
     int n_stop = 0, n_ov = 0;
     bool chat = false, ignore_eos = false;
     long threads = 0, ctx = 0, max_tokens = -1, top_k = -1, seed = -1;
     double temp = -1, top_p = -1, min_p = -1, rep = -1;
-    for (int i = 1; i < argc; i++) {
+    for (int i = 1, ovr; i < argc; i++) {
         long *ln = NULL;
         double *dn = NULL;
         if (lf_drv_common_flag(argv[i], help)) continue;
@@ -84,13 +85,9 @@ int main(int argc, char **argv) {
         else if (lf_drv_opt(argc, argv, &i, "--system", &v)) system = v;
         else if (lf_drv_opt(argc, argv, &i, "--tokenizer", &v)) tok_path = v;
         else if (lf_drv_opt(argc, argv, &i, "--config", &v)) config = v;
-        else if (strncmp(argv[i], "--generation.", 13) == 0) {  // --generation.KEY V or --generation.KEY=V
-            if (n_ov == 32) return lf_drv_usage_error("at most 32 overrides%s", "");
-            const char *eq = strchr(argv[i], '=');
-            if (!eq && i + 1 >= argc) return lf_drv_usage_error("option %s needs a value", argv[i]);
-            if (eq) snprintf(ovbuf[n_ov], sizeof ovbuf[n_ov], "%s", argv[i] + 2);
-            else snprintf(ovbuf[n_ov], sizeof ovbuf[n_ov], "%s=%s", argv[i] + 2, argv[i + 1]), i++;
-            overrides[n_ov] = ovbuf[n_ov], n_ov++;
+        else if ((ovr = lf_drv_override(argc, argv, &i, sections, ovbuf, &n_ov, 32)) != 0) {
+            if (ovr < 0) return LF_EXIT_USAGE;
+            overrides[n_ov - 1] = ovbuf[n_ov - 1];
         }
         else if (lf_drv_opt(argc, argv, &i, "--stop", &v)) {
             if (n_stop == 16) return lf_drv_usage_error("at most 16 --stop strings%s", "");

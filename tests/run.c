@@ -41,18 +41,20 @@ static void lf_test_free(void *p) {
 #include "test_model.c"
 #include "test_lora.c"
 #include "test_train.c"
+#include "test_data.c"
 #include "test_tokenizer.c"
 #include "test_generate.c"
 #include "test_drivers.c"
 #include "test_layout.c"
 
-static const lf_test *const lf_suites[] = {tests_core, tests_safetensors, tests_model, tests_lora, tests_train, tests_tokenizer,
+static const lf_test *const lf_suites[] = {tests_core, tests_safetensors, tests_model, tests_lora, tests_train, tests_data, tests_tokenizer,
                                            tests_generate, tests_drivers, tests_layout};
 static const size_t lf_suite_sizes[] = {sizeof tests_core / sizeof *tests_core,
                                         sizeof tests_safetensors / sizeof *tests_safetensors,
                                         sizeof tests_model / sizeof *tests_model,
                                         sizeof tests_lora / sizeof *tests_lora,
                                         sizeof tests_train / sizeof *tests_train,
+                                        sizeof tests_data / sizeof *tests_data,
                                         sizeof tests_tokenizer / sizeof *tests_tokenizer,
                                         sizeof tests_generate / sizeof *tests_generate,
                                         sizeof tests_drivers / sizeof *tests_drivers,

@@ -54,10 +54,10 @@ Which bitsandbytes code runs (0.50.2 on x86-64 CPU):
 
 Crafted inputs: b's first block has absmax 2 (a power of two, so x * (1/absmax) is exact) and
 holds every threshold times 2 and its two f32 neighbours (ties and near-ties); its second
-block has absmax 3 with near-threshold values whose bucket depends on the rounding of x * (1/3);
-the partial last block has absmax 3 and values where x / 3 and x * (1/3) fall in different
-buckets (pinning the division rule there); one block is all zeros; one block's absmax comes
-from a negative value. The int8 input has a zero row, a row whose absmax is 127 holding exact
+block and its partial last block have absmax 3 and values where x / 3 and x * (1/3) fall in
+different buckets (pinning the reciprocal in whole blocks, the division in the partial one),
+the second block also every threshold times 3 and its neighbours; one block is all zeros; one
+block's absmax comes from a negative value. The int8 input has a zero row, a row whose absmax is 127 holding exact
 .5 values (round half to even) and a row with a negative absmax.
 """
 import argparse
@@ -133,17 +133,7 @@ def make_b(gen, mids):
         t = f32(m) * f32(2.0)
         b0 += [t, near(t, 1), near(t, -1)]
     x[blk(0)] = np.array(b0 + [f32(0.25)] * (64 - len(b0)), dtype=np.float32)
-    # block 1: absmax 3, values around threshold * 3 (x * fl(1/3) rounds)
-    b1 = [f32(3.0)]
-    for m in mids:
-        t = f32(f32(m) * f32(3.0))
-        b1 += [near(t, k) for k in (-1, 0, 1, 2)]
-    x[blk(1)] = np.array(b1 + [f32(0.1)] * (64 - len(b1)), dtype=np.float32)
-    # block 4: all zeros; block 7: the absmax is negative
-    x[blk(4)] = 0
-    x[blk(7)][5] = f32(-2.5)
-    # partial last block (13 elements from 1024): absmax 3, then values whose bucket differs
-    # between x / 3 (what bnb does there) and x * fl(1/3)
+    # values near threshold * 3 whose bucket differs between x / 3 and x * fl(1/3)
     inv3 = f32(1) / f32(3)
     split = []
     for m in mids:
@@ -153,6 +143,18 @@ def make_b(gen, mids):
             if bucket(v / f32(3), mids) != bucket(v * inv3, mids):
                 split.append(v)
     assert len(split) >= 6, f"only {len(split)} division/reciprocal splits found"
+    # block 1: absmax 3, those values (pinning x * (1/absmax) in whole blocks) and threshold * 3
+    # with its neighbours
+    b1 = [f32(3.0)] + split[:12]
+    for m in mids:
+        t = f32(f32(m) * f32(3.0))
+        b1 += [near(t, k) for k in (-1, 0, 1)]
+    x[blk(1)] = np.array(b1 + [f32(0.1)] * (64 - len(b1)), dtype=np.float32)
+    # block 4: all zeros; block 7: the absmax is negative
+    x[blk(4)] = 0
+    x[blk(7)][5] = f32(-2.5)
+    # the partial last block (13 elements from 1024): absmax 3 and the same values (pinning
+    # x / absmax there)
     tail = [f32(3.0)] + split[:12]
     tail += [f32(0.1)] * (13 - len(tail))
     x[1024:] = np.array(tail, dtype=np.float32)

@@ -1,0 +1,556 @@
+// lf-train — train a model into a run directory (DESIGN.md "Runs"): `pretrain` (causal LM on
+// plain text, from scratch when the model directory has no weights) or `sft` (instruction and
+// chat data with the loss on the answers only); full fine-tuning, or LoRA when the config's
+// lora section enables it. Checkpoints every save_steps; --resume continues the latest exactly;
+// SIGINT/SIGTERM save a checkpoint and exit 0.
+#define LARGEFORGE_IMPLEMENTATION
+#include "../largeforge.h"
+#include "common.h"
+
+#include <signal.h>
+#include <time.h>
+#include <unistd.h>
+
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wsign-conversion"
+#pragma GCC diagnostic ignored "-Wconversion"
+#pragma GCC diagnostic ignored "-Wunused-parameter"
+#pragma GCC diagnostic ignored "-Wmissing-field-initializers"
+#define STB_IMAGE_WRITE_STATIC
+#define STB_IMAGE_WRITE_IMPLEMENTATION
+#include <stb/stb_image_write.h>
+#include <stb/stb_easy_font.h>
+#pragma GCC diagnostic pop
+
+static const char *help =
+    "usage: lf-train pretrain|sft --config FILE [--resume] [--SECTION.KEY VALUE...]\n"
+    "\n"
+    "  pretrain  causal LM on plain text (.txt, or JSONL with \"text\"): documents joined with EOS and\n"
+    "            cut into blocks of data.max_length; a model directory holding only config.json and\n"
+    "            a tokenizer starts from freshly initialized weights\n"
+    "  sft       supervised fine-tuning on Alpaca, ShareGPT, OpenAI messages or prompt/completion\n"
+    "            data: the loss is on the answers (assistant turns) only\n"
+    "\n"
+    "The config (configs/sft.yaml, configs/pretrain.yaml) has the sections model, training, lora,\n"
+    "quantization and data; every key can be overridden: --training.learning_rate 1e-4, or with\n"
+    "LARGEFORGE_TRAINING_LEARNING_RATE=1e-4 in the environment. Unknown keys are errors.\n"
+    "\n"
+    "The run directory (training.output_dir) gets config.yaml (resolved), metrics.jsonl, run.log,\n"
+    "checkpoints/step-N/, final/ (an HF model directory, or a PEFT adapter with LoRA) and loss.png.\n"
+    "\n"
+    "options:\n"
+    "  --config FILE   the run's config (required)\n"
+    "  --resume        continue from the latest checkpoint in output_dir\n"
+    "  --help, --version, --quiet, --verbose\n"
+    "exit codes: 0 done (also when interrupted by SIGINT/SIGTERM after saving a checkpoint);\n"
+    "  see largeforge --help for the others\n";
+
+// -- the data section
+
+typedef struct data_config {
+    const char *train_file, *validation_file, *cache_dir;
+    lf_data_format format;
+    double validation_split;
+    int max_length;
+    bool packing;
+    lf_chat_template chat;
+} data_config;
+
+static lf_status data_config_read(data_config *d, const lf_doc *doc) {
+    memset(d, 0, sizeof *d);
+    d->max_length = 512;
+    const lf_node *s = lf_node_get(doc->root, "data");
+    static const char *known[] = {"train_file", "validation_file", "format", "validation_split", "max_length", "packing",
+                                  "template", "cache_dir"};
+    lf_status st = lf_cfg_keys(doc, s, "data", known, (int)(sizeof known / sizeof *known));
+    lf_doc sub = *doc;
+    snprintf(sub.name, sizeof sub.name, "%.200s: data", doc->name);
+    const char *fmt = NULL, *tmpl = NULL;
+    int64_t ml = d->max_length;
+    if (st == LF_OK && (!s || s->type != LF_NODE_OBJECT)) st = lf__fail(LF_ERR_CONFIG, "%s: 'data' section with train_file: required", doc->name);
+    if (st == LF_OK) st = lf_cfg_str(&sub, s, "train_file", true, &d->train_file);
+    if (st == LF_OK) st = lf_cfg_str(&sub, s, "validation_file", false, &d->validation_file);
+    if (st == LF_OK) st = lf_cfg_str(&sub, s, "cache_dir", false, &d->cache_dir);
+    if (st == LF_OK) st = lf_cfg_str(&sub, s, "format", false, &fmt);
+    if (st == LF_OK) st = lf_cfg_str(&sub, s, "template", false, &tmpl);
+    if (st == LF_OK) st = lf_cfg_num(&sub, s, "validation_split", false, &d->validation_split);
+    if (st == LF_OK) st = lf_cfg_int(&sub, s, "max_length", false, 2, 1 << 20, &ml);
+    if (st == LF_OK) st = lf_cfg_bool(&sub, s, "packing", false, &d->packing);
+    if (st == LF_OK && fmt && lf_data_format_from_name(fmt, &d->format) != LF_OK)
+        st = lf__fail(LF_ERR_CONFIG, "%s: format: '%s' is not auto, alpaca, sharegpt, messages, prompt_completion, text", sub.name, fmt);
+    if (st == LF_OK && tmpl && lf_chat_template_from_name(tmpl, &d->chat) != LF_OK)
+        st = lf__fail(LF_ERR_CONFIG, "%s: template: '%s' is not default, chatml, llama3, llama2, mistral, plain", sub.name, tmpl);
+    if (st == LF_OK && !(d->validation_split >= 0 && d->validation_split < 1))
+        st = lf__fail(LF_ERR_CONFIG, "%s: validation_split: %g is outside [0, 1)", sub.name, d->validation_split);
+    if (st == LF_OK && d->validation_file && d->validation_split > 0)
+        st = lf__fail(LF_ERR_CONFIG, "%s: validation_file and validation_split: give one", sub.name);
+    d->max_length = (int)ml;
+    return st;
+}
+
+// -- the run directory: run.log (JSON lines), metrics.jsonl, the progress line
+
+static FILE *run_log_f;
+static volatile sig_atomic_t stop_signal;
+
+static void on_signal(int sig) { stop_signal = sig; }
+
+static void iso_time(char *out, size_t cap) {
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    struct tm tm;
+    gmtime_r(&ts.tv_sec, &tm);
+    size_t n = strftime(out, cap, "%Y-%m-%dT%H:%M:%S", &tm);
+    snprintf(out + n, cap - n, ".%03ldZ", ts.tv_nsec / 1000000);
+}
+
+// One run.log line: timestamp, level, logger, message, context (a JSON object's text).
+static void run_log(const char *level, const char *logger, const char *msg, const char *context) {
+    if (!run_log_f) return;
+    char ts[40];
+    iso_time(ts, sizeof ts);
+    lf__buf b = LF__ZERO;
+    lf__buf_printf(&b, "{\"timestamp\": \"%s\", \"level\": \"%s\", \"logger\": \"%s\", \"message\": ", ts, level, logger);
+    lf__buf_json_str(&b, msg, strlen(msg));
+    lf__buf_printf(&b, ", \"context\": %s}\n", context ? context : "{}");
+    if (!b.failed) fputs(b.data, run_log_f), fflush(run_log_f);
+    LF_FREE(b.data);
+}
+
+static void library_log(void *user, lf_log_level lvl, const char *module, const char *msg) {
+    static const char *names[] = {"DEBUG", "INFO", "WARNING", "ERROR"};
+    char logger[64];
+    snprintf(logger, sizeof logger, "largeforge.%s", module);
+    run_log(names[lvl], logger, msg, NULL);
+    if (user) lf_log_stderr(NULL, lvl, module, msg);
+}
+
+static bool tty;
+static void progress(int64_t step, int64_t total, float loss, float lr, double eta_s) {
+    if (lf_drv_quiet || !tty) return;
+    int w = 30, done = total ? (int)(w * step / total) : w;
+    fprintf(stderr, "\r[%.*s%.*s] %lld/%lld loss %.4f lr %.2e eta %dm%02ds ", done, "##############################",
+            w - done, "..............................", (long long)step, (long long)total, (double)loss, (double)lr,
+            (int)(eta_s / 60), (int)eta_s % 60);
+    fflush(stderr);
+}
+
+// Keeps the metrics lines of steps <= step (a resumed run rewrites what came after).
+static lf_status metrics_truncate(const char *path, int64_t step) {
+    char *text = NULL;
+    size_t len = 0;
+    if (!lf_path_exists(path)) return LF_OK;
+    lf_status s = lf_file_read(path, 0, &text, &len);
+    if (s != LF_OK) return s;
+    size_t keep = 0;
+    for (size_t a = 0; a < len;) {
+        char *nl = memchr(text + a, '\n', len - a), *p = strstr(text + a, "\"step\": ");
+        size_t b = nl ? (size_t)(nl - text) + 1 : len;
+        if (p && p < text + b && strtoll(p + 8, NULL, 10) <= step) memmove(text + keep, text + a, b - a), keep += b - a;
+        a = b;
+    }
+    s = lf_file_write_atomic(path, text, keep);
+    lf_free(text);
+    return s;
+}
+
+// -- loss.png: train loss (blue) and eval loss (red) over steps, from metrics.jsonl
+
+static void plot_line(unsigned char *img, int W, int H, int x0, int y0, int x1, int y1, const unsigned char *rgb) {
+    int dx = abs(x1 - x0), dy = -abs(y1 - y0), sx = x0 < x1 ? 1 : -1, sy = y0 < y1 ? 1 : -1, e = dx + dy;
+    for (;;) {
+        for (int oy = 0; oy < 2; oy++)
+            if (x0 >= 0 && x0 < W && y0 + oy >= 0 && y0 + oy < H)
+                for (int ch = 0; ch < 3; ch++) img[3 * ((size_t)(y0 + oy) * (size_t)W + (size_t)x0) + (size_t)ch] = rgb[ch];
+        if (x0 == x1 && y0 == y1) break;
+        int e2 = 2 * e;
+        if (e2 >= dy) e += dy, x0 += sx;
+        if (e2 <= dx) e += dx, y0 += sy;
+    }
+}
+
+static void plot_text(unsigned char *img, int W, int H, int x, int y, const char *s) {
+    static char quads[20000];
+    int n = stb_easy_font_print(0, 0, (char *)s, NULL, quads, sizeof quads);
+    for (int q = 0; q < n; q++) {  // each quad: 4 vertices of x, y, z, color (16 bytes)
+        float *v = (float *)(quads + q * 64);
+        for (int yy = (int)v[1]; yy < (int)v[9]; yy++)
+            for (int xx = (int)v[0]; xx < (int)v[4]; xx++)
+                if (x + xx >= 0 && x + xx < W && y + yy >= 0 && y + yy < H) memset(img + 3 * ((y + yy) * W + x + xx), 40, 3);
+    }
+}
+
+static lf_status plot_losses(const char *metrics, const char *png) {
+    char *text = NULL;
+    size_t len = 0;
+    lf_status s = lf_file_read(metrics, 0, &text, &len);
+    if (s != LF_OK) return s;
+    enum { W = 720, H = 420, L0 = 60, R0 = 20, T0 = 30, B0 = 40 };
+    double xs[2][4096], ys[2][4096], xmax = 1, ymin = 1e30, ymax = -1e30;
+    int n[2] = {0, 0};
+    for (char *line = text; line && *line;) {
+        char *nl = strchr(line, '\n');
+        if (nl) *nl = 0;
+        char *st = strstr(line, "\"step\": "), *l = strstr(line, "\"loss\": "), *e = strstr(line, "\"eval_loss\": ");
+        for (int k = 0; k < 2; k++) {
+            char *v = k ? e : l;
+            if (!st || !v || n[k] == 4096) continue;
+            xs[k][n[k]] = strtod(st + 8, NULL), ys[k][n[k]] = strtod(v + (k ? 13 : 8), NULL);
+            xmax = fmax(xmax, xs[k][n[k]]), ymin = fmin(ymin, ys[k][n[k]]), ymax = fmax(ymax, ys[k][n[k]]);
+            n[k]++;
+        }
+        line = nl ? nl + 1 : NULL;
+    }
+    lf_free(text);
+    if (n[0] + n[1] == 0) return LF_OK;
+    if (ymax - ymin < 1e-6) ymax = ymin + 1;
+    unsigned char *img = (unsigned char *)malloc(W * H * 3);
+    if (!img) return lf__fail(LF_ERR_NOMEM, "loss.png: out of memory");
+    memset(img, 255, W * H * 3);
+    static const unsigned char axis[3] = {60, 60, 60}, grid[3] = {225, 225, 225}, col[2][3] = {{40, 90, 200}, {210, 50, 40}};
+    char label[64];
+    for (int t = 0; t <= 4; t++) {  // horizontal grid lines with loss labels
+        int y = T0 + (H - T0 - B0) * t / 4;
+        plot_line(img, W, H, L0, y, W - R0, y, grid);
+        snprintf(label, sizeof label, "%.3g", ymax - (ymax - ymin) * t / 4);
+        plot_text(img, W, H, 8, y - 4, label);
+    }
+    plot_line(img, W, H, L0, T0, L0, H - B0, axis);
+    plot_line(img, W, H, L0, H - B0, W - R0, H - B0, axis);
+    snprintf(label, sizeof label, "step %.0f", xmax);
+    plot_text(img, W, H, W - R0 - 60, H - B0 + 10, label);
+    plot_text(img, W, H, L0, H - B0 + 10, "0");
+    plot_text(img, W, H, L0, 10, "loss (blue: train, red: eval)");
+    for (int k = 0; k < 2; k++)
+        for (int i = 0; i < n[k]; i++) {
+            int x = L0 + (int)((W - L0 - R0) * xs[k][i] / xmax), y = T0 + (int)((H - T0 - B0) * (ymax - ys[k][i]) / (ymax - ymin));
+            if (i) {
+                int px = L0 + (int)((W - L0 - R0) * xs[k][i - 1] / xmax);
+                int py = T0 + (int)((H - T0 - B0) * (ymax - ys[k][i - 1]) / (ymax - ymin));
+                plot_line(img, W, H, px, py, x, y, col[k]);
+            }
+            if (k) plot_line(img, W, H, x - 2, y, x + 2, y, col[k]);
+        }
+    int ok = stbi_write_png(png, W, H, 3, img, W * 3);
+    free(img);
+    return ok ? LF_OK : lf__fail(LF_ERR_IO, "%s: cannot write", png);
+}
+
+// -- training
+
+typedef struct run {
+    lf_train_config tc;
+    data_config dc;
+    bool pretrain, resume;
+    char out[1024], metrics_path[1100];
+    lf_tokenizer tok;
+    lf_model m;
+    lf_optim o;
+    lf_dataset ds, vds;  // vds: a separate validation_file
+    lf_batcher tb, vb;
+    bool has_val;
+    int B, T;
+    int32_t *tok_buf, *lab_buf, *pos_buf;  // [grad_accum, B, T] each
+    FILE *metrics;
+} run;
+
+// Targets the model scores in a [B, T] micro-batch (position t predicts label t + 1 of the same
+// sample): the loss divisor of an accumulation group is their sum (HF's num_items_in_batch).
+static int scored(const int32_t *lab, const int32_t *pos, int B, int T) {
+    int n = 0;
+    for (int64_t i = 0; i < (int64_t)B * T; i++)
+        n += i % T != T - 1 && pos[i + 1] != 0 && lab[i + 1] != -100;
+    return n;
+}
+
+// The validation loss: token-weighted mean over one pass of the validation split.
+static lf_status evaluate(run *r, double *out) {
+    lf_batcher *vb = &r->vb;
+    int64_t batches, rows;
+    lf_status s = lf_batcher_seek(vb, 0, 0);
+    if (s == LF_OK) s = lf_batcher_count(vb, 0, &batches, &rows);
+    double sum = 0;
+    int64_t total = 0;
+    for (int64_t i = 0; s == LF_OK && i < batches; i++) {
+        int rws, n = 0;
+        float l;
+        if ((s = lf_batcher_next(vb, r->tok_buf, r->lab_buf, r->pos_buf, &rws)) != LF_OK) break;
+        lf_train_batch b = {r->tok_buf, r->lab_buf, r->pos_buf, 0};
+        if ((s = lf_model_train_eval(&r->m, &b, &l, &n)) == LF_OK) sum += (double)l * n, total += n;
+    }
+    *out = total ? sum / (double)total : 0;
+    return s;
+}
+
+static lf_status open_data(run *r) {
+    const data_config *d = &r->dc;
+    char cache[1100];
+    const char *home = getenv("LARGEFORGE_HOME"), *h = getenv("HOME");
+    if (d->cache_dir) snprintf(cache, sizeof cache, "%s", d->cache_dir);
+    else if (home) snprintf(cache, sizeof cache, "%s/datasets", home);
+    else snprintf(cache, sizeof cache, "%s/.largeforge/datasets", h ? h : "/tmp");
+    if (strchr(cache + 1, '/')) {  // the cache's parent may not exist yet (~/.largeforge)
+        char parent[1100];
+        snprintf(parent, sizeof parent, "%s", cache);
+        *strrchr(parent, '/') = 0;
+        lf_status s = lf_dir_make(parent);
+        if (s != LF_OK) return s;
+    }
+    lf_dataset_desc dd = {0};
+    dd.path = d->train_file, dd.format = d->format, dd.tok = &r->tok, dd.chat = d->chat;
+    dd.max_length = r->pretrain ? 0 : d->max_length, dd.validation_split = d->validation_split, dd.seed = r->tc.seed;
+    dd.cache_dir = cache, dd.tokenizer_path = r->tc.model;
+    lf_status s = lf_dataset_open(&r->ds, &dd);
+    if (s != LF_OK) return s;
+    if (r->pretrain && r->ds.format != LF_DATA_TEXT)
+        return lf__fail(LF_ERR_CONFIG, "%s: pretrain reads plain text (.txt or JSONL with \"text\"), this is %s data", d->train_file,
+                        lf_data_format_name(r->ds.format));
+    run_log("INFO", "largeforge.data", "dataset ready", NULL);
+    lf_batch_desc bd = lf_batch_desc_default();
+    bd.B = r->B, bd.T = r->T, bd.seed = r->tc.seed;
+    bd.pack = r->pretrain ? LF_PACK_CONCAT : d->packing ? LF_PACK_SAMPLES : LF_PACK_NONE;
+    if ((s = lf_batcher_init(&r->tb, &r->ds, &bd)) != LF_OK) return s;
+    const lf_dataset *vds = &r->ds;
+    bd.split = LF_SPLIT_VALIDATION, bd.shuffle = false;
+    if (d->validation_file) {
+        dd.path = d->validation_file, dd.validation_split = 0;
+        if ((s = lf_dataset_open(&r->vds, &dd)) != LF_OK) return s;
+        vds = &r->vds, bd.split = LF_SPLIT_TRAIN;
+    }
+    r->has_val = d->validation_file || r->ds.n_val > 0;
+    return r->has_val ? lf_batcher_init(&r->vb, vds, &bd) : LF_OK;
+}
+
+static lf_status open_model(run *r, const char *mode) {
+    lf_train_config *c = &r->tc;
+    char init_dir[1100];
+    const char *path = c->model;
+    char *single = lf_path_join(c->model, "model.safetensors"), *index = lf_path_join(c->model, "model.safetensors.index.json");
+    bool weights = single && index && (lf_path_exists(single) || lf_path_exists(index));
+    lf_free(single), lf_free(index);
+    lf_status s = LF_OK;
+    if (!weights && r->pretrain) {  // from scratch: initial weights in the run directory
+        snprintf(init_dir, sizeof init_dir, "%s/init", r->out);
+        if (!r->resume || !lf_path_exists(init_dir)) {
+            if ((s = lf_model_init(c->model, init_dir, c->seed)) != LF_OK) return s;
+            run_log("INFO", "largeforge.train", "no weights in the model directory: initialized from scratch", NULL);
+        }
+        path = init_dir;
+    }
+    if ((s = lf_tok_open(&r->tok, c->model)) != LF_OK) return s;
+    lf_model_desc md = {0};
+    md.path = path, md.n_threads = c->threads, md.max_seq_len = r->T, md.max_tokens = 64;
+    if ((s = lf_model_open(&r->m, &md)) != LF_OK) return s;
+    if (c->quant_bits)
+        return lf__fail(LF_ERR_UNSUPPORTED, "quantization: a quantized (QLoRA) base is not in this build yet; train LoRA on the "
+                                            "unquantized base (quantization.enabled: false)");
+    if (c->lora && (s = lf_lora_attach(&r->m, &c->lora_desc)) != LF_OK) return s;
+    (void)mode;
+    return lf_model_train_begin(&r->m, r->B, r->T, c->gradient_checkpointing ? LF_TRAIN_CHECKPOINTING : 0);
+}
+
+static lf_status save_final(run *r) {
+    char dir[1100];
+    snprintf(dir, sizeof dir, "%s/final", r->out);
+    return r->tc.lora ? lf_lora_save(&r->m, dir) : lf_model_save(&r->m, dir, LF_DTYPE_INVALID);
+}
+
+static lf_status save_checkpoint(run *r, const lf_train_state *st) {
+    char dir[1200];
+    snprintf(dir, sizeof dir, "%s/checkpoints/step-%lld", r->out, (long long)st->step);
+    lf_status s = lf_ckpt_save(dir, &r->m, &r->o, st);
+    if (s == LF_OK) s = lf_ckpt_prune(r->out, r->tc.save_total_limit);
+    char ctx[1300];
+    snprintf(ctx, sizeof ctx, "{\"step\": %lld, \"path\": \"%s\"}", (long long)st->step, dir);
+    run_log(s == LF_OK ? "INFO" : "ERROR", "largeforge.train", s == LF_OK ? "checkpoint saved" : lf_last_error(), ctx);
+    return s;
+}
+
+static lf_status train(run *r) {
+    lf_train_config *c = &r->tc;
+    int64_t batches, rows;
+    lf_status s = lf_batcher_count(&r->tb, 0, &batches, &rows);
+    if (s != LF_OK) return s;
+    int64_t per_epoch = LF__MAX(1, (batches + c->grad_accum - 1) / c->grad_accum);
+    int64_t total = c->max_steps > 0 ? c->max_steps : per_epoch * c->num_epochs;
+    c->optim.total_steps = (int)total;
+    if ((s = lf_optim_init(&r->o, &r->m, &c->optim)) != LF_OK) return s;
+    lf_train_state st = {0};
+    st.best_eval = HUGE_VAL, st.seed = c->seed;
+    lf_model_train_rng(&r->m, st.seed, 0);
+    if (r->resume) {
+        char ck[1200];
+        if ((s = lf_ckpt_latest(r->out, ck, sizeof ck)) != LF_OK || (s = lf_ckpt_load(ck, &r->m, &r->o, &st)) != LF_OK ||
+            (s = lf_batcher_seek(&r->tb, st.epoch, st.index)) != LF_OK || (s = metrics_truncate(r->metrics_path, st.step)) != LF_OK)
+            return s;
+        char ctx[1300];
+        snprintf(ctx, sizeof ctx, "{\"step\": %lld, \"path\": \"%s\"}", (long long)st.step, ck);
+        run_log("INFO", "largeforge.train", "resumed", ctx);
+    }
+    if (!(r->metrics = fopen(r->metrics_path, "a"))) return lf__fail(LF_ERR_IO, "%s: %s", r->metrics_path, strerror(errno));
+    char ctx[512];
+    snprintf(ctx, sizeof ctx, "{\"total_steps\": %lld, \"micro_batches_per_epoch\": %lld, \"trainable\": %lld, \"batch\": [%d, %d], "
+             "\"grad_accum\": %d}", (long long)total, (long long)batches, (long long)lf_model_n_trainable(&r->m), r->B, r->T, c->grad_accum);
+    run_log("INFO", "largeforge.train", "training", ctx);
+    if (!lf_drv_quiet)
+        fprintf(stderr, "%s: %lld steps (%lld micro-batches of [%d, %d] per epoch, accumulation %d), %.2fM trainable parameters\n",
+                lf_drv_name, (long long)total, (long long)batches, r->B, r->T, c->grad_accum, (double)lf_model_n_trainable(&r->m) / 1e6);
+    size_t bt = (size_t)r->B * (size_t)r->T;
+    double win_loss = 0;
+    int64_t win_steps = 0, win_tokens = 0, last_eval = -1;
+    uint64_t t_win = lf_time_ns(), t_start = t_win;
+    int64_t start_step = st.step, last_epoch = st.epoch;
+    float loss = 0, norm = 0, lr = 0;
+    bool stop_early = false;
+    while (s == LF_OK && st.step < total && !stop_signal && !stop_early) {
+        int group = 0;
+        for (size_t k = 0; s == LF_OK && k < (size_t)c->grad_accum; k++) {
+            int rws;
+            s = lf_batcher_next(&r->tb, r->tok_buf + k * bt, r->lab_buf + k * bt, r->pos_buf + k * bt, &rws);
+            group += scored(r->lab_buf + k * bt, r->pos_buf + k * bt, r->B, r->T);
+            win_tokens += (int64_t)rws * r->T;
+        }
+        lf_model_train_zero_grads(&r->m);
+        double step_sum = 0;
+        for (size_t k = 0; s == LF_OK && k < (size_t)c->grad_accum; k++) {
+            lf_train_batch b = {r->tok_buf + k * bt, r->lab_buf + k * bt, r->pos_buf + k * bt, group};
+            float l;
+            if ((s = lf_model_train_grads(&r->m, &b, &l)) == LF_OK) step_sum += (double)l * scored(b.labels, b.pos, r->B, r->T);
+        }
+        lr = lf_optim_lr(&r->o, r->o.step);
+        if (s == LF_OK) s = lf_optim_step(&r->o, &r->m, &norm);
+        if (s != LF_OK) break;
+        loss = group ? (float)(step_sum / group) : 0;
+        st.step++, st.epoch = r->tb.epoch, st.index = r->tb.index, st.calls = lf_model_train_calls(&r->m);
+        st.tokens += (int64_t)c->grad_accum * (int64_t)bt;
+        win_loss += loss, win_steps++;
+        double epoch = (double)r->tb.epoch + (double)r->tb.index / (double)LF__MAX(1, r->tb.n);
+        if (st.step % c->logging_steps == 0 || st.step == total) {
+            double dt = (double)(lf_time_ns() - t_win) / 1e9;
+            fprintf(r->metrics, "{\"step\": %lld, \"epoch\": %.4f, \"loss\": %.6f, \"learning_rate\": %.6g, \"grad_norm\": %.6f, "
+                    "\"tokens_per_s\": %.1f}\n", (long long)st.step, epoch, win_loss / (double)win_steps, (double)lr, (double)norm,
+                    dt > 0 ? (double)win_tokens / dt : 0.0);
+            fflush(r->metrics);
+            if (!tty && !lf_drv_quiet)
+                fprintf(stderr, "step %lld/%lld  loss %.4f  lr %.3g  grad_norm %.3f  %.0f tokens/s\n", (long long)st.step, (long long)total,
+                        win_loss / (double)win_steps, (double)lr, (double)norm, dt > 0 ? (double)win_tokens / dt : 0.0);
+            win_loss = 0, win_steps = 0, win_tokens = 0, t_win = lf_time_ns();
+        }
+        bool epoch_done = st.epoch != last_epoch;
+        last_epoch = st.epoch;
+        if (r->has_val && ((c->eval_strategy == LF_EVAL_STEPS && st.step % c->eval_steps == 0) ||
+                           (c->eval_strategy == LF_EVAL_EPOCH && epoch_done))) {
+            double ev;
+            if ((s = evaluate(r, &ev)) != LF_OK) break;
+            fprintf(r->metrics, "{\"step\": %lld, \"epoch\": %.4f, \"eval_loss\": %.6f}\n", (long long)st.step, epoch, ev);
+            fflush(r->metrics);
+            last_eval = st.step;
+            if (ev < st.best_eval - c->early_stopping_threshold) st.best_eval = ev, st.bad_evals = 0;
+            else st.bad_evals++;
+            stop_early = c->early_stopping_patience > 0 && st.bad_evals >= c->early_stopping_patience;
+            if (stop_early) run_log("INFO", "largeforge.train", "early stopping: eval loss stopped improving", NULL);
+        }
+        if (st.step % c->save_steps == 0 || stop_signal) s = save_checkpoint(r, &st);
+        double elapsed = (double)(lf_time_ns() - t_start) / 1e9;
+        progress(st.step, total, loss, lr, elapsed / (double)(st.step - start_step) * (double)(total - st.step));
+    }
+    if (tty && !lf_drv_quiet) fputc('\n', stderr);
+    if (s == LF_OK && stop_signal) {
+        run_log("INFO", "largeforge.train", "interrupted: checkpoint saved, resume with --resume", NULL);
+        if (!lf_drv_quiet) fprintf(stderr, "%s: interrupted at step %lld; checkpoint saved; continue with --resume\n", lf_drv_name, (long long)st.step);
+        return LF_OK;
+    }
+    if (s == LF_OK && r->has_val && last_eval != st.step) {
+        double ev;
+        if ((s = evaluate(r, &ev)) == LF_OK) {
+            fprintf(r->metrics, "{\"step\": %lld, \"epoch\": %.4f, \"eval_loss\": %.6f}\n", (long long)st.step,
+                    (double)r->tb.epoch + (double)r->tb.index / (double)LF__MAX(1, r->tb.n), ev);
+            fflush(r->metrics);
+        }
+    }
+    if (s == LF_OK && st.step % c->save_steps != 0) s = save_checkpoint(r, &st);
+    if (s == LF_OK) s = save_final(r);
+    fclose(r->metrics), r->metrics = NULL;
+    char png[1100];
+    snprintf(png, sizeof png, "%s/loss.png", r->out);
+    if (s == LF_OK) s = plot_losses(r->metrics_path, png);
+    snprintf(ctx, sizeof ctx, "{\"steps\": %lld, \"loss\": %.6f, \"tokens\": %lld}", (long long)st.step, (double)loss, (long long)st.tokens);
+    if (s == LF_OK) run_log("INFO", "largeforge.train", "done", ctx);
+    if (s == LF_OK && !lf_drv_quiet) fprintf(stderr, "%s: done: %s/final, %s\n", lf_drv_name, r->out, png);
+    return s;
+}
+
+int main(int argc, char **argv) {
+    lf_drv_name = "lf-train";
+    static const char *const sections[] = {"model", "training", "lora", "quantization", "data", NULL};
+    const char *mode = NULL, *config = NULL, *v, *overrides[64];
+    char ovbuf[64][512];
+    int n_ov = 0;
+    static run r;
+    for (int i = 1, ovr; i < argc; i++) {
+        if (lf_drv_common_flag(argv[i], help)) continue;
+        if (lf_drv_opt(argc, argv, &i, "--config", &v)) config = v;
+        else if (strcmp(argv[i], "--resume") == 0) r.resume = true;
+        else if ((ovr = lf_drv_override(argc, argv, &i, sections, ovbuf, &n_ov, 64)) != 0) {
+            if (ovr < 0) return LF_EXIT_USAGE;
+            overrides[n_ov - 1] = ovbuf[n_ov - 1];
+        } else if (lf_drv_bad) return lf_drv_usage_error("option %s needs a value", lf_drv_bad);
+        else if (!mode && argv[i][0] != '-') mode = argv[i];
+        else return lf_drv_usage_error("unknown argument '%s'", argv[i]);
+    }
+    if (!mode || (strcmp(mode, "pretrain") && strcmp(mode, "sft")))
+        return lf_drv_usage_error("expected 'pretrain' or 'sft'%s", mode && (!strcmp(mode, "dpo") || !strcmp(mode, "orpo") ||
+                                  !strcmp(mode, "distill")) ? " (dpo, orpo and distill are not in this build yet)" : "");
+    if (!config) return lf_drv_usage_error("--config is required%s", "");
+    r.pretrain = strcmp(mode, "pretrain") == 0;
+    tty = isatty(2);
+    lf_doc doc;
+    lf_status s = lf_config_load(&doc, config, overrides, n_ov);
+    static const char *top[] = {"model", "training", "lora", "quantization", "data"};
+    if (s == LF_OK) s = lf_cfg_keys(&doc, doc.root, NULL, top, 5);
+    if (s == LF_OK) s = lf_train_config_read(&r.tc, &doc);
+    if (s == LF_OK) s = data_config_read(&r.dc, &doc);
+    if (s != LF_OK) return lf_drv_fail(s);
+    r.B = r.tc.batch_size, r.T = r.dc.max_length;
+    snprintf(r.out, sizeof r.out, "%s", r.tc.output_dir);
+    snprintf(r.metrics_path, sizeof r.metrics_path, "%s/metrics.jsonl", r.out);
+    char path[1200], latest[1200];
+    // a run directory with checkpoints is continued with --resume, never overwritten
+    if (!r.resume && lf_ckpt_latest(r.out, latest, sizeof latest) == LF_OK)
+        return lf_drv_fail(lf__fail(LF_ERR_ARG, "%s already has checkpoints (%s): pass --resume to continue, or choose another "
+                                                "training.output_dir", r.out, latest));
+    if (r.resume && (s = lf_ckpt_latest(r.out, latest, sizeof latest)) != LF_OK) return lf_drv_fail(s);
+    if ((s = lf_dir_make(r.out)) != LF_OK) return lf_drv_fail(s);
+    snprintf(path, sizeof path, "%s/run.log", r.out);
+    if (!(run_log_f = fopen(path, "a"))) return lf_drv_fail(lf__fail(LF_ERR_IO, "%s: %s", path, strerror(errno)));
+    lf_log_set(library_log, lf_drv_verbose ? &r : NULL, lf_drv_verbose ? LF_LOG_INFO : LF_LOG_WARN);
+    char *yaml = lf_train_config_yaml(&r.tc);
+    lf__buf b = LF__ZERO;
+    lf__buf_puts(&b, yaml ? yaml : "");
+    lf__buf_puts(&b, "data:\n  train_file: ");
+    lf__buf_json_str(&b, r.dc.train_file, strlen(r.dc.train_file));
+    lf__buf_printf(&b, "\n  format: %s\n  validation_split: %.9g\n  max_length: %d\n  packing: %s\n", lf_data_format_name(r.dc.format),
+                   r.dc.validation_split, r.dc.max_length, r.dc.packing ? "true" : "false");
+    if (r.dc.validation_file) lf__buf_puts(&b, "  validation_file: "), lf__buf_json_str(&b, r.dc.validation_file, strlen(r.dc.validation_file)), lf__buf_putc(&b, '\n');
+    lf_free(yaml);
+    snprintf(path, sizeof path, "%s/config.yaml", r.out);
+    s = b.failed ? LF_ERR_NOMEM : lf_file_write_atomic(path, b.data, b.len);
+    lf_free(b.data);
+    run_log("INFO", "largeforge.train", r.resume ? "resuming" : "starting", NULL);
+    size_t bt = (size_t)r.B * (size_t)r.T * (size_t)r.tc.grad_accum;
+    r.tok_buf = (int32_t *)malloc(bt * 4), r.lab_buf = (int32_t *)malloc(bt * 4), r.pos_buf = (int32_t *)malloc(bt * 4);
+    if (s == LF_OK && (!r.tok_buf || !r.lab_buf || !r.pos_buf)) s = lf__fail(LF_ERR_NOMEM, "batch buffers");
+    if (s == LF_OK) s = open_model(&r, mode);
+    if (s == LF_OK) s = open_data(&r);
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_signal;
+    sigaction(SIGINT, &sa, NULL), sigaction(SIGTERM, &sa, NULL);
+    if (s == LF_OK) s = train(&r);
+    if (s != LF_OK) run_log("ERROR", "largeforge.train", lf_last_error(), NULL);
+    lf_batcher_deinit(&r.tb), lf_batcher_deinit(&r.vb), lf_dataset_close(&r.ds), lf_dataset_close(&r.vds);
+    lf_optim_deinit(&r.o), lf_model_close(&r.m), lf_tok_close(&r.tok), lf_doc_deinit(&doc);
+    free(r.tok_buf), free(r.lab_buf), free(r.pos_buf);
+    if (run_log_f) fclose(run_log_f);
+    return s == LF_OK ? 0 : lf_drv_fail(s);
+}
