@@ -67,7 +67,7 @@ bench: all
 	bash bench/run.sh
 
 # Regenerates the committed fixtures with the heavy reference packages (torch, transformers).
-parity:
+parity: all
 	$(PYTHON) -m pip install -q -U pip
 	$(PYTHON) -m pip install -q -r tests/ref/requirements.txt
 	$(PYTHON) tests/ref/make_models.py --out tests/fixtures/models
@@ -76,6 +76,12 @@ parity:
 	$(PYTHON) tests/ref/make_lora.py --models tests/fixtures/models
 	$(PYTHON) tests/ref/make_tok_fixtures.py --tokenizers ../shared/tokenizers --out tests/fixtures/tok
 	$(PYTHON) tests/ref/make_chat_fixtures.py --tokenizers ../shared/tokenizers --out tests/fixtures/chat
+	$(PYTHON) tests/ref/make_sft_fixtures.py --tokenizers ../shared/tokenizers --out tests/fixtures/data/sft_ref.jsonl
+	$(PYTHON) tests/ref/make_nf4.py --out tests/fixtures/quant
+	$(BUILD)/lf-tokenize train --quiet --input tests/fixtures/tok/bpe_train/kjv.txt --input tests/fixtures/tok/bpe_train/mixed.txt \
+	    --vocab-size 1000 --out $(BUILD)/bpe-fixture
+	$(PYTHON) tests/ref/make_bpe_fixture.py $(BUILD)/bpe-fixture/tokenizer.json tests/fixtures/tok/bpe_train/lines.txt \
+	    --out tests/fixtures/tok/bpe_train --corpus tests/fixtures/tok/bpe_train/kjv.txt tests/fixtures/tok/bpe_train/mixed.txt --vocab-size 1000
 
 clean:
 	rm -rf $(BUILD)

@@ -22,7 +22,8 @@
 // CONTENTS                                  (grep -n '^// ==' largeforge.h prints this map)
 //    1. core         status, errors, logging, allocation, arenas, rng, time, pool, files
 //    2. config       JSON and YAML into one tree of lf_node; overrides; typed field readers
-//    3. tensor       dtypes, conversions, CPU kernels (matmul, norms, rope, softmax, swiglu)
+//    3. tensor       dtypes, conversions, CPU kernels (matmul, norms, rope, softmax, swiglu),
+//                    NF4 and int8 weights as bitsandbytes stores them, matmuls on them
 //    4. safetensors  mmap reader with a validated header, sharded index, writer
 //    5. tokenizer    HF tokenizer.json (byte-level and SentencePiece-style BPE), chat templates,
 //                    the byte-level BPE trainer
@@ -54,7 +55,7 @@
 //
 // CONVENTIONS
 //   names    lf_module_verb (modules: pool arena rng sha256 json node cfg st tok chat model kv
-//            lora optim ckpt sft data dataset batcher gen),
+//            lora optim ckpt sft data dataset batcher gen nf4 int8 qtensor quant),
 //            lf_type, LF_MACRO, static lf__internal
 //   shapes   outermost first, row-major, linear weights [out, in] as HF stores them.
 //            B batch, T sequence, C model width, NH heads, NKV kv heads, HS head size,
@@ -294,6 +295,101 @@ LF_API lf_status lf_convert_to_f32(float *dst, const void *src, lf_dtype src_dty
 // threads: safe on distinct out buffers (one call at a time per pool)
 LF_API lf_status lf_matmul(lf_pool *pool, float *out, const float *x, const lf_tensor *w,
                            const float *bias, int64_t N);
+
+// Quantized weights. threads: every function here is safe on distinct outputs; the matmuls as
+// lf_matmul.
+//
+// ON QUANTIZED WEIGHTS: a frozen base weight is held exactly as bitsandbytes holds it, so bnb's
+// tensors load as they are and what we quantize matches bnb byte for byte:
+//  - NF4: the weight [out, in] flattened row-major and cut into blocks of `blocksize` elements
+//    (64 for QLoRA); a block keeps absmax = max|x| (f32), each element the index of the NF4 value
+//    (lf_nf4_code) nearest to x / absmax, ties to the lower one. Two indices per byte, element
+//    2i in the high nibble of byte i; an odd count ends with the nibble of 0.0 (7).
+//  - double quantization (bnb compress_statistics): the absmax minus their mean (offset),
+//    quantized in blocks of 256 to the nearest value of the signed 8-bit dynamic map
+//    (lf_quant_dynamic_map) with one f32 absmax2 per block. Block b's scale is then
+//    code2[qabsmax[b]] * absmax2[b / 256] + offset, rounded after the product and after the sum.
+//  - int8: LLM.int8's row-wise weight format (bnb int8_vectorwise_quant): per output row
+//    absmax (bnb's SCB), q = round-half-even(x * (127 / absmax)); x' = (q * absmax) * (1/127).
+// Quantizing rejects NaN and Inf (LF_ERR_ARG naming the element): they would poison a whole
+// block's scale. An all-zero block or row gets absmax 0 and dequantizes to zeros.
+
+typedef enum lf_qtype { LF_QTYPE_NONE = 0, LF_QTYPE_NF4 = 1, LF_QTYPE_INT8 = 2 } lf_qtype;
+
+LF_API const float *lf_nf4_code(void);           // [16] bnb's NF4 values, ascending; safe
+LF_API const float *lf_quant_dynamic_map(void);  // [256] bnb create_dynamic_map(signed=True); safe
+
+// lf_nf4_quantize — NF4-quantize src blockwise (bnb quantize_4bit, quant_type "nf4").
+//   dst      [ceil(n / 2)] packed codes                         written
+//   absmax   [ceil(n / blocksize)] max|x| of each block          written
+//   blocksize  32, 64, 128, ..., 4096 (bnb's set)
+//   returns  LF_OK | LF_ERR_ARG (n <= 0, bad blocksize, NULL, NaN/Inf in src: message names it;
+//            dst and absmax are then unspecified)
+LF_API lf_status lf_nf4_quantize(unsigned char *dst, float *absmax, const float *src, int64_t n, int blocksize);
+// dst[n] = code[nibble] * absmax[block] (bnb dequantize_4bit).
+LF_API lf_status lf_nf4_dequantize(float *dst, const unsigned char *src, const float *absmax, int64_t n,
+                                   int blocksize);
+// lf_nf4_quantize_absmax — double quantization of nblocks NF4 absmax (finite, as from
+// lf_nf4_quantize): *offset = their mean (accumulated in double), then blocks of 256 of
+// absmax - offset quantized to the dynamic map.
+//   qabsmax  [nblocks] indices into lf_quant_dynamic_map()      written
+//   absmax2  [ceil(nblocks / 256)]                               written
+LF_API lf_status lf_nf4_quantize_absmax(unsigned char *qabsmax, float *absmax2, float *offset, const float *absmax,
+                                        int64_t nblocks);
+// absmax[b] = code2[qabsmax[b]] * absmax2[b / 256] + offset; code2 NULL means
+// lf_quant_dynamic_map() (a bnb checkpoint stores its own as nested_quant_map).
+LF_API lf_status lf_nf4_dequantize_absmax(float *absmax, const unsigned char *qabsmax, const float *absmax2,
+                                          float offset, const float *code2, int64_t nblocks);
+
+// lf_int8_quantize — row-wise int8 (LLM.int8 weights): absmax[r] = max|src[r, :]|,
+// dst[r, c] = round-half-even(src[r, c] * (127 / absmax[r])).
+//   returns  LF_OK | LF_ERR_ARG (rows or cols <= 0, NULL, NaN/Inf: message names the element)
+LF_API lf_status lf_int8_quantize(int8_t *dst, float *absmax, const float *src, int64_t rows, int64_t cols);
+// dst[r, c] = (src[r, c] * absmax[r]) * (1/127), as bnb int8_vectorwise_dequant.
+LF_API lf_status lf_int8_dequantize(float *dst, const int8_t *src, const float *absmax, int64_t rows, int64_t cols);
+
+// A quantized linear weight [rows, cols] = HF's [out, in]. lf_qtensor_quantize fills one and
+// owns its arrays (one block, mem_); a caller may instead point the fields at a checkpoint's
+// tensors (mem_ NULL), which must then outlive it.
+typedef struct lf_qtensor {
+    lf_qtype type;
+    int64_t rows, cols;
+    int blocksize;                 // NF4: elements per absmax block (flat over rows * cols); int8: 0
+    const unsigned char *q;        // NF4: [ceil(rows * cols / 2)] packed codes; int8: [rows, cols] int8
+    const float *absmax;           // NF4: [nblocks], NULL when double-quantized; int8: [rows]
+    const unsigned char *qabsmax;  // NF4 double quantization: [nblocks] indices into code2, else NULL
+    const float *absmax2;          // [ceil(nblocks / 256)]
+    const float *code2;            // [256]
+    float offset;
+    void *mem_;                    // what lf_qtensor_quantize allocated
+} lf_qtensor;
+
+typedef struct lf_qtensor_desc {
+    lf_qtype type;      // required: LF_QTYPE_NF4 or LF_QTYPE_INT8
+    int blocksize;      // NF4; default: 64 (QLoRA, bnb)
+    bool double_quant;  // NF4; default: false. true = bnb_4bit_use_double_quant (QLoRA's setting)
+} lf_qtensor_desc;
+
+// lf_qtensor_quantize — quantize w [rows, cols] (f32) into qt.
+//   returns  LF_OK | LF_ERR_ARG (bad desc field or shape, NaN/Inf: message names it) | LF_ERR_NOMEM
+//   after    qt owns its arrays until lf_qtensor_deinit; on failure qt is zeroed
+LF_API lf_status lf_qtensor_quantize(lf_qtensor *qt, const float *w, int64_t rows, int64_t cols,
+                                     const lf_qtensor_desc *desc);
+// out [rows, cols] = the weight in f32 (exactly the values the matmuls multiply by).
+LF_API lf_status lf_qtensor_dequantize(const lf_qtensor *qt, float *out);
+LF_API void lf_qtensor_deinit(lf_qtensor *qt);  // safe on a zeroed or already released qt
+
+// lf_qtensor_matmul — out[N, rows] = x[N, cols] . dequant(w)^T (+ bias[rows]) without making the
+// f32 matrix: panels of w are dequantized into per-thread buffers. Split over the pool by output
+// column, so results do not depend on the thread count; they equal lf_matmul on
+// lf_qtensor_dequantize's matrix (bit for bit in AVX-512 builds, to rounding in others).
+//   returns  LF_OK | LF_ERR_ARG (N <= 0, an inconsistent w: message names the field) | LF_ERR_NOMEM
+//   threads  safe on distinct out buffers (one call at a time per pool)
+LF_API lf_status lf_qtensor_matmul(lf_pool *pool, float *out, const float *x, const lf_qtensor *w,
+                                   const float *bias, int64_t N);
+// The input gradient of that product: dx[N, cols] = dout[N, rows] . dequant(w), panels of w
+// dequantized as stored (no transposed copy). Same contract as lf_qtensor_matmul.
+LF_API lf_status lf_qtensor_matmul_dx(lf_pool *pool, float *dx, const float *dout, const lf_qtensor *w, int64_t N);
 
 // == 4. safetensors (API) ========================================================================
 // threads: open/close are safe on distinct objects; lookups in an open file are read-only and
@@ -3249,6 +3345,554 @@ static void lf__crossentropy_backward(float *logits, float *losses, const int32_
         for (int64_t v = 0; v < V; v++) l[v] = expf(l[v] - mx) * inv * scale;
         l[targets[n]] -= scale;
     }
+}
+
+// -- 3.4 quantized weights: NF4 and int8 (bitsandbytes' layouts)
+
+// bnb's NF4 values (functional.get_4bit_type("nf4")).
+static const float lf__nf4_code[16] = {
+    -1.0f, -0.696192801f, -0.525073051f, -0.394917488f, -0.284441382f, -0.18477343f, -0.0910500363f, 0.0f,
+    0.0795802996f, 0.160930201f, 0.246112302f, 0.337915242f, 0.440709829f, 0.562617004f, 0.722956836f, 1.0f};
+// The decision thresholds: the f32 midpoints (code[i] + code[i+1]) / 2 that bnb's reference
+// kernel buckets by. bnb's CUDA tree (dQuantizeNF4) writes them as decimal float literals, four
+// of which (0, 8, 12, 14) round to the f32 next to these: only an input exactly on one of those
+// thresholds is bucketed differently there.
+static const float lf__nf4_mid[15] = {
+    -0.848096371f, -0.610632896f, -0.45999527f, -0.33967942f, -0.234607399f, -0.137911737f, -0.0455250181f,
+    0.0397901498f, 0.120255247f, 0.203521252f, 0.292013764f, 0.389312536f, 0.501663446f, 0.64278692f, 0.861478448f};
+// bnb's create_dynamic_map(signed=True): 127 negative values, 0, 127 positive values, 1.
+static const float lf__dynamic_map[256] = {
+    -0.992968738f, -0.978906274f, -0.96484375f, -0.950781226f, -0.936718762f, -0.922656238f,
+    -0.908593774f, -0.89453125f, -0.880468726f, -0.866406262f, -0.852343738f, -0.838281274f,
+    -0.82421875f, -0.810156226f, -0.796093762f, -0.782031238f, -0.767968774f, -0.75390625f,
+    -0.739843726f, -0.725781262f, -0.711718798f, -0.697656274f, -0.68359375f, -0.669531226f,
+    -0.655468762f, -0.641406298f, -0.627343774f, -0.61328125f, -0.599218726f, -0.585156262f,
+    -0.571093798f, -0.557031274f, -0.54296875f, -0.528906226f, -0.514843702f, -0.500781238f,
+    -0.486718714f, -0.47265625f, -0.458593726f, -0.444531262f, -0.430468738f, -0.416406244f,
+    -0.40234375f, -0.388281226f, -0.374218762f, -0.360156238f, -0.346093744f, -0.33203125f,
+    -0.317968726f, -0.303906262f, -0.289843738f, -0.275781274f, -0.26171875f, -0.247656241f,
+    -0.233593747f, -0.219531253f, -0.205468744f, -0.19140625f, -0.177343756f, -0.163281247f,
+    -0.149218753f, -0.135156244f, -0.12109375f, -0.107031256f, -0.0985937491f, -0.0957812592f,
+    -0.0929687545f, -0.0901562497f, -0.0873437524f, -0.0845312476f, -0.0817187577f, -0.078906253f,
+    -0.0760937482f, -0.0732812509f, -0.0704687461f, -0.0676562563f, -0.0648437515f, -0.0620312504f,
+    -0.0592187531f, -0.0564062484f, -0.053593751f, -0.05078125f, -0.047968749f, -0.0451562516f,
+    -0.0423437469f, -0.0395312496f, -0.0367187522f, -0.0339062512f, -0.0310937501f, -0.028281251f,
+    -0.0254687499f, -0.0226562507f, -0.0198437516f, -0.0170312505f, -0.0142187504f, -0.0114062503f,
+    -0.00971874967f, -0.00915624946f, -0.00859375019f, -0.00803124998f, -0.00746874977f, -0.00690625003f,
+    -0.00634374982f, -0.00578125007f, -0.00521875033f, -0.00465624966f, -0.00409374991f, -0.00353124971f,
+    -0.00296874996f, -0.00240624999f, -0.00184375001f, -0.00128124992f, -0.000943750085f, -0.000831249985f,
+    -0.00071875006f, -0.000606250076f, -0.000493750034f, -0.000381250022f, -0.000268750038f, -0.000156250011f,
+    -8.87499991e-05f, -6.62500024e-05f, -4.37499984e-05f, -2.12499981e-05f, -7.7499999e-06f, -3.25000019e-06f,
+    -5.50000038e-07f, 0.0f, 5.50000038e-07f, 3.25000019e-06f, 7.7499999e-06f, 2.12499981e-05f,
+    4.37499984e-05f, 6.62500024e-05f, 8.87499991e-05f, 0.000156250011f, 0.000268750038f, 0.000381250022f,
+    0.000493750034f, 0.000606250076f, 0.00071875006f, 0.000831249985f, 0.000943750085f, 0.00128124992f,
+    0.00184375001f, 0.00240624999f, 0.00296874996f, 0.00353124971f, 0.00409374991f, 0.00465624966f,
+    0.00521875033f, 0.00578125007f, 0.00634374982f, 0.00690625003f, 0.00746874977f, 0.00803124998f,
+    0.00859375019f, 0.00915624946f, 0.00971874967f, 0.0114062503f, 0.0142187504f, 0.0170312505f,
+    0.0198437516f, 0.0226562507f, 0.0254687499f, 0.028281251f, 0.0310937501f, 0.0339062512f,
+    0.0367187522f, 0.0395312496f, 0.0423437469f, 0.0451562516f, 0.047968749f, 0.05078125f,
+    0.053593751f, 0.0564062484f, 0.0592187531f, 0.0620312504f, 0.0648437515f, 0.0676562563f,
+    0.0704687461f, 0.0732812509f, 0.0760937482f, 0.078906253f, 0.0817187577f, 0.0845312476f,
+    0.0873437524f, 0.0901562497f, 0.0929687545f, 0.0957812592f, 0.0985937491f, 0.107031256f,
+    0.12109375f, 0.135156244f, 0.149218753f, 0.163281247f, 0.177343756f, 0.19140625f,
+    0.205468744f, 0.219531253f, 0.233593747f, 0.247656241f, 0.26171875f, 0.275781274f,
+    0.289843738f, 0.303906262f, 0.317968726f, 0.33203125f, 0.346093744f, 0.360156238f,
+    0.374218762f, 0.388281226f, 0.40234375f, 0.416406244f, 0.430468738f, 0.444531262f,
+    0.458593726f, 0.47265625f, 0.486718714f, 0.500781238f, 0.514843702f, 0.528906226f,
+    0.54296875f, 0.557031274f, 0.571093798f, 0.585156262f, 0.599218726f, 0.61328125f,
+    0.627343774f, 0.641406298f, 0.655468762f, 0.669531226f, 0.68359375f, 0.697656274f,
+    0.711718798f, 0.725781262f, 0.739843726f, 0.75390625f, 0.767968774f, 0.782031238f,
+    0.796093762f, 0.810156226f, 0.82421875f, 0.838281274f, 0.852343738f, 0.866406262f,
+    0.880468726f, 0.89453125f, 0.908593774f, 0.922656238f, 0.936718762f, 0.950781226f,
+    0.96484375f, 0.978906274f, 0.992968738f, 1.0f,
+};
+
+#define LF__QDQ_BLOCK 256                           // bnb's blocksize for double quantization
+static const float lf__inv127 = 7.874015718698502e-3f;  // bnb's 1/127 (int8_vectorwise_dequant)
+
+LF_API const float *lf_nf4_code(void) { return lf__nf4_code; }
+LF_API const float *lf_quant_dynamic_map(void) { return lf__dynamic_map; }
+
+static bool lf__nf4_blocksize_ok(int bs) { return bs >= 32 && bs <= 4096 && (bs & (bs - 1)) == 0; }
+
+// The nearest of 2 * top sorted codes to s, given their 2 * top - 1 midpoints: the number of
+// midpoints below s, so a tie goes to the lower code (torch.bucketize; bnb's CUDA NF4 tree).
+LF__INLINE int lf__bucket(const float *mid, int top, float s) {
+    int q = 0;
+    for (int step = top; step; step >>= 1) q += step * (s > mid[q + step - 1]);
+    return q;
+}
+
+// max |x[i] - sub| into *am; returns -1, or the index of the first value that is NaN or Inf.
+static int64_t lf__absmax(const float *x, int64_t n, float sub, float *am) {
+    float m = 0;
+    for (int64_t i = 0; i < n; i++) {
+        float a = fabsf(x[i] - sub);
+        if (!(a <= FLT_MAX)) return i;
+        m = a > m ? a : m;
+    }
+    *am = m;
+    return -1;
+}
+
+// bnb's blockwise scaling, as its "default" kernels do it (its CPU build runs those for
+// quantize_4bit): the absmax is clamped to >= 1e-38 (an all-zero block scales to 0, code 0.0);
+// a whole block is scaled by x * (1 / absmax), the partial last block by x / absmax, and that
+// block stores the clamped absmax. bnb's clamp of the scaled values to [-1, 1] changes no
+// bucket, so it is left out.
+typedef struct lf__bscale {
+    float f;
+    bool divide;
+} lf__bscale;
+static lf__bscale lf__block_scale(float am, bool partial, float *stored) {
+    float c = am < 1e-38f ? 1e-38f : am;
+    *stored = partial ? c : am;
+    lf__bscale s = {partial ? c : 1.0f / c, partial};
+    return s;
+}
+LF__INLINE float lf__bscaled(lf__bscale s, float x) { return s.divide ? x / s.f : x * s.f; }
+
+#ifdef LF__AVX512
+// The NF4 codes of 16 scaled values into 8 bytes (element 2i in the high nibble), as lf__bucket.
+LF__INLINE void lf__nf4_code16(unsigned char *dst, __m512 s) {
+    __m512i q = _mm512_setzero_si512();
+    for (int t = 0; t < 15; t++) {
+        __mmask16 above = _mm512_cmp_ps_mask(s, _mm512_set1_ps(lf__nf4_mid[t]), _CMP_GT_OQ);
+        q = _mm512_mask_add_epi32(q, above, q, _mm512_set1_epi32(1));
+    }
+    __m128i b = _mm512_cvtepi32_epi8(q);  // one code per byte; a 16-bit lane holds an even and an odd one
+    __m128i pair = _mm_and_si128(_mm_or_si128(_mm_slli_epi16(b, 4), _mm_srli_epi16(b, 8)), _mm_set1_epi16(0xff));
+    _mm_storel_epi64((__m128i *)dst, _mm_packus_epi16(pair, pair));
+}
+#endif
+
+LF_API lf_status lf_nf4_quantize(unsigned char *dst, float *absmax, const float *src, int64_t n, int blocksize) {
+    if (!dst || !absmax || !src)
+        return lf__fail(LF_ERR_ARG, "nf4 quantize: %s is NULL", !dst ? "dst" : !absmax ? "absmax" : "src");
+    if (n <= 0) return lf__fail(LF_ERR_ARG, "nf4 quantize: n must be > 0, got %lld", (long long)n);
+    if (!lf__nf4_blocksize_ok(blocksize))
+        return lf__fail(LF_ERR_ARG, "nf4 quantize: blocksize must be 32, 64, 128, ..., 4096 (bitsandbytes), got %d",
+                        blocksize);
+    for (int64_t b0 = 0; b0 < n; b0 += blocksize) {
+        int64_t len = LF__MIN(blocksize, n - b0), bad;
+        float am = 0;
+        if ((bad = lf__absmax(src + b0, len, 0.0f, &am)) >= 0)
+            return lf__fail(LF_ERR_ARG, "nf4 quantize: src[%lld] is %s", (long long)(b0 + bad),
+                            isnan(src[b0 + bad]) ? "NaN" : "infinite");
+        lf__bscale s = lf__block_scale(am, len < blocksize, &absmax[b0 / blocksize]);
+        int64_t i = b0;
+#ifdef LF__AVX512
+        if (!s.divide)  // a whole block: a multiple of 16 elements from an even index
+            for (; i < b0 + len; i += 16)
+                lf__nf4_code16(dst + i / 2, _mm512_mul_ps(_mm512_loadu_ps(src + i), _mm512_set1_ps(s.f)));
+#endif
+        for (; i < b0 + len; i++) {
+            int c = lf__bucket(lf__nf4_mid, 8, lf__bscaled(s, src[i]));
+            if (i & 1) dst[i >> 1] |= (unsigned char)c;
+            else dst[i >> 1] = (unsigned char)(c << 4 | (i + 1 == n ? 7 : 0));  // an odd count pads with 0.0
+        }
+    }
+    return LF_OK;
+}
+
+LF_API lf_status lf_nf4_dequantize(float *dst, const unsigned char *src, const float *absmax, int64_t n,
+                                   int blocksize) {
+    if (!dst || !src || !absmax)
+        return lf__fail(LF_ERR_ARG, "nf4 dequantize: %s is NULL", !dst ? "dst" : !src ? "src" : "absmax");
+    if (n <= 0) return lf__fail(LF_ERR_ARG, "nf4 dequantize: n must be > 0, got %lld", (long long)n);
+    if (!lf__nf4_blocksize_ok(blocksize))
+        return lf__fail(LF_ERR_ARG, "nf4 dequantize: blocksize must be 32, 64, 128, ..., 4096, got %d", blocksize);
+    for (int64_t i = 0; i < n; i++)
+        dst[i] = lf__nf4_code[i & 1 ? src[i >> 1] & 15 : src[i >> 1] >> 4] * absmax[i / blocksize];
+    return LF_OK;
+}
+
+// Double quantization around a given offset (the public call computes it): bnb's
+// quantize_blockwise(absmax - offset, blocksize=256) with the dynamic map, by its reference rule.
+static lf_status lf__nf4_quantize_absmax_at(unsigned char *qabsmax, float *absmax2, const float *absmax,
+                                            int64_t nblocks, float offset) {
+    float mid[255];
+    for (int i = 0; i < 255; i++) mid[i] = (lf__dynamic_map[i] + lf__dynamic_map[i + 1]) / 2;
+    for (int64_t b0 = 0; b0 < nblocks; b0 += LF__QDQ_BLOCK) {
+        int64_t len = LF__MIN(LF__QDQ_BLOCK, nblocks - b0), bad;
+        float am = 0;
+        if ((bad = lf__absmax(absmax + b0, len, offset, &am)) >= 0)
+            return lf__fail(LF_ERR_ARG, "nf4 quantize absmax: absmax[%lld] - offset is not finite",
+                            (long long)(b0 + bad));
+        lf__bscale s = lf__block_scale(am, len < LF__QDQ_BLOCK, &absmax2[b0 / LF__QDQ_BLOCK]);
+        for (int64_t i = b0; i < b0 + len; i++)
+            qabsmax[i] = (unsigned char)lf__bucket(mid, 128, lf__bscaled(s, absmax[i] - offset));
+    }
+    return LF_OK;
+}
+
+LF_API lf_status lf_nf4_quantize_absmax(unsigned char *qabsmax, float *absmax2, float *offset, const float *absmax,
+                                        int64_t nblocks) {
+    if (!qabsmax || !absmax2 || !offset || !absmax)
+        return lf__fail(LF_ERR_ARG, "nf4 quantize absmax: %s is NULL",
+                        !qabsmax ? "qabsmax" : !absmax2 ? "absmax2" : !offset ? "offset" : "absmax");
+    if (nblocks <= 0)
+        return lf__fail(LF_ERR_ARG, "nf4 quantize absmax: nblocks must be > 0, got %lld", (long long)nblocks);
+    // bnb takes torch's f32 mean, whose summation order follows the CPU's vector width; this
+    // one is accumulated in double and rounded once, so the two can differ in the last bits
+    double sum = 0;
+    for (int64_t i = 0; i < nblocks; i++) {
+        if (!(fabsf(absmax[i]) <= FLT_MAX))
+            return lf__fail(LF_ERR_ARG, "nf4 quantize absmax: absmax[%lld] is not finite", (long long)i);
+        sum += absmax[i];
+    }
+    *offset = (float)(sum / (double)nblocks);
+    return lf__nf4_quantize_absmax_at(qabsmax, absmax2, absmax, nblocks, *offset);
+}
+
+// code2[q] * absmax2 + offset with bnb's two roundings: the volatile keeps the compiler from
+// fusing them into one FMA (GCC does at its default -ffp-contract=fast).
+LF__INLINE float lf__dq_absmax(const float *code2, unsigned char q, float absmax2, float offset) {
+    volatile float p = code2[q] * absmax2;
+    return p + offset;
+}
+
+LF_API lf_status lf_nf4_dequantize_absmax(float *absmax, const unsigned char *qabsmax, const float *absmax2,
+                                          float offset, const float *code2, int64_t nblocks) {
+    if (!absmax || !qabsmax || !absmax2)
+        return lf__fail(LF_ERR_ARG, "nf4 dequantize absmax: %s is NULL",
+                        !absmax ? "absmax" : !qabsmax ? "qabsmax" : "absmax2");
+    if (nblocks <= 0)
+        return lf__fail(LF_ERR_ARG, "nf4 dequantize absmax: nblocks must be > 0, got %lld", (long long)nblocks);
+    if (!code2) code2 = lf__dynamic_map;
+    for (int64_t i = 0; i < nblocks; i++)
+        absmax[i] = lf__dq_absmax(code2, qabsmax[i], absmax2[i / LF__QDQ_BLOCK], offset);
+    return LF_OK;
+}
+
+LF_API lf_status lf_int8_quantize(int8_t *dst, float *absmax, const float *src, int64_t rows, int64_t cols) {
+    if (!dst || !absmax || !src)
+        return lf__fail(LF_ERR_ARG, "int8 quantize: %s is NULL", !dst ? "dst" : !absmax ? "absmax" : "src");
+    if (rows <= 0 || cols <= 0)
+        return lf__fail(LF_ERR_ARG, "int8 quantize: rows and cols must be > 0, got %lld x %lld", (long long)rows,
+                        (long long)cols);
+    for (int64_t r = 0; r < rows; r++) {
+        const float *x = src + r * cols;
+        float am = 0;
+        int64_t bad = lf__absmax(x, cols, 0.0f, &am);
+        if (bad >= 0)
+            return lf__fail(LF_ERR_ARG, "int8 quantize: src[%lld, %lld] is %s", (long long)r, (long long)bad,
+                            isnan(x[bad]) ? "NaN" : "infinite");
+        absmax[r] = am;
+        float f = 127.0f / am;  // bnb: 127.0 / row_stats in f32; x * f stays within [-127, 127]
+        for (int64_t c = 0; c < cols; c++) dst[r * cols + c] = am > 0 ? (int8_t)rintf(x[c] * f) : 0;
+    }
+    return LF_OK;
+}
+
+LF_API lf_status lf_int8_dequantize(float *dst, const int8_t *src, const float *absmax, int64_t rows, int64_t cols) {
+    if (!dst || !src || !absmax)
+        return lf__fail(LF_ERR_ARG, "int8 dequantize: %s is NULL", !dst ? "dst" : !src ? "src" : "absmax");
+    if (rows <= 0 || cols <= 0)
+        return lf__fail(LF_ERR_ARG, "int8 dequantize: rows and cols must be > 0, got %lld x %lld", (long long)rows,
+                        (long long)cols);
+    for (int64_t r = 0; r < rows; r++)
+        for (int64_t c = 0; c < cols; c++) dst[r * cols + c] = ((float)src[r * cols + c] * absmax[r]) * lf__inv127;
+    return LF_OK;
+}
+
+// -- 3.5 quantized tensors
+
+#define LF__ALIGN64(n) (((n) + 63) & ~(size_t)63)
+
+LF_API void lf_qtensor_deinit(lf_qtensor *qt) {
+    if (!qt) return;
+    LF_FREE(qt->mem_);
+    memset(qt, 0, sizeof *qt);
+}
+
+LF_API lf_status lf_qtensor_quantize(lf_qtensor *qt, const float *w, int64_t rows, int64_t cols,
+                                     const lf_qtensor_desc *desc) {
+    if (!qt) return lf__fail(LF_ERR_ARG, "qtensor quantize: qt is NULL");
+    memset(qt, 0, sizeof *qt);
+    if (!w || !desc) return lf__fail(LF_ERR_ARG, "qtensor quantize: %s is NULL", !w ? "w" : "desc");
+    size_t n;
+    if (rows <= 0 || cols <= 0 || !lf__mul_ok((size_t)rows, (size_t)cols, &n) || n > (size_t)INT64_MAX)
+        return lf__fail(LF_ERR_ARG, "qtensor quantize: shape [%lld, %lld] must be positive and fit in int64",
+                        (long long)rows, (long long)cols);
+    lf_status st;
+    if (desc->type == LF_QTYPE_INT8) {
+        unsigned char *mem = (unsigned char *)lf__alloc(LF__ALIGN64(n) + (size_t)rows * 4, "int8 weight");
+        if (!mem) return LF_ERR_NOMEM;
+        float *absmax = (float *)(mem + LF__ALIGN64(n));
+        if ((st = lf_int8_quantize((int8_t *)mem, absmax, w, rows, cols)) != LF_OK) {
+            LF_FREE(mem);
+            return st;
+        }
+        lf_qtensor q = {LF_QTYPE_INT8, rows, cols, 0, mem, absmax, NULL, NULL, NULL, 0.0f, mem};
+        *qt = q;
+        return LF_OK;
+    }
+    if (desc->type != LF_QTYPE_NF4)
+        return lf__fail(LF_ERR_ARG, "qtensor quantize: desc.type must be LF_QTYPE_NF4 or LF_QTYPE_INT8, got %d",
+                        (int)desc->type);
+    int bs = desc->blocksize ? desc->blocksize : 64;
+    if (!lf__nf4_blocksize_ok(bs))
+        return lf__fail(LF_ERR_ARG, "qtensor quantize: desc.blocksize must be 32, 64, 128, ..., 4096, got %d", bs);
+    size_t nb = (n + (size_t)bs - 1) / (size_t)bs, nb2 = (nb + LF__QDQ_BLOCK - 1) / LF__QDQ_BLOCK;
+    size_t qbytes = LF__ALIGN64((n + 1) / 2);
+    size_t bytes = qbytes + (desc->double_quant ? LF__ALIGN64(nb) + nb2 * 4 : nb * 4);
+    unsigned char *mem = (unsigned char *)lf__alloc(bytes, "nf4 weight");
+    // double quantization keeps only the quantized absmax: the f32 ones live for this call
+    float *absmax = desc->double_quant ? (float *)lf__alloc(nb * 4, "nf4 absmax") : (float *)(mem + qbytes);
+    if (!mem || !absmax) {
+        LF_FREE(mem);
+        if (desc->double_quant) LF_FREE(absmax);
+        return LF_ERR_NOMEM;
+    }
+    lf_qtensor q = {LF_QTYPE_NF4, rows, cols, bs, mem, absmax, NULL, NULL, NULL, 0.0f, mem};
+    st = lf_nf4_quantize(mem, absmax, w, (int64_t)n, bs);
+    if (desc->double_quant) {
+        unsigned char *qabsmax = mem + qbytes;
+        float *absmax2 = (float *)(mem + qbytes + LF__ALIGN64(nb));
+        if (st == LF_OK) st = lf_nf4_quantize_absmax(qabsmax, absmax2, &q.offset, absmax, (int64_t)nb);
+        q.absmax = NULL, q.qabsmax = qabsmax, q.absmax2 = absmax2, q.code2 = lf__dynamic_map;
+        LF_FREE(absmax);
+    }
+    if (st != LF_OK) {
+        LF_FREE(mem);
+        return st;
+    }
+    *qt = q;
+    return LF_OK;
+}
+
+// Names the first field of w that cannot describe a quantized weight.
+static lf_status lf__qtensor_check(const lf_qtensor *w, const char *fn) {
+    size_t n;
+    if (!w) return lf__fail(LF_ERR_ARG, "%s: w is NULL", fn);
+    if (w->type != LF_QTYPE_NF4 && w->type != LF_QTYPE_INT8)
+        return lf__fail(LF_ERR_ARG, "%s: w.type must be LF_QTYPE_NF4 or LF_QTYPE_INT8, got %d", fn, (int)w->type);
+    if (w->rows <= 0 || w->cols <= 0 || !lf__mul_ok((size_t)w->rows, (size_t)w->cols, &n) || n > (size_t)INT64_MAX)
+        return lf__fail(LF_ERR_ARG, "%s: w shape [%lld, %lld] must be positive", fn, (long long)w->rows,
+                        (long long)w->cols);
+    if (!w->q) return lf__fail(LF_ERR_ARG, "%s: w.q is NULL", fn);
+    if (w->type == LF_QTYPE_INT8) return w->absmax ? LF_OK : lf__fail(LF_ERR_ARG, "%s: w.absmax is NULL", fn);
+    if (!lf__nf4_blocksize_ok(w->blocksize))
+        return lf__fail(LF_ERR_ARG, "%s: w.blocksize must be 32, 64, 128, ..., 4096, got %d", fn, w->blocksize);
+    if (w->qabsmax) {
+        if (!w->absmax2 || !w->code2)
+            return lf__fail(LF_ERR_ARG, "%s: w.%s is NULL", fn, !w->absmax2 ? "absmax2" : "code2");
+    } else if (!w->absmax)
+        return lf__fail(LF_ERR_ARG, "%s: w.absmax and w.qabsmax are both NULL", fn);
+    return LF_OK;
+}
+
+// Scale of NF4 block b (double-quantized ones rebuilt as bnb does).
+LF__INLINE float lf__nf4_scale(const lf_qtensor *w, int64_t b) {
+    if (!w->qabsmax) return w->absmax[b];
+    return lf__dq_absmax(w->code2, w->qabsmax[b], w->absmax2[b / LF__QDQ_BLOCK], w->offset);
+}
+
+// Element i (flat, row-major) of w in f32.
+LF__INLINE float lf__q_at(const lf_qtensor *w, int64_t i) {
+    if (w->type == LF_QTYPE_INT8) return ((float)((const int8_t *)w->q)[i] * w->absmax[i / w->cols]) * lf__inv127;
+    return lf__nf4_code[i & 1 ? w->q[i >> 1] & 15 : w->q[i >> 1] >> 4] * lf__nf4_scale(w, i / w->blocksize);
+}
+
+#ifdef LF__AVX512
+// w[r, k .. k + 16) (cols and k multiples of 16, so one NF4 block).
+LF__INLINE __m512 lf__q_load16(const lf_qtensor *w, int64_t r, int64_t k) {
+    int64_t i = r * w->cols + k;
+    if (w->type == LF_QTYPE_INT8) {
+        __m512 q = _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_loadu_si128((const __m128i *)(w->q + i))));
+        return _mm512_mul_ps(_mm512_mul_ps(q, _mm512_set1_ps(w->absmax[r])), _mm512_set1_ps(lf__inv127));
+    }
+    // 8 bytes to 16 codes in element order: byte j's high nibble, then its low nibble
+    __m128i b = _mm_cvtepu8_epi16(_mm_loadl_epi64((const __m128i *)(w->q + i / 2)));
+    __m128i codes = _mm_or_si128(_mm_srli_epi16(b, 4), _mm_slli_epi16(_mm_and_si128(b, _mm_set1_epi16(15)), 8));
+    __m512 v = _mm512_permutexvar_ps(_mm512_cvtepu8_epi32(codes), _mm512_loadu_ps(lf__nf4_code));
+    return _mm512_mul_ps(v, _mm512_set1_ps(lf__nf4_scale(w, i >> __builtin_ctz((unsigned)w->blocksize))));
+}
+#endif
+
+// Row r of w into dst [cols].
+static void lf__q_row(const lf_qtensor *w, int64_t r, float *dst) {
+    int64_t i0 = r * w->cols, k = 0;
+#ifdef LF__AVX512
+    if (w->cols % 16 == 0)
+        for (; k < w->cols; k += 16) _mm512_storeu_ps(dst + k, lf__q_load16(w, r, k));
+#endif
+    for (; k < w->cols; k++) dst[k] = lf__q_at(w, i0 + k);
+}
+
+LF_API lf_status lf_qtensor_dequantize(const lf_qtensor *qt, float *out) {
+    lf_status st = lf__qtensor_check(qt, "qtensor dequantize");
+    if (st != LF_OK) return st;
+    if (!out) return lf__fail(LF_ERR_ARG, "qtensor dequantize: out is NULL");
+    for (int64_t r = 0; r < qt->rows; r++) lf__q_row(qt, r, out + r * qt->cols);
+    return LF_OK;
+}
+
+// -- 3.6 matmul on quantized weights
+//
+// ON THE QUANTIZED MATMUL: the packed f32 kernel of 3.1 multiplies K-major panels of 48 output
+// columns by LF__PK_KC reduction steps. Here each panel is dequantized straight from the
+// quantized weight into a per-thread buffer, so the f32 matrix never exists:
+//  - out = x . w^T: panel[k][c] = w[m0 + c, k0 + k] (16 x 16 blocks transposed in registers);
+//  - dx = dout . w: panel[m][c] = w[m0 + m, c0 + c] (rows of w as stored, no transpose).
+// Each element is dequantized once per call and then meets all N rows, so at training sizes the
+// cost is the f32 GEMM's. Below LF__MM_PACKED_MIN_N rows (decode) the forward product instead
+// runs 3.1's dot kernel on LF__MM_MR rows of w dequantized at a time. Either way the buffers hold
+// exactly lf_qtensor_dequantize's values and go through lf__gemm's tiles in its order, hence the
+// same bits. Vector dequantization needs cols % 16 == 0 (16 consecutive elements then share a
+// row and an NF4 block); other shapes take a scalar path.
+
+typedef struct lf__qmm_job {
+    lf__mm_job mm;    // the f32 GEMM fed by the panels: out [N, mm.M] (= or +=) x [N, mm.K] . panel
+    const lf_qtensor *w;
+    float *buf;       // [threads, per_thread]: a panel, or LF__MM_MR dequantized rows for the dot kernel
+    size_t per_thread;
+    bool dx;          // panels of w as stored (dx = dout . w) instead of w^T
+} lf__qmm_job;
+
+// Forward panel: pack[k][c] = w[m0 + c, k0 + k] for k < kc, c < 48 (0 past the last row).
+static void lf__q_pack_wt(const lf_qtensor *w, float *pack, int64_t m0, int64_t k0, int kc) {
+    int ncols = (int)LF__MIN(LF__PK_W, w->rows - m0);
+#ifdef LF__AVX512
+    if (w->cols % 16 == 0) {  // then kc is a multiple of 16 too
+        for (int v = 0; v < 3; v++)
+            for (int t = 0; t < kc; t += 16) {
+                __m512i r[16];
+                for (int c = 0; c < 16; c++)
+                    r[c] = 16 * v + c < ncols ? _mm512_castps_si512(lf__q_load16(w, m0 + 16 * v + c, k0 + t))
+                                              : _mm512_setzero_si512();
+                lf__transpose16(r);
+                for (int i = 0; i < 16; i++)
+                    _mm512_storeu_si512((void *)(pack + (size_t)(t + i) * LF__PK_W + 16 * v), r[i]);
+            }
+        return;
+    }
+#endif
+    for (int c = 0; c < LF__PK_W; c++)
+        for (int k = 0; k < kc; k++)
+            pack[k * LF__PK_W + c] = c < ncols ? lf__q_at(w, (m0 + c) * w->cols + k0 + k) : 0.0f;
+}
+
+// Backward panel: pack[m][c] = w[m0 + m, c0 + c] for m < kc, c < 48 (0 past the last column).
+static void lf__q_pack_w(const lf_qtensor *w, float *pack, int64_t m0, int kc, int64_t c0) {
+    int ncols = (int)LF__MIN(LF__PK_W, w->cols - c0);
+#ifdef LF__AVX512
+    if (w->cols % 16 == 0) {  // then ncols is a multiple of 16 too
+        for (int m = 0; m < kc; m++)
+            for (int v = 0; v < 3; v++)
+                _mm512_storeu_ps(pack + m * LF__PK_W + 16 * v,
+                                 16 * v < ncols ? lf__q_load16(w, m0 + m, c0 + 16 * v) : _mm512_setzero_ps());
+        return;
+    }
+#endif
+    for (int m = 0; m < kc; m++)
+        for (int c = 0; c < LF__PK_W; c++)
+            pack[m * LF__PK_W + c] = c < ncols ? lf__q_at(w, (m0 + m) * w->cols + c0 + c) : 0.0f;
+}
+
+// All N rows of out against one panel: the packed kernel's tiles, in lf__pk_range's order.
+static void lf__q_panel(const lf__mm_job *j, const float *pack, int64_t c0, int64_t k0, int kc) {
+#ifdef LF__AVX512
+    const unsigned char *p = (const unsigned char *)pack;
+    int64_t n = 0;
+    for (; n + LF__PK_NR <= j->N; n += LF__PK_NR) lf__pk_tile(LF__PK_NR, LF_DTYPE_F32, j, p, n, c0, k0, kc);
+    for (; n + 4 <= j->N; n += 4) lf__pk_tile(4, LF_DTYPE_F32, j, p, n, c0, k0, kc);
+    for (; n < j->N; n++) lf__pk_tile(1, LF_DTYPE_F32, j, p, n, c0, k0, kc);
+#else
+    int ncols = (int)LF__MIN(LF__PK_W, j->M - c0);
+    for (int64_t n = 0; n < j->N; n++) {
+        float *o = j->out + n * j->M + c0, acc[LF__PK_W];
+        const float *x = j->x + n * j->K + k0;
+        for (int c = 0; c < ncols; c++) acc[c] = k0 > 0 || j->accumulate ? o[c] : j->bias ? j->bias[c0 + c] : 0.0f;
+        for (int k = 0; k < kc; k++)
+            for (int c = 0; c < ncols; c++) acc[c] += x[k] * pack[k * LF__PK_W + c];
+        for (int c = 0; c < ncols; c++) o[c] = acc[c];
+    }
+#endif
+}
+
+static void lf__qmm_worker(void *arg, int64_t p0, int64_t p1, int tid) {
+    const lf__qmm_job *q = (const lf__qmm_job *)arg;
+    const lf__mm_job *j = &q->mm;
+    float *pack = q->buf + (size_t)tid * q->per_thread;
+    for (int64_t p = p0; p < p1; p++)
+        for (int64_t k0 = 0; k0 < j->K; k0 += LF__PK_KC) {
+            int kc = (int)LF__MIN(LF__PK_KC, j->K - k0);
+            if (q->dx) lf__q_pack_w(q->w, pack, k0, kc, p * LF__PK_W);
+            else lf__q_pack_wt(q->w, pack, p * LF__PK_W, k0, kc);
+            lf__q_panel(j, pack, p * LF__PK_W, k0, kc);
+        }
+}
+
+// Few rows (decode): the dot kernel of 3.1, in lf__mm_range's order, over tiles of LF__MM_MR
+// rows of w dequantized into the thread's buffer.
+static void lf__qmm_dot_worker(void *arg, int64_t t0, int64_t t1, int tid) {
+    const lf__qmm_job *q = (const lf__qmm_job *)arg;
+    lf__mm_job j = q->mm;  // re-pointed at each tile: w to the buffer, out to the tile's first column
+    float *rows = q->buf + (size_t)tid * q->per_thread;
+    int64_t full = j.M / LF__MM_MR;
+    for (int64_t t = t0; t < t1; t++) {
+        int64_t c0 = t * LF__MM_MR, mr = LF__MIN(LF__MM_MR, j.M - c0), n = 0;
+        for (int64_t c = 0; c < mr; c++) lf__q_row(q->w, c0 + c, rows + c * j.K);
+        j.w = (const unsigned char *)rows, j.out = q->mm.out + c0;
+        if (t < full) {
+            for (; n + LF__MM_NR <= j.N; n += LF__MM_NR) lf__mm_tile(LF__MM_NR, LF__MM_MR, LF_DTYPE_F32, &j, n, 0);
+            for (; n < j.N; n++) lf__mm_tile(1, LF__MM_MR, LF_DTYPE_F32, &j, n, 0);
+        } else
+            for (int64_t c = 0; c < mr; c++)
+                for (n = 0; n < j.N; n++) lf__mm_tile(1, 1, LF_DTYPE_F32, &j, n, c);
+        if (j.bias)
+            for (n = 0; n < j.N; n++)
+                for (int64_t c = 0; c < mr; c++) j.out[n * j.M + c] += j.bias[c0 + c];
+    }
+}
+
+// Floats of per-thread buffer lf__qgemm needs for w: a panel, or the dot kernel's rows.
+static size_t lf__qgemm_per_thread(const lf_qtensor *w) {
+    return LF__MAX((size_t)LF__PK_KC * LF__PK_W, (size_t)LF__MM_MR * (size_t)w->cols);
+}
+// Bytes of scratch lf__qgemm needs for w on a pool of `threads`.
+static size_t lf__qgemm_scratch(const lf_qtensor *w, int threads) {
+    return (size_t)threads * lf__qgemm_per_thread(w) * sizeof(float) + 64;
+}
+
+// The kernel-level entry (w already checked). Forward: out[N, w->rows] (= or +=) x[N, w->cols] .
+// dequant(w)^T (+ bias). dx: out[N, w->cols] (= or +=) x[N, w->rows] . dequant(w), no bias.
+// Few rows go through the dot kernel as lf__gemm's do; scratch holds lf__qgemm_scratch bytes.
+static void lf__qgemm(lf_pool *pool, float *out, const float *x, const lf_qtensor *w, const float *bias, int64_t N,
+                      void *scratch, bool accumulate, bool dx) {
+    int64_t M = dx ? w->cols : w->rows, K = dx ? w->rows : w->cols;
+    lf__qmm_job q;
+    memset(&q, 0, sizeof q);
+    q.mm.out = out, q.mm.x = x, q.mm.bias = dx ? NULL : bias, q.mm.dt = LF_DTYPE_F32;
+    q.mm.N = N, q.mm.M = M, q.mm.K = q.mm.Kp = K, q.mm.accumulate = accumulate;
+    q.w = w, q.dx = dx, q.per_thread = lf__qgemm_per_thread(w);
+    q.buf = (float *)(((uintptr_t)scratch + 63) & ~(uintptr_t)63);
+    if (!dx && N < LF__MM_PACKED_MIN_N) lf_parallel_for(pool, LF__CEIL_DIV(M, LF__MM_MR), lf__qmm_dot_worker, &q);
+    else lf_parallel_for(pool, LF__CEIL_DIV(M, LF__PK_W), lf__qmm_worker, &q);
+}
+
+static lf_status lf__qmatmul(lf_pool *pool, float *out, const float *x, const lf_qtensor *w, const float *bias,
+                             int64_t N, bool dx, const char *fn) {
+    lf_status st = lf__qtensor_check(w, fn);
+    if (st != LF_OK) return st;
+    if (!out || !x) return lf__fail(LF_ERR_ARG, "%s: %s is NULL", fn, !out ? "out" : "x");
+    if (N <= 0) return lf__fail(LF_ERR_ARG, "%s: N must be > 0, got %lld", fn, (long long)N);
+    void *scratch = lf__alloc(lf__qgemm_scratch(w, lf_pool_size(pool)), "quantized matmul scratch");
+    if (!scratch) return LF_ERR_NOMEM;
+    lf__qgemm(pool, out, x, w, bias, N, scratch, false, dx);
+    LF_FREE(scratch);
+    return LF_OK;
+}
+
+LF_API lf_status lf_qtensor_matmul(lf_pool *pool, float *out, const float *x, const lf_qtensor *w,
+                                   const float *bias, int64_t N) {
+    return lf__qmatmul(pool, out, x, w, bias, N, false, "qtensor matmul");
+}
+
+LF_API lf_status lf_qtensor_matmul_dx(lf_pool *pool, float *dx, const float *dout, const lf_qtensor *w, int64_t N) {
+    return lf__qmatmul(pool, dx, dout, w, NULL, N, true, "qtensor matmul_dx");
 }
 
 // == 4. safetensors (impl) =======================================================================

@@ -37,6 +37,7 @@ static void lf_test_free(void *p) {
 #include <sys/wait.h>
 
 #include "test_core.c"
+#include "test_quant.c"
 #include "test_safetensors.c"
 #include "test_model.c"
 #include "test_lora.c"
@@ -47,9 +48,10 @@ static void lf_test_free(void *p) {
 #include "test_drivers.c"
 #include "test_layout.c"
 
-static const lf_test *const lf_suites[] = {tests_core, tests_safetensors, tests_model, tests_lora, tests_train, tests_data, tests_tokenizer,
+static const lf_test *const lf_suites[] = {tests_core, tests_quant, tests_safetensors, tests_model, tests_lora, tests_train, tests_data, tests_tokenizer,
                                            tests_generate, tests_drivers, tests_layout};
 static const size_t lf_suite_sizes[] = {sizeof tests_core / sizeof *tests_core,
+                                        sizeof tests_quant / sizeof *tests_quant,
                                         sizeof tests_safetensors / sizeof *tests_safetensors,
                                         sizeof tests_model / sizeof *tests_model,
                                         sizeof tests_lora / sizeof *tests_lora,

@@ -1,0 +1,340 @@
+// tests/test_quant.c — section 3.4-3.6: NF4 and int8 weights against bitsandbytes, and the
+// matmuls that dequantize them on the fly.
+//
+// The fixture is tests/fixtures/quant/nf4_ref.safetensors, written by tests/ref/make_nf4.py with
+// bitsandbytes 0.50.2 on the CPU. Everything is compared bit for bit except the double
+// quantization offset (the mean of the absmax): torch sums f32 in an order set by the CPU's
+// vector width, LargeForge in double, so the two may differ by an ulp (they do for a.dq32).
+
+#define LF_TEST_QUANT "tests/fixtures/quant/nf4_ref.safetensors"
+
+// The tensor "<prefix>.<field>" (or just field when prefix is NULL) of f, which must have dtype
+// dt and n elements.
+static const void *q_fx(const lf_st_file *f, const char *prefix, const char *field, lf_dtype dt, int64_t n) {
+    char name[64];
+    snprintf(name, sizeof name, "%s%s%s", prefix ? prefix : "", prefix ? "." : "", field);
+    const lf_st_tensor *t = lf_st_find(f, name);
+    if (!t) {
+        fprintf(stderr, "    %s: no tensor %s\n", LF_TEST_QUANT, name);
+        return NULL;
+    }
+    int64_t numel = 1;
+    for (int i = 0; i < t->ndim; i++) numel *= t->shape[i];
+    if (t->dtype != dt || numel != n) {
+        fprintf(stderr, "    %s: %s is %s with %lld elements, expected %s with %lld\n", LF_TEST_QUANT, name,
+                lf_dtype_name(t->dtype), (long long)numel, lf_dtype_name(dt), (long long)n);
+        return NULL;
+    }
+    return t->data;
+}
+
+// a == b as bits; prints the first difference.
+static int q_same(const char *what, const void *a, const void *b, size_t bytes) {
+    const unsigned char *x = (const unsigned char *)a, *y = (const unsigned char *)b;
+    for (size_t i = 0; i < bytes; i++)
+        if (x[i] != y[i]) {
+            fprintf(stderr, "    %s: first difference at byte %zu (%02x vs %02x)\n", what, i, x[i], y[i]);
+            return 0;
+        }
+    return 1;
+}
+
+static int test_quant_tables(void) {
+    lf_st_file f;
+    CHECK_OK(lf_st_open(&f, LF_TEST_QUANT));
+    const float *code = (const float *)q_fx(&f, NULL, "nf4_code", LF_DTYPE_F32, 16);
+    const float *dmap = (const float *)q_fx(&f, NULL, "dynamic_map", LF_DTYPE_F32, 256);
+    CHECK(code && dmap);
+    CHECK(q_same("nf4 code", lf_nf4_code(), code, 16 * 4));
+    CHECK(q_same("dynamic map", lf_quant_dynamic_map(), dmap, 256 * 4));
+    lf_st_close(&f);
+    return 0;
+}
+
+// Packed bytes, absmax and dequantized values of bnb's quantize_4bit / dequantize_4bit, for a
+// [64, 128] tensor and an odd [17, 61] one full of ties, near-ties, a zero block and a partial
+// last block (see make_nf4.py).
+static int test_nf4_bitsandbytes(void) {
+    lf_st_file f;
+    CHECK_OK(lf_st_open(&f, LF_TEST_QUANT));
+    static const struct { const char *name; int64_t n; } cases[] = {{"a", 64 * 128}, {"b", 17 * 61}};
+    for (int c = 0; c < 2; c++) {
+        int64_t n = cases[c].n, nb = (n + 63) / 64, nbytes = (n + 1) / 2;
+        const char *name = cases[c].name;
+        const float *src = (const float *)q_fx(&f, name, "src", LF_DTYPE_F32, n);
+        const unsigned char *ref_q = (const unsigned char *)q_fx(&f, name, "nf4", LF_DTYPE_U8, nbytes);
+        const float *ref_am = (const float *)q_fx(&f, name, "absmax", LF_DTYPE_F32, nb);
+        const float *ref_dq = (const float *)q_fx(&f, name, "dequant", LF_DTYPE_F32, n);
+        CHECK(src && ref_q && ref_am && ref_dq);
+        unsigned char *q = (unsigned char *)malloc((size_t)nbytes);
+        float *am = (float *)malloc((size_t)nb * 4), *dq = (float *)malloc((size_t)n * 4);
+        CHECK_OK(lf_nf4_quantize(q, am, src, n, 64));
+        CHECK(q_same(name, q, ref_q, (size_t)nbytes));
+        CHECK(q_same(name, am, ref_am, (size_t)nb * 4));
+        CHECK_OK(lf_nf4_dequantize(dq, ref_q, ref_am, n, 64));
+        CHECK(q_same(name, dq, ref_dq, (size_t)n * 4));
+        free(q), free(am), free(dq);
+    }
+    lf_st_close(&f);
+    return 0;
+}
+
+// Double quantization: the codes and absmax2 of bnb's reference rule around bnb's offset, bnb's
+// scales rebuilt from both its reference codes and the ones its CPU build stored, and a whole
+// tensor dequantized from a bnb CPU state through lf_qtensor views.
+static int test_nf4_double_quant(void) {
+    lf_st_file f;
+    CHECK_OK(lf_st_open(&f, LF_TEST_QUANT));
+    static const struct { const char *name, *src; int64_t n; int bs; } cases[] = {
+        {"a.dq64", "a", 64 * 128, 64}, {"a.dq32", "a", 64 * 128, 32}, {"b.dq64", "b", 17 * 61, 64}};
+    for (int c = 0; c < 3; c++) {
+        int64_t n = cases[c].n, nb = (n + cases[c].bs - 1) / cases[c].bs, nb2 = (nb + 255) / 256;
+        const char *name = cases[c].name;
+        const float *absmax = (const float *)q_fx(&f, name, "absmax", LF_DTYPE_F32, nb);
+        const float *offset = (const float *)q_fx(&f, name, "offset", LF_DTYPE_F32, 1);
+        const float *absmax2 = (const float *)q_fx(&f, name, "absmax2", LF_DTYPE_F32, nb2);
+        const unsigned char *qabsmax = (const unsigned char *)q_fx(&f, name, "qabsmax", LF_DTYPE_U8, nb);
+        const float *absmax_ref = (const float *)q_fx(&f, name, "absmax_ref", LF_DTYPE_F32, nb);
+        const unsigned char *qabsmax_cpu = (const unsigned char *)q_fx(&f, name, "qabsmax_cpu", LF_DTYPE_U8, nb);
+        const float *absmax_cpu = (const float *)q_fx(&f, name, "absmax_cpu", LF_DTYPE_F32, nb);
+        CHECK(absmax && offset && absmax2 && qabsmax && absmax_ref && qabsmax_cpu && absmax_cpu);
+        unsigned char *q = (unsigned char *)malloc((size_t)nb);
+        float *am2 = (float *)malloc((size_t)nb2 * 4), *am = (float *)malloc((size_t)nb * 4), off;
+        // the offset: within an ulp of torch's f32 mean
+        CHECK_OK(lf_nf4_quantize_absmax(q, am2, &off, absmax, nb));
+        CHECK(off == offset[0] || nextafterf(off, INFINITY) == offset[0] || nextafterf(off, -INFINITY) == offset[0]);
+        // around bnb's own offset: its reference kernel's codes and absmax2, bit for bit
+        CHECK_OK(lf__nf4_quantize_absmax_at(q, am2, absmax, nb, offset[0]));
+        CHECK(q_same(name, q, qabsmax, (size_t)nb));
+        CHECK(q_same(name, am2, absmax2, (size_t)nb2 * 4));
+        CHECK_OK(lf_nf4_dequantize_absmax(am, qabsmax, absmax2, offset[0], NULL, nb));
+        CHECK(q_same(name, am, absmax_ref, (size_t)nb * 4));
+        CHECK_OK(lf_nf4_dequantize_absmax(am, qabsmax_cpu, absmax2, offset[0], lf_quant_dynamic_map(), nb));
+        CHECK(q_same(name, am, absmax_cpu, (size_t)nb * 4));
+        free(q), free(am2), free(am);
+    }
+    // bnb's CPU state for a (blocksize 64), used in place
+    const float *ref_dq = (const float *)q_fx(&f, "a.dq64", "dequant", LF_DTYPE_F32, 64 * 128);
+    const float *offset = (const float *)q_fx(&f, "a.dq64", "offset", LF_DTYPE_F32, 1);
+    lf_qtensor w = {.type = LF_QTYPE_NF4, .rows = 64, .cols = 128, .blocksize = 64,
+                    .q = (const unsigned char *)q_fx(&f, "a", "nf4", LF_DTYPE_U8, 64 * 64),
+                    .qabsmax = (const unsigned char *)q_fx(&f, "a.dq64", "qabsmax_cpu", LF_DTYPE_U8, 128),
+                    .absmax2 = (const float *)q_fx(&f, "a.dq64", "absmax2", LF_DTYPE_F32, 1),
+                    .code2 = (const float *)q_fx(&f, NULL, "dynamic_map", LF_DTYPE_F32, 256)};
+    CHECK(ref_dq && offset && w.q && w.qabsmax && w.absmax2 && w.code2);
+    w.offset = *offset;
+    float *dq = (float *)malloc(64 * 128 * 4);
+    CHECK_OK(lf_qtensor_dequantize(&w, dq));
+    CHECK(q_same("a.dq64 dequant", dq, ref_dq, 64 * 128 * 4));
+    // and LargeForge's own double quantization of a (its offset equals bnb's here): the same
+    // bytes as bnb's reference rule
+    lf_qtensor mine;
+    lf_qtensor_desc d = {.type = LF_QTYPE_NF4, .double_quant = true};
+    CHECK_OK(lf_qtensor_quantize(&mine, (const float *)q_fx(&f, "a", "src", LF_DTYPE_F32, 64 * 128), 64, 128, &d));
+    CHECK(mine.blocksize == 64 && !mine.absmax && mine.offset == w.offset);
+    CHECK(q_same("a nf4", mine.q, w.q, 64 * 64));
+    const void *ref_qabsmax = q_fx(&f, "a.dq64", "qabsmax", LF_DTYPE_U8, 128);
+    CHECK(ref_qabsmax && q_same("a.dq64 qabsmax", mine.qabsmax, ref_qabsmax, 128));
+    CHECK(q_same("a.dq64 absmax2", mine.absmax2, w.absmax2, 4));
+    lf_qtensor_deinit(&mine);
+    lf_qtensor_deinit(&mine);  // safe twice
+    free(dq);
+    lf_st_close(&f);
+    return 0;
+}
+
+// LLM.int8 row-wise weights: bnb int8_vectorwise_quant / _dequant, with a zero row, exact .5
+// ties (round half to even) and a negative absmax.
+static int test_int8_bitsandbytes(void) {
+    lf_st_file f;
+    CHECK_OK(lf_st_open(&f, LF_TEST_QUANT));
+    enum { R = 48, C = 80 };
+    const float *src = (const float *)q_fx(&f, "i8", "src", LF_DTYPE_F32, R * C);
+    const int8_t *ref_q = (const int8_t *)q_fx(&f, "i8", "q", LF_DTYPE_I8, R * C);
+    const float *ref_am = (const float *)q_fx(&f, "i8", "absmax", LF_DTYPE_F32, R);
+    const float *ref_dq = (const float *)q_fx(&f, "i8", "dequant", LF_DTYPE_F32, R * C);
+    CHECK(src && ref_q && ref_am && ref_dq);
+    static int8_t q[R * C];
+    static float am[R], dq[R * C];
+    CHECK_OK(lf_int8_quantize(q, am, src, R, C));
+    CHECK(q_same("i8 q", q, ref_q, sizeof q));
+    CHECK(q_same("i8 absmax", am, ref_am, sizeof am));
+    CHECK_OK(lf_int8_dequantize(dq, ref_q, ref_am, R, C));
+    CHECK(q_same("i8 dequant", dq, ref_dq, sizeof dq));
+    lf_qtensor w;
+    lf_qtensor_desc d = {.type = LF_QTYPE_INT8};
+    CHECK_OK(lf_qtensor_quantize(&w, src, R, C, &d));
+    CHECK_OK(lf_qtensor_dequantize(&w, dq));
+    CHECK(q_same("i8 qtensor", dq, ref_dq, sizeof dq));
+    lf_qtensor_deinit(&w);
+    lf_st_close(&f);
+    return 0;
+}
+
+// got[N, M] against sum over k of a[n, k] * b[m * bm + k * bk] (+ bias[m]), in double.
+static int q_product_ok(const char *what, const float *got, const float *a, const float *b, int64_t bm, int64_t bk,
+                        const float *bias, int64_t N, int64_t M, int64_t K) {
+    for (int64_t n = 0; n < N; n++)
+        for (int64_t m = 0; m < M; m++) {
+            double acc = bias ? bias[m] : 0, mag = fabs(acc);
+            for (int64_t k = 0; k < K; k++) {
+                double p = (double)a[n * K + k] * b[m * bm + k * bk];
+                acc += p, mag += fabs(p);
+            }
+            if (fabs(got[n * M + m] - acc) > 1e-6 * mag + 1e-7) {
+                fprintf(stderr, "    %s N=%lld M=%lld K=%lld [%lld, %lld]: %g vs %g\n", what, (long long)N, (long long)M,
+                        (long long)K, (long long)n, (long long)m, got[n * M + m], acc);
+                return 0;
+            }
+        }
+    return 1;
+}
+
+// Both products against a double-precision reference over the dequantized matrix, the f32
+// GEMM on that matrix (bit for bit in AVX-512 builds: same panels, same tiles), and 1 vs 3
+// threads; shapes cover partial panels, N below and above the tile heights, cols % 16 != 0
+// (the scalar path) and a partial NF4 block.
+static int test_qtensor_matmul(void) {
+    static const int64_t shapes[][3] = {{1, 5, 32},   {3, 50, 64},  {8, 96, 128}, {13, 100, 336},
+                                        {20, 49, 40}, {9, 7, 33},   {64, 130, 272}, {17, 48, 600},
+                                        {2, 13, 40},  {7, 12, 96}};
+    lf_pool *p1, *p3;
+    CHECK_OK(lf_pool_create(&p1, 1));
+    CHECK_OK(lf_pool_create(&p3, 3));
+    lf_rng r;
+    lf_rng_seed(&r, 11);
+    for (size_t s = 0; s < sizeof shapes / sizeof *shapes; s++)
+        for (int kind = 0; kind < 3; kind++) {  // NF4, NF4 double-quantized, int8
+            int64_t N = shapes[s][0], M = shapes[s][1], K = shapes[s][2];
+            float *x = (float *)malloc((size_t)(N * K) * 4), *wf = (float *)malloc((size_t)(M * K) * 4);
+            float *dout = (float *)malloc((size_t)(N * M) * 4), *bias = (float *)malloc((size_t)M * 4);
+            float *wd = (float *)malloc((size_t)(M * K) * 4), *wt = (float *)malloc((size_t)(M * K) * 4);
+            float *o1 = (float *)malloc((size_t)(N * M) * 4), *o3 = (float *)malloc((size_t)(N * M) * 4);
+            float *d1 = (float *)malloc((size_t)(N * K) * 4), *d3 = (float *)malloc((size_t)(N * K) * 4);
+            float *ref = (float *)malloc((size_t)(N * (M > K ? M : K)) * 4);
+            for (int64_t i = 0; i < N * K; i++) x[i] = lf_rng_normal(&r);
+            for (int64_t i = 0; i < M * K; i++) wf[i] = 0.05f * lf_rng_normal(&r);
+            for (int64_t i = 0; i < N * M; i++) dout[i] = lf_rng_normal(&r);
+            for (int64_t i = 0; i < M; i++) bias[i] = lf_rng_normal(&r);
+            lf_qtensor w;
+            lf_qtensor_desc d = {.type = kind == 2 ? LF_QTYPE_INT8 : LF_QTYPE_NF4, .double_quant = kind == 1,
+                                 .blocksize = s & 1 ? 32 : 0};
+            CHECK_OK(lf_qtensor_quantize(&w, wf, M, K, &d));
+            CHECK_OK(lf_qtensor_dequantize(&w, wd));
+            for (int64_t m = 0; m < M; m++)
+                for (int64_t k = 0; k < K; k++) wt[k * M + m] = wd[m * K + k];
+            const float *bs = kind == 0 ? bias : NULL;
+            CHECK_OK(lf_qtensor_matmul(p1, o1, x, &w, bs, N));
+            CHECK_OK(lf_qtensor_matmul(p3, o3, x, &w, bs, N));
+            CHECK(q_same("forward 1 vs 3 threads", o1, o3, (size_t)(N * M) * 4));
+            CHECK_OK(lf_qtensor_matmul_dx(p1, d1, dout, &w, N));
+            CHECK_OK(lf_qtensor_matmul_dx(p3, d3, dout, &w, N));
+            CHECK(q_same("dx 1 vs 3 threads", d1, d3, (size_t)(N * K) * 4));
+            CHECK(q_product_ok("forward", o1, x, wd, K, 1, bs, N, M, K));
+            CHECK(q_product_ok("dx", d1, dout, wd, 1, K, NULL, N, K, M));
+#ifdef LF__AVX512
+            void *scratch = malloc(lf__matmul_scratch(N, M > K ? M : K, 1));
+            lf__gemm(p1, ref, x, wd, LF_DTYPE_F32, bs, N, M, K, scratch, false);
+            CHECK(q_same("forward vs lf__gemm", o1, ref, (size_t)(N * M) * 4));
+            if (N >= LF__MM_PACKED_MIN_N) {  // below that lf__gemm's dot kernel reads w^T's rows
+                lf__gemm(p1, ref, dout, wt, LF_DTYPE_F32, NULL, N, K, M, scratch, false);
+                CHECK(q_same("dx vs lf__gemm", d1, ref, (size_t)(N * K) * 4));
+            }
+            free(scratch);
+#endif
+            lf_qtensor_deinit(&w);
+            free(x), free(wf), free(dout), free(bias), free(wd), free(wt);
+            free(o1), free(o3), free(d1), free(d3), free(ref);
+        }
+    lf_pool_destroy(p1), lf_pool_destroy(p3);
+    return 0;
+}
+
+// Bad arguments and bad values, each with its status and the name of what was wrong.
+static int test_quant_errors(void) {
+    unsigned char q[64];
+    float am[4], src[128] = {0}, out[128];
+    int8_t q8[128];
+    CHECK_ERR(lf_nf4_quantize(q, am, src, 0, 64), LF_ERR_ARG, "n must be > 0, got 0");
+    CHECK_ERR(lf_nf4_quantize(q, am, src, -5, 64), LF_ERR_ARG, "n must be > 0");
+    CHECK_ERR(lf_nf4_quantize(q, am, src, 128, 48), LF_ERR_ARG, "blocksize must be 32, 64");
+    CHECK_ERR(lf_nf4_quantize(q, am, src, 128, 8192), LF_ERR_ARG, "got 8192");
+    CHECK_ERR(lf_nf4_quantize(q, am, src, 128, 16), LF_ERR_ARG, "blocksize");
+    CHECK_ERR(lf_nf4_quantize(NULL, am, src, 128, 64), LF_ERR_ARG, "dst is NULL");
+    CHECK_ERR(lf_nf4_dequantize(out, q, am, 128, 0), LF_ERR_ARG, "blocksize");
+    src[70] = NAN;
+    CHECK_ERR(lf_nf4_quantize(q, am, src, 128, 64), LF_ERR_ARG, "src[70] is NaN");
+    src[70] = -INFINITY;
+    CHECK_ERR(lf_nf4_quantize(q, am, src, 128, 64), LF_ERR_ARG, "src[70] is infinite");
+    CHECK_ERR(lf_int8_quantize(q8, am, src, 2, 64), LF_ERR_ARG, "src[1, 6] is infinite");
+    CHECK_ERR(lf_int8_quantize(q8, am, src, 0, 64), LF_ERR_ARG, "rows and cols must be > 0");
+    src[70] = 0;
+    float bad_am[3] = {1, NAN, 2}, off, am2[1];
+    CHECK_ERR(lf_nf4_quantize_absmax(q, am2, &off, bad_am, 3), LF_ERR_ARG, "absmax[1] is not finite");
+    CHECK_ERR(lf_nf4_quantize_absmax(q, am2, &off, bad_am, 0), LF_ERR_ARG, "nblocks must be > 0");
+
+    lf_qtensor w;
+    lf_qtensor_desc d = {.type = LF_QTYPE_NF4, .blocksize = 100};
+    CHECK_ERR(lf_qtensor_quantize(&w, src, 2, 64, &d), LF_ERR_ARG, "desc.blocksize");
+    CHECK(w.q == NULL);
+    d.type = (lf_qtype)9;
+    CHECK_ERR(lf_qtensor_quantize(&w, src, 2, 64, &d), LF_ERR_ARG, "desc.type");
+    d.type = LF_QTYPE_NF4, d.blocksize = 0;
+    CHECK_ERR(lf_qtensor_quantize(&w, src, 0, 64, &d), LF_ERR_ARG, "shape [0, 64]");
+    src[3] = NAN;
+    long live = lf_test_live;
+    CHECK_ERR(lf_qtensor_quantize(&w, src, 2, 64, &d), LF_ERR_ARG, "src[3] is NaN");
+    d.double_quant = true;
+    CHECK_ERR(lf_qtensor_quantize(&w, src, 2, 64, &d), LF_ERR_ARG, "src[3] is NaN");
+    CHECK(lf_test_live == live && w.mem_ == NULL);  // nothing left behind
+    d.double_quant = false, src[3] = 0;
+    CHECK_OK(lf_qtensor_quantize(&w, src, 2, 64, &d));  // all zeros: code 0.0 (7) everywhere
+    CHECK(w.q[0] == 0x77 && w.absmax[0] == 0);
+    lf_qtensor bad = w;
+    bad.blocksize = 0;
+    CHECK_ERR(lf_qtensor_matmul(NULL, out, src, &bad, NULL, 1), LF_ERR_ARG, "w.blocksize");
+    bad = w, bad.absmax = NULL;
+    CHECK_ERR(lf_qtensor_matmul_dx(NULL, out, src, &bad, 1), LF_ERR_ARG, "w.absmax and w.qabsmax");
+    bad = w, bad.type = LF_QTYPE_NONE;
+    CHECK_ERR(lf_qtensor_dequantize(&bad, out), LF_ERR_ARG, "w.type");
+    CHECK_ERR(lf_qtensor_matmul(NULL, out, src, &w, NULL, 0), LF_ERR_ARG, "N must be > 0");
+    lf_qtensor_deinit(&w);
+    return 0;
+}
+
+// Every allocation of quantize (double quantization: two) and of the matmul failing in turn:
+// LF_ERR_NOMEM and nothing left behind.
+static int test_quant_allocation_failures(void) {
+    float src[4 * 64], x[64], out[4];
+    for (int i = 0; i < 4 * 64; i++) src[i] = (float)(i % 13) - 6;
+    for (int i = 0; i < 64; i++) x[i] = 1;
+    long base = lf_test_live;
+    for (long i = 0; i < 3; i++) {
+        lf_qtensor w;
+        lf_qtensor_desc d = {.type = LF_QTYPE_NF4, .double_quant = true};
+        lf_test_fail_at = i, lf_test_allocs = 0;
+        lf_status s = lf_qtensor_quantize(&w, src, 4, 64, &d);
+        lf_test_fail_at = -1;
+        if (i < 2) CHECK(s == LF_ERR_NOMEM && w.mem_ == NULL && lf_test_live == base);
+        else {
+            CHECK(s == LF_OK);
+            lf_test_fail_at = 0, lf_test_allocs = 0;
+            s = lf_qtensor_matmul(NULL, out, x, &w, NULL, 1);
+            lf_test_fail_at = -1;
+            CHECK(s == LF_ERR_NOMEM && strstr(lf_last_error(), "quantized matmul scratch"));
+            lf_qtensor_deinit(&w);
+        }
+    }
+    CHECK(lf_test_live == base);
+    return 0;
+}
+
+static const lf_test tests_quant[] = {
+    {"quant/tables", test_quant_tables},
+    {"quant/nf4_bitsandbytes", test_nf4_bitsandbytes},
+    {"quant/nf4_double_quant", test_nf4_double_quant},
+    {"quant/int8_bitsandbytes", test_int8_bitsandbytes},
+    {"quant/qtensor_matmul", test_qtensor_matmul},
+    {"quant/errors", test_quant_errors},
+    {"quant/allocation_failures", test_quant_allocation_failures},
+};
