@@ -665,6 +665,7 @@ typedef struct lf_layer {
                                        // gate and up [FF, C], down [C, FF]
     const float *b[LF_PROJ_COUNT];     // biases; NULL when the model has none
     lf_lowrank *lora[LF_PROJ_COUNT];   // adapters; NULL when none
+    lf_qtensor *q[LF_PROJ_COUNT];      // the weight quantized (lf_model_quantize): w[p].data is then NULL
     const float *attn_norm, *mlp_norm; // [C]
 } lf_layer;
 
@@ -686,6 +687,7 @@ typedef struct lf_model {
     int lora_r;                   // the largest adapter rank (section 7); 0 without adapters
     struct lf__train *train_;     // training state (lf_model_train_begin), else NULL
     struct lf__lora *lora_;       // adapters (section 7), else NULL
+    lf_qtensor *qw_;              // [L, 7] quantized projections (lf_model_quantize), else NULL
 } lf_model;
 
 // lf_model_open — load config.json and the safetensors weights of a model directory.
@@ -696,6 +698,13 @@ LF_API lf_status lf_model_open(lf_model *m, const lf_model_desc *desc);
 LF_API void lf_model_close(lf_model *m);
 LF_API int64_t lf_model_n_params(const lf_model *m);
 LF_API size_t lf_model_weight_bytes(const lf_model *m);
+
+// lf_model_quantize — hold every layer's seven projections in NF4 (blocks of 64, optionally
+// double-quantized) or int8, as bitsandbytes does for QLoRA (embeddings, norms and the head stay
+// as they are); their mapped pages are released. Forward, adapters and adapter training then
+// run on the quantized weights, dequantized on the fly inside the matmul.
+//   returns  LF_OK | LF_ERR_ARG (training, already quantized, a bad type) | LF_ERR_NOMEM
+LF_API lf_status lf_model_quantize(lf_model *m, lf_qtype type, bool double_quant);
 
 // The KV cache: max_seqs independent sequences ("slots") of up to max_seq_len positions.
 typedef struct lf_kv {
@@ -889,6 +898,7 @@ typedef struct lf_train_config {
     bool lora;                     // lora.enabled (false; true when the section sets r)
     lf_lora_desc lora_desc;        // r 8, lora_alpha 16, lora_dropout 0.05, target_modules q,k,v,o
     int quant_bits;                // quantization.enabled: 4 (nf4) or 8 (int8) for QLoRA's base; 0: none
+    bool double_quant;             // quantization.double_quant: true (QLoRA's bnb_4bit_use_double_quant)
     char targets_[256];            // storage for lora_desc.target_modules
 } lf_train_config;
 // lf_train_config_read — every field of those sections, typed and checked, unknown keys refused.
@@ -3848,13 +3858,14 @@ static void lf__qmm_dot_worker(void *arg, int64_t t0, int64_t t1, int tid) {
     }
 }
 
-// Floats of per-thread buffer lf__qgemm needs for w: a panel, or the dot kernel's rows.
-static size_t lf__qgemm_per_thread(const lf_qtensor *w) {
-    return LF__MAX((size_t)LF__PK_KC * LF__PK_W, (size_t)LF__MM_MR * (size_t)w->cols);
+// Floats of per-thread buffer lf__qgemm needs for a weight of `cols` columns: a panel, or the dot
+// kernel's rows.
+static size_t lf__qgemm_per_thread(int64_t cols) {
+    return LF__MAX((size_t)LF__PK_KC * LF__PK_W, (size_t)LF__MM_MR * (size_t)cols);
 }
-// Bytes of scratch lf__qgemm needs for w on a pool of `threads`.
-static size_t lf__qgemm_scratch(const lf_qtensor *w, int threads) {
-    return (size_t)threads * lf__qgemm_per_thread(w) * sizeof(float) + 64;
+// Bytes of scratch lf__qgemm needs for weights of up to `cols` columns on a pool of `threads`.
+static size_t lf__qgemm_scratch(int64_t cols, int threads) {
+    return (size_t)threads * lf__qgemm_per_thread(cols) * sizeof(float) + 64;
 }
 
 // The kernel-level entry (w already checked). Forward: out[N, w->rows] (= or +=) x[N, w->cols] .
@@ -3867,7 +3878,7 @@ static void lf__qgemm(lf_pool *pool, float *out, const float *x, const lf_qtenso
     memset(&q, 0, sizeof q);
     q.mm.out = out, q.mm.x = x, q.mm.bias = dx ? NULL : bias, q.mm.dt = LF_DTYPE_F32;
     q.mm.N = N, q.mm.M = M, q.mm.K = q.mm.Kp = K, q.mm.accumulate = accumulate;
-    q.w = w, q.dx = dx, q.per_thread = lf__qgemm_per_thread(w);
+    q.w = w, q.dx = dx, q.per_thread = lf__qgemm_per_thread(w->cols);
     q.buf = (float *)(((uintptr_t)scratch + 63) & ~(uintptr_t)63);
     if (!dx && N < LF__MM_PACKED_MIN_N) lf_parallel_for(pool, LF__CEIL_DIV(M, LF__MM_MR), lf__qmm_dot_worker, &q);
     else lf_parallel_for(pool, LF__CEIL_DIV(M, LF__PK_W), lf__qmm_worker, &q);
@@ -3879,7 +3890,7 @@ static lf_status lf__qmatmul(lf_pool *pool, float *out, const float *x, const lf
     if (st != LF_OK) return st;
     if (!out || !x) return lf__fail(LF_ERR_ARG, "%s: %s is NULL", fn, !out ? "out" : "x");
     if (N <= 0) return lf__fail(LF_ERR_ARG, "%s: N must be > 0, got %lld", fn, (long long)N);
-    void *scratch = lf__alloc(lf__qgemm_scratch(w, lf_pool_size(pool)), "quantized matmul scratch");
+    void *scratch = lf__alloc(lf__qgemm_scratch(w->cols, lf_pool_size(pool)), "quantized matmul scratch");
     if (!scratch) return LF_ERR_NOMEM;
     lf__qgemm(pool, out, x, w, bias, N, scratch, false, dx);
     LF_FREE(scratch);
@@ -8385,7 +8396,8 @@ static size_t lf__acts_plan(const lf_model *m, lf__acts *a, unsigned char *base)
                         N * (size_t)c->NKV * (size_t)c->HS, N * (size_t)c->NKV * (size_t)c->HS,
                         N * (size_t)c->NH * (size_t)c->HS, N * (size_t)c->FF, N * (size_t)c->FF, N * (size_t)c->C,
                         (size_t)lf_pool_size(m->pool) * (size_t)m->max_seq_len, N * (size_t)m->lora_r, N, N, N,
-                        lf__matmul_scratch(m->max_tokens, maxK, lf_pool_size(m->pool)) / 4 + 1};
+                        LF__MAX(lf__matmul_scratch(m->max_tokens, maxK, lf_pool_size(m->pool)),
+                                lf__qgemm_scratch(maxK, lf_pool_size(m->pool))) / 4 + 1};
     void **slots[15] = {(void **)&a->x,    (void **)&a->xn,   (void **)&a->q,      (void **)&a->k,
                         (void **)&a->v,    (void **)&a->att,  (void **)&a->gate,   (void **)&a->up,
                         (void **)&a->rows, (void **)&a->scores, (void **)&a->lora, (void **)&a->pos,
@@ -8447,6 +8459,8 @@ static void lf__lora_free(lf_model *m);
 LF_API void lf_model_close(lf_model *m) {
     lf__train_free(m);
     lf__lora_free(m);
+    for (int i = 0; m->qw_ && i < m->cfg.L * LF_PROJ_COUNT; i++) lf_qtensor_deinit(&m->qw_[i]);
+    LF_FREE(m->qw_);
     LF_FREE(m->dir);
     if (m->own_pool) lf_pool_destroy(m->pool);
     lf_st_set_close(&m->st);
@@ -8505,6 +8519,36 @@ LF_API void lf_kv_deinit(lf_kv *kv) {
 
 LF_API void lf_kv_seq_truncate(lf_kv *kv, int seq, int len) {
     if (seq >= 0 && seq < kv->max_seqs && len >= 0 && len < kv->len[seq]) kv->len[seq] = len;
+}
+
+LF_API lf_status lf_model_quantize(lf_model *m, lf_qtype type, bool double_quant) {
+    if (m->train_ || m->qw_) return lf__fail(LF_ERR_ARG, "model_quantize: the model is %s", m->train_ ? "training" : "quantized already");
+    if (type != LF_QTYPE_NF4 && type != LF_QTYPE_INT8) return lf__fail(LF_ERR_ARG, "model_quantize: type must be NF4 or INT8");
+    const lf_model_config *c = &m->cfg;
+    int64_t most = 0;
+    for (int p = 0; p < LF_PROJ_COUNT; p++) most = LF__MAX(most, lf_tensor_numel(&m->layers[0].w[p]));
+    m->qw_ = (lf_qtensor *)lf__calloc((size_t)c->L * LF_PROJ_COUNT, sizeof(lf_qtensor), "quantized weights");
+    float *f = m->qw_ ? (float *)lf__alloc((size_t)most * sizeof(float), "quantization scratch") : NULL;
+    if (!f) return LF_FREE(m->qw_), LF_ERR_NOMEM;
+    lf_qtensor_desc qd = {type, 64, double_quant};
+    lf_status s = LF_OK;
+    for (int l = 0; l < c->L && s == LF_OK; l++)
+        for (int p = 0; p < LF_PROJ_COUNT && s == LF_OK; p++) {
+            lf_tensor *w = &m->layers[l].w[p];
+            lf_qtensor *q = &m->qw_[l * LF_PROJ_COUNT + p];
+            lf_convert_to_f32(f, w->data, w->dtype, lf_tensor_numel(w));
+            if ((s = lf_qtensor_quantize(q, f, w->shape[0], w->shape[1], &qd)) != LF_OK) break;
+#if !defined(LF_NO_STDIO) && !defined(_WIN32)
+            // the mapped original is not read again: give its pages back (whole pages inside it)
+            uintptr_t pg = (uintptr_t)sysconf(_SC_PAGESIZE), a = ((uintptr_t)w->data + pg - 1) & ~(pg - 1),
+                      b = ((uintptr_t)w->data + (uintptr_t)lf_tensor_numel(w) * lf_dtype_size(w->dtype)) & ~(pg - 1);
+            if (b > a) madvise((void *)a, b - a, MADV_DONTNEED);
+#endif
+            m->layers[l].q[p] = q, w->data = NULL, w->dtype = LF_DTYPE_INVALID;
+        }
+    LF_FREE(f);
+    if (s != LF_OK) lf__fail(LF_ERR_ARG, "model_quantize: %s (the model is unusable; close it)", lf_last_error());
+    return s;
 }
 
 // -- 6.1 attention
@@ -8623,7 +8667,8 @@ static void lf__tattn_bwd(void *arg, int64_t j0, int64_t j1, int tid) {
 static void lf__proj_forward(const lf_model *m, const lf_layer *ly, lf_proj p, float *y, const float *x, int64_t n,
                              const lf__acts *a) {
     const lf_tensor *w = &ly->w[p];
-    lf__matmul(m->pool, y, x, w->data, w->dtype, ly->b[p], n, w->shape[0], w->shape[1], a->mm);
+    if (ly->q[p]) lf__qgemm(m->pool, y, x, ly->q[p], ly->b[p], n, a->mm, false, false);
+    else lf__matmul(m->pool, y, x, w->data, w->dtype, ly->b[p], n, w->shape[0], w->shape[1], a->mm);
     const lf_lowrank *d = ly->lora[p];
     if (!d) return;
     lf__matmul(m->pool, a->lora, x, d->A, LF_DTYPE_F32, NULL, n, d->r, w->shape[1], a->mm);
@@ -8825,7 +8870,7 @@ static void lf__train_lora_params(lf_model *m, lf__train *t, lf_tensor **w, int 
         }
     float *cur = t->frozen;
     for (int i = 0; i < nw; i++)
-        if (w[i]->dtype != LF_DTYPE_F32) {
+        if (w[i]->dtype != LF_DTYPE_F32 && w[i]->data) {  // quantized ones have no data
             int64_t n = lf_tensor_numel(w[i]);
             lf_convert_to_f32(cur, w[i]->data, w[i]->dtype, n);
             w[i]->data = cur, w[i]->dtype = LF_DTYPE_F32, cur += n;
@@ -8846,7 +8891,7 @@ static size_t lf__train_plan(const lf_model *m, lf__train *t, unsigned char *bas
                       N * C, N * maxw, N * Q, N * KV, N * KV, N * Q, N * FF, N * FF, N * FF, N * maxw, N, N, N,
                       L * LF_PROJ_COUNT * N * R, R ? N * maxw : 0, R ? maxw * N : 0, R ? maxw * N : 0, R * N, N * R,
                       R * N, R * maxw,
-                      lf__matmul_scratch((int64_t)N, (int64_t)maxw, (int)th) / 4 + 1,
+                      LF__MAX(lf__matmul_scratch((int64_t)N, (int64_t)maxw, (int)th), lf__qgemm_scratch((int64_t)maxw, (int)th)) / 4 + 1,
                       lf__matmul_backward_scratch((int64_t)N, (int64_t)maxw, (int64_t)maxw, (int)th, true),
                       lf__matmul_backward_scratch(LF__CE_ROWS, (int64_t)c->V, (int64_t)C, (int)th, false),
                       (size_t)c->V * C};
@@ -8871,6 +8916,7 @@ LF_API lf_status lf_model_train_begin(lf_model *m, int B, int T, unsigned flags)
     if (m->train_) return lf__fail(LF_ERR_ARG, "train_begin: the model is already in training mode");
     if (B <= 0 || T <= 1 || T > m->max_seq_len)
         return lf__fail(LF_ERR_CAPACITY, "train_begin: batch [%d, %d] (T must be in [2, max_seq_len %d])", B, T, m->max_seq_len);
+    if (m->qw_ && !m->lora_r) return lf__fail(LF_ERR_ARG, "train_begin: a quantized model trains adapters only (attach LoRA: QLoRA)");
     lf__train *t = (lf__train *)lf__calloc(1, sizeof *t, "training state");
     if (!t) return LF_ERR_NOMEM;
     const lf_model_config *c = &m->cfg;
@@ -8887,7 +8933,7 @@ LF_API lf_status lf_model_train_begin(lf_model *m, int B, int T, unsigned flags)
                     const lf_tensor *wt = &m->layers[l].w[p];
                     t->n_params += 2, t->n_train += m->layers[l].lora[p]->r * (wt->shape[0] + wt->shape[1]);
                 }
-        for (int i = 0; i < nw; i++) n_frozen += w[i]->dtype == LF_DTYPE_F32 ? 0 : lf_tensor_numel(w[i]);
+        for (int i = 0; i < nw; i++) n_frozen += w[i]->dtype == LF_DTYPE_F32 || !w[i]->data ? 0 : lf_tensor_numel(w[i]);
     } else {
         int per_layer = 2 + LF_PROJ_COUNT;
         for (int p = 0; p < LF_PROJ_COUNT; p++) per_layer += m->layers[0].b[p] != NULL;
@@ -8969,7 +9015,8 @@ static void lf__tproj_forward(lf_model *m, lf__train *t, int l, lf_proj p, float
     const lf_tensor *w = &ly->w[p];
     const lf_lowrank *d = ly->lora[p];
     int64_t N = (int64_t)t->B * t->T, out = w->shape[0], in = w->shape[1];
-    lf__matmul(m->pool, y, x, w->data, w->dtype, ly->b[p], N, out, in, t->mm);
+    if (ly->q[p]) lf__qgemm(m->pool, y, x, ly->q[p], ly->b[p], N, t->mm, false, false);
+    else lf__matmul(m->pool, y, x, w->data, w->dtype, ly->b[p], N, out, in, t->mm);
     if (!d) return;
     float *u = t->lu + ((t->checkpointing ? 0 : (int64_t)l) * LF_PROJ_COUNT + p) * N * t->r;
     lf__matmul(m->pool, u, lf__lora_input(t, d, l, p, x, N * in), d->A, LF_DTYPE_F32, NULL, N, d->r, in, t->mm);
@@ -8984,8 +9031,10 @@ static void lf__tproj_backward(lf_model *m, lf__train *t, int l, lf_proj p, floa
     const lf_lowrank *d = ly->lora[p];
     lf_pool *pool = m->pool;
     int64_t N = (int64_t)t->B * t->T, out = w->shape[0], in = w->shape[1];
-    lf__matmul_backward(pool, dx, lf__train_grad_of(t, w->data), lf__train_grad_of(t, ly->b[p]), dy, x,
-                        (const float *)w->data, NULL, N, out, in, t->bwd);
+    if (ly->q[p]) lf__qgemm(pool, dx, dy, ly->q[p], NULL, N, t->mm, false, true);  // frozen: dx only
+    else
+        lf__matmul_backward(pool, dx, lf__train_grad_of(t, w->data), lf__train_grad_of(t, ly->b[p]), dy, x,
+                            (const float *)w->data, NULL, N, out, in, t->bwd);
     if (!d) return;
     int64_t r = d->r;
     const float *u = t->lu + ((t->checkpointing ? 0 : (int64_t)l) * LF_PROJ_COUNT + p) * N * t->r;
@@ -9217,7 +9266,15 @@ LF_API lf_status lf_model_save(const lf_model *m, const char *dir, lf_dtype dtyp
         const lf_layer *ly = &m->layers[l];
         for (int p = 0; p < LF_PROJ_COUNT && s == LF_OK; p++) {
             const char *pn = lf_proj_name((lf_proj)p);
-            s = lf__saver_add(&w, ly->w[p].data, ly->w[p].dtype, ly->w[p].shape[0], ly->w[p].shape[1], "model.layers.%d.%s.weight", l, pn);
+            float *deq = NULL;  // a quantized weight is written dequantized
+            if (ly->q[p] && !(deq = (float *)lf__alloc((size_t)lf_tensor_numel(&ly->w[p]) * sizeof(float), "dequantized weight")))
+                s = LF_ERR_NOMEM;
+            if (deq) lf_qtensor_dequantize(ly->q[p], deq);
+            if (s == LF_OK)
+                s = lf__saver_add(&w, deq ? deq : ly->w[p].data, deq ? LF_DTYPE_F32 : ly->w[p].dtype, ly->w[p].shape[0],
+                                  ly->w[p].shape[1], "model.layers.%d.%s.weight", l, lf_proj_name((lf_proj)p));
+            if (deq && s == LF_OK && !w.owned[w.n - 1]) w.owned[w.n - 1] = deq;  // written as it is
+            else LF_FREE(deq);
             if (s == LF_OK && ly->b[p]) s = lf__saver_add(&w, ly->b[p], LF_DTYPE_F32, ly->w[p].shape[0], 0, "model.layers.%d.%s.bias", l, pn);
         }
         if (s == LF_OK) s = lf__saver_add(&w, ly->attn_norm, LF_DTYPE_F32, c->C, 0, "model.layers.%d.input_layernorm.weight", l);
@@ -9451,7 +9508,8 @@ LF_API lf_status lf_lora_merge(lf_model *m) {
                 LF_FREE(at), LF_FREE(mm);
                 return LF_ERR_NOMEM;  // weights merged so far stay merged and valid
             }
-            lf_convert_to_f32(wf, w->data, w->dtype, n);
+            if (m->layers[l].q[p]) lf_qtensor_dequantize(m->layers[l].q[p], wf), m->layers[l].q[p] = NULL;
+            else lf_convert_to_f32(wf, w->data, w->dtype, n);
             for (int64_t i = 0; i < n; i++) cur[i] = cur[i] * k->scale + wf[i];
             LF_FREE(wf);
             w->data = cur, w->dtype = LF_DTYPE_F32, m->layers[l].lora[p] = NULL;
@@ -9837,7 +9895,7 @@ LF_API lf_status lf_train_config_read(lf_train_config *c, const lf_doc *doc) {
     if (bits != 4 && bits != 8) return lf__fail(LF_ERR_CONFIG, "%s: bits: 4 (nf4) or 8 (int8), got %lld", dq.name, (long long)bits);
     if (qt >= 0 && (qt == 0) != (bits == 4)) return lf__fail(LF_ERR_CONFIG, "%s: type %s with bits %lld", dq.name, qtypes[qt], (long long)bits);
     if (qen && !c->lora) return lf__fail(LF_ERR_CONFIG, "%s: a quantized base trains only adapters: enable lora (QLoRA)", dq.name);
-    c->quant_bits = qen ? (int)bits : 0;
+    c->quant_bits = qen ? (int)bits : 0, c->double_quant = dq_;
     return LF_OK;
 }
 
@@ -9863,7 +9921,8 @@ LF_API char *lf_train_config_yaml(const lf_train_config *c) {
     const lf_lora_desc *l = &c->lora_desc;
     lf__buf_printf(&b, "lora:\n  enabled: %s\n  r: %d\n  lora_alpha: %.9g\n  lora_dropout: %.9g\n  use_rslora: %s\n  target_modules: [%s]\n",
                    c->lora ? "true" : "false", l->r, (double)l->alpha, (double)l->dropout, l->use_rslora ? "true" : "false", l->target_modules);
-    lf__buf_printf(&b, "quantization:\n  enabled: %s\n  bits: %d\n", c->quant_bits ? "true" : "false", c->quant_bits ? c->quant_bits : 4);
+    lf__buf_printf(&b, "quantization:\n  enabled: %s\n  bits: %d\n  double_quant: %s\n", c->quant_bits ? "true" : "false",
+                   c->quant_bits ? c->quant_bits : 4, c->double_quant ? "true" : "false");
     if (b.failed) LF_FREE(b.data), b.data = NULL;
     return b.data;
 }

@@ -321,7 +321,7 @@ static lf_status open_data(run *r) {
     return r->has_val ? lf_batcher_init(&r->vb, vds, &bd) : LF_OK;
 }
 
-static lf_status open_model(run *r, const char *mode) {
+static lf_status open_model(run *r) {
     lf_train_config *c = &r->tc;
     char init_dir[1100];
     const char *path = c->model;
@@ -341,11 +341,9 @@ static lf_status open_model(run *r, const char *mode) {
     lf_model_desc md = {0};
     md.path = path, md.n_threads = c->threads, md.max_seq_len = r->T, md.max_tokens = 64;
     if ((s = lf_model_open(&r->m, &md)) != LF_OK) return s;
-    if (c->quant_bits)
-        return lf__fail(LF_ERR_UNSUPPORTED, "quantization: a quantized (QLoRA) base is not in this build yet; train LoRA on the "
-                                            "unquantized base (quantization.enabled: false)");
+    if (c->quant_bits && (s = lf_model_quantize(&r->m, c->quant_bits == 4 ? LF_QTYPE_NF4 : LF_QTYPE_INT8, c->double_quant)) != LF_OK)
+        return s;
     if (c->lora && (s = lf_lora_attach(&r->m, &c->lora_desc)) != LF_OK) return s;
-    (void)mode;
     return lf_model_train_begin(&r->m, r->B, r->T, c->gradient_checkpointing ? LF_TRAIN_CHECKPOINTING : 0);
 }
 
@@ -540,7 +538,7 @@ int main(int argc, char **argv) {
     size_t bt = (size_t)r.B * (size_t)r.T * (size_t)r.tc.grad_accum;
     r.tok_buf = (int32_t *)malloc(bt * 4), r.lab_buf = (int32_t *)malloc(bt * 4), r.pos_buf = (int32_t *)malloc(bt * 4);
     if (s == LF_OK && (!r.tok_buf || !r.lab_buf || !r.pos_buf)) s = lf__fail(LF_ERR_NOMEM, "batch buffers");
-    if (s == LF_OK) s = open_model(&r, mode);
+    if (s == LF_OK) s = open_model(&r);
     if (s == LF_OK) s = open_data(&r);
     struct sigaction sa;
     memset(&sa, 0, sizeof sa);
