@@ -4,7 +4,7 @@ CFLAGS  ?= -O3 -march=native -g
 WARN    := -Wall -Wextra -Wsign-conversion -Wstrict-prototypes -Wno-unused-function
 LDLIBS  := -lcjson -lm -lpthread
 BUILD   := build
-DRIVERS := largeforge lf-run lf-tokenize lf-evaluate lf-train
+DRIVERS := largeforge lf-run lf-tokenize lf-evaluate lf-train lf-merge
 FUZZ_SECONDS ?= 30
 PYTHON  ?= python3
 
@@ -74,6 +74,8 @@ parity: all
 	$(PYTHON) tests/ref/make_tiny_chat.py --out tests/fixtures/models/tiny_chat
 	$(PYTHON) tests/ref/make_grads.py --models tests/fixtures/models
 	$(PYTHON) tests/ref/make_lora.py --models tests/fixtures/models
+	$(CC) $(CFLAGS) tests/ref/lf_make_adapter.c -o $(BUILD)/lf_make_adapter $(LDLIBS) && ./$(BUILD)/lf_make_adapter
+	$(PYTHON) tests/ref/check_peft_loads.py --models tests/fixtures/models
 	$(PYTHON) tests/ref/make_tok_fixtures.py --tokenizers ../shared/tokenizers --out tests/fixtures/tok
 	$(PYTHON) tests/ref/make_chat_fixtures.py --tokenizers ../shared/tokenizers --out tests/fixtures/chat
 	$(PYTHON) tests/ref/make_sft_fixtures.py --tokenizers ../shared/tokenizers --out tests/fixtures/data/sft_ref.jsonl

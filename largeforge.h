@@ -1583,6 +1583,14 @@ static void lf__buf_json_str(lf__buf *b, const char *s, size_t n) {
     }
     lf__buf_putc(b, '"');
 }
+// The shortest decimal that reads back as the same float (0.1f as "0.1", not "0.100000001").
+static const char *lf__fstr(char tmp[32], float v) {
+    for (int prec = 6; prec <= 9; prec++) {
+        snprintf(tmp, 32, "%.*g", prec, (double)v);
+        if (strtof(tmp, NULL) == v) break;
+    }
+    return tmp;
+}
 static LF__PRINTF(2, 3) void lf__buf_printf(lf__buf *b, const char *fmt, ...) {
     char tmp[512];
     va_list ap;
@@ -9640,8 +9648,9 @@ LF_API lf_status lf_lora_save(const lf_model *m, const char *dir) {
     lf__buf b = LF__ZERO;  // the fields PEFT's LoraConfig reads, with its defaults for the rest
     lf__buf_puts(&b, "{\n  \"peft_type\": \"LORA\",\n  \"task_type\": \"CAUSAL_LM\",\n  \"base_model_name_or_path\": ");
     lf__buf_json_str(&b, m->dir, strlen(m->dir));
-    lf__buf_printf(&b, ",\n  \"r\": %d,\n  \"lora_alpha\": %.9g,\n  \"lora_dropout\": %.9g,\n  \"use_rslora\": %s,\n", a->d.r,
-                   (double)a->d.alpha, (double)a->d.dropout, a->d.use_rslora ? "true" : "false");
+    char f1[32], f2[32];
+    lf__buf_printf(&b, ",\n  \"r\": %d,\n  \"lora_alpha\": %s,\n  \"lora_dropout\": %s,\n  \"use_rslora\": %s,\n", a->d.r,
+                   lf__fstr(f1, a->d.alpha), lf__fstr(f2, a->d.dropout), a->d.use_rslora ? "true" : "false");
     lf__buf_puts(&b, "  \"target_modules\": [");
     for (int p = 0, k = 0; p < LF_PROJ_COUNT; p++)
         if (all >> p & 1) lf__buf_printf(&b, "%s\"%s\"", k++ ? ", " : "", lf__proj_short(p));
@@ -9902,6 +9911,7 @@ LF_API lf_status lf_train_config_read(lf_train_config *c, const lf_doc *doc) {
 LF_API char *lf_train_config_yaml(const lf_train_config *c) {
     static const char *scheds[] = {"cosine", "cosine", "linear", "constant", "constant_with_warmup"}, *evals[] = {"steps", "epoch", "no"};
     const lf_optim_desc *o = &c->optim;
+    char f[8][32];
     lf__buf b = LF__ZERO;
     lf__buf_puts(&b, "model:\n  name: ");
     lf__buf_json_str(&b, c->model, strlen(c->model));
@@ -9909,18 +9919,20 @@ LF_API char *lf_train_config_yaml(const lf_train_config *c) {
     lf__buf_json_str(&b, c->output_dir, strlen(c->output_dir));
     lf__buf_printf(&b, "\n  num_epochs: %d\n  max_steps: %d\n  per_device_batch_size: %d\n  gradient_accumulation_steps: %d\n",
                    c->num_epochs, c->max_steps, c->batch_size, c->grad_accum);
-    lf__buf_printf(&b, "  learning_rate: %.9g\n  weight_decay: %.9g\n  warmup_ratio: %.9g\n  warmup_steps: %d\n  max_grad_norm: %.9g\n",
-                   (double)o->learning_rate, (double)o->weight_decay, (double)o->warmup_ratio, o->warmup_steps, (double)o->max_grad_norm);
-    lf__buf_printf(&b, "  optim: adamw_torch\n  lr_scheduler_type: %s\n  adam_beta1: %.9g\n  adam_beta2: %.9g\n  adam_epsilon: %.9g\n",
-                   scheds[o->schedule], (double)o->beta1, (double)o->beta2, (double)o->eps);
+    lf__buf_printf(&b, "  learning_rate: %s\n  weight_decay: %s\n  warmup_ratio: %s\n  warmup_steps: %d\n  max_grad_norm: %s\n",
+                   lf__fstr(f[0], o->learning_rate), lf__fstr(f[1], o->weight_decay), lf__fstr(f[2], o->warmup_ratio), o->warmup_steps,
+                   lf__fstr(f[3], o->max_grad_norm));
+    lf__buf_printf(&b, "  optim: adamw_torch\n  lr_scheduler_type: %s\n  adam_beta1: %s\n  adam_beta2: %s\n  adam_epsilon: %s\n",
+                   scheds[o->schedule], lf__fstr(f[0], o->beta1), lf__fstr(f[1], o->beta2), lf__fstr(f[2], o->eps));
     lf__buf_printf(&b, "  bf16: %s\n  save_steps: %d\n  save_total_limit: %d\n  logging_steps: %d\n  eval_steps: %d\n  eval_strategy: %s\n",
                    c->bf16 ? "true" : "false", c->save_steps, c->save_total_limit, c->logging_steps, c->eval_steps, evals[c->eval_strategy]);
-    lf__buf_printf(&b, "  early_stopping_patience: %d\n  early_stopping_threshold: %.9g\n  seed: %llu\n  gradient_checkpointing: %s\n  threads: %d\n",
-                   c->early_stopping_patience, (double)c->early_stopping_threshold, (unsigned long long)c->seed,
+    lf__buf_printf(&b, "  early_stopping_patience: %d\n  early_stopping_threshold: %s\n  seed: %llu\n  gradient_checkpointing: %s\n  threads: %d\n",
+                   c->early_stopping_patience, lf__fstr(f[0], c->early_stopping_threshold), (unsigned long long)c->seed,
                    c->gradient_checkpointing ? "true" : "false", c->threads);
     const lf_lora_desc *l = &c->lora_desc;
-    lf__buf_printf(&b, "lora:\n  enabled: %s\n  r: %d\n  lora_alpha: %.9g\n  lora_dropout: %.9g\n  use_rslora: %s\n  target_modules: [%s]\n",
-                   c->lora ? "true" : "false", l->r, (double)l->alpha, (double)l->dropout, l->use_rslora ? "true" : "false", l->target_modules);
+    lf__buf_printf(&b, "lora:\n  enabled: %s\n  r: %d\n  lora_alpha: %s\n  lora_dropout: %s\n  use_rslora: %s\n  target_modules: [%s]\n",
+                   c->lora ? "true" : "false", l->r, lf__fstr(f[0], l->alpha), lf__fstr(f[1], l->dropout), l->use_rslora ? "true" : "false",
+                   l->target_modules);
     lf__buf_printf(&b, "quantization:\n  enabled: %s\n  bits: %d\n  double_quant: %s\n", c->quant_bits ? "true" : "false",
                    c->quant_bits ? c->quant_bits : 4, c->double_quant ? "true" : "false");
     if (b.failed) LF_FREE(b.data), b.data = NULL;

@@ -13,7 +13,9 @@
 static const char *const tasks[][2] = {
     {"run", "generate text from a model, or chat with it"},
     {"tokenize", "encode or decode text with a HuggingFace tokenizer.json"},
-    {"evaluate", "logits, perplexity and llama-bench-style benchmarks"},
+    {"evaluate", "logits, perplexity, exact match and llama-bench-style benchmarks"},
+    {"train", "pretrain or fine-tune (SFT; full, LoRA or QLoRA) into a run directory"},
+    {"merge", "fold a LoRA adapter into its base model"},
 };
 
 static void usage(FILE *f) {

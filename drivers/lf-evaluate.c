@@ -1,5 +1,6 @@
-// lf-evaluate — logits of one forward pass, perplexity over a text file, and a benchmark that
-// measures and prints like llama.cpp's llama-bench so the two can be compared by one script.
+// lf-evaluate — logits of one forward pass, perplexity over a text file, exact match of greedy
+// answers on a dataset, and a benchmark that measures and prints like llama.cpp's llama-bench
+// so the two can be compared by one script.
 #define LARGEFORGE_IMPLEMENTATION
 #include "../largeforge.h"
 #include "common.h"
@@ -7,23 +8,97 @@
 static const char *help =
     "usage: lf-evaluate logits     --model DIR --tokens 1,2,3 --out FILE.safetensors\n"
     "       lf-evaluate perplexity --model DIR --input FILE [--ctx N]\n"
+    "       lf-evaluate exact-match --model DIR --data FILE [--adapter DIR] [--template NAME] [--show N]\n"
     "       lf-evaluate benchmark  --model DIR [-p 128] [-n 64] [-t 2] [-r 5] [-o json|jsonl|md]\n"
     "\n"
     "  logits      writes the f32 tensor `logits` [T, V] of one forward pass over the ids\n"
     "  perplexity  exp(mean negative log-likelihood) over the file's tokens, in independent\n"
     "              windows of --ctx tokens (default 512); prints one JSON object\n"
+    "  exact-match for each record of an instruction dataset (Alpaca, messages, ShareGPT,\n"
+    "              prompt/completion), the greedy answer to its prompt (rendered with the chat\n"
+    "              template; plain: stopped at END) against the record's answer: first line,\n"
+    "              trimmed, case-sensitive; prints --show N of them and one JSON summary\n"
     "  benchmark   pp: one prefill of -p tokens; tg: -n tokens decoded one at a time; each\n"
     "              repeated -r times after a warm-up. Output fields as llama-bench's JSON.\n"
     "\n"
     "options:\n"
+    "  --adapter DIR     apply a LoRA adapter (PEFT directory) to the model\n"
+    "  --template NAME   exact-match: default (the tokenizer's), chatml, llama3, llama2, mistral, plain\n"
+    "  --max-tokens N    exact-match: longest answer (default 32)\n"
     "  -t, --threads N   compute threads (default: all cores)\n"
     "  --help, --version, --quiet, --verbose\n"
     "exit codes: 0 ok, 2 bad argument, 4 I/O, 5 bad input, 7 bad config, 9 capacity, 64 usage\n";
 
 typedef struct opts {
-    const char *model, *tokens, *out, *input, *fmt;
-    long ctx, n_prompt, n_gen, threads, reps;
+    const char *model, *tokens, *out, *input, *fmt, *adapter, *data, *tmpl;
+    long ctx, n_prompt, n_gen, threads, reps, show, max_tokens;
 } opts;
+
+// Opens the model, with the adapter when one is given.
+static lf_status open_model(lf_model *m, const lf_model_desc *d, const opts *o) {
+    lf_status s = lf_model_open(m, d);
+    if (s == LF_OK && o->adapter && (s = lf_lora_load(m, o->adapter)) != LF_OK) lf_model_close(m);
+    return s;
+}
+
+// The first line of s, without surrounding whitespace, into out.
+static void first_line(const char *s, char *out, size_t cap) {
+    while (*s == ' ' || *s == '\n' || *s == '\t' || *s == '\r') s++;
+    size_t n = strcspn(s, "\n");
+    while (n && (s[n - 1] == ' ' || s[n - 1] == '\r' || s[n - 1] == '\t')) n--;
+    snprintf(out, cap, "%.*s", (int)LF__MIN(n, cap - 1), s);
+}
+
+static lf_status eval_exact_match(const opts *o) {
+    lf_tokenizer t;
+    lf_model m;
+    lf_kv kv;
+    lf_data_reader r;
+    lf_chat_template tmpl = LF_CHAT_DEFAULT;
+    if (o->tmpl && lf_chat_template_from_name(o->tmpl, &tmpl) != LF_OK)
+        return lf__fail(LF_ERR_ARG, "--template: '%s' is not default, chatml, llama3, llama2, mistral or plain", o->tmpl);
+    lf_status s = lf_tok_open(&t, o->model);
+    if (s != LF_OK) return s;
+    lf_model_desc d = {.path = o->model, .n_threads = (int)o->threads};
+    if ((s = open_model(&m, &d, o)) != LF_OK) return lf_tok_close(&t), s;
+    if ((s = lf_kv_init(&kv, &m, 1, 0)) == LF_OK) s = lf_data_open(&r, o->data, LF_DATA_AUTO, 0);
+    lf_gen_desc g = lf_gen_desc_default();
+    g.sampling.temperature = 0, g.max_tokens = (int)o->max_tokens;
+    const char *plain_stop[] = {"\nEND"};
+    bool plain = tmpl == LF_CHAT_PLAIN || (tmpl == LF_CHAT_DEFAULT && t.chat == LF_CHAT_DEFAULT);
+    if (plain) g.stop = plain_stop, g.n_stop = 1;
+    long correct = 0, total = 0;
+    const lf_data_record *rec;
+    while (s == LF_OK && (s = lf_data_next(&r, &rec)) == LF_OK && rec) {
+        if (rec->n_msgs < 2 || strcmp(rec->msgs[rec->n_msgs - 1].role, "assistant") != 0) {
+            s = lf__fail(LF_ERR_FORMAT, "%s:%lld: the record does not end with an answer", o->data, (long long)rec->line);
+            break;
+        }
+        char *prompt = NULL, want[512], got[512];
+        size_t plen = 0;
+        int32_t *ids = NULL;
+        size_t n = 0;
+        lf_gen_result res;
+        memset(&res, 0, sizeof res);
+        s = lf_chat_render(&t, tmpl, rec->msgs, rec->n_msgs - 1, LF_CHAT_GENERATION_PROMPT, &prompt, &plen);
+        if (s == LF_OK) s = lf_tok_encode(&t, prompt, plen, plain, &ids, &n);  // templates write their own BOS
+        if (s == LF_OK) s = lf_generate(&m, &kv, 0, &t, ids, (int)n, &g, &res);
+        if (s == LF_OK) {
+            first_line(res.text, got, sizeof got), first_line(rec->msgs[rec->n_msgs - 1].content, want, sizeof want);
+            bool ok = strcmp(got, want) == 0;
+            correct += ok, total++;
+            if (total <= o->show) printf("%s  %-12s <- %s\n", ok ? "ok  " : "MISS", got, want);
+        }
+        lf_gen_result_deinit(&res), lf_free(ids), lf_free(prompt);
+    }
+    if (s == LF_OK && total == 0) s = lf__fail(LF_ERR_FORMAT, "%s: no records", o->data);
+    if (s == LF_OK)
+        printf("{\"model\":\"%s\",\"adapter\":%s%s%s,\"data\":\"%s\",\"correct\":%ld,\"total\":%ld,\"exact_match\":%.4f}\n", o->model,
+               o->adapter ? "\"" : "", o->adapter ? o->adapter : "null", o->adapter ? "\"" : "", o->data, correct, total,
+               (double)correct / (double)total);
+    lf_data_close(&r), lf_kv_deinit(&kv), lf_model_close(&m), lf_tok_close(&t);
+    return s;
+}
 
 static lf_status eval_logits(const opts *o) {
     // parse "1,2,3"
@@ -41,7 +116,7 @@ static lf_status eval_logits(const opts *o) {
     if (n == 0) return lf__fail(LF_ERR_ARG, "--tokens: no ids");
     lf_model m;
     lf_model_desc d = {.path = o->model, .n_threads = (int)o->threads, .max_tokens = n, .max_seq_len = n};
-    lf_status s = lf_model_open(&m, &d);
+    lf_status s = open_model(&m, &d, o);
     if (s != LF_OK) return free(ids), s;
     lf_kv kv;
     float *logits = NULL;
@@ -88,7 +163,7 @@ static lf_status eval_perplexity(const opts *o) {
     int ctx = (int)o->ctx;
     lf_model m;
     lf_model_desc d = {.path = o->model, .n_threads = (int)o->threads, .max_tokens = ctx, .max_seq_len = ctx};
-    if ((s = lf_model_open(&m, &d)) != LF_OK) return lf_free(ids), s;
+    if ((s = open_model(&m, &d, o)) != LF_OK) return lf_free(ids), s;
     lf_kv kv;
     if ((s = lf_kv_init(&kv, &m, 1, ctx)) != LF_OK) return lf_model_close(&m), lf_free(ids), s;
     int V = m.cfg.V;
@@ -240,7 +315,7 @@ static lf_status eval_benchmark(const opts *o) {
 int main(int argc, char **argv) {
     lf_drv_name = "lf-evaluate";
     // defaults
-    opts o = {.ctx = 512, .n_prompt = 128, .n_gen = 64, .threads = 0, .reps = 5, .fmt = "json"};
+    opts o = {.ctx = 512, .n_prompt = 128, .n_gen = 64, .threads = 0, .reps = 5, .fmt = "json", .max_tokens = 32};
     const char *mode = NULL, *v;
     for (int i = 1; i < argc; i++) {
         long *num = NULL;
@@ -249,6 +324,11 @@ int main(int argc, char **argv) {
         else if (lf_drv_opt(argc, argv, &i, "--tokens", &v)) o.tokens = v;
         else if (lf_drv_opt(argc, argv, &i, "--out", &v)) o.out = v;
         else if (lf_drv_opt(argc, argv, &i, "--input", &v)) o.input = v;
+        else if (lf_drv_opt(argc, argv, &i, "--adapter", &v)) o.adapter = v;
+        else if (lf_drv_opt(argc, argv, &i, "--data", &v)) o.data = v;
+        else if (lf_drv_opt(argc, argv, &i, "--template", &v)) o.tmpl = v;
+        else if (lf_drv_opt(argc, argv, &i, "--show", &v)) num = &o.show;
+        else if (lf_drv_opt(argc, argv, &i, "--max-tokens", &v)) num = &o.max_tokens;
         else if (lf_drv_opt(argc, argv, &i, "-o", &v) || lf_drv_opt(argc, argv, &i, "--output", &v)) o.fmt = v;
         else if (lf_drv_opt(argc, argv, &i, "--ctx", &v)) num = &o.ctx;
         else if (lf_drv_opt(argc, argv, &i, "-p", &v) || lf_drv_opt(argc, argv, &i, "--n-prompt", &v)) num = &o.n_prompt;
@@ -260,7 +340,7 @@ int main(int argc, char **argv) {
         else return lf_drv_usage_error("unknown argument '%s'", argv[i]);
         if (num && !lf_drv_parse_int(v, 0, 1 << 20, num)) return lf_drv_usage_error("bad number '%s'", v);
     }
-    if (!mode) return lf_drv_usage_error("expected logits, perplexity or benchmark%s", "");
+    if (!mode) return lf_drv_usage_error("expected logits, perplexity, exact-match or benchmark%s", "");
     if (!o.model) return lf_drv_usage_error("--model is required%s", "");
     lf_status s;
     if (strcmp(mode, "logits") == 0) {
@@ -270,6 +350,10 @@ int main(int argc, char **argv) {
         if (!o.input) return lf_drv_usage_error("perplexity needs --input%s", "");
         if (o.ctx < 2) return lf_drv_usage_error("--ctx must be at least 2%s", "");
         s = eval_perplexity(&o);
+    } else if (strcmp(mode, "exact-match") == 0) {
+        if (!o.data) return lf_drv_usage_error("exact-match needs --data%s", "");
+        if (o.max_tokens < 1) return lf_drv_usage_error("--max-tokens must be at least 1%s", "");
+        s = eval_exact_match(&o);
     } else if (strcmp(mode, "benchmark") == 0) {
         if (o.reps < 1 || o.reps > 64) return lf_drv_usage_error("-r must be in 1..64%s", "");
         if (strcmp(o.fmt, "json") && strcmp(o.fmt, "jsonl") && strcmp(o.fmt, "md"))

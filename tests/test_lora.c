@@ -110,6 +110,50 @@ static int test_lora_llama(void) { return lora_vs_peft("llama_f32", "lora_ref");
 static int test_lora_rslora(void) { return lora_vs_peft("llama_f32", "lora_rs_ref"); }
 static int test_lora_qwen2(void) { return lora_vs_peft("qwen2_f32", "lora_ref"); }
 
+// Interop the other way: an adapter LargeForge saved (tests/ref/lf_make_adapter.c) loads in PEFT
+// (tests/ref/check_peft_loads.py recorded PEFT's logits with it, and after merge_and_unload):
+// LargeForge's logits with the same adapter, and merged, agree within 1e-4; saving it again
+// gives the same file byte for byte.
+static int test_lora_peft_loads_ours(void) {
+    const char *dir = LF_TEST_MODELS "llama_f32", *ad = LF_TEST_MODELS "llama_f32/lora_lf";
+    lf_st_file in, ref;
+    CHECK_OK(lf_st_open(&in, LF_TEST_MODELS "llama_f32/grads.safetensors"));
+    CHECK_OK(lf_st_open(&ref, LF_TEST_MODELS "llama_f32/lora_lf/peft_logits.safetensors"));
+    const lf_st_tensor *ids = lf_st_find(&in, "input_ids"), *lg = lf_st_find(&ref, "logits"), *mg = lf_st_find(&ref, "merged_logits");
+    CHECK(ids && lg && mg);
+    int B = (int)ids->shape[0], T = (int)ids->shape[1];
+    lf_model m;
+    lf_model_desc d = {.path = dir, .n_threads = 2, .max_tokens = 64, .max_seq_len = 64};
+    CHECK_OK(lf_model_open(&m, &d));
+    CHECK_OK(lf_lora_load(&m, ad));
+    int64_t n = (int64_t)B * T * m.cfg.V;
+    float *got = (float *)malloc((size_t)n * sizeof(float));
+    CHECK(got);
+    if (lora_logits(&m, (const int32_t *)ids->data, B, T, got)) return 1;
+    double dl = lora_max_diff(got, (const float *)lg->data, n);
+    char tmp[] = "/tmp/lf-test-lfad-XXXXXX", a[600], b[600];
+    CHECK(mkdtemp(tmp));
+    CHECK_OK(lf_lora_save(&m, tmp));
+    snprintf(a, sizeof a, "%s/adapter_model.safetensors", ad), snprintf(b, sizeof b, "%s/adapter_model.safetensors", tmp);
+    char *x = NULL, *y = NULL;
+    size_t xl = 0, yl = 0;
+    CHECK_OK(lf_file_read(a, 0, &x, &xl));
+    CHECK_OK(lf_file_read(b, 0, &y, &yl));
+    CHECK(xl == yl && memcmp(x, y, xl) == 0);
+    lf_free(x), lf_free(y);
+    CHECK_OK(lf_lora_merge(&m));
+    if (lora_logits(&m, (const int32_t *)ids->data, B, T, got)) return 1;
+    double dm = lora_max_diff(got, (const float *)mg->data, n);
+    if (getenv("LF_TEST_VERBOSE")) fprintf(stderr, "  ours in PEFT: logits %.2g, merged %.2g\n", dl, dm);
+    CHECK(dl <= 1e-4 && dm <= 1e-4);
+    free(got);
+    lf_model_close(&m);
+    lf_st_close(&in), lf_st_close(&ref);
+    snprintf(a, sizeof a, "rm -rf %s", tmp);
+    CHECK(system(a) == 0);
+    return 0;
+}
+
 // Save, reload: the same tensors bit for bit and the same settings; training moves A and B only.
 static int test_lora_save_train(void) {
     lf_model m;
@@ -450,6 +494,7 @@ static const lf_test tests_lora[] = {
     {"lora/peft_rslora", test_lora_rslora},
     {"lora/peft_qwen2", test_lora_qwen2},
     {"lora/save_load_train", test_lora_save_train},
+    {"lora/peft_loads_ours", test_lora_peft_loads_ours},
     {"lora/dropout_gradient", test_lora_dropout_gradient},
     {"lora/bad_adapters", test_lora_bad_adapters},
     {"train/packing_isolation", test_packing_isolation},
