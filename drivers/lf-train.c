@@ -425,7 +425,7 @@ static lf_status train(run *r) {
         double epoch = (double)r->tb.epoch + (double)r->tb.index / (double)LF__MAX(1, r->tb.n);
         if (st.step % c->logging_steps == 0 || st.step == total) {
             double dt = (double)(lf_time_ns() - t_win) / 1e9;
-            fprintf(r->metrics, "{\"step\": %lld, \"epoch\": %.4f, \"loss\": %.6f, \"learning_rate\": %.6g, \"grad_norm\": %.6f, "
+            fprintf(r->metrics, "{\"step\": %lld, \"epoch\": %.4f, \"loss\": %.9g, \"learning_rate\": %.6g, \"grad_norm\": %.6f, "
                     "\"tokens_per_s\": %.1f}\n", (long long)st.step, epoch, win_loss / (double)win_steps, (double)lr, (double)norm,
                     dt > 0 ? (double)win_tokens / dt : 0.0);
             fflush(r->metrics);

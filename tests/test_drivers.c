@@ -143,7 +143,153 @@ static int test_drivers_interactive_chat(void) {
     return 0;
 }
 
+// -- train, merge, exact-match
+
+// Writes dir.yaml: a LoRA SFT run on tiny_chat (the Alpaca fixture, dropout on) into dir.
+static int drv_train_config(const char *dir) {
+    char cfg[700];
+    snprintf(cfg, sizeof cfg, "%s.yaml", dir);
+    FILE *f = fopen(cfg, "w");
+    if (!f) return -1;
+    fprintf(f, "model:\n  name: tests/fixtures/models/tiny_chat\ntraining:\n  output_dir: %s\n  max_steps: 600\n"
+               "  per_device_batch_size: 2\n  gradient_accumulation_steps: 2\n  learning_rate: 1.0e-3\n  logging_steps: 1\n"
+               "  save_steps: 10\n  eval_steps: 50\n  threads: 1\nlora:\n  r: 4\n  lora_dropout: 0.1\n  target_modules: all-linear\n"
+               "data:\n  train_file: tests/fixtures/data/alpaca.jsonl\n  validation_file: tests/fixtures/data/alpaca.json\n"
+               "  max_length: 48\n  cache_dir: %s.cache\n", dir, dir);
+    return fclose(f);
+}
+
+// The loss of every step in a metrics.jsonl, as text (bit-exact: %.9g of a float).
+static int drv_losses(const char *dir, char *out, size_t cap) {
+    char path[700], line[512];
+    snprintf(path, sizeof path, "%s/metrics.jsonl", dir);
+    FILE *f = fopen(path, "r");
+    if (!f) return 0;
+    size_t n = 0;
+    int steps = 0;
+    out[0] = 0;
+    while (fgets(line, sizeof line, f)) {
+        char *l = strstr(line, "\"loss\": ");
+        if (!l) continue;
+        size_t k = strcspn(l + 8, ",");
+        if (n + k + 2 < cap) memcpy(out + n, l + 8, k), n += k, out[n++] = ' ', out[n] = 0;
+        steps++;
+    }
+    fclose(f);
+    return steps;
+}
+
+// Interrupted by SIGTERM mid-run, then --resume: the same loss at every step, bit for bit, as
+// the run that was never interrupted (adapter dropout on, accumulation 2, eval every 50 steps).
+static int test_drivers_train_resume(void) {
+    DRV_NEED_BUILD();
+    char base[] = "/tmp/lf-test-train-XXXXXX", a[600], b[600], out[8192], cmd[2000];
+    CHECK(mkdtemp(base));
+    snprintf(a, sizeof a, "%s/whole", base), snprintf(b, sizeof b, "%s/cut", base);
+    CHECK(drv_train_config(a) == 0 && drv_train_config(b) == 0);
+    snprintf(cmd, sizeof cmd, "build/largeforge train sft --config %s.yaml --quiet", a);
+    CHECK(drv_run(cmd, out, sizeof out) == 0);
+    // the second run: SIGTERM once 25 steps are logged
+    snprintf(cmd, sizeof cmd, "build/largeforge train sft --config %s.yaml & p=$!; "
+             "while [ \"$(cat %s/metrics.jsonl 2>/dev/null | wc -l)\" -lt 25 ] && kill -0 $p 2>/dev/null; do sleep 0.01; done; "
+             "kill -TERM $p; wait $p", b, b);
+    CHECK(drv_run(cmd, out, sizeof out) == 0);
+    if (!strstr(out, "interrupted at step")) SKIP("the run ended before SIGTERM reached it (a very fast machine)");
+    char ck[700];
+    snprintf(ck, sizeof ck, "%s/checkpoints", b);
+    CHECK(lf_path_is_dir(ck));
+    snprintf(cmd, sizeof cmd, "build/largeforge train sft --config %s.yaml --quiet", b);
+    CHECK(drv_run(cmd, out, sizeof out) == 2 && strstr(out, "already has checkpoints"));  // never overwritten
+    snprintf(cmd, sizeof cmd, "build/largeforge train sft --config %s.yaml --quiet --resume", b);
+    CHECK(drv_run(cmd, out, sizeof out) == 0);
+    static char la[65536], lb[65536];
+    int na = drv_losses(a, la, sizeof la), nb = drv_losses(b, lb, sizeof lb);
+    CHECK(na == 600 && nb == 600);
+    CHECK(strcmp(la, lb) == 0);
+    // the run directory
+    const char *files[] = {"config.yaml", "run.log", "loss.png", "final/adapter_model.safetensors", "final/adapter_config.json"};
+    for (size_t i = 0; i < sizeof files / sizeof *files; i++) {
+        snprintf(ck, sizeof ck, "%s/%s", b, files[i]);
+        CHECK(lf_path_exists(ck));
+    }
+    snprintf(cmd, sizeof cmd, "grep -c '\"eval_loss\"' %s/metrics.jsonl; grep -c '\"message\": \"resumed\"' %s/run.log; "
+             "head -c 8 %s/loss.png | od -An -tx1", b, b, b);
+    CHECK(drv_run(cmd, out, sizeof out) == 0);
+    CHECK(strncmp(out, "12\n1\n 89 50 4e 47", 17) == 0);
+    snprintf(cmd, sizeof cmd, "rm -rf %s", base);
+    CHECK(system(cmd) == 0);
+    return 0;
+}
+
+// Bad configs: each a clear line naming the file and field, the documented exit code.
+static int test_drivers_train_errors(void) {
+    DRV_NEED_BUILD();
+    char out[4096];
+    CHECK(drv_run("build/largeforge train sft --config /nonexistent.yaml", out, sizeof out) == 4 && strstr(out, "/nonexistent.yaml"));
+    CHECK(drv_run("build/largeforge train sft", out, sizeof out) == 64 && strstr(out, "--config is required"));
+    CHECK(drv_run("build/largeforge train dpo --config x", out, sizeof out) == 64 && strstr(out, "not in this build yet"));
+    CHECK(drv_run("build/largeforge train sft --config configs/demo_sft.yaml --training.lerning_rate 1", out, sizeof out) == 7 &&
+          strstr(out, "training.lerning_rate: unknown key (did you mean learning_rate?)"));
+    CHECK(drv_run("build/largeforge train sft --config configs/demo_sft.yaml --bogus.key 1", out, sizeof out) == 64);
+    CHECK(drv_run("build/largeforge train sft --config configs/demo_sft.yaml --data.max_length ten", out, sizeof out) == 7 &&
+          strstr(out, "data: field 'max_length'"));
+    CHECK(drv_run("LARGEFORGE_LORA_R=0 build/largeforge train sft --config configs/demo_sft.yaml", out, sizeof out) == 7 &&
+          strstr(out, "'r'"));
+    CHECK(drv_run("d=$(mktemp -d) && printf '{\"instruction\": \"a\", \"output\": 3}\\n' > $d/bad.jsonl && "
+                  "build/largeforge train sft --config configs/demo_sft.yaml --model.name tests/fixtures/models/tiny_chat "
+                  "--training.output_dir $d/run --data.train_file $d/bad.jsonl --data.cache_dir $d/c; r=$?; rm -rf $d; exit $r",
+                  out, sizeof out) == 5);
+    CHECK(strstr(out, "bad.jsonl:1: field 'output'"));
+    return 0;
+}
+
+// merge lora: the merged directory gives PEFT's merge_and_unload() logits.
+static int test_drivers_merge(void) {
+    DRV_NEED_BUILD();
+    char out[4096];
+    CHECK(drv_run("d=$(mktemp -d) && build/largeforge merge lora --base tests/fixtures/models/llama_f32 --adapter "
+                  "tests/fixtures/models/llama_f32/lora_ref --out $d/m --quiet && echo $d", out, sizeof out) == 0);
+    out[strcspn(out, "\n")] = 0;
+    char dir[700];
+    snprintf(dir, sizeof dir, "%.600s/m", out);
+    lf_st_file in, g;
+    CHECK_OK(lf_st_open(&in, LF_TEST_MODELS "llama_f32/grads.safetensors"));
+    CHECK_OK(lf_st_open(&g, LF_TEST_MODELS "llama_f32/lora_ref/grads.safetensors"));
+    const lf_st_tensor *ids = lf_st_find(&in, "input_ids"), *mg = lf_st_find(&g, "merged_logits");
+    lf_model m;
+    lf_model_desc d = {.path = dir, .n_threads = 2, .max_tokens = 64, .max_seq_len = 64};
+    CHECK_OK(lf_model_open(&m, &d));
+    int B = (int)ids->shape[0], T = (int)ids->shape[1];
+    int64_t n = (int64_t)B * T * m.cfg.V;
+    float *got = (float *)malloc((size_t)n * sizeof(float));
+    CHECK(got);
+    if (lora_logits(&m, (const int32_t *)ids->data, B, T, got)) return 1;
+    CHECK(lora_max_diff(got, (const float *)mg->data, n) <= 1e-4);
+    free(got);
+    lf_model_close(&m), lf_st_close(&in), lf_st_close(&g);
+    char cmd[700];
+    snprintf(cmd, sizeof cmd, "rm -rf %.600s", out);
+    CHECK(system(cmd) == 0);
+    CHECK(drv_run("build/largeforge merge lora --base tests/fixtures/models/llama_f32 --adapter /nonexistent --out /tmp/x",
+                  out, sizeof out) == 4 && strstr(out, "/nonexistent/adapter_config.json"));
+    return 0;
+}
+
+// exact-match: one line per shown prompt and a JSON summary over every record.
+static int test_drivers_exact_match(void) {
+    DRV_NEED_BUILD();
+    char out[8192];
+    CHECK(drv_run("build/largeforge evaluate exact-match --model tests/fixtures/models/tiny_chat --data tests/fixtures/data/alpaca.jsonl "
+                  "--show 2 --max-tokens 4", out, sizeof out) == 0);
+    CHECK(strstr(out, "\"total\":4,\"exact_match\":") && strstr(out, "<- "));
+    return 0;
+}
+
 static const lf_test tests_drivers[] = {
+    {"drivers/train_resume_sigterm", test_drivers_train_resume},
+    {"drivers/train_errors", test_drivers_train_errors},
+    {"drivers/merge_lora", test_drivers_merge},
+    {"drivers/exact_match", test_drivers_exact_match},
     {"drivers/interactive_chat", test_drivers_interactive_chat},
     {"drivers/cli_and_exit_codes", test_drivers_cli},
     {"drivers/tokenize", test_drivers_tokenize},
