@@ -1222,6 +1222,21 @@ LF_API lf_status lf_batcher_seek(lf_batcher *b, int64_t epoch, int64_t index);
 LF_API lf_status lf_batcher_count(const lf_batcher *b, int64_t epoch, int64_t *batches, int64_t *rows);
 LF_API void lf_batcher_deinit(lf_batcher *b);  // safe on zeroed objects
 
+// A training config's `data` section (configs/sft.yaml): train_file (required),
+// validation_file, format (auto), validation_split (0), max_length (512), packing (false),
+// template (default: the tokenizer's), cache_dir (default: $LARGEFORGE_HOME/datasets, else
+// ~/.largeforge/datasets). Strings point into the document.
+typedef struct lf_data_config {
+    const char *train_file, *validation_file, *cache_dir;
+    lf_data_format format;
+    double validation_split;
+    int max_length;
+    bool packing;
+    lf_chat_template chat;
+} lf_data_config;
+//   returns  LF_OK | LF_ERR_CONFIG (the file and "data.key" named; unknown keys refused)
+LF_API lf_status lf_data_config_read(lf_data_config *d, const lf_doc *doc);
+
 // == 12. generate (API) ==========================================================================
 // threads: lf_sample is safe on distinct rng/work buffers; lf_generate as lf_model_forward.
 
@@ -11329,6 +11344,40 @@ LF_API lf_status lf_batcher_count(const lf_batcher *b, int64_t epoch, int64_t *b
     for (int64_t index = 0; index < b->n; ++*batches) *rows += lf__batch_fill(b, order, &index, NULL, NULL, NULL);
     LF_FREE(order);
     return LF_OK;
+}
+
+// -- 10.6 the data section of a config
+
+LF_API lf_status lf_data_config_read(lf_data_config *d, const lf_doc *doc) {
+    memset(d, 0, sizeof *d);
+    d->max_length = 512;
+    const lf_node *s = lf_node_get(doc->root, "data");
+    static const char *known[] = {"train_file", "validation_file", "format", "validation_split", "max_length", "packing",
+                                  "template", "cache_dir"};
+    lf_status st = lf_cfg_keys(doc, s, "data", known, (int)(sizeof known / sizeof *known));
+    lf_doc sub = *doc;
+    snprintf(sub.name, sizeof sub.name, "%.200s: data", doc->name);
+    const char *fmt = NULL, *tmpl = NULL;
+    int64_t ml = d->max_length;
+    if (st == LF_OK && (!s || s->type != LF_NODE_OBJECT)) st = lf__fail(LF_ERR_CONFIG, "%s: 'data' section with train_file: required", doc->name);
+    if (st == LF_OK) st = lf_cfg_str(&sub, s, "train_file", true, &d->train_file);
+    if (st == LF_OK) st = lf_cfg_str(&sub, s, "validation_file", false, &d->validation_file);
+    if (st == LF_OK) st = lf_cfg_str(&sub, s, "cache_dir", false, &d->cache_dir);
+    if (st == LF_OK) st = lf_cfg_str(&sub, s, "format", false, &fmt);
+    if (st == LF_OK) st = lf_cfg_str(&sub, s, "template", false, &tmpl);
+    if (st == LF_OK) st = lf_cfg_num(&sub, s, "validation_split", false, &d->validation_split);
+    if (st == LF_OK) st = lf_cfg_int(&sub, s, "max_length", false, 2, 1 << 20, &ml);
+    if (st == LF_OK) st = lf_cfg_bool(&sub, s, "packing", false, &d->packing);
+    if (st == LF_OK && fmt && lf_data_format_from_name(fmt, &d->format) != LF_OK)
+        st = lf__fail(LF_ERR_CONFIG, "%s: format: '%s' is not auto, alpaca, sharegpt, messages, prompt_completion, text", sub.name, fmt);
+    if (st == LF_OK && tmpl && lf_chat_template_from_name(tmpl, &d->chat) != LF_OK)
+        st = lf__fail(LF_ERR_CONFIG, "%s: template: '%s' is not default, chatml, llama3, llama2, mistral, plain", sub.name, tmpl);
+    if (st == LF_OK && !(d->validation_split >= 0 && d->validation_split < 1))
+        st = lf__fail(LF_ERR_CONFIG, "%s: validation_split: %g is outside [0, 1)", sub.name, d->validation_split);
+    if (st == LF_OK && d->validation_file && d->validation_split > 0)
+        st = lf__fail(LF_ERR_CONFIG, "%s: validation_file and validation_split: give one", sub.name);
+    d->max_length = (int)ml;
+    return st;
 }
 
 // == 12. generate (impl) =========================================================================

@@ -67,14 +67,15 @@ for r in $(seq 1 "$ROUNDS"); do
   done
 done
 
-# training speed: full fine-tuning of the SmolLM2-135M shape, B=4 x T=256, beside PyTorch's CPU
-# training of the same config (bench/train_torch.py; torch comes with `make parity`)
+# training speed: full fine-tuning, LoRA (r=16, all seven projections) and QLoRA of the
+# SmolLM2-135M shape, B=4 x T=256, beside PyTorch's CPU training of the same config
+# (bench/train_torch.py, full and LoRA; torch comes with `make parity`)
 cc -O3 -march=native bench/trainbench.c -o build/trainbench -lcjson -lm -lpthread
 TRAIN_MODEL="$DIR/smollm2-135m-f32"
 if python3 -c 'import torch, transformers, peft' 2>/dev/null; then HAVE_TORCH=1; else HAVE_TORCH=0; fi
 for r in $(seq 1 "${LF_BENCH_TRAIN_ROUNDS:-1}"); do
   log "training round $r"
-  emit "$(./build/trainbench "$TRAIN_MODEL" 4 256 "$T" 3 1)"
+  for mode in full lora qlora; do emit "$(./build/trainbench "$TRAIN_MODEL" 4 256 "$T" 3 1 $mode)"; done
   if [ "$HAVE_TORCH" = 1 ]; then
     emit "$(python3 bench/train_torch.py --model "$TRAIN_MODEL" --batch 4 --seq 256 --threads "$T" --steps 3 --warmup 1 --mode full)"
     emit "$(python3 bench/train_torch.py --model "$TRAIN_MODEL" --batch 4 --seq 256 --threads "$T" --steps 3 --warmup 1 --mode lora)"

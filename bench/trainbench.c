@@ -1,7 +1,9 @@
-// bench/trainbench — training speed of full fine-tuning, the LargeForge side of make bench's
-// comparison with bench/train_torch.py: the same model dir, batch, sequence length, threads,
-// AdamW (lr 2e-5, weight decay 0.01) and clipping at 1.0.
-//   trainbench MODEL_DIR [batch 4] [seq 256] [threads 2] [steps 5] [warmup 1]
+// bench/trainbench — training speed, the LargeForge side of make bench's comparison with
+// bench/train_torch.py: the same model dir, batch, sequence length, threads, AdamW (lr 2e-5,
+// weight decay 0.01) and clipping at 1.0; full fine-tuning, LoRA (r=16, alpha 32, dropout 0, all
+// seven projections, as train_torch.py's) or QLoRA (the same adapters on an NF4 base,
+// double-quantized, as bitsandbytes' QLoRA recipe).
+//   trainbench MODEL_DIR [batch 4] [seq 256] [threads 2] [steps 5] [warmup 1] [full|lora|qlora]
 // Prints one JSON line: median tokens/s over the timed steps, each step's seconds, peak RSS,
 // FLOPs per token and the fraction of the measured f32 matmul peak reached.
 #define LARGEFORGE_IMPLEMENTATION
@@ -16,11 +18,14 @@ static int cmp_double(const void *a, const void *b) {
 
 int main(int argc, char **argv) {
     if (argc < 2) {
-        fprintf(stderr, "usage: trainbench MODEL_DIR [batch] [seq] [threads] [steps] [warmup]\n");
+        fprintf(stderr, "usage: trainbench MODEL_DIR [batch] [seq] [threads] [steps] [warmup] [full|lora|qlora]\n");
         return 64;
     }
     int B = argc > 2 ? atoi(argv[2]) : 4, T = argc > 3 ? atoi(argv[3]) : 256, threads = argc > 4 ? atoi(argv[4]) : 2;
     int steps = argc > 5 ? atoi(argv[5]) : 5, warmup = argc > 6 ? atoi(argv[6]) : 1;
+    const char *mode = argc > 7 ? argv[7] : "full";
+    bool lora = strcmp(mode, "lora") == 0 || strcmp(mode, "qlora") == 0;
+    if (!lora && strcmp(mode, "full") != 0) return fprintf(stderr, "trainbench: mode must be full, lora or qlora\n"), 64;
     if (B < 1 || T < 2 || steps < 1 || steps > 64 || warmup < 0) return fprintf(stderr, "trainbench: bad arguments\n"), 64;
     lf_model m;
     lf_model_desc d = {.path = argv[1], .n_threads = threads, .max_seq_len = T};
@@ -28,6 +33,10 @@ int main(int argc, char **argv) {
     lf_optim_desc od = lf_optim_desc_default();
     od.learning_rate = 2e-5f, od.weight_decay = 0.01f, od.max_grad_norm = 1.0f, od.schedule = LF_SCHED_CONSTANT;
     lf_status s = lf_model_open(&m, &d);
+    lf_lora_desc ld = lf_lora_desc_default();
+    ld.r = 16, ld.alpha = 32, ld.dropout = 0, ld.target_modules = "all-linear";
+    if (s == LF_OK && strcmp(mode, "qlora") == 0) s = lf_model_quantize(&m, LF_QTYPE_NF4, true);
+    if (s == LF_OK && lora) s = lf_lora_attach(&m, &ld);
     if (s == LF_OK) s = lf_model_train_begin(&m, B, T, 0);
     if (s == LF_OK) s = lf_optim_init(&o, &m, &od);
     if (s != LF_OK) return fprintf(stderr, "trainbench: %s\n", lf_last_error()), 1;
@@ -52,7 +61,9 @@ int main(int argc, char **argv) {
     const lf_model_config *c = &m.cfg;
     double mm_params = (double)c->L * ((double)c->C * (2.0 * c->NH * c->HS + 2.0 * c->NKV * c->HS) + 3.0 * c->C * c->FF) +
                        (double)c->V * c->C;
-    double flops_per_token = 3.0 * (2.0 * mm_params + 2.0 * c->L * (double)T * c->NH * c->HS);
+    // (adapters: the frozen weights get no gradient, so 2 x forward for them; the adapters' own
+    // products are left out)
+    double flops_per_token = (lora ? 2.0 : 3.0) * 2.0 * mm_params + 3.0 * 2.0 * c->L * (double)T * c->NH * c->HS;
     // the machine's matmul peak as this library reaches it: an f32 GEMM of a training shape
     double peak = 0;
     {
@@ -72,9 +83,9 @@ int main(int argc, char **argv) {
     struct rusage ru;
     getrusage(RUSAGE_SELF, &ru);
     const char *name = strrchr(argv[1], '/') ? strrchr(argv[1], '/') + 1 : argv[1];
-    printf("{\"tool\":\"largeforge\",\"version\":\"%s\",\"mode\":\"full\",\"model\":\"%s\",\"batch\":%d,\"seq\":%d,"
-           "\"threads\":%d,\"tokens_per_s\":%.2f,\"step_s\":[",
-           LF_VERSION_STRING, name, B, T, lf_pool_size(m.pool), (double)B * T / sorted[steps / 2]);
+    printf("{\"tool\":\"largeforge\",\"version\":\"%s\",\"mode\":\"%s\",\"model\":\"%s\",\"batch\":%d,\"seq\":%d,"
+           "\"threads\":%d,\"trainable\":%lld,\"tokens_per_s\":%.2f,\"step_s\":[",
+           LF_VERSION_STRING, mode, name, B, T, lf_pool_size(m.pool), (long long)lf_model_n_trainable(&m), (double)B * T / sorted[steps / 2]);
     for (int i = 0; i < steps; i++) printf(i ? ",%.3f" : "%.3f", sec[i]);
     double tps = (double)B * T / sorted[steps / 2];
     printf("],\"last_loss\":%.4f,\"peak_rss_mb\":%.0f,\"gflop_per_token\":%.3f,\"achieved_gflops\":%.1f,"

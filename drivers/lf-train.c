@@ -45,49 +45,6 @@ static const char *help =
     "exit codes: 0 done (also when interrupted by SIGINT/SIGTERM after saving a checkpoint);\n"
     "  see largeforge --help for the others\n";
 
-// -- the data section
-
-typedef struct data_config {
-    const char *train_file, *validation_file, *cache_dir;
-    lf_data_format format;
-    double validation_split;
-    int max_length;
-    bool packing;
-    lf_chat_template chat;
-} data_config;
-
-static lf_status data_config_read(data_config *d, const lf_doc *doc) {
-    memset(d, 0, sizeof *d);
-    d->max_length = 512;
-    const lf_node *s = lf_node_get(doc->root, "data");
-    static const char *known[] = {"train_file", "validation_file", "format", "validation_split", "max_length", "packing",
-                                  "template", "cache_dir"};
-    lf_status st = lf_cfg_keys(doc, s, "data", known, (int)(sizeof known / sizeof *known));
-    lf_doc sub = *doc;
-    snprintf(sub.name, sizeof sub.name, "%.200s: data", doc->name);
-    const char *fmt = NULL, *tmpl = NULL;
-    int64_t ml = d->max_length;
-    if (st == LF_OK && (!s || s->type != LF_NODE_OBJECT)) st = lf__fail(LF_ERR_CONFIG, "%s: 'data' section with train_file: required", doc->name);
-    if (st == LF_OK) st = lf_cfg_str(&sub, s, "train_file", true, &d->train_file);
-    if (st == LF_OK) st = lf_cfg_str(&sub, s, "validation_file", false, &d->validation_file);
-    if (st == LF_OK) st = lf_cfg_str(&sub, s, "cache_dir", false, &d->cache_dir);
-    if (st == LF_OK) st = lf_cfg_str(&sub, s, "format", false, &fmt);
-    if (st == LF_OK) st = lf_cfg_str(&sub, s, "template", false, &tmpl);
-    if (st == LF_OK) st = lf_cfg_num(&sub, s, "validation_split", false, &d->validation_split);
-    if (st == LF_OK) st = lf_cfg_int(&sub, s, "max_length", false, 2, 1 << 20, &ml);
-    if (st == LF_OK) st = lf_cfg_bool(&sub, s, "packing", false, &d->packing);
-    if (st == LF_OK && fmt && lf_data_format_from_name(fmt, &d->format) != LF_OK)
-        st = lf__fail(LF_ERR_CONFIG, "%s: format: '%s' is not auto, alpaca, sharegpt, messages, prompt_completion, text", sub.name, fmt);
-    if (st == LF_OK && tmpl && lf_chat_template_from_name(tmpl, &d->chat) != LF_OK)
-        st = lf__fail(LF_ERR_CONFIG, "%s: template: '%s' is not default, chatml, llama3, llama2, mistral, plain", sub.name, tmpl);
-    if (st == LF_OK && !(d->validation_split >= 0 && d->validation_split < 1))
-        st = lf__fail(LF_ERR_CONFIG, "%s: validation_split: %g is outside [0, 1)", sub.name, d->validation_split);
-    if (st == LF_OK && d->validation_file && d->validation_split > 0)
-        st = lf__fail(LF_ERR_CONFIG, "%s: validation_file and validation_split: give one", sub.name);
-    d->max_length = (int)ml;
-    return st;
-}
-
 // -- the run directory: run.log (JSON lines), metrics.jsonl, the progress line
 
 static FILE *run_log_f;
@@ -240,7 +197,7 @@ static lf_status plot_losses(const char *metrics, const char *png) {
 
 typedef struct run {
     lf_train_config tc;
-    data_config dc;
+    lf_data_config dc;
     bool pretrain, resume;
     char out[1024], metrics_path[1100];
     lf_tokenizer tok;
@@ -283,7 +240,7 @@ static lf_status evaluate(run *r, double *out) {
 }
 
 static lf_status open_data(run *r) {
-    const data_config *d = &r->dc;
+    const lf_data_config *d = &r->dc;
     char cache[1100];
     const char *home = getenv("LARGEFORGE_HOME"), *h = getenv("HOME");
     if (d->cache_dir) snprintf(cache, sizeof cache, "%s", d->cache_dir);
@@ -507,7 +464,7 @@ int main(int argc, char **argv) {
     static const char *top[] = {"model", "training", "lora", "quantization", "data"};
     if (s == LF_OK) s = lf_cfg_keys(&doc, doc.root, NULL, top, 5);
     if (s == LF_OK) s = lf_train_config_read(&r.tc, &doc);
-    if (s == LF_OK) s = data_config_read(&r.dc, &doc);
+    if (s == LF_OK) s = lf_data_config_read(&r.dc, &doc);
     if (s != LF_OK) return lf_drv_fail(s);
     r.B = r.tc.batch_size, r.T = r.dc.max_length;
     snprintf(r.out, sizeof r.out, "%s", r.tc.output_dir);

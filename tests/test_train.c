@@ -142,7 +142,23 @@ static int ckpt_resume(bool lora) {
 static int test_ckpt_resume_lora(void) { return ckpt_resume(true); }
 static int test_ckpt_resume_full(void) { return ckpt_resume(false); }
 
+// Every training config shipped in configs/ reads without error.
+static int test_train_configs_shipped(void) {
+    const char *files[] = {"configs/sft.yaml", "configs/pretrain.yaml", "configs/pretrain_kjv.yaml", "configs/demo_sft.yaml"};
+    for (size_t i = 0; i < sizeof files / sizeof *files; i++) {
+        lf_doc d;
+        lf_train_config c;
+        lf_data_config dc;
+        CHECK_OK(lf_config_load(&d, files[i], NULL, 0));
+        CHECK_OK(lf_train_config_read(&c, &d));
+        CHECK_OK(lf_data_config_read(&dc, &d));
+        lf_doc_deinit(&d);
+    }
+    return 0;
+}
+
 static const lf_test tests_train[] = {
+    {"train/configs_shipped", test_train_configs_shipped},
     {"train/config", test_train_config},
     {"train/checkpoint_resume_lora", test_ckpt_resume_lora},
     {"train/checkpoint_resume_full", test_ckpt_resume_full},
