@@ -8,7 +8,7 @@ DRIVERS := largeforge lf-run lf-tokenize lf-evaluate lf-train lf-merge
 FUZZ_SECONDS ?= 30
 PYTHON  ?= python3
 
-.PHONY: all test asan tsan bench deps deps-check parity fuzz clean
+.PHONY: all test asan tsan bench deps deps-check parity fuzz clean demo tiny-model
 
 all: $(DRIVERS:%=$(BUILD)/%)
 
@@ -84,6 +84,33 @@ parity: all
 	    --vocab-size 1000 --out $(BUILD)/bpe-fixture
 	$(PYTHON) tests/ref/make_bpe_fixture.py $(BUILD)/bpe-fixture/tokenizer.json tests/fixtures/tok/bpe_train/lines.txt \
 	    --out tests/fixtures/tok/bpe_train --corpus tests/fixtures/tok/bpe_train/kjv.txt tests/fixtures/tok/bpe_train/mixed.txt --vocab-size 1000
+
+# The shipped model (models/kjv-llama-4m): the tokenizer and the weights, both trained here from
+# Debian's bible-kjv-text (about 25 minutes on 2 cores). See models/kjv-llama-4m/README.md.
+KJV := models/kjv-llama-4m
+tiny-model: all
+	sh data/kjv/prepare.sh
+	rm -rf build/kjv && mkdir -p build/kjv/base
+	$(BUILD)/largeforge tokenize train --input data/kjv/train.txt --vocab-size 4096 --special '<|endoftext|>' --out build/kjv/base
+	cp configs/kjv_model.json build/kjv/base/config.json
+	$(BUILD)/largeforge train pretrain --config configs/pretrain_kjv.yaml
+	mkdir -p $(KJV)
+	cd build/kjv/run/final && cp model.safetensors config.json tokenizer.json tokenizer_config.json ../../../../$(KJV)/
+	cp configs/kjv_generation.json $(KJV)/generation_config.json
+	$(BUILD)/largeforge evaluate perplexity --model $(KJV) --input data/kjv/valid.txt --ctx 128
+
+# LoRA SFT of the shipped model on data/sft (a few minutes on 2 cores), answers before and after
+demo: all
+	@test -f $(KJV)/model.safetensors || { echo "make demo: $(KJV) is missing (make tiny-model rebuilds it)"; exit 1; }
+	@rm -rf build/demo
+	@echo "== before: the shipped base model on the held-out prompts of data/sft/test.jsonl"
+	@$(BUILD)/largeforge evaluate exact-match --model $(KJV) --data data/sft/test.jsonl --template plain --show 8
+	@echo "== LoRA SFT on data/sft/train.jsonl (configs/demo_sft.yaml)"
+	@$(BUILD)/largeforge train sft --config configs/demo_sft.yaml
+	@echo "== after: the same prompts with the adapter (build/demo/run/final)"
+	@$(BUILD)/largeforge evaluate exact-match --model $(KJV) --adapter build/demo/run/final --data data/sft/test.jsonl \
+	    --template plain --show 8
+	@echo "loss curve: build/demo/run/loss.png"
 
 clean:
 	rm -rf $(BUILD)

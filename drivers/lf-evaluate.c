@@ -87,7 +87,14 @@ static lf_status eval_exact_match(const opts *o) {
             first_line(res.text, got, sizeof got), first_line(rec->msgs[rec->n_msgs - 1].content, want, sizeof want);
             bool ok = strcmp(got, want) == 0;
             correct += ok, total++;
-            if (total <= o->show) printf("%s  %-12s <- %s\n", ok ? "ok  " : "MISS", got, want);
+            if (total <= o->show) {  // the answer, the expected one, and the start of the prompt's last paragraph
+                const char *q = rec->msgs[rec->n_msgs - 2].content, *para = strstr(q, "\n\n");
+                while (para && strstr(para + 2, "\n\n")) para = strstr(para + 2, "\n\n");
+                q = para ? para + 2 : q;
+                size_t ql = strcspn(q, "\n");
+                printf("%s  %-16.24s want %-12s %.*s%s\n", ok ? "ok  " : "MISS", got, want, (int)LF__MIN(ql, 56), q,
+                       ql > 56 || q[ql] ? "..." : "");
+            }
         }
         lf_gen_result_deinit(&res), lf_free(ids), lf_free(prompt);
     }
