@@ -281,7 +281,7 @@ static int test_drivers_exact_match(void) {
     char out[8192];
     CHECK(drv_run("build/largeforge evaluate exact-match --model tests/fixtures/models/tiny_chat --data tests/fixtures/data/alpaca.jsonl "
                   "--show 2 --max-tokens 4", out, sizeof out) == 0);
-    CHECK(strstr(out, "\"total\":4,\"exact_match\":") && strstr(out, "<- "));
+    CHECK(strstr(out, "\"total\":4,\"exact_match\":") && strstr(out, " want "));
     return 0;
 }
 
