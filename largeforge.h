@@ -1495,6 +1495,27 @@ LF_API void lf_log_jsonl(void *user, lf_log_level lvl, const char *module, const
 #endif
 }
 
+// A binary heap over an array of T, least first by LESS(const T *, const T *): NAME_up places x
+// at index i (the caller has room and has counted it), NAME_pop takes the least of *n > 0.
+#define LF__HEAP_DEFINE(NAME, T, LESS)                                                          \
+    static void NAME##_up(T *h, size_t i, T x) {                                                \
+        while (i > 0 && LESS(&x, &h[(i - 1) / 2])) h[i] = h[(i - 1) / 2], i = (i - 1) / 2;      \
+        h[i] = x;                                                                               \
+    }                                                                                           \
+    static T NAME##_pop(T *h, size_t *n) {                                                      \
+        T top = h[0], last = h[--*n];                                                           \
+        size_t i = 0;                                                                           \
+        for (;;) {                                                                              \
+            size_t c = 2 * i + 1;                                                               \
+            if (c >= *n) break;                                                                 \
+            if (c + 1 < *n && LESS(&h[c + 1], &h[c])) c++;                                      \
+            if (!LESS(&h[c], &last)) break;                                                     \
+            h[i] = h[c], i = c;                                                                 \
+        }                                                                                       \
+        if (*n) h[i] = last;                                                                    \
+        return top;                                                                             \
+    }
+
 // -- 1.1 allocation: the one choke point (R9)
 
 static bool lf__mul_ok(size_t a, size_t b, size_t *out) {
@@ -6632,27 +6653,10 @@ static lf_status lf__enc_span(lf__enc *e, int which, size_t off, size_t len, boo
 LF__INLINE bool lf__cand_less(const lf__cand *a, const lf__cand *b) {
     return a->rank != b->rank ? a->rank < b->rank : a->pos < b->pos;
 }
-static void lf__heap_push(lf__enc *e, lf__cand c) {  // capacity reserved by the caller
-    size_t i = e->n_heap++;
-    while (i > 0 && lf__cand_less(&c, &e->heap[(i - 1) / 2])) e->heap[i] = e->heap[(i - 1) / 2], i = (i - 1) / 2;
-    e->heap[i] = c;
-}
-static lf__cand lf__heap_pop(lf__enc *e) {
-    lf__cand top = e->heap[0], last = e->heap[--e->n_heap];
-    size_t i = 0, n = e->n_heap;
-    for (;;) {
-        size_t c = 2 * i + 1;
-        if (c >= n) break;
-        if (c + 1 < n && lf__cand_less(&e->heap[c + 1], &e->heap[c])) c++;
-        if (!lf__cand_less(&e->heap[c], &last)) break;
-        e->heap[i] = e->heap[c], i = c;
-    }
-    if (n) e->heap[i] = last;
-    return top;
-}
+LF__HEAP_DEFINE(lf__cand_heap, lf__cand, lf__cand_less)
 static void lf__bpe_candidate(lf__enc *e, int32_t pos) {
     const lf__merge *m = lf__tok_merge(e->k, e->syms[pos].id, e->syms[e->syms[pos].next].id);
-    if (m) lf__heap_push(e, (lf__cand){m->rank, pos, m->id});
+    if (m) lf__cand_heap_up(e->heap, e->n_heap++, (lf__cand){m->rank, pos, m->id});  // room reserved by the caller
 }
 
 // One word through the BPE model (HF's BPE::tokenize: ignore_merges, merge_word, merge_all).
@@ -6718,7 +6722,7 @@ static lf_status lf__enc_bpe(lf__enc *e, const char *w, size_t n) {
         if (i + 1 < m) lf__bpe_candidate(e, i);
     }
     while (e->n_heap) {
-        lf__cand c = lf__heap_pop(e);
+        lf__cand c = lf__cand_heap_pop(e->heap, &e->n_heap);
         lf__sym *s = &sy[c.pos];
         if (s->len == 0 || s->next < 0) continue;
         const lf__merge *mg = lf__tok_merge(k, s->id, sy[s->next].id);
@@ -7938,26 +7942,12 @@ static lf_status lf__bt_count(lf__bt *b, int32_t l, int32_t r, int64_t delta, in
 LF__INLINE bool lf__bt_before(const lf__bt_entry *x, const lf__bt_entry *y) {
     return x->count != y->count ? x->count > y->count : x->key < y->key;
 }
+LF__HEAP_DEFINE(lf__bt_heap, lf__bt_entry, lf__bt_before)
 static lf_status lf__bt_push(lf__bt *b, int32_t pair) {
     if (!lf__grow((void **)&b->heap, &b->cap_heap, b->n_heap + 1, sizeof *b->heap, "training queue")) return LF_ERR_NOMEM;
     lf__bt_entry x = {b->pairs[pair].count, b->pairs[pair].key, pair};
-    size_t i = b->n_heap++;
-    while (i > 0 && lf__bt_before(&x, &b->heap[(i - 1) / 2])) b->heap[i] = b->heap[(i - 1) / 2], i = (i - 1) / 2;
-    b->heap[i] = x;
+    lf__bt_heap_up(b->heap, b->n_heap++, x);
     return LF_OK;
-}
-static lf__bt_entry lf__bt_pop(lf__bt *b) {
-    lf__bt_entry top = b->heap[0], last = b->heap[--b->n_heap];
-    size_t i = 0, n = b->n_heap;
-    for (;;) {
-        size_t c = 2 * i + 1;
-        if (c >= n) break;
-        if (c + 1 < n && lf__bt_before(&b->heap[c + 1], &b->heap[c])) c++;
-        if (!lf__bt_before(&b->heap[c], &last)) break;
-        b->heap[i] = b->heap[c], i = c;
-    }
-    if (n) b->heap[i] = last;
-    return top;
 }
 
 // Merges every (a, c) of word w into id, left to right, updating the pairs beside each one.
@@ -8014,7 +8004,7 @@ static lf_status lf__bt_learn(lf__bt *b) {
     for (size_t i = 0; i < b->n_raised && s == LF_OK; i++) s = lf__bt_push(b, b->raised[i]);
     b->n_raised = 0;
     for (int32_t step = 1; s == LF_OK && b->n_tok < b->vocab_size && b->n_heap > 0;) {
-        lf__bt_entry top = lf__bt_pop(b);
+        lf__bt_entry top = lf__bt_heap_pop(b->heap, &b->n_heap);
         lf__bt_pair *p = &b->pairs[top.pair];
         if (p->banned) continue;
         if (top.count != p->count) {  // stale: requeue with the current count

@@ -36,6 +36,33 @@ static void lf_test_free(void *p) {
 
 #include <sys/wait.h>
 
+// Runs session once to count its allocations, then once per allocation with that one failing:
+// each run must return LF_ERR_NOMEM and leave no block behind (STYLE R19).
+static int lf_test_each_allocation_fails(lf_status (*session)(const void *ctx), const void *ctx) {
+    long base = lf_test_live;
+    lf_test_fail_at = 1L << 40, lf_test_allocs = 0;  // count the session's allocations
+    lf_status s = session(ctx);
+    long total = lf_test_allocs;
+    lf_test_fail_at = -1;
+    if (s != LF_OK || total < 10 || lf_test_live != base) {
+        fprintf(stderr, "    the session: %s (%s), %ld allocations, %ld blocks left\n", lf_status_str(s), lf_last_error(), total,
+                lf_test_live - base);
+        return 1;
+    }
+    if (getenv("LF_TEST_VERBOSE")) fprintf(stderr, "    failing each of %ld allocations in turn\n", total);
+    for (long i = 0; i < total; i++) {
+        lf_test_fail_at = i, lf_test_allocs = 0;
+        s = session(ctx);
+        lf_test_fail_at = -1;
+        if (s != LF_ERR_NOMEM || lf_test_live != base) {
+            fprintf(stderr, "    allocation %ld of %ld failing: %s (%s), %ld blocks left\n", i, total, lf_status_str(s),
+                    lf_last_error(), lf_test_live - base);
+            return 1;
+        }
+    }
+    return 0;
+}
+
 #include "test_core.c"
 #include "test_quant.c"
 #include "test_safetensors.c"

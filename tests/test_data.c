@@ -822,7 +822,8 @@ static int test_batches(void) {
 }
 
 // Every allocation failing in turn: LF_ERR_NOMEM and nothing left behind.
-static lf_status data_session(const lf_tokenizer *tok) {
+static lf_status data_session(const void *ctx) {
+    const lf_tokenizer *tok = (const lf_tokenizer *)ctx;
     static const char *const srcs[][2] = {
         {"a.jsonl", "{\"instruction\": \"Hi\", \"input\": \"there\", \"output\": \"Hello!\"}\n{\"instruction\": \"x\", \"output\": \"y\"}\n"},
         {"m.json", "[{\"messages\": [{\"role\": \"user\", \"content\": \"a\"}, {\"role\": \"assistant\", \"content\": \"b\"}]},\n"
@@ -870,24 +871,7 @@ static lf_status data_session(const lf_tokenizer *tok) {
 static int test_data_allocation_failures(void) {
     const lf_tokenizer *tok = data_get_tok("tiny_chat");
     CHECK(tok);
-    long base = lf_test_live;
-    lf_test_fail_at = 1L << 40, lf_test_allocs = 0;
-    CHECK_OK(data_session(tok));
-    long total = lf_test_allocs;
-    CHECK(lf_test_live == base && total > 20);
-    if (getenv("LF_TEST_VERBOSE")) fprintf(stderr, "    failing each of %ld allocations in turn\n", total);
-    for (long i = 0; i < total; i++) {
-        lf_test_fail_at = i, lf_test_allocs = 0;
-        lf_status s = data_session(tok);
-        if (s != LF_ERR_NOMEM || lf_test_live != base) {
-            fprintf(stderr, "    allocation %ld of %ld failing: %s (%s), %ld blocks left\n", i, total, lf_status_str(s),
-                    lf_last_error(), lf_test_live - base);
-            lf_test_fail_at = -1;
-            return 1;
-        }
-    }
-    lf_test_fail_at = -1;
-    return 0;
+    return lf_test_each_allocation_fails(data_session, tok);
 }
 
 static const lf_test tests_data[] = {

@@ -288,7 +288,8 @@ static int test_generation_config(void) {
 // cache, encode, chat template, generation) made to fail in turn gives LF_ERR_NOMEM, and
 // closing everything leaves no block behind.
 
-static lf_status gen_session(void) {
+static lf_status gen_session(const void *ctx) {
+    (void)ctx;
     lf_tokenizer tok;
     lf_model m;
     lf_kv kv;
@@ -317,29 +318,7 @@ static lf_status gen_session(void) {
     return s;
 }
 
-static int test_allocation_failures(void) {
-    long base = lf_test_live;
-    lf_test_fail_at = -1;
-    CHECK_OK(gen_session());
-    CHECK(lf_test_live == base);
-    lf_test_fail_at = 1L << 40, lf_test_allocs = 0;  // count the session's allocations
-    CHECK_OK(gen_session());
-    long total = lf_test_allocs;
-    CHECK(total > 10);
-    if (getenv("LF_TEST_VERBOSE")) fprintf(stderr, "    failing each of %ld allocations in turn\n", total);
-    for (long i = 0; i < total; i++) {
-        lf_test_fail_at = i, lf_test_allocs = 0;
-        lf_status s = gen_session();
-        if (s != LF_ERR_NOMEM || lf_test_live != base) {
-            fprintf(stderr, "    allocation %ld of %ld failing: %s (%s), %ld blocks left\n", i, total, lf_status_str(s),
-                    lf_last_error(), lf_test_live - base);
-            lf_test_fail_at = -1;
-            return 1;
-        }
-    }
-    lf_test_fail_at = -1;
-    return 0;
-}
+static int test_allocation_failures(void) { return lf_test_each_allocation_fails(gen_session, NULL); }
 
 static const lf_test tests_generate[] = {
     {"generate/allocation_failures", test_allocation_failures},

@@ -766,7 +766,8 @@ static int test_tok_train_bad_inputs(void) {
 }
 
 // Every allocation of a small training made to fail in turn gives LF_ERR_NOMEM and leaks nothing.
-static lf_status lf_t_train_session(void) {
+static lf_status lf_t_train_session(const void *ctx) {
+    (void)ctx;
     const char *texts[2] = {"In the beginning God created the heaven and the earth. <|endoftext|> And the earth",
                             "was without form, and void; and darkness was upon the face of the deep."};
     size_t lens[2] = {strlen(texts[0]), strlen(texts[1])};
@@ -778,26 +779,7 @@ static lf_status lf_t_train_session(void) {
     return s;
 }
 
-static int test_tok_train_allocation_failures(void) {
-    long base = lf_test_live;
-    lf_test_fail_at = 1L << 40, lf_test_allocs = 0;  // count the allocations
-    CHECK_OK(lf_t_train_session());
-    long total = lf_test_allocs;
-    CHECK(total > 10 && lf_test_live == base);
-    if (getenv("LF_TEST_VERBOSE")) fprintf(stderr, "    failing each of %ld allocations in turn\n", total);
-    for (long i = 0; i < total; i++) {
-        lf_test_fail_at = i, lf_test_allocs = 0;
-        lf_status s = lf_t_train_session();
-        if (s != LF_ERR_NOMEM || lf_test_live != base) {
-            fprintf(stderr, "    allocation %ld of %ld failing: %s (%s), %ld blocks left\n", i, total, lf_status_str(s),
-                    lf_last_error(), lf_test_live - base);
-            lf_test_fail_at = -1;
-            return 1;
-        }
-    }
-    lf_test_fail_at = -1;
-    return 0;
-}
+static int test_tok_train_allocation_failures(void) { return lf_test_each_allocation_fails(lf_t_train_session, NULL); }
 
 
 static const lf_test tests_tokenizer[] = {
