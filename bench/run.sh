@@ -8,6 +8,7 @@
 #   LF_BENCH_ROUNDS  rounds                    (default 3)
 #   LF_BENCH_THREADS threads                   (default 2)
 #   LF_BENCH_PEER    0 to skip llama.cpp       (default 1; see bench/peer_llamacpp.sh)
+#   LF_BENCH_ONLY    train: only the training comparison (with PyTorch)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 DIR="${LF_BENCH_DIR:-$HOME/.cache/largeforge-bench}"
@@ -35,13 +36,15 @@ for m in "${MODELS[@]}"; do
   [ -f "$DIR/$name/model.safetensors" ] || { log "writing $DIR/$name"; ./build/mkmodel "$DIR/$name" ${m#*|}; }
 done
 
+ONLY="${LF_BENCH_ONLY:-}"
 PEER=""
-if [ "${LF_BENCH_PEER:-1}" != 0 ]; then
+if [ "${LF_BENCH_PEER:-1}" != 0 ] && [ "$ONLY" != train ]; then
   PEER=$(bash bench/peer_llamacpp.sh) || { log "llama.cpp peer unavailable: LargeForge only"; PEER=""; }
   PEER_MODELS="${LF_PEER_DIR:-$HOME/.cache/largeforge-peer}/models"
 fi
 
 for line in $(./build/membw | tr -d ' '); do emit "$line"; done
+if [ "$ONLY" != train ]; then
 
 # tokenizer speed on ~4 MB of the conformance corpus, one thread
 python3 - "$OUT/tok.txt" <<'PY'
@@ -66,6 +69,8 @@ for r in $(seq 1 "$ROUNDS"); do
     fi
   done
 done
+
+fi
 
 # training speed: full fine-tuning, LoRA (r=16, all seven projections) and QLoRA of the
 # SmolLM2-135M shape, B=4 x T=256, beside PyTorch's CPU training of the same config

@@ -304,10 +304,16 @@ static lf_status open_model(run *r) {
     return lf_model_train_begin(&r->m, r->B, r->T, c->gradient_checkpointing ? LF_TRAIN_CHECKPOINTING : 0);
 }
 
+// final/: the model (config, weights, generation config, tokenizer), or the adapter with the
+// tokenizer files beside it.
 static lf_status save_final(run *r) {
     char dir[1100];
     snprintf(dir, sizeof dir, "%s/final", r->out);
-    return r->tc.lora ? lf_lora_save(&r->m, dir) : lf_model_save(&r->m, dir, LF_DTYPE_INVALID);
+    if (!r->tc.lora) return lf_model_save(&r->m, dir, LF_DTYPE_INVALID);
+    lf_status s = lf_lora_save(&r->m, dir);
+    static const char *tok_files[] = {"tokenizer.json", "tokenizer_config.json", "special_tokens_map.json"};
+    for (size_t i = 0; s == LF_OK && i < sizeof tok_files / sizeof *tok_files; i++) s = lf__copy_file(r->tc.model, dir, tok_files[i]);
+    return s;
 }
 
 static lf_status save_checkpoint(run *r, const lf_train_state *st) {
