@@ -11019,8 +11019,37 @@ static lf_status lf__ds_load_cache(lf_dataset *ds, const char *key, int32_t n_vo
     return s;
 }
 
-// Reads and encodes every record into one image laid out as the cache file.
-static lf_status lf__ds_build(lf_dataset *ds, const lf_dataset_desc *d, const char *key, lf__buf *img) {
+// Where lf__ds_build puts the image: memory, or (with a cache) a file, so that a dataset larger
+// than memory streams from the reader to the disk and is then mapped.
+typedef struct lf__ds_sink {
+    lf__buf *mem;
+    FILE *f;
+    const char *path;
+    size_t len;
+} lf__ds_sink;
+
+static lf_status lf__ds_put(lf__ds_sink *k, const void *p, size_t n) {
+    k->len += n;
+    if (k->mem) return lf__buf_put(k->mem, p, n), k->mem->failed ? LF_ERR_NOMEM : LF_OK;
+    return fwrite(p, 1, n, k->f) == n ? LF_OK : lf__fail(LF_ERR_IO, "%s: write error: %s", k->path, strerror(errno));
+}
+
+// A file image's checksum, read back in pieces (the header is written last).
+static lf_status lf__ds_file_checksum(lf__ds_sink *k, const unsigned char *header, char hex[65]) {
+    lf_sha256 c;
+    lf_sha256_init(&c);
+    lf_sha256_update(&c, header, LF__DSH_SUM);
+    lf_sha256_update(&c, header + LF__DSH_SUM + 64, LF__DS_HEADER - LF__DSH_SUM - 64);
+    if (fflush(k->f) != 0 || fseek(k->f, LF__DS_HEADER, SEEK_SET) != 0) return lf__fail(LF_ERR_IO, "%s: %s", k->path, strerror(errno));
+    unsigned char buf[1 << 16];
+    for (size_t n; (n = fread(buf, 1, sizeof buf, k->f)) > 0;) lf_sha256_update(&c, buf, n);
+    if (ferror(k->f)) return lf__fail(LF_ERR_IO, "%s: read error", k->path);
+    lf_sha256_final(&c, hex);
+    return LF_OK;
+}
+
+// Reads and encodes every record into one image laid out as the cache file, in k.
+static lf_status lf__ds_build(const lf_dataset_desc *d, const char *key, lf__ds_sink *k) {
     lf_data_reader r;
     lf_sft_desc sd;
     memset(&r, 0, sizeof r);
@@ -11030,10 +11059,10 @@ static lf_status lf__ds_build(lf_dataset *ds, const lf_dataset_desc *d, const ch
     size_t cap_off = 0, cap_rec = 0;
     lf_data_stats st;
     memset(&st, 0, sizeof st);
-    unsigned char header[LF__DS_HEADER];
-    memset(header, 0, sizeof header);
-    lf__buf_put(img, header, sizeof header);
-    lf_status s = img->failed ? LF_ERR_NOMEM : lf_data_open(&r, d->path, d->format, d->max_record_bytes);
+    unsigned char h[LF__DS_HEADER];
+    memset(h, 0, sizeof h);
+    lf_status s = lf__ds_put(k, h, sizeof h);
+    if (s == LF_OK) s = lf_data_open(&r, d->path, d->format, d->max_record_bytes);
     if (s == LF_OK && lf__grow((void **)&off, &cap_off, 1, sizeof *off, "dataset offsets")) off[0] = 0;
     else if (s == LF_OK) s = LF_ERR_NOMEM;
     while (s == LF_OK) {
@@ -11050,13 +11079,13 @@ static lf_status lf__ds_build(lf_dataset *ds, const lf_dataset_desc *d, const ch
             lf_sft_sample_deinit(&smp);
             continue;
         }
-        lf__buf_put(img, smp.tokens, (size_t)smp.n * sizeof(int32_t));
-        lf__buf_put(img, smp.labels, (size_t)smp.n * sizeof(int32_t));
+        s = lf__ds_put(k, smp.tokens, (size_t)smp.n * sizeof(int32_t));
+        if (s == LF_OK) s = lf__ds_put(k, smp.labels, (size_t)smp.n * sizeof(int32_t));
         size_t i = (size_t)st.samples;
-        if (img->failed || !lf__grow((void **)&off, &cap_off, i + 2, sizeof *off, "dataset offsets") ||
-            !lf__grow((void **)&rec_idx, &cap_rec, i + 1, sizeof *rec_idx, "dataset offsets"))
+        if (s == LF_OK && (!lf__grow((void **)&off, &cap_off, i + 2, sizeof *off, "dataset offsets") ||
+                           !lf__grow((void **)&rec_idx, &cap_rec, i + 1, sizeof *rec_idx, "dataset offsets")))
             s = LF_ERR_NOMEM;
-        else {
+        if (s == LF_OK) {
             off[i + 1] = off[i] + smp.n, rec_idx[i] = rec->index;
             st.samples++, st.tokens += smp.n, st.trained_tokens += smp.n_trained;
         }
@@ -11067,29 +11096,40 @@ static lf_status lf__ds_build(lf_dataset *ds, const lf_dataset_desc *d, const ch
     if (s == LF_OK && st.samples == 0)
         s = lf__fail(LF_ERR_FORMAT, "%s: none of its %lld records has a token to train on (no assistant turn, or all cut "
                      "at max_length %d)", d->path, (long long)st.records, d->max_length);
-    if (s == LF_OK) {
-        lf__buf_put(img, off, (size_t)(st.samples + 1) * sizeof *off);
-        lf__buf_put(img, rec_idx, (size_t)st.samples * sizeof *rec_idx);
-        if (img->failed) s = LF_ERR_NOMEM;
-    }
+    if (s == LF_OK) s = lf__ds_put(k, off, (size_t)(st.samples + 1) * sizeof *off);
+    if (s == LF_OK) s = lf__ds_put(k, rec_idx, (size_t)st.samples * sizeof *rec_idx);
     LF_FREE(off), LF_FREE(rec_idx);
     if (s != LF_OK) return s;
-    unsigned char *h = (unsigned char *)img->data;
     memcpy(h, LF__DS_MAGIC, 4);
     lf__put_u64(h + LF__DSH_VERSION, LF__DS_VERSION);
     lf__put_u64(h + LF__DSH_N, (uint64_t)st.samples);
     lf__put_u64(h + LF__DSH_TOKENS, (uint64_t)st.tokens);
     lf__put_u64(h + LF__DSH_FORMAT, (uint64_t)fmt);
     lf__ds_stats_io(&st, h, NULL);
-    if (key) {  // only a file to be written needs its key and checksum
-        char sum[65];
-        memcpy(h + LF__DSH_KEY, key, 64);
-        lf__ds_checksum(h, img->len, sum);
-        memcpy(h + LF__DSH_SUM, sum, 64);
+    if (key) memcpy(h + LF__DSH_KEY, key, 64);
+    if (k->mem) {
+        memcpy(k->mem->data, h, sizeof h);
+        return LF_OK;
     }
-    ds->mem_ = img->data;
-    lf__ds_attach(ds, h);
+    char sum[65];  // a file: its checksum, then the header in place
+    if ((s = lf__ds_file_checksum(k, h, sum)) != LF_OK) return s;
+    memcpy(h + LF__DSH_SUM, sum, 64);
+    if (fseek(k->f, 0, SEEK_SET) != 0 || fwrite(h, 1, sizeof h, k->f) != sizeof h || fflush(k->f) != 0 || fsync(fileno(k->f)) != 0)
+        return lf__fail(LF_ERR_IO, "%s: write error: %s", k->path, strerror(errno));
     return LF_OK;
+}
+
+// Builds the cache file: encoded straight into path.tmp-PID, renamed into place when complete.
+static lf_status lf__ds_write_cache(const lf_dataset_desc *d, const char *key, const char *path) {
+    char tmp[1100];
+    snprintf(tmp, sizeof tmp, "%s.tmp-%d", path, (int)getpid());
+    lf__ds_sink k = {NULL, fopen(tmp, "w+b"), tmp, 0};
+    if (!k.f) return lf__fail(LF_ERR_IO, "%s: %s", tmp, strerror(errno));
+    lf_status s = lf__ds_build(d, key, &k);
+    if (fclose(k.f) != 0 && s == LF_OK) s = lf__fail(LF_ERR_IO, "%s: %s", tmp, strerror(errno));
+    if (s == LF_OK && rename(tmp, path) != 0) s = lf__fail(LF_ERR_IO, "%s: cannot rename to %s: %s", tmp, path, strerror(errno));
+    if (s != LF_OK) remove(tmp);
+    return s;
 }
 
 static lf_status lf__ds_split(lf_dataset *ds, const lf_dataset_desc *d) {
@@ -11119,7 +11159,6 @@ LF_API lf_status lf_dataset_open(lf_dataset *ds, const lf_dataset_desc *d) {
                         "cache");
     ds->eos_id = d->tok->eos_id;
     char key[65];
-    lf__buf img = LF__ZERO;
     lf_status s = LF_OK;
     if (d->cache_dir) {
         s = lf__ds_key(d, key);
@@ -11141,10 +11180,15 @@ LF_API lf_status lf_dataset_open(lf_dataset *ds, const lf_dataset_desc *d) {
             }
         }
     }
-    if (s == LF_OK && ds->cache != LF_DATASET_CACHE_HIT) {
-        s = lf__ds_build(ds, d, d->cache_dir ? key : NULL, &img);
-        if (s != LF_OK) LF_FREE(img.data), ds->mem_ = NULL;
-        if (s == LF_OK && d->cache_dir) s = lf_file_write_atomic(ds->cache_path, img.data, img.len);
+    if (s == LF_OK && ds->cache != LF_DATASET_CACHE_HIT && d->cache_dir) {  // streamed to disk, then mapped
+        s = lf__ds_write_cache(d, key, ds->cache_path);
+        if (s == LF_OK) s = lf__ds_load_cache(ds, key, d->tok->n_vocab);
+    } else if (s == LF_OK && ds->cache != LF_DATASET_CACHE_HIT) {  // in memory
+        lf__buf img = LF__ZERO;
+        lf__ds_sink k = {&img, NULL, d->path, 0};
+        s = lf__ds_build(d, NULL, &k);
+        if (s == LF_OK) ds->mem_ = img.data, lf__ds_attach(ds, (const unsigned char *)img.data);
+        else LF_FREE(img.data);
     }
     if (s == LF_OK) s = lf__ds_split(ds, d);
     if (s != LF_OK) lf_dataset_close(ds);

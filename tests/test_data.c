@@ -592,9 +592,18 @@ static int test_dataset_cache(void) {
     if (getenv("LF_TEST_VERBOSE"))
         fprintf(stderr, "    build %.1f ms, cache hit %.1f ms\n", (double)(t1 - t0) * 1e-6, (double)(t3 - t2) * 1e-6);
     lf_dataset_close(&b);
+    // a maps the cache file that is damaged below: the reference from here on is built in memory
+    char cpath[1024];
+    snprintf(cpath, sizeof cpath, "%s", a.cache_path);
+    lf_dataset_close(&a);
+    const char *keep_dir = d.cache_dir;
+    d.cache_dir = NULL;
+    CHECK_OK(lf_dataset_open(&a, &d));
+    CHECK(a.cache == LF_DATASET_CACHE_OFF);
+    d.cache_dir = keep_dir;
 
     // one flipped byte anywhere is found by the checksum; the cache is rebuilt the same
-    FILE *f = fopen(a.cache_path, "r+b");
+    FILE *f = fopen(cpath, "r+b");
     CHECK(f);
     CHECK(fseek(f, 1000, SEEK_SET) == 0);
     int c = fgetc(f);
@@ -607,7 +616,7 @@ static int test_dataset_cache(void) {
     CHECK(b.cache == LF_DATASET_CACHE_HIT && data_same(&a, &b));
     lf_dataset_close(&b);
     // a cut file
-    CHECK(truncate(a.cache_path, 1000) == 0);
+    CHECK(truncate(cpath, 1000) == 0);
     CHECK_OK(lf_dataset_open(&b, &d));
     CHECK(b.cache == LF_DATASET_CACHE_REBUILT && strstr(b.cache_error, "do not match the file size") && data_same(&a, &b));
     lf_dataset_close(&b);
@@ -618,7 +627,7 @@ static int test_dataset_cache(void) {
     lf_dataset_close(&b);
     d.validation_split = 0.1, d.max_length = 40;
     CHECK_OK(lf_dataset_open(&b, &d));
-    CHECK(b.cache == LF_DATASET_CACHE_WRITTEN && strcmp(a.cache_path, b.cache_path) != 0);
+    CHECK(b.cache == LF_DATASET_CACHE_WRITTEN && strcmp(cpath, b.cache_path) != 0);
     CHECK(b.stats.truncated > 0 && b.stats.truncated < 300 && b.stats.dropped + b.n == 300);
     for (int64_t i = 0; i < b.n; i++) CHECK(b.offsets[i + 1] - b.offsets[i] <= 40);
     unlink(b.cache_path);
@@ -629,7 +638,7 @@ static int test_dataset_cache(void) {
     CHECK_OK(lf_dataset_open(&b, &d));
     CHECK(b.cache == LF_DATASET_CACHE_OFF && data_same(&a, &b));
     lf_dataset_close(&b);
-    unlink(a.cache_path);
+    unlink(cpath);
     lf_dataset_close(&a);
 
     // errors name the field or file:line
