@@ -688,6 +688,9 @@ typedef struct lf_model {
     struct lf__train *train_;     // training state (lf_model_train_begin), else NULL
     struct lf__lora *lora_;       // adapters (section 7), else NULL
     lf_qtensor *qw_;              // [L, 7] quantized projections (lf_model_quantize), else NULL
+    void **blocks_;               // weight memory the model owns (merged adapters)
+    int n_blocks_;
+    size_t blocks_cap_;
 } lf_model;
 
 // lf_model_open — load config.json and the safetensors weights of a model directory.
@@ -825,8 +828,9 @@ LF_API lf_status lf_lora_load(lf_model *m, const char *dir);
 LF_API lf_status lf_lora_save(const lf_model *m, const char *dir);
 LF_API lf_lora_desc lf_lora_get_desc(const lf_model *m);  // the attached adapters' settings
 // lf_lora_merge — fold the adapters into the weights (W + scale * B A, in f32, as PEFT's
-// merge_and_unload) and remove them; lf_model_save then writes a plain model.
-//   returns  LF_OK | LF_ERR_ARG (no adapters; training) | LF_ERR_NOMEM
+// merge_and_unload) and remove them; lf_model_save then writes a plain model, and new adapters
+// may be attached.
+//   returns  LF_OK | LF_ERR_ARG (no adapters; training) | LF_ERR_NOMEM (the model unchanged)
 LF_API lf_status lf_lora_merge(lf_model *m);
 
 // == 8. train (API) ==============================================================================
@@ -8474,6 +8478,8 @@ LF_API void lf_model_close(lf_model *m) {
     lf__lora_free(m);
     for (int i = 0; m->qw_ && i < m->cfg.L * LF_PROJ_COUNT; i++) lf_qtensor_deinit(&m->qw_[i]);
     LF_FREE(m->qw_);
+    for (int i = 0; i < m->n_blocks_; i++) LF_FREE(m->blocks_[i]);
+    LF_FREE(m->blocks_);
     LF_FREE(m->dir);
     if (m->own_pool) lf_pool_destroy(m->pool);
     lf_st_set_close(&m->st);
@@ -8542,7 +8548,11 @@ LF_API lf_status lf_model_quantize(lf_model *m, lf_qtype type, bool double_quant
     for (int p = 0; p < LF_PROJ_COUNT; p++) most = LF__MAX(most, lf_tensor_numel(&m->layers[0].w[p]));
     m->qw_ = (lf_qtensor *)lf__calloc((size_t)c->L * LF_PROJ_COUNT, sizeof(lf_qtensor), "quantized weights");
     float *f = m->qw_ ? (float *)lf__alloc((size_t)most * sizeof(float), "quantization scratch") : NULL;
-    if (!f) return LF_FREE(m->qw_), LF_ERR_NOMEM;
+    if (!f) {
+        LF_FREE(m->qw_);
+        m->qw_ = NULL;
+        return LF_ERR_NOMEM;
+    }
     lf_qtensor_desc qd = {type, 64, double_quant};
     lf_status s = LF_OK;
     for (int l = 0; l < c->L && s == LF_OK; l++)
@@ -8560,8 +8570,7 @@ LF_API lf_status lf_model_quantize(lf_model *m, lf_qtype type, bool double_quant
             m->layers[l].q[p] = q, w->data = NULL, w->dtype = LF_DTYPE_INVALID;
         }
     LF_FREE(f);
-    if (s != LF_OK) lf__fail(LF_ERR_ARG, "model_quantize: %s (the model is unusable; close it)", lf_last_error());
-    return s;
+    return s == LF_OK ? s : lf__wrap(s, "model_quantize (the model is unusable now; close it)");
 }
 
 // -- 6.1 attention
@@ -9261,6 +9270,7 @@ static LF__PRINTF(6, 7) lf_status lf__saver_add(lf__saver *w, const void *data, 
 }
 
 LF_API lf_status lf_model_save(const lf_model *m, const char *dir, lf_dtype dtype) {
+    if (m->lora_r) return lf__fail(LF_ERR_ARG, "model_save: adapters are attached (lf_lora_merge them first, or lf_lora_save them)");
     if (dtype != LF_DTYPE_INVALID && dtype != LF_DTYPE_F32 && dtype != LF_DTYPE_BF16 && dtype != LF_DTYPE_F16)
         return lf__fail(LF_ERR_ARG, "model_save: dtype %s (F32, BF16 or F16)", lf_dtype_name(dtype));
     lf_status s = lf_dir_make(dir);
@@ -9272,7 +9282,7 @@ LF_API lf_status lf_model_save(const lf_model *m, const char *dir, lf_dtype dtyp
     size_t cap = 3 + (size_t)c->L * (2 * LF_PROJ_COUNT + 2);
     lf__saver w = {m, dtype, 0, (lf_st_entry *)lf__calloc(cap, sizeof(lf_st_entry), "tensor list"),
                    (void **)lf__calloc(cap, sizeof(void *), "tensor list"), NULL};
-    w.names = w.owned ? (char(*)[112])lf__alloc(cap * sizeof *w.names, "tensor names") : NULL;
+    w.names = w.e && w.owned ? (char(*)[112])lf__alloc(cap * sizeof *w.names, "tensor names") : NULL;
     s = w.names ? LF_OK : LF_ERR_NOMEM;
     if (s == LF_OK) s = lf__saver_add(&w, m->embed.data, m->embed.dtype, c->V, c->C, "model.embed_tokens.weight");
     for (int l = 0; l < c->L && s == LF_OK; l++) {
@@ -9380,7 +9390,6 @@ typedef struct lf__lora {
     char targets[256];      // d.target_modules points here
     lf_lowrank *mods;       // [L, 7]; unused entries have r == 0
     float *vals;            // every A and B
-    float *merged;          // lf_lora_merge's weights
 } lf__lora;
 
 static const char *lf__proj_short(int p) { return strchr(lf_proj_name((lf_proj)p), '.') + 1; }
@@ -9397,7 +9406,7 @@ static void lf__lora_free(lf_model *m) {
     if (!a) return;
     for (int l = 0; m->layers && l < m->cfg.L; l++)
         for (int p = 0; p < LF_PROJ_COUNT; p++) m->layers[l].lora[p] = NULL;
-    LF_FREE(a->mods), LF_FREE(a->vals), LF_FREE(a->merged);
+    LF_FREE(a->mods), LF_FREE(a->vals);
     LF_FREE(a);
     m->lora_ = NULL, m->lora_r = 0;
 }
@@ -9493,21 +9502,26 @@ LF_API lf_lora_desc lf_lora_get_desc(const lf_model *m) {
 }
 
 LF_API lf_status lf_lora_merge(lf_model *m) {
-    lf__lora *a = m->lora_;
-    if (!a) return lf__fail(LF_ERR_ARG, "lora_merge: the model has no adapters");
+    if (!m->lora_) return lf__fail(LF_ERR_ARG, "lora_merge: the model has no adapters");
     if (m->train_) return lf__fail(LF_ERR_ARG, "lora_merge: the model is training");
-    int64_t total = 0, most = 0;
+    int64_t total = 0, most_in = 0, most = 0;
     for (int l = 0; l < m->cfg.L; l++)
         for (int p = 0; p < LF_PROJ_COUNT; p++)
-            if (m->layers[l].lora[p]) total += lf_tensor_numel(&m->layers[l].w[p]), most = LF__MAX(most, m->layers[l].w[p].shape[1]);
-    a->merged = (float *)lf__alloc((size_t)total * sizeof(float), "merged weights");
-    float *at = a->merged ? (float *)lf__alloc((size_t)(most * m->lora_r) * sizeof(float), "merge scratch") : NULL;
-    void *mm = at ? lf__alloc(lf__matmul_scratch(LF__MAX(m->cfg.C, m->cfg.FF) + m->cfg.NH * m->cfg.HS, m->lora_r, lf_pool_size(m->pool)), "merge scratch") : NULL;
-    if (!mm) {
-        LF_FREE(a->merged), LF_FREE(at);
+            if (m->layers[l].lora[p]) {
+                int64_t n = lf_tensor_numel(&m->layers[l].w[p]);
+                total += n, most = LF__MAX(most, n), most_in = LF__MAX(most_in, m->layers[l].w[p].shape[1]);
+            }
+    // everything up front: the model is merged whole or left as it was
+    float *merged = (float *)lf__alloc((size_t)total * sizeof(float), "merged weights");
+    float *at = merged ? (float *)lf__alloc((size_t)(most_in * m->lora_r) * sizeof(float), "merge scratch") : NULL;
+    float *wf = at ? (float *)lf__alloc((size_t)most * sizeof(float), "merge scratch") : NULL;
+    int64_t rows = LF__MAX(LF__MAX(m->cfg.C, m->cfg.FF), (int64_t)m->cfg.NH * m->cfg.HS);
+    void *mm = wf ? lf__alloc(lf__matmul_scratch(rows, m->lora_r, lf_pool_size(m->pool)), "merge scratch") : NULL;
+    if (!mm || !lf__grow((void **)&m->blocks_, &m->blocks_cap_, (size_t)m->n_blocks_ + 1, sizeof(void *), "weight blocks")) {
+        LF_FREE(merged), LF_FREE(at), LF_FREE(wf), LF_FREE(mm);
         return LF_ERR_NOMEM;
     }
-    float *cur = a->merged;
+    float *cur = merged;
     for (int l = 0; l < m->cfg.L; l++)
         for (int p = 0; p < LF_PROJ_COUNT; p++) {
             lf_lowrank *k = m->layers[l].lora[p];
@@ -9516,21 +9530,15 @@ LF_API lf_status lf_lora_merge(lf_model *m) {
             int64_t out = w->shape[0], in = w->shape[1], n = out * in;
             lf__transpose(m->pool, at, k->A, k->r, in);  // delta = B A, then * scale, then + W (PEFT's order)
             lf__gemm(m->pool, cur, k->B, at, LF_DTYPE_F32, NULL, out, in, k->r, mm, false);
-            float *wf = (float *)lf__alloc((size_t)n * sizeof(float), "merge scratch");
-            if (!wf) {
-                LF_FREE(at), LF_FREE(mm);
-                return LF_ERR_NOMEM;  // weights merged so far stay merged and valid
-            }
             if (m->layers[l].q[p]) lf_qtensor_dequantize(m->layers[l].q[p], wf), m->layers[l].q[p] = NULL;
             else lf_convert_to_f32(wf, w->data, w->dtype, n);
             for (int64_t i = 0; i < n; i++) cur[i] = cur[i] * k->scale + wf[i];
-            LF_FREE(wf);
-            w->data = cur, w->dtype = LF_DTYPE_F32, m->layers[l].lora[p] = NULL;
+            w->data = cur, w->dtype = LF_DTYPE_F32;
             cur += n;
         }
-    LF_FREE(at), LF_FREE(mm);
-    LF_FREE(a->mods), LF_FREE(a->vals);
-    a->mods = NULL, a->vals = NULL, m->lora_r = 0;
+    LF_FREE(at), LF_FREE(wf), LF_FREE(mm);
+    m->blocks_[m->n_blocks_++] = merged;  // the model's weights point into it now
+    lf__lora_free(m);                     // the adapters are gone: the model can take new ones
     return LF_OK;
 }
 
@@ -9554,6 +9562,8 @@ static bool lf__lora_key(const char *key, int L, int *l, int *p, int *ab) {
 }
 
 LF_API lf_status lf_lora_load(lf_model *m, const char *dir) {
+    if (m->lora_) return lf__fail(LF_ERR_ARG, "lora_load: the model has adapters already");
+    if (m->train_) return lf__fail(LF_ERR_ARG, "lora_load: load adapters before lf_model_train_begin");
     char *cfg_path = lf_path_join(dir, "adapter_config.json"), *st_path = lf_path_join(dir, "adapter_model.safetensors");
     lf_doc doc = LF__ZERO;
     lf_st_file f = LF__ZERO;
@@ -9665,6 +9675,7 @@ LF_API lf_status lf_lora_save(const lf_model *m, const char *dir) {
     char *cfg = s == LF_OK ? lf_path_join(dir, "adapter_config.json") : NULL;
     if (s == LF_OK) s = b.failed || !cfg ? LF_ERR_NOMEM : lf_file_write_atomic(cfg, b.data, b.len);
     LF_FREE(b.data), LF_FREE(cfg), LF_FREE(path), LF_FREE(e), LF_FREE(names);
+    path = NULL;
     return s;
 }
 #endif
@@ -10005,6 +10016,7 @@ LF_API lf_status lf_ckpt_save(const char *dir, const lf_model *m, const lf_optim
     char *path = NULL;
     if (s == LF_OK) s = (path = lf_path_join(tmp, "optimizer.safetensors")) ? lf_st_write(path, e, 2 * t->n_params, NULL, 0) : LF_ERR_NOMEM;
     LF_FREE(path), LF_FREE(e), LF_FREE(names);
+    path = NULL;
     lf__buf b = LF__ZERO;
     lf__buf_printf(&b, "{\n  \"format\": \"largeforge-checkpoint\",\n  \"version\": 1,\n  \"mode\": \"%s\",\n", t->lora ? "lora" : "full");
     lf__buf_printf(&b, "  \"global_step\": %lld,\n  \"optimizer_step\": %lld,\n  \"epoch\": %lld,\n  \"data_index\": %lld,\n  \"tokens\": %lld,\n",
@@ -10013,6 +10025,7 @@ LF_API lf_status lf_ckpt_save(const char *dir, const lf_model *m, const lf_optim
                    (unsigned long long)st->seed, (unsigned long long)st->calls, st->best_eval < HUGE_VAL ? st->best_eval : -1.0, st->bad_evals);
     if (s == LF_OK) s = b.failed || !(path = lf_path_join(tmp, "trainer_state.json")) ? LF_ERR_NOMEM : lf_file_write_atomic(path, b.data, b.len);
     LF_FREE(path), LF_FREE(b.data);
+    path = NULL;
     // checksums of everything, last: a checkpoint without them is incomplete
     memset(&b, 0, sizeof b);
     DIR *d = s == LF_OK ? opendir(tmp) : NULL;
@@ -10023,6 +10036,7 @@ LF_API lf_status lf_ckpt_save(const char *dir, const lf_model *m, const lf_optim
         if (!(path = lf_path_join(tmp, de->d_name))) s = LF_ERR_NOMEM;
         else if ((s = lf__sha256_file(path, hex)) == LF_OK) lf__buf_printf(&b, "%s  %s\n", hex, de->d_name);
         LF_FREE(path);
+        path = NULL;
     }
     if (d) closedir(d);
     if (s == LF_OK) s = b.failed || !(path = lf_path_join(tmp, "SHA256SUMS")) ? LF_ERR_NOMEM : lf_file_write_atomic(path, b.data, b.len);
@@ -10050,7 +10064,7 @@ static lf_status lf__ckpt_verify(const char *dir, bool lora) {
         return s == LF_ERR_IO ? lf__fail(LF_ERR_FORMAT, "%s: no SHA256SUMS: an incomplete checkpoint", dir) : s;
     }
     const char *need[3] = {lora ? "adapter_model.safetensors" : "model.safetensors", "optimizer.safetensors", "trainer_state.json"};
-    int found = 0;
+    unsigned found = 0;
     for (char *line = text, *next; s == LF_OK && *line; line = next) {
         next = strchr(line, '\n');
         next = next ? (*next = 0, next + 1) : line + strlen(line);
@@ -10062,10 +10076,10 @@ static lf_status lf__ckpt_verify(const char *dir, bool lora) {
         if (!file) s = LF_ERR_NOMEM;
         else if ((s = lf__sha256_file(file, hex)) != LF_OK) s = lf__fail(LF_ERR_FORMAT, "%s: missing or unreadable (a damaged checkpoint)", file);
         else if (memcmp(hex, line, 64) != 0) s = lf__fail(LF_ERR_FORMAT, "%s: checksum mismatch (a damaged checkpoint)", file);
-        for (int i = 0; i < 3; i++) found += strcmp(line + 66, need[i]) == 0;
+        for (int i = 0; i < 3; i++) found |= (unsigned)(strcmp(line + 66, need[i]) == 0) << i;
         LF_FREE(file);
     }
-    if (s == LF_OK && found != 3) s = lf__fail(LF_ERR_FORMAT, "%s: does not list %s, %s and %s", path, need[0], need[1], need[2]);
+    if (s == LF_OK && found != 7) s = lf__fail(LF_ERR_FORMAT, "%s: does not list %s, %s and %s", path, need[0], need[1], need[2]);
     LF_FREE(path), LF_FREE(text);
     return s;
 }
@@ -11065,13 +11079,24 @@ static lf_status lf__ds_build(const lf_dataset_desc *d, const char *key, lf__ds_
     if (s == LF_OK) s = lf_data_open(&r, d->path, d->format, d->max_record_bytes);
     if (s == LF_OK && lf__grow((void **)&off, &cap_off, 1, sizeof *off, "dataset offsets")) off[0] = 0;
     else if (s == LF_OK) s = LF_ERR_NOMEM;
+    // a bad record does not stop the reading: the first one's message and the lines of the
+    // next ones are reported together at the end
+    char first_err[1100] = "";
+    int64_t bad = 0, bad_lines[8];
     while (s == LF_OK) {
         const lf_data_record *rec;
         lf_sft_sample smp;
         s = lf_data_next(&r, &rec);
-        if (s != LF_OK || !rec) break;
-        st.records++;
-        s = lf_data_encode(&sd, rec, &smp);
+        if (s == LF_OK && !rec) break;
+        if (s == LF_OK) st.records++, s = lf_data_encode(&sd, rec, &smp);
+        if (s == LF_ERR_FORMAT || s == LF_ERR_ARG) {
+            if (r.state_ == LF__DR_BROKEN) break;  // the file cannot be read on
+            size_t nl = strlen(r.name);
+            if (!bad++) snprintf(first_err, sizeof first_err, "%.1024s", lf__err);  // "file:line: ..."
+            else if (bad <= 9) bad_lines[bad - 2] = strncmp(lf__err, r.name, nl) == 0 && lf__err[nl] == ':' ? strtoll(lf__err + nl + 1, NULL, 10) : 0;
+            s = LF_OK;
+            continue;
+        }
         if (s != LF_OK) break;
         st.truncated += smp.truncated, st.prefix_mismatch += smp.prefix_mismatch, st.realigned += smp.realigned;
         if (smp.n_trained == 0) {
@@ -11093,6 +11118,15 @@ static lf_status lf__ds_build(const lf_dataset_desc *d, const char *key, lf__ds_
     }
     lf_data_format fmt = r.format;
     lf_data_close(&r);
+    if (s == LF_OK && bad) {
+        lf__buf m = LF__ZERO;
+        lf__buf_puts(&m, first_err);
+        if (bad > 1) lf__buf_printf(&m, " (and %lld more bad records, at lines", (long long)(bad - 1));
+        for (int64_t i = 0; i < LF__MIN(bad - 1, 8); i++) lf__buf_printf(&m, "%s %lld", i ? "," : "", (long long)bad_lines[i]);
+        if (bad > 1) lf__buf_puts(&m, bad > 9 ? ", ...)" : ")");
+        s = lf__fail(LF_ERR_FORMAT, "%s", m.data ? m.data : first_err);
+        LF_FREE(m.data);
+    }
     if (s == LF_OK && st.samples == 0)
         s = lf__fail(LF_ERR_FORMAT, "%s: none of its %lld records has a token to train on (no assistant turn, or all cut "
                      "at max_length %d)", d->path, (long long)st.records, d->max_length);

@@ -54,6 +54,7 @@ static lf_status eval_exact_match(const opts *o) {
     lf_model m;
     lf_kv kv;
     lf_data_reader r;
+    memset(&r, 0, sizeof r);
     lf_chat_template tmpl = LF_CHAT_DEFAULT;
     if (o->tmpl && lf_chat_template_from_name(o->tmpl, &tmpl) != LF_OK)
         return lf__fail(LF_ERR_ARG, "--template: '%s' is not default, chatml, llama3, llama2, mistral or plain", o->tmpl);

@@ -151,8 +151,9 @@ static lf_status plot_losses(const char *metrics, const char *png) {
         char *st = strstr(line, "\"step\": "), *l = strstr(line, "\"loss\": "), *e = strstr(line, "\"eval_loss\": ");
         for (int k = 0; k < 2; k++) {
             char *v = k ? e : l;
-            if (!st || !v || n[k] == 4096) continue;
-            xs[k][n[k]] = strtod(st + 8, NULL), ys[k][n[k]] = strtod(v + (k ? 13 : 8), NULL);
+            double y = v ? strtod(v + (k ? 13 : 8), NULL) : 0;
+            if (!st || !v || n[k] == 4096 || !isfinite(y)) continue;  // a diverged step has no place on the chart
+            xs[k][n[k]] = strtod(st + 8, NULL), ys[k][n[k]] = y;
             xmax = fmax(xmax, xs[k][n[k]]), ymin = fmin(ymin, ys[k][n[k]]), ymax = fmax(ymax, ys[k][n[k]]);
             n[k]++;
         }
@@ -348,7 +349,8 @@ static lf_status train(run *r) {
         snprintf(ctx, sizeof ctx, "{\"step\": %lld, \"path\": \"%s\"}", (long long)st.step, ck);
         run_log("INFO", "largeforge.train", "resumed", ctx);
     }
-    if (!(r->metrics = fopen(r->metrics_path, "a"))) return lf__fail(LF_ERR_IO, "%s: %s", r->metrics_path, strerror(errno));
+    // a resumed run appends (after the checkpoint's step); a fresh one starts the file anew
+    if (!(r->metrics = fopen(r->metrics_path, r->resume ? "a" : "w"))) return lf__fail(LF_ERR_IO, "%s: %s", r->metrics_path, strerror(errno));
     char ctx[512];
     snprintf(ctx, sizeof ctx, "{\"total_steps\": %lld, \"micro_batches_per_epoch\": %lld, \"trainable\": %lld, \"batch\": [%d, %d], "
              "\"grad_accum\": %d}", (long long)total, (long long)batches, (long long)lf_model_n_trainable(&r->m), r->B, r->T, c->grad_accum);
@@ -363,17 +365,22 @@ static lf_status train(run *r) {
     int64_t start_step = st.step, last_epoch = st.epoch;
     float loss = 0, norm = 0, lr = 0;
     bool stop_early = false;
+    int64_t last_saved = st.step;
     while (s == LF_OK && st.step < total && !stop_signal && !stop_early) {
+        // an accumulation group ends early at the end of an epoch (as HF's Trainer does)
         int group = 0;
-        for (size_t k = 0; s == LF_OK && k < (size_t)c->grad_accum; k++) {
+        size_t micro = 0;
+        while (s == LF_OK && micro < (size_t)c->grad_accum) {
             int rws;
+            size_t k = micro++;
             s = lf_batcher_next(&r->tb, r->tok_buf + k * bt, r->lab_buf + k * bt, r->pos_buf + k * bt, &rws);
             group += scored(r->lab_buf + k * bt, r->pos_buf + k * bt, r->B, r->T);
             win_tokens += (int64_t)rws * r->T;
+            if (r->tb.index == 0) break;  // that was the epoch's last batch
         }
         lf_model_train_zero_grads(&r->m);
         double step_sum = 0;
-        for (size_t k = 0; s == LF_OK && k < (size_t)c->grad_accum; k++) {
+        for (size_t k = 0; s == LF_OK && k < micro; k++) {
             lf_train_batch b = {r->tok_buf + k * bt, r->lab_buf + k * bt, r->pos_buf + k * bt, group};
             float l;
             if ((s = lf_model_train_grads(&r->m, &b, &l)) == LF_OK) step_sum += (double)l * scored(b.labels, b.pos, r->B, r->T);
@@ -383,7 +390,7 @@ static lf_status train(run *r) {
         if (s != LF_OK) break;
         loss = group ? (float)(step_sum / group) : 0;
         st.step++, st.epoch = r->tb.epoch, st.index = r->tb.index, st.calls = lf_model_train_calls(&r->m);
-        st.tokens += (int64_t)c->grad_accum * (int64_t)bt;
+        st.tokens += (int64_t)micro * (int64_t)bt;
         win_loss += loss, win_steps++;
         double epoch = (double)r->tb.epoch + (double)r->tb.index / (double)LF__MAX(1, r->tb.n);
         if (st.step % c->logging_steps == 0 || st.step == total) {
@@ -411,12 +418,13 @@ static lf_status train(run *r) {
             stop_early = c->early_stopping_patience > 0 && st.bad_evals >= c->early_stopping_patience;
             if (stop_early) run_log("INFO", "largeforge.train", "early stopping: eval loss stopped improving", NULL);
         }
-        if (st.step % c->save_steps == 0 || stop_signal) s = save_checkpoint(r, &st);
+        if (st.step % c->save_steps == 0 || stop_signal) s = save_checkpoint(r, &st), last_saved = st.step;
         double elapsed = (double)(lf_time_ns() - t_start) / 1e9;
         progress(st.step, total, loss, lr, elapsed / (double)(st.step - start_step) * (double)(total - st.step));
     }
     if (tty && !lf_drv_quiet) fputc('\n', stderr);
-    if (s == LF_OK && stop_signal) {
+    if (s == LF_OK && stop_signal) {  // a signal before the first step, or after the last one's save check
+        if (last_saved != st.step && (s = save_checkpoint(r, &st)) != LF_OK) return s;
         run_log("INFO", "largeforge.train", "interrupted: checkpoint saved, resume with --resume", NULL);
         if (!lf_drv_quiet) fprintf(stderr, "%s: interrupted at step %lld; checkpoint saved; continue with --resume\n", lf_drv_name, (long long)st.step);
         return LF_OK;
@@ -429,7 +437,7 @@ static lf_status train(run *r) {
             fflush(r->metrics);
         }
     }
-    if (s == LF_OK && st.step % c->save_steps != 0) s = save_checkpoint(r, &st);
+    if (s == LF_OK && last_saved != st.step) s = save_checkpoint(r, &st);
     if (s == LF_OK) s = save_final(r);
     fclose(r->metrics), r->metrics = NULL;
     char png[1100];

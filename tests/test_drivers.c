@@ -216,6 +216,13 @@ static int test_drivers_train_resume(void) {
              "head -c 8 %s/loss.png | od -An -tx1", b, b, b);
     CHECK(drv_run(cmd, out, sizeof out) == 0);
     CHECK(strncmp(out, "12\n1\n 89 50 4e 47", 17) == 0);
+    // epochs: an accumulation group ends with its epoch (4 records, batch 2, accumulation 4:
+    // 2 micro-batches an epoch, one step each), so 3 epochs are 3 steps and end at epoch 3
+    snprintf(cmd, sizeof cmd, "build/largeforge train sft --config %s.yaml --quiet --training.output_dir %s/ep "
+             "--training.max_steps -1 --training.num_epochs 3 --training.gradient_accumulation_steps 4 && tail -2 %s/ep/metrics.jsonl",
+             a, base, base);
+    CHECK(drv_run(cmd, out, sizeof out) == 0);
+    CHECK(strstr(out, "{\"step\": 3, \"epoch\": 3.0000, \"loss\"") && strstr(out, "\"eval_loss\""));
     snprintf(cmd, sizeof cmd, "rm -rf %s", base);
     CHECK(system(cmd) == 0);
     return 0;

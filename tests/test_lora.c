@@ -79,14 +79,23 @@ static int lora_vs_peft(const char *model, const char *ref) {
     // merge_and_unload: the logits of PEFT's merged model, then the same after a save and reload
     CHECK_OK(lf_model_open(&m, &d));
     CHECK_OK(lf_lora_load(&m, rdir));
+    CHECK_ERR(lf_lora_load(&m, rdir), LF_ERR_ARG, "adapters already");  // the loaded ones stay
+    CHECK(m.lora_r == 4 && m.layers[0].lora[LF_PROJ_Q]);
+    char tmp0[] = "/tmp/lf-test-unmerged-XXXXXX";
+    CHECK(mkdtemp(tmp0));
+    CHECK_ERR(lf_model_save(&m, tmp0, LF_DTYPE_INVALID), LF_ERR_ARG, "adapters are attached");
+    rmdir(tmp0);
     CHECK_OK(lf_lora_merge(&m));
     CHECK(m.lora_r == 0 && !m.layers[0].lora[LF_PROJ_Q]);
+    CHECK_ERR(lf_lora_merge(&m), LF_ERR_ARG, "no adapters");
     if (lora_logits(&m, (const int32_t *)ids->data, B, T, got)) return 1;
     double dm = lora_max_diff(got, (const float *)merged->data, n);
     char tmp[] = "/tmp/lf-test-merged-XXXXXX";
     CHECK(mkdtemp(tmp));
     CHECK_OK(lf_model_save(&m, tmp, LF_DTYPE_INVALID));
     CHECK_ERR(lf_model_save(&m, dir, LF_DTYPE_INVALID), LF_ERR_ARG, "own directory");
+    lf_lora_desc more = lf_lora_desc_default();  // a merged model takes new adapters
+    CHECK_OK(lf_lora_attach(&m, &more));
     lf_model_close(&m);
     lf_model_desc d2 = d;
     d2.path = tmp;
