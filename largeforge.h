@@ -919,6 +919,8 @@ typedef struct lf_train_state {
     uint64_t seed, calls;     // adapter dropout (lf_model_train_rng)
     double best_eval;         // lowest eval loss so far (early stopping); HUGE_VAL: none yet
     int bad_evals;            // evals since it last improved
+    double log_loss;          // the losses summed since the last logged step, and their count,
+    int log_steps;            //   so a resumed run logs the same averages
 } lf_train_state;
 
 // lf_ckpt_save — a checkpoint directory, written as a whole or not at all: the files go into
@@ -10021,8 +10023,9 @@ LF_API lf_status lf_ckpt_save(const char *dir, const lf_model *m, const lf_optim
     lf__buf_printf(&b, "{\n  \"format\": \"largeforge-checkpoint\",\n  \"version\": 1,\n  \"mode\": \"%s\",\n", t->lora ? "lora" : "full");
     lf__buf_printf(&b, "  \"global_step\": %lld,\n  \"optimizer_step\": %lld,\n  \"epoch\": %lld,\n  \"data_index\": %lld,\n  \"tokens\": %lld,\n",
                    (long long)st->step, (long long)o->step, (long long)st->epoch, (long long)st->index, (long long)st->tokens);
-    lf__buf_printf(&b, "  \"dropout_seed\": \"%llu\",\n  \"dropout_calls\": \"%llu\",\n  \"best_eval_loss\": %.17g,\n  \"bad_evals\": %d\n}\n",
+    lf__buf_printf(&b, "  \"dropout_seed\": \"%llu\",\n  \"dropout_calls\": \"%llu\",\n  \"best_eval_loss\": %.17g,\n  \"bad_evals\": %d,\n",
                    (unsigned long long)st->seed, (unsigned long long)st->calls, st->best_eval < HUGE_VAL ? st->best_eval : -1.0, st->bad_evals);
+    lf__buf_printf(&b, "  \"log_loss\": %.17g,\n  \"log_steps\": %d\n}\n", st->log_loss, st->log_steps);
     if (s == LF_OK) s = b.failed || !(path = lf_path_join(tmp, "trainer_state.json")) ? LF_ERR_NOMEM : lf_file_write_atomic(path, b.data, b.len);
     LF_FREE(path), LF_FREE(b.data);
     path = NULL;
@@ -10111,8 +10114,8 @@ LF_API lf_status lf_ckpt_load(const char *dir, lf_model *m, lf_optim *o, lf_trai
     char *path = lf_path_join(dir, "trainer_state.json");
     s = path ? lf_json_load(&doc, path) : LF_ERR_NOMEM;
     const char *mode = NULL, *seed = NULL, *calls = NULL;
-    int64_t step = 0, ostep = 0, epoch = 0, index = 0, tokens = 0, bad = 0;
-    double best = -1;
+    int64_t step = 0, ostep = 0, epoch = 0, index = 0, tokens = 0, bad = 0, log_steps = 0;
+    double best = -1, log_loss = 0;
     if (s == LF_OK && ((s = lf_cfg_str(&doc, doc.root, "mode", true, &mode)) != LF_OK ||
                        (s = lf_cfg_int(&doc, doc.root, "global_step", true, 0, INT64_MAX, &step)) != LF_OK ||
                        (s = lf_cfg_int(&doc, doc.root, "optimizer_step", true, 0, INT64_MAX, &ostep)) != LF_OK ||
@@ -10122,7 +10125,9 @@ LF_API lf_status lf_ckpt_load(const char *dir, lf_model *m, lf_optim *o, lf_trai
                        (s = lf_cfg_str(&doc, doc.root, "dropout_seed", true, &seed)) != LF_OK ||
                        (s = lf_cfg_str(&doc, doc.root, "dropout_calls", true, &calls)) != LF_OK ||
                        (s = lf_cfg_num(&doc, doc.root, "best_eval_loss", true, &best)) != LF_OK ||
-                       (s = lf_cfg_int(&doc, doc.root, "bad_evals", true, 0, INT32_MAX, &bad)) != LF_OK))
+                       (s = lf_cfg_int(&doc, doc.root, "bad_evals", true, 0, INT32_MAX, &bad)) != LF_OK ||
+                       (s = lf_cfg_num(&doc, doc.root, "log_loss", true, &log_loss)) != LF_OK ||
+                       (s = lf_cfg_int(&doc, doc.root, "log_steps", true, 0, INT32_MAX, &log_steps)) != LF_OK))
         s = lf__wrap(s, "checkpoint");
     if (s == LF_OK && strcmp(mode, t->lora ? "lora" : "full") != 0)
         s = lf__fail(LF_ERR_SHAPE, "%s: a %s checkpoint, but this run trains %s", path, mode, t->lora ? "adapters (lora)" : "the full model");
@@ -10136,6 +10141,7 @@ LF_API lf_status lf_ckpt_load(const char *dir, lf_model *m, lf_optim *o, lf_trai
     LF_FREE(path);
     if (s == LF_OK) {
         st->step = step, st->epoch = epoch, st->index = index, st->tokens = tokens, st->bad_evals = (int)bad;
+        st->log_loss = log_loss, st->log_steps = (int)log_steps;
         st->seed = strtoull(seed, NULL, 10), st->calls = strtoull(calls, NULL, 10), st->best_eval = best < 0 ? HUGE_VAL : best;
         o->step = ostep;
         lf_model_train_rng(m, st->seed, st->calls);

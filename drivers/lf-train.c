@@ -359,8 +359,8 @@ static lf_status train(run *r) {
         fprintf(stderr, "%s: %lld steps (%lld micro-batches of [%d, %d] per epoch, accumulation %d), %.2fM trainable parameters\n",
                 lf_drv_name, (long long)total, (long long)batches, r->B, r->T, c->grad_accum, (double)lf_model_n_trainable(&r->m) / 1e6);
     size_t bt = (size_t)r->B * (size_t)r->T;
-    double win_loss = 0;
-    int64_t win_steps = 0, win_tokens = 0, last_eval = -1;
+    double win_loss = st.log_loss;  // a resumed run continues the logging window it was in
+    int64_t win_steps = st.log_steps, win_tokens = 0, last_eval = -1;
     uint64_t t_win = lf_time_ns(), t_start = t_win;
     int64_t start_step = st.step, last_epoch = st.epoch;
     float loss = 0, norm = 0, lr = 0;
@@ -392,10 +392,11 @@ static lf_status train(run *r) {
         st.step++, st.epoch = r->tb.epoch, st.index = r->tb.index, st.calls = lf_model_train_calls(&r->m);
         st.tokens += (int64_t)micro * (int64_t)bt;
         win_loss += loss, win_steps++;
+        st.log_loss = win_loss, st.log_steps = (int)win_steps;
         double epoch = (double)r->tb.epoch + (double)r->tb.index / (double)LF__MAX(1, r->tb.n);
         if (st.step % c->logging_steps == 0 || st.step == total) {
             double dt = (double)(lf_time_ns() - t_win) / 1e9;
-            fprintf(r->metrics, "{\"step\": %lld, \"epoch\": %.4f, \"loss\": %.9g, \"learning_rate\": %.6g, \"grad_norm\": %.6f, "
+            fprintf(r->metrics, "{\"step\": %lld, \"epoch\": %.4f, \"loss\": %.17g, \"learning_rate\": %.6g, \"grad_norm\": %.6f, "
                     "\"tokens_per_s\": %.1f}\n", (long long)st.step, epoch, win_loss / (double)win_steps, (double)lr, (double)norm,
                     dt > 0 ? (double)win_tokens / dt : 0.0);
             fflush(r->metrics);
@@ -403,6 +404,7 @@ static lf_status train(run *r) {
                 fprintf(stderr, "step %lld/%lld  loss %.4f  lr %.3g  grad_norm %.3f  %.0f tokens/s\n", (long long)st.step, (long long)total,
                         win_loss / (double)win_steps, (double)lr, (double)norm, dt > 0 ? (double)win_tokens / dt : 0.0);
             win_loss = 0, win_steps = 0, win_tokens = 0, t_win = lf_time_ns();
+            st.log_loss = 0, st.log_steps = 0;
         }
         bool epoch_done = st.epoch != last_epoch;
         last_epoch = st.epoch;
