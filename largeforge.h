@@ -758,6 +758,11 @@ typedef struct lf_train_batch {
     const int32_t *pos;     // [B, T] positions, 0 where a sample starts, else the previous + 1; NULL: 0..T-1 per row
     int n_scored;           // the loss divisor (HF's num_items_in_batch: the scored targets of all the
                             // micro-batches of one optimizer step); 0: this micro-batch's own count
+    // Another loss than the causal-LM mean (preference and odds-ratio objectives, section 9):
+    // given logp[B*T], the log-probability of each position's target (0 where there is none),
+    // it returns the loss and fills dlogp[B*T] = d loss / d logp. NULL: cross-entropy.
+    float (*objective)(void *user, const float *logp, float *dlogp, int B, int T);
+    void *objective_user;
 } lf_train_batch;
 // lf_model_train_grads — loss and gradients of one micro-batch, gradients accumulated (+=).
 //   loss     out: the mean over this micro-batch's scored targets (whatever n_scored is)
@@ -768,6 +773,9 @@ LF_API lf_status lf_model_train_grads(lf_model *m, const lf_train_batch *b, floa
 // lf_model_train_eval — the loss only (no gradients, no adapter dropout): validation.
 //   n_scored out: the targets the loss averages over (weight batches by it for a dataset mean)
 LF_API lf_status lf_model_train_eval(lf_model *m, const lf_train_batch *b, float *loss, int *n_scored);
+// lf_model_train_logps — forward only (no gradients, no dropout): logp[B*T] = log p of each
+// position's target (as train_grads shifts them), 0 where there is none.
+LF_API lf_status lf_model_train_logps(lf_model *m, const lf_train_batch *b, float *logp);
 LF_API void lf_model_train_zero_grads(lf_model *m);
 // The gradient of a trainable parameter by name, NULL if none (*n gets its length): transformers'
 // names for full fine-tuning ("model.norm.weight"), PEFT's saved keys for adapters
@@ -3386,9 +3394,10 @@ static void lf__embedding_backward(float *dwte, const float *dx, const int32_t *
 }
 
 // Cross-entropy over logits [N, V] in place: each row becomes scale * (softmax - onehot(target))
-// and losses[n] its -log p(target); a target of -100 (ignored) gives a zero row and loss 0.
-static void lf__crossentropy_backward(float *logits, float *losses, const int32_t *targets, int64_t N, int64_t V,
-                                      float scale) {
+// (scales[n] instead when scales is not NULL) and losses[n] its -log p(target); a target of -100
+// (ignored) gives a zero row and loss 0.
+static void lf__crossentropy_backward(float *logits, float *losses, const int32_t *targets, const float *scales,
+                                      int64_t N, int64_t V, float scale) {
     for (int64_t n = 0; n < N; n++) {
         float *l = logits + n * V;
         if (targets[n] < 0) {
@@ -3401,9 +3410,9 @@ static void lf__crossentropy_backward(float *logits, float *losses, const int32_
         double sum = 0;
         for (int64_t v = 0; v < V; v++) sum += exp((double)(l[v] - mx));
         losses[n] = (float)(log(sum) - (double)(l[targets[n]] - mx));
-        float inv = (float)(1.0 / sum);
-        for (int64_t v = 0; v < V; v++) l[v] = expf(l[v] - mx) * inv * scale;
-        l[targets[n]] -= scale;
+        float inv = (float)(1.0 / sum), k = scales ? scales[n] : scale;
+        for (int64_t v = 0; v < V; v++) l[v] = expf(l[v] - mx) * inv * k;
+        l[targets[n]] -= k;
     }
 }
 
@@ -8817,6 +8826,7 @@ typedef struct lf__train {
     float *logits, *losses;               // [LF__CE_ROWS, V], [LF__CE_ROWS]
     float *dx, *dxn, *dq, *dk, *dv, *datt, *dgate, *dup, *dh, *dtmp;  // gradient scratch
     int32_t *pos, *lo, *targets;          // [N]: positions, first key of each query's sample, targets
+    float *logp, *dlogp;                  // [N]: an objective's inputs and gradients
     float *lu;                            // [L, 7, N, r] adapters: scale * dropout(x) A^T
     float *xd, *xdt, *dyt, *ut, *du, *dut, *abt;  // adapter scratch
     void *mm;                             // matmul scratch
@@ -8912,7 +8922,7 @@ static size_t lf__train_plan(const lf_model *m, lf__train *t, unsigned char *bas
     size_t sizes[] = {(size_t)c->L * N * C, L * N * C, L * N, L * N * Q, L * N * KV, L * N * KV, L * (size_t)t->B * (size_t)c->NH * T * T,
                       L * N * Q, L * N * C, L * N * C, L * N, L * N * FF, L * N * FF, L * N * FF,
                       N * C, N * C, N, (size_t)LF__CE_ROWS * (size_t)c->V, LF__CE_ROWS,
-                      N * C, N * maxw, N * Q, N * KV, N * KV, N * Q, N * FF, N * FF, N * FF, N * maxw, N, N, N,
+                      N * C, N * maxw, N * Q, N * KV, N * KV, N * Q, N * FF, N * FF, N * FF, N * maxw, N, N, N, N, N,
                       L * LF_PROJ_COUNT * N * R, R ? N * maxw : 0, R ? maxw * N : 0, R ? maxw * N : 0, R * N, N * R,
                       R * N, R * maxw,
                       LF__MAX(lf__matmul_scratch((int64_t)N, (int64_t)maxw, (int)th), lf__qgemm_scratch((int64_t)maxw, (int)th)) / 4 + 1,
@@ -8925,7 +8935,7 @@ static size_t lf__train_plan(const lf_model *m, lf__train *t, unsigned char *bas
                       (void **)&t->xnf, (void **)&t->rstdf, (void **)&t->logits, (void **)&t->losses, (void **)&t->dx,
                       (void **)&t->dxn, (void **)&t->dq, (void **)&t->dk, (void **)&t->dv, (void **)&t->datt,
                       (void **)&t->dgate, (void **)&t->dup, (void **)&t->dh, (void **)&t->dtmp, (void **)&t->pos,
-                      (void **)&t->lo, (void **)&t->targets, (void **)&t->lu, (void **)&t->xd, (void **)&t->xdt,
+                      (void **)&t->lo, (void **)&t->targets, (void **)&t->logp, (void **)&t->dlogp, (void **)&t->lu, (void **)&t->xd, (void **)&t->xdt,
                       (void **)&t->dyt, (void **)&t->ut, (void **)&t->du, (void **)&t->dut, (void **)&t->abt,
                       &t->mm, (void **)&t->bwd, (void **)&t->bwd_head, (void **)&t->head_t};
     size_t off = 0;
@@ -9112,9 +9122,10 @@ static void lf__tlayer_forward(lf_model *m, lf__train *t, int l) {
     for (int64_t i = 0; i < N * C; i++) xo[i] += xm[i];
 }
 
-// The loss of a micro-batch and, with backward, its gradients. Evaluation (no backward) runs
-// without adapter dropout and leaves the dropout stream where it was.
-static lf_status lf__train_run(lf_model *m, const lf_train_batch *b, float *loss, int *scored, bool backward) {
+// The loss of a micro-batch and, with backward, its gradients; logp_out (may be NULL) gets every
+// position's log p(target). Evaluation (no backward) runs without adapter dropout and leaves the
+// dropout stream where it was.
+static lf_status lf__train_run(lf_model *m, const lf_train_batch *b, float *loss, int *scored, float *logp_out, bool backward) {
     lf__train *t = m->train_;
     if (!t) return lf__fail(LF_ERR_ARG, "train_grads: call lf_model_train_begin first");
     const lf_model_config *c = &m->cfg;
@@ -9143,24 +9154,39 @@ static lf_status lf__train_run(lf_model *m, const lf_train_batch *b, float *loss
     for (int64_t i = 0; i < N; i++) memcpy(t->x_in + i * C, (const float *)m->embed.data + (int64_t)tokens[i] * C, (size_t)C * 4);
     for (int l = 0; l < L; l++) lf__tlayer_forward(m, t, l);
     lf__rmsnorm_forward(t->xnf, t->rstdf, t->x_out, m->final_norm, N, C, c->eps);
-    // loss and the head's backward, LF__CE_ROWS rows at a time
+    // loss and the head's backward, LF__CE_ROWS rows at a time. An objective needs every
+    // position's log p(target) first: one pass for those, then the gradient pass recomputes the
+    // logits (d loss / d logits = dlogp * (onehot - softmax), cross-entropy's form per row).
     int n_div = b->n_scored > 0 ? b->n_scored : n_valid;
     float *dhead = lf__train_grad_of(t, m->lm_head.data), scale = n_div ? 1.0f / (float)n_div : 0.0f;
+    bool by_logp = b->objective || logp_out;
     double total = 0;
     if (backward && (!t->lora || !t->head_t_ready)) {  // shared by every chunk's dx; a frozen head needs it once
         lf__transpose(pool, t->head_t, (const float *)m->lm_head.data, V, C);
         t->head_t_ready = true;
     }
-    for (int64_t r0 = 0; r0 < N; r0 += LF__CE_ROWS) {
+    for (int64_t r0 = 0; by_logp && r0 < N; r0 += LF__CE_ROWS) {
         int64_t rows = LF__MIN(LF__CE_ROWS, N - r0);
         lf__matmul(pool, t->logits, t->xnf + r0 * C, m->lm_head.data, LF_DTYPE_F32, NULL, rows, V, C, t->mm);
-        lf__crossentropy_backward(t->logits, t->losses, t->targets + r0, rows, V, scale);
+        lf__crossentropy_backward(t->logits, t->losses, t->targets + r0, NULL, rows, V, 0.0f);
+        for (int64_t i = 0; i < rows; i++) t->logp[r0 + i] = -t->losses[i];
+    }
+    if (logp_out) memcpy(logp_out, t->logp, (size_t)N * sizeof(float));
+    if (b->objective) {
+        memset(t->dlogp, 0, (size_t)N * sizeof(float));
+        *loss = b->objective(b->objective_user, t->logp, t->dlogp, B, T);
+        for (int64_t i = 0; i < N; i++) t->dlogp[i] = t->targets[i] < 0 ? 0.0f : -t->dlogp[i];  // the rows' scales
+    }
+    for (int64_t r0 = 0; (!by_logp || (b->objective && backward)) && r0 < N; r0 += LF__CE_ROWS) {
+        int64_t rows = LF__MIN(LF__CE_ROWS, N - r0);
+        lf__matmul(pool, t->logits, t->xnf + r0 * C, m->lm_head.data, LF_DTYPE_F32, NULL, rows, V, C, t->mm);
+        lf__crossentropy_backward(t->logits, t->losses, t->targets + r0, b->objective ? t->dlogp + r0 : NULL, rows, V, scale);
         for (int64_t i = 0; i < rows; i++) total += t->losses[i];
         if (backward)
             lf__matmul_backward(pool, t->dxn + r0 * C, dhead, NULL, t->logits, t->xnf + r0 * C, (const float *)m->lm_head.data,
                                 t->head_t, rows, V, C, t->bwd_head);
     }
-    *loss = n_valid ? (float)(total / n_valid) : 0.0f;
+    if (!b->objective) *loss = n_valid ? (float)(total / n_valid) : 0.0f;
     if (!backward) return LF_OK;
     // backward
     memset(t->dx, 0, (size_t)(N * C) * sizeof(float));
@@ -9201,11 +9227,18 @@ static lf_status lf__train_run(lf_model *m, const lf_train_batch *b, float *loss
 }
 
 LF_API lf_status lf_model_train_grads(lf_model *m, const lf_train_batch *b, float *loss) {
-    return lf__train_run(m, b, loss, NULL, true);
+    return lf__train_run(m, b, loss, NULL, NULL, true);
 }
 
 LF_API lf_status lf_model_train_eval(lf_model *m, const lf_train_batch *b, float *loss, int *n_scored) {
-    return lf__train_run(m, b, loss, n_scored, false);
+    return lf__train_run(m, b, loss, n_scored, NULL, false);
+}
+
+LF_API lf_status lf_model_train_logps(lf_model *m, const lf_train_batch *b, float *logp) {
+    float loss;
+    lf_train_batch plain = *b;
+    plain.objective = NULL;
+    return lf__train_run(m, &plain, &loss, NULL, logp, false);
 }
 
 LF_API void lf_model_train_rng(lf_model *m, uint64_t seed, uint64_t calls) {

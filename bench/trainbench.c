@@ -49,7 +49,7 @@ int main(int argc, char **argv) {
     for (int i = 0; i < warmup + steps && s == LF_OK; i++) {
         uint64_t t0 = lf_time_ns();
         lf_model_train_zero_grads(&m);
-        lf_train_batch tb = {tok, tok, NULL, 0};
+        lf_train_batch tb = {.tokens = tok, .labels = tok, .pos = NULL, .n_scored = 0};
         s = lf_model_train_grads(&m, &tb, &loss);  // labels = inputs, as the torch side does
         if (s == LF_OK) s = lf_optim_step(&o, &m, &norm);
         if (i >= warmup) sec[i - warmup] = (double)(lf_time_ns() - t0) * 1e-9;

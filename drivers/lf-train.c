@@ -233,7 +233,7 @@ static lf_status evaluate(run *r, double *out) {
         int rws, n = 0;
         float l;
         if ((s = lf_batcher_next(vb, r->tok_buf, r->lab_buf, r->pos_buf, &rws)) != LF_OK) break;
-        lf_train_batch b = {r->tok_buf, r->lab_buf, r->pos_buf, 0};
+        lf_train_batch b = {.tokens = r->tok_buf, .labels = r->lab_buf, .pos = r->pos_buf, .n_scored = 0};
         if ((s = lf_model_train_eval(&r->m, &b, &l, &n)) == LF_OK) sum += (double)l * n, total += n;
     }
     *out = total ? sum / (double)total : 0;
@@ -381,7 +381,7 @@ static lf_status train(run *r) {
         lf_model_train_zero_grads(&r->m);
         double step_sum = 0;
         for (size_t k = 0; s == LF_OK && k < micro; k++) {
-            lf_train_batch b = {r->tok_buf + k * bt, r->lab_buf + k * bt, r->pos_buf + k * bt, group};
+            lf_train_batch b = {.tokens = r->tok_buf + k * bt, .labels = r->lab_buf + k * bt, .pos = r->pos_buf + k * bt, .n_scored = group};
             float l;
             if ((s = lf_model_train_grads(&r->m, &b, &l)) == LF_OK) step_sum += (double)l * scored(b.labels, b.pos, r->B, r->T);
         }

@@ -549,7 +549,7 @@ static int test_backward_ops(void) {
     fd_fill(&rng, pd, pf, FD_N * FD_V, 3.0);
     float losses[FD_N];
     memcpy(g, pf, sizeof(float) * FD_N * FD_V);
-    lf__crossentropy_backward(g, losses, targets, FD_N, FD_V, 0.5f);
+    lf__crossentropy_backward(g, losses, targets, NULL, FD_N, FD_V, 0.5f);
     CHECK(losses[1] == 0);
     if (fd_compare("cross-entropy", fd_xent, &c, pd, FD_N * FD_V, g)) return 1;
 

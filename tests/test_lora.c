@@ -51,7 +51,7 @@ static int lora_vs_peft(const char *model, const char *ref) {
     // training: loss and the gradient of every lora_A / lora_B
     CHECK_OK(lf_model_train_begin(&m, B, T, 0));
     float l = 0;
-    lf_train_batch tb = {(const int32_t *)ids->data, (const int32_t *)labels->data, NULL, 0};
+    lf_train_batch tb = {.tokens = (const int32_t *)ids->data, .labels = (const int32_t *)labels->data, .pos = NULL, .n_scored = 0};
     CHECK_OK(lf_model_train_grads(&m, &tb, &l));
     float lref = ((const float *)loss->data)[0];
     int checked = 0;
@@ -183,7 +183,7 @@ static int test_lora_save_train(void) {
     CHECK(o.n == lf_model_n_trainable(&m));
     int32_t tok[16];
     for (int i = 0; i < 16; i++) tok[i] = (i * 7 + 3) % m.cfg.V;
-    lf_train_batch tb = {tok, tok, NULL, 0};
+    lf_train_batch tb = {.tokens = tok, .labels = tok, .pos = NULL, .n_scored = 0};
     float loss[3], norm;
     for (int s = 0; s < 3; s++) {
         lf_model_train_zero_grads(&m);
@@ -233,7 +233,7 @@ static int test_lora_dropout_gradient(void) {
     CHECK_OK(lf_model_train_begin(&m, 1, 12, 0));
     int32_t tok[12];
     for (int i = 0; i < 12; i++) tok[i] = (i * 5 + 1) % m.cfg.V;
-    lf_train_batch tb = {tok, tok, NULL, 0};
+    lf_train_batch tb = {.tokens = tok, .labels = tok, .pos = NULL, .n_scored = 0};
     float l0, lp, lm, la;
     lf_model_train_rng(&m, 11, 4);
     CHECK_OK(lf_model_train_grads(&m, &tb, &l0));
@@ -286,7 +286,7 @@ static int test_packing_isolation(void) {
     CHECK_OK(lf_model_train_begin(&m1, 1, T, 0));
     CHECK_OK(lf_model_train_begin(&m2, 2, T, 0));
     float l1, l2;
-    lf_train_batch b1 = {packed, plab, ppos, 0}, b2 = {rows, rlab, NULL, 0};
+    lf_train_batch b1 = {.tokens = packed, .labels = plab, .pos = ppos, .n_scored = 0}, b2 = {.tokens = rows, .labels = rlab, .pos = NULL, .n_scored = 0};
     CHECK_OK(lf_model_train_grads(&m1, &b1, &l1));
     CHECK_OK(lf_model_train_grads(&m2, &b2, &l2));
     int64_t n = 0;
@@ -305,7 +305,7 @@ static int test_packing_isolation(void) {
     int32_t bad[T];
     memcpy(bad, ppos, sizeof bad);
     bad[3] = 7;
-    lf_train_batch b3 = {packed, plab, bad, 0};
+    lf_train_batch b3 = {.tokens = packed, .labels = plab, .pos = bad, .n_scored = 0};
     CHECK_ERR(lf_model_train_grads(&m1, &b3, &l1), LF_ERR_ARG, "position 3 is 7");
     lf_model_close(&m1);
     lf_model_close(&m2);
@@ -381,7 +381,7 @@ static int checkpointing_same(bool lora) {
     float loss[2];
     int32_t tok[24];
     for (int i = 0; i < 24; i++) tok[i] = (i * 17 + 3) % 100;
-    lf_train_batch tb = {tok, tok, NULL, 0};
+    lf_train_batch tb = {.tokens = tok, .labels = tok, .pos = NULL, .n_scored = 0};
     for (int k = 0; k < 2; k++) {
         CHECK_OK(lf_model_open(&m[k], &d));
         lf_lora_desc ld = lf_lora_desc_default();
@@ -463,7 +463,7 @@ static int test_qlora_nf4(void) {
                 q.layers[l].lora[p]->B[i] = f.layers[l].lora[p]->B[i] = 0.02f * (float)((i % 9) - 4);
     CHECK_OK(lf_model_train_begin(&q, 2, 12, 0));
     CHECK_OK(lf_model_train_begin(&f, 2, 12, 0));
-    lf_train_batch tb = {tok, tok, NULL, 0};
+    lf_train_batch tb = {.tokens = tok, .labels = tok, .pos = NULL, .n_scored = 0};
     float a, b;
     CHECK_OK(lf_model_train_grads(&q, &tb, &a));
     CHECK_OK(lf_model_train_grads(&f, &tb, &b));
@@ -495,7 +495,104 @@ static int test_qlora_nf4(void) {
     return 0;
 }
 
+// -- objectives over log-probabilities (lf_train_batch.objective)
+
+typedef struct obj_ctx {
+    float beta, scale;  // dpo_like: beta; mean_ce: -1 / n
+    int n_calls;
+} obj_ctx;
+
+// The causal-LM mean written as an objective: -sum logp / n.
+static float obj_mean_ce(void *user, const float *logp, float *dlogp, int B, int T) {
+    obj_ctx *c = (obj_ctx *)user;
+    double sum = 0;
+    for (int i = 0; i < B * T; i++) sum += logp[i], dlogp[i] = c->scale;
+    c->n_calls++;
+    return (float)(sum * c->scale);
+}
+
+// A preference loss without a reference (DPO's shape): -log sigmoid(beta (S0 - S1)), S_b the sum
+// of row b's log-probabilities (positions with no target contribute 0).
+static float obj_dpo_like(void *user, const float *logp, float *dlogp, int B, int T) {
+    obj_ctx *c = (obj_ctx *)user;
+    double S[2] = {0, 0};
+    for (int b = 0; b < 2 && b < B; b++)
+        for (int t = 0; t < T; t++) S[b] += logp[b * T + t];
+    double z = c->beta * (S[0] - S[1]), sg = 1.0 / (1.0 + exp(-z));  // d/dz -log sigmoid(z) = -(1 - sigmoid(z))
+    for (int t = 0; t < T; t++) dlogp[t] = (float)(-c->beta * (1.0 - sg)), dlogp[T + t] = (float)(c->beta * (1.0 - sg));
+    c->n_calls++;
+    return (float)(-log(sg));
+}
+
+// The objective head: cross-entropy written as an objective gives the built-in loss's gradients
+// bit for bit; a DPO-shaped loss's gradient matches central differences of the loss (final norm
+// and embedding entries; Richardson-extrapolated, within 2e-3).
+static int test_objective_head(void) {
+    lf_model m1, m2;
+    lf_model_desc d = {.path = LF_TEST_MODELS "llama_f32", .n_threads = 2, .max_tokens = 32, .max_seq_len = 32};
+    CHECK_OK(lf_model_open(&m1, &d));
+    CHECK_OK(lf_model_open(&m2, &d));
+    enum { B = 2, T = 10 };
+    int32_t tok[B * T], lab[B * T];
+    for (int i = 0; i < B * T; i++) tok[i] = lab[i] = (i * 37 + 11) % m1.cfg.V;
+    lab[1] = lab[12] = -100;
+    CHECK_OK(lf_model_train_begin(&m1, B, T, 0));
+    CHECK_OK(lf_model_train_begin(&m2, B, T, 0));
+    int n_valid = 0;
+    for (int i = 0; i < B * T; i++) n_valid += i % T != T - 1 && lab[i + 1] != -100;
+    obj_ctx ce = {0, -1.0f / (float)n_valid, 0};
+    lf_train_batch plain = {.tokens = tok, .labels = lab}, viaobj = plain;
+    viaobj.objective = obj_mean_ce, viaobj.objective_user = &ce;
+    float l1, l2;
+    CHECK_OK(lf_model_train_grads(&m1, &plain, &l1));
+    CHECK_OK(lf_model_train_grads(&m2, &viaobj, &l2));
+    CHECK(ce.n_calls == 1 && fabsf(l1 - l2) <= 1e-6f * l1);
+    const char *names[] = {"model.norm.weight", "model.layers.1.mlp.down_proj.weight", "model.embed_tokens.weight", "lm_head.weight"};
+    for (int i = 0; i < 4; i++) {
+        int64_t n = 0;
+        const float *g1 = lf_model_grad(&m1, names[i], &n), *g2 = lf_model_grad(&m2, names[i], NULL);
+        CHECK(g1 && g2 && memcmp(g1, g2, (size_t)n * sizeof(float)) == 0);
+    }
+    lf_model_close(&m2);
+    // the DPO-shaped loss: analytic gradient against central differences of the loss
+    lf_model_train_zero_grads(&m1);
+    obj_ctx dpo = {0.5f, 0, 0};
+    lf_train_batch pref = plain;
+    pref.objective = obj_dpo_like, pref.objective_user = &dpo;
+    float l0;
+    CHECK_OK(lf_model_train_grads(&m1, &pref, &l0));
+    float logp[B * T], g[8];
+    memcpy(g, lf_model_grad(&m1, "model.norm.weight", NULL), sizeof g);
+    float *w = (float *)(uintptr_t)m1.final_norm;  // the master copy the gradient belongs to
+    int bad = 0;
+    for (int j = 0; j < 8; j++) {
+        double fd[2];
+        float keep = w[j];
+        for (int k = 0; k < 2; k++) {
+            float h = k ? 5e-3f : 1e-2f, lp, lm, dummy[B * T];
+            w[j] = keep + h;
+            CHECK_OK(lf_model_train_logps(&m1, &plain, logp));
+            lp = obj_dpo_like(&dpo, logp, dummy, B, T);
+            w[j] = keep - h;
+            CHECK_OK(lf_model_train_logps(&m1, &plain, logp));
+            lm = obj_dpo_like(&dpo, logp, dummy, B, T);
+            fd[k] = ((double)lp - lm) / (2 * h);
+        }
+        w[j] = keep;
+        double est = (4 * fd[1] - fd[0]) / 3;
+        if (fabs(est - g[j]) > 2e-3 * fmax(0.05, fabs(est))) {
+            fprintf(stderr, "    norm[%d]: analytic %.6g, central difference %.6g\n", j, g[j], est);
+            bad++;
+        }
+    }
+    CHECK_OK(lf_model_train_logps(&m1, &plain, logp));
+    CHECK(logp[T - 1] == 0 && logp[0] == 0 && logp[2] < 0);  // no target at a row's end or before a -100
+    lf_model_close(&m1);
+    return bad;
+}
+
 static const lf_test tests_lora[] = {
+    {"train/objective_head", test_objective_head},
     {"lora/qlora_nf4", test_qlora_nf4},
     {"train/checkpointing_full", test_checkpointing_full},
     {"train/checkpointing_lora", test_checkpointing_lora},

@@ -291,7 +291,7 @@ static int lf_test_grads(const char *model) {
     CHECK_OK(lf_model_open(&m, &d));
     CHECK_OK(lf_model_train_begin(&m, B, T, 0));
     float l = 0;
-    lf_train_batch tb = {(const int32_t *)ids->data, (const int32_t *)labels->data, NULL, 0};
+    lf_train_batch tb = {.tokens = (const int32_t *)ids->data, .labels = (const int32_t *)labels->data, .pos = NULL, .n_scored = 0};
     CHECK_OK(lf_model_train_grads(&m, &tb, &l));
     float ref = ((const float *)loss->data)[0];
     if (fabsf(l - ref) > 1e-5f * fabsf(ref)) fprintf(stderr, "    %s: loss %.7f, torch %.7f\n", model, l, ref);
@@ -347,7 +347,7 @@ static int test_adamw_steps(void) {
         char nm[32];
         float loss, norm, lr = lf_optim_lr(&o, s);
         lf_model_train_zero_grads(&m);
-        lf_train_batch tb = {(const int32_t *)ids->data, (const int32_t *)labels->data, NULL, 0};
+        lf_train_batch tb = {.tokens = (const int32_t *)ids->data, .labels = (const int32_t *)labels->data, .pos = NULL, .n_scored = 0};
         CHECK_OK(lf_model_train_grads(&m, &tb, &loss));
         CHECK_OK(lf_optim_step(&o, &m, &norm));
         snprintf(nm, sizeof nm, "loss.%d", s);

@@ -62,7 +62,7 @@ static int test_train_config(void) {
 static int ckpt_step(lf_model *m, lf_optim *o, float *loss) {
     int32_t tok[16];
     for (int i = 0; i < 16; i++) tok[i] = (i * 13 + 5) % m->cfg.V;
-    lf_train_batch tb = {tok, tok, NULL, 0};
+    lf_train_batch tb = {.tokens = tok, .labels = tok, .pos = NULL, .n_scored = 0};
     float norm;
     lf_model_train_zero_grads(m);
     CHECK_OK(lf_model_train_grads(m, &tb, loss));

@@ -24,7 +24,7 @@ int main(void) {
     lf_optim_desc od = lf_optim_desc_default();
     od.learning_rate = 1e-2f, od.schedule = LF_SCHED_CONSTANT;
     if (s == LF_OK) s = lf_optim_init(&o, &m, &od);
-    lf_train_batch b = {ids ? (const int32_t *)ids->data : NULL, labels ? (const int32_t *)labels->data : NULL, NULL, 0};
+    lf_train_batch b = {.tokens = ids ? (const int32_t *)ids->data : NULL, .labels = labels ? (const int32_t *)labels->data : NULL, .pos = NULL, .n_scored = 0};
     for (int i = 0; i < 3 && s == LF_OK; i++) {
         float loss, norm;
         lf_model_train_zero_grads(&m);
