@@ -32,7 +32,8 @@
 //    7. lora         PEFT-compatible adapters: attach, load, save, merge
 //    8. train        AdamW, learning-rate schedules, gradient clipping, the training config,
 //                    checkpoints
-//    9. objectives   SFT: chat and text samples with the loss on the answers only
+//    9. objectives   SFT: chat and text samples with the loss on the answers only; preference
+//                    losses (DPO, hinge, IPO) from per-sequence log-probabilities
 //   10. data         dataset formats and streaming reader, split, tokenized cache, batches
 //   12. generate     sampling, stop strings, streaming generation
 //
@@ -685,6 +686,7 @@ typedef struct lf_model {
     lf_arena acts_;               // activations for max_tokens, sized once
     char *dir;                    // the model directory it was opened from (a copy)
     int lora_r;                   // the largest adapter rank (section 7); 0 without adapters
+    bool lora_off;                // adapters switched off (lf_lora_enable): the base model alone
     struct lf__train *train_;     // training state (lf_model_train_begin), else NULL
     struct lf__lora *lora_;       // adapters (section 7), else NULL
     lf_qtensor *qw_;              // [L, 7] quantized projections (lf_model_quantize), else NULL
@@ -835,6 +837,10 @@ LF_API lf_status lf_lora_load(lf_model *m, const char *dir);
 //   returns  LF_OK | LF_ERR_IO | LF_ERR_ARG (no adapters) | LF_ERR_NOMEM
 LF_API lf_status lf_lora_save(const lf_model *m, const char *dir);
 LF_API lf_lora_desc lf_lora_get_desc(const lf_model *m);  // the attached adapters' settings
+// Adapters on (the default) or off: off, the model computes as its base alone, with no second
+// copy of it (DPO's reference model when the policy is LoRA). Safe while training; not during a
+// forward.
+LF_API void lf_lora_enable(lf_model *m, bool enabled);
 // lf_lora_merge — fold the adapters into the weights (W + scale * B A, in f32, as PEFT's
 // merge_and_unload) and remove them; lf_model_save then writes a plain model, and new adapters
 // may be attached.
@@ -1004,6 +1010,37 @@ LF_API lf_status lf_sft_encode_chat(const lf_sft_desc *d, const lf_chat_msg *msg
 //   returns  LF_OK | LF_ERR_CONFIG (the tokenizer has no EOS token) | LF_ERR_FORMAT (invalid UTF-8)
 LF_API lf_status lf_sft_encode_text(const lf_sft_desc *d, const char *prompt, const char *text, lf_sft_sample *out);
 LF_API void lf_sft_sample_deinit(lf_sft_sample *s);  // safe on zeroed objects
+
+// Preference losses (DPO and its variants) from per-sequence log-probabilities: for pair i,
+// pc/pr are the policy's summed log-probs of the chosen and rejected completions, rc/rr the
+// reference model's, and z = (pc - rc) - (pr - rr) (reference_free: pc - pr). As TRL's
+// DPOTrainer computes them:
+//   sigmoid  -logsigmoid(beta z) (1 - ls) - logsigmoid(-beta z) ls   (ls: label_smoothing)
+//   hinge    relu(1 - beta z)
+//   ipo      (z - 1 / (2 beta))^2
+// and the implicit rewards beta (pc - rc), beta (pr - rr).
+typedef enum lf_pref_loss { LF_PREF_SIGMOID = 0, LF_PREF_HINGE = 1, LF_PREF_IPO = 2 } lf_pref_loss;
+typedef struct lf_dpo_desc {
+    float beta;              // 0.1 (the product's DPOConfig)
+    lf_pref_loss loss_type;  // sigmoid
+    float label_smoothing;   // 0; conservative DPO (sigmoid only)
+    bool reference_free;     // false
+} lf_dpo_desc;
+LF_API lf_dpo_desc lf_dpo_desc_default(void);
+
+// What TRL logs per step, means over the pairs: rewards/chosen, rewards/rejected,
+// rewards/accuracies (chosen reward > rejected), rewards/margins, logps/chosen, logps/rejected.
+typedef struct lf_pref_stats {
+    double loss, rewards_chosen, rewards_rejected, accuracies, margins, logps_chosen, logps_rejected;
+} lf_pref_stats;
+
+// lf_dpo_loss — the mean loss over n pairs and its gradient: dpc[i], dpr[i] = d mean / d pc[i],
+// d pr[i] (the reference is constant).
+//   returns  LF_OK | LF_ERR_CONFIG (beta <= 0, label_smoothing outside [0, 0.5), a loss type
+//            outside the enum; the field named) | LF_ERR_ARG (n <= 0)
+//   threads  safe
+LF_API lf_status lf_dpo_loss(const lf_dpo_desc *d, const double *pc, const double *pr, const double *rc, const double *rr,
+                             int n, double *dpc, double *dpr, lf_pref_stats *st);
 
 // == 10. data (API) ==============================================================================
 // threads: readers, datasets and batchers are safe on distinct objects; a dataset is read-only
@@ -8702,7 +8739,7 @@ static void lf__proj_forward(const lf_model *m, const lf_layer *ly, lf_proj p, f
     const lf_tensor *w = &ly->w[p];
     if (ly->q[p]) lf__qgemm(m->pool, y, x, ly->q[p], ly->b[p], n, a->mm, false, false);
     else lf__matmul(m->pool, y, x, w->data, w->dtype, ly->b[p], n, w->shape[0], w->shape[1], a->mm);
-    const lf_lowrank *d = ly->lora[p];
+    const lf_lowrank *d = m->lora_off ? NULL : ly->lora[p];
     if (!d) return;
     lf__matmul(m->pool, a->lora, x, d->A, LF_DTYPE_F32, NULL, n, d->r, w->shape[1], a->mm);
     for (int64_t i = 0; i < n * d->r; i++) a->lora[i] *= d->scale;
@@ -9047,7 +9084,7 @@ static const float *lf__lora_input(lf__train *t, const lf_lowrank *d, int l, int
 static void lf__tproj_forward(lf_model *m, lf__train *t, int l, lf_proj p, float *y, const float *x) {
     const lf_layer *ly = &m->layers[l];
     const lf_tensor *w = &ly->w[p];
-    const lf_lowrank *d = ly->lora[p];
+    const lf_lowrank *d = m->lora_off ? NULL : ly->lora[p];
     int64_t N = (int64_t)t->B * t->T, out = w->shape[0], in = w->shape[1];
     if (ly->q[p]) lf__qgemm(m->pool, y, x, ly->q[p], ly->b[p], N, t->mm, false, false);
     else lf__matmul(m->pool, y, x, w->data, w->dtype, ly->b[p], N, out, in, t->mm);
@@ -9062,7 +9099,7 @@ static void lf__tproj_forward(lf_model *m, lf__train *t, int l, lf_proj p, float
 static void lf__tproj_backward(lf_model *m, lf__train *t, int l, lf_proj p, float *dx, const float *dy, const float *x) {
     const lf_layer *ly = &m->layers[l];
     const lf_tensor *w = &ly->w[p];
-    const lf_lowrank *d = ly->lora[p];
+    const lf_lowrank *d = m->lora_off ? NULL : ly->lora[p];
     lf_pool *pool = m->pool;
     int64_t N = (int64_t)t->B * t->T, out = w->shape[0], in = w->shape[1];
     if (ly->q[p]) lf__qgemm(pool, dx, dy, ly->q[p], NULL, N, t->mm, false, true);  // frozen: dx only
@@ -9529,6 +9566,8 @@ LF_API lf_status lf_lora_attach(lf_model *m, const lf_lora_desc *d) {
         }
     return LF_OK;
 }
+
+LF_API void lf_lora_enable(lf_model *m, bool enabled) { m->lora_off = !enabled; }
 
 LF_API lf_lora_desc lf_lora_get_desc(const lf_model *m) {
     lf_lora_desc d;
@@ -10236,6 +10275,8 @@ LF_API lf_status lf_ckpt_prune(const char *run_dir, int keep) {
 
 // == 9. objectives (impl) ========================================================================
 
+// -- 9.1 SFT samples
+
 LF_API void lf_sft_sample_deinit(lf_sft_sample *s) {
     LF_FREE(s->tokens);
     LF_FREE(s->labels);
@@ -10367,6 +10408,51 @@ LF_API lf_status lf_sft_encode_text(const lf_sft_desc *d, const char *prompt, co
     for (size_t t = a; t < nfull; t++) out->labels[t] = full[t];
     LF_FREE(p);
     lf__sft_finish(d, out);
+    return LF_OK;
+}
+
+// -- 9.2 preference losses
+
+LF_API lf_dpo_desc lf_dpo_desc_default(void) {
+    lf_dpo_desc d;
+    memset(&d, 0, sizeof d);
+    d.beta = 0.1f, d.loss_type = LF_PREF_SIGMOID;
+    return d;
+}
+
+// log(sigmoid(x)) without overflow on either side.
+static double lf__logsigmoid(double x) { return x >= 0 ? -log1p(exp(-x)) : x - log1p(exp(x)); }
+
+LF_API lf_status lf_dpo_loss(const lf_dpo_desc *d, const double *pc, const double *pr, const double *rc, const double *rr,
+                             int n, double *dpc, double *dpr, lf_pref_stats *st) {
+    if (!(d->beta > 0)) return lf__fail(LF_ERR_CONFIG, "dpo.beta: must be > 0, got %g", (double)d->beta);
+    if (!(d->label_smoothing >= 0 && d->label_smoothing < 0.5f))
+        return lf__fail(LF_ERR_CONFIG, "dpo.label_smoothing: must be in [0, 0.5), got %g", (double)d->label_smoothing);
+    if ((unsigned)d->loss_type > LF_PREF_IPO) return lf__fail(LF_ERR_CONFIG, "dpo.loss_type: unknown value %d", (int)d->loss_type);
+    if (n <= 0) return lf__fail(LF_ERR_ARG, "dpo_loss: no pairs");
+    double beta = d->beta, ls = d->label_smoothing;
+    lf_pref_stats s;
+    memset(&s, 0, sizeof s);
+    for (int i = 0; i < n; i++) {
+        double ref_c = d->reference_free ? 0 : rc[i], ref_r = d->reference_free ? 0 : rr[i];
+        double z = (pc[i] - ref_c) - (pr[i] - ref_r), loss, dz;  // dz: d loss / d z
+        if (d->loss_type == LF_PREF_SIGMOID) {
+            loss = -lf__logsigmoid(beta * z) * (1 - ls) - lf__logsigmoid(-beta * z) * ls;
+            dz = -beta * (1 - ls) * exp(lf__logsigmoid(-beta * z)) + beta * ls * exp(lf__logsigmoid(beta * z));
+        } else if (d->loss_type == LF_PREF_HINGE) {
+            loss = LF__MAX(0.0, 1 - beta * z);
+            dz = 1 - beta * z > 0 ? -beta : 0;
+        } else {
+            double e = z - 1 / (2 * beta);
+            loss = e * e, dz = 2 * e;
+        }
+        if (dpc) dpc[i] = dz / n;
+        if (dpr) dpr[i] = -dz / n;
+        double wc = beta * (pc[i] - ref_c), wr = beta * (pr[i] - ref_r);
+        s.loss += loss / n, s.rewards_chosen += wc / n, s.rewards_rejected += wr / n, s.accuracies += (wc > wr) / (double)n;
+        s.margins += (wc - wr) / n, s.logps_chosen += pc[i] / n, s.logps_rejected += pr[i] / n;
+    }
+    if (st) *st = s;
     return LF_OK;
 }
 

@@ -495,6 +495,43 @@ static int test_qlora_nf4(void) {
     return 0;
 }
 
+// Adapters switched off: the base model's logits (the transformers fixture), on again: PEFT's.
+static int test_lora_enable(void) {
+    lf_st_file in, g;
+    CHECK_OK(lf_st_open(&in, LF_TEST_MODELS "llama_f32/grads.safetensors"));
+    CHECK_OK(lf_st_open(&g, LF_TEST_MODELS "llama_f32/lora_ref/grads.safetensors"));
+    const lf_st_tensor *ids = lf_st_find(&in, "input_ids"), *base = lf_st_find(&in, "logits"), *lg = lf_st_find(&g, "logits");
+    CHECK(ids && base && lg);
+    int B = (int)ids->shape[0], T = (int)ids->shape[1];
+    lf_model m;
+    lf_model_desc d = {.path = LF_TEST_MODELS "llama_f32", .n_threads = 2, .max_tokens = 64, .max_seq_len = 64};
+    CHECK_OK(lf_model_open(&m, &d));
+    CHECK_OK(lf_lora_load(&m, LF_TEST_MODELS "llama_f32/lora_ref"));
+    int64_t n = (int64_t)B * T * m.cfg.V;
+    float *got = (float *)malloc((size_t)n * sizeof(float));
+    CHECK(got);
+    lf_lora_enable(&m, false);
+    if (lora_logits(&m, (const int32_t *)ids->data, B, T, got)) return 1;
+    double off = lora_max_diff(got, (const float *)base->data, n);
+    lf_lora_enable(&m, true);
+    if (lora_logits(&m, (const int32_t *)ids->data, B, T, got)) return 1;
+    double on = lora_max_diff(got, (const float *)lg->data, n);
+    // in training mode too: the reference log-probs of DPO come from the same model, adapters off
+    CHECK_OK(lf_model_train_begin(&m, B, T, 0));
+    lf_train_batch tb = {.tokens = (const int32_t *)ids->data, .labels = (const int32_t *)ids->data};
+    float loss_on, loss_off;
+    CHECK_OK(lf_model_train_eval(&m, &tb, &loss_on, NULL));
+    lf_lora_enable(&m, false);
+    CHECK_OK(lf_model_train_eval(&m, &tb, &loss_off, NULL));
+    lf_lora_enable(&m, true);
+    if (getenv("LF_TEST_VERBOSE")) fprintf(stderr, "  adapters off: %.2g from the base; on: %.2g from PEFT\n", off, on);
+    CHECK(off <= 1e-4 && on <= 1e-4 && loss_on != loss_off);
+    free(got);
+    lf_model_close(&m);
+    lf_st_close(&in), lf_st_close(&g);
+    return 0;
+}
+
 // -- objectives over log-probabilities (lf_train_batch.objective)
 
 typedef struct obj_ctx {
@@ -592,6 +629,7 @@ static int test_objective_head(void) {
 }
 
 static const lf_test tests_lora[] = {
+    {"lora/enable_disable", test_lora_enable},
     {"train/objective_head", test_objective_head},
     {"lora/qlora_nf4", test_qlora_nf4},
     {"train/checkpointing_full", test_checkpointing_full},
