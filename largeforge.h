@@ -33,7 +33,7 @@
 //    8. train        AdamW, learning-rate schedules, gradient clipping, the training config,
 //                    checkpoints
 //    9. objectives   SFT: chat and text samples with the loss on the answers only; preference
-//                    losses (DPO, hinge, IPO) from per-sequence log-probabilities
+//                    losses (DPO, hinge, IPO, ORPO) from per-sequence log-probabilities
 //   10. data         dataset formats and streaming reader, split, tokenized cache, batches
 //   12. generate     sampling, stop strings, streaming generation
 //
@@ -1011,14 +1011,14 @@ LF_API lf_status lf_sft_encode_chat(const lf_sft_desc *d, const lf_chat_msg *msg
 LF_API lf_status lf_sft_encode_text(const lf_sft_desc *d, const char *prompt, const char *text, lf_sft_sample *out);
 LF_API void lf_sft_sample_deinit(lf_sft_sample *s);  // safe on zeroed objects
 
-// Preference losses (DPO and its variants) from per-sequence log-probabilities: for pair i,
-// pc/pr are the policy's summed log-probs of the chosen and rejected completions, rc/rr the
-// reference model's, and z = (pc - rc) - (pr - rr) (reference_free: pc - pr). As TRL's
-// DPOTrainer computes them:
-//   sigmoid  -logsigmoid(beta z) (1 - ls) - logsigmoid(-beta z) ls   (ls: label_smoothing)
+// Preference losses from per-sequence log-probabilities, as TRL computes them. For pair i, pc/pr
+// are the policy's summed log-probs of the chosen and rejected completions, rc/rr the reference
+// model's; z = (pc - rc) - (pr - rr) (reference_free: pc - pr):
+//   sigmoid  -logsigmoid(beta z) (1 - ls) - logsigmoid(-beta z) ls   (ls: label_smoothing, TRL <= 0.26's cDPO)
 //   hinge    relu(1 - beta z)
-//   ipo      (z - 1 / (2 beta))^2
-// and the implicit rewards beta (pc - rc), beta (pr - rr).
+//   ipo      (z' - 1 / (2 beta))^2, z' with each log-ratio divided by its completion's tokens
+// The implicit rewards are beta (pc - rc) and beta (pr - rr) (the reference subtracted even when
+// reference_free, as TRL 0.26 logs them).
 typedef enum lf_pref_loss { LF_PREF_SIGMOID = 0, LF_PREF_HINGE = 1, LF_PREF_IPO = 2 } lf_pref_loss;
 typedef struct lf_dpo_desc {
     float beta;              // 0.1 (the product's DPOConfig)
@@ -1028,19 +1028,32 @@ typedef struct lf_dpo_desc {
 } lf_dpo_desc;
 LF_API lf_dpo_desc lf_dpo_desc_default(void);
 
+typedef struct lf_pref_pairs {
+    int n;
+    const double *pc, *pr;  // [n] the policy's summed log-probs (ORPO: averaged per token)
+    const double *rc, *rr;  // [n] the reference's; may be NULL when reference_free (and for ORPO)
+    const int *nc, *nr;     // [n] completion lengths in tokens (IPO); NULL: 1
+} lf_pref_pairs;
+
 // What TRL logs per step, means over the pairs: rewards/chosen, rewards/rejected,
-// rewards/accuracies (chosen reward > rejected), rewards/margins, logps/chosen, logps/rejected.
+// rewards/accuracies (chosen reward > rejected), rewards/margins, logps/chosen, logps/rejected;
+// ORPO adds log_odds_ratio (mean logsigmoid of the log odds) and log_odds_chosen (their mean).
 typedef struct lf_pref_stats {
     double loss, rewards_chosen, rewards_rejected, accuracies, margins, logps_chosen, logps_rejected;
+    double log_odds_ratio, log_odds_chosen;
 } lf_pref_stats;
 
-// lf_dpo_loss — the mean loss over n pairs and its gradient: dpc[i], dpr[i] = d mean / d pc[i],
-// d pr[i] (the reference is constant).
-//   returns  LF_OK | LF_ERR_CONFIG (beta <= 0, label_smoothing outside [0, 0.5), a loss type
-//            outside the enum; the field named) | LF_ERR_ARG (n <= 0)
+// lf_dpo_loss — the mean loss over the pairs and its gradient: dpc[i], dpr[i] = d mean / d pc[i],
+// d pr[i] (the reference is constant); either may be NULL.
+//   returns  LF_OK | LF_ERR_CONFIG (beta <= 0, label_smoothing outside [0, 0.5), an unknown loss
+//            type; the field named) | LF_ERR_ARG (no pairs; no reference without reference_free)
 //   threads  safe
-LF_API lf_status lf_dpo_loss(const lf_dpo_desc *d, const double *pc, const double *pr, const double *rc, const double *rr,
-                             int n, double *dpc, double *dpr, lf_pref_stats *st);
+LF_API lf_status lf_dpo_loss(const lf_dpo_desc *d, const lf_pref_pairs *p, double *dpc, double *dpr, lf_pref_stats *st);
+// lf_orpo_loss — ORPO's odds-ratio term over pairs of average per-token log-probs:
+// -beta * mean(logsigmoid(log odds(pc) - log odds(pr))), log odds(p) = p - log(1 - e^p); the
+// trainer adds it to the chosen completions' NLL. Gradients as lf_dpo_loss.
+//   returns  LF_OK | LF_ERR_CONFIG (orpo.beta <= 0) | LF_ERR_ARG (no pairs; a log-prob >= 0)
+LF_API lf_status lf_orpo_loss(float beta, const lf_pref_pairs *p, double *dpc, double *dpr, lf_pref_stats *st);
 
 // == 10. data (API) ==============================================================================
 // threads: readers, datasets and batchers are safe on distinct objects; a dataset is read-only
@@ -10423,19 +10436,28 @@ LF_API lf_dpo_desc lf_dpo_desc_default(void) {
 // log(sigmoid(x)) without overflow on either side.
 static double lf__logsigmoid(double x) { return x >= 0 ? -log1p(exp(-x)) : x - log1p(exp(x)); }
 
-LF_API lf_status lf_dpo_loss(const lf_dpo_desc *d, const double *pc, const double *pr, const double *rc, const double *rr,
-                             int n, double *dpc, double *dpr, lf_pref_stats *st) {
+// The rewards and log-prob means TRL logs, over pairs with rewards wc[i], wr[i].
+static void lf__pref_stats(lf_pref_stats *s, const lf_pref_pairs *p, int i, double wc, double wr) {
+    double n = p->n;
+    s->rewards_chosen += wc / n, s->rewards_rejected += wr / n, s->accuracies += (wc > wr) / n, s->margins += (wc - wr) / n;
+    s->logps_chosen += p->pc[i] / n, s->logps_rejected += p->pr[i] / n;
+}
+
+LF_API lf_status lf_dpo_loss(const lf_dpo_desc *d, const lf_pref_pairs *p, double *dpc, double *dpr, lf_pref_stats *st) {
     if (!(d->beta > 0)) return lf__fail(LF_ERR_CONFIG, "dpo.beta: must be > 0, got %g", (double)d->beta);
     if (!(d->label_smoothing >= 0 && d->label_smoothing < 0.5f))
         return lf__fail(LF_ERR_CONFIG, "dpo.label_smoothing: must be in [0, 0.5), got %g", (double)d->label_smoothing);
     if ((unsigned)d->loss_type > LF_PREF_IPO) return lf__fail(LF_ERR_CONFIG, "dpo.loss_type: unknown value %d", (int)d->loss_type);
-    if (n <= 0) return lf__fail(LF_ERR_ARG, "dpo_loss: no pairs");
-    double beta = d->beta, ls = d->label_smoothing;
+    if (p->n <= 0) return lf__fail(LF_ERR_ARG, "dpo_loss: no pairs");
+    if (!d->reference_free && (!p->rc || !p->rr)) return lf__fail(LF_ERR_ARG, "dpo_loss: reference log-probs are required");
+    double beta = d->beta, ls = d->label_smoothing, n = p->n;
     lf_pref_stats s;
     memset(&s, 0, sizeof s);
-    for (int i = 0; i < n; i++) {
-        double ref_c = d->reference_free ? 0 : rc[i], ref_r = d->reference_free ? 0 : rr[i];
-        double z = (pc[i] - ref_c) - (pr[i] - ref_r), loss, dz;  // dz: d loss / d z
+    for (int i = 0; i < p->n; i++) {
+        double rc = p->rc ? p->rc[i] : 0, rr = p->rr ? p->rr[i] : 0, zc = p->pc[i] - (d->reference_free ? 0 : rc),
+               zr = p->pr[i] - (d->reference_free ? 0 : rr), tc = 1, tr = 1, loss, dz;  // dz: d loss / d z
+        if (d->loss_type == LF_PREF_IPO) tc = p->nc ? LF__MAX(1, p->nc[i]) : 1, tr = p->nr ? LF__MAX(1, p->nr[i]) : 1;
+        double z = zc / tc - zr / tr;
         if (d->loss_type == LF_PREF_SIGMOID) {
             loss = -lf__logsigmoid(beta * z) * (1 - ls) - lf__logsigmoid(-beta * z) * ls;
             dz = -beta * (1 - ls) * exp(lf__logsigmoid(-beta * z)) + beta * ls * exp(lf__logsigmoid(beta * z));
@@ -10446,11 +10468,33 @@ LF_API lf_status lf_dpo_loss(const lf_dpo_desc *d, const double *pc, const doubl
             double e = z - 1 / (2 * beta);
             loss = e * e, dz = 2 * e;
         }
-        if (dpc) dpc[i] = dz / n;
-        if (dpr) dpr[i] = -dz / n;
-        double wc = beta * (pc[i] - ref_c), wr = beta * (pr[i] - ref_r);
-        s.loss += loss / n, s.rewards_chosen += wc / n, s.rewards_rejected += wr / n, s.accuracies += (wc > wr) / (double)n;
-        s.margins += (wc - wr) / n, s.logps_chosen += pc[i] / n, s.logps_rejected += pr[i] / n;
+        if (dpc) dpc[i] = dz / tc / n;
+        if (dpr) dpr[i] = -dz / tr / n;
+        s.loss += loss / n;
+        lf__pref_stats(&s, p, i, beta * (p->pc[i] - rc), beta * (p->pr[i] - rr));
+    }
+    if (st) *st = s;
+    return LF_OK;
+}
+
+// log(1 - e^x) for x < 0, accurate at both ends.
+static double lf__log1mexp(double x) { return x < -0.6931471805599453 ? log1p(-exp(x)) : log(-expm1(x)); }
+
+LF_API lf_status lf_orpo_loss(float beta_f, const lf_pref_pairs *p, double *dpc, double *dpr, lf_pref_stats *st) {
+    if (!(beta_f > 0)) return lf__fail(LF_ERR_CONFIG, "orpo.beta: must be > 0, got %g", (double)beta_f);
+    if (p->n <= 0) return lf__fail(LF_ERR_ARG, "orpo_loss: no pairs");
+    double beta = beta_f, n = p->n;
+    lf_pref_stats s;
+    memset(&s, 0, sizeof s);
+    for (int i = 0; i < p->n; i++) {
+        double pc = p->pc[i], pr = p->pr[i];
+        if (!(pc < 0) || !(pr < 0)) return lf__fail(LF_ERR_ARG, "orpo_loss: pair %d: log-probs must be < 0, got %g and %g", i, pc, pr);
+        double lo = (pc - pr) - (lf__log1mexp(pc) - lf__log1mexp(pr)), ls = lf__logsigmoid(lo), sg = exp(lf__logsigmoid(-lo));
+        // d log odds(p) / dp = 1 / (1 - e^p)
+        if (dpc) dpc[i] = -beta * sg / -expm1(pc) / n;
+        if (dpr) dpr[i] = beta * sg / -expm1(pr) / n;
+        s.loss -= beta * ls / n, s.log_odds_ratio += ls / n, s.log_odds_chosen += lo / n;
+        lf__pref_stats(&s, p, i, beta * pc, beta * pr);
     }
     if (st) *st = s;
     return LF_OK;

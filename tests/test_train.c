@@ -158,7 +158,82 @@ static int test_train_configs_shipped(void) {
     return 0;
 }
 
+// -- preference losses against TRL (tests/ref/make_pref_fixture.py: TRL's own functions on fixed
+// log-probs, float64): every per-case mean loss, gradient and logged metric within 1e-6
+// relative (beta is a float here: 0.1 is 0.100000001).
+
+static int pref_arr(const lf_node *obj, const char *key, double *out, int n) {
+    const lf_node *a = lf_node_get(obj, key);
+    if (!a || a->type != LF_NODE_ARRAY || a->n != n) return 0;
+    for (int i = 0; i < n; i++) out[i] = a->kids[i].num;
+    return 1;
+}
+
+static int pref_close(const char *what, const char *name, double got, double want) {
+    if (fabs(got - want) <= 1e-6 * fmax(1.0, fabs(want))) return 1;
+    fprintf(stderr, "    %s: %s %.12g, TRL %.12g\n", what, name, got, want);
+    return 0;
+}
+
+static int test_pref_losses_trl(void) {
+    lf_doc doc;
+    CHECK_OK(lf_json_load(&doc, "tests/fixtures/pref/losses.json"));
+    const lf_node *in = lf_node_get(doc.root, "dpo_inputs"), *cases = lf_node_get(doc.root, "cases");
+    CHECK(in && cases && cases->type == LF_NODE_ARRAY);
+    double pc[4], pr[4], rc[4], rr[4], ncd[4], nrd[4];
+    CHECK(pref_arr(in, "pc", pc, 4) && pref_arr(in, "pr", pr, 4) && pref_arr(in, "rc", rc, 4) && pref_arr(in, "rr", rr, 4) &&
+          pref_arr(in, "n_chosen", ncd, 4) && pref_arr(in, "n_rejected", nrd, 4));
+    int nc[4], nr[4];
+    for (int i = 0; i < 4; i++) nc[i] = (int)ncd[i], nr[i] = (int)nrd[i];
+    int ok = 1, checked = 0;
+    for (int k = 0; k < cases->n; k++) {
+        const lf_node *c = &cases->kids[k], *cfg = lf_node_get(c, "config"), *g = lf_node_get(c, "grad"), *mt = lf_node_get(c, "metrics");
+        const char *name = lf_node_get(c, "name")->str;
+        lf_pref_stats st;
+        double dpc[4], dpr[4], want_pc[4], want_pr[4];
+        CHECK(pref_arr(g, "pc", want_pc, 4) && pref_arr(g, "pr", want_pr, 4));
+        if (strncmp(name, "orpo", 4) == 0) {
+            double opc[4], opr[4];
+            const lf_node *oin = lf_node_get(c, "inputs");
+            CHECK(pref_arr(oin, "pc", opc, 4) && pref_arr(oin, "pr", opr, 4));
+            lf_pref_pairs pp = {4, opc, opr, NULL, NULL, NULL, NULL};
+            CHECK_OK(lf_orpo_loss((float)lf_node_get(cfg, "beta")->num, &pp, dpc, dpr, &st));
+            ok &= pref_close(name, "log_odds_ratio", st.log_odds_ratio, lf_node_get(c, "log_odds_ratio")->num);
+            ok &= pref_close(name, "log_odds_chosen", st.log_odds_chosen, lf_node_get(c, "log_odds_chosen")->num);
+        } else {
+            lf_dpo_desc d = lf_dpo_desc_default();
+            const char *lt = lf_node_get(cfg, "loss_type")->str;
+            d.beta = (float)lf_node_get(cfg, "beta")->num, d.label_smoothing = (float)lf_node_get(cfg, "label_smoothing")->num;
+            d.reference_free = lf_node_get(cfg, "reference_free")->num != 0;
+            d.loss_type = !strcmp(lt, "hinge") ? LF_PREF_HINGE : !strcmp(lt, "ipo") ? LF_PREF_IPO : LF_PREF_SIGMOID;
+            lf_pref_pairs pp = {4, pc, pr, rc, rr, nc, nr};
+            CHECK_OK(lf_dpo_loss(&d, &pp, dpc, dpr, &st));
+        }
+        ok &= pref_close(name, "loss", st.loss, lf_node_get(c, "loss")->num);
+        for (int i = 0; i < 4; i++) ok &= pref_close(name, "d/dpc", dpc[i], want_pc[i]) & pref_close(name, "d/dpr", dpr[i], want_pr[i]);
+        ok &= pref_close(name, "rewards/chosen", st.rewards_chosen, lf_node_get(mt, "rewards/chosen")->num);
+        ok &= pref_close(name, "rewards/rejected", st.rewards_rejected, lf_node_get(mt, "rewards/rejected")->num);
+        ok &= pref_close(name, "rewards/accuracies", st.accuracies, lf_node_get(mt, "rewards/accuracies")->num);
+        ok &= pref_close(name, "rewards/margins", st.margins, lf_node_get(mt, "rewards/margins")->num);
+        ok &= pref_close(name, "logps/chosen", st.logps_chosen, lf_node_get(mt, "logps/chosen")->num);
+        ok &= pref_close(name, "logps/rejected", st.logps_rejected, lf_node_get(mt, "logps/rejected")->num);
+        checked++;
+    }
+    lf_doc_deinit(&doc);
+    CHECK(checked == 6 && ok);
+    lf_dpo_desc bad = lf_dpo_desc_default();
+    lf_pref_pairs pp = {4, pc, pr, NULL, NULL, NULL, NULL};
+    CHECK_ERR(lf_dpo_loss(&bad, &pp, NULL, NULL, NULL), LF_ERR_ARG, "reference log-probs are required");
+    bad.beta = 0;
+    CHECK_ERR(lf_dpo_loss(&bad, &pp, NULL, NULL, NULL), LF_ERR_CONFIG, "dpo.beta");
+    double zero[4] = {-1, -2, 0, -1};  // an average log-prob of 0 has no odds
+    lf_pref_pairs pz = {4, zero, pr, NULL, NULL, NULL, NULL};
+    CHECK_ERR(lf_orpo_loss(0.1f, &pz, NULL, NULL, NULL), LF_ERR_ARG, "pair 2: log-probs must be < 0");
+    return 0;
+}
+
 static const lf_test tests_train[] = {
+    {"train/preference_losses_trl", test_pref_losses_trl},
     {"train/configs_shipped", test_train_configs_shipped},
     {"train/config", test_train_config},
     {"train/checkpoint_resume_lora", test_ckpt_resume_lora},
