@@ -1155,6 +1155,12 @@ LF_API bool lf_data_is_validation(uint64_t seed, int64_t index, double ratio);  
 //   returns  as those, with file:line prepended | LF_ERR_UNSUPPORTED (DPO records: the
 //            preference objectives read them)
 LF_API lf_status lf_data_encode(const lf_sft_desc *d, const lf_data_record *rec, lf_sft_sample *out);
+// lf_data_encode_pair — a DPO record's two samples: the chosen and the rejected completion after
+// the same prompt, the prompt masked in both (strings: as prompt/completion text, EOS appended;
+// message lists: rendered with the chat template, the completions' assistant turns trained).
+//   returns  as lf_data_encode | LF_ERR_ARG (not a DPO record)
+LF_API lf_status lf_data_encode_pair(const lf_sft_desc *d, const lf_data_record *rec, lf_sft_sample *chosen,
+                                     lf_sft_sample *rejected);
 
 typedef struct lf_data_stats {
     int64_t records;          // records read
@@ -11074,6 +11080,34 @@ LF_API lf_status lf_data_encode(const lf_sft_desc *d, const lf_data_record *rec,
     default: return lf__fail(LF_ERR_ARG, "lf_data_encode: unknown format %d", (int)rec->format);
     }
     if (s != LF_OK) lf__wrap(s, "%s:%lld", rec->file ? rec->file : "<data>", (long long)rec->line);
+    return s;
+}
+
+// One completion of a DPO record after its prompt.
+static lf_status lf__dpo_encode_one(const lf_sft_desc *d, const lf_data_field *prompt, const lf_data_field *c, lf_sft_sample *out) {
+    if (prompt->text && c->text) return lf_sft_encode_text(d, prompt->text, c->text, out);
+    if (!prompt->msgs || !c->msgs) return lf__fail(LF_ERR_FORMAT, "prompt and completions must be all strings or all message lists");
+    lf_chat_msg *msgs = (lf_chat_msg *)lf__alloc((size_t)(prompt->n_msgs + c->n_msgs) * sizeof *msgs, "preference messages");
+    if (!msgs) return LF_ERR_NOMEM;
+    memcpy(msgs, prompt->msgs, (size_t)prompt->n_msgs * sizeof *msgs);
+    memcpy(msgs + prompt->n_msgs, c->msgs, (size_t)c->n_msgs * sizeof *msgs);
+    lf_status s = lf_sft_encode_chat(d, msgs, prompt->n_msgs + c->n_msgs, prompt->n_msgs, out);
+    LF_FREE(msgs);
+    return s;
+}
+
+LF_API lf_status lf_data_encode_pair(const lf_sft_desc *d, const lf_data_record *rec, lf_sft_sample *chosen,
+                                     lf_sft_sample *rejected) {
+    memset(chosen, 0, sizeof *chosen), memset(rejected, 0, sizeof *rejected);
+    if (rec->format != LF_DATA_DPO)
+        return lf__fail(LF_ERR_ARG, "%s:%lld: not a preference pair (the format is %s)", rec->file ? rec->file : "<data>",
+                        (long long)rec->line, lf_data_format_name(rec->format));
+    lf_status s = lf__dpo_encode_one(d, &rec->prompt, &rec->chosen, chosen);
+    if (s == LF_OK) s = lf__dpo_encode_one(d, &rec->prompt, &rec->rejected, rejected);
+    if (s != LF_OK) {
+        lf_sft_sample_deinit(chosen), lf_sft_sample_deinit(rejected);
+        lf__wrap(s, "%s:%lld", rec->file ? rec->file : "<data>", (long long)rec->line);
+    }
     return s;
 }
 

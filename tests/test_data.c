@@ -883,7 +883,50 @@ static int test_data_allocation_failures(void) {
     return lf_test_each_allocation_fails(data_session, tok);
 }
 
+// DPO records: two samples sharing the masked prompt, each training its own completion (and the
+// end-of-turn or EOS after it).
+static int test_data_encode_pair(void) {
+    const lf_tokenizer *tok = data_get_tok("tiny_chat");
+    CHECK(tok);
+    lf_data_reader r;
+    const lf_data_record *rec;
+    CHECK_OK(lf_data_open(&r, DATA_DIR "dpo.jsonl", LF_DATA_AUTO, 0));
+    lf_sft_desc d;
+    memset(&d, 0, sizeof d);
+    d.tok = tok;
+    int pairs = 0;
+    while (lf_data_next(&r, &rec) == LF_OK && rec) {
+        lf_sft_sample c, j;
+        CHECK_OK(lf_data_encode_pair(&d, rec, &c, &j));
+        int pc = 0, pj = 0;  // the masked prompts are the same tokens
+        while (pc < c.n && c.labels[pc] == LF_IGNORE_INDEX) pc++;
+        while (pj < j.n && j.labels[pj] == LF_IGNORE_INDEX) pj++;
+        CHECK(pc == pj && pc > 0 && memcmp(c.tokens, j.tokens, (size_t)pc * 4) == 0 && c.n_trained == c.n - pc);
+        for (int k = 0; k < 2; k++) {  // each trains its own completion first
+            const lf_sft_sample *smp = k ? &j : &c;
+            const lf_data_field *f = k ? &rec->rejected : &rec->chosen;
+            const char *want = f->text ? f->text : f->msgs[0].content;
+            char *text = NULL;
+            size_t len = 0;
+            CHECK_OK(lf_tok_decode(tok, smp->tokens + pc, (size_t)(smp->n - pc), false, &text, &len));
+            CHECK(strncmp(text, want, strlen(want)) == 0 && len > strlen(want));  // + EOS or end of turn
+            lf_free(text);
+        }
+        lf_sft_sample_deinit(&c), lf_sft_sample_deinit(&j);
+        pairs++;
+    }
+    CHECK(pairs == 3);
+    lf_data_close(&r);
+    CHECK_OK(lf_data_open(&r, DATA_DIR "alpaca.jsonl", LF_DATA_AUTO, 0));
+    CHECK_OK(lf_data_next(&r, &rec));
+    lf_sft_sample c, j;
+    CHECK_ERR(lf_data_encode_pair(&d, rec, &c, &j), LF_ERR_ARG, "alpaca.jsonl:1: not a preference pair (the format is alpaca)");
+    lf_data_close(&r);
+    return 0;
+}
+
 static const lf_test tests_data[] = {
+    {"data/encode_pair", test_data_encode_pair},
     {"data/formats", test_data_formats},
     {"data/detection", test_data_detection},
     {"data/bad_inputs", test_data_bad_inputs},
