@@ -1055,6 +1055,16 @@ LF_API lf_status lf_dpo_loss(const lf_dpo_desc *d, const lf_pref_pairs *p, doubl
 //   returns  LF_OK | LF_ERR_CONFIG (orpo.beta <= 0) | LF_ERR_ARG (no pairs; a log-prob >= 0)
 LF_API lf_status lf_orpo_loss(float beta, const lf_pref_pairs *p, double *dpc, double *dpr, lf_pref_stats *st);
 
+// lf_dpo_grads — DPO's loss and gradients for one micro-batch of pairs (section 6's objective
+// head): rows [0, B/2) are the chosen samples, rows [B/2, B) the rejected ones in the same order,
+// labels masking the prompts (lf_data_encode_pair). ref[B] holds the reference model's summed
+// log-probs per row; NULL takes them from this model with its adapters switched off (a LoRA
+// policy's base: no second model). st gets the loss and TRL's metrics.
+//   returns  LF_OK | LF_ERR_ARG (B odd; not training; no adapters to switch off with ref NULL
+//            and not reference_free) | as lf_dpo_loss and lf_model_train_grads
+//   threads  not safe on the same m
+LF_API lf_status lf_dpo_grads(lf_model *m, const lf_dpo_desc *d, const lf_train_batch *b, const double *ref, lf_pref_stats *st);
+
 // == 10. data (API) ==============================================================================
 // threads: readers, datasets and batchers are safe on distinct objects; a dataset is read-only
 // once open, so several batchers may share it.
@@ -10504,6 +10514,73 @@ LF_API lf_status lf_orpo_loss(float beta_f, const lf_pref_pairs *p, double *dpc,
     }
     if (st) *st = s;
     return LF_OK;
+}
+
+typedef struct lf__dpo_obj {
+    const lf_dpo_desc *d;
+    const double *ref;       // [B] reference sums
+    const int *counts;       // [B] scored positions per row (IPO's averaging)
+    lf_pref_stats st;
+    lf_status status;
+} lf__dpo_obj;
+
+// The objective: per-row sums of log-probs, DPO over (row i, row i + B/2), each row's
+// gradient spread over its positions.
+static float lf__dpo_objective(void *user, const float *logp, float *dlogp, int B, int T) {
+    lf__dpo_obj *o = (lf__dpo_obj *)user;
+    int P = B / 2;
+    double S[2 * 256], g[2 * 256];  // B is at most 512 rows (lf_dpo_grads checks)
+    for (int r = 0; r < B; r++) {
+        S[r] = 0;
+        for (int t = 0; t < T; t++) S[r] += logp[(size_t)r * (size_t)T + (size_t)t];
+    }
+    lf_pref_pairs pp = {P, S, S + P, o->ref, o->ref ? o->ref + P : NULL, o->counts, o->counts + P};
+    o->status = lf_dpo_loss(o->d, &pp, g, g + P, &o->st);
+    for (int r = 0; r < B; r++)
+        for (int t = 0; t < T; t++) dlogp[(size_t)r * (size_t)T + (size_t)t] = o->status == LF_OK ? (float)g[r] : 0.0f;
+    return (float)o->st.loss;
+}
+
+LF_API lf_status lf_dpo_grads(lf_model *m, const lf_dpo_desc *d, const lf_train_batch *b, const double *ref, lf_pref_stats *st) {
+    lf__train *t = m->train_;
+    if (!t) return lf__fail(LF_ERR_ARG, "dpo_grads: call lf_model_train_begin first");
+    int B = t->B, T = t->T;
+    if (B % 2 || B > 512) return lf__fail(LF_ERR_ARG, "dpo_grads: %d rows: an even count of at most 512 (chosen, then rejected)", B);
+    if (!ref && !d->reference_free && !m->lora_r)
+        return lf__fail(LF_ERR_ARG, "dpo_grads: no reference log-probs, and no adapters to switch off for them");
+    int counts[512];
+    double refs[512];
+    for (int r = 0; r < B; r++) {  // the positions that have a target, as the model shifts labels
+        counts[r] = 0;
+        for (int i = 0; i + 1 < T; i++) {
+            size_t k = (size_t)r * (size_t)T + (size_t)i;
+            counts[r] += b->labels[k + 1] != -100 && (!b->pos || b->pos[k + 1] != 0);
+        }
+    }
+    lf_status s = LF_OK;
+    if (!ref && !d->reference_free) {  // the base's log-probs: the same model with its adapters off
+        float *lp = (float *)lf__alloc((size_t)B * (size_t)T * sizeof(float), "reference log-probs");
+        if (!lp) return LF_ERR_NOMEM;
+        lf_lora_enable(m, false);
+        s = lf_model_train_logps(m, b, lp);
+        lf_lora_enable(m, true);
+        for (int r = 0; r < B; r++) {
+            refs[r] = 0;
+            for (int i = 0; i < T; i++) refs[r] += lp[(size_t)r * (size_t)T + (size_t)i];
+        }
+        LF_FREE(lp);
+        ref = refs;
+    }
+    lf__dpo_obj o;
+    memset(&o, 0, sizeof o);
+    o.d = d, o.ref = ref, o.counts = counts;
+    lf_train_batch pb = *b;
+    pb.objective = lf__dpo_objective, pb.objective_user = &o;
+    float loss;
+    if (s == LF_OK) s = lf_model_train_grads(m, &pb, &loss);
+    if (s == LF_OK) s = o.status;
+    if (s == LF_OK && st) *st = o.st;
+    return s;
 }
 
 // == 10. data (impl) =============================================================================
