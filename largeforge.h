@@ -1027,6 +1027,15 @@ typedef struct lf_dpo_desc {
     bool reference_free;     // false
 } lf_dpo_desc;
 LF_API lf_dpo_desc lf_dpo_desc_default(void);
+// A config's `dpo` section, the product's DPOConfig: beta (0.1), loss_type (sigmoid | hinge |
+// ipo), label_smoothing (0), reference_free (false), max_prompt_length (512), max_length (1024),
+// precompute_ref_log_probs (false). Unknown keys and bad values name the file and key.
+typedef struct lf_dpo_config {
+    lf_dpo_desc loss;
+    int max_prompt_length, max_length;
+    bool precompute_ref_log_probs;
+} lf_dpo_config;
+LF_API lf_status lf_dpo_config_read(lf_dpo_config *c, const lf_doc *doc);
 
 typedef struct lf_pref_pairs {
     int n;
@@ -10447,6 +10456,32 @@ LF_API lf_dpo_desc lf_dpo_desc_default(void) {
     memset(&d, 0, sizeof d);
     d.beta = 0.1f, d.loss_type = LF_PREF_SIGMOID;
     return d;
+}
+
+
+LF_API lf_status lf_dpo_config_read(lf_dpo_config *c, const lf_doc *doc) {
+    memset(c, 0, sizeof *c);
+    c->loss = lf_dpo_desc_default(), c->max_prompt_length = 512, c->max_length = 1024;
+    const lf_node *n = lf_node_get(doc->root, "dpo");
+    if (n && n->type != LF_NODE_OBJECT && n->type != LF_NODE_NULL) return lf__fail(LF_ERR_CONFIG, "%s: 'dpo' must be a mapping", doc->name);
+    static const char *known[] = {"beta", "loss_type", "label_smoothing", "reference_free", "max_prompt_length", "max_length",
+                                  "precompute_ref_log_probs"};
+    static const char *types[] = {"sigmoid", "hinge", "ipo"};
+    lf_status s = lf_cfg_keys(doc, n, "dpo", known, (int)(sizeof known / sizeof *known));
+    lf_doc sub = *doc;
+    snprintf(sub.name, sizeof sub.name, "%.200s: dpo", doc->name);
+    int lt = 0;
+    if (s == LF_OK) s = lf__cfg_f(&sub, n, "beta", 1e-9, 1e9, false, &c->loss.beta);
+    if (s == LF_OK) s = lf__cfg_enum(&sub, n, "loss_type", types, 3, &lt);
+    if (s == LF_OK) s = lf__cfg_f(&sub, n, "label_smoothing", 0, 0.5, true, &c->loss.label_smoothing);
+    if (s == LF_OK) s = lf_cfg_bool(&sub, n, "reference_free", false, &c->loss.reference_free);
+    if (s == LF_OK) s = lf__cfg_i(&sub, n, "max_prompt_length", 1, 1 << 20, &c->max_prompt_length);
+    if (s == LF_OK) s = lf__cfg_i(&sub, n, "max_length", 2, 1 << 20, &c->max_length);
+    if (s == LF_OK) s = lf_cfg_bool(&sub, n, "precompute_ref_log_probs", false, &c->precompute_ref_log_probs);
+    if (s == LF_OK && c->max_prompt_length >= c->max_length)
+        s = lf__fail(LF_ERR_CONFIG, "%s: max_prompt_length %d must be below max_length %d", sub.name, c->max_prompt_length, c->max_length);
+    c->loss.loss_type = (lf_pref_loss)lt;
+    return s;
 }
 
 // log(sigmoid(x)) without overflow on either side.

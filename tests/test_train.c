@@ -232,7 +232,38 @@ static int test_pref_losses_trl(void) {
     return 0;
 }
 
+// The dpo section: the product's DPOConfig defaults, values, and field-named errors.
+static int test_dpo_config(void) {
+    lf_doc d;
+    lf_dpo_config c;
+    CHECK_OK(lf_yaml_parse(&d, "model:\n  name: x\n", 17, "dpo.yaml"));
+    CHECK_OK(lf_dpo_config_read(&c, &d));
+    CHECK(c.loss.beta == 0.1f && c.loss.loss_type == LF_PREF_SIGMOID && c.loss.label_smoothing == 0 && !c.loss.reference_free &&
+          c.max_prompt_length == 512 && c.max_length == 1024 && !c.precompute_ref_log_probs);
+    lf_doc_deinit(&d);
+    const char *y = "dpo:\n  beta: 0.3\n  loss_type: ipo\n  max_prompt_length: 64\n  max_length: 128\n  precompute_ref_log_probs: true\n";
+    CHECK_OK(lf_yaml_parse(&d, y, strlen(y), "dpo.yaml"));
+    CHECK_OK(lf_dpo_config_read(&c, &d));
+    CHECK(c.loss.beta == 0.3f && c.loss.loss_type == LF_PREF_IPO && c.max_prompt_length == 64 && c.max_length == 128 &&
+          c.precompute_ref_log_probs);
+    lf_doc_deinit(&d);
+    static const struct { const char *yaml, *msg; } bad[] = {
+        {"dpo:\n  bta: 0.1\n", "dpo.bta: unknown key (did you mean beta?)"},
+        {"dpo:\n  loss_type: kto\n", "'kto' is not one of sigmoid, hinge, ipo"},
+        {"dpo:\n  beta: 0\n", "dpo: beta"},
+        {"dpo:\n  label_smoothing: 0.5\n", "dpo: label_smoothing"},
+        {"dpo:\n  max_prompt_length: 2048\n", "max_prompt_length 2048 must be below max_length 1024"},
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
+        CHECK_OK(lf_yaml_parse(&d, bad[i].yaml, strlen(bad[i].yaml), "dpo.yaml"));
+        CHECK_ERR(lf_dpo_config_read(&c, &d), LF_ERR_CONFIG, bad[i].msg);
+        lf_doc_deinit(&d);
+    }
+    return 0;
+}
+
 static const lf_test tests_train[] = {
+    {"train/dpo_config", test_dpo_config},
     {"train/preference_losses_trl", test_pref_losses_trl},
     {"train/configs_shipped", test_train_configs_shipped},
     {"train/config", test_train_config},
