@@ -1313,8 +1313,8 @@ LF_API void lf_batcher_deinit(lf_batcher *b);  // safe on zeroed objects
 
 // A training config's `data` section (configs/sft.yaml): train_file (required),
 // validation_file, format (auto), validation_split (0), max_length (512), packing (false),
-// template (default: the tokenizer's), cache_dir (default: $LARGEFORGE_HOME/datasets, else
-// ~/.largeforge/datasets). Strings point into the document.
+// template (default: the tokenizer's), cache_dir (NULL when absent; `largeforge train` then uses
+// $LARGEFORGE_HOME/datasets, else ~/.largeforge/datasets). Strings point into the document.
 typedef struct lf_data_config {
     const char *train_file, *validation_file, *cache_dir;
     lf_data_format format;
@@ -9673,6 +9673,35 @@ static bool lf__lora_key(const char *key, int L, int *l, int *p, int *ab) {
     return false;
 }
 
+// adapter_config.json's settings (PEFT's LoraConfig) into d; what we do not implement is refused
+// by name. The targets come from the tensors, not from here.
+static lf_status lf__lora_config(const lf_doc *doc, lf_lora_desc *d) {
+    const lf_node *r = doc->root;
+    int64_t rank = 0;
+    double alpha = 0, dropout = 0;
+    bool rs = false, dora = false, fifo = false;
+    const char *type = NULL, *bias = NULL;
+    lf_status s = r && r->type == LF_NODE_OBJECT ? LF_OK : lf__fail(LF_ERR_FORMAT, "%s: not a JSON object", doc->name);
+    if (s == LF_OK) s = lf_cfg_str(doc, r, "peft_type", false, &type);
+    if (s == LF_OK) s = lf_cfg_int(doc, r, "r", true, 1, 1 << 16, &rank);
+    if (s == LF_OK) s = lf_cfg_num(doc, r, "lora_alpha", true, &alpha);
+    if (s == LF_OK) s = lf_cfg_num(doc, r, "lora_dropout", false, &dropout);
+    if (s == LF_OK) s = lf_cfg_bool(doc, r, "use_rslora", false, &rs);
+    if (s == LF_OK) s = lf_cfg_bool(doc, r, "use_dora", false, &dora);
+    if (s == LF_OK) s = lf_cfg_bool(doc, r, "fan_in_fan_out", false, &fifo);
+    if (s == LF_OK) s = lf_cfg_str(doc, r, "bias", false, &bias);
+    if (s == LF_OK && type && strcmp(type, "LORA") != 0) s = lf__fail(LF_ERR_UNSUPPORTED, "%s: peft_type %s (LORA expected)", doc->name, type);
+    if (s == LF_OK && (dora || fifo || (bias && strcmp(bias, "none") != 0)))
+        s = lf__fail(LF_ERR_UNSUPPORTED, "%s: %s", doc->name, dora ? "use_dora" : fifo ? "fan_in_fan_out" : "bias other than none");
+    static const char *pattern_keys[] = {"rank_pattern", "alpha_pattern", "modules_to_save", "layers_to_transform"};
+    for (int i = 0; s == LF_OK && i < 4; i++) {
+        const lf_node *n = lf_node_get(r, pattern_keys[i]);
+        if (n && n->type != LF_NODE_NULL && n->n > 0) s = lf__fail(LF_ERR_UNSUPPORTED, "%s: %s is not supported", doc->name, pattern_keys[i]);
+    }
+    d->r = (int)rank, d->alpha = (float)alpha, d->dropout = (float)dropout, d->use_rslora = rs, d->target_modules = "";
+    return s;
+}
+
 LF_API lf_status lf_lora_load(lf_model *m, const char *dir) {
     if (m->lora_) return lf__fail(LF_ERR_ARG, "lora_load: the model has adapters already");
     if (m->train_) return lf__fail(LF_ERR_ARG, "lora_load: load adapters before lf_model_train_begin");
@@ -9682,29 +9711,7 @@ LF_API lf_status lf_lora_load(lf_model *m, const char *dir) {
     unsigned *masks = (unsigned *)lf__calloc((size_t)m->cfg.L, sizeof(unsigned), "adapter targets");
     lf_status s = cfg_path && st_path && masks ? lf_json_load(&doc, cfg_path) : LF_ERR_NOMEM;
     lf_lora_desc d = lf_lora_desc_default();
-    d.target_modules = "";
-    const lf_node *r = doc.root;
-    int64_t rank = 0;
-    double alpha = 0, dropout = 0;
-    bool rs = false, dora = false, fifo = false;
-    const char *type = NULL, *bias = NULL;
-    if (s == LF_OK && (!r || r->type != LF_NODE_OBJECT)) s = lf__fail(LF_ERR_FORMAT, "%s: not a JSON object", cfg_path);
-    if (s == LF_OK) s = lf_cfg_str(&doc, r, "peft_type", false, &type);
-    if (s == LF_OK) s = lf_cfg_int(&doc, r, "r", true, 1, 1 << 16, &rank);
-    if (s == LF_OK) s = lf_cfg_num(&doc, r, "lora_alpha", true, &alpha);
-    if (s == LF_OK) s = lf_cfg_num(&doc, r, "lora_dropout", false, &dropout);
-    if (s == LF_OK) s = lf_cfg_bool(&doc, r, "use_rslora", false, &rs);
-    if (s == LF_OK) s = lf_cfg_bool(&doc, r, "use_dora", false, &dora);
-    if (s == LF_OK) s = lf_cfg_bool(&doc, r, "fan_in_fan_out", false, &fifo);
-    if (s == LF_OK) s = lf_cfg_str(&doc, r, "bias", false, &bias);
-    if (s == LF_OK && type && strcmp(type, "LORA") != 0) s = lf__fail(LF_ERR_UNSUPPORTED, "%s: peft_type %s (LORA expected)", cfg_path, type);
-    if (s == LF_OK && (dora || fifo || (bias && strcmp(bias, "none") != 0)))
-        s = lf__fail(LF_ERR_UNSUPPORTED, "%s: %s", cfg_path, dora ? "use_dora" : fifo ? "fan_in_fan_out" : "bias other than none");
-    static const char *pattern_keys[] = {"rank_pattern", "alpha_pattern", "modules_to_save", "layers_to_transform"};
-    for (int i = 0; s == LF_OK && i < 4; i++) {
-        const lf_node *n = lf_node_get(r, pattern_keys[i]);
-        if (n && n->type != LF_NODE_NULL && n->n > 0) s = lf__fail(LF_ERR_UNSUPPORTED, "%s: %s is not supported", cfg_path, pattern_keys[i]);
-    }
+    if (s == LF_OK) s = lf__lora_config(&doc, &d);
     if (s == LF_OK) s = lf_st_open(&f, st_path);
     // the tensors say which projections are adapted; each needs both A and B
     for (int i = 0; s == LF_OK && i < f.n; i++) {
@@ -9713,10 +9720,7 @@ LF_API lf_status lf_lora_load(lf_model *m, const char *dir) {
             s = lf__fail(LF_ERR_UNSUPPORTED, "%s: tensor '%s' is not a lora_A/lora_B of a layer projection", st_path, f.tensors[i].name);
         else masks[l] |= 1u << p;
     }
-    if (s == LF_OK) {
-        d.r = (int)rank, d.alpha = (float)alpha, d.dropout = (float)dropout, d.use_rslora = rs;
-        s = lf__lora_make(m, &d, masks);
-    }
+    if (s == LF_OK) s = lf__lora_make(m, &d, masks);
     char name[160];
     for (int l = 0; s == LF_OK && l < m->cfg.L; l++)
         for (int p = 0; s == LF_OK && p < LF_PROJ_COUNT; p++) {
@@ -9734,7 +9738,7 @@ LF_API lf_status lf_lora_load(lf_model *m, const char *dir) {
                 else lf_convert_to_f32(ab ? k->B : k->A, t->data, t->dtype, d0 * d1);
             }
         }
-    if (s != LF_OK && m->lora_ && m->lora_->vals) lf__lora_free(m), lf__model_plan(m);
+    if (s != LF_OK && m->lora_) lf__lora_free(m), lf__model_plan(m);  // only this call's: refused above otherwise
     if (s == LF_OK) {  // the targets, as PEFT lists them
         char *cur = m->lora_->targets;
         unsigned all = 0;
