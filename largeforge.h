@@ -983,6 +983,7 @@ typedef struct lf_sft_desc {
     lf_chat_template chat;     // default: the tokenizer's template (LF_CHAT_PLAIN when it has none)
     unsigned chat_flags;       // lf_chat_flags besides GENERATION_PROMPT (e.g. LF_CHAT_NO_THINKING)
     int max_length;            // default 0: no limit; longer samples lose their end
+    int max_prompt_length;     // preference pairs only (lf_data_encode_pair); default 0: no limit
 } lf_sft_desc;
 
 // One encoded sample. tokens and labels are freed by lf_sft_sample_deinit.
@@ -1046,10 +1047,11 @@ typedef struct lf_pref_pairs {
 
 // What TRL logs per step, means over the pairs: rewards/chosen, rewards/rejected,
 // rewards/accuracies (chosen reward > rejected), rewards/margins, logps/chosen, logps/rejected;
-// ORPO adds log_odds_ratio (mean logsigmoid of the log odds) and log_odds_chosen (their mean).
+// ORPO adds log_odds_ratio (mean logsigmoid of the log odds), log_odds_chosen (their mean) and
+// nll_loss (lf_orpo_grads).
 typedef struct lf_pref_stats {
     double loss, rewards_chosen, rewards_rejected, accuracies, margins, logps_chosen, logps_rejected;
-    double log_odds_ratio, log_odds_chosen;
+    double log_odds_ratio, log_odds_chosen, nll_loss;
 } lf_pref_stats;
 
 // lf_dpo_loss — the mean loss over the pairs and its gradient: dpc[i], dpr[i] = d mean / d pc[i],
@@ -1066,13 +1068,26 @@ LF_API lf_status lf_orpo_loss(float beta, const lf_pref_pairs *p, double *dpc, d
 
 // lf_dpo_grads — DPO's loss and gradients for one micro-batch of pairs (section 6's objective
 // head): rows [0, B/2) are the chosen samples, rows [B/2, B) the rejected ones in the same order,
-// labels masking the prompts (lf_data_encode_pair). ref[B] holds the reference model's summed
-// log-probs per row; NULL takes them from this model with its adapters switched off (a LoRA
-// policy's base: no second model). st gets the loss and TRL's metrics.
+// labels masking the prompts (lf_data_encode_pair, or a DPO dataset's batcher). Pairs whose rows
+// score nothing are padding and left out. ref[B] holds the reference model's summed log-probs
+// per row; NULL takes them from this model with its adapters switched off (a LoRA policy's
+// base: no second model). The gradients of the loss, times weight (1 / the micro-batches of an
+// optimizer step, as HF's Trainer scales them), are added. st gets the loss and TRL's metrics.
 //   returns  LF_OK | LF_ERR_ARG (B odd; not training; no adapters to switch off with ref NULL
 //            and not reference_free) | as lf_dpo_loss and lf_model_train_grads
 //   threads  not safe on the same m
-LF_API lf_status lf_dpo_grads(lf_model *m, const lf_dpo_desc *d, const lf_train_batch *b, const double *ref, lf_pref_stats *st);
+LF_API lf_status lf_dpo_grads(lf_model *m, const lf_dpo_desc *d, const lf_train_batch *b, const double *ref, float weight,
+                              lf_pref_stats *st);
+// lf_dpo_ref_logps — ref[B]: each row's summed log-probs with the adapters switched off (the
+// reference of a LoRA policy; without adapters, the model itself). Once per dataset for
+// precompute_ref_log_probs.
+//   returns  LF_OK | as lf_model_train_logps
+LF_API lf_status lf_dpo_ref_logps(lf_model *m, const lf_train_batch *b, double *ref);
+// lf_orpo_grads — ORPO on a micro-batch laid out as lf_dpo_grads': the chosen completions' NLL
+// (mean over their tokens) plus lf_orpo_loss on per-token average log-probs; no reference.
+// st->nll_loss gets the NLL, st->loss the sum.
+//   returns  as lf_dpo_grads
+LF_API lf_status lf_orpo_grads(lf_model *m, float beta, const lf_train_batch *b, float weight, lf_pref_stats *st);
 
 // == 10. data (API) ==============================================================================
 // threads: readers, datasets and batchers are safe on distinct objects; a dataset is read-only
@@ -1177,6 +1192,9 @@ LF_API lf_status lf_data_encode(const lf_sft_desc *d, const lf_data_record *rec,
 // lf_data_encode_pair — a DPO record's two samples: the chosen and the rejected completion after
 // the same prompt, the prompt masked in both (strings: as prompt/completion text, EOS appended;
 // message lists: rendered with the chat template, the completions' assistant turns trained).
+// Truncation, as the product's DPOConfig has it: a prompt over max_prompt_length keeps its last
+// max_prompt_length tokens (TRL 0.x's tokenize_row), then each sample keeps its first
+// max_length tokens (TRL's keep_start); both samples keep the same prompt tokens.
 //   returns  as lf_data_encode | LF_ERR_ARG (not a DPO record)
 LF_API lf_status lf_data_encode_pair(const lf_sft_desc *d, const lf_data_record *rec, lf_sft_sample *chosen,
                                      lf_sft_sample *rejected);
@@ -1199,6 +1217,7 @@ typedef struct lf_dataset_desc {
     lf_chat_template chat;       // default: the tokenizer's template
     unsigned chat_flags;         // default 0; e.g. LF_CHAT_NO_THINKING
     int max_length;              // default 0: no limit (pretraining documents are never cut)
+    int max_prompt_length;       // DPO data: default 0: no limit (lf_data_encode_pair)
     double validation_split;     // default 0: none; in [0, 1)
     uint64_t seed;               // of the split (0 is a seed like any other)
     const char *cache_dir;       // default NULL: no cache; created when missing (one level)
@@ -1221,6 +1240,11 @@ typedef enum lf_dataset_cache {
 // little-endian. It is written atomically; every open checks the whole file (sizes, checksum,
 // offsets, ids < n_vocab, labels) and rebuilds a damaged one. The split is not in the key:
 // changing validation_split or seed reuses the cache.
+//
+// ON PAIRS: DPO data gives two samples per record, the chosen one (index 2k) and the rejected one
+// (2k + 1), with the same record index, so a pair is never split between train and validation. A
+// pair either of whose samples has no token left to train on is dropped (stats.dropped counts
+// records; stats.samples counts both samples of each pair kept).
 
 // The encoded samples of a dataset file, in file order, and its train/validation split. Must
 // not move after lf_dataset_open. Arrays are views of one block (the mapped cache or memory).
@@ -1245,7 +1269,7 @@ typedef struct lf_dataset {
 
 // lf_dataset_open — read, encode and split a dataset, or map its cache.
 //   returns  LF_OK | LF_ERR_CONFIG (desc field named) | LF_ERR_IO | LF_ERR_FORMAT (file:line,
-//            field) | LF_ERR_UNSUPPORTED (DPO data) | LF_ERR_NOMEM
+//            field) | LF_ERR_NOMEM
 //   threads  safe on distinct objects
 LF_API lf_status lf_dataset_open(lf_dataset *ds, const lf_dataset_desc *desc);
 LF_API void lf_dataset_close(lf_dataset *ds);  // safe on zeroed or closed objects
@@ -1270,6 +1294,9 @@ LF_API void lf_dataset_sample(const lf_dataset *ds, int64_t i, const int32_t **t
 //                    partial block is dropped), labels as encoded (= tokens for text),
 //                    positions 0..T-1; blocks are shuffled.
 // An epoch's last batch may have fewer rows (*rows < B); the rest is padding.
+// A DPO dataset's items are pairs (LF_PACK_NONE only, B even): rows [0, B/2) hold the chosen
+// samples and rows [B/2, B) the rejected ones of the same pairs in the same order; a last batch
+// of fewer pairs pads both halves (*rows counts the rows holding data, twice the pairs).
 
 typedef enum lf_pack { LF_PACK_NONE = 0, LF_PACK_SAMPLES = 1, LF_PACK_CONCAT = 2 } lf_pack;
 typedef enum lf_data_split { LF_SPLIT_TRAIN = 0, LF_SPLIT_VALIDATION = 1 } lf_data_split;
@@ -1290,13 +1317,16 @@ typedef struct lf_batcher {
     const lf_dataset *ds;
     int64_t n;              // items per epoch: the split's samples, or (CONCAT) blocks
     int64_t epoch, index;   // position: the next item of this epoch's order (save to resume)
+    int64_t *sample;        // [B] after lf_batcher_next: each row's dataset sample (the first of a
+                            // packed row), -1 for padding and CONCAT blocks
     int64_t *order_;        // [n] the order of order_epoch_
     int64_t order_epoch_;
     int64_t *cum_;          // CONCAT: [n_docs + 1] token offsets of the split's samples
 } lf_batcher;
 
 // lf_batcher_init — batches of ds's split; the position starts at (0, 0). ds is kept.
-//   returns  LF_OK | LF_ERR_CONFIG (B, T, pack, split, pad_id) | LF_ERR_ARG (empty split) | NOMEM
+//   returns  LF_OK | LF_ERR_CONFIG (B, T, pack, split, pad_id; pairs with packing or B odd) |
+//            LF_ERR_ARG (empty split) | NOMEM
 LF_API lf_status lf_batcher_init(lf_batcher *b, const lf_dataset *ds, const lf_batch_desc *d);
 // lf_batcher_next — fill the next batch and advance the position (to (epoch + 1, 0) after an
 // epoch's last batch).
@@ -10555,70 +10585,117 @@ LF_API lf_status lf_orpo_loss(float beta_f, const lf_pref_pairs *p, double *dpc,
     return LF_OK;
 }
 
-typedef struct lf__dpo_obj {
-    const lf_dpo_desc *d;
-    const double *ref;       // [B] reference sums
-    const int *counts;       // [B] scored positions per row (IPO's averaging)
+// The preference objectives on section 6's head: the log-probs of each row summed (DPO) or
+// averaged (ORPO) over its scored positions, the loss over the pairs (row i, row i + B/2) that
+// hold data (a last batch pads with empty pairs), each row's gradient spread over its positions.
+typedef struct lf__pref_obj {
+    const lf_dpo_desc *d;    // DPO; NULL: ORPO with beta
+    float beta;
+    double weight;           // the gradient's weight
+    const double *ref;       // [B] the reference's sums (DPO)
+    int counts[512];         // [B] scored positions per row
     lf_pref_stats st;
     lf_status status;
-} lf__dpo_obj;
+} lf__pref_obj;
 
-// The objective: per-row sums of log-probs, DPO over (row i, row i + B/2), each row's
-// gradient spread over its positions.
-static float lf__dpo_objective(void *user, const float *logp, float *dlogp, int B, int T) {
-    lf__dpo_obj *o = (lf__dpo_obj *)user;
-    int P = B / 2;
-    double S[2 * 256], g[2 * 256];  // B is at most 512 rows (lf_dpo_grads checks)
-    for (int r = 0; r < B; r++) {
-        S[r] = 0;
-        for (int t = 0; t < T; t++) S[r] += logp[(size_t)r * (size_t)T + (size_t)t];
+static float lf__pref_objective(void *user, const float *logp, float *dlogp, int B, int T) {
+    lf__pref_obj *o = (lf__pref_obj *)user;
+    int P = B / 2, n = 0, idx[256], nc[256], nr[256];
+    double pc[256], pr[256], rc[256], rr[256], gc[256], gr[256], nll = 0;
+    int64_t nll_n = 0;
+    for (int i = 0; i < P; i++) {
+        if (!o->counts[i] && !o->counts[i + P]) continue;  // padding
+        double S[2] = {0, 0};
+        for (int h = 0; h < 2; h++)
+            for (int t = 0; t < T; t++) S[h] += logp[(size_t)(i + h * P) * (size_t)T + (size_t)t];
+        nll -= S[0], nll_n += o->counts[i];
+        idx[n] = i, nc[n] = o->counts[i], nr[n] = o->counts[i + P];
+        pc[n] = o->d ? S[0] : S[0] / LF__MAX(1, nc[n]), pr[n] = o->d ? S[1] : S[1] / LF__MAX(1, nr[n]);
+        if (!o->d) pc[n] = LF__MIN(pc[n], -1e-7), pr[n] = LF__MIN(pr[n], -1e-7);  // a sure f32 row has log p 0: odds infinite
+        rc[n] = o->ref ? o->ref[i] : 0, rr[n] = o->ref ? o->ref[i + P] : 0;
+        n++;
     }
-    lf_pref_pairs pp = {P, S, S + P, o->ref, o->ref ? o->ref + P : NULL, o->counts, o->counts + P};
-    o->status = lf_dpo_loss(o->d, &pp, g, g + P, &o->st);
-    for (int r = 0; r < B; r++)
-        for (int t = 0; t < T; t++) dlogp[(size_t)r * (size_t)T + (size_t)t] = o->status == LF_OK ? (float)g[r] : 0.0f;
+    memset(&o->st, 0, sizeof o->st);
+    if (!n) return 0;
+    lf_pref_pairs pp = {n, pc, pr, o->ref ? rc : NULL, o->ref ? rr : NULL, nc, nr};
+    o->status = o->d ? lf_dpo_loss(o->d, &pp, gc, gr, &o->st) : lf_orpo_loss(o->beta, &pp, gc, gr, &o->st);
+    if (o->status != LF_OK) return 0;
+    if (!o->d) o->st.nll_loss = nll_n ? nll / (double)nll_n : 0, o->st.loss += o->st.nll_loss;
+    for (int j = 0; j < n; j++) {  // ORPO: d pc / d logp = 1 / tokens, plus the chosen NLL's mean
+        double w[2] = {gc[j] / (o->d ? 1 : LF__MAX(1, nc[j])), gr[j] / (o->d ? 1 : LF__MAX(1, nr[j]))};
+        if (!o->d) w[0] -= 1.0 / (double)nll_n;
+        for (int h = 0; h < 2; h++)
+            for (int t = 0; t < T; t++) dlogp[(size_t)(idx[j] + h * P) * (size_t)T + (size_t)t] = (float)(o->weight * w[h]);
+    }
     return (float)o->st.loss;
 }
 
-LF_API lf_status lf_dpo_grads(lf_model *m, const lf_dpo_desc *d, const lf_train_batch *b, const double *ref, lf_pref_stats *st) {
+// Checks the micro-batch and counts each row's scored positions (as the model shifts labels).
+static lf_status lf__pref_begin(lf_model *m, const lf_train_batch *b, const char *what, lf__pref_obj *o) {
     lf__train *t = m->train_;
-    if (!t) return lf__fail(LF_ERR_ARG, "dpo_grads: call lf_model_train_begin first");
+    if (!t) return lf__fail(LF_ERR_ARG, "%s: call lf_model_train_begin first", what);
     int B = t->B, T = t->T;
-    if (B % 2 || B > 512) return lf__fail(LF_ERR_ARG, "dpo_grads: %d rows: an even count of at most 512 (chosen, then rejected)", B);
-    if (!ref && !d->reference_free && !m->lora_r)
-        return lf__fail(LF_ERR_ARG, "dpo_grads: no reference log-probs, and no adapters to switch off for them");
-    int counts[512];
-    double refs[512];
-    for (int r = 0; r < B; r++) {  // the positions that have a target, as the model shifts labels
-        counts[r] = 0;
+    if (B % 2 || B > 512) return lf__fail(LF_ERR_ARG, "%s: %d rows: an even count of at most 512 (chosen, then rejected)", what, B);
+    for (int r = 0; r < B; r++) {
+        o->counts[r] = 0;
         for (int i = 0; i + 1 < T; i++) {
             size_t k = (size_t)r * (size_t)T + (size_t)i;
-            counts[r] += b->labels[k + 1] != -100 && (!b->pos || b->pos[k + 1] != 0);
+            o->counts[r] += b->labels[k + 1] != -100 && (!b->pos || b->pos[k + 1] != 0);
         }
     }
-    lf_status s = LF_OK;
-    if (!ref && !d->reference_free) {  // the base's log-probs: the same model with its adapters off
-        float *lp = (float *)lf__alloc((size_t)B * (size_t)T * sizeof(float), "reference log-probs");
-        if (!lp) return LF_ERR_NOMEM;
-        lf_lora_enable(m, false);
-        s = lf_model_train_logps(m, b, lp);
-        lf_lora_enable(m, true);
-        for (int r = 0; r < B; r++) {
-            refs[r] = 0;
-            for (int i = 0; i < T; i++) refs[r] += lp[(size_t)r * (size_t)T + (size_t)i];
-        }
-        LF_FREE(lp);
-        ref = refs;
-    }
-    lf__dpo_obj o;
-    memset(&o, 0, sizeof o);
-    o.d = d, o.ref = ref, o.counts = counts;
+    return LF_OK;
+}
+
+static lf_status lf__pref_run(lf_model *m, const lf_train_batch *b, lf__pref_obj *o, lf_pref_stats *st) {
     lf_train_batch pb = *b;
-    pb.objective = lf__dpo_objective, pb.objective_user = &o;
+    pb.objective = lf__pref_objective, pb.objective_user = o;
     float loss;
-    if (s == LF_OK) s = lf_model_train_grads(m, &pb, &loss);
-    if (s == LF_OK) s = o.status;
-    if (s == LF_OK && st) *st = o.st;
+    lf_status s = lf_model_train_grads(m, &pb, &loss);
+    if (s == LF_OK) s = o->status;
+    if (s == LF_OK && st) *st = o->st;
+    return s;
+}
+
+LF_API lf_status lf_dpo_ref_logps(lf_model *m, const lf_train_batch *b, double *ref) {
+    lf__train *t = m->train_;
+    if (!t) return lf__fail(LF_ERR_ARG, "dpo_ref_logps: call lf_model_train_begin first");
+    int B = t->B, T = t->T;
+    float *lp = (float *)lf__alloc((size_t)B * (size_t)T * sizeof(float), "reference log-probs");
+    if (!lp) return LF_ERR_NOMEM;
+    bool off = m->lora_off;
+    lf_lora_enable(m, false);
+    lf_status s = lf_model_train_logps(m, b, lp);
+    lf_lora_enable(m, !off);
+    for (int r = 0; r < B; r++) {
+        ref[r] = 0;
+        for (int i = 0; i < T; i++) ref[r] += lp[(size_t)r * (size_t)T + (size_t)i];
+    }
+    LF_FREE(lp);
+    return s;
+}
+
+LF_API lf_status lf_dpo_grads(lf_model *m, const lf_dpo_desc *d, const lf_train_batch *b, const double *ref, float weight,
+                              lf_pref_stats *st) {
+    lf__pref_obj *o = (lf__pref_obj *)lf__calloc(1, sizeof *o, "dpo objective");
+    if (!o) return LF_ERR_NOMEM;
+    double refs[512];
+    lf_status s = lf__pref_begin(m, b, "dpo_grads", o);
+    if (s == LF_OK && !ref && !d->reference_free && !m->lora_r)
+        s = lf__fail(LF_ERR_ARG, "dpo_grads: no reference log-probs, and no adapters to switch off for them");
+    if (s == LF_OK && !ref && !d->reference_free) s = lf_dpo_ref_logps(m, b, refs), ref = refs;
+    o->d = d, o->ref = ref, o->weight = weight;
+    if (s == LF_OK) s = lf__pref_run(m, b, o, st);
+    LF_FREE(o);
+    return s;
+}
+
+LF_API lf_status lf_orpo_grads(lf_model *m, float beta, const lf_train_batch *b, float weight, lf_pref_stats *st) {
+    lf__pref_obj *o = (lf__pref_obj *)lf__calloc(1, sizeof *o, "orpo objective");
+    if (!o) return LF_ERR_NOMEM;
+    lf_status s = lf__pref_begin(m, b, "orpo_grads", o);
+    o->beta = beta, o->weight = weight;
+    if (s == LF_OK) s = lf__pref_run(m, b, o, st);
+    LF_FREE(o);
     return s;
 }
 
@@ -11212,14 +11289,35 @@ static lf_status lf__dpo_encode_one(const lf_sft_desc *d, const lf_data_field *p
     return s;
 }
 
+// Drops a sample's first `cut` tokens (the start of its prompt), then cuts it at max_length.
+static void lf__pair_truncate(const lf_sft_desc *d, lf_sft_sample *x, int cut) {
+    if (cut > 0) {
+        memmove(x->tokens, x->tokens + cut, (size_t)(x->n - cut) * sizeof(int32_t));
+        memmove(x->labels, x->labels + cut, (size_t)(x->n - cut) * sizeof(int32_t));
+        x->n -= cut, x->truncated = true;
+    }
+    lf__sft_finish(d, x);
+}
+
 LF_API lf_status lf_data_encode_pair(const lf_sft_desc *d, const lf_data_record *rec, lf_sft_sample *chosen,
                                      lf_sft_sample *rejected) {
     memset(chosen, 0, sizeof *chosen), memset(rejected, 0, sizeof *rejected);
     if (rec->format != LF_DATA_DPO)
         return lf__fail(LF_ERR_ARG, "%s:%lld: not a preference pair (the format is %s)", rec->file ? rec->file : "<data>",
                         (long long)rec->line, lf_data_format_name(rec->format));
-    lf_status s = lf__dpo_encode_one(d, &rec->prompt, &rec->chosen, chosen);
-    if (s == LF_OK) s = lf__dpo_encode_one(d, &rec->prompt, &rec->rejected, rejected);
+    if (d->max_prompt_length < 0)
+        return lf__fail(LF_ERR_ARG, "lf_sft_desc: max_prompt_length must be >= 0, got %d", d->max_prompt_length);
+    lf_sft_desc whole = *d;  // truncated below, the pair together
+    whole.max_length = 0;
+    lf_status s = lf__dpo_encode_one(&whole, &rec->prompt, &rec->chosen, chosen);
+    if (s == LF_OK) s = lf__dpo_encode_one(&whole, &rec->prompt, &rec->rejected, rejected);
+    if (s == LF_OK) {  // the prompt: the tokens before the first trained one, shared by both
+        int pc = 0, pr = 0;
+        while (pc < chosen->n && chosen->labels[pc] == LF_IGNORE_INDEX) pc++;
+        while (pr < rejected->n && rejected->labels[pr] == LF_IGNORE_INDEX) pr++;
+        int p = LF__MIN(pc, pr), cut = d->max_prompt_length > 0 ? LF__MAX(0, p - d->max_prompt_length) : 0;
+        lf__pair_truncate(d, chosen, cut), lf__pair_truncate(d, rejected, cut);
+    }
     if (s != LF_OK) {
         lf_sft_sample_deinit(chosen), lf_sft_sample_deinit(rejected);
         lf__wrap(s, "%s:%lld", rec->file ? rec->file : "<data>", (long long)rec->line);
@@ -11282,7 +11380,7 @@ static lf_status lf__ds_check(const char *what, const unsigned char *img, size_t
     size_t data, idx, want;
     if (n > ((uint64_t)1 << 40) || nt > ((uint64_t)1 << 50) || !lf__mul_ok((size_t)nt, 8, &data) ||
         !lf__mul_ok((size_t)n, 16, &idx) || !lf__add_ok(data, idx, &want) || !lf__add_ok(want, LF__DS_HEADER + 8, &want) ||
-        want != len || fmt < 1 || fmt > LF_DATA_TEXT)
+        want != len || fmt < 1 || fmt > LF_DATA_TEXT || (fmt == LF_DATA_DPO && n % 2))
         return lf__fail(LF_ERR_FORMAT, "%s: the counts in the header (%llu samples, %llu tokens) do not match the file size "
                         "%zu", what, (unsigned long long)n, (unsigned long long)nt, len);
     char sum[65];
@@ -11293,7 +11391,9 @@ static lf_status lf__ds_check(const char *what, const unsigned char *img, size_t
     const int64_t *off = (const int64_t *)(const void *)(img + LF__DS_HEADER + data), *rec = off + n + 1;
     if (off[0] != 0 || off[n] != (int64_t)nt) return lf__fail(LF_ERR_FORMAT, "%s: bad sample offsets", what);
     for (uint64_t i = 0; i < n; i++) {
-        if (off[i + 1] <= off[i] || rec[i] < 0 || (uint64_t)rec[i] >= records || (i > 0 && rec[i] <= rec[i - 1]))
+        bool paired = fmt == LF_DATA_DPO && i % 2 == 1;  // the rejected sample of a pair: the chosen one's record
+        if (off[i + 1] <= off[i] || rec[i] < 0 || (uint64_t)rec[i] >= records ||
+            (i > 0 && (paired ? rec[i] != rec[i - 1] : rec[i] <= rec[i - 1])))
             return lf__fail(LF_ERR_FORMAT, "%s: sample %llu: bad offsets or record index", what, (unsigned long long)i);
         int64_t m = off[i + 1] - off[i];
         const int32_t *t = d32 + 2 * off[i], *l = t + m;
@@ -11323,7 +11423,7 @@ static lf_status lf__ds_key(const lf_dataset_desc *d, char key[65]) {
     lf_sha256_init(&c);
     lf_sha256_update(&c, "largeforge dataset " LF_VERSION_STRING, strlen("largeforge dataset " LF_VERSION_STRING));
     uint64_t fields[] = {LF__DS_ENCODING, (uint64_t)d->format, (uint64_t)d->chat, (uint64_t)d->tok->chat, d->chat_flags,
-                         (uint64_t)d->max_length};
+                         (uint64_t)d->max_length, (uint64_t)d->max_prompt_length};
     for (size_t i = 0; i < sizeof fields / sizeof *fields; i++) {
         unsigned char b[8];
         lf__put_u64(b, fields[i]);
@@ -11388,6 +11488,7 @@ static lf_status lf__ds_build(const lf_dataset_desc *d, const char *key, lf__ds_
     memset(&r, 0, sizeof r);
     memset(&sd, 0, sizeof sd);
     sd.tok = d->tok, sd.chat = d->chat, sd.chat_flags = d->chat_flags, sd.max_length = d->max_length;
+    sd.max_prompt_length = d->max_prompt_length;
     int64_t *off = NULL, *rec_idx = NULL;
     size_t cap_off = 0, cap_rec = 0;
     lf_data_stats st;
@@ -11404,10 +11505,12 @@ static lf_status lf__ds_build(const lf_dataset_desc *d, const char *key, lf__ds_
     int64_t bad = 0, bad_lines[8];
     while (s == LF_OK) {
         const lf_data_record *rec;
-        lf_sft_sample smp;
+        lf_sft_sample smp[2];  // a DPO record's pair; one sample otherwise
+        int n_smp = 1;
         s = lf_data_next(&r, &rec);
         if (s == LF_OK && !rec) break;
-        if (s == LF_OK) st.records++, s = lf_data_encode(&sd, rec, &smp);
+        if (s == LF_OK && rec->format == LF_DATA_DPO) st.records++, n_smp = 2, s = lf_data_encode_pair(&sd, rec, &smp[0], &smp[1]);
+        else if (s == LF_OK) st.records++, s = lf_data_encode(&sd, rec, &smp[0]);
         if (s == LF_ERR_FORMAT || s == LF_ERR_ARG) {
             if (r.state_ == LF__DR_BROKEN) break;  // the file cannot be read on
             size_t nl = strlen(r.name);
@@ -11417,23 +11520,25 @@ static lf_status lf__ds_build(const lf_dataset_desc *d, const char *key, lf__ds_
             continue;
         }
         if (s != LF_OK) break;
-        st.truncated += smp.truncated, st.prefix_mismatch += smp.prefix_mismatch, st.realigned += smp.realigned;
-        if (smp.n_trained == 0) {
-            st.dropped++;
-            lf_sft_sample_deinit(&smp);
-            continue;
+        bool keep = true;
+        for (int j = 0; j < n_smp; j++) {
+            st.truncated += smp[j].truncated, st.prefix_mismatch += smp[j].prefix_mismatch, st.realigned += smp[j].realigned;
+            keep = keep && smp[j].n_trained > 0;
         }
-        s = lf__ds_put(k, smp.tokens, (size_t)smp.n * sizeof(int32_t));
-        if (s == LF_OK) s = lf__ds_put(k, smp.labels, (size_t)smp.n * sizeof(int32_t));
-        size_t i = (size_t)st.samples;
-        if (s == LF_OK && (!lf__grow((void **)&off, &cap_off, i + 2, sizeof *off, "dataset offsets") ||
-                           !lf__grow((void **)&rec_idx, &cap_rec, i + 1, sizeof *rec_idx, "dataset offsets")))
-            s = LF_ERR_NOMEM;
-        if (s == LF_OK) {
-            off[i + 1] = off[i] + smp.n, rec_idx[i] = rec->index;
-            st.samples++, st.tokens += smp.n, st.trained_tokens += smp.n_trained;
+        st.dropped += !keep;
+        for (int j = 0; j < n_smp && keep && s == LF_OK; j++) {
+            s = lf__ds_put(k, smp[j].tokens, (size_t)smp[j].n * sizeof(int32_t));
+            if (s == LF_OK) s = lf__ds_put(k, smp[j].labels, (size_t)smp[j].n * sizeof(int32_t));
+            size_t i = (size_t)st.samples;
+            if (s == LF_OK && (!lf__grow((void **)&off, &cap_off, i + 2, sizeof *off, "dataset offsets") ||
+                               !lf__grow((void **)&rec_idx, &cap_rec, i + 1, sizeof *rec_idx, "dataset offsets")))
+                s = LF_ERR_NOMEM;
+            if (s == LF_OK) {
+                off[i + 1] = off[i] + smp[j].n, rec_idx[i] = rec->index;
+                st.samples++, st.tokens += smp[j].n, st.trained_tokens += smp[j].n_trained;
+            }
         }
-        lf_sft_sample_deinit(&smp);
+        for (int j = 0; j < n_smp; j++) lf_sft_sample_deinit(&smp[j]);
     }
     lf_data_format fmt = r.format;
     lf_data_close(&r);
@@ -11506,6 +11611,8 @@ LF_API lf_status lf_dataset_open(lf_dataset *ds, const lf_dataset_desc *d) {
     if (!(d->validation_split >= 0 && d->validation_split < 1))
         return lf__fail(LF_ERR_CONFIG, "data.validation_split: must be in [0, 1), got %g", d->validation_split);
     if (d->max_length < 0) return lf__fail(LF_ERR_CONFIG, "data.max_length: must be >= 0, got %d", d->max_length);
+    if (d->max_prompt_length < 0)
+        return lf__fail(LF_ERR_CONFIG, "data.max_prompt_length: must be >= 0, got %d", d->max_prompt_length);
     if ((unsigned)d->format > LF_DATA_TEXT) return lf__fail(LF_ERR_CONFIG, "data.format: unknown value %d", (int)d->format);
     if (d->cache_dir && !d->tokenizer_path)
         return lf__fail(LF_ERR_CONFIG, "data.cache_dir: needs the tokenizer's path (tokenizer_path), whose bytes key the "
@@ -11595,6 +11702,13 @@ LF_API lf_status lf_batcher_init(lf_batcher *b, const lf_dataset *ds, const lf_b
         return lf__fail(LF_ERR_ARG, "the %s split of the dataset is empty",
                         d->split == LF_SPLIT_VALIDATION ? "validation" : "train");
     b->n = n;
+    if (ds->format == LF_DATA_DPO) {
+        if (d->pack != LF_PACK_NONE || d->B % 2)
+            return lf__fail(LF_ERR_CONFIG, "batch: preference pairs need an even B (chosen and rejected rows) and no packing, "
+                            "got B = %d, pack %d", d->B, (int)d->pack);
+        b->n = n / 2;
+    }
+    if (!(b->sample = (int64_t *)lf__calloc((size_t)d->B, sizeof(int64_t), "batch rows"))) return LF_ERR_NOMEM;
     if (d->pack == LF_PACK_CONCAT) {
         b->cum_ = (int64_t *)lf__calloc((size_t)n + 1, sizeof(int64_t), "batch offsets");
         if (!b->cum_) return LF_ERR_NOMEM;
@@ -11610,6 +11724,7 @@ LF_API lf_status lf_batcher_init(lf_batcher *b, const lf_dataset *ds, const lf_b
 }
 
 LF_API void lf_batcher_deinit(lf_batcher *b) {
+    LF_FREE(b->sample);
     LF_FREE(b->order_);
     LF_FREE(b->cum_);
     memset(b, 0, sizeof *b);
@@ -11648,7 +11763,29 @@ static int lf__batch_fill(const lf_batcher *b, const int64_t *order, int64_t *in
     int B = b->d.B, T = b->d.T, rows = 0;
     int64_t n_items;
     const int64_t *items = lf__batch_items(b, &n_items);
-    for (int r = 0; r < B; r++) {
+    bool pairs = b->ds->format == LF_DATA_DPO;
+    if (tokens)
+        for (int r = 0; r < B; r++) b->sample[r] = -1;
+    for (int r = 0; r < (pairs ? B / 2 : B); r++) {
+        if (pairs) {  // pair `it`: its chosen sample in row r, its rejected one in row r + B/2
+            if (*index == b->n) break;
+            int64_t it = order[(*index)++];
+            for (int h = 0; h < 2 && tokens; h++) {
+                int64_t smp = items[2 * it + h];
+                size_t o = (size_t)(r + h * B / 2) * (size_t)T;
+                const int32_t *st, *sl;
+                int m;
+                lf_dataset_sample(b->ds, smp, &st, &sl, &m);
+                m = LF__MIN(m, T);
+                memcpy(tokens + o, st, (size_t)m * sizeof(int32_t));
+                memcpy(labels + o, sl, (size_t)m * sizeof(int32_t));
+                for (int t = 0; t < T; t++) pos[o + (size_t)t] = t;
+                for (int t = m; t < T; t++) tokens[o + (size_t)t] = b->d.pad_id, labels[o + (size_t)t] = LF_IGNORE_INDEX;
+                b->sample[r + h * B / 2] = smp;
+            }
+            rows += 2;
+            continue;
+        }
         int fill = 0;
         int32_t *tk = tokens ? tokens + (size_t)r * (size_t)T : NULL, *lb = tk ? labels + (size_t)r * (size_t)T : NULL;
         int32_t *ps = tk ? pos + (size_t)r * (size_t)T : NULL;
@@ -11682,6 +11819,7 @@ static int lf__batch_fill(const lf_batcher *b, const int64_t *order, int64_t *in
             if (tk) {
                 const int32_t *st, *sl;
                 int m;
+                if (fill == 0) b->sample[r] = items[it];
                 lf_dataset_sample(b->ds, items[it], &st, &sl, &m);
                 memcpy(tk + fill, st, (size_t)len * sizeof(int32_t));
                 memcpy(lb + fill, sl, (size_t)len * sizeof(int32_t));
@@ -11701,8 +11839,8 @@ static int lf__batch_fill(const lf_batcher *b, const int64_t *order, int64_t *in
         if (*index == b->n) break;
     }
     if (tokens)
-        for (int r = rows; r < B; r++)
-            for (int t = 0; t < T; t++) {
+        for (int r = 0; r < B; r++)  // the rows left empty (pairs: in each half)
+            for (int t = 0; t < T && (pairs ? r % (B / 2) >= rows / 2 : r >= rows); t++) {
                 size_t k = (size_t)r * (size_t)T + (size_t)t;
                 tokens[k] = b->d.pad_id, labels[k] = LF_IGNORE_INDEX, pos[k] = t;
             }

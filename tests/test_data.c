@@ -647,8 +647,6 @@ static int test_dataset_cache(void) {
     CHECK_ERR(lf_dataset_open(&b, &e), LF_ERR_CONFIG, "data.validation_split");
     e = d, e.cache_dir = cache, e.tokenizer_path = NULL;
     CHECK_ERR(lf_dataset_open(&b, &e), LF_ERR_CONFIG, "data.cache_dir: needs the tokenizer's path");
-    e = d, e.path = DATA_DIR "dpo.jsonl";
-    CHECK_ERR(lf_dataset_open(&b, &e), LF_ERR_UNSUPPORTED, "dpo.jsonl:1: dpo records");
     e = d, e.format = LF_DATA_SHAREGPT;
     CHECK_ERR(lf_dataset_open(&b, &e), LF_ERR_FORMAT, "chat.jsonl:1: field 'conversations': missing");
     e = d, e.max_length = 3;
@@ -912,6 +910,19 @@ static int test_data_encode_pair(void) {
             CHECK(strncmp(text, want, strlen(want)) == 0 && len > strlen(want));  // + EOS or end of turn
             lf_free(text);
         }
+        // truncated: the prompt keeps its last 3 tokens, then each sample its first 5
+        lf_sft_desc t = d;
+        t.max_prompt_length = 3, t.max_length = 5;
+        lf_sft_sample tc, tj;
+        CHECK_OK(lf_data_encode_pair(&t, rec, &tc, &tj));
+        CHECK(tc.n == LF__MIN(5, c.n - pc + 3) && tj.n == LF__MIN(5, j.n - pc + 3) && tc.truncated && tj.truncated);
+        CHECK(memcmp(tc.tokens, c.tokens + pc - 3, (size_t)tc.n * 4) == 0 && memcmp(tj.tokens, j.tokens + pj - 3, (size_t)tj.n * 4) == 0);
+        CHECK(memcmp(tc.labels, c.labels + pc - 3, (size_t)tc.n * 4) == 0 && tc.n_trained == tc.n - 3);
+        lf_sft_sample_deinit(&tc), lf_sft_sample_deinit(&tj);
+        t.max_prompt_length = 0, t.max_length = 0;  // no limits: as encoded whole
+        CHECK_OK(lf_data_encode_pair(&t, rec, &tc, &tj));
+        CHECK(tc.n == c.n && tj.n == j.n && !tc.truncated && memcmp(tc.tokens, c.tokens, (size_t)c.n * 4) == 0);
+        lf_sft_sample_deinit(&tc), lf_sft_sample_deinit(&tj);
         lf_sft_sample_deinit(&c), lf_sft_sample_deinit(&j);
         pairs++;
     }
@@ -925,8 +936,74 @@ static int test_data_encode_pair(void) {
     return 0;
 }
 
+// A DPO dataset: two samples per record (chosen, rejected) that the split keeps together, and
+// batches of pairs with the chosen rows first; a cache built from them maps back the same.
+static int test_data_pairs(void) {
+    const lf_tokenizer *tok = data_get_tok("tiny_chat");
+    CHECK(tok);
+    char dir[] = "/tmp/lf_pairs_XXXXXX", path[128], cache[128];
+    CHECK(mkdtemp(dir));
+    snprintf(path, sizeof path, "%s/pairs.jsonl", dir), snprintf(cache, sizeof cache, "%s/cache", dir);
+    FILE *f = fopen(path, "w");
+    CHECK(f);
+    for (int i = 0; i < 40; i++)
+        fprintf(f, "{\"prompt\": \"question %d?\", \"chosen\": \"yes %d\", \"rejected\": \"no, no %d\"}\n", i, i, i);
+    fprintf(f, "{\"prompt\": \"bad\", \"chosen\": 3, \"rejected\": \"x\"}\n");
+    fclose(f);
+    lf_dataset_desc d = {.path = path, .tok = tok, .validation_split = 0.25, .seed = 3, .cache_dir = cache,
+                         .tokenizer_path = LF_TEST_MODELS "tiny_chat"};
+    lf_dataset ds;
+    CHECK_ERR(lf_dataset_open(&ds, &d), LF_ERR_FORMAT, "pairs.jsonl:41: field 'chosen'");
+    CHECK((f = fopen(path, "w")));
+    for (int i = 0; i < 40; i++)
+        fprintf(f, "{\"prompt\": \"question %d?\", \"chosen\": \"yes %d\", \"rejected\": \"no, no %d\"}\n", i, i, i);
+    fclose(f);
+    for (int pass = 0; pass < 2; pass++) {  // built, then mapped from the cache
+        CHECK_OK(lf_dataset_open(&ds, &d));
+        CHECK(ds.cache == (pass ? LF_DATASET_CACHE_HIT : LF_DATASET_CACHE_WRITTEN));
+        CHECK(ds.format == LF_DATA_DPO && ds.n == 80 && ds.stats.records == 40 && ds.n_train % 2 == 0 && ds.n_val % 2 == 0 && ds.n_val > 0);
+        for (int64_t i = 0; i < ds.n; i += 2) CHECK(ds.record[i] == ds.record[i + 1]);
+        for (int64_t i = 0; i < ds.n_train; i += 2) CHECK(ds.train[i + 1] == ds.train[i] + 1 && ds.train[i] % 2 == 0);
+        lf_batch_desc bd = lf_batch_desc_default();
+        bd.B = 6, bd.T = 16, bd.seed = 1;
+        lf_batcher b;
+        CHECK_OK(lf_batcher_init(&b, &ds, &bd));
+        CHECK(b.n == ds.n_train / 2);
+        int32_t tk[6 * 16], lb[6 * 16], ps[6 * 16];
+        int64_t seen = 0;
+        int rows;
+        do {
+            CHECK_OK(lf_batcher_next(&b, tk, lb, ps, &rows));
+            for (int r = 0; r < 3; r++) {
+                int64_t c = b.sample[r], j = b.sample[r + 3];
+                CHECK((c < 0) == (r >= rows / 2) && (c < 0 || (j == c + 1 && c % 2 == 0)));
+                if (c < 0) {
+                    CHECK(lb[r * 16 + 1] == LF_IGNORE_INDEX && lb[(r + 3) * 16 + 1] == LF_IGNORE_INDEX);
+                    continue;
+                }
+                const int32_t *st, *sl;
+                int n;
+                lf_dataset_sample(&ds, j, &st, &sl, &n);
+                CHECK(memcmp(tk + (r + 3) * 16, st, (size_t)LF__MIN(n, 16) * 4) == 0);
+                seen++;
+            }
+        } while (b.index != 0);
+        CHECK(seen == b.n);
+        bd.B = 5;
+        lf_batcher odd;
+        CHECK_ERR(lf_batcher_init(&odd, &ds, &bd), LF_ERR_CONFIG, "preference pairs need an even B");
+        lf_batcher_deinit(&b);
+        lf_dataset_close(&ds);
+    }
+    char cmd[300];
+    snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
+    CHECK(system(cmd) == 0);
+    return 0;
+}
+
 static const lf_test tests_data[] = {
     {"data/encode_pair", test_data_encode_pair},
+    {"data/pairs_dataset_batches", test_data_pairs},
     {"data/formats", test_data_formats},
     {"data/detection", test_data_detection},
     {"data/bad_inputs", test_data_bad_inputs},

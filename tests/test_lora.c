@@ -630,10 +630,12 @@ static int test_objective_head(void) {
 
 // DPO on a LoRA policy, the reference being the same model with its adapters off: the loss equals
 // lf_dpo_loss on the log-prob sums computed separately, and the gradient of a lora_B entry
-// matches central differences of that loss.
-static double dpo_loss_of(lf_model *m, const lf_dpo_desc *d, const lf_train_batch *b, int B, int T) {
+// matches central differences of that loss. ORPO (d NULL) likewise: the chosen rows' mean NLL
+// plus lf_orpo_loss on per-token averages. Rows 2 and 5 are a padding pair (nothing scored).
+static double pref_loss_of(lf_model *m, const lf_dpo_desc *d, const lf_train_batch *b, int B, int T) {
     float lp[64];
-    double S[4], R[4];
+    double S[6], R[6], nll = 0;
+    int P = B / 2, n[6], chosen_tokens = 0;
     lf_lora_enable(m, false);
     if (lf_model_train_logps(m, b, lp) != LF_OK) return NAN;
     for (int r = 0; r < B; r++) {
@@ -643,11 +645,15 @@ static double dpo_loss_of(lf_model *m, const lf_dpo_desc *d, const lf_train_batc
     lf_lora_enable(m, true);
     if (lf_model_train_logps(m, b, lp) != LF_OK) return NAN;
     for (int r = 0; r < B; r++) {
-        S[r] = 0;
-        for (int t = 0; t < T; t++) S[r] += lp[r * T + t];
+        S[r] = 0, n[r] = 0;
+        for (int t = 0; t < T; t++) S[r] += lp[r * T + t], n[r] += lp[r * T + t] != 0;
+        if (r < P) nll -= S[r], chosen_tokens += n[r];
+        if (!d) S[r] /= n[r] ? n[r] : 1;
     }
-    lf_pref_pairs pp = {B / 2, S, S + B / 2, R, R + B / 2, NULL, NULL};
+    S[2] = S[3], S[3] = S[4], R[2] = R[3], R[3] = R[4];  // the pairs that hold data: rows (0, 3), (1, 4)
+    lf_pref_pairs pp = {2, S, S + 2, R, R + 2, NULL, NULL};
     lf_pref_stats st;
+    if (!d) return lf_orpo_loss(0.25f, &pp, NULL, NULL, &st) == LF_OK ? st.loss + nll / chosen_tokens : NAN;
     return lf_dpo_loss(d, &pp, NULL, NULL, &st) == LF_OK ? st.loss : NAN;
 }
 
@@ -660,49 +666,55 @@ static int test_dpo_grads(void) {
     CHECK_OK(lf_lora_attach(&m, &ld));
     for (int l = 0; l < m.cfg.L; l++)
         for (int i = 0; i < 2 * m.layers[l].w[LF_PROJ_V].shape[0]; i++) m.layers[l].lora[LF_PROJ_V]->B[i] = 0.1f * (float)((i % 5) - 2);
-    enum { B = 4, T = 8 };
+    enum { B = 6, T = 8 };
     int32_t tok[B * T], lab[B * T];
-    for (int i = 0; i < B * T; i++) tok[i] = (i * 29 + 5) % m.cfg.V, lab[i] = i % T < 3 ? -100 : tok[i];
-    for (int i = 0; i < 3; i++) tok[2 * T + i] = tok[i], tok[3 * T + i] = tok[T + i];  // each pair shares its prompt
+    for (int i = 0; i < B * T; i++) tok[i] = (i * 29 + 5) % m.cfg.V, lab[i] = i % T < 3 || i / T % 3 == 2 ? -100 : tok[i];
+    for (int i = 0; i < 3; i++) tok[3 * T + i] = tok[i], tok[4 * T + i] = tok[T + i];  // each pair shares its prompt
+    lab[4 * T + 7] = -100;  // completions of different lengths
     CHECK_OK(lf_model_train_begin(&m, B, T, 0));
     lf_train_batch b = {.tokens = tok, .labels = lab};
-    lf_dpo_desc d = lf_dpo_desc_default();
-    d.beta = 0.5f;
+    lf_dpo_desc dd = lf_dpo_desc_default(), *d;
+    dd.beta = 0.5f;
     lf_pref_stats st;
-    CHECK_OK(lf_dpo_grads(&m, &d, &b, NULL, &st));
-    double want = dpo_loss_of(&m, &d, &b, B, T);
-    CHECK(fabs(st.loss - want) <= 1e-6 * fmax(1, fabs(want)));
-    float g[6];
-    memcpy(g, lf_model_grad(&m, "base_model.model.model.layers.0.self_attn.v_proj.lora_B.weight", NULL), sizeof g);
-    float *Bw = m.layers[0].lora[LF_PROJ_V]->B;
     int bad = 0;
-    for (int j = 0; j < 6; j++) {
-        float keep = Bw[j];
-        double fd[2];
-        for (int k = 0; k < 2; k++) {
-            float h = k ? 5e-3f : 1e-2f;
-            Bw[j] = keep + h;
-            double lp = dpo_loss_of(&m, &d, &b, B, T);
-            Bw[j] = keep - h;
-            double lm = dpo_loss_of(&m, &d, &b, B, T);
-            fd[k] = (lp - lm) / (2 * h);
+    for (int pass = 0; pass < 2; pass++) {  // DPO, then ORPO (d NULL)
+        d = pass ? NULL : &dd;
+        lf_model_train_zero_grads(&m);
+        if (d) CHECK_OK(lf_dpo_grads(&m, d, &b, NULL, 0.5f, &st));
+        else CHECK_OK(lf_orpo_grads(&m, 0.25f, &b, 0.5f, &st));
+        double want = pref_loss_of(&m, d, &b, B, T);
+        CHECK(fabs(st.loss - want) <= 1e-6 * fmax(1, fabs(want)));
+        float g[6];
+        memcpy(g, lf_model_grad(&m, "base_model.model.model.layers.0.self_attn.v_proj.lora_B.weight", NULL), sizeof g);
+        float *Bw = m.layers[0].lora[LF_PROJ_V]->B;
+        for (int j = 0; j < 6; j++) {
+            float keep = Bw[j];
+            double fd[2];
+            for (int k = 0; k < 2; k++) {
+                float h = k ? 5e-3f : 1e-2f;
+                Bw[j] = keep + h;
+                double lp = pref_loss_of(&m, d, &b, B, T);
+                Bw[j] = keep - h;
+                double lm = pref_loss_of(&m, d, &b, B, T);
+                fd[k] = (lp - lm) / (2 * h);
+            }
+            Bw[j] = keep;
+            double est = (4 * fd[1] - fd[0]) / 3 * 0.5;  // the gradient's weight
+            if (fabs(est - g[j]) > 2e-3 * fmax(0.05, fabs(est))) {
+                fprintf(stderr, "    %s lora_B[%d]: analytic %.6g, central difference %.6g\n", d ? "dpo" : "orpo", j, g[j], est);
+                bad++;
+            }
         }
-        Bw[j] = keep;
-        double est = (4 * fd[1] - fd[0]) / 3;
-        if (fabs(est - g[j]) > 2e-3 * fmax(0.05, fabs(est))) {
-            fprintf(stderr, "    lora_B[%d]: analytic %.6g, central difference %.6g\n", j, g[j], est);
-            bad++;
-        }
+        if (getenv("LF_TEST_VERBOSE"))
+            fprintf(stderr, "  %s: loss %.6f, rewards/chosen %.4f, rejected %.4f, accuracy %.2f\n", d ? "dpo" : "orpo", st.loss,
+                    st.rewards_chosen, st.rewards_rejected, st.accuracies);
     }
-    if (getenv("LF_TEST_VERBOSE"))
-        fprintf(stderr, "  dpo: loss %.6f, rewards/chosen %.4f, rejected %.4f, accuracy %.2f\n", st.loss, st.rewards_chosen,
-                st.rewards_rejected, st.accuracies);
     lf_model_close(&m);
     return bad;
 }
 
 static const lf_test tests_lora[] = {
-    {"train/dpo_grads_lora_reference_off", test_dpo_grads},
+    {"train/dpo_orpo_grads_lora", test_dpo_grads},
     {"lora/enable_disable", test_lora_enable},
     {"train/objective_head", test_objective_head},
     {"lora/qlora_nf4", test_qlora_nf4},
