@@ -895,6 +895,8 @@ LF_API lf_status lf_optim_step(lf_optim *o, lf_model *m, float *grad_norm);
 typedef enum lf_eval_strategy { LF_EVAL_STEPS = 0, LF_EVAL_EPOCH = 1, LF_EVAL_NO = 2 } lf_eval_strategy;
 typedef struct lf_train_config {
     const char *model;             // model.name: a HuggingFace model directory (required)
+    const char *adapter;           // model.adapter: a PEFT adapter directory whose training continues
+                                   // (an SFT adapter for DPO); the lora section is then not used
     const char *output_dir;        // training.output_dir (required)
     int num_epochs;                // 3
     int max_steps;                 // -1: num_epochs decides (HF)
@@ -926,6 +928,7 @@ LF_API lf_status lf_train_config_read(lf_train_config *c, const lf_doc *doc);
 LF_API char *lf_train_config_yaml(const lf_train_config *c);
 
 // Where a run stands: what a checkpoint holds besides weights and optimizer moments.
+#define LF_TRAIN_LOG_METRICS 12
 typedef struct lf_train_state {
     int64_t step;             // optimizer steps done
     int64_t epoch, index;     // data position: the epoch, and the next sample of its order
@@ -935,6 +938,8 @@ typedef struct lf_train_state {
     int bad_evals;            // evals since it last improved
     double log_loss;          // the losses summed since the last logged step, and their count,
     int log_steps;            //   so a resumed run logs the same averages
+    double log_metrics[LF_TRAIN_LOG_METRICS];  // an objective's metrics summed since the last
+    int log_micro;                             //   logged step, over log_micro micro-batches
 } lf_train_state;
 
 // lf_ckpt_save — a checkpoint directory, written as a whole or not at all: the files go into
@@ -1037,6 +1042,9 @@ typedef struct lf_dpo_config {
     bool precompute_ref_log_probs;
 } lf_dpo_config;
 LF_API lf_status lf_dpo_config_read(lf_dpo_config *c, const lf_doc *doc);
+// The `orpo` section (TRL's ORPOConfig): beta (0.1, the odds-ratio weight TRL and the paper call
+// lambda), max_prompt_length (512), max_length (1024); the other fields keep their defaults.
+LF_API lf_status lf_orpo_config_read(lf_dpo_config *c, const lf_doc *doc);
 
 typedef struct lf_pref_pairs {
     int n;
@@ -1062,7 +1070,7 @@ typedef struct lf_pref_stats {
 LF_API lf_status lf_dpo_loss(const lf_dpo_desc *d, const lf_pref_pairs *p, double *dpc, double *dpr, lf_pref_stats *st);
 // lf_orpo_loss — ORPO's odds-ratio term over pairs of average per-token log-probs:
 // -beta * mean(logsigmoid(log odds(pc) - log odds(pr))), log odds(p) = p - log(1 - e^p); the
-// trainer adds it to the chosen completions' NLL. Gradients as lf_dpo_loss.
+// trainer adds the chosen rows' NLL (lf_orpo_grads). Gradients as lf_dpo_loss.
 //   returns  LF_OK | LF_ERR_CONFIG (orpo.beta <= 0) | LF_ERR_ARG (no pairs; a log-prob >= 0)
 LF_API lf_status lf_orpo_loss(float beta, const lf_pref_pairs *p, double *dpc, double *dpr, lf_pref_stats *st);
 
@@ -1072,7 +1080,8 @@ LF_API lf_status lf_orpo_loss(float beta, const lf_pref_pairs *p, double *dpc, d
 // score nothing are padding and left out. ref[B] holds the reference model's summed log-probs
 // per row; NULL takes them from this model with its adapters switched off (a LoRA policy's
 // base: no second model). The gradients of the loss, times weight (1 / the micro-batches of an
-// optimizer step, as HF's Trainer scales them), are added. st gets the loss and TRL's metrics.
+// optimizer step, as HF's Trainer scales them), are added; weight 0 only evaluates (no
+// gradients, no dropout). st gets the loss and TRL's metrics.
 //   returns  LF_OK | LF_ERR_ARG (B odd; not training; no adapters to switch off with ref NULL
 //            and not reference_free) | as lf_dpo_loss and lf_model_train_grads
 //   threads  not safe on the same m
@@ -1083,9 +1092,11 @@ LF_API lf_status lf_dpo_grads(lf_model *m, const lf_dpo_desc *d, const lf_train_
 // precompute_ref_log_probs.
 //   returns  LF_OK | as lf_model_train_logps
 LF_API lf_status lf_dpo_ref_logps(lf_model *m, const lf_train_batch *b, double *ref);
-// lf_orpo_grads — ORPO on a micro-batch laid out as lf_dpo_grads': the chosen completions' NLL
-// (mean over their tokens) plus lf_orpo_loss on per-token average log-probs; no reference.
-// st->nll_loss gets the NLL, st->loss the sum.
+// lf_orpo_grads — ORPO on a micro-batch laid out as lf_dpo_grads': the chosen rows' NLL plus
+// lf_orpo_loss on the completions' per-token average log-probs; no reference. The NLL is the
+// mean over every target of the chosen rows, prompt and completion, as TRL 1.16's ORPOTrainer
+// and the ORPO authors' code (disable_prompt_loss off) take it. st->nll_loss gets the NLL,
+// st->loss the sum. weight 0 evaluates, as lf_dpo_grads.
 //   returns  as lf_dpo_grads
 LF_API lf_status lf_orpo_grads(lf_model *m, float beta, const lf_train_batch *b, float weight, lf_pref_stats *st);
 
@@ -9957,7 +9968,7 @@ LF_API lf_status lf_train_config_read(lf_train_config *c, const lf_doc *doc) {
     for (int i = 0; i < 4; i++)
         if (secs[i] && secs[i]->type != LF_NODE_OBJECT && secs[i]->type != LF_NODE_NULL)
             return lf__fail(LF_ERR_CONFIG, "%s: '%s' must be a mapping", doc->name, sec_names[i]);
-    static const char *k_model[] = {"name", "revision"};
+    static const char *k_model[] = {"name", "revision", "adapter"};
     static const char *k_train[] = {"model_name", "output_dir", "num_epochs", "max_steps", "per_device_batch_size",
                                     "gradient_accumulation_steps", "learning_rate", "weight_decay", "warmup_ratio", "warmup_steps",
                                     "max_grad_norm", "fp16", "bf16", "optim", "lr_scheduler_type", "adam_beta1", "adam_beta2",
@@ -9967,7 +9978,7 @@ LF_API lf_status lf_train_config_read(lf_train_config *c, const lf_doc *doc) {
     static const char *k_lora[] = {"enabled", "r", "alpha", "lora_alpha", "dropout", "lora_dropout", "target_modules", "bias",
                                    "task_type", "use_rslora", "modules_to_save"};
     static const char *k_quant[] = {"enabled", "bits", "type", "double_quant"};
-    lf_status s = lf_cfg_keys(doc, mo, "model", k_model, 2);
+    lf_status s = lf_cfg_keys(doc, mo, "model", k_model, 3);
     if (s == LF_OK) s = lf_cfg_keys(doc, tr, "training", k_train, (int)(sizeof k_train / sizeof *k_train));
     if (s == LF_OK) s = lf_cfg_keys(doc, lo, "lora", k_lora, (int)(sizeof k_lora / sizeof *k_lora));
     if (s == LF_OK) s = lf_cfg_keys(doc, qu, "quantization", k_quant, 4);
@@ -9978,6 +9989,7 @@ LF_API lf_status lf_train_config_read(lf_train_config *c, const lf_doc *doc) {
     snprintf(dl.name, sizeof dl.name, "%.200s: lora", doc->name), snprintf(dq.name, sizeof dq.name, "%.200s: quantization", doc->name);
     const char *rev = NULL, *model_name = NULL;
     if ((s = lf_cfg_str(&dm, mo, "name", false, &c->model)) != LF_OK || (s = lf_cfg_str(&dm, mo, "revision", false, &rev)) != LF_OK ||
+        (s = lf_cfg_str(&dm, mo, "adapter", false, &c->adapter)) != LF_OK ||
         (s = lf_cfg_str(&dt, tr, "model_name", false, &model_name)) != LF_OK)
         return s;
     if (c->model && model_name && strcmp(c->model, model_name) != 0)
@@ -10065,6 +10077,9 @@ LF_API lf_status lf_train_config_read(lf_train_config *c, const lf_doc *doc) {
         return s;
     if (bits != 4 && bits != 8) return lf__fail(LF_ERR_CONFIG, "%s: bits: 4 (nf4) or 8 (int8), got %lld", dq.name, (long long)bits);
     if (qt >= 0 && (qt == 0) != (bits == 4)) return lf__fail(LF_ERR_CONFIG, "%s: type %s with bits %lld", dq.name, qtypes[qt], (long long)bits);
+    if (c->adapter && c->lora && lo && lf_node_get(lo, "r"))
+        return lf__fail(LF_ERR_CONFIG, "%s: model.adapter continues an adapter, whose own config sets its rank: drop lora.r", doc->name);
+    c->lora = c->lora || c->adapter;
     if (qen && !c->lora) return lf__fail(LF_ERR_CONFIG, "%s: a quantized base trains only adapters: enable lora (QLoRA)", dq.name);
     c->quant_bits = qen ? (int)bits : 0, c->double_quant = dq_;
     return LF_OK;
@@ -10077,6 +10092,7 @@ LF_API char *lf_train_config_yaml(const lf_train_config *c) {
     lf__buf b = LF__ZERO;
     lf__buf_puts(&b, "model:\n  name: ");
     lf__buf_json_str(&b, c->model, strlen(c->model));
+    if (c->adapter) lf__buf_puts(&b, "\n  adapter: "), lf__buf_json_str(&b, c->adapter, strlen(c->adapter));
     lf__buf_puts(&b, "\ntraining:\n  output_dir: ");
     lf__buf_json_str(&b, c->output_dir, strlen(c->output_dir));
     lf__buf_printf(&b, "\n  num_epochs: %d\n  max_steps: %d\n  per_device_batch_size: %d\n  gradient_accumulation_steps: %d\n",
@@ -10169,7 +10185,10 @@ LF_API lf_status lf_ckpt_save(const char *dir, const lf_model *m, const lf_optim
                    (long long)st->step, (long long)o->step, (long long)st->epoch, (long long)st->index, (long long)st->tokens);
     lf__buf_printf(&b, "  \"dropout_seed\": \"%llu\",\n  \"dropout_calls\": \"%llu\",\n  \"best_eval_loss\": %.17g,\n  \"bad_evals\": %d,\n",
                    (unsigned long long)st->seed, (unsigned long long)st->calls, st->best_eval < HUGE_VAL ? st->best_eval : -1.0, st->bad_evals);
-    lf__buf_printf(&b, "  \"log_loss\": %.17g,\n  \"log_steps\": %d\n}\n", st->log_loss, st->log_steps);
+    lf__buf_printf(&b, "  \"log_loss\": %.17g,\n  \"log_steps\": %d,\n  \"log_micro\": %d,\n  \"log_metrics\": [", st->log_loss,
+                   st->log_steps, st->log_micro);
+    for (int i = 0; i < LF_TRAIN_LOG_METRICS; i++) lf__buf_printf(&b, "%s%.17g", i ? ", " : "", st->log_metrics[i]);
+    lf__buf_puts(&b, "]\n}\n");
     if (s == LF_OK) s = b.failed || !(path = lf_path_join(tmp, "trainer_state.json")) ? LF_ERR_NOMEM : lf_file_write_atomic(path, b.data, b.len);
     LF_FREE(path), LF_FREE(b.data);
     path = NULL;
@@ -10258,8 +10277,8 @@ LF_API lf_status lf_ckpt_load(const char *dir, lf_model *m, lf_optim *o, lf_trai
     char *path = lf_path_join(dir, "trainer_state.json");
     s = path ? lf_json_load(&doc, path) : LF_ERR_NOMEM;
     const char *mode = NULL, *seed = NULL, *calls = NULL;
-    int64_t step = 0, ostep = 0, epoch = 0, index = 0, tokens = 0, bad = 0, log_steps = 0;
-    double best = -1, log_loss = 0;
+    int64_t step = 0, ostep = 0, epoch = 0, index = 0, tokens = 0, bad = 0, log_steps = 0, log_micro = 0;
+    double best = -1, log_loss = 0, log_metrics[LF_TRAIN_LOG_METRICS];
     if (s == LF_OK && ((s = lf_cfg_str(&doc, doc.root, "mode", true, &mode)) != LF_OK ||
                        (s = lf_cfg_int(&doc, doc.root, "global_step", true, 0, INT64_MAX, &step)) != LF_OK ||
                        (s = lf_cfg_int(&doc, doc.root, "optimizer_step", true, 0, INT64_MAX, &ostep)) != LF_OK ||
@@ -10271,8 +10290,16 @@ LF_API lf_status lf_ckpt_load(const char *dir, lf_model *m, lf_optim *o, lf_trai
                        (s = lf_cfg_num(&doc, doc.root, "best_eval_loss", true, &best)) != LF_OK ||
                        (s = lf_cfg_int(&doc, doc.root, "bad_evals", true, 0, INT32_MAX, &bad)) != LF_OK ||
                        (s = lf_cfg_num(&doc, doc.root, "log_loss", true, &log_loss)) != LF_OK ||
-                       (s = lf_cfg_int(&doc, doc.root, "log_steps", true, 0, INT32_MAX, &log_steps)) != LF_OK))
+                       (s = lf_cfg_int(&doc, doc.root, "log_steps", true, 0, INT32_MAX, &log_steps)) != LF_OK ||
+                       (s = lf_cfg_int(&doc, doc.root, "log_micro", true, 0, INT32_MAX, &log_micro)) != LF_OK))
         s = lf__wrap(s, "checkpoint");
+    const lf_node *lm = s == LF_OK ? lf_node_get(doc.root, "log_metrics") : NULL;
+    if (s == LF_OK && (!lm || lm->type != LF_NODE_ARRAY || lm->n != LF_TRAIN_LOG_METRICS))
+        s = lf__fail(LF_ERR_FORMAT, "%s: log_metrics: expected an array of %d numbers", doc.name, LF_TRAIN_LOG_METRICS);
+    for (int i = 0; s == LF_OK && i < LF_TRAIN_LOG_METRICS; i++) {
+        if (lm->kids[i].type != LF_NODE_NUMBER) s = lf__fail(LF_ERR_FORMAT, "%s: log_metrics[%d]: expected a number", doc.name, i);
+        else log_metrics[i] = lm->kids[i].num;
+    }
     if (s == LF_OK && strcmp(mode, t->lora ? "lora" : "full") != 0)
         s = lf__fail(LF_ERR_SHAPE, "%s: a %s checkpoint, but this run trains %s", path, mode, t->lora ? "adapters (lora)" : "the full model");
     LF_FREE(path);
@@ -10285,7 +10312,8 @@ LF_API lf_status lf_ckpt_load(const char *dir, lf_model *m, lf_optim *o, lf_trai
     LF_FREE(path);
     if (s == LF_OK) {
         st->step = step, st->epoch = epoch, st->index = index, st->tokens = tokens, st->bad_evals = (int)bad;
-        st->log_loss = log_loss, st->log_steps = (int)log_steps;
+        st->log_loss = log_loss, st->log_steps = (int)log_steps, st->log_micro = (int)log_micro;
+        memcpy(st->log_metrics, log_metrics, sizeof log_metrics);
         st->seed = strtoull(seed, NULL, 10), st->calls = strtoull(calls, NULL, 10), st->best_eval = best < 0 ? HUGE_VAL : best;
         o->step = ostep;
         lf_model_train_rng(m, st->seed, st->calls);
@@ -10493,17 +10521,19 @@ LF_API lf_dpo_desc lf_dpo_desc_default(void) {
 }
 
 
-LF_API lf_status lf_dpo_config_read(lf_dpo_config *c, const lf_doc *doc) {
+// The dpo section, or (orpo) the orpo section's beta and lengths.
+static lf_status lf__pref_config_read(lf_dpo_config *c, const lf_doc *doc, bool orpo) {
     memset(c, 0, sizeof *c);
     c->loss = lf_dpo_desc_default(), c->max_prompt_length = 512, c->max_length = 1024;
-    const lf_node *n = lf_node_get(doc->root, "dpo");
-    if (n && n->type != LF_NODE_OBJECT && n->type != LF_NODE_NULL) return lf__fail(LF_ERR_CONFIG, "%s: 'dpo' must be a mapping", doc->name);
-    static const char *known[] = {"beta", "loss_type", "label_smoothing", "reference_free", "max_prompt_length", "max_length",
+    const char *sec = orpo ? "orpo" : "dpo";
+    const lf_node *n = lf_node_get(doc->root, sec);
+    if (n && n->type != LF_NODE_OBJECT && n->type != LF_NODE_NULL) return lf__fail(LF_ERR_CONFIG, "%s: '%s' must be a mapping", doc->name, sec);
+    static const char *known[] = {"beta", "max_prompt_length", "max_length", "loss_type", "label_smoothing", "reference_free",
                                   "precompute_ref_log_probs"};
     static const char *types[] = {"sigmoid", "hinge", "ipo"};
-    lf_status s = lf_cfg_keys(doc, n, "dpo", known, (int)(sizeof known / sizeof *known));
+    lf_status s = lf_cfg_keys(doc, n, sec, known, orpo ? 3 : (int)(sizeof known / sizeof *known));
     lf_doc sub = *doc;
-    snprintf(sub.name, sizeof sub.name, "%.200s: dpo", doc->name);
+    snprintf(sub.name, sizeof sub.name, "%.200s: %s", doc->name, sec);
     int lt = 0;
     if (s == LF_OK) s = lf__cfg_f(&sub, n, "beta", 1e-9, 1e9, false, &c->loss.beta);
     if (s == LF_OK) s = lf__cfg_enum(&sub, n, "loss_type", types, 3, &lt);
@@ -10517,6 +10547,9 @@ LF_API lf_status lf_dpo_config_read(lf_dpo_config *c, const lf_doc *doc) {
     c->loss.loss_type = (lf_pref_loss)lt;
     return s;
 }
+
+LF_API lf_status lf_dpo_config_read(lf_dpo_config *c, const lf_doc *doc) { return lf__pref_config_read(c, doc, false); }
+LF_API lf_status lf_orpo_config_read(lf_dpo_config *c, const lf_doc *doc) { return lf__pref_config_read(c, doc, true); }
 
 // log(sigmoid(x)) without overflow on either side.
 static double lf__logsigmoid(double x) { return x >= 0 ? -log1p(exp(-x)) : x - log1p(exp(x)); }
@@ -10585,15 +10618,18 @@ LF_API lf_status lf_orpo_loss(float beta_f, const lf_pref_pairs *p, double *dpc,
     return LF_OK;
 }
 
-// The preference objectives on section 6's head: the log-probs of each row summed (DPO) or
-// averaged (ORPO) over its scored positions, the loss over the pairs (row i, row i + B/2) that
-// hold data (a last batch pads with empty pairs), each row's gradient spread over its positions.
+// The preference objectives on section 6's head: the log-probs of each row's completion summed
+// (DPO) or averaged (ORPO) over its scored positions, the loss over the pairs (row i, i + B/2)
+// that hold data (a last batch pads with empty pairs), each row's gradient spread over its
+// positions. ORPO's NLL also scores the chosen rows' prompts (see lf_orpo_grads).
 typedef struct lf__pref_obj {
     const lf_dpo_desc *d;    // DPO; NULL: ORPO with beta
     float beta;
     double weight;           // the gradient's weight
     const double *ref;       // [B] the reference's sums (DPO)
-    int counts[512];         // [B] scored positions per row
+    int counts[512];         // [B] completion positions per row
+    int first[512];          // [B] the first completion position (index into logp)
+    int32_t *labels;         // ORPO: [B, T] the chosen rows' labels extended over their prompts
     lf_pref_stats st;
     lf_status status;
 } lf__pref_obj;
@@ -10607,8 +10643,11 @@ static float lf__pref_objective(void *user, const float *logp, float *dlogp, int
         if (!o->counts[i] && !o->counts[i + P]) continue;  // padding
         double S[2] = {0, 0};
         for (int h = 0; h < 2; h++)
-            for (int t = 0; t < T; t++) S[h] += logp[(size_t)(i + h * P) * (size_t)T + (size_t)t];
-        nll -= S[0], nll_n += o->counts[i];
+            for (int t = 0; t < T; t++) {
+                double v = logp[(size_t)(i + h * P) * (size_t)T + (size_t)t];
+                if (t >= o->first[i + h * P]) S[h] += v;
+                if (!h) nll -= v, nll_n += v != 0;
+            }
         idx[n] = i, nc[n] = o->counts[i], nr[n] = o->counts[i + P];
         pc[n] = o->d ? S[0] : S[0] / LF__MAX(1, nc[n]), pr[n] = o->d ? S[1] : S[1] / LF__MAX(1, nr[n]);
         if (!o->d) pc[n] = LF__MIN(pc[n], -1e-7), pr[n] = LF__MIN(pr[n], -1e-7);  // a sure f32 row has log p 0: odds infinite
@@ -10621,26 +10660,30 @@ static float lf__pref_objective(void *user, const float *logp, float *dlogp, int
     o->status = o->d ? lf_dpo_loss(o->d, &pp, gc, gr, &o->st) : lf_orpo_loss(o->beta, &pp, gc, gr, &o->st);
     if (o->status != LF_OK) return 0;
     if (!o->d) o->st.nll_loss = nll_n ? nll / (double)nll_n : 0, o->st.loss += o->st.nll_loss;
-    for (int j = 0; j < n; j++) {  // ORPO: d pc / d logp = 1 / tokens, plus the chosen NLL's mean
-        double w[2] = {gc[j] / (o->d ? 1 : LF__MAX(1, nc[j])), gr[j] / (o->d ? 1 : LF__MAX(1, nr[j]))};
-        if (!o->d) w[0] -= 1.0 / (double)nll_n;
-        for (int h = 0; h < 2; h++)
-            for (int t = 0; t < T; t++) dlogp[(size_t)(idx[j] + h * P) * (size_t)T + (size_t)t] = (float)(o->weight * w[h]);
-    }
+    for (int j = 0; j < n; j++)  // ORPO: d average / d logp = 1 / tokens; the NLL's mean on every chosen target
+        for (int h = 0; h < 2; h++) {
+            int r = idx[j] + h * P;
+            double w = h ? gr[j] / (o->d ? 1 : LF__MAX(1, nr[j])) : gc[j] / (o->d ? 1 : LF__MAX(1, nc[j]));
+            double nw = !o->d && !h ? 1.0 / (double)nll_n : 0;
+            for (int t = 0; t < T; t++) dlogp[(size_t)r * (size_t)T + (size_t)t] = (float)(o->weight * ((t >= o->first[r] ? w : 0) - nw));
+        }
     return (float)o->st.loss;
 }
 
-// Checks the micro-batch and counts each row's scored positions (as the model shifts labels).
+// Checks the micro-batch and finds each row's completion: its scored positions (as the model
+// shifts labels), from the first to the last.
 static lf_status lf__pref_begin(lf_model *m, const lf_train_batch *b, const char *what, lf__pref_obj *o) {
     lf__train *t = m->train_;
     if (!t) return lf__fail(LF_ERR_ARG, "%s: call lf_model_train_begin first", what);
     int B = t->B, T = t->T;
     if (B % 2 || B > 512) return lf__fail(LF_ERR_ARG, "%s: %d rows: an even count of at most 512 (chosen, then rejected)", what, B);
     for (int r = 0; r < B; r++) {
-        o->counts[r] = 0;
+        o->counts[r] = 0, o->first[r] = T;
         for (int i = 0; i + 1 < T; i++) {
             size_t k = (size_t)r * (size_t)T + (size_t)i;
-            o->counts[r] += b->labels[k + 1] != -100 && (!b->pos || b->pos[k + 1] != 0);
+            bool scored = b->labels[k + 1] != -100 && (!b->pos || b->pos[k + 1] != 0);
+            o->counts[r] += scored;
+            if (scored && o->first[r] == T) o->first[r] = i;
         }
     }
     return LF_OK;
@@ -10649,8 +10692,10 @@ static lf_status lf__pref_begin(lf_model *m, const lf_train_batch *b, const char
 static lf_status lf__pref_run(lf_model *m, const lf_train_batch *b, lf__pref_obj *o, lf_pref_stats *st) {
     lf_train_batch pb = *b;
     pb.objective = lf__pref_objective, pb.objective_user = o;
+    if (o->labels) pb.labels = o->labels;
     float loss;
-    lf_status s = lf_model_train_grads(m, &pb, &loss);
+    int n;
+    lf_status s = o->weight != 0 ? lf_model_train_grads(m, &pb, &loss) : lf_model_train_eval(m, &pb, &loss, &n);
     if (s == LF_OK) s = o->status;
     if (s == LF_OK && st) *st = o->st;
     return s;
@@ -10693,8 +10738,22 @@ LF_API lf_status lf_orpo_grads(lf_model *m, float beta, const lf_train_batch *b,
     lf__pref_obj *o = (lf__pref_obj *)lf__calloc(1, sizeof *o, "orpo objective");
     if (!o) return LF_ERR_NOMEM;
     lf_status s = lf__pref_begin(m, b, "orpo_grads", o);
+    int64_t B = s == LF_OK ? m->train_->B : 0, T = s == LF_OK ? m->train_->T : 0;
+    if (s == LF_OK && !(o->labels = (int32_t *)lf__alloc((size_t)(B * T) * sizeof(int32_t), "orpo labels"))) s = LF_ERR_NOMEM;
+    if (s == LF_OK) {  // the chosen rows score their prompts too: every token of the sample up to the completion's end
+        memcpy(o->labels, b->labels, (size_t)(B * T) * sizeof(int32_t));
+        for (int64_t r = 0; r < B / 2; r++) {
+            int64_t start = 0, end = -1, i = 0;
+            for (; i < T && b->labels[r * T + i] == -100; i++)
+                if (b->pos && b->pos[r * T + i] == 0) start = i;  // packed: the sample holding the completion
+            for (; i < T; i++)
+                if (b->labels[r * T + i] != -100) end = i;
+            for (i = start; i <= end; i++) o->labels[r * T + i] = b->tokens[r * T + i];
+        }
+    }
     o->beta = beta, o->weight = weight;
     if (s == LF_OK) s = lf__pref_run(m, b, o, st);
+    LF_FREE(o->labels);
     LF_FREE(o);
     return s;
 }

@@ -630,8 +630,9 @@ static int test_objective_head(void) {
 
 // DPO on a LoRA policy, the reference being the same model with its adapters off: the loss equals
 // lf_dpo_loss on the log-prob sums computed separately, and the gradient of a lora_B entry
-// matches central differences of that loss. ORPO (d NULL) likewise: the chosen rows' mean NLL
-// plus lf_orpo_loss on per-token averages. Rows 2 and 5 are a padding pair (nothing scored).
+// matches central differences of that loss. ORPO (d NULL) likewise: the mean NLL of the chosen
+// rows' prompts and completions plus lf_orpo_loss on the completions' per-token averages. Rows 2
+// and 5 are a padding pair (nothing scored).
 static double pref_loss_of(lf_model *m, const lf_dpo_desc *d, const lf_train_batch *b, int B, int T) {
     float lp[64];
     double S[6], R[6], nll = 0;
@@ -647,9 +648,15 @@ static double pref_loss_of(lf_model *m, const lf_dpo_desc *d, const lf_train_bat
     for (int r = 0; r < B; r++) {
         S[r] = 0, n[r] = 0;
         for (int t = 0; t < T; t++) S[r] += lp[r * T + t], n[r] += lp[r * T + t] != 0;
-        if (r < P) nll -= S[r], chosen_tokens += n[r];
         if (!d) S[r] /= n[r] ? n[r] : 1;
     }
+    int32_t full[64];  // the chosen rows scored whole (every position has a target but the first)
+    memcpy(full, b->labels, (size_t)(B * T) * sizeof(int32_t));
+    for (int i = 0; i < 2 * T; i++) full[i] = b->tokens[i];
+    lf_train_batch fb = *b;
+    fb.labels = full;
+    if (lf_model_train_logps(m, &fb, lp) != LF_OK) return NAN;
+    for (int i = 0; i < P * T; i++) nll -= lp[i], chosen_tokens += lp[i] != 0;
     S[2] = S[3], S[3] = S[4], R[2] = R[3], R[3] = R[4];  // the pairs that hold data: rows (0, 3), (1, 4)
     lf_pref_pairs pp = {2, S, S + 2, R, R + 2, NULL, NULL};
     lf_pref_stats st;
@@ -713,8 +720,86 @@ static int test_dpo_grads(void) {
     return bad;
 }
 
+// DPO (sigmoid, hinge, IPO) and ORPO through TRL 1.16's own trainers on llama_f32 + lora_ref,
+// the DPO reference being the model with the adapter off (tests/ref/make_pref_model_fixture.py):
+// the loss (1e-5 relative), TRL's metrics (1e-5; logps 5e-5) and every A/B gradient (1e-4 of the
+// tensor's largest entry).
+static int pref_metric(const lf_node *mt, const char *key, double got, double tol, const char *what) {
+    const lf_node *v = lf_node_get(mt, key);
+    if (v && fabs(got - v->num) <= tol) return 1;
+    fprintf(stderr, "    %s %s: %.9g, TRL %.9g\n", what, key, got, v ? v->num : NAN);
+    return 0;
+}
+
+static int test_pref_model_trl(void) {
+    lf_st_file g;
+    lf_doc doc;
+    CHECK_OK(lf_st_open(&g, "tests/fixtures/pref/model_grads.safetensors"));
+    CHECK_OK(lf_json_load(&doc, "tests/fixtures/pref/model_grads.json"));
+    const lf_st_tensor *ids = lf_st_find(&g, "input_ids"), *labels = lf_st_find(&g, "labels");
+    CHECK(ids && labels);
+    int B = (int)ids->shape[0], T = (int)ids->shape[1];
+    lf_model m;
+    lf_model_desc md = {.path = LF_TEST_MODELS "llama_f32", .n_threads = 2, .max_tokens = 64, .max_seq_len = 64};
+    CHECK_OK(lf_model_open(&m, &md));
+    CHECK_OK(lf_lora_load(&m, LF_TEST_MODELS "llama_f32/lora_ref"));
+    CHECK_OK(lf_model_train_begin(&m, B, T, 0));
+    lf_train_batch b = {.tokens = (const int32_t *)ids->data, .labels = (const int32_t *)labels->data};
+    static const char *names[4] = {"sigmoid", "hinge", "ipo", "orpo"};
+    int ok = 1;
+    double worst_g = 0, worst_l = 0;
+    for (int k = 0; k < 4; k++) {
+        const lf_node *c = k < 3 ? lf_node_get(lf_node_get(doc.root, "dpo"), names[k]) : lf_node_get(doc.root, "orpo");
+        const lf_node *mt = lf_node_get(c, "metrics");
+        CHECK(c && mt);
+        lf_dpo_desc d = lf_dpo_desc_default();
+        d.beta = 0.1f, d.loss_type = (lf_pref_loss)k;
+        lf_pref_stats st;
+        lf_model_train_zero_grads(&m);
+        if (k < 3) CHECK_OK(lf_dpo_grads(&m, &d, &b, NULL, 1.0f, &st));
+        else CHECK_OK(lf_orpo_grads(&m, 0.1f, &b, 1.0f, &st));
+        double want = lf_node_get(c, "loss")->num;
+        worst_l = fmax(worst_l, fabs(st.loss - want) / fabs(want));
+        ok &= pref_metric(c, "loss", st.loss, 1e-5 * fabs(want), names[k]);
+        ok &= pref_metric(mt, "rewards/chosen", st.rewards_chosen, 1e-5, names[k]);
+        ok &= pref_metric(mt, "rewards/rejected", st.rewards_rejected, 1e-5, names[k]);
+        ok &= pref_metric(mt, "rewards/margins", st.margins, 1e-5, names[k]);
+        ok &= pref_metric(mt, "rewards/accuracies", st.accuracies, 1e-6, names[k]);
+        ok &= pref_metric(mt, "logps/chosen", st.logps_chosen, 5e-5, names[k]);
+        ok &= pref_metric(mt, "logps/rejected", st.logps_rejected, 5e-5, names[k]);
+        if (k == 3) {
+            ok &= pref_metric(mt, "nll_loss", st.nll_loss, 1e-5, names[k]);
+            ok &= pref_metric(mt, "log_odds_ratio", st.log_odds_ratio, 1e-5, names[k]);
+            ok &= pref_metric(mt, "log_odds_chosen", st.log_odds_chosen, 1e-5, names[k]);
+        }
+        char prefix[32];
+        snprintf(prefix, sizeof prefix, "%s%s.grad.", k < 3 ? "dpo_" : "", names[k]);
+        int checked = 0;
+        for (int i = 0; i < g.n; i++) {
+            const lf_st_tensor *t = &g.tensors[i];
+            if (strncmp(t->name, prefix, strlen(prefix)) != 0) continue;
+            int64_t n = 0;
+            const float *ours = lf_model_grad(&m, t->name + strlen(prefix), &n), *theirs = (const float *)t->data;
+            CHECK(ours && n == t->shape[0] * t->shape[1]);
+            double mx = 0, e = 0;
+            for (int64_t j = 0; j < n; j++) mx = fmax(mx, fabs(theirs[j])), e = fmax(e, fabs((double)ours[j] - theirs[j]));
+            worst_g = fmax(worst_g, e / mx), checked++;
+            if (e > 1e-4 * mx) fprintf(stderr, "    %s %s: max difference %.3g of %.3g\n", names[k], t->name, e, mx), ok = 0;
+        }
+        CHECK(checked == 14 * m.cfg.L);
+    }
+    if (getenv("LF_TEST_VERBOSE"))
+        fprintf(stderr, "  dpo sigmoid/hinge/ipo + orpo vs TRL: losses within %.2g relative, gradients within %.2g of the largest\n",
+                worst_l, worst_g);
+    lf_model_close(&m);
+    lf_doc_deinit(&doc);
+    lf_st_close(&g);
+    return !ok;
+}
+
 static const lf_test tests_lora[] = {
     {"train/dpo_orpo_grads_lora", test_dpo_grads},
+    {"train/dpo_orpo_vs_trl_model", test_pref_model_trl},
     {"lora/enable_disable", test_lora_enable},
     {"train/objective_head", test_objective_head},
     {"lora/qlora_nf4", test_qlora_nf4},

@@ -97,7 +97,7 @@ static int ckpt_resume(bool lora) {
     if (ckpt_open(&a, &oa, lora)) return 1;
     for (int s = 0; s < 3; s++)
         if (ckpt_step(&a, &oa, &la[s])) return 1;
-    lf_train_state st = {3, 0, 12, 48, 77, lf_model_train_calls(&a), HUGE_VAL, 0, 1.25, 2};
+    lf_train_state st = {3, 0, 12, 48, 77, lf_model_train_calls(&a), HUGE_VAL, 0, 1.25, 2, {0.5, -1e-300, 3}, 4};
     char cdir[600];
     snprintf(cdir, sizeof cdir, "%s/checkpoints", run);
     CHECK_OK(lf_dir_make(cdir));
@@ -111,7 +111,8 @@ static int ckpt_resume(bool lora) {
     CHECK(strcmp(latest, dir) == 0);
     CHECK_OK(lf_ckpt_load(latest, &b, &ob, &got));
     CHECK(got.step == 3 && got.index == 12 && got.tokens == 48 && got.calls == st.calls && got.best_eval == HUGE_VAL &&
-          got.log_loss == 1.25 && got.log_steps == 2);
+          got.log_loss == 1.25 && got.log_steps == 2 && got.log_micro == 4 && got.log_metrics[0] == 0.5 &&
+          got.log_metrics[1] == -1e-300 && got.log_metrics[2] == 3 && got.log_metrics[11] == 0);
     for (int s = 0; s < 3; s++)
         if (ckpt_step(&b, &ob, &lb[s])) return 1;
     for (int s = 0; s < 3; s++) CHECK(memcmp(&la[3 + s], &lb[s], sizeof(float)) == 0);
