@@ -1,13 +1,16 @@
 // lf-train — train a model into a run directory (DESIGN.md "Runs"): `pretrain` (causal LM on
-// plain text, from scratch when the model directory has no weights) or `sft` (instruction and
-// chat data with the loss on the answers only); full fine-tuning, or LoRA when the config's
-// lora section enables it. Checkpoints every save_steps; --resume continues the latest exactly;
-// SIGINT/SIGTERM save a checkpoint and exit 0.
+// plain text, from scratch when the model directory has no weights), `sft` (instruction and
+// chat data with the loss on the answers only), `dpo` and `orpo` (preference pairs); full
+// fine-tuning, or LoRA when the config's lora section enables it. Checkpoints every save_steps;
+// --resume continues the latest exactly; SIGINT/SIGTERM save a checkpoint and exit 0.
 #define LARGEFORGE_IMPLEMENTATION
 #include "../largeforge.h"
 #include "common.h"
 
+#include <dirent.h>
 #include <signal.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -23,20 +26,31 @@
 #pragma GCC diagnostic pop
 
 static const char *help =
-    "usage: lf-train pretrain|sft --config FILE [--resume] [--SECTION.KEY VALUE...]\n"
+    "usage: lf-train pretrain|sft|dpo|orpo --config FILE [--resume] [--SECTION.KEY VALUE...]\n"
     "\n"
     "  pretrain  causal LM on plain text (.txt, or JSONL with \"text\"): documents joined with EOS and\n"
     "            cut into blocks of data.max_length; a model directory holding only config.json and\n"
     "            a tokenizer starts from freshly initialized weights\n"
     "  sft       supervised fine-tuning on Alpaca, ShareGPT, OpenAI messages or prompt/completion\n"
     "            data: the loss is on the answers (assistant turns) only\n"
+    "  dpo       Direct Preference Optimization on prompt/chosen/rejected pairs (the dpo section:\n"
+    "            beta, loss_type sigmoid|hinge|ipo, label_smoothing, reference_free,\n"
+    "            max_prompt_length, max_length, precompute_ref_log_probs). The reference is the\n"
+    "            starting model: with LoRA the same weights with the adapters off (or, continuing\n"
+    "            model.adapter, that adapter as it started); full fine-tuning computes it once\n"
+    "  orpo      ORPO on the same pairs, no reference (the orpo section: beta, max_prompt_length,\n"
+    "            max_length)\n"
     "\n"
-    "The config (configs/sft.yaml, configs/pretrain.yaml) has the sections model, training, lora,\n"
-    "quantization and data; every key can be overridden: --training.learning_rate 1e-4, or with\n"
-    "LARGEFORGE_TRAINING_LEARNING_RATE=1e-4 in the environment. Unknown keys are errors.\n"
+    "The config (configs/sft.yaml, configs/dpo.yaml, configs/pretrain.yaml) has the sections model\n"
+    "(name, adapter), training, lora, quantization, data and dpo or orpo; every key can be\n"
+    "overridden: --training.learning_rate 1e-4, or LARGEFORGE_TRAINING_LEARNING_RATE=1e-4 in the\n"
+    "environment. Unknown keys are errors. With dpo and orpo, per_device_batch_size counts pairs\n"
+    "and the lengths come from their section (data.max_length is not used).\n"
     "\n"
     "The run directory (training.output_dir) gets config.yaml (resolved), metrics.jsonl, run.log,\n"
     "checkpoints/step-N/, final/ (an HF model directory, or a PEFT adapter with LoRA) and loss.png.\n"
+    "dpo and orpo log TRL's metrics (rewards/chosen, rewards/rejected, rewards/accuracies,\n"
+    "rewards/margins, logps/chosen, logps/rejected; orpo: nll_loss, log_odds_ratio, log_odds_chosen).\n"
     "\n"
     "options:\n"
     "  --config FILE   the run's config (required)\n"
@@ -196,9 +210,17 @@ static lf_status plot_losses(const char *metrics, const char *png) {
 
 // -- training
 
+enum mode { PRETRAIN, SFT, DPO, ORPO };
+// The preference metrics summed over a logging window (lf_train_state.log_metrics), in TRL's names.
+enum { N_PREF_METRICS = 9 };
+static const char *pref_names[N_PREF_METRICS] = {"rewards/chosen", "rewards/rejected", "rewards/accuracies", "rewards/margins",
+                                                 "logps/chosen", "logps/rejected", "nll_loss", "log_odds_ratio", "log_odds_chosen"};
+
 typedef struct run {
+    enum mode mode;
     lf_train_config tc;
     lf_data_config dc;
+    lf_dpo_config pc;  // dpo, orpo
     bool pretrain, resume;
     char out[1024], metrics_path[1100];
     lf_tokenizer tok;
@@ -209,8 +231,73 @@ typedef struct run {
     bool has_val;
     int B, T;
     int32_t *tok_buf, *lab_buf, *pos_buf;  // [grad_accum, B, T] each
+    int64_t *smp_buf;                      // [grad_accum, B] each row's dataset sample
     FILE *metrics;
+    // DPO's reference: per-sample sums computed once (pre for ds, pre_v for vds), or live from
+    // the model: with ref_w (model.adapter's starting weights) swapped in, else adapters off
+    double *pre, *pre_v;
+    float *ref_w;
 } run;
+
+static void pref_add(double *sums, const lf_pref_stats *st) {
+    const double v[N_PREF_METRICS] = {st->rewards_chosen, st->rewards_rejected, st->accuracies, st->margins, st->logps_chosen,
+                                      st->logps_rejected, st->nll_loss, st->log_odds_ratio, st->log_odds_chosen};
+    for (int i = 0; i < N_PREF_METRICS; i++) sums[i] += v[i];
+}
+
+// ", \"rewards/chosen\": ..." for a metrics line: the window's means (prefix "eval_" for evaluation).
+static void pref_print(FILE *f, enum mode mode, const char *prefix, const double *sums, double n) {
+    for (int i = 0; i < (mode == ORPO ? N_PREF_METRICS : 6); i++) fprintf(f, ", \"%s%s\": %.9g", prefix, pref_names[i], n > 0 ? sums[i] / n : 0.0);
+}
+
+// Exchanges the adapters' weights with ref_w (the reference's), element by element; with copy,
+// ref_w only takes theirs.
+static void swap_adapters(run *r, bool copy) {
+    float *w = r->ref_w;
+    for (int l = 0; l < r->m.cfg.L; l++)
+        for (int p = 0; p < LF_PROJ_COUNT; p++) {
+            lf_lowrank *a = r->m.layers[l].lora[p];
+            if (!a) continue;
+            int64_t n[2] = {(int64_t)a->r * r->m.layers[l].w[p].shape[1], r->m.layers[l].w[p].shape[0] * a->r};
+            float *x[2] = {a->A, a->B};
+            for (int k = 0; k < 2; k++)
+                for (int64_t i = 0; i < n[k]; i++, w++) {
+                    float t = x[k][i];
+                    if (!copy) x[k][i] = *w;
+                    *w = t;
+                }
+        }
+}
+
+// The reference's summed log-probs of a micro-batch's rows, from the model as it is now.
+static lf_status ref_live(run *r, const lf_train_batch *b, double *out) {
+    if (!r->ref_w) return lf_dpo_ref_logps(&r->m, b, out);  // adapters off, or the full model itself
+    float *lp = (float *)malloc((size_t)r->B * (size_t)r->T * sizeof(float));
+    if (!lp) return lf__fail(LF_ERR_NOMEM, "reference log-probs");
+    swap_adapters(r, false);
+    lf_status s = lf_model_train_logps(&r->m, b, lp);
+    swap_adapters(r, false);
+    for (int i = 0; i < r->B; i++) {
+        out[i] = 0;
+        for (int t = 0; t < r->T; t++) out[i] += lp[(size_t)i * (size_t)r->T + (size_t)t];
+    }
+    free(lp);
+    return s;
+}
+
+// One micro-batch of a preference objective: its loss and metrics, gradients added times weight
+// (0: evaluation). pre: the precomputed sums by sample (NULL: live or adapters off).
+static lf_status pref_micro(run *r, const lf_train_batch *b, const int64_t *samples, const double *pre, float weight, lf_pref_stats *st) {
+    if (r->mode == ORPO) return lf_orpo_grads(&r->m, r->pc.loss.beta, b, weight, st);
+    double ref[1024];
+    const double *rp = NULL;
+    lf_status s = LF_OK;
+    if (pre)
+        for (int i = 0; i < r->B; i++) ref[i] = samples[i] >= 0 ? pre[samples[i]] : 0;
+    else if (r->ref_w && !r->pc.loss.reference_free) s = ref_live(r, b, ref);
+    if (pre || r->ref_w) rp = ref;
+    return s == LF_OK ? lf_dpo_grads(&r->m, &r->pc.loss, b, rp, weight, st) : s;
+}
 
 // Targets the model scores in a [B, T] micro-batch (position t predicts label t + 1 of the same
 // sample): the loss divisor of an accumulation group is their sum (HF's num_items_in_batch).
@@ -221,23 +308,46 @@ static int scored(const int32_t *lab, const int32_t *pos, int B, int T) {
     return n;
 }
 
-// The validation loss: token-weighted mean over one pass of the validation split.
-static lf_status evaluate(run *r, double *out) {
+// The validation loss over one pass of the validation split: token-weighted, or for preference
+// pairs the mean over the pairs, with their metrics (pm, summed; *n_pairs).
+static lf_status evaluate(run *r, double *out, double *pm, double *n_pairs) {
     lf_batcher *vb = &r->vb;
     int64_t batches, rows;
     lf_status s = lf_batcher_seek(vb, 0, 0);
     if (s == LF_OK) s = lf_batcher_count(vb, 0, &batches, &rows);
-    double sum = 0;
-    int64_t total = 0;
+    double sum = 0, total = 0;
+    memset(pm, 0, N_PREF_METRICS * sizeof *pm);
     for (int64_t i = 0; s == LF_OK && i < batches; i++) {
         int rws, n = 0;
         float l;
         if ((s = lf_batcher_next(vb, r->tok_buf, r->lab_buf, r->pos_buf, &rws)) != LF_OK) break;
         lf_train_batch b = {.tokens = r->tok_buf, .labels = r->lab_buf, .pos = r->pos_buf, .n_scored = 0};
-        if ((s = lf_model_train_eval(&r->m, &b, &l, &n)) == LF_OK) sum += (double)l * n, total += n;
+        if (r->mode >= DPO) {
+            lf_pref_stats st;
+            double w = rws / 2;  // pairs in this batch: the stats are their means
+            if ((s = pref_micro(r, &b, vb->sample, r->dc.validation_file ? r->pre_v : r->pre, 0.0f, &st)) != LF_OK) break;
+            lf_pref_stats ws = st;
+            double *f[] = {&ws.rewards_chosen, &ws.rewards_rejected, &ws.accuracies, &ws.margins, &ws.logps_chosen,
+                           &ws.logps_rejected, &ws.nll_loss, &ws.log_odds_ratio, &ws.log_odds_chosen};
+            for (size_t k = 0; k < sizeof f / sizeof *f; k++) *f[k] *= w;
+            pref_add(pm, &ws);
+            sum += st.loss * w, total += w;
+        } else if ((s = lf_model_train_eval(&r->m, &b, &l, &n)) == LF_OK) sum += (double)l * n, total += n;
     }
-    *out = total ? sum / (double)total : 0;
+    *out = total ? sum / total : 0, *n_pairs = total;
     return s;
+}
+
+// An eval line of metrics.jsonl.
+static lf_status log_eval(run *r, int64_t step, double epoch, double *ev) {
+    double pm[N_PREF_METRICS], np;
+    lf_status s = evaluate(r, ev, pm, &np);
+    if (s != LF_OK) return s;
+    fprintf(r->metrics, "{\"step\": %lld, \"epoch\": %.4f, \"eval_loss\": %.6f", (long long)step, epoch, *ev);
+    if (r->mode >= DPO) pref_print(r->metrics, r->mode, "eval_", pm, np);
+    fputs("}\n", r->metrics);
+    fflush(r->metrics);
+    return LF_OK;
 }
 
 static lf_status open_data(run *r) {
@@ -256,13 +366,18 @@ static lf_status open_data(run *r) {
     }
     lf_dataset_desc dd = {0};
     dd.path = d->train_file, dd.format = d->format, dd.tok = &r->tok, dd.chat = d->chat;
-    dd.max_length = r->pretrain ? 0 : d->max_length, dd.validation_split = d->validation_split, dd.seed = r->tc.seed;
+    dd.max_length = r->pretrain ? 0 : r->mode >= DPO ? r->pc.max_length : d->max_length;
+    dd.max_prompt_length = r->mode >= DPO ? r->pc.max_prompt_length : 0;
+    dd.validation_split = d->validation_split, dd.seed = r->tc.seed;
     dd.cache_dir = cache, dd.tokenizer_path = r->tc.model;
     lf_status s = lf_dataset_open(&r->ds, &dd);
     if (s != LF_OK) return s;
     if (r->pretrain && r->ds.format != LF_DATA_TEXT)
         return lf__fail(LF_ERR_CONFIG, "%s: pretrain reads plain text (.txt or JSONL with \"text\"), this is %s data", d->train_file,
                         lf_data_format_name(r->ds.format));
+    if ((r->mode >= DPO) != (r->ds.format == LF_DATA_DPO))
+        return lf__fail(LF_ERR_CONFIG, "%s: %s data: %s", d->train_file, lf_data_format_name(r->ds.format),
+                        r->mode >= DPO ? "preference training reads prompt/chosen/rejected pairs" : "preference pairs train with dpo or orpo");
     run_log("INFO", "largeforge.data", "dataset ready", NULL);
     lf_batch_desc bd = lf_batch_desc_default();
     bd.B = r->B, bd.T = r->T, bd.seed = r->tc.seed;
@@ -277,6 +392,106 @@ static lf_status open_data(run *r) {
     }
     r->has_val = d->validation_file || r->ds.n_val > 0;
     return r->has_val ? lf_batcher_init(&r->vb, vds, &bd) : LF_OK;
+}
+
+// -- DPO's reference log-probs, computed once
+//
+// Full fine-tuning (whose weights are the reference only before the first step) and
+// dpo.precompute_ref_log_probs compute the reference's sum for every sample of a dataset before
+// training, then need no reference forward. The sums are cached next to the dataset's cache as
+// <dataset key>.ref-<key>: "LFREF001", the count (8 bytes), the doubles, then the SHA-256 (hex)
+// of those, all in host byte order; key: the SHA-256 of what they depend on (the row length, the
+// model's config.json, the size and time of its weight files, the adapter's bytes, quantization).
+static lf_status ref_key(run *r, char key[65]) {
+    lf_sha256 c;
+    char line[1400], hex[65];
+    lf_sha256_init(&c);
+    snprintf(line, sizeof line, "largeforge ref v1 T=%d q=%d/%d", r->T, r->tc.quant_bits, (int)r->tc.double_quant);
+    lf_sha256_update(&c, line, strlen(line));
+    char *cfg = lf_path_join(r->tc.model, "config.json"), *ad = r->tc.adapter ? lf_path_join(r->tc.adapter, "adapter_model.safetensors") : NULL;
+    lf_status s = cfg ? lf__sha256_file(cfg, hex) : LF_ERR_NOMEM;
+    if (s == LF_OK) lf_sha256_update(&c, hex, 64);
+    if (s == LF_OK && r->tc.adapter) s = ad ? lf__sha256_file(ad, hex) : LF_ERR_NOMEM;
+    if (s == LF_OK && r->tc.adapter) lf_sha256_update(&c, hex, 64);
+    lf_free(cfg), lf_free(ad);
+    DIR *d = s == LF_OK ? opendir(r->tc.model) : NULL;
+    for (struct dirent *e; d && (e = readdir(d));) {
+        size_t n = strlen(e->d_name);
+        struct stat st;
+        snprintf(line, sizeof line, "%s/%s", r->tc.model, e->d_name);
+        if (n < 12 || strcmp(e->d_name + n - 12, ".safetensors") != 0 || stat(line, &st) != 0) continue;
+        snprintf(line, sizeof line, "%s %lld %lld.%09ld", e->d_name, (long long)st.st_size, (long long)st.st_mtim.tv_sec, st.st_mtim.tv_nsec);
+        lf_sha256_update(&c, line, strlen(line));  // readdir's order: the same directory gives the same key
+    }
+    if (d) closedir(d);
+    if (s == LF_OK) lf_sha256_final(&c, key);
+    return s;
+}
+
+static lf_status ref_load(const char *path, int64_t n, double *out) {
+    char *data = NULL, hex[65];
+    size_t len = 0, want = 16 + 8 * (size_t)n + 64;
+    lf_status s = lf_file_read(path, want, &data, &len);
+    if (s != LF_OK) return s;
+    int64_t count;
+    memcpy(&count, data + 8, 8);
+    lf_sha256 c;
+    lf_sha256_init(&c);
+    lf_sha256_update(&c, data + 16, len >= 80 ? len - 80 : 0);
+    lf_sha256_final(&c, hex);
+    if (len != want || memcmp(data, "LFREF001", 8) != 0 || count != n || memcmp(data + len - 64, hex, 64) != 0)
+        s = lf__fail(LF_ERR_FORMAT, "%s: not %lld reference log-probs with their checksum (damaged)", path, (long long)n);
+    else memcpy(out, data + 16, 8 * (size_t)n);
+    lf_free(data);
+    return s;
+}
+
+static lf_status ref_save(const char *path, int64_t n, const double *v) {
+    size_t len = 16 + 8 * (size_t)n + 64;
+    char *data = (char *)malloc(len), hex[65];
+    if (!data) return lf__fail(LF_ERR_NOMEM, "reference log-probs");
+    memcpy(data, "LFREF001", 8), memcpy(data + 8, &n, 8), memcpy(data + 16, v, 8 * (size_t)n);
+    lf_sha256 c;
+    lf_sha256_init(&c);
+    lf_sha256_update(&c, data + 16, 8 * (size_t)n);
+    lf_sha256_final(&c, hex);
+    memcpy(data + len - 64, hex, 64);
+    lf_status s = lf_file_write_atomic(path, data, len);
+    free(data);
+    return s;
+}
+
+// out[i]: the reference's sum for sample i of ds, from the cache or computed (both splits).
+static lf_status ref_precompute(run *r, const lf_dataset *ds, double **out) {
+    char key[65], path[1200];
+    lf_status s = ref_key(r, key);
+    if (s != LF_OK) return s;
+    snprintf(path, sizeof path, "%.*s.ref-%.16s", (int)(strlen(ds->cache_path) - 5), ds->cache_path, key);  // less ".lfds"
+    if (!(*out = (double *)calloc((size_t)ds->n + 1, sizeof(double)))) return lf__fail(LF_ERR_NOMEM, "reference log-probs");
+    if (lf_path_exists(path) && (s = ref_load(path, ds->n, *out)) == LF_OK) {
+        run_log("INFO", "largeforge.train", "reference log-probs from the cache", NULL);
+        return LF_OK;
+    }
+    if (s != LF_OK) lf__log(LF_LOG_WARN, "train", "recomputing the reference log-probs: %s", lf_last_error());
+    if (!lf_drv_quiet) fprintf(stderr, "%s: computing the reference log-probs of %lld pairs once\n", lf_drv_name, (long long)ds->n / 2);
+    for (int split = 0; s == LF_OK && split < 2; split++) {
+        if (!(split ? ds->n_val : ds->n_train)) continue;
+        lf_batch_desc bd = lf_batch_desc_default();
+        bd.B = r->B, bd.T = r->T, bd.shuffle = false, bd.split = (lf_data_split)split;
+        lf_batcher b;
+        if ((s = lf_batcher_init(&b, ds, &bd)) != LF_OK) break;
+        do {
+            int rows;
+            double ref[1024];
+            lf_train_batch tb = {.tokens = r->tok_buf, .labels = r->lab_buf, .pos = r->pos_buf};
+            if ((s = lf_batcher_next(&b, r->tok_buf, r->lab_buf, r->pos_buf, &rows)) != LF_OK || (s = ref_live(r, &tb, ref)) != LF_OK) break;
+            for (int i = 0; i < r->B; i++)
+                if (b.sample[i] >= 0) (*out)[b.sample[i]] = ref[i];
+        } while (b.index != 0);
+        lf_batcher_deinit(&b);
+    }
+    if (s == LF_OK) s = ref_save(path, ds->n, *out);
+    return s;
 }
 
 static lf_status open_model(run *r) {
@@ -301,7 +516,18 @@ static lf_status open_model(run *r) {
     if ((s = lf_model_open(&r->m, &md)) != LF_OK) return s;
     if (c->quant_bits && (s = lf_model_quantize(&r->m, c->quant_bits == 4 ? LF_QTYPE_NF4 : LF_QTYPE_INT8, c->double_quant)) != LF_OK)
         return s;
-    if (c->lora && (s = lf_lora_attach(&r->m, &c->lora_desc)) != LF_OK) return s;
+    if (c->adapter) s = lf_lora_load(&r->m, c->adapter);
+    else if (c->lora) s = lf_lora_attach(&r->m, &c->lora_desc);
+    if (s != LF_OK) return s;
+    if (r->mode == DPO && c->adapter && !r->pc.loss.reference_free) {  // the reference: the adapter as it starts
+        size_t n = 0;
+        for (int l = 0; l < r->m.cfg.L; l++)
+            for (int p = 0; p < LF_PROJ_COUNT; p++)
+                if (r->m.layers[l].lora[p])
+                    n += (size_t)r->m.layers[l].lora[p]->r * (size_t)(r->m.layers[l].w[p].shape[0] + r->m.layers[l].w[p].shape[1]);
+        if (!(r->ref_w = (float *)calloc(n ? n : 1, sizeof(float)))) return lf__fail(LF_ERR_NOMEM, "reference adapter");
+        swap_adapters(r, true);
+    }
     return lf_model_train_begin(&r->m, r->B, r->T, c->gradient_checkpointing ? LF_TRAIN_CHECKPOINTING : 0);
 }
 
@@ -374,6 +600,7 @@ static lf_status train(run *r) {
             int rws;
             size_t k = micro++;
             s = lf_batcher_next(&r->tb, r->tok_buf + k * bt, r->lab_buf + k * bt, r->pos_buf + k * bt, &rws);
+            memcpy(r->smp_buf + k * (size_t)r->B, r->tb.sample, (size_t)r->B * sizeof(int64_t));
             group += scored(r->lab_buf + k * bt, r->pos_buf + k * bt, r->B, r->T);
             win_tokens += (int64_t)rws * r->T;
             if (r->tb.index == 0) break;  // that was the epoch's last batch
@@ -383,12 +610,16 @@ static lf_status train(run *r) {
         for (size_t k = 0; s == LF_OK && k < micro; k++) {
             lf_train_batch b = {.tokens = r->tok_buf + k * bt, .labels = r->lab_buf + k * bt, .pos = r->pos_buf + k * bt, .n_scored = group};
             float l;
-            if ((s = lf_model_train_grads(&r->m, &b, &l)) == LF_OK) step_sum += (double)l * scored(b.labels, b.pos, r->B, r->T);
+            lf_pref_stats ps;
+            if (r->mode >= DPO) {  // each micro-batch's mean over its pairs, weighted as HF's Trainer does
+                if ((s = pref_micro(r, &b, r->smp_buf + k * (size_t)r->B, r->pre, 1.0f / (float)micro, &ps)) != LF_OK) break;
+                step_sum += ps.loss, pref_add(st.log_metrics, &ps), st.log_micro++;
+            } else if ((s = lf_model_train_grads(&r->m, &b, &l)) == LF_OK) step_sum += (double)l * scored(b.labels, b.pos, r->B, r->T);
         }
         lr = lf_optim_lr(&r->o, r->o.step);
         if (s == LF_OK) s = lf_optim_step(&r->o, &r->m, &norm);
         if (s != LF_OK) break;
-        loss = group ? (float)(step_sum / group) : 0;
+        loss = r->mode >= DPO ? (float)(step_sum / (double)micro) : group ? (float)(step_sum / group) : 0;
         st.step++, st.epoch = r->tb.epoch, st.index = r->tb.index, st.calls = lf_model_train_calls(&r->m);
         st.tokens += (int64_t)micro * (int64_t)bt;
         win_loss += loss, win_steps++;
@@ -397,23 +628,24 @@ static lf_status train(run *r) {
         if (st.step % c->logging_steps == 0 || st.step == total) {
             double dt = (double)(lf_time_ns() - t_win) / 1e9;
             fprintf(r->metrics, "{\"step\": %lld, \"epoch\": %.4f, \"loss\": %.17g, \"learning_rate\": %.6g, \"grad_norm\": %.6f, "
-                    "\"tokens_per_s\": %.1f}\n", (long long)st.step, epoch, win_loss / (double)win_steps, (double)lr, (double)norm,
+                    "\"tokens_per_s\": %.1f", (long long)st.step, epoch, win_loss / (double)win_steps, (double)lr, (double)norm,
                     dt > 0 ? (double)win_tokens / dt : 0.0);
+            if (r->mode >= DPO) pref_print(r->metrics, r->mode, "", st.log_metrics, st.log_micro);
+            fputs("}\n", r->metrics);
             fflush(r->metrics);
             if (!tty && !lf_drv_quiet)
                 fprintf(stderr, "step %lld/%lld  loss %.4f  lr %.3g  grad_norm %.3f  %.0f tokens/s\n", (long long)st.step, (long long)total,
                         win_loss / (double)win_steps, (double)lr, (double)norm, dt > 0 ? (double)win_tokens / dt : 0.0);
             win_loss = 0, win_steps = 0, win_tokens = 0, t_win = lf_time_ns();
-            st.log_loss = 0, st.log_steps = 0;
+            st.log_loss = 0, st.log_steps = 0, st.log_micro = 0;
+            memset(st.log_metrics, 0, sizeof st.log_metrics);
         }
         bool epoch_done = st.epoch != last_epoch;
         last_epoch = st.epoch;
         if (r->has_val && ((c->eval_strategy == LF_EVAL_STEPS && st.step % c->eval_steps == 0) ||
                            (c->eval_strategy == LF_EVAL_EPOCH && epoch_done))) {
             double ev;
-            if ((s = evaluate(r, &ev)) != LF_OK) break;
-            fprintf(r->metrics, "{\"step\": %lld, \"epoch\": %.4f, \"eval_loss\": %.6f}\n", (long long)st.step, epoch, ev);
-            fflush(r->metrics);
+            if ((s = log_eval(r, st.step, epoch, &ev)) != LF_OK) break;
             last_eval = st.step;
             if (ev < st.best_eval - c->early_stopping_threshold) st.best_eval = ev, st.bad_evals = 0;
             else st.bad_evals++;
@@ -433,11 +665,7 @@ static lf_status train(run *r) {
     }
     if (s == LF_OK && r->has_val && last_eval != st.step) {
         double ev;
-        if ((s = evaluate(r, &ev)) == LF_OK) {
-            fprintf(r->metrics, "{\"step\": %lld, \"epoch\": %.4f, \"eval_loss\": %.6f}\n", (long long)st.step,
-                    (double)r->tb.epoch + (double)r->tb.index / (double)LF__MAX(1, r->tb.n), ev);
-            fflush(r->metrics);
-        }
+        s = log_eval(r, st.step, (double)r->tb.epoch + (double)r->tb.index / (double)LF__MAX(1, r->tb.n), &ev);
     }
     if (s == LF_OK && last_saved != st.step) s = save_checkpoint(r, &st);
     if (s == LF_OK) s = save_final(r);
@@ -445,7 +673,10 @@ static lf_status train(run *r) {
     char png[1100];
     snprintf(png, sizeof png, "%s/loss.png", r->out);
     if (s == LF_OK) s = plot_losses(r->metrics_path, png);
-    snprintf(ctx, sizeof ctx, "{\"steps\": %lld, \"loss\": %.6f, \"tokens\": %lld}", (long long)st.step, (double)loss, (long long)st.tokens);
+    struct rusage ru;
+    getrusage(RUSAGE_SELF, &ru);  // the peak resident memory, for comparing objectives and settings
+    snprintf(ctx, sizeof ctx, "{\"steps\": %lld, \"loss\": %.6f, \"tokens\": %lld, \"max_rss_kb\": %ld}", (long long)st.step, (double)loss,
+             (long long)st.tokens, ru.ru_maxrss);
     if (s == LF_OK) run_log("INFO", "largeforge.train", "done", ctx);
     if (s == LF_OK && !lf_drv_quiet) fprintf(stderr, "%s: done: %s/final, %s\n", lf_drv_name, r->out, png);
     return s;
@@ -453,7 +684,7 @@ static lf_status train(run *r) {
 
 int main(int argc, char **argv) {
     lf_drv_name = "lf-train";
-    static const char *const sections[] = {"model", "training", "lora", "quantization", "data", NULL};
+    static const char *const sections[] = {"model", "training", "lora", "quantization", "data", "dpo", "orpo", NULL};
     const char *mode = NULL, *config = NULL, *v, *overrides[64];
     char ovbuf[64][512];
     int n_ov = 0;
@@ -469,20 +700,29 @@ int main(int argc, char **argv) {
         else if (!mode && argv[i][0] != '-') mode = argv[i];
         else return lf_drv_usage_error("unknown argument '%s'", argv[i]);
     }
-    if (!mode || (strcmp(mode, "pretrain") && strcmp(mode, "sft")))
-        return lf_drv_usage_error("expected 'pretrain' or 'sft'%s", mode && (!strcmp(mode, "dpo") || !strcmp(mode, "orpo") ||
-                                  !strcmp(mode, "distill")) ? " (dpo, orpo and distill are not in this build yet)" : "");
+    static const char *modes[] = {"pretrain", "sft", "dpo", "orpo"};
+    r.mode = (enum mode)-1;
+    for (int i = 0; mode && i < 4; i++)
+        if (strcmp(mode, modes[i]) == 0) r.mode = (enum mode)i;
+    if ((int)r.mode < 0)
+        return lf_drv_usage_error("expected pretrain, sft, dpo or orpo%s", mode && !strcmp(mode, "distill") ? " (distill is not in this build yet)" : "");
     if (!config) return lf_drv_usage_error("--config is required%s", "");
-    r.pretrain = strcmp(mode, "pretrain") == 0;
+    r.pretrain = r.mode == PRETRAIN;
     tty = isatty(2);
     lf_doc doc;
     lf_status s = lf_config_load(&doc, config, overrides, n_ov);
-    static const char *top[] = {"model", "training", "lora", "quantization", "data"};
-    if (s == LF_OK) s = lf_cfg_keys(&doc, doc.root, NULL, top, 5);
+    const char *top[] = {"model", "training", "lora", "quantization", "data", r.mode == ORPO ? "orpo" : "dpo"};
+    if (s == LF_OK && r.mode == ORPO && lf_node_get(doc.root, "dpo")) s = lf__fail(LF_ERR_CONFIG, "%s: orpo reads the 'orpo' section, not 'dpo'", doc.name);
+    if (s == LF_OK && r.mode != ORPO && lf_node_get(doc.root, "orpo")) s = lf__fail(LF_ERR_CONFIG, "%s: 'orpo' is for train orpo", doc.name);
+    if (s == LF_OK) s = lf_cfg_keys(&doc, doc.root, NULL, top, r.mode >= DPO ? 6 : 5);
     if (s == LF_OK) s = lf_train_config_read(&r.tc, &doc);
     if (s == LF_OK) s = lf_data_config_read(&r.dc, &doc);
+    if (s == LF_OK && r.mode == DPO) s = lf_dpo_config_read(&r.pc, &doc);
+    if (s == LF_OK && r.mode == ORPO) s = lf_orpo_config_read(&r.pc, &doc);
+    if (s == LF_OK && r.tc.adapter && r.mode < DPO) s = lf__fail(LF_ERR_CONFIG, "%s: model.adapter: continuing an adapter is for dpo and orpo", doc.name);
     if (s != LF_OK) return lf_drv_fail(s);
-    r.B = r.tc.batch_size, r.T = r.dc.max_length;
+    r.B = r.mode >= DPO ? 2 * r.tc.batch_size : r.tc.batch_size, r.T = r.mode >= DPO ? r.pc.max_length : r.dc.max_length;
+    if (r.B > 1024) return lf_drv_fail(lf__fail(LF_ERR_CONFIG, "%s: training.per_device_batch_size: at most 512 pairs", doc.name));
     snprintf(r.out, sizeof r.out, "%s", r.tc.output_dir);
     snprintf(r.metrics_path, sizeof r.metrics_path, "%s/metrics.jsonl", r.out);
     char path[1200], latest[1200];
@@ -510,9 +750,15 @@ int main(int argc, char **argv) {
     run_log("INFO", "largeforge.train", r.resume ? "resuming" : "starting", NULL);
     size_t bt = (size_t)r.B * (size_t)r.T * (size_t)r.tc.grad_accum;
     r.tok_buf = (int32_t *)malloc(bt * 4), r.lab_buf = (int32_t *)malloc(bt * 4), r.pos_buf = (int32_t *)malloc(bt * 4);
-    if (s == LF_OK && (!r.tok_buf || !r.lab_buf || !r.pos_buf)) s = lf__fail(LF_ERR_NOMEM, "batch buffers");
+    r.smp_buf = (int64_t *)malloc((size_t)r.B * (size_t)r.tc.grad_accum * 8);
+    if (s == LF_OK && (!r.tok_buf || !r.lab_buf || !r.pos_buf || !r.smp_buf)) s = lf__fail(LF_ERR_NOMEM, "batch buffers");
     if (s == LF_OK) s = open_model(&r);
     if (s == LF_OK) s = open_data(&r);
+    if (s == LF_OK && r.mode == DPO && !r.pc.loss.reference_free && (r.pc.precompute_ref_log_probs || !r.tc.lora)) {
+        s = ref_precompute(&r, &r.ds, &r.pre);  // before a resumed checkpoint moves the weights
+        if (s == LF_OK && r.dc.validation_file) s = ref_precompute(&r, &r.vds, &r.pre_v);
+        free(r.ref_w), r.ref_w = NULL;  // the starting adapter is needed no more
+    }
     struct sigaction sa;
     memset(&sa, 0, sizeof sa);
     sa.sa_handler = on_signal;
@@ -521,7 +767,7 @@ int main(int argc, char **argv) {
     if (s != LF_OK) run_log("ERROR", "largeforge.train", lf_last_error(), NULL);
     lf_batcher_deinit(&r.tb), lf_batcher_deinit(&r.vb), lf_dataset_close(&r.ds), lf_dataset_close(&r.vds);
     lf_optim_deinit(&r.o), lf_model_close(&r.m), lf_tok_close(&r.tok), lf_doc_deinit(&doc);
-    free(r.tok_buf), free(r.lab_buf), free(r.pos_buf);
+    free(r.tok_buf), free(r.lab_buf), free(r.pos_buf), free(r.smp_buf), free(r.pre), free(r.pre_v), free(r.ref_w);
     if (run_log_f) fclose(run_log_f);
     return s == LF_OK ? 0 : lf_drv_fail(s);
 }
