@@ -896,7 +896,8 @@ typedef enum lf_eval_strategy { LF_EVAL_STEPS = 0, LF_EVAL_EPOCH = 1, LF_EVAL_NO
 typedef struct lf_train_config {
     const char *model;             // model.name: a HuggingFace model directory (required)
     const char *adapter;           // model.adapter: a PEFT adapter directory whose training continues
-                                   // (an SFT adapter for DPO); the lora section is then not used
+                                   // (an SFT adapter for DPO); its adapter_config.json, not the lora
+                                   // section, sets rank, alpha, dropout and targets
     const char *output_dir;        // training.output_dir (required)
     int num_epochs;                // 3
     int max_steps;                 // -1: num_epochs decides (HF)
@@ -10077,8 +10078,6 @@ LF_API lf_status lf_train_config_read(lf_train_config *c, const lf_doc *doc) {
         return s;
     if (bits != 4 && bits != 8) return lf__fail(LF_ERR_CONFIG, "%s: bits: 4 (nf4) or 8 (int8), got %lld", dq.name, (long long)bits);
     if (qt >= 0 && (qt == 0) != (bits == 4)) return lf__fail(LF_ERR_CONFIG, "%s: type %s with bits %lld", dq.name, qtypes[qt], (long long)bits);
-    if (c->adapter && c->lora && lo && lf_node_get(lo, "r"))
-        return lf__fail(LF_ERR_CONFIG, "%s: model.adapter continues an adapter, whose own config sets its rank: drop lora.r", doc->name);
     c->lora = c->lora || c->adapter;
     if (qen && !c->lora) return lf__fail(LF_ERR_CONFIG, "%s: a quantized base trains only adapters: enable lora (QLoRA)", dq.name);
     c->quant_bits = qen ? (int)bits : 0, c->double_quant = dq_;

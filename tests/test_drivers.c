@@ -286,6 +286,14 @@ static int test_drivers_dpo(void) {
     }
     drv_metric(d[0], "rewards/margins", v[0], sizeof v[0]);
     CHECK(strtod(v[0], NULL) > 0);  // it learns to prefer the right book
+    // continuing an adapter (model.adapter): the reference is that adapter as it starts, so before
+    // the first step moves it (the eval after one step at learning rate 0) the rewards are 0 and
+    // the loss log 2
+    snprintf(cmd, sizeof cmd, "build/largeforge train dpo --config configs/dpo.yaml --quiet %s --training.output_dir %s/adapter "
+             "--data.cache_dir %s/c --model.adapter %s/final --training.max_steps 1 --training.logging_steps 1 "
+             "--training.gradient_accumulation_steps 1 && grep -c '\"eval_loss\": 0.693147, \"eval_rewards/chosen\": 0,' %s/adapter/metrics.jsonl",
+             common, base, base, d[0], base);
+    CHECK(drv_run(cmd, out, sizeof out) == 0 && strcmp(out, "1\n") == 0);
     // SIGTERM once 5 lines are logged, then --resume
     snprintf(cmd, sizeof cmd, "build/largeforge train dpo --config configs/dpo.yaml %s --training.output_dir %s --data.cache_dir %s/c & p=$!; "
              "while [ \"$(cat %s/metrics.jsonl 2>/dev/null | wc -l)\" -lt 5 ] && kill -0 $p 2>/dev/null; do sleep 0.01; done; "
