@@ -765,6 +765,12 @@ typedef struct lf_train_batch {
     // it returns the loss and fills dlogp[B*T] = d loss / d logp. NULL: cross-entropy.
     float (*objective)(void *user, const float *logp, float *dlogp, int B, int T);
     void *objective_user;
+    // A loss on whole rows of logits (distillation, section 9), instead of both: called for each
+    // chunk of positions [p0, p0 + rows) with their logits [rows, V] and targets (the labels
+    // shifted: -100 where none), it returns their summed loss and, when backward is set,
+    // overwrites the logits with d loss / d logits. The loss reported is the sum of its returns.
+    double (*head)(void *user, int64_t p0, int rows, float *logits, const int32_t *targets, int V, bool backward);
+    void *head_user;
 } lf_train_batch;
 // lf_model_train_grads — loss and gradients of one micro-batch, gradients accumulated (+=).
 //   loss     out: the mean over this micro-batch's scored targets (whatever n_scored is)
@@ -1100,6 +1106,57 @@ LF_API lf_status lf_dpo_ref_logps(lf_model *m, const lf_train_batch *b, double *
 // st->loss the sum. weight 0 evaluates, as lf_dpo_grads.
 //   returns  as lf_dpo_grads
 LF_API lf_status lf_orpo_grads(lf_model *m, float beta, const lf_train_batch *b, float weight, lf_pref_stats *st);
+
+// Distillation: the student learns from a frozen teacher that shares its tokenizer, through a
+// loss on its whole rows of logits (section 6's head):
+//   loss = alpha * mean CE(S_i, y_i) + (1 - alpha) * T^2 * mean KL(p_i || q_i)
+// over the positions i with a target y_i (the mean divides by n_scored, as the causal LM does),
+// q_i = softmax(S_i / T) over the whole vocabulary, and p_i the teacher's distribution at
+// temperature T on its top-k ids, renormalized: p_i(v) = softmax(lp_i / T) over the k ids, lp_i
+// its log-probs at temperature 1 (k = V: softmax(Z_i / T), the whole distribution). alpha weighs
+// the hard labels (HF's knowledge-distillation guide calls 1 - alpha lambda); the T^2 keeps the
+// KL's gradient on the scale of the CE's (Hinton et al.). The student keeps its whole vocabulary
+// at top-k (as DistillKit's sparse KL does; TRL's server distillation renormalizes both).
+typedef struct lf_kd_desc {
+    float alpha;        // 0.5
+    float temperature;  // 2.0
+} lf_kd_desc;
+LF_API lf_kd_desc lf_kd_desc_default(void);
+
+// The teacher's top-k log-probs (temperature 1) at each of n positions, largest first (k = V:
+// all of them, in id order).
+typedef struct lf_kd_targets {
+    int k;
+    const int32_t *ids;  // [n, k]
+    const float *logp;   // [n, k]
+} lf_kd_targets;
+
+typedef struct lf_kd_stats {
+    double loss;    // as defined above
+    double ce, kl;  // their means over the scored positions (before the weights)
+    int64_t n;      // scored positions
+} lf_kd_stats;
+
+// lf_kd_loss — the loss on logits S [N, V] with targets y [N] (-100: none) and the teacher's
+// targets for the same N positions; dS (may be NULL) gets d loss / d S. n_div: the mean's divisor
+// (0: the scored positions).
+//   returns  LF_OK | LF_ERR_CONFIG (alpha outside [0, 1], temperature <= 0) | LF_ERR_ARG (k
+//            outside [1, V], an id outside [0, V))
+//   threads  safe
+LF_API lf_status lf_kd_loss(const lf_kd_desc *d, const float *S, const int32_t *y, int N, int V, const lf_kd_targets *t, int n_div,
+                            float *dS, lf_kd_stats *st);
+// lf_kd_teacher_topk — the teacher's top-k log-probs at each of the n positions of one sequence
+// (kv slot 0 is reset; chunks of the model's max_tokens): ids[n, k], logp[n, k].
+//   returns  LF_OK | LF_ERR_ARG (k outside [1, V]) | as lf_model_forward | LF_ERR_NOMEM
+//   threads  not safe on the same teacher or kv
+LF_API lf_status lf_kd_teacher_topk(lf_model *teacher, lf_kv *kv, const int32_t *tokens, int n, int k, int32_t *ids, float *logp);
+// lf_kd_grads — the student's loss on a micro-batch (section 6) against the teacher's targets
+// for its B*T positions (position p's targets are the teacher's at p); gradients added.
+// lf_kd_eval: the same without gradients (no dropout).
+//   returns  LF_OK | as lf_kd_loss and lf_model_train_grads
+//   threads  not safe on the same m
+LF_API lf_status lf_kd_grads(lf_model *m, const lf_kd_desc *d, const lf_train_batch *b, const lf_kd_targets *t, lf_kd_stats *st);
+LF_API lf_status lf_kd_eval(lf_model *m, const lf_kd_desc *d, const lf_train_batch *b, const lf_kd_targets *t, lf_kd_stats *st);
 
 // == 10. data (API) ==============================================================================
 // threads: readers, datasets and batchers are safe on distinct objects; a dataset is read-only
@@ -9276,7 +9333,7 @@ static lf_status lf__train_run(lf_model *m, const lf_train_batch *b, float *loss
     // logits (d loss / d logits = dlogp * (onehot - softmax), cross-entropy's form per row).
     int n_div = b->n_scored > 0 ? b->n_scored : n_valid;
     float *dhead = lf__train_grad_of(t, m->lm_head.data), scale = n_div ? 1.0f / (float)n_div : 0.0f;
-    bool by_logp = b->objective || logp_out;
+    bool by_logp = (b->objective && !b->head) || logp_out;
     double total = 0;
     if (backward && (!t->lora || !t->head_t_ready)) {  // shared by every chunk's dx; a frozen head needs it once
         lf__transpose(pool, t->head_t, (const float *)m->lm_head.data, V, C);
@@ -9297,13 +9354,15 @@ static lf_status lf__train_run(lf_model *m, const lf_train_batch *b, float *loss
     for (int64_t r0 = 0; (!by_logp || (b->objective && backward)) && r0 < N; r0 += LF__CE_ROWS) {
         int64_t rows = LF__MIN(LF__CE_ROWS, N - r0);
         lf__matmul(pool, t->logits, t->xnf + r0 * C, m->lm_head.data, LF_DTYPE_F32, NULL, rows, V, C, t->mm);
-        lf__crossentropy_backward(t->logits, t->losses, t->targets + r0, b->objective ? t->dlogp + r0 : NULL, rows, V, scale);
-        for (int64_t i = 0; i < rows; i++) total += t->losses[i];
+        if (b->head) total += b->head(b->head_user, r0, (int)rows, t->logits, t->targets + r0, (int)V, backward);
+        else lf__crossentropy_backward(t->logits, t->losses, t->targets + r0, b->objective ? t->dlogp + r0 : NULL, rows, V, scale);
+        for (int64_t i = 0; i < rows && !b->head; i++) total += t->losses[i];
         if (backward)
             lf__matmul_backward(pool, t->dxn + r0 * C, dhead, NULL, t->logits, t->xnf + r0 * C, (const float *)m->lm_head.data,
                                 t->head_t, rows, V, C, t->bwd_head);
     }
-    if (!b->objective) *loss = n_valid ? (float)(total / n_valid) : 0.0f;
+    if (b->head) *loss = (float)total;
+    else if (!b->objective) *loss = n_valid ? (float)(total / n_valid) : 0.0f;
     if (!backward) return LF_OK;
     // backward
     memset(t->dx, 0, (size_t)(N * C) * sizeof(float));
@@ -9354,7 +9413,7 @@ LF_API lf_status lf_model_train_eval(lf_model *m, const lf_train_batch *b, float
 LF_API lf_status lf_model_train_logps(lf_model *m, const lf_train_batch *b, float *logp) {
     float loss;
     lf_train_batch plain = *b;
-    plain.objective = NULL;
+    plain.objective = NULL, plain.head = NULL;
     return lf__train_run(m, &plain, &loss, NULL, logp, false);
 }
 
@@ -10755,6 +10814,184 @@ LF_API lf_status lf_orpo_grads(lf_model *m, float beta, const lf_train_batch *b,
     LF_FREE(o->labels);
     LF_FREE(o);
     return s;
+}
+
+// -- 9.3 distillation
+
+LF_API lf_kd_desc lf_kd_desc_default(void) {
+    lf_kd_desc d = {0.5f, 2.0f};
+    return d;
+}
+
+static lf_status lf__kd_check(const lf_kd_desc *d, const lf_kd_targets *t, int V) {
+    if (!(d->alpha >= 0 && d->alpha <= 1)) return lf__fail(LF_ERR_CONFIG, "distill.alpha: must be in [0, 1], got %g", (double)d->alpha);
+    if (!(d->temperature > 0)) return lf__fail(LF_ERR_CONFIG, "distill.temperature: must be > 0, got %g", (double)d->temperature);
+    if (t->k < 1 || t->k > V) return lf__fail(LF_ERR_ARG, "kd: top-k %d outside [1, %d]", t->k, V);
+    return LF_OK;
+}
+
+// One position: its CE and KL (above), and with scale != 0 the row S overwritten by
+// scale * d loss / d S. Returns false for an id outside [0, V).
+static bool lf__kd_row(const lf_kd_desc *d, float *S, int32_t y, const int32_t *ids, const float *lp, int k, int V, double scale,
+                       double *ce, double *kl) {
+    double T = d->temperature, a = d->alpha, m = S[0], mt, z = 0, zt = 0, pm = -HUGE_VAL, zp = 0;
+    for (int v = 1; v < V; v++) m = fmax(m, S[v]);
+    mt = m / T;
+    for (int v = 0; v < V; v++) z += exp(S[v] - m), zt += exp(S[v] / T - mt);
+    double lse = m + log(z), lset = mt + log(zt);
+    for (int j = 0; j < k; j++) {
+        if (ids[j] < 0 || ids[j] >= V) return false;
+        pm = fmax(pm, lp[j] / T);
+    }
+    for (int j = 0; j < k; j++) zp += exp(lp[j] / T - pm);
+    double lzp = pm + log(zp), sum = 0;
+    for (int j = 0; j < k; j++) {  // p log p - p log q
+        double lpj = lp[j] / T - lzp;
+        sum += exp(lpj) * (lpj - (S[ids[j]] / T - lset));
+    }
+    *ce = lse - S[y], *kl = sum;
+    if (scale == 0) return true;
+    for (int v = 0; v < V; v++) S[v] = (float)(scale * (a * exp(S[v] - lse) + (1 - a) * T * exp(S[v] / T - lset)));
+    S[y] -= (float)(scale * a);
+    for (int j = 0; j < k; j++) S[ids[j]] -= (float)(scale * (1 - a) * T * exp(lp[j] / T - lzp));
+    return true;
+}
+
+// The rows of a chunk: their summed loss (alpha CE + (1 - alpha) T^2 KL) times scale.
+static lf_status lf__kd_rows(const lf_kd_desc *d, float *S, const int32_t *y, int64_t p0, int rows, int V, const lf_kd_targets *t,
+                             double scale, bool grad, lf_kd_stats *st) {
+    double T = d->temperature;
+    for (int i = 0; i < rows; i++) {
+        float *row = S + (size_t)i * (size_t)V;
+        double ce, kl;
+        if (y[i] < 0) {
+            if (grad) memset(row, 0, (size_t)V * sizeof(float));
+            continue;
+        }
+        if (y[i] >= V) return lf__fail(LF_ERR_ARG, "kd: target %d at position %lld is outside [0, %d)", y[i], (long long)(p0 + i), V);
+        size_t o = (size_t)(p0 + i) * (size_t)t->k;
+        if (!lf__kd_row(d, row, y[i], t->ids + o, t->logp + o, t->k, V, grad ? scale : 0, &ce, &kl))
+            return lf__fail(LF_ERR_ARG, "kd: a teacher id at position %lld is outside [0, %d)", (long long)(p0 + i), V);
+        st->ce += ce, st->kl += kl, st->n++;
+        st->loss += scale * (d->alpha * ce + (1 - d->alpha) * T * T * kl);
+    }
+    return LF_OK;
+}
+
+LF_API lf_status lf_kd_loss(const lf_kd_desc *d, const float *S, const int32_t *y, int N, int V, const lf_kd_targets *t, int n_div,
+                            float *dS, lf_kd_stats *st) {
+    lf_status s = lf__kd_check(d, t, V);
+    if (s != LF_OK) return s;
+    int n = 0;
+    for (int i = 0; i < N; i++) n += y[i] != LF_IGNORE_INDEX;
+    lf_kd_stats acc = {0, 0, 0, 0};
+    float *row = (float *)lf__alloc((size_t)V * sizeof(float), "kd row");
+    if (!row) return LF_ERR_NOMEM;
+    double scale = n_div > 0 ? 1.0 / n_div : n ? 1.0 / n : 0;
+    for (int i = 0; i < N && s == LF_OK; i++) {
+        memcpy(row, S + (size_t)i * (size_t)V, (size_t)V * sizeof(float));
+        s = lf__kd_rows(d, row, y + i, i, 1, V, t, scale, dS != NULL, &acc);
+        if (dS) memcpy(dS + (size_t)i * (size_t)V, row, (size_t)V * sizeof(float));
+    }
+    LF_FREE(row);
+    if (acc.n) acc.ce /= (double)acc.n, acc.kl /= (double)acc.n;
+    if (s == LF_OK && st) *st = acc;
+    return s;
+}
+
+// A heap of the k largest (value, id) pairs seen: the smallest on top; of equal values the
+// larger id goes first, so the lowest ids stay.
+typedef struct lf__kd_cand {
+    float v;
+    int32_t id;
+} lf__kd_cand;
+static bool lf__kd_cand_less(const lf__kd_cand *a, const lf__kd_cand *b) { return a->v < b->v || (a->v == b->v && a->id > b->id); }
+LF__HEAP_DEFINE(lf__kd_heap, lf__kd_cand, lf__kd_cand_less)
+
+LF_API lf_status lf_kd_teacher_topk(lf_model *teacher, lf_kv *kv, const int32_t *tokens, int n, int k, int32_t *ids, float *logp) {
+    int V = teacher->cfg.V, chunk = teacher->max_tokens;
+    if (k < 1 || k > V) return lf__fail(LF_ERR_ARG, "kd: top-k %d outside [1, %d]", k, V);
+    float *logits = (float *)lf__alloc((size_t)chunk * (size_t)V * sizeof(float), "teacher logits");
+    lf__kd_cand *h = (lf__kd_cand *)lf__alloc((size_t)k * sizeof *h, "top-k heap");
+    int8_t *all = (int8_t *)lf__alloc((size_t)chunk, "logit flags");
+    int32_t *pos = (int32_t *)lf__alloc((size_t)chunk * sizeof(int32_t), "positions");
+    lf_status s = logits && h && all && pos ? LF_OK : LF_ERR_NOMEM;
+    if (s == LF_OK) memset(all, 1, (size_t)chunk);
+    lf_kv_seq_truncate(kv, 0, 0);
+    for (int p0 = 0; s == LF_OK && p0 < n; p0 += chunk) {
+        int c = LF__MIN(chunk, n - p0);
+        for (int i = 0; i < c; i++) pos[i] = p0 + i;
+        lf_batch b = {c, tokens + p0, pos, NULL, all};
+        s = lf_model_forward(teacher, kv, &b, logits);
+        for (int i = 0; s == LF_OK && i < c; i++) {
+            const float *z = logits + (size_t)i * (size_t)V;
+            double m = z[0], sum = 0;
+            for (int v = 1; v < V; v++) m = fmax(m, z[v]);
+            for (int v = 0; v < V; v++) sum += exp(z[v] - m);
+            float lse = (float)(m + log(sum));
+            int32_t *oi = ids + (size_t)(p0 + i) * (size_t)k;
+            float *ol = logp + (size_t)(p0 + i) * (size_t)k;
+            if (k == V) {
+                for (int v = 0; v < V; v++) oi[v] = v, ol[v] = z[v] - lse;
+                continue;
+            }
+            size_t nh = 0;
+            for (int v = 0; v < V; v++) {
+                lf__kd_cand x = {z[v], v};
+                if (nh < (size_t)k) lf__kd_heap_up(h, nh++, x);
+                else if (lf__kd_cand_less(&h[0], &x)) lf__kd_heap_pop(h, &nh), lf__kd_heap_up(h, nh++, x);
+            }
+            for (int j = k - 1; j >= 0; j--) {  // smallest first off the heap: fill from the end
+                lf__kd_cand x = lf__kd_heap_pop(h, &nh);
+                oi[j] = x.id, ol[j] = x.v - lse;
+            }
+        }
+    }
+    LF_FREE(logits), LF_FREE(h), LF_FREE(all), LF_FREE(pos);
+    return s;
+}
+
+typedef struct lf__kd_head {
+    const lf_kd_desc *d;
+    const lf_kd_targets *t;
+    double scale;
+    lf_kd_stats st;
+    lf_status status;
+} lf__kd_head;
+
+static double lf__kd_head_fn(void *user, int64_t p0, int rows, float *logits, const int32_t *targets, int V, bool backward) {
+    lf__kd_head *h = (lf__kd_head *)user;
+    double before = h->st.loss;
+    if (h->status == LF_OK) h->status = lf__kd_rows(h->d, logits, targets, p0, rows, V, h->t, h->scale, backward, &h->st);
+    if (h->status != LF_OK && backward) memset(logits, 0, (size_t)rows * (size_t)V * sizeof(float));
+    return h->st.loss - before;
+}
+
+static lf_status lf__kd_run(lf_model *m, const lf_kd_desc *d, const lf_train_batch *b, const lf_kd_targets *t, lf_kd_stats *st, bool grads) {
+    if (!m->train_) return lf__fail(LF_ERR_ARG, "kd: call lf_model_train_begin first");
+    lf_status s = lf__kd_check(d, t, m->cfg.V);
+    if (s != LF_OK) return s;
+    lf__kd_head h = {d, t, 0, {0, 0, 0, 0}, LF_OK};
+    int n = 0;
+    for (int64_t i = 0, N = (int64_t)m->train_->B * m->train_->T; i + 1 < N; i++)  // the targets, as the model shifts labels
+        n += (i + 1) % m->train_->T != 0 && b->labels[i + 1] != LF_IGNORE_INDEX && (!b->pos || b->pos[i + 1] != 0);
+    h.scale = b->n_scored > 0 ? 1.0 / b->n_scored : n ? 1.0 / n : 0;
+    lf_train_batch kb = *b;
+    kb.head = lf__kd_head_fn, kb.head_user = &h;
+    float loss;
+    int scored;
+    s = grads ? lf_model_train_grads(m, &kb, &loss) : lf_model_train_eval(m, &kb, &loss, &scored);
+    if (s == LF_OK) s = h.status;
+    if (h.st.n) h.st.ce /= (double)h.st.n, h.st.kl /= (double)h.st.n;
+    if (s == LF_OK && st) *st = h.st;
+    return s;
+}
+
+LF_API lf_status lf_kd_grads(lf_model *m, const lf_kd_desc *d, const lf_train_batch *b, const lf_kd_targets *t, lf_kd_stats *st) {
+    return lf__kd_run(m, d, b, t, st, true);
+}
+LF_API lf_status lf_kd_eval(lf_model *m, const lf_kd_desc *d, const lf_train_batch *b, const lf_kd_targets *t, lf_kd_stats *st) {
+    return lf__kd_run(m, d, b, t, st, false);
 }
 
 // == 10. data (impl) =============================================================================

@@ -263,7 +263,131 @@ static int test_dpo_config(void) {
     return 0;
 }
 
+// Distillation's loss and its gradient on logits equal PyTorch's (tests/ref/make_kd_fixture.py,
+// float64 autograd on float32 inputs): the loss within 1e-5 relative, every gradient entry within
+// 1e-6 of the case's largest, each position's CE and KL within 1e-5; full-vocabulary cases give
+// the teacher as log_softmax(Z), top-k cases as the stored ids and log-probs.
+static int kd_matrix(const lf_node *a, float *out, int rows, int cols) {
+    if (!a || a->type != LF_NODE_ARRAY || a->n != rows) return 0;
+    for (int i = 0; i < rows; i++) {
+        if (a->kids[i].type != LF_NODE_ARRAY || a->kids[i].n != cols) return 0;
+        for (int j = 0; j < cols; j++) out[i * cols + j] = (float)a->kids[i].kids[j].num;
+    }
+    return 1;
+}
+
+static int test_kd_loss_torch(void) {
+    lf_doc doc;
+    CHECK_OK(lf_json_load(&doc, "tests/fixtures/kd/kd.json"));
+    const lf_node *cases = lf_node_get(doc.root, "cases");
+    CHECK(cases && cases->type == LF_NODE_ARRAY && cases->n == 6);
+    enum { N = 7, V = 40 };
+    int ok = 1;
+    double worst_l = 0, worst_g = 0;
+    for (int c = 0; c < cases->n; c++) {
+        const lf_node *k = &cases->kids[c];
+        int K = (int)lf_node_get(k, "k")->num;
+        float S[N * V], Z[N * V], lp[N * V], g[N * V], want[N * V], fid[N * V];
+        int32_t y[N], ids[N * V];
+        double yd[N];
+        CHECK(kd_matrix(lf_node_get(k, "S"), S, N, V) && kd_matrix(lf_node_get(k, "grad_S"), want, N, V) && pref_arr(k, "y", yd, N));
+        for (int i = 0; i < N; i++) y[i] = (int32_t)yd[i];
+        if (strcmp(lf_node_get(k, "teacher")->str, "topk") == 0) {
+            CHECK(kd_matrix(lf_node_get(k, "ids"), fid, N, K) && kd_matrix(lf_node_get(k, "lp"), lp, N, K));
+            for (int i = 0; i < N * K; i++) ids[i] = (int32_t)fid[i];
+        } else {
+            CHECK(K == V && kd_matrix(lf_node_get(k, "Z"), Z, N, V));
+            for (int i = 0; i < N; i++) {
+                double m = Z[i * V], sum = 0;
+                for (int v = 1; v < V; v++) m = fmax(m, Z[i * V + v]);
+                for (int v = 0; v < V; v++) sum += exp(Z[i * V + v] - m);
+                for (int v = 0; v < V; v++) ids[i * V + v] = v, lp[i * V + v] = (float)(Z[i * V + v] - m - log(sum));
+            }
+        }
+        lf_kd_desc d = {(float)lf_node_get(k, "alpha")->num, (float)lf_node_get(k, "T")->num};
+        lf_kd_targets t = {K, ids, lp};
+        lf_kd_stats st;
+        CHECK_OK(lf_kd_loss(&d, S, y, N, V, &t, 0, g, &st));
+        double wl = lf_node_get(k, "loss")->num, mg = 0, e = 0;
+        for (int i = 0; i < N * V; i++) mg = fmax(mg, fabs(want[i])), e = fmax(e, fabs((double)g[i] - want[i]));
+        worst_l = fmax(worst_l, fabs(st.loss - wl) / fabs(wl)), worst_g = fmax(worst_g, e / mg);
+        double ce = lf_node_get(k, "ce_mean")->num, kl = lf_node_get(k, "kl_mean")->num;
+        if (fabs(st.loss - wl) > 1e-5 * fabs(wl) || e > 1e-6 * mg || fabs(st.ce - ce) > 1e-5 * fmax(1, ce) ||
+            fabs(st.kl - kl) > 1e-5 * fmax(1, kl) || st.n != (int64_t)lf_node_get(k, "n_scored")->num) {
+            fprintf(stderr, "    %s: loss %.9g (torch %.9g), ce %.9g (%.9g), kl %.9g (%.9g), gradient off by %.3g of %.3g\n",
+                    lf_node_get(k, "name")->str, st.loss, wl, st.ce, ce, st.kl, kl, e, mg);
+            ok = 0;
+        }
+    }
+    if (getenv("LF_TEST_VERBOSE")) fprintf(stderr, "  kd vs torch: loss within %.2g relative, gradients within %.2g of the largest\n", worst_l, worst_g);
+    lf_kd_desc bad = {1.5f, 2.0f};
+    lf_kd_targets t0 = {1, NULL, NULL};
+    float S1[4] = {0};
+    int32_t y1[1] = {0};
+    CHECK_ERR(lf_kd_loss(&bad, S1, y1, 1, 4, &t0, 0, NULL, NULL), LF_ERR_CONFIG, "distill.alpha");
+    lf_doc_deinit(&doc);
+    return !ok;
+}
+
+// lf_kd_grads through the model: a teacher with the student's own weights and the whole vocabulary
+// gives KL 0; at top-8 the gradient of the final norm matches central differences of lf_kd_eval.
+static int test_kd_grads(void) {
+    lf_model st, te;
+    lf_model_desc md = {.path = LF_TEST_MODELS "llama_f32", .n_threads = 2, .max_tokens = 32, .max_seq_len = 32};
+    CHECK_OK(lf_model_open(&st, &md));
+    CHECK_OK(lf_model_open(&te, &md));
+    enum { B = 2, T = 8 };
+    int V = st.cfg.V;
+    int32_t tok[B * T], lab[B * T], *ids = (int32_t *)malloc((size_t)B * T * (size_t)V * 4);
+    float *lp = (float *)malloc((size_t)B * T * (size_t)V * 4);
+    CHECK(ids && lp);
+    for (int i = 0; i < B * T; i++) tok[i] = (i * 37 + 11) % V, lab[i] = i % T < 2 ? -100 : tok[i];
+    lf_kv kv;
+    CHECK_OK(lf_kv_init(&kv, &te, 1, T));
+    CHECK_OK(lf_model_train_begin(&st, B, T, 0));
+    lf_train_batch b = {.tokens = tok, .labels = lab};
+    lf_kd_desc d = {0.3f, 2.0f};
+    lf_kd_stats s0, s1;
+    for (int pass = 0; pass < 2; pass++) {
+        int K = pass ? 8 : V;
+        for (int r = 0; r < B; r++) CHECK_OK(lf_kd_teacher_topk(&te, &kv, tok + r * T, T, K, ids + r * T * K, lp + r * T * K));
+        lf_kd_targets t = {K, ids, lp};
+        lf_model_train_zero_grads(&st);
+        CHECK_OK(lf_kd_grads(&st, &d, &b, &t, pass ? &s1 : &s0));
+    }
+    CHECK(fabs(s0.kl) < 1e-6 && s0.n == 12 && fabs(s0.loss - 0.3 * s0.ce) < 1e-6);  // the same model: no KL
+    CHECK(s1.kl > 0 && s1.ce == s0.ce);
+    for (int i = 0; i < T * 8; i += 8) CHECK(lp[i] >= lp[i + 1] && lp[i + 1] >= lp[i + 7]);  // largest first
+    float g[8];
+    memcpy(g, lf_model_grad(&st, "model.norm.weight", NULL), sizeof g);
+    float *w = (float *)(uintptr_t)st.final_norm;
+    lf_kd_targets t = {8, ids, lp};
+    int bad = 0;
+    for (int j = 0; j < 8; j++) {
+        double fd[2];
+        float keep = w[j];
+        for (int k = 0; k < 2; k++) {
+            float h = k ? 5e-3f : 1e-2f;
+            lf_kd_stats sp, sm;
+            w[j] = keep + h;
+            CHECK_OK(lf_kd_eval(&st, &d, &b, &t, &sp));
+            w[j] = keep - h;
+            CHECK_OK(lf_kd_eval(&st, &d, &b, &t, &sm));
+            fd[k] = (sp.loss - sm.loss) / (2 * h);
+        }
+        w[j] = keep;
+        double est = (4 * fd[1] - fd[0]) / 3;
+        if (fabs(est - g[j]) > 2e-3 * fmax(0.05, fabs(est))) fprintf(stderr, "    norm[%d]: %.6g, central difference %.6g\n", j, g[j], est), bad++;
+    }
+    lf_kv_deinit(&kv);
+    lf_model_close(&st), lf_model_close(&te);
+    free(ids), free(lp);
+    return bad;
+}
+
 static const lf_test tests_train[] = {
+    {"train/kd_loss_vs_torch", test_kd_loss_torch},
+    {"train/kd_grads_model", test_kd_grads},
     {"train/dpo_config", test_dpo_config},
     {"train/preference_losses_trl", test_pref_losses_trl},
     {"train/configs_shipped", test_train_configs_shipped},
