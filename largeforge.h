@@ -1157,6 +1157,18 @@ LF_API lf_status lf_kd_teacher_topk(lf_model *teacher, lf_kv *kv, const int32_t 
 //   threads  not safe on the same m
 LF_API lf_status lf_kd_grads(lf_model *m, const lf_kd_desc *d, const lf_train_batch *b, const lf_kd_targets *t, lf_kd_stats *st);
 LF_API lf_status lf_kd_eval(lf_model *m, const lf_kd_desc *d, const lf_train_batch *b, const lf_kd_targets *t, lf_kd_stats *st);
+// A config's `distill` section: teacher (a model directory sharing the student's tokenizer;
+// required unless logits_file), temperature (2.0), alpha (0.5), top_k (0: the whole vocabulary),
+// teacher_quantization (none | nf4 | int8: the frozen teacher held quantized), logits_file (the
+// teacher's targets from `largeforge generate logits`: no teacher is loaded). Strings point into doc.
+typedef struct lf_kd_config {
+    lf_kd_desc kd;
+    const char *teacher, *logits_file;
+    int top_k;
+    int teacher_quant_bits;  // 0, 4 (nf4) or 8 (int8)
+} lf_kd_config;
+//   returns  LF_OK | LF_ERR_CONFIG (the file and "distill.key" named; unknown keys refused)
+LF_API lf_status lf_kd_config_read(lf_kd_config *c, const lf_doc *doc);
 
 // == 10. data (API) ==============================================================================
 // threads: readers, datasets and batchers are safe on distinct objects; a dataset is read-only
@@ -1424,6 +1436,35 @@ typedef struct lf_data_config {
 } lf_data_config;
 //   returns  LF_OK | LF_ERR_CONFIG (the file and "data.key" named; unknown keys refused)
 LF_API lf_status lf_data_config_read(lf_data_config *d, const lf_doc *doc);
+
+// -- 10.7 teacher targets for offline distillation
+//
+// ON THE TARGETS FILE: a safetensors file holding, for every sample of a dataset (both splits,
+// in the dataset's order), the teacher's top-k log-probs at each of its positions
+// (lf_kd_teacher_topk): "ids" I32 [P, k], "logp" F32 [P, k], "offsets" I64 [n + 1] (sample i
+// has positions [offsets[i], offsets[i+1])); metadata: format "largeforge-kd-targets", k,
+// teacher, and dataset (the SHA-256 of every sample's tokens), which a student's dataset must
+// match. Written atomically.
+#ifndef LF_NO_STDIO
+// lf_kd_targets_write — run the teacher once over every sample of ds (kv: one slot of at least
+// the longest sample) and write the file. progress (may be NULL) gets (samples done, total).
+//   returns  LF_OK | LF_ERR_IO | as lf_kd_teacher_topk | LF_ERR_NOMEM
+LF_API lf_status lf_kd_targets_write(const char *path, const lf_dataset *ds, lf_model *teacher, lf_kv *kv, int k, const char *teacher_name,
+                                     void (*progress)(void *user, int64_t done, int64_t total), void *user);
+typedef struct lf_kd_file {
+    lf_st_file st;
+    int k;
+    int64_t n;                // samples
+    const int64_t *offsets;   // [n + 1]
+    const int32_t *ids;       // [P, k]
+    const float *logp;        // [P, k]
+} lf_kd_file;
+// lf_kd_file_open — map a targets file made for ds (the same tokens, sample for sample).
+//   returns  LF_OK | LF_ERR_IO | LF_ERR_FORMAT (not a targets file; its shapes or offsets; made
+//            for another dataset: the message says so)
+LF_API lf_status lf_kd_file_open(lf_kd_file *f, const char *path, const lf_dataset *ds);
+LF_API void lf_kd_file_close(lf_kd_file *f);
+#endif
 
 // == 12. generate (API) ==========================================================================
 // threads: lf_sample is safe on distinct rng/work buffers; lf_generate as lf_model_forward.
@@ -10994,6 +11035,29 @@ LF_API lf_status lf_kd_eval(lf_model *m, const lf_kd_desc *d, const lf_train_bat
     return lf__kd_run(m, d, b, t, st, false);
 }
 
+LF_API lf_status lf_kd_config_read(lf_kd_config *c, const lf_doc *doc) {
+    memset(c, 0, sizeof *c);
+    c->kd = lf_kd_desc_default();
+    const lf_node *n = lf_node_get(doc->root, "distill");
+    if (n && n->type != LF_NODE_OBJECT && n->type != LF_NODE_NULL) return lf__fail(LF_ERR_CONFIG, "%s: 'distill' must be a mapping", doc->name);
+    static const char *known[] = {"teacher", "temperature", "alpha", "top_k", "teacher_quantization", "logits_file"};
+    static const char *quants[] = {"none", "nf4", "int8"};
+    lf_status s = lf_cfg_keys(doc, n, "distill", known, (int)(sizeof known / sizeof *known));
+    lf_doc sub = *doc;
+    snprintf(sub.name, sizeof sub.name, "%.200s: distill", doc->name);
+    int q = 0;
+    if (s == LF_OK) s = lf_cfg_str(&sub, n, "teacher", false, &c->teacher);
+    if (s == LF_OK) s = lf_cfg_str(&sub, n, "logits_file", false, &c->logits_file);
+    if (s == LF_OK) s = lf__cfg_f(&sub, n, "temperature", 1e-6, 1e6, false, &c->kd.temperature);
+    if (s == LF_OK) s = lf__cfg_f(&sub, n, "alpha", 0, 1, false, &c->kd.alpha);
+    if (s == LF_OK) s = lf__cfg_i(&sub, n, "top_k", 0, 1 << 24, &c->top_k);
+    if (s == LF_OK) s = lf__cfg_enum(&sub, n, "teacher_quantization", quants, 3, &q);
+    if (s == LF_OK && !c->teacher && !c->logits_file)
+        s = lf__fail(LF_ERR_CONFIG, "%s: teacher (a model directory) or logits_file (from largeforge generate logits): one is required", sub.name);
+    c->teacher_quant_bits = q == 1 ? 4 : q == 2 ? 8 : 0;
+    return s;
+}
+
 // == 10. data (impl) =============================================================================
 
 #ifndef LF_MAX_DATA_RECORD_BYTES
@@ -12199,6 +12263,86 @@ LF_API lf_status lf_data_config_read(lf_data_config *d, const lf_doc *doc) {
     d->max_length = (int)ml;
     return st;
 }
+
+// -- 10.7 teacher targets for offline distillation
+
+#ifndef LF_NO_STDIO
+// The SHA-256 of a dataset's tokens, sample by sample (each prefixed by its length).
+static void lf__ds_digest(const lf_dataset *ds, char hex[65]) {
+    lf_sha256 c;
+    lf_sha256_init(&c);
+    for (int64_t i = 0; i < ds->n; i++) {
+        const int32_t *t, *l;
+        int n;
+        lf_dataset_sample(ds, i, &t, &l, &n);
+        unsigned char len[8];
+        lf__put_u64(len, (uint64_t)n);
+        lf_sha256_update(&c, len, 8);
+        lf_sha256_update(&c, t, (size_t)n * sizeof(int32_t));
+    }
+    lf_sha256_final(&c, hex);
+}
+
+LF_API lf_status lf_kd_targets_write(const char *path, const lf_dataset *ds, lf_model *teacher, lf_kv *kv, int k, const char *teacher_name,
+                                     void (*progress)(void *user, int64_t done, int64_t total), void *user) {
+    int64_t P = ds->offsets[ds->n];
+    size_t cells;
+    if (k < 1 || k > teacher->cfg.V) return lf__fail(LF_ERR_ARG, "kd targets: top-k %d outside [1, %d]", k, teacher->cfg.V);
+    if (!lf__mul_ok((size_t)P, (size_t)k, &cells) || cells > SIZE_MAX / 8)
+        return lf__fail(LF_ERR_CAPACITY, "kd targets: %lld positions of %d", (long long)P, k);
+    int32_t *ids = (int32_t *)lf__alloc((cells ? cells : 1) * sizeof(int32_t), "teacher ids");
+    float *logp = (float *)lf__alloc((cells ? cells : 1) * sizeof(float), "teacher log-probs");
+    lf_status s = ids && logp ? LF_OK : LF_ERR_NOMEM;
+    for (int64_t i = 0; s == LF_OK && i < ds->n; i++) {
+        const int32_t *t, *l;
+        int n;
+        lf_dataset_sample(ds, i, &t, &l, &n);
+        size_t o = (size_t)ds->offsets[i] * (size_t)k;
+        s = lf_kd_teacher_topk(teacher, kv, t, n, k, ids + o, logp + o);
+        if (s != LF_OK) lf__wrap(s, "kd targets: sample %lld", (long long)i);
+        if (progress) progress(user, i + 1, ds->n);
+    }
+    char hex[65], kbuf[16];
+    lf__ds_digest(ds, hex);
+    snprintf(kbuf, sizeof kbuf, "%d", k);
+    const char *meta[] = {"format", "largeforge-kd-targets", "k", kbuf, "teacher", teacher_name ? teacher_name : "", "dataset", hex};
+    lf_st_entry e[3] = {{"ids", LF_DTYPE_I32, 2, {P, k}, ids}, {"logp", LF_DTYPE_F32, 2, {P, k}, logp},
+                        {"offsets", LF_DTYPE_I64, 1, {ds->n + 1}, ds->offsets}};
+    if (s == LF_OK) s = lf_st_write(path, e, 3, meta, 4);
+    LF_FREE(ids), LF_FREE(logp);
+    return s;
+}
+
+LF_API lf_status lf_kd_file_open(lf_kd_file *f, const char *path, const lf_dataset *ds) {
+    memset(f, 0, sizeof *f);
+    lf_status s = lf_st_open(&f->st, path);
+    if (s != LF_OK) return s;
+    const char *fmt = lf_st_meta(&f->st, "format"), *kk = lf_st_meta(&f->st, "k"), *dig = lf_st_meta(&f->st, "dataset");
+    const lf_st_tensor *ids = lf_st_find(&f->st, "ids"), *lp = lf_st_find(&f->st, "logp"), *off = lf_st_find(&f->st, "offsets");
+    char hex[65];
+    lf__ds_digest(ds, hex);
+    f->k = kk ? atoi(kk) : 0, f->n = ds->n;
+    if (!fmt || strcmp(fmt, "largeforge-kd-targets") != 0 || !dig || f->k < 1 || !ids || !lp || !off)
+        s = lf__fail(LF_ERR_FORMAT, "%s: not a teacher targets file (largeforge generate logits writes them)", path);
+    else if (strcmp(dig, hex) != 0)
+        s = lf__fail(LF_ERR_FORMAT, "%s: made for another dataset (or another tokenizer, template or max_length): its tokens differ", path);
+    else if (ids->dtype != LF_DTYPE_I32 || lp->dtype != LF_DTYPE_F32 || off->dtype != LF_DTYPE_I64 || ids->ndim != 2 || lp->ndim != 2 ||
+             off->ndim != 1 || ids->shape[1] != f->k || lp->shape[0] != ids->shape[0] || lp->shape[1] != f->k || off->shape[0] != ds->n + 1)
+        s = lf__fail(LF_ERR_FORMAT, "%s: the shapes of ids, logp and offsets do not fit k %d and %lld samples", path, f->k, (long long)ds->n);
+    else if (memcmp(off->data, ds->offsets, (size_t)(ds->n + 1) * sizeof(int64_t)) != 0 || ds->offsets[ds->n] != ids->shape[0])
+        s = lf__fail(LF_ERR_FORMAT, "%s: its offsets are not the dataset's", path);
+    for (int64_t i = 0; s == LF_OK && i < ids->shape[0] * f->k; i++)
+        if (((const int32_t *)ids->data)[i] < 0) s = lf__fail(LF_ERR_FORMAT, "%s: ids[%lld] is negative", path, (long long)i);
+    if (s != LF_OK) return lf_kd_file_close(f), s;
+    f->offsets = ds->offsets, f->ids = (const int32_t *)ids->data, f->logp = (const float *)lp->data;
+    return LF_OK;
+}
+
+LF_API void lf_kd_file_close(lf_kd_file *f) {
+    lf_st_close(&f->st);
+    memset(f, 0, sizeof *f);
+}
+#endif
 
 // == 12. generate (impl) =========================================================================
 

@@ -26,7 +26,7 @@
 #pragma GCC diagnostic pop
 
 static const char *help =
-    "usage: lf-train pretrain|sft|dpo|orpo --config FILE [--resume] [--SECTION.KEY VALUE...]\n"
+    "usage: lf-train pretrain|sft|dpo|orpo|distill --config FILE [--resume] [--SECTION.KEY VALUE...]\n"
     "\n"
     "  pretrain  causal LM on plain text (.txt, or JSONL with \"text\"): documents joined with EOS and\n"
     "            cut into blocks of data.max_length; a model directory holding only config.json and\n"
@@ -40,9 +40,12 @@ static const char *help =
     "            model.adapter, that adapter as it started); full fine-tuning computes it once\n"
     "  orpo      ORPO on the same pairs, no reference (the orpo section: beta, max_prompt_length,\n"
     "            max_length)\n"
+    "  distill   knowledge distillation from a frozen teacher sharing the student's tokenizer (the\n"
+    "            distill section: teacher, temperature, alpha, top_k, teacher_quantization, or\n"
+    "            logits_file from `largeforge generate logits`): alpha CE + (1 - alpha) T^2 KL\n"
     "\n"
     "The config (configs/sft.yaml, configs/dpo.yaml, configs/pretrain.yaml) has the sections model\n"
-    "(name, adapter), training, lora, quantization, data and dpo or orpo; every key can be\n"
+    "(name, adapter), training, lora, quantization, data, and dpo, orpo or distill; every key can be\n"
     "overridden: --training.learning_rate 1e-4, or LARGEFORGE_TRAINING_LEARNING_RATE=1e-4 in the\n"
     "environment. Unknown keys are errors. With dpo and orpo, per_device_batch_size counts pairs\n"
     "and the lengths come from their section (data.max_length is not used).\n"
@@ -50,7 +53,8 @@ static const char *help =
     "The run directory (training.output_dir) gets config.yaml (resolved), metrics.jsonl, run.log,\n"
     "checkpoints/step-N/, final/ (an HF model directory, or a PEFT adapter with LoRA) and loss.png.\n"
     "dpo and orpo log TRL's metrics (rewards/chosen, rewards/rejected, rewards/accuracies,\n"
-    "rewards/margins, logps/chosen, logps/rejected; orpo: nll_loss, log_odds_ratio, log_odds_chosen).\n"
+    "rewards/margins, logps/chosen, logps/rejected; orpo: nll_loss, log_odds_ratio, log_odds_chosen);\n"
+    "distill logs ce_loss and kl_loss.\n"
     "\n"
     "options:\n"
     "  --config FILE   the run's config (required)\n"
@@ -210,7 +214,8 @@ static lf_status plot_losses(const char *metrics, const char *png) {
 
 // -- training
 
-enum mode { PRETRAIN, SFT, DPO, ORPO };
+enum mode { PRETRAIN, SFT, DPO, ORPO, DISTILL };
+static bool is_pref(enum mode m) { return m == DPO || m == ORPO; }
 // The preference metrics summed over a logging window (lf_train_state.log_metrics), in TRL's names.
 enum { N_PREF_METRICS = 9 };
 static const char *pref_names[N_PREF_METRICS] = {"rewards/chosen", "rewards/rejected", "rewards/accuracies", "rewards/margins",
@@ -221,6 +226,7 @@ typedef struct run {
     lf_train_config tc;
     lf_data_config dc;
     lf_dpo_config pc;  // dpo, orpo
+    lf_kd_config kc;   // distill
     bool pretrain, resume;
     char out[1024], metrics_path[1100];
     lf_tokenizer tok;
@@ -237,7 +243,34 @@ typedef struct run {
     // the model: with ref_w (model.adapter's starting weights) swapped in, else adapters off
     double *pre, *pre_v;
     float *ref_w;
+    // distill: the frozen teacher (online) or its targets file (offline), and a micro-batch's
+    // targets [B, T, K]
+    lf_model teacher;
+    lf_kv tkv;
+    lf_kd_file kf;
+    int K;
+    int32_t *kd_ids;
+    float *kd_lp;
 } run;
+
+// The teacher's targets for a micro-batch's rows: its top-K at every position of each row's
+// sample, from the teacher or the targets file (the same numbers: the same forward over the
+// same tokens).
+static lf_status kd_fill(run *r, const int32_t *tokens, const int64_t *samples) {
+    lf_status s = LF_OK;
+    for (int i = 0; s == LF_OK && i < r->B; i++) {
+        if (samples[i] < 0) continue;
+        const lf_dataset *ds = r->kf.ids || !r->dc.validation_file ? &r->ds : &r->vds;
+        int64_t n = LF__MIN(ds->offsets[samples[i] + 1] - ds->offsets[samples[i]], (int64_t)r->T);
+        size_t o = (size_t)i * (size_t)r->T * (size_t)r->K;
+        if (r->kf.ids) {  // offline
+            size_t f = (size_t)r->kf.offsets[samples[i]] * (size_t)r->K;
+            memcpy(r->kd_ids + o, r->kf.ids + f, (size_t)n * (size_t)r->K * sizeof(int32_t));
+            memcpy(r->kd_lp + o, r->kf.logp + f, (size_t)n * (size_t)r->K * sizeof(float));
+        } else s = lf_kd_teacher_topk(&r->teacher, &r->tkv, tokens + (size_t)i * (size_t)r->T, (int)n, r->K, r->kd_ids + o, r->kd_lp + o);
+    }
+    return s;
+}
 
 static void pref_add(double *sums, const lf_pref_stats *st) {
     const double v[N_PREF_METRICS] = {st->rewards_chosen, st->rewards_rejected, st->accuracies, st->margins, st->logps_chosen,
@@ -322,7 +355,7 @@ static lf_status evaluate(run *r, double *out, double *pm, double *n_pairs) {
         float l;
         if ((s = lf_batcher_next(vb, r->tok_buf, r->lab_buf, r->pos_buf, &rws)) != LF_OK) break;
         lf_train_batch b = {.tokens = r->tok_buf, .labels = r->lab_buf, .pos = r->pos_buf, .n_scored = 0};
-        if (r->mode >= DPO) {
+        if (is_pref(r->mode)) {
             lf_pref_stats st;
             double w = rws / 2;  // pairs in this batch: the stats are their means
             if ((s = pref_micro(r, &b, vb->sample, r->dc.validation_file ? r->pre_v : r->pre, 0.0f, &st)) != LF_OK) break;
@@ -332,6 +365,11 @@ static lf_status evaluate(run *r, double *out, double *pm, double *n_pairs) {
             for (size_t k = 0; k < sizeof f / sizeof *f; k++) *f[k] *= w;
             pref_add(pm, &ws);
             sum += st.loss * w, total += w;
+        } else if (r->mode == DISTILL) {
+            lf_kd_stats ks;
+            lf_kd_targets kt = {r->K, r->kd_ids, r->kd_lp};
+            if ((s = kd_fill(r, r->tok_buf, vb->sample)) != LF_OK || (s = lf_kd_eval(&r->m, &r->kc.kd, &b, &kt, &ks)) != LF_OK) break;
+            sum += ks.loss * (double)ks.n, total += (double)ks.n, pm[0] += ks.ce * (double)ks.n, pm[1] += ks.kl * (double)ks.n;
         } else if ((s = lf_model_train_eval(&r->m, &b, &l, &n)) == LF_OK) sum += (double)l * n, total += n;
     }
     *out = total ? sum / total : 0, *n_pairs = total;
@@ -344,7 +382,8 @@ static lf_status log_eval(run *r, int64_t step, double epoch, double *ev) {
     lf_status s = evaluate(r, ev, pm, &np);
     if (s != LF_OK) return s;
     fprintf(r->metrics, "{\"step\": %lld, \"epoch\": %.4f, \"eval_loss\": %.6f", (long long)step, epoch, *ev);
-    if (r->mode >= DPO) pref_print(r->metrics, r->mode, "eval_", pm, np);
+    if (is_pref(r->mode)) pref_print(r->metrics, r->mode, "eval_", pm, np);
+    if (r->mode == DISTILL) fprintf(r->metrics, ", \"eval_ce_loss\": %.6f, \"eval_kl_loss\": %.6f", np ? pm[0] / np : 0.0, np ? pm[1] / np : 0.0);
     fputs("}\n", r->metrics);
     fflush(r->metrics);
     return LF_OK;
@@ -366,8 +405,8 @@ static lf_status open_data(run *r) {
     }
     lf_dataset_desc dd = {0};
     dd.path = d->train_file, dd.format = d->format, dd.tok = &r->tok, dd.chat = d->chat;
-    dd.max_length = r->pretrain ? 0 : r->mode >= DPO ? r->pc.max_length : d->max_length;
-    dd.max_prompt_length = r->mode >= DPO ? r->pc.max_prompt_length : 0;
+    dd.max_length = r->pretrain ? 0 : is_pref(r->mode) ? r->pc.max_length : d->max_length;
+    dd.max_prompt_length = is_pref(r->mode) ? r->pc.max_prompt_length : 0;
     dd.validation_split = d->validation_split, dd.seed = r->tc.seed;
     dd.cache_dir = cache, dd.tokenizer_path = r->tc.model;
     lf_status s = lf_dataset_open(&r->ds, &dd);
@@ -375,9 +414,9 @@ static lf_status open_data(run *r) {
     if (r->pretrain && r->ds.format != LF_DATA_TEXT)
         return lf__fail(LF_ERR_CONFIG, "%s: pretrain reads plain text (.txt or JSONL with \"text\"), this is %s data", d->train_file,
                         lf_data_format_name(r->ds.format));
-    if ((r->mode >= DPO) != (r->ds.format == LF_DATA_DPO))
+    if ((is_pref(r->mode)) != (r->ds.format == LF_DATA_DPO))
         return lf__fail(LF_ERR_CONFIG, "%s: %s data: %s", d->train_file, lf_data_format_name(r->ds.format),
-                        r->mode >= DPO ? "preference training reads prompt/chosen/rejected pairs" : "preference pairs train with dpo or orpo");
+                        is_pref(r->mode) ? "preference training reads prompt/chosen/rejected pairs" : "preference pairs train with dpo or orpo");
     run_log("INFO", "largeforge.data", "dataset ready", NULL);
     lf_batch_desc bd = lf_batch_desc_default();
     bd.B = r->B, bd.T = r->T, bd.seed = r->tc.seed;
@@ -392,6 +431,39 @@ static lf_status open_data(run *r) {
     }
     r->has_val = d->validation_file || r->ds.n_val > 0;
     return r->has_val ? lf_batcher_init(&r->vb, vds, &bd) : LF_OK;
+}
+
+// -- distillation's teacher: frozen (no gradients, no optimizer state), loaded once, optionally
+// quantized; or, offline, its targets file
+static lf_status open_teacher(run *r) {
+    const lf_kd_config *k = &r->kc;
+    lf_status s = LF_OK;
+    int V = r->m.cfg.V;
+    if (k->logits_file) {
+        if ((s = lf_kd_file_open(&r->kf, k->logits_file, &r->ds)) != LF_OK) return s;
+        if (k->top_k && k->top_k != r->kf.k)
+            return lf__fail(LF_ERR_CONFIG, "distill.top_k %d: %s holds the teacher's top %d", k->top_k, k->logits_file, r->kf.k);
+        r->K = r->kf.k;
+    } else {
+        char *a = lf_path_join(k->teacher, "tokenizer.json"), *b = lf_path_join(r->tc.model, "tokenizer.json"), ha[65] = "", hb[65] = "";
+        s = a && b ? lf__sha256_file(a, ha) : LF_ERR_NOMEM;
+        if (s == LF_OK) s = lf__sha256_file(b, hb);
+        if (s == LF_OK && strcmp(ha, hb) != 0) s = lf__fail(LF_ERR_CONFIG, "distill.teacher: %s and the student's %s differ: the two must share a tokenizer", a, b);
+        lf_free(a), lf_free(b);
+        lf_model_desc md = {0};
+        md.path = k->teacher, md.n_threads = r->tc.threads, md.max_tokens = r->T, md.max_seq_len = r->T, md.pool = r->m.pool;
+        if (s == LF_OK) s = lf_model_open(&r->teacher, &md);
+        if (s == LF_OK && r->teacher.cfg.V != V)
+            s = lf__fail(LF_ERR_CONFIG, "distill.teacher: a vocabulary of %d, the student's is %d", r->teacher.cfg.V, V);
+        if (s == LF_OK && k->teacher_quant_bits)
+            s = lf_model_quantize(&r->teacher, k->teacher_quant_bits == 4 ? LF_QTYPE_NF4 : LF_QTYPE_INT8, true);
+        if (s == LF_OK) s = lf_kv_init(&r->tkv, &r->teacher, 1, r->T);
+        r->K = k->top_k ? LF__MIN(k->top_k, V) : V;
+    }
+    size_t n = (size_t)r->B * (size_t)r->T * (size_t)r->K;
+    if (s == LF_OK && (!(r->kd_ids = (int32_t *)malloc(n * 4)) || !(r->kd_lp = (float *)malloc(n * 4))))
+        s = lf__fail(LF_ERR_NOMEM, "the teacher's targets for a micro-batch (%zu MB)", n * 8 >> 20);
+    return s;
 }
 
 // -- DPO's reference log-probs, computed once
@@ -611,15 +683,22 @@ static lf_status train(run *r) {
             lf_train_batch b = {.tokens = r->tok_buf + k * bt, .labels = r->lab_buf + k * bt, .pos = r->pos_buf + k * bt, .n_scored = group};
             float l;
             lf_pref_stats ps;
-            if (r->mode >= DPO) {  // each micro-batch's mean over its pairs, weighted as HF's Trainer does
+            if (is_pref(r->mode)) {  // each micro-batch's mean over its pairs, weighted as HF's Trainer does
                 if ((s = pref_micro(r, &b, r->smp_buf + k * (size_t)r->B, r->pre, 1.0f / (float)micro, &ps)) != LF_OK) break;
                 step_sum += ps.loss, pref_add(st.log_metrics, &ps), st.log_micro++;
+            } else if (r->mode == DISTILL) {  // a mean over the step's scored positions, as the causal LM's
+                lf_kd_stats ks;
+                lf_kd_targets kt = {r->K, r->kd_ids, r->kd_lp};
+                if ((s = kd_fill(r, b.tokens, r->smp_buf + k * (size_t)r->B)) != LF_OK || (s = lf_kd_grads(&r->m, &r->kc.kd, &b, &kt, &ks)) != LF_OK)
+                    break;
+                step_sum += ks.loss * group;
+                st.log_metrics[0] += ks.ce * (double)ks.n, st.log_metrics[1] += ks.kl * (double)ks.n, st.log_metrics[2] += (double)ks.n;
             } else if ((s = lf_model_train_grads(&r->m, &b, &l)) == LF_OK) step_sum += (double)l * scored(b.labels, b.pos, r->B, r->T);
         }
         lr = lf_optim_lr(&r->o, r->o.step);
         if (s == LF_OK) s = lf_optim_step(&r->o, &r->m, &norm);
         if (s != LF_OK) break;
-        loss = r->mode >= DPO ? (float)(step_sum / (double)micro) : group ? (float)(step_sum / group) : 0;
+        loss = is_pref(r->mode) ? (float)(step_sum / (double)micro) : group ? (float)(step_sum / group) : 0;
         st.step++, st.epoch = r->tb.epoch, st.index = r->tb.index, st.calls = lf_model_train_calls(&r->m);
         st.tokens += (int64_t)micro * (int64_t)bt;
         win_loss += loss, win_steps++;
@@ -630,7 +709,9 @@ static lf_status train(run *r) {
             fprintf(r->metrics, "{\"step\": %lld, \"epoch\": %.4f, \"loss\": %.17g, \"learning_rate\": %.6g, \"grad_norm\": %.6f, "
                     "\"tokens_per_s\": %.1f", (long long)st.step, epoch, win_loss / (double)win_steps, (double)lr, (double)norm,
                     dt > 0 ? (double)win_tokens / dt : 0.0);
-            if (r->mode >= DPO) pref_print(r->metrics, r->mode, "", st.log_metrics, st.log_micro);
+            if (is_pref(r->mode)) pref_print(r->metrics, r->mode, "", st.log_metrics, st.log_micro);
+            double kn = st.log_metrics[2];
+            if (r->mode == DISTILL) fprintf(r->metrics, ", \"ce_loss\": %.9g, \"kl_loss\": %.9g", kn ? st.log_metrics[0] / kn : 0.0, kn ? st.log_metrics[1] / kn : 0.0);
             fputs("}\n", r->metrics);
             fflush(r->metrics);
             if (!tty && !lf_drv_quiet)
@@ -684,7 +765,7 @@ static lf_status train(run *r) {
 
 int main(int argc, char **argv) {
     lf_drv_name = "lf-train";
-    static const char *const sections[] = {"model", "training", "lora", "quantization", "data", "dpo", "orpo", NULL};
+    static const char *const sections[] = {"model", "training", "lora", "quantization", "data", "dpo", "orpo", "distill", NULL};
     const char *mode = NULL, *config = NULL, *v, *overrides[64];
     char ovbuf[64][512];
     int n_ov = 0;
@@ -700,18 +781,17 @@ int main(int argc, char **argv) {
         else if (!mode && argv[i][0] != '-') mode = argv[i];
         else return lf_drv_usage_error("unknown argument '%s'", argv[i]);
     }
-    static const char *modes[] = {"pretrain", "sft", "dpo", "orpo"};
+    static const char *modes[] = {"pretrain", "sft", "dpo", "orpo", "distill"};
     r.mode = (enum mode)-1;
-    for (int i = 0; mode && i < 4; i++)
+    for (int i = 0; mode && i < 5; i++)
         if (strcmp(mode, modes[i]) == 0) r.mode = (enum mode)i;
-    if ((int)r.mode < 0)
-        return lf_drv_usage_error("expected pretrain, sft, dpo or orpo%s", mode && !strcmp(mode, "distill") ? " (distill is not in this build yet)" : "");
+    if ((int)r.mode < 0) return lf_drv_usage_error("expected pretrain, sft, dpo, orpo or distill%s", "");
     if (!config) return lf_drv_usage_error("--config is required%s", "");
     r.pretrain = r.mode == PRETRAIN;
     tty = isatty(2);
     lf_doc doc;
     lf_status s = lf_config_load(&doc, config, overrides, n_ov);
-    const char *top[] = {"model", "training", "lora", "quantization", "data", r.mode == ORPO ? "orpo" : "dpo"};
+    const char *top[] = {"model", "training", "lora", "quantization", "data", r.mode == ORPO ? "orpo" : r.mode == DISTILL ? "distill" : "dpo"};
     if (s == LF_OK && r.mode == ORPO && lf_node_get(doc.root, "dpo")) s = lf__fail(LF_ERR_CONFIG, "%s: orpo reads the 'orpo' section, not 'dpo'", doc.name);
     if (s == LF_OK && r.mode != ORPO && lf_node_get(doc.root, "orpo")) s = lf__fail(LF_ERR_CONFIG, "%s: 'orpo' is for train orpo", doc.name);
     if (s == LF_OK) s = lf_cfg_keys(&doc, doc.root, NULL, top, r.mode >= DPO ? 6 : 5);
@@ -719,9 +799,14 @@ int main(int argc, char **argv) {
     if (s == LF_OK) s = lf_data_config_read(&r.dc, &doc);
     if (s == LF_OK && r.mode == DPO) s = lf_dpo_config_read(&r.pc, &doc);
     if (s == LF_OK && r.mode == ORPO) s = lf_orpo_config_read(&r.pc, &doc);
-    if (s == LF_OK && r.tc.adapter && r.mode < DPO) s = lf__fail(LF_ERR_CONFIG, "%s: model.adapter: continuing an adapter is for dpo and orpo", doc.name);
+    if (s == LF_OK && r.mode == DISTILL) s = lf_kd_config_read(&r.kc, &doc);
+    if (s == LF_OK && r.mode == DISTILL && r.dc.packing)
+        s = lf__fail(LF_ERR_CONFIG, "%s: data.packing: distillation runs the teacher on each sample alone: set it false", doc.name);
+    if (s == LF_OK && r.mode == DISTILL && r.kc.logits_file && r.dc.validation_file)
+        s = lf__fail(LF_ERR_CONFIG, "%s: data.validation_file: a logits_file covers train_file only: use validation_split", doc.name);
+    if (s == LF_OK && r.tc.adapter && !is_pref(r.mode)) s = lf__fail(LF_ERR_CONFIG, "%s: model.adapter: continuing an adapter is for dpo and orpo", doc.name);
     if (s != LF_OK) return lf_drv_fail(s);
-    r.B = r.mode >= DPO ? 2 * r.tc.batch_size : r.tc.batch_size, r.T = r.mode >= DPO ? r.pc.max_length : r.dc.max_length;
+    r.B = is_pref(r.mode) ? 2 * r.tc.batch_size : r.tc.batch_size, r.T = is_pref(r.mode) ? r.pc.max_length : r.dc.max_length;
     if (r.B > 1024) return lf_drv_fail(lf__fail(LF_ERR_CONFIG, "%s: training.per_device_batch_size: at most 512 pairs", doc.name));
     snprintf(r.out, sizeof r.out, "%s", r.tc.output_dir);
     snprintf(r.metrics_path, sizeof r.metrics_path, "%s/metrics.jsonl", r.out);
@@ -743,6 +828,23 @@ int main(int argc, char **argv) {
     lf__buf_printf(&b, "\n  format: %s\n  validation_split: %.9g\n  max_length: %d\n  packing: %s\n", lf_data_format_name(r.dc.format),
                    r.dc.validation_split, r.dc.max_length, r.dc.packing ? "true" : "false");
     if (r.dc.validation_file) lf__buf_puts(&b, "  validation_file: "), lf__buf_json_str(&b, r.dc.validation_file, strlen(r.dc.validation_file)), lf__buf_putc(&b, '\n');
+    static const char *loss_types[] = {"sigmoid", "hinge", "ipo"};
+    if (r.mode == DPO)
+        lf__buf_printf(&b, "dpo:\n  beta: %.9g\n  loss_type: %s\n  label_smoothing: %.9g\n  reference_free: %s\n  max_prompt_length: %d\n"
+                       "  max_length: %d\n  precompute_ref_log_probs: %s\n", (double)r.pc.loss.beta, loss_types[r.pc.loss.loss_type],
+                       (double)r.pc.loss.label_smoothing, r.pc.loss.reference_free ? "true" : "false", r.pc.max_prompt_length,
+                       r.pc.max_length, r.pc.precompute_ref_log_probs ? "true" : "false");
+    if (r.mode == ORPO)
+        lf__buf_printf(&b, "orpo:\n  beta: %.9g\n  max_prompt_length: %d\n  max_length: %d\n", (double)r.pc.loss.beta, r.pc.max_prompt_length,
+                       r.pc.max_length);
+    if (r.mode == DISTILL) {
+        static const char *quants[] = {"none", "", "", "", "nf4", "", "", "", "int8"};
+        lf__buf_printf(&b, "distill:\n  temperature: %.9g\n  alpha: %.9g\n  top_k: %d\n  teacher_quantization: %s\n", (double)r.kc.kd.temperature,
+                       (double)r.kc.kd.alpha, r.kc.top_k, quants[r.kc.teacher_quant_bits]);
+        const char *keys[2] = {"teacher", "logits_file"}, *vals[2] = {r.kc.teacher, r.kc.logits_file};
+        for (int i = 0; i < 2; i++)
+            if (vals[i]) lf__buf_printf(&b, "  %s: ", keys[i]), lf__buf_json_str(&b, vals[i], strlen(vals[i])), lf__buf_putc(&b, '\n');
+    }
     lf_free(yaml);
     snprintf(path, sizeof path, "%s/config.yaml", r.out);
     s = b.failed ? LF_ERR_NOMEM : lf_file_write_atomic(path, b.data, b.len);
@@ -754,6 +856,7 @@ int main(int argc, char **argv) {
     if (s == LF_OK && (!r.tok_buf || !r.lab_buf || !r.pos_buf || !r.smp_buf)) s = lf__fail(LF_ERR_NOMEM, "batch buffers");
     if (s == LF_OK) s = open_model(&r);
     if (s == LF_OK) s = open_data(&r);
+    if (s == LF_OK && r.mode == DISTILL) s = open_teacher(&r);
     if (s == LF_OK && r.mode == DPO && !r.pc.loss.reference_free && (r.pc.precompute_ref_log_probs || !r.tc.lora)) {
         s = ref_precompute(&r, &r.ds, &r.pre);  // before a resumed checkpoint moves the weights
         if (s == LF_OK && r.dc.validation_file) s = ref_precompute(&r, &r.vds, &r.pre_v);
@@ -768,6 +871,7 @@ int main(int argc, char **argv) {
     lf_batcher_deinit(&r.tb), lf_batcher_deinit(&r.vb), lf_dataset_close(&r.ds), lf_dataset_close(&r.vds);
     lf_optim_deinit(&r.o), lf_model_close(&r.m), lf_tok_close(&r.tok), lf_doc_deinit(&doc);
     free(r.tok_buf), free(r.lab_buf), free(r.pos_buf), free(r.smp_buf), free(r.pre), free(r.pre_v), free(r.ref_w);
+    lf_model_close(&r.teacher), lf_kv_deinit(&r.tkv), lf_kd_file_close(&r.kf), free(r.kd_ids), free(r.kd_lp);
     if (run_log_f) fclose(run_log_f);
     return s == LF_OK ? 0 : lf_drv_fail(s);
 }
