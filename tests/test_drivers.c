@@ -334,7 +334,11 @@ static int test_drivers_train_errors(void) {
     char out[4096];
     CHECK(drv_run("build/largeforge train sft --config /nonexistent.yaml", out, sizeof out) == 4 && strstr(out, "/nonexistent.yaml"));
     CHECK(drv_run("build/largeforge train sft", out, sizeof out) == 64 && strstr(out, "--config is required"));
-    CHECK(drv_run("build/largeforge train distill --config x", out, sizeof out) == 64 && strstr(out, "not in this build yet"));
+    CHECK(drv_run("build/largeforge train distil --config x", out, sizeof out) == 64 && strstr(out, "expected pretrain, sft, dpo, orpo or distill"));
+    CHECK(drv_run("build/largeforge train distill --config configs/distill.yaml --distill.teacher tests/fixtures/models/tiny_chat", out, sizeof out) == 7 &&
+          strstr(out, "the two must share a tokenizer"));
+    CHECK(drv_run("build/largeforge train distill --config configs/distill.yaml --distill.alpha 2", out, sizeof out) == 7 &&
+          strstr(out, "distill: alpha: 2 is outside [0, 1]"));
     CHECK(drv_run("build/largeforge train dpo --config configs/demo_sft.yaml --training.output_dir /tmp/lf-never", out, sizeof out) == 7 &&
           strstr(out, "alpaca data: preference training reads prompt/chosen/rejected pairs"));
     CHECK(drv_run("build/largeforge train dpo --config configs/dpo.yaml --dpo.loss_type sigmod", out, sizeof out) == 7 &&
