@@ -693,6 +693,8 @@ typedef struct lf_model {
     void **blocks_;               // weight memory the model owns (merged adapters)
     int n_blocks_;
     size_t blocks_cap_;
+    struct lf__param *extra_;     // parameters that train with the model (lf_model_train_extra)
+    int n_extra_;
 } lf_model;
 
 // lf_model_open — load config.json and the safetensors weights of a model directory.
@@ -751,6 +753,11 @@ LF_API lf_status lf_model_forward(lf_model *m, lf_kv *kv, const lf_batch *b, flo
 //            compute for L-fold less activation memory; the gradients are the same bit for bit)
 enum { LF_TRAIN_CHECKPOINTING = 1 };
 LF_API lf_status lf_model_train_begin(lf_model *m, int B, int T, unsigned flags);
+// lf_model_train_extra — before lf_model_train_begin: p[n] (the caller's, kept) trains with the
+// model although it is not part of it (a distillation projection): a gradient (lf_model_grad by
+// name), AdamW with weight decay, checkpoints (extra.safetensors).
+//   returns  LF_OK | LF_ERR_ARG (training already; a name used twice or over 150 bytes) | NOMEM
+LF_API lf_status lf_model_train_extra(lf_model *m, const char *name, float *p, int64_t n);
 
 // One micro-batch. Packing puts several samples in a row: their positions restart at 0, and
 // a token attends only to the earlier tokens of its own sample.
@@ -771,6 +778,12 @@ typedef struct lf_train_batch {
     // overwrites the logits with d loss / d logits. The loss reported is the sum of its returns.
     double (*head)(void *user, int64_t p0, int rows, float *logits, const int32_t *targets, int V, bool backward);
     void *head_user;
+    // A loss on hidden states (feature distillation), added to the other: after the forward it is
+    // called for each layer l with feature_layers[l] set, with that layer's output h [B*T, C];
+    // it returns its loss and, when backward is set, writes d loss / d h into dh (zeroed).
+    double (*feature)(void *user, int layer, const float *h, float *dh, int64_t N, int C, bool backward);
+    const int8_t *feature_layers;  // [L]
+    void *feature_user;
 } lf_train_batch;
 // lf_model_train_grads — loss and gradients of one micro-batch, gradients accumulated (+=).
 //   loss     out: the mean over this micro-batch's scored targets (whatever n_scored is)
@@ -8706,6 +8719,7 @@ LF_API void lf_model_close(lf_model *m) {
     LF_FREE(m->qw_);
     for (int i = 0; i < m->n_blocks_; i++) LF_FREE(m->blocks_[i]);
     LF_FREE(m->blocks_);
+    LF_FREE(m->extra_);
     LF_FREE(m->dir);
     if (m->own_pool) lf_pool_destroy(m->pool);
     lf_st_set_close(&m->st);
@@ -9190,9 +9204,11 @@ LF_API lf_status lf_model_train_begin(lf_model *m, int B, int T, unsigned flags)
         t->n_train = lf_model_n_params(m);  // every tensor of the checkpoint: at least the parameters
     }
     lf_status s = LF_OK;
+    int64_t n_model = t->n_train;  // the extras come after the model's parameters
+    for (int i = 0; i < m->n_extra_; i++) t->n_params++, t->n_train += m->extra_[i].n;
     t->params = (lf__param *)lf__calloc((size_t)t->n_params, sizeof(lf__param), "parameter table");
     t->grads = t->params ? (float *)lf__calloc((size_t)t->n_train, sizeof(float), "gradients") : NULL;
-    if (t->grads && !t->lora) t->master = (float *)lf__calloc((size_t)t->n_train, sizeof(float), "f32 master weights");
+    if (t->grads && !t->lora) t->master = (float *)lf__calloc((size_t)n_model, sizeof(float), "f32 master weights");
     if (t->grads && n_frozen) t->frozen = (float *)lf__calloc((size_t)n_frozen, sizeof(float), "frozen f32 base weights");
     if (!t->grads || (!t->lora && !t->master) || (n_frozen && !t->frozen)) s = LF_ERR_NOMEM;
     if (s == LF_OK) s = lf_arena_init(&t->acts, lf__train_plan(m, t, NULL), "training activations");
@@ -9201,6 +9217,7 @@ LF_API lf_status lf_model_train_begin(lf_model *m, int B, int T, unsigned flags)
         t->n_params = 0;
         if (t->lora) lf__train_lora_params(m, t, w, nw);
         else lf__train_full_params(m, t);
+        for (int i = 0; i < m->n_extra_; i++) lf__train_param(t, m->extra_[i].name, m->extra_[i].p, m->extra_[i].n, &n_model);
         m->train_ = t;
     } else {
         LF_FREE(t->params), LF_FREE(t->master), LF_FREE(t->grads), LF_FREE(t->frozen);
@@ -9209,6 +9226,20 @@ LF_API lf_status lf_model_train_begin(lf_model *m, int B, int T, unsigned flags)
     }
     LF_FREE(w);
     return s;
+}
+
+LF_API lf_status lf_model_train_extra(lf_model *m, const char *name, float *p, int64_t n) {
+    if (m->train_) return lf__fail(LF_ERR_ARG, "train_extra: '%s' comes before lf_model_train_begin", name);
+    if (strlen(name) > 150 || n <= 0) return lf__fail(LF_ERR_ARG, "train_extra: a bad name or size for '%.150s'", name);
+    for (int i = 0; i < m->n_extra_; i++)
+        if (strcmp(m->extra_[i].name, name) == 0) return lf__fail(LF_ERR_ARG, "train_extra: '%s' is there already", name);
+    lf__param *e = (lf__param *)LF_REALLOC(m->extra_, (size_t)(m->n_extra_ + 1) * sizeof *e);
+    if (!e) return lf__fail(LF_ERR_NOMEM, "out of memory for an extra parameter");
+    m->extra_ = e, e += m->n_extra_++;
+    memset(e, 0, sizeof *e);
+    snprintf(e->name, sizeof e->name, "%s", name);
+    e->p = p, e->n = n;
+    return LF_OK;
 }
 
 // The weights point at the master or frozen copies: a model leaves training when it closes.
@@ -9369,6 +9400,15 @@ static lf_status lf__train_run(lf_model *m, const lf_train_batch *b, float *loss
     for (int64_t i = 0; i < N; i++) memcpy(t->x_in + i * C, (const float *)m->embed.data + (int64_t)tokens[i] * C, (size_t)C * 4);
     for (int l = 0; l < L; l++) lf__tlayer_forward(m, t, l);
     lf__rmsnorm_forward(t->xnf, t->rstdf, t->x_out, m->final_norm, N, C, c->eps);
+    // feature losses: their gradients wait in dfeat until the backward reaches their layers
+    float *dfeat = NULL;
+    int n_feat = 0;
+    double feat = 0;
+    for (int l = 0; b->feature && l < L; l++) n_feat += b->feature_layers[l] != 0;
+    if (n_feat && !(dfeat = (float *)lf__calloc((size_t)n_feat * (size_t)(N * C), sizeof(float), "feature gradients"))) return LF_ERR_NOMEM;
+    for (int l = 0, j = 0; n_feat && l < L; l++)
+        if (b->feature_layers[l]) feat += b->feature(b->feature_user, l, l + 1 < L ? t->x_in + (l + 1) * N * C : t->x_out, dfeat + (j++) * N * C, N,
+                                                     (int)C, backward);
     // loss and the head's backward, LF__CE_ROWS rows at a time. An objective needs every
     // position's log p(target) first: one pass for those, then the gradient pass recomputes the
     // logits (d loss / d logits = dlogp * (onehot - softmax), cross-entropy's form per row).
@@ -9404,12 +9444,14 @@ static lf_status lf__train_run(lf_model *m, const lf_train_batch *b, float *loss
     }
     if (b->head) *loss = (float)total;
     else if (!b->objective) *loss = n_valid ? (float)(total / n_valid) : 0.0f;
-    if (!backward) return LF_OK;
+    *loss += (float)feat;
+    if (!backward) return LF_FREE(dfeat), LF_OK;
     // backward
     memset(t->dx, 0, (size_t)(N * C) * sizeof(float));
     lf__rmsnorm_backward(t->dx, lf__train_grad_of(t, m->final_norm), t->dxn, t->x_out, m->final_norm, t->rstdf, N, C);
-    for (int l = L - 1; l >= 0; l--) {
+    for (int l = L - 1, j = n_feat - 1; l >= 0; l--) {
         const lf_layer *ly = &m->layers[l];
+        if (n_feat && b->feature_layers[l]) lf__axpy(t->dx, 1.0f, dfeat + (j--) * N * C, N * C);  // d loss / d (layer l's output)
         if (t->checkpointing) lf__tlayer_forward(m, t, l);  // recompute what the slots held
         int64_t sl = t->checkpointing ? 0 : l;
         float *x = t->x_in + l * N * C, *xn1 = t->xn1 + sl * N * C, *q = t->q + sl * N * c->NH * c->HS,
@@ -9440,6 +9482,7 @@ static lf_status lf__train_run(lf_model *m, const lf_train_batch *b, float *loss
     float *demb = lf__train_grad_of(t, m->embed.data);
     if (demb) lf__embedding_backward(demb, t->dx, tokens, N, C);
     t->calls++;
+    LF_FREE(dfeat);
     return LF_OK;
 }
 
@@ -9454,7 +9497,7 @@ LF_API lf_status lf_model_train_eval(lf_model *m, const lf_train_batch *b, float
 LF_API lf_status lf_model_train_logps(lf_model *m, const lf_train_batch *b, float *logp) {
     float loss;
     lf_train_batch plain = *b;
-    plain.objective = NULL, plain.head = NULL;
+    plain.objective = NULL, plain.head = NULL, plain.feature = NULL;
     return lf__train_run(m, &plain, &loss, NULL, logp, false);
 }
 
@@ -10256,6 +10299,18 @@ static lf_status lf__sha256_file(const char *path, char hex[65]) {
     return LF_OK;
 }
 
+// The extra parameters (lf_model_train_extra), by name, into dir/extra.safetensors.
+static lf_status lf__ckpt_extra_save(const lf_model *m, const char *dir) {
+    lf_st_entry *e = (lf_st_entry *)lf__calloc((size_t)m->n_extra_, sizeof *e, "extra tensors");
+    char *path = e ? lf_path_join(dir, "extra.safetensors") : NULL;
+    lf_status s = path ? LF_OK : LF_ERR_NOMEM;
+    for (int i = 0; s == LF_OK && i < m->n_extra_; i++)
+        e[i].name = m->extra_[i].name, e[i].dtype = LF_DTYPE_F32, e[i].ndim = 1, e[i].shape[0] = m->extra_[i].n, e[i].data = m->extra_[i].p;
+    if (s == LF_OK) s = lf_st_write(path, e, m->n_extra_, NULL, 0);
+    LF_FREE(path), LF_FREE(e);
+    return s;
+}
+
 LF_API lf_status lf_ckpt_save(const char *dir, const lf_model *m, const lf_optim *o, const lf_train_state *st) {
     const lf__train *t = m->train_;
     if (!t || !o->m) return lf__fail(LF_ERR_ARG, "ckpt_save: the model is not training");
@@ -10263,6 +10318,7 @@ LF_API lf_status lf_ckpt_save(const char *dir, const lf_model *m, const lf_optim
     snprintf(tmp, sizeof tmp, "%s.tmp-%d", dir, (int)getpid());
     lf_status s = lf__rmdir_flat(tmp);  // a leftover of a run that died here
     if (s == LF_OK) s = t->lora ? lf_lora_save(m, tmp) : lf_model_save(m, tmp, LF_DTYPE_F32);
+    if (s == LF_OK && m->n_extra_) s = lf__ckpt_extra_save(m, tmp);
     // the moments, one pair of tensors per parameter
     lf_st_entry *e = s == LF_OK ? (lf_st_entry *)lf__calloc((size_t)t->n_params * 2, sizeof *e, "optimizer tensors") : NULL;
     char(*names)[176] = e ? (char(*)[176])lf__alloc((size_t)t->n_params * 2 * sizeof *names, "optimizer names") : NULL;
@@ -10320,7 +10376,7 @@ LF_API lf_status lf_ckpt_save(const char *dir, const lf_model *m, const lf_optim
 }
 
 // Checks SHA256SUMS against every file it lists, and that it lists the files a checkpoint needs.
-static lf_status lf__ckpt_verify(const char *dir, bool lora) {
+static lf_status lf__ckpt_verify(const char *dir, bool lora, bool extra) {
     char *path = lf_path_join(dir, "SHA256SUMS"), *text = NULL;
     size_t len = 0;
     lf_status s = path ? lf_file_read(path, 1 << 20, &text, &len) : LF_ERR_NOMEM;
@@ -10328,7 +10384,8 @@ static lf_status lf__ckpt_verify(const char *dir, bool lora) {
         LF_FREE(path);
         return s == LF_ERR_IO ? lf__fail(LF_ERR_FORMAT, "%s: no SHA256SUMS: an incomplete checkpoint", dir) : s;
     }
-    const char *need[3] = {lora ? "adapter_model.safetensors" : "model.safetensors", "optimizer.safetensors", "trainer_state.json"};
+    const char *need[4] = {lora ? "adapter_model.safetensors" : "model.safetensors", "optimizer.safetensors", "trainer_state.json",
+                           extra ? "extra.safetensors" : "trainer_state.json"};
     unsigned found = 0;
     for (char *line = text, *next; s == LF_OK && *line; line = next) {
         next = strchr(line, '\n');
@@ -10341,20 +10398,21 @@ static lf_status lf__ckpt_verify(const char *dir, bool lora) {
         if (!file) s = LF_ERR_NOMEM;
         else if ((s = lf__sha256_file(file, hex)) != LF_OK) s = lf__fail(LF_ERR_FORMAT, "%s: missing or unreadable (a damaged checkpoint)", file);
         else if (memcmp(hex, line, 64) != 0) s = lf__fail(LF_ERR_FORMAT, "%s: checksum mismatch (a damaged checkpoint)", file);
-        for (int i = 0; i < 3; i++) found |= (unsigned)(strcmp(line + 66, need[i]) == 0) << i;
+        for (int i = 0; i < 4; i++) found |= (unsigned)(strcmp(line + 66, need[i]) == 0) << i;
         LF_FREE(file);
     }
-    if (s == LF_OK && found != 7) s = lf__fail(LF_ERR_FORMAT, "%s: does not list %s, %s and %s", path, need[0], need[1], need[2]);
+    if (s == LF_OK && found != 15)
+        s = lf__fail(LF_ERR_FORMAT, "%s: does not list %s, %s, %s%s%s", path, need[0], need[1], need[2], extra ? " and " : "", extra ? need[3] : "");
     LF_FREE(path), LF_FREE(text);
     return s;
 }
 
-// Copies the tensors of a safetensors file into the parameters of the same names.
-static lf_status lf__ckpt_read(const char *path, lf__train *t, float *base, const char *prefix) {
+// Copies the tensors of a safetensors file into the parameters [i0, i1) of the same names.
+static lf_status lf__ckpt_read(const char *path, lf__train *t, float *base, const char *prefix, int i0, int i1) {
     lf_st_file f;
     lf_status s = lf_st_open(&f, path);
     char name[200];
-    for (int i = 0; s == LF_OK && i < t->n_params; i++) {
+    for (int i = i0; s == LF_OK && i < i1; i++) {
         const lf__param *p = &t->params[i];
         snprintf(name, sizeof name, "%s%s", prefix, p->name);
         const lf_st_tensor *x = lf_st_find(&f, name);
@@ -10370,7 +10428,8 @@ static lf_status lf__ckpt_read(const char *path, lf__train *t, float *base, cons
 LF_API lf_status lf_ckpt_load(const char *dir, lf_model *m, lf_optim *o, lf_train_state *st) {
     lf__train *t = m->train_;
     if (!t || !o->m) return lf__fail(LF_ERR_ARG, "ckpt_load: the model is not training (lf_model_train_begin, lf_optim_init)");
-    lf_status s = lf__ckpt_verify(dir, t->lora);
+    lf_status s = lf__ckpt_verify(dir, t->lora, m->n_extra_ > 0);
+    int np = t->n_params, nm = np - m->n_extra_;  // the model's parameters, then the extras
     if (s != LF_OK) return s;
     lf_doc doc = LF__ZERO;
     char *path = lf_path_join(dir, "trainer_state.json");
@@ -10403,11 +10462,14 @@ LF_API lf_status lf_ckpt_load(const char *dir, lf_model *m, lf_optim *o, lf_trai
         s = lf__fail(LF_ERR_SHAPE, "%s: a %s checkpoint, but this run trains %s", path, mode, t->lora ? "adapters (lora)" : "the full model");
     LF_FREE(path);
     path = s == LF_OK ? lf_path_join(dir, t->lora ? "adapter_model.safetensors" : "model.safetensors") : NULL;
-    if (s == LF_OK) s = path ? lf__ckpt_read(path, t, NULL, "") : LF_ERR_NOMEM;
+    if (s == LF_OK) s = path ? lf__ckpt_read(path, t, NULL, "", 0, nm) : LF_ERR_NOMEM;
+    LF_FREE(path);
+    path = s == LF_OK && nm < np ? lf_path_join(dir, "extra.safetensors") : NULL;
+    if (s == LF_OK && nm < np) s = path ? lf__ckpt_read(path, t, NULL, "", nm, np) : LF_ERR_NOMEM;
     LF_FREE(path);
     path = s == LF_OK ? lf_path_join(dir, "optimizer.safetensors") : NULL;
-    if (s == LF_OK) s = path ? lf__ckpt_read(path, t, o->m, "exp_avg.") : LF_ERR_NOMEM;
-    if (s == LF_OK) s = lf__ckpt_read(path, t, o->v, "exp_avg_sq.");
+    if (s == LF_OK) s = path ? lf__ckpt_read(path, t, o->m, "exp_avg.", 0, np) : LF_ERR_NOMEM;
+    if (s == LF_OK) s = lf__ckpt_read(path, t, o->v, "exp_avg_sq.", 0, np);
     LF_FREE(path);
     if (s == LF_OK) {
         st->step = step, st->epoch = epoch, st->index = index, st->tokens = tokens, st->bad_evals = (int)bad;
