@@ -4,7 +4,7 @@ CFLAGS  ?= -O3 -march=native -g
 WARN    := -Wall -Wextra -Wsign-conversion -Wstrict-prototypes -Wno-unused-function
 LDLIBS  := -lcjson -lm -lpthread
 BUILD   := build
-DRIVERS := largeforge lf-run lf-tokenize lf-evaluate lf-train lf-merge
+DRIVERS := largeforge lf-run lf-tokenize lf-evaluate lf-train lf-merge lf-generate
 FUZZ_SECONDS ?= 30
 PYTHON  ?= python3
 

@@ -1479,6 +1479,104 @@ LF_API lf_status lf_kd_file_open(lf_kd_file *f, const char *path, const lf_datas
 LF_API void lf_kd_file_close(lf_kd_file *f);
 #endif
 
+// -- 10.8 synthetic data: quality filters and near-duplicates
+//
+// ON WORDS: both checks read a text as words: runs of bytes between ASCII whitespace (space,
+// \t \n \v \f \r; every byte >= 0x80 is a word byte, so no Unicode space splits), A-Z lower-cased,
+// ASCII punctuation (!"#$%&'()*+,-./:;<=>?@[\]^_`{|}~) stripped from both ends; a run that is all
+// punctuation is no word. "Hello, World!" and "hello world" are the same two words.
+//
+// ON NEAR-DUPLICATES: MinHash with LSH banding, as datasketch's MinHashLSH. A text's shingles are
+// its runs of `shingle` consecutive words (a text of fewer words is one shingle, all of them; a
+// text of no words has none). Each shingle's 64-bit hash x goes through num_perm hashes
+// ((a*x + b) mod (2^61 - 1)) & 0xFFFFFFFF, a in [1, p), b in [0, p) drawn from lf_rng(seed); the
+// signature keeps each one's minimum. The share of equal minima between two signatures estimates
+// the Jaccard similarity of the shingle sets (standard error sqrt(J(1-J)/num_perm); two texts of
+// no words estimate 1). Signatures are cut into `bands` bands of r = num_perm / bands rows; texts
+// sharing a band are candidates, and a candidate whose estimate is >= threshold is a duplicate.
+// The default bands are the fewest b (dividing num_perm) for which a pair at the threshold is a
+// candidate with probability 1 - (1 - t^r)^b >= 0.99: 16 bands of 8 for 128 and 0.85. (The band
+// count whose S-curve midpoint (1/b)^(1/r) is nearest t, 8 of 16 at 0.88, would miss 54% of
+// pairs at J = 0.85 and 19% at J = 0.9; extra candidates only cost a signature comparison.)
+// Memory: num_perm * 4 + 8 bytes per kept text, and 8 bytes per band table slot (at most half
+// full: n_kept * bands entries).
+
+typedef struct lf_dedup_desc {
+    int shingle;       // default 5: words per shingle (<= 64)
+    int num_perm;      // default 128: hash functions (<= 65536)
+    int bands;         // default: see above; must be <= num_perm (num_perm % bands rows unused)
+    double threshold;  // default 0.85: estimated Jaccard at or above which a text is a duplicate
+    uint64_t seed;     // of the hash functions (0 is a seed like any other)
+} lf_dedup_desc;
+
+// Texts added one at a time; the fields ending in _ are private.
+typedef struct lf_dedup {
+    lf_dedup_desc d;   // resolved
+    int64_t n_added;   // calls to lf_dedup_add that succeeded
+    int64_t n_kept;    // texts kept (not duplicates)
+    uint64_t *perm_;   // [2, num_perm] a then b
+    uint32_t *sig_;    // [n_kept, num_perm]
+    int64_t *id_;      // [n_kept] each kept text's index among the added ones
+    uint64_t *tab_;    // band table: band key's high 32 bits << 32 | (kept index + 1); 0 empty
+    size_t sig_cap_, id_cap_, tab_cap_, tab_n_;
+} lf_dedup;
+
+// lf_dedup_init — an empty set of texts. desc NULL: all defaults.
+//   returns  LF_OK | LF_ERR_CONFIG (the field named) | LF_ERR_NOMEM
+//   threads  safe on distinct objects
+LF_API lf_status lf_dedup_init(lf_dedup *dd, const lf_dedup_desc *desc);
+// lf_dedup_add — whether text is a near-duplicate of a kept text; keeps it when it is not.
+//   dup_of   out: -1 (kept), or the index (0-based count of earlier successful adds) of the kept
+//            text with the highest estimate (ties: the earliest)
+//   returns  LF_OK | LF_ERR_ARG (text NULL with len > 0) | LF_ERR_CAPACITY (2^32 - 1 kept texts)
+//            | LF_ERR_NOMEM (nothing changed)
+//   threads  not safe on the same dd
+LF_API lf_status lf_dedup_add(lf_dedup *dd, const char *text, size_t len, int64_t *dup_of);
+// The text's MinHash signature into sig[num_perm]; safe.
+LF_API void lf_dedup_signature(const lf_dedup *dd, const char *text, size_t len, uint32_t *sig);
+// The share of equal entries of two signatures: the Jaccard estimate; safe.
+LF_API double lf_dedup_similarity(const lf_dedup *dd, const uint32_t *a, const uint32_t *b);
+LF_API void lf_dedup_deinit(lf_dedup *dd);  // safe on zeroed or released objects
+
+// ON QUALITY: checks in the enum's order; the verdict is the first that fails. EMPTY: no byte
+// but whitespace. TOO_SHORT / TOO_LONG: n_tokens against the limits. REPETITIVE: the share of
+// n-grams equal to an earlier n-gram of the same text is above max_repeat_fraction (Gopher's
+// duplicate n-gram check, by count). The n-grams are of words (ON WORDS; n = repeat_ngram) when
+// the text has at least 2n words; otherwise, so that loops with no word boundaries ("!!!!!!!!",
+// "hahaha", text in scripts without spaces) are caught, of code points with whitespace left out
+// (n = 2 * repeat_ngram; a code point is a lead byte >= 0xC0 and the continuation bytes
+// 0x80-0xBF after it, at most 3, or any other single byte). A loop with no spaces after 2n words
+// or more is one word to the word check: max_tokens bounds it. A degenerate loop cut at the
+// length limit is REPETITIVE, not UNFINISHED. UNFINISHED: generation stopped at the length limit
+// (finished false).
+
+typedef enum lf_quality {
+    LF_QUALITY_OK = 0,
+    LF_QUALITY_EMPTY = 1,
+    LF_QUALITY_TOO_SHORT = 2,
+    LF_QUALITY_TOO_LONG = 3,
+    LF_QUALITY_REPETITIVE = 4,
+    LF_QUALITY_UNFINISHED = 5
+} lf_quality;
+LF_API const char *lf_quality_name(lf_quality q);  // "ok", "empty", "too_short", "too_long", "repetitive", "unfinished"; safe
+
+typedef struct lf_quality_desc {
+    int min_tokens;              // default 1
+    int max_tokens;              // default 0: no limit
+    int repeat_ngram;            // default 3: n of the repetition check (<= 32)
+    double max_repeat_fraction;  // default 0.3; 1 turns the check off
+    bool allow_unfinished;       // default false: an answer cut at the length limit is UNFINISHED
+} lf_quality_desc;
+
+// lf_quality_check — the verdict on one generated answer. desc NULL: all defaults.
+//   n_tokens  the answer's token count (the caller tokenizes)
+//   finished  generation ended by itself (EOS or a stop string), not at the length limit
+//   returns   LF_OK | LF_ERR_CONFIG (the field named) | LF_ERR_ARG (text NULL with len > 0,
+//             n_tokens < 0) | LF_ERR_NOMEM (the n-gram set: 16 bytes per n-gram at most)
+//   threads   safe
+LF_API lf_status lf_quality_check(const lf_quality_desc *desc, const char *text, size_t len, int64_t n_tokens,
+                                  bool finished, lf_quality *verdict);
+
 // == 12. generate (API) ==========================================================================
 // threads: lf_sample is safe on distinct rng/work buffers; lf_generate as lf_model_forward.
 
@@ -1554,6 +1652,265 @@ LF_API int32_t lf_sample(const lf_sampler *s, float *logits, int V, const int32_
 LF_API lf_status lf_generate(lf_model *m, lf_kv *kv, int seq, const lf_tokenizer *tok, const int32_t *prompt,
                              int n_prompt, const lf_gen_desc *d, lf_gen_result *res);
 
+// -- 12.3 batches
+
+// lf_gen_seed — the sampler seed of item `index` of a run seeded with `seed`: an item's draws
+// depend on its own index, never on the batch it ran in, and lf_generate with this seed
+// reproduces it. safe.
+LF_API uint64_t lf_gen_seed(uint64_t seed, uint64_t index);
+
+// One sequence of lf_generate_batch.
+typedef struct lf_gen_item {
+    const int32_t *prompt;  // [n_prompt] ids                                        borrowed
+    int n_prompt;
+    lf_sampler sampling;    // this item's sampler and seed (e.g. d->sampling, seed lf_gen_seed(seed, i))
+    lf_gen_result res;      // out: as lf_generate's; free with lf_gen_result_deinit
+    lf_status status;       // out: LF_OK, or why this item failed
+    char error[256];        // out: the message when status != LF_OK
+} lf_gen_item;
+
+// lf_generate_batch — generate for n prompts, up to min(kv->max_seqs, m->max_tokens) at a time,
+// each in its own KV slot: a prompt is prefilled alone (in chunks of max_tokens; one equal to a
+// prompt started in the same step copies that slot's cache and logits instead), then every
+// decoding step is one lf_model_forward over the next token of every active sequence; a finished
+// sequence's slot takes the next prompt. Per sequence, EOS, stop strings, max_tokens and the KV
+// capacity end it exactly as in lf_generate, so with the same sampler an item's ids and text are
+// lf_generate's. (On CPU bit for bit while fewer than 8 sequences decode together: from 8 rows on
+// the matmul takes its packed kernel, whose f32 sums round differently, see 3.1; a sampled token
+// can then differ where two candidates are within rounding.)
+//   d        stops, eos, max_tokens and should_stop (asked once per step, before starting a
+//            prompt or sampling) apply to every item; d->sampling and d->on_token are not used
+//            (each item has its sampler; streaming is lf_generate's)
+//   on_done  optional: called with d->user as item i's res and status become final
+//   returns  LF_OK, also when items failed alone: an empty prompt (LF_ERR_ARG), one that does not
+//            fit the context (LF_ERR_CAPACITY), one the model refuses (an id outside the vocab:
+//            LF_ERR_ARG) | LF_ERR_CANCELLED | LF_ERR_NOMEM or a decoding step's forward error;
+//            then every unfinished item has that status, and res what it had made
+//   threads  not safe on the same m or kv
+LF_API lf_status lf_generate_batch(lf_model *m, lf_kv *kv, const lf_tokenizer *tok, const lf_gen_desc *d,
+                                   lf_gen_item *items, int n, void (*on_done)(void *user, int i));
+
+// -- 12.4 scoring
+
+// lf_score_logprobs — sum[i] = the sum over response i of log p(resp[i][t] | prompt, resp[i][0..t))
+// under m (f32 logits, log-softmax in double): A/B judging by the teacher. The prompt is
+// prefilled once into KV slot seq, then each response runs after it in chunks of max_tokens with
+// the logits of every position.
+//   resp     [n] responses of n_resp[i] > 0 ids each                                   borrowed
+//   returns  LF_OK | LF_ERR_ARG (an empty prompt or response, a bad slot or id) | LF_ERR_CAPACITY
+//            (n_prompt + n_resp[i] - 1 positions do not fit the KV's context) | LF_ERR_NOMEM
+//   threads  not safe on the same m or kv
+LF_API lf_status lf_score_logprobs(lf_model *m, lf_kv *kv, int seq, const int32_t *prompt, int n_prompt,
+                                   const int32_t *const *resp, const int *n_resp, int n, double *sum);
+
+// -- 12.5 synthetic data (SRS 3.1.1 SyntheticDataGenerator)
+//
+// ON SYNTHETIC DATA: a teacher answers prompts; the answers are checked, filtered and deduplicated.
+//  - Prompting. A base model is prompted completion-style, as the product's pipeline found works:
+//    3 or 4 demonstrations drawn at random (without repetition, never one whose instruction is the
+//    prompt's) from a pool, then the prompt, in LF_CHAT_PLAIN with no chat template ("Instruction:
+//    X\nResponse: Y\nEND\n" each, ending "Instruction: <prompt>\nResponse:"), stopped at "\nEND"
+//    or "\nInstruction:". Demonstrations are dropped, last first, while the prompt leaves fewer
+//    than max_tokens positions of the context (summary.fewer_shots counts such prompts). An
+//    instruct model gets [system] + the prompt as a user turn in its chat template. A model is
+//    base when its tokenizer has no chat_template (or desc.chat is LF_CHAT_PLAIN), unless
+//    desc.prompting says otherwise (a config's `base: true` / `base: false`).
+//  - Seeds. Prompt i's sampler seed is lf_gen_seed(seed, i) (preferences: response j's is
+//    lf_gen_seed(lf_gen_seed(seed, i), j)), its demonstrations come from a second stream of the
+//    same; results do not depend on batch_size (see lf_generate_batch for the CPU caveat).
+//  - Failures. A prompt that is empty, does not fit the context, cannot be tokenized, or that the
+//    model or desc.check refuses, becomes a FAILED record with its status and message (logged at
+//    LF_LOG_WARN without the prompt text) and the run goes on. Out of memory ends the run.
+//  - Answers are trimmed of whitespace. Filters, in order: desc.check (optional), section 10's
+//    quality verdict (n_tokens = the answer's tokens; unfinished = ended at the length limit),
+//    then near-duplicates (MinHash, section 10) over "instruction\nanswer", in prompt order: the
+//    first of a group is kept.
+//  - Preferences. num_responses answers per prompt at temperatures spread evenly over
+//    temperature_range. Each distinct answer is scored by the teacher: its length-normalized
+//    log-probability after the prompt (lf_score_logprobs / tokens; the answer encoded without
+//    special tokens, after a space in the plain format, as "Response: Y" writes it). Without a
+//    verifier (or for a prompt without a reference) chosen is the best-scored answer that passes
+//    the quality filter and rejected the worst-scored other answer. With a verifier and a
+//    reference, chosen is the best-scored accepted answer that passes the filter and rejected the
+//    best-scored refused one (the teacher's most confident wrong answer); no contrast, no pair.
+//    Verifiers, on the trimmed answer and reference:
+//      EXACT    equal bytes (verify_first_line: the answer's first line, trimmed);
+//      REGEX    the reference is a pattern (the tokenizer's regex engine: classes, \d \w \s \p{..},
+//               groups, (?i), lookahead, counted repeats) that must occur in the answer; a leading
+//               ^ or trailing $ anchors the whole pattern at the start or end of the answer (so
+//               ^a|b$ reads as ^(?:a|b)$); a bad pattern fails that prompt;
+//      COMMAND  verify_argv runs (no shell) with the answer on stdin, LF_PROMPT and LF_REFERENCE
+//               in its environment, stdout to /dev/null; exit 0 accepts. After verify_timeout_s
+//               its process group is killed and the answer counts as refused (summary
+//               verify_timeouts). A command that cannot start ends the run (LF_ERR_IO).
+//    Extra negatives (desc.negatives) add pairs for each kept prompt, with the same chosen answer:
+//    TRUNCATED its first half (whole words, when it has two or more), OTHER the chosen answer of
+//    another kept prompt (drawn from the prompt's stream). Extra pairs follow the sampled ones.
+//  - Output: kept records only, JSON Lines or one JSON array, in Alpaca or messages form (data),
+//    DPO with strings or message lists (preferences); all of them read back with lf_data_open.
+
+typedef enum lf_synth_prompting {
+    LF_SYNTH_PROMPT_AUTO = 0,     // base when the template is plain (see above)
+    LF_SYNTH_PROMPT_CHAT = 1,     // instruct: the chat template
+    LF_SYNTH_PROMPT_FEWSHOT = 2   // base: demonstrations in the plain format
+} lf_synth_prompting;
+
+typedef enum lf_verify { LF_VERIFY_NONE = 0, LF_VERIFY_EXACT = 1, LF_VERIFY_REGEX = 2, LF_VERIFY_COMMAND = 3 } lf_verify;
+
+enum { LF_SYNTH_NEG_TRUNCATED = 1, LF_SYNTH_NEG_OTHER = 2 };  // lf_synth_desc.negatives, or-ed
+
+// A prompt, or a demonstration (reference = its answer).
+typedef struct lf_synth_prompt {
+    const char *instruction;
+    const char *reference;    // the reference answer; NULL: none
+} lf_synth_prompt;
+
+typedef struct lf_synth_desc {
+    lf_model *model;                   // required: the teacher
+    const lf_tokenizer *tok;           // required: its tokenizer
+    const lf_gen_desc *gen;            // default NULL: lf_gen_desc_default(); its sampling.seed seeds
+                                       //   the run; no eos anywhere: the tokenizer's
+    const char *system;                // optional system prompt (base: the plain format's first line)
+    int batch_size;                    // default 8: sequences decoded together
+    lf_synth_prompting prompting;      // default: AUTO
+    lf_chat_template chat;             // default: the tokenizer's
+    const lf_synth_prompt *demos;      // base: the pool of demonstrations           borrowed
+    int n_demos;
+    int shots;                         // default 0: 3 or 4 at random per prompt (at most n_demos)
+    lf_quality_desc quality;           // default: section 10's
+    lf_dedup_desc dedup;               // default: section 10's
+    bool keep_duplicates;              // default false: near-duplicates are removed
+    // preferences only
+    int num_responses;                 // default 2 (2..64)
+    float temperature_range[2];        // default {0.5, 1.0} when both are 0
+    lf_verify verify;                  // default NONE: log-prob judging only
+    bool verify_first_line;            // EXACT: compare the answer's first line
+    const char *const *verify_argv;    // COMMAND: program and arguments, NULL-terminated
+    double verify_timeout_s;           // COMMAND: default 10
+    unsigned negatives;                // LF_SYNTH_NEG_*: extra pairs; default 0: none
+    // callbacks, all optional, all given user
+    void (*progress)(void *user, int done, int total);  // total: prompts (x num_responses)
+    bool (*should_stop)(void *user);   // checked between decoding steps: LF_ERR_CANCELLED
+    // An outside check of each raw answer (a safety classifier; tests use it to make a teacher fail
+    // on chosen prompts): a status other than LF_OK fails that prompt with the message it set.
+    lf_status (*check)(void *user, int index, const char *answer, size_t len);
+    void *user;
+} lf_synth_desc;
+
+typedef enum lf_synth_verdict {
+    LF_SYNTH_KEPT = 0,
+    LF_SYNTH_FAILED = 1,     // status and error say why
+    LF_SYNTH_FILTERED = 2,   // quality says why (preferences: of the best answer)
+    LF_SYNTH_DUPLICATE = 3,  // dup_of names the record it repeats
+    LF_SYNTH_NO_PAIR = 4     // preferences: no two answers to tell apart (error says why)
+} lf_synth_verdict;
+LF_API const char *lf_synth_verdict_name(lf_synth_verdict v);  // "kept", "failed", ...; safe
+
+typedef struct lf_synth_record {
+    int index;                 // the prompt's
+    lf_synth_verdict verdict;
+    lf_quality quality;
+    lf_status status;          // FAILED: why
+    char *error;               // FAILED, NO_PAIR: the message; else NULL
+    char *instruction;         // the prompt as given
+    char *output;              // the answer; preferences: the chosen one (NULL when there is none)
+    char *rejected;            // preferences
+    double chosen_score, rejected_score;  // preferences: length-normalized log-probabilities
+    int kind;                  // preferences: 0 sampled pair, else the LF_SYNTH_NEG_* of an extra one
+    int n_tokens;              // the answer's (preferences: the chosen one's) tokens
+    lf_finish finish;          // data: how generation ended
+    int dup_of;                // DUPLICATE: the record index it repeats; else -1
+} lf_synth_record;
+
+typedef struct lf_synth_summary {
+    int prompts, records;
+    int kept, failed, filtered, duplicates, no_pair;  // records by verdict
+    int filtered_by[6];        // FILTERED records by lf_quality
+    int extra_pairs;           // kept extra negatives (included in kept)
+    int fewer_shots;           // prompts given fewer demonstrations than asked, to fit the context
+    int verify_timeouts;
+    int64_t generated_tokens;
+    double seconds;
+} lf_synth_summary;
+
+typedef struct lf_synth_result {
+    lf_synth_record *recs;     // [n], records of prompt order (extra pairs after the others)
+    int n;
+    lf_synth_summary sum;
+    bool preferences;
+    bool fewshot;              // prompted as a base model (few-shot, plain format)
+    char *system;              // the system prompt used (messages formats), or NULL
+} lf_synth_result;
+LF_API void lf_synth_result_deinit(lf_synth_result *r);  // safe on zeroed objects
+
+// lf_synth_generate — instruction data: one answer per prompt.
+//   returns  LF_OK (prompts may have failed: see the records) | LF_ERR_ARG, LF_ERR_CONFIG (desc
+//            field named) | LF_ERR_UNSUPPORTED (a chat_template we do not render) |
+//            LF_ERR_CANCELLED (out holds every record; unfinished prompts FAILED, cancelled) |
+//            LF_ERR_NOMEM (out is empty)
+//   threads  not safe on the same model; safe otherwise
+LF_API lf_status lf_synth_generate(const lf_synth_desc *d, const lf_synth_prompt *prompts, int n, lf_synth_result *out);
+// lf_synth_preferences — DPO pairs (see ON SYNTHETIC DATA). Returns as lf_synth_generate, and
+// LF_ERR_IO when the verifier command cannot start.
+LF_API lf_status lf_synth_preferences(const lf_synth_desc *d, const lf_synth_prompt *prompts, int n,
+                                      lf_synth_result *out);
+// lf_synth_render — the prompt text item index gets (before tokenization), e.g. to show it.
+//   text     out: NUL-terminated, *len bytes, free with lf_free
+//   returns  LF_OK | as lf_synth_generate's desc checks | LF_ERR_ARG (an empty instruction)
+LF_API lf_status lf_synth_render(const lf_synth_desc *d, int index, const char *instruction, char **text, size_t *len);
+
+typedef enum lf_synth_format {
+    LF_SYNTH_FORMAT_DEFAULT = 0,  // ALPACA for instruction data, DPO for preferences
+    LF_SYNTH_ALPACA = 1,          // {"instruction", "input": "", "output"} (no system prompt)
+    LF_SYNTH_MESSAGES = 2,        // {"messages": [[system], user, assistant]}
+    LF_SYNTH_DPO = 3,             // {"prompt", "chosen", "rejected"} strings
+    LF_SYNTH_DPO_MESSAGES = 4     // the same as message lists ([system] user; assistant)
+} lf_synth_format;
+// "default", "alpaca", "messages", "dpo", "dpo_messages"; LF_ERR_ARG otherwise.
+LF_API lf_status lf_synth_format_from_name(const char *name, lf_synth_format *out);
+
+// lf_synth_serialize — the kept records in format f, as JSON Lines or (json_array) one array.
+//   out      NUL-terminated, *len bytes, free with lf_free
+//   returns  LF_OK | LF_ERR_ARG (a preference format for instruction data or the reverse) | NOMEM
+LF_API lf_status lf_synth_serialize(const lf_synth_result *r, lf_synth_format f, bool json_array, char **out,
+                                    size_t *len);
+// The same written atomically to path. returns as lf_synth_serialize | LF_ERR_IO
+LF_API lf_status lf_synth_write(const lf_synth_result *r, lf_synth_format f, bool json_array, const char *path);
+
+// Prompts (or demonstrations) from a file: .txt: one per non-blank line (no reference); else JSON
+// Lines or a JSON array of strings (prompts) or objects with instruction (and input, joined by
+// "\n\n" as Alpaca) or prompt, and optionally reference (else output) as the reference answer.
+// Errors name file:line (array: the item) and field. Strings live in p->mem_.
+typedef struct lf_synth_prompts {
+    lf_synth_prompt *items;
+    int n;
+    char *mem_;
+} lf_synth_prompts;
+LF_API lf_status lf_synth_load(lf_synth_prompts *p, const char *path);
+LF_API void lf_synth_prompts_deinit(lf_synth_prompts *p);  // safe on zeroed objects
+
+#ifndef LF_MAX_VERIFY_ARGS
+#define LF_MAX_VERIFY_ARGS 32  // words of a verifier command in a config
+#endif
+
+// A synthetic-data config (configs/synth.yaml): model {name, base, template, threads}, synth
+// {prompts, output, format, json, system, batch_size, demonstrations, shots, quality {min_tokens,
+// max_tokens, repeat_ngram, max_repeat_fraction, allow_unfinished}, dedup {enabled, threshold,
+// shingle, num_perm, bands, seed}, preferences {num_responses, temperature_range, negatives
+// (truncated, other_prompt), verifier (none, exact, regex, command), first_line, command (a list),
+// timeout}}. The generation section is lf_gen_desc_from_config's. Strings point into the doc;
+// desc.verify_argv points into c. Unknown keys are errors.
+typedef struct lf_synth_config {
+    const char *model, *prompts, *output, *demonstrations;
+    int threads;                 // default 0: all cores
+    lf_synth_format format;
+    bool json;
+    lf_synth_desc desc;          // the fields a config sets; model, tok, gen, demos left NULL
+    const char *argv_[LF_MAX_VERIFY_ARGS + 1];
+} lf_synth_config;
+//   returns  LF_OK | LF_ERR_CONFIG (file and section.key named)
+LF_API lf_status lf_synth_config_read(lf_synth_config *c, const lf_doc *doc);
+
 #ifdef __cplusplus
 }
 #endif
@@ -1576,6 +1933,10 @@ LF_API lf_status lf_generate(lf_model *m, lf_kv *kv, int seq, const lf_tokenizer
 #include <time.h>
 #ifndef LF_NO_STDIO
 #include <dirent.h>
+#include <poll.h>
+#include <signal.h>
+#include <spawn.h>
+#include <sys/wait.h>
 #include <fcntl.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
@@ -12406,6 +12767,269 @@ LF_API void lf_kd_file_close(lf_kd_file *f) {
 }
 #endif
 
+// -- 10.8 synthetic data: quality filters and near-duplicates
+
+#define LF__SYN_MAX_GRAM 64
+#define LF__M61 ((1ull << 61) - 1)
+
+static bool lf__syn_space(unsigned char c) { return c == ' ' || (c >= '\t' && c <= '\r'); }
+static bool lf__syn_punct(unsigned char c) {
+    return c >= '!' && c <= '~' && !(c >= '0' && c <= '9') && !((c | 32) >= 'a' && (c | 32) <= 'z');
+}
+
+// Walks a text's n-grams of words (chars: of code points, whitespace left out), see ON WORDS.
+typedef struct lf__grams {
+    const char *s;
+    size_t len, pos;
+    int n;
+    bool chars, whole_short;  // whole_short: a text of fewer than n units (but some) is one gram
+    int64_t units;
+    uint64_t ring[LF__SYN_MAX_GRAM];  // the last n units' hashes
+} lf__grams;
+
+// The next unit's hash; false at the end.
+static bool lf__grams_unit(lf__grams *g, uint64_t *u) {
+    const unsigned char *s = (const unsigned char *)g->s;
+    for (;;) {
+        size_t i = g->pos, j;
+        while (i < g->len && lf__syn_space(s[i])) i++;
+        if (i == g->len) return g->pos = i, false;
+        if (g->chars) {
+            uint64_t v = s[i];
+            for (j = i + 1; j < g->len && j < i + 4 && s[i] >= 0xC0 && (s[j] & 0xC0) == 0x80; j++) v = v << 8 | s[j];
+            g->pos = j, *u = v;
+            return true;
+        }
+        for (j = i; j < g->len && !lf__syn_space(s[j]); j++) {}
+        g->pos = j;
+        while (i < j && lf__syn_punct(s[i])) i++;
+        while (j > i && lf__syn_punct(s[j - 1])) j--;
+        if (i == j) continue;  // all punctuation
+        uint64_t h = 0xCBF29CE484222325ull;  // FNV-1a of the lower-cased word
+        for (; i < j; i++) h = (h ^ (s[i] >= 'A' && s[i] <= 'Z' ? s[i] | 32u : s[i])) * 0x100000001B3ull;
+        *u = h;
+        return true;
+    }
+}
+
+// The next n-gram's hash; false at the end.
+static bool lf__grams_next(lf__grams *g, uint64_t *h) {
+    uint64_t u;
+    int m = g->n;
+    for (;;) {
+        if (lf__grams_unit(g, &u)) {
+            g->ring[g->units++ % g->n] = u;
+            if (g->units >= g->n) break;
+        } else if (g->whole_short && g->units > 0 && g->units < g->n) {
+            m = (int)g->units, g->whole_short = false;
+            break;
+        } else return false;
+    }
+    uint64_t x = (uint64_t)m;
+    for (int64_t i = g->units - m; i < g->units; i++) x = lf__hash_u64(x ^ g->ring[i % g->n]);
+    *h = x;
+    return true;
+}
+
+static int64_t lf__grams_count_units(const char *s, size_t len, bool chars) {
+    lf__grams g = {s, len, 0, 1, chars, false, 0, {0}};
+    uint64_t u;
+    int64_t n = 0;
+    while (lf__grams_unit(&g, &u)) n++;
+    return n;
+}
+
+// (a * x + b) mod 2^61 - 1 for a, x, b < 2^61, in 64-bit pieces (2^61 = 1, 2^64 = 8 mod p).
+static uint64_t lf__m61_muladd(uint64_t a, uint64_t x, uint64_t b) {
+    uint64_t ah = a >> 32, al = a & 0xFFFFFFFFu, xh = x >> 32, xl = x & 0xFFFFFFFFu;
+    uint64_t mid = ah * xl + al * xh, lo = al * xl;
+    uint64_t s = (ah * xh << 3) + (mid >> 29) + ((mid & ((1u << 29) - 1)) << 32) + (lo & LF__M61) + (lo >> 61) + b;
+    s = (s & LF__M61) + (s >> 61);
+    return s >= LF__M61 ? s - LF__M61 : s;
+}
+
+LF_API void lf_dedup_signature(const lf_dedup *dd, const char *text, size_t len, uint32_t *sig) {
+    int P = dd->d.num_perm;
+    const uint64_t *a = dd->perm_, *b = dd->perm_ + P;
+    for (int p = 0; p < P; p++) sig[p] = 0xFFFFFFFFu;
+    lf__grams g = {text, text ? len : 0, 0, dd->d.shingle, false, true, 0, {0}};
+    uint64_t h;
+    while (lf__grams_next(&g, &h)) {
+        uint64_t x = (h & LF__M61) + (h >> 61);
+        if (x >= LF__M61) x -= LF__M61;
+        for (int p = 0; p < P; p++) {
+            uint32_t v = (uint32_t)lf__m61_muladd(a[p], x, b[p]);
+            if (v < sig[p]) sig[p] = v;
+        }
+    }
+}
+
+LF_API double lf_dedup_similarity(const lf_dedup *dd, const uint32_t *a, const uint32_t *b) {
+    int eq = 0;
+    for (int p = 0; p < dd->d.num_perm; p++) eq += a[p] == b[p];
+    return (double)eq / dd->d.num_perm;
+}
+
+LF_API lf_status lf_dedup_init(lf_dedup *dd, const lf_dedup_desc *desc) {
+    memset(dd, 0, sizeof *dd);
+    lf_dedup_desc d;
+    if (desc) d = *desc;
+    else memset(&d, 0, sizeof d);
+    if (!d.shingle) d.shingle = 5;
+    if (!d.num_perm) d.num_perm = 128;
+    if (d.threshold == 0) d.threshold = 0.85;
+    if (d.shingle < 1 || d.shingle > LF__SYN_MAX_GRAM)
+        return lf__fail(LF_ERR_CONFIG, "dedup.shingle: must be in [1, %d], got %d", LF__SYN_MAX_GRAM, d.shingle);
+    if (d.num_perm < 1 || d.num_perm > 65536)
+        return lf__fail(LF_ERR_CONFIG, "dedup.num_perm: must be in [1, 65536], got %d", d.num_perm);
+    if (!(d.threshold > 0 && d.threshold <= 1))
+        return lf__fail(LF_ERR_CONFIG, "dedup.threshold: must be in (0, 1], got %g", d.threshold);
+    if (d.bands < 0 || d.bands > d.num_perm)
+        return lf__fail(LF_ERR_CONFIG, "dedup.bands: must be in [1, num_perm = %d], got %d", d.num_perm, d.bands);
+    for (int b = 1; !d.bands; b++)
+        if (b == d.num_perm || (d.num_perm % b == 0 && 1 - pow(1 - pow(d.threshold, d.num_perm / b), b) >= 0.99)) d.bands = b;
+    if (!(dd->perm_ = (uint64_t *)lf__calloc(2 * (size_t)d.num_perm, 8, "MinHash permutations"))) return LF_ERR_NOMEM;
+    lf_rng r;
+    lf_rng_seed(&r, d.seed);
+    for (int p = 0; p < d.num_perm; p++) {
+        dd->perm_[p] = 1 + lf_rng_u64(&r) % (LF__M61 - 1);
+        dd->perm_[d.num_perm + p] = lf_rng_u64(&r) % LF__M61;
+    }
+    dd->d = d;
+    return LF_OK;
+}
+
+LF_API void lf_dedup_deinit(lf_dedup *dd) {
+    LF_FREE(dd->perm_), LF_FREE(dd->sig_), LF_FREE(dd->id_), LF_FREE(dd->tab_);
+    memset(dd, 0, sizeof *dd);
+}
+
+// Band b's 32-bit key (kept in a slot's high half) and its first slot.
+static uint32_t lf__dedup_key(const lf_dedup *dd, const uint32_t *sig, int b) {
+    int r = dd->d.num_perm / dd->d.bands;
+    return (uint32_t)(lf__hash_u64(lf__hash_bytes((const char *)(sig + b * r), (size_t)r * 4) + (uint64_t)b) >> 32);
+}
+static size_t lf__dedup_slot(const lf_dedup *dd, uint32_t key) { return (size_t)lf__hash_u64(key) & (dd->tab_cap_ - 1); }
+
+// Doubles the band table until n_kept + 1 texts fit at most half full.
+static lf_status lf__dedup_reserve(lf_dedup *dd) {
+    size_t need = (dd->tab_n_ + (size_t)dd->d.bands) * 2, cap = dd->tab_cap_ ? dd->tab_cap_ : 64;
+    if (need <= dd->tab_cap_) return LF_OK;
+    while (cap < need) cap *= 2;
+    uint64_t *t = (uint64_t *)lf__calloc(cap, 8, "near-duplicate band table"), *old = dd->tab_;
+    if (!t) return LF_ERR_NOMEM;
+    size_t old_cap = dd->tab_cap_;
+    dd->tab_ = t, dd->tab_cap_ = cap;
+    for (size_t i = 0; i < old_cap; i++)
+        if (old[i]) {
+            size_t j = lf__dedup_slot(dd, (uint32_t)(old[i] >> 32));
+            while (t[j]) j = (j + 1) & (cap - 1);
+            t[j] = old[i];
+        }
+    LF_FREE(old);
+    return LF_OK;
+}
+
+LF_API lf_status lf_dedup_add(lf_dedup *dd, const char *text, size_t len, int64_t *dup_of) {
+    *dup_of = -1;
+    if (!text && len) return lf__fail(LF_ERR_ARG, "lf_dedup_add: text is NULL with len %zu", len);
+    size_t k = (size_t)dd->n_kept, P = (size_t)dd->d.num_perm;
+    if (k >= UINT32_MAX - 1) return lf__fail(LF_ERR_CAPACITY, "lf_dedup_add: %zu texts kept, the most a set holds", k);
+    if (!lf__grow((void **)&dd->sig_, &dd->sig_cap_, k + 1, P * 4, "MinHash signatures") ||
+        !lf__grow((void **)&dd->id_, &dd->id_cap_, k + 1, 8, "near-duplicate ids"))
+        return LF_ERR_NOMEM;
+    lf_status s = lf__dedup_reserve(dd);
+    if (s != LF_OK) return s;
+    uint32_t *sig = dd->sig_ + k * P;
+    lf_dedup_signature(dd, text, len, sig);
+    double best = 0;
+    for (int b = 0; b < dd->d.bands; b++) {
+        uint32_t key = lf__dedup_key(dd, sig, b);
+        for (size_t i = lf__dedup_slot(dd, key); dd->tab_[i]; i = (i + 1) & (dd->tab_cap_ - 1)) {
+            if ((uint32_t)(dd->tab_[i] >> 32) != key) continue;
+            size_t c = (uint32_t)dd->tab_[i] - 1;
+            double sim = lf_dedup_similarity(dd, sig, dd->sig_ + c * P);
+            if (sim >= dd->d.threshold && (sim > best || (sim == best && dd->id_[c] < *dup_of)))
+                best = sim, *dup_of = dd->id_[c];
+        }
+    }
+    if (*dup_of < 0) {
+        for (int b = 0; b < dd->d.bands; b++) {
+            uint32_t key = lf__dedup_key(dd, sig, b);
+            size_t i = lf__dedup_slot(dd, key);
+            while (dd->tab_[i]) i = (i + 1) & (dd->tab_cap_ - 1);
+            dd->tab_[i] = (uint64_t)key << 32 | (k + 1);
+        }
+        dd->tab_n_ += (size_t)dd->d.bands;
+        dd->id_[k] = dd->n_added, dd->n_kept++;
+    }
+    dd->n_added++;
+    return LF_OK;
+}
+
+LF_API const char *lf_quality_name(lf_quality q) {
+    static const char *const names[] = {"ok", "empty", "too_short", "too_long", "repetitive", "unfinished"};
+    return (unsigned)q < 6 ? names[q] : "unknown";
+}
+
+// The share of n-grams equal to an earlier one (see ON QUALITY); 0 when there are none.
+static lf_status lf__quality_repeats(const char *text, size_t len, int n, double *frac) {
+    bool chars = lf__grams_count_units(text, len, false) < 2 * n;
+    if (chars) n *= 2;
+    int64_t grams = lf__grams_count_units(text, len, chars) - n + 1;
+    *frac = 0;
+    if (grams < 2) return LF_OK;
+    size_t cap = 64, mask, seen = 0;
+    while (cap < 2 * (size_t)grams) cap *= 2;
+    uint64_t *set = (uint64_t *)lf__calloc(cap, 8, "repeated n-gram set"), h;
+    if (!set) return LF_ERR_NOMEM;
+    mask = cap - 1;
+    lf__grams g = {text, len, 0, n, chars, false, 0, {0}};
+    while (lf__grams_next(&g, &h)) {
+        if (!h) h = 1;  // 0 marks an empty slot
+        size_t i = (size_t)h & mask;
+        while (set[i] && set[i] != h) i = (i + 1) & mask;
+        seen += set[i] == h;
+        set[i] = h;
+    }
+    LF_FREE(set);
+    *frac = (double)seen / (double)grams;
+    return LF_OK;
+}
+
+LF_API lf_status lf_quality_check(const lf_quality_desc *desc, const char *text, size_t len, int64_t n_tokens,
+                                  bool finished, lf_quality *verdict) {
+    lf_quality_desc d;
+    if (desc) d = *desc;
+    else memset(&d, 0, sizeof d);
+    if (!d.min_tokens) d.min_tokens = 1;
+    if (!d.repeat_ngram) d.repeat_ngram = 3;
+    if (d.max_repeat_fraction == 0) d.max_repeat_fraction = 0.3;
+    *verdict = LF_QUALITY_OK;
+    if (d.min_tokens < 0) return lf__fail(LF_ERR_CONFIG, "quality.min_tokens: must be >= 0, got %d", d.min_tokens);
+    if (d.max_tokens < 0 || (d.max_tokens && d.max_tokens < d.min_tokens))
+        return lf__fail(LF_ERR_CONFIG, "quality.max_tokens: must be 0 or >= min_tokens = %d, got %d", d.min_tokens,
+                        d.max_tokens);
+    if (d.repeat_ngram < 1 || d.repeat_ngram > LF__SYN_MAX_GRAM / 2)
+        return lf__fail(LF_ERR_CONFIG, "quality.repeat_ngram: must be in [1, %d], got %d", LF__SYN_MAX_GRAM / 2,
+                        d.repeat_ngram);
+    if (!(d.max_repeat_fraction > 0 && d.max_repeat_fraction <= 1))
+        return lf__fail(LF_ERR_CONFIG, "quality.max_repeat_fraction: must be in (0, 1], got %g", d.max_repeat_fraction);
+    if (!text && len) return lf__fail(LF_ERR_ARG, "lf_quality_check: text is NULL with len %zu", len);
+    if (n_tokens < 0) return lf__fail(LF_ERR_ARG, "lf_quality_check: n_tokens %lld < 0", (long long)n_tokens);
+    size_t i = 0;
+    while (i < len && lf__syn_space((unsigned char)text[i])) i++;
+    double frac = 0;
+    if (i == len) return *verdict = LF_QUALITY_EMPTY, LF_OK;
+    if (n_tokens < d.min_tokens) return *verdict = LF_QUALITY_TOO_SHORT, LF_OK;
+    if (d.max_tokens && n_tokens > d.max_tokens) return *verdict = LF_QUALITY_TOO_LONG, LF_OK;
+    lf_status s = lf__quality_repeats(text, len, d.repeat_ngram, &frac);
+    if (s != LF_OK) return s;
+    if (frac > d.max_repeat_fraction) *verdict = LF_QUALITY_REPETITIVE;
+    else if (!finished && !d.allow_unfinished) *verdict = LF_QUALITY_UNFINISHED;
+    return LF_OK;
+}
+
 // == 12. generate (impl) =========================================================================
 
 LF_API lf_gen_desc lf_gen_desc_default(void) {
@@ -12637,39 +13261,55 @@ static bool lf__stop_cut(lf__buf *text, size_t emitted, const char *const *stop,
     return true;
 }
 
-LF_API lf_status lf_generate(lf_model *m, lf_kv *kv, int seq, const lf_tokenizer *tok, const int32_t *prompt,
-                             int n_prompt, const lf_gen_desc *d, lf_gen_result *res) {
+// One sequence at a time: lf_generate and lf_generate_batch share these, so every rule per token
+// (EOS, stop strings and their holdback, the callback, the limits) is written once.
+
+typedef struct lf__gen_seq {
+    const lf_gen_desc *d;
+    const lf_sampler *smp;
+    lf_gen_result *res;
+    const int32_t *eos;
+    int n_eos, n_prompt, cap;  // cap: the most tokens it may generate
+    int32_t *hist;             // [n_prompt + cap] the prompt, then the generated ids
+    lf_rng rng;
+    lf_tok_stream ts;
+    lf__buf text;
+    size_t emitted;            // bytes of text handed to on_token
+    bool hit_stop, cb_stop;
+    uint64_t t0, t1;           // the prefill's start and end
+} lf__gen_seq;
+
+// Checks one request and sets q up (res zeroed, the history allocated). Nothing to undo on failure.
+static lf_status lf__gen_seq_init(lf__gen_seq *q, const lf_model *m, const lf_kv *kv, const lf_tokenizer *tok,
+                                  const int32_t *prompt, int n_prompt, const lf_gen_desc *d, const lf_sampler *smp,
+                                  lf_gen_result *res) {
+    memset(q, 0, sizeof *q);
     memset(res, 0, sizeof *res);
-    int V = m->cfg.V;
     if (n_prompt <= 0) return lf__fail(LF_ERR_ARG, "generate: empty prompt");
-    if (seq < 0 || seq >= kv->max_seqs) return lf__fail(LF_ERR_ARG, "generate: KV slot %d outside [0, %d)", seq, kv->max_seqs);
     if (n_prompt >= kv->max_seq_len)
         return lf__fail(LF_ERR_CAPACITY, "generate: prompt of %d tokens does not fit the context of %d", n_prompt,
                         kv->max_seq_len);
     for (int i = 0; i < d->n_stop; i++)
         if (!d->stop[i] || !d->stop[i][0]) return lf__fail(LF_ERR_ARG, "generate: stop string %d is empty", i);
-    const int32_t *eos_ids = d->n_eos > 0 ? d->eos_ids : m->cfg.eos_ids;  // default: config.json's
-    int n_eos = d->n_eos > 0 ? d->n_eos : m->cfg.n_eos;
-    int cap = LF__MIN(d->max_tokens, kv->max_seq_len - n_prompt);
-    size_t hist_n = (size_t)n_prompt + (size_t)LF__MAX(cap, 0);
-    int32_t *hist = (int32_t *)lf__alloc(hist_n * sizeof(int32_t), "generation history");
-    // work: sampling scratch [V], and positions + slots [2, max_tokens] during prefill
-    size_t work_n = (size_t)LF__MAX(V, 2 * m->max_tokens);
-    int32_t *work = (int32_t *)lf__alloc(work_n * sizeof(int32_t), "sampling scratch");
-    float *logits = (float *)lf__alloc((size_t)V * sizeof(float), "logits");
-    lf__buf text = LF__ZERO;
-    if (!hist || !work || !logits) {
-        LF_FREE(hist), LF_FREE(work), LF_FREE(logits);
-        return LF_ERR_NOMEM;
-    }
-    memcpy(hist, prompt, (size_t)n_prompt * sizeof(int32_t));
-    lf_rng rng;
-    lf_rng_seed(&rng, d->sampling.seed);
-    lf_tok_stream ts;
-    lf_tok_stream_init(&ts, tok, true);
+    q->d = d, q->smp = smp, q->res = res, q->n_prompt = n_prompt;
+    q->eos = d->n_eos > 0 ? d->eos_ids : m->cfg.eos_ids;  // default: config.json's
+    q->n_eos = d->n_eos > 0 ? d->n_eos : m->cfg.n_eos;
+    q->cap = LF__MIN(d->max_tokens, kv->max_seq_len - n_prompt);
+    size_t hist_n = (size_t)n_prompt + (size_t)LF__MAX(q->cap, 0);
+    if (!(q->hist = (int32_t *)lf__alloc(hist_n * sizeof(int32_t), "generation history"))) return LF_ERR_NOMEM;
+    memcpy(q->hist, prompt, (size_t)n_prompt * sizeof(int32_t));
+    lf_rng_seed(&q->rng, smp->seed);
+    lf_tok_stream_init(&q->ts, tok, true);
+    q->t0 = q->t1 = lf_time_ns();
+    res->n_prompt = n_prompt;
+    return LF_OK;
+}
+
+// Prefills prompt [n_prompt] into KV slot seq from position 0 in chunks of max_tokens; logits [V]
+// get the last token's. work: [2 * max_tokens] for positions and slots.
+static lf_status lf__gen_prefill(lf_model *m, lf_kv *kv, int seq, const int32_t *prompt, int n_prompt, int32_t *work,
+                                 float *logits) {
     lf_status s = LF_OK;
-    // prefill in chunks of max_tokens; only the last chunk's last token needs logits
-    uint64_t t0 = lf_time_ns();
     kv->len[seq] = 0;
     for (int i = 0; i < n_prompt && s == LF_OK; i += m->max_tokens) {
         int n = LF__MIN(m->max_tokens, n_prompt - i);
@@ -12678,69 +13318,1229 @@ LF_API lf_status lf_generate(lf_model *m, lf_kv *kv, int seq, const lf_tokenizer
         lf_batch b = {n, prompt + i, pos, slot, NULL};
         s = lf_model_forward(m, kv, &b, logits);
     }
-    uint64_t t1 = lf_time_ns();
-    res->n_prompt = n_prompt;
-    size_t emitted = 0;
-    bool hit_stop = false, cb_stop = false;
-    while (s == LF_OK) {
-        if (res->n_gen >= cap) {
-            res->finish = LF_FINISH_LENGTH;
-            break;
-        }
-        if (d->should_stop && d->should_stop(d->user)) {
-            res->finish = LF_FINISH_CANCELLED;
-            s = lf__fail(LF_ERR_CANCELLED, "generate: cancelled after %d tokens", res->n_gen);
-            break;
-        }
-        int32_t id = lf_sample(&d->sampling, logits, V, hist, n_prompt + res->n_gen, &rng, work);
-        hist[n_prompt + res->n_gen++] = id;
-        bool eos = false;
-        for (int i = 0; i < n_eos && !d->ignore_eos; i++) eos |= id == eos_ids[i];
-        if (eos) {
-            res->finish = LF_FINISH_STOP;
-            break;
-        }
-        const char *piece;
-        size_t plen = 0;
-        if ((s = lf_tok_stream_push(&ts, id, &piece, &plen)) != LF_OK) break;
-        lf__buf_put(&text, piece, plen);
-        if (text.failed) {
-            s = LF_ERR_NOMEM;
-            break;
-        }
-        bool stopped = hit_stop = lf__stop_cut(&text, emitted, d->stop, d->n_stop);
-        size_t final_len = stopped ? text.len : text.len - lf__stop_holdback(text.data ? text.data : "", text.len, d->stop, d->n_stop);
-        if (final_len > emitted && d->on_token && !d->on_token(d->user, id, text.data + emitted, final_len - emitted))
-            stopped = cb_stop = true;
-        emitted = LF__MAX(emitted, final_len);
-        if (stopped || res->n_gen >= cap) {  // at the limit: no forward pass for a token never used
-            res->finish = stopped ? LF_FINISH_STOP : LF_FINISH_LENGTH;
-            break;
-        }
-        int32_t pos = n_prompt + res->n_gen - 1;
+    return s;
+}
+
+// Draws q's next token from logits [V] (changed in place) and applies the stop rules; stop(user)
+// is asked first, as d->should_stop before every token. *done when the sequence has ended
+// (res->finish set); else its newest id is to run at position n_prompt + n_gen - 1.
+static lf_status lf__gen_seq_step(lf__gen_seq *q, float *logits, int V, int32_t *work, bool (*stop)(void *), void *user,
+                                  bool *done) {
+    lf_gen_result *res = q->res;
+    const lf_gen_desc *d = q->d;
+    *done = true;
+    if (res->n_gen >= q->cap) return res->finish = LF_FINISH_LENGTH, LF_OK;
+    if (stop && stop(user)) {
+        res->finish = LF_FINISH_CANCELLED;
+        return lf__fail(LF_ERR_CANCELLED, "generate: cancelled after %d tokens", res->n_gen);
+    }
+    int32_t id = lf_sample(q->smp, logits, V, q->hist, q->n_prompt + res->n_gen, &q->rng, work);
+    q->hist[q->n_prompt + res->n_gen++] = id;
+    for (int i = 0; i < q->n_eos && !d->ignore_eos; i++)
+        if (id == q->eos[i]) return res->finish = LF_FINISH_STOP, LF_OK;
+    const char *piece;
+    size_t plen = 0;
+    lf_status s = lf_tok_stream_push(&q->ts, id, &piece, &plen);
+    if (s != LF_OK) return s;
+    lf__buf_put(&q->text, piece, plen);
+    if (q->text.failed) return LF_ERR_NOMEM;
+    bool stopped = q->hit_stop = lf__stop_cut(&q->text, q->emitted, d->stop, d->n_stop);
+    size_t final_len = stopped ? q->text.len
+                               : q->text.len - lf__stop_holdback(q->text.data ? q->text.data : "", q->text.len, d->stop, d->n_stop);
+    if (final_len > q->emitted && d->on_token && !d->on_token(d->user, id, q->text.data + q->emitted, final_len - q->emitted))
+        stopped = q->cb_stop = true;
+    q->emitted = LF__MAX(q->emitted, final_len);
+    // at the limit: no forward pass for a token never used
+    if (stopped || res->n_gen >= q->cap) return res->finish = stopped ? LF_FINISH_STOP : LF_FINISH_LENGTH, LF_OK;
+    *done = false;
+    return LF_OK;
+}
+
+// Ends q with status s: bytes the stream still holds, and text held back for a stop string that
+// never came, are final now (unless the callback asked to stop); text and ids move into res.
+static lf_status lf__gen_seq_finish(lf__gen_seq *q, lf_status s) {
+    lf_gen_result *res = q->res;
+    const lf_gen_desc *d = q->d;
+    if (s == LF_OK && !q->hit_stop) {
+        const char *tail;
+        size_t tlen = 0;
+        if ((s = lf_tok_stream_flush(&q->ts, &tail, &tlen)) == LF_OK) lf__buf_put(&q->text, tail, tlen);
+        if (q->text.failed) s = LF_ERR_NOMEM;
+        if (s == LF_OK && lf__stop_cut(&q->text, q->emitted, d->stop, d->n_stop)) res->finish = LF_FINISH_STOP;
+        if (s == LF_OK && !q->cb_stop && d->on_token && q->text.len > q->emitted)
+            d->on_token(d->user, -1, q->text.data + q->emitted, q->text.len - q->emitted);
+    }
+    lf_tok_stream_deinit(&q->ts);
+    res->prompt_s = (double)(q->t1 - q->t0) * 1e-9;
+    res->gen_s = (double)(lf_time_ns() - q->t1) * 1e-9;
+    res->ids = q->hist;
+    memmove(q->hist, q->hist + q->n_prompt, (size_t)res->n_gen * sizeof(int32_t));
+    if (!q->text.data) lf__buf_put(&q->text, "", 0);
+    res->text = q->text.data, res->len = q->text.len;
+    return s;
+}
+
+LF_API lf_status lf_generate(lf_model *m, lf_kv *kv, int seq, const lf_tokenizer *tok, const int32_t *prompt,
+                             int n_prompt, const lf_gen_desc *d, lf_gen_result *res) {
+    memset(res, 0, sizeof *res);
+    if (seq < 0 || seq >= kv->max_seqs) return lf__fail(LF_ERR_ARG, "generate: KV slot %d outside [0, %d)", seq, kv->max_seqs);
+    int V = m->cfg.V;
+    // work: sampling scratch [V], and positions + slots [2, max_tokens] during prefill
+    int32_t *work = (int32_t *)lf__alloc((size_t)LF__MAX(V, 2 * m->max_tokens) * sizeof(int32_t), "sampling scratch");
+    float *logits = (float *)lf__alloc((size_t)V * sizeof(float), "logits");
+    lf__gen_seq q;
+    lf_status s = work && logits ? lf__gen_seq_init(&q, m, kv, tok, prompt, n_prompt, d, &d->sampling, res) : LF_ERR_NOMEM;
+    if (s != LF_OK) {
+        LF_FREE(work), LF_FREE(logits);
+        return s;
+    }
+    s = lf__gen_prefill(m, kv, seq, prompt, n_prompt, work, logits);
+    q.t1 = lf_time_ns();
+    for (bool done = false; s == LF_OK && (s = lf__gen_seq_step(&q, logits, V, work, d->should_stop, d->user, &done)) == LF_OK && !done;) {
+        int32_t pos = n_prompt + res->n_gen - 1, id = q.hist[pos];
         lf_batch b = {1, &id, &pos, &seq, NULL};
         s = lf_model_forward(m, kv, &b, logits);
     }
-    // bytes the stream still holds, and text held back for a stop string that never came, are
-    // final now (unless the callback asked to stop)
-    if (s == LF_OK && !hit_stop) {
-        const char *tail;
-        size_t tlen = 0;
-        if ((s = lf_tok_stream_flush(&ts, &tail, &tlen)) == LF_OK) lf__buf_put(&text, tail, tlen);
-        if (text.failed) s = LF_ERR_NOMEM;
-        if (s == LF_OK && lf__stop_cut(&text, emitted, d->stop, d->n_stop)) res->finish = LF_FINISH_STOP;
-        if (s == LF_OK && !cb_stop && d->on_token && text.len > emitted)
-            d->on_token(d->user, -1, text.data + emitted, text.len - emitted);
-    }
-    lf_tok_stream_deinit(&ts);
-    res->prompt_s = (double)(t1 - t0) * 1e-9;
-    res->gen_s = (double)(lf_time_ns() - t1) * 1e-9;
-    res->ids = hist;
-    memmove(hist, hist + n_prompt, (size_t)res->n_gen * sizeof(int32_t));
-    if (!text.data) lf__buf_put(&text, "", 0);
-    res->text = text.data, res->len = text.len;
+    s = lf__gen_seq_finish(&q, s);
     LF_FREE(work), LF_FREE(logits);
     return s;
+}
+
+// -- 12.3 batches
+
+LF_API uint64_t lf_gen_seed(uint64_t seed, uint64_t index) {
+    return lf__hash_u64(seed ^ lf__hash_u64(index + 0x9E3779B97F4A7C15ull));
+}
+
+// should_stop asked at most once per step: every sequence of a step sees the same answer, and
+// once true it stays true.
+typedef struct lf__gen_cancel {
+    const lf_gen_desc *d;
+    int state;  // -1 not asked in this step, 0 no, 1 cancelled
+} lf__gen_cancel;
+static bool lf__gen_cancel_ask(void *user) {
+    lf__gen_cancel *c = (lf__gen_cancel *)user;
+    if (c->state < 0) c->state = c->d->should_stop && c->d->should_stop(c->d->user);
+    return c->state == 1;
+}
+
+// Copies positions [0, n) of KV slot from into slot to (lf_kv's layout: [L, max_seqs, max_seq_len, width]).
+static void lf__kv_seq_copy(lf_kv *kv, int from, int to, int n) {
+    size_t w = (size_t)kv->width, T = (size_t)kv->max_seq_len, S = (size_t)kv->max_seqs;
+    for (size_t l = 0; l < (size_t)kv->L; l++) {
+        size_t a = ((l * S + (size_t)from) * T) * w, b = ((l * S + (size_t)to) * T) * w;
+        memcpy(kv->k + b, kv->k + a, (size_t)n * w * sizeof(float));
+        memcpy(kv->v + b, kv->v + a, (size_t)n * w * sizeof(float));
+    }
+    kv->len[to] = n;
+}
+
+static void lf__gen_item_done(lf_gen_item *it, lf_status s, void (*on_done)(void *, int), void *user, int i) {
+    it->status = s;
+    snprintf(it->error, sizeof it->error, "%.255s", s == LF_OK ? "" : lf_last_error());
+    if (on_done) on_done(user, i);
+}
+
+LF_API lf_status lf_generate_batch(lf_model *m, lf_kv *kv, const lf_tokenizer *tok, const lf_gen_desc *d,
+                                   lf_gen_item *items, int n, void (*on_done)(void *user, int i)) {
+    if (n < 0 || (n > 0 && !items)) return lf__fail(LF_ERR_ARG, "generate_batch: bad item array (n = %d)", n);
+    for (int i = 0; i < n; i++) memset(&items[i].res, 0, sizeof items[i].res), items[i].status = LF_OK, items[i].error[0] = 0;
+    int V = m->cfg.V, W = LF__MIN(kv->max_seqs, m->max_tokens), next = 0, active = 0;
+    size_t nw = (size_t)LF__MAX(V, 2 * m->max_tokens);
+    // per slot: its sequence, item (-1: free) and current logits (its row of pre after the
+    // prefill, of step after a decoding step); work: sampling scratch; the step's batch
+    lf__gen_seq *q = (lf__gen_seq *)lf__calloc((size_t)W, sizeof *q, "batch sequences");
+    float **lg = (float **)lf__calloc((size_t)W, sizeof *lg, "batch logits rows");
+    float *pre = (float *)lf__calloc((size_t)W * (size_t)V, sizeof(float), "batch logits");
+    float *step = (float *)lf__calloc((size_t)W * (size_t)V, sizeof(float), "batch logits");
+    int32_t *work = (int32_t *)lf__calloc(nw + 5 * (size_t)W, sizeof(int32_t), "batch scratch");
+    int8_t *flags = (int8_t *)lf__alloc((size_t)W, "batch logits flags");
+    lf_status s = q && lg && pre && step && work && flags ? LF_OK : LF_ERR_NOMEM;
+    int32_t *toks = work ? work + nw : NULL, *pos = toks ? toks + W : NULL, *seqs = pos ? pos + W : NULL;
+    int32_t *item = seqs ? seqs + W : NULL, *fresh = item ? item + W : NULL;  // fresh: prefilled in this step
+    lf_gen_desc bd = *d;
+    bd.on_token = NULL;
+    lf__gen_cancel cc = {d, 0};
+    if (s == LF_OK) memset(flags, 1, (size_t)W);
+    for (int k = 0; item && k < W; k++) item[k] = -1;
+    while (s == LF_OK && cc.state != 1 && (active > 0 || next < n)) {
+        cc.state = -1;
+        memset(fresh, 0, (size_t)W * sizeof *fresh);
+        // start prompts in the free slots; one that fails leaves its slot to the next
+        for (int k = 0; s == LF_OK && k < W && next < n && !(active < W && lf__gen_cancel_ask(&cc)); k++) {
+            if (item[k] >= 0) continue;
+            int i = next++;
+            lf_gen_item *it = &items[i];
+            lf_status e = lf__gen_seq_init(&q[k], m, kv, tok, it->prompt, it->n_prompt, &bd, &it->sampling, &it->res);
+            bool inited = e == LF_OK;
+            int same = -1;  // a slot prefilled with the same prompt in this step lends its cache and logits
+            for (int o = 0; inited && o < W && same < 0; o++)
+                if (fresh[o] && q[o].n_prompt == it->n_prompt && !memcmp(q[o].hist, it->prompt, (size_t)it->n_prompt * sizeof(int32_t)))
+                    same = o;
+            lg[k] = pre + (size_t)k * (size_t)V;
+            if (same >= 0) lf__kv_seq_copy(kv, same, k, it->n_prompt), memcpy(lg[k], lg[same], (size_t)V * sizeof(float));
+            else if (inited) e = lf__gen_prefill(m, kv, k, it->prompt, it->n_prompt, work, lg[k]);
+            if (e == LF_OK) {
+                q[k].t1 = lf_time_ns(), fresh[k] = 1, item[k] = i, active++;
+                continue;
+            }
+            if (inited) e = lf__gen_seq_finish(&q[k], e);
+            if (e == LF_ERR_NOMEM) s = e;
+            lf__gen_item_done(it, e, on_done, d->user, i);
+            k--;  // the slot is still free
+        }
+        // one step: each active sequence draws a token; those that go on run it together
+        int rows = 0;
+        for (int k = 0; s == LF_OK && k < W; k++) {
+            if (item[k] < 0) continue;
+            bool done;
+            lf_status e = lf__gen_seq_step(&q[k], lg[k], V, work, lf__gen_cancel_ask, &cc, &done);
+            if (!done) {
+                int p = q[k].n_prompt + q[k].res->n_gen - 1;
+                toks[rows] = q[k].hist[p], pos[rows] = p, seqs[rows] = k, lg[k] = step + (size_t)rows++ * (size_t)V;
+                continue;
+            }
+            if ((e = lf__gen_seq_finish(&q[k], e)) == LF_ERR_NOMEM) s = e;
+            lf__gen_item_done(&items[item[k]], e, on_done, d->user, item[k]);
+            item[k] = -1, active--;
+        }
+        if (s == LF_OK && rows > 0) {
+            lf_batch b = {rows, toks, pos, seqs, flags};
+            s = lf_model_forward(m, kv, &b, step);
+        }
+    }
+    // a failed or cancelled run: what is unfinished or never started ends with its status
+    if (s == LF_OK && cc.state == 1) s = lf__fail(LF_ERR_CANCELLED, "generate: cancelled");
+    char msg[sizeof lf__err];
+    snprintf(msg, sizeof msg, "%s", lf_last_error());
+    for (int k = 0; s != LF_OK && item && k < W; k++)
+        if (item[k] >= 0) {
+            lf__gen_seq_finish(&q[k], s);
+            if (s == LF_ERR_CANCELLED) q[k].res->finish = LF_FINISH_CANCELLED;
+            lf__fail(s, "%s", msg), lf__gen_item_done(&items[item[k]], s, on_done, d->user, item[k]);
+        }
+    for (; s != LF_OK && next < n; next++) {
+        if (s == LF_ERR_CANCELLED) items[next].res.finish = LF_FINISH_CANCELLED;
+        lf__fail(s, "%s", msg), lf__gen_item_done(&items[next], s, on_done, d->user, next);
+    }
+    if (s != LF_OK) lf__fail(s, "%s", msg);
+    LF_FREE(q), LF_FREE(lg), LF_FREE(pre), LF_FREE(step), LF_FREE(work), LF_FREE(flags);
+    return s;
+}
+
+// -- 12.4 scoring
+
+// log softmax(x)[t] over V, in double.
+static double lf__logp_of(const float *x, int V, int32_t t) {
+    float mx = x[0];
+    for (int i = 1; i < V; i++) mx = x[i] > mx ? x[i] : mx;
+    double z = 0;
+    for (int i = 0; i < V; i++) z += exp((double)(x[i] - mx));
+    return (double)(x[t] - mx) - log(z);
+}
+
+LF_API lf_status lf_score_logprobs(lf_model *m, lf_kv *kv, int seq, const int32_t *prompt, int n_prompt,
+                                   const int32_t *const *resp, const int *n_resp, int n, double *sum) {
+    int V = m->cfg.V, T = m->max_tokens;
+    if (n_prompt <= 0 || n < 0) return lf__fail(LF_ERR_ARG, "score: empty prompt (%d tokens) or bad count %d", n_prompt, n);
+    if (seq < 0 || seq >= kv->max_seqs) return lf__fail(LF_ERR_ARG, "score: KV slot %d outside [0, %d)", seq, kv->max_seqs);
+    for (int i = 0; i < n; i++) {  // everything is checked before any work
+        sum[i] = 0;
+        if (n_resp[i] <= 0) return lf__fail(LF_ERR_ARG, "score: response %d is empty", i);
+        if ((int64_t)n_prompt + n_resp[i] - 1 > kv->max_seq_len)
+            return lf__fail(LF_ERR_CAPACITY, "score: %d prompt and %d response tokens do not fit the context of %d", n_prompt,
+                            n_resp[i], kv->max_seq_len);
+        for (int t = 0; t < n_resp[i]; t++)
+            if (resp[i][t] < 0 || resp[i][t] >= V)
+                return lf__fail(LF_ERR_ARG, "score: response %d token %d is id %d, outside [0, %d)", i, t, resp[i][t], V);
+    }
+    float *logits = (float *)lf__calloc((size_t)T * (size_t)V, sizeof(float), "scoring logits");
+    float *first = (float *)lf__calloc((size_t)V, sizeof(float), "scoring logits");
+    int32_t *work = (int32_t *)lf__calloc(2 * (size_t)T, sizeof(int32_t), "scoring positions");
+    int8_t *flags = (int8_t *)lf__alloc((size_t)T, "scoring flags");
+    lf_status s = logits && first && work && flags ? LF_OK : LF_ERR_NOMEM;
+    if (s == LF_OK) memset(flags, 1, (size_t)T), s = lf__gen_prefill(m, kv, seq, prompt, n_prompt, work, first);
+    for (int i = 0; s == LF_OK && i < n; i++) {
+        const int32_t *r = resp[i];
+        sum[i] = lf__logp_of(first, V, r[0]);
+        // r[t] at position n_prompt + t predicts r[t + 1]; writing n_prompt forgets the last response
+        for (int t = 0; s == LF_OK && t < n_resp[i] - 1; t += T) {
+            int k = LF__MIN(T, n_resp[i] - 1 - t);
+            int32_t *pos = work, *slot = work + k;
+            for (int j = 0; j < k; j++) pos[j] = n_prompt + t + j, slot[j] = seq;
+            lf_batch b = {k, r + t, pos, slot, flags};
+            if ((s = lf_model_forward(m, kv, &b, logits)) == LF_OK)
+                for (int j = 0; j < k; j++) sum[i] += lf__logp_of(logits + (size_t)j * (size_t)V, V, r[t + j + 1]);
+        }
+    }
+    LF_FREE(logits), LF_FREE(first), LF_FREE(work), LF_FREE(flags);
+    return s;
+}
+
+// -- 12.5 synthetic data: prompts, answers, filters
+
+LF_API const char *lf_synth_verdict_name(lf_synth_verdict v) {
+    static const char *const names[] = {"kept", "failed", "filtered", "duplicate", "no_pair"};
+    return (unsigned)v < 5 ? names[v] : "unknown";
+}
+
+static void lf__synth_trim(const char *s, size_t n, const char **out, size_t *len) {
+    while (n && lf__syn_space((unsigned char)*s)) s++, n--;
+    while (n && lf__syn_space((unsigned char)s[n - 1])) n--;
+    *out = s, *len = n;
+}
+
+// A run: the resolved desc, the KV cache, scratch for drawing demonstrations, the dedup set.
+typedef struct lf__synth {
+    const lf_synth_desc *d;
+    lf_gen_desc g;                      // resolved; stops: the caller's, then the plain format's
+    const char *stops[LF_MAX_STOP + 2];
+    bool fewshot, add_special;
+    lf_chat_template tmpl;
+    int batch, k, ctx;                  // k: answers per prompt; ctx: the KV cache's context
+    float t_lo, t_hi;
+    double timeout_s;
+    lf_kv kv;
+    lf_dedup dd;
+    int *draw;                          // [n_demos]
+    lf_synth_result *out;
+    int done, total;                    // progress: items finished, of
+} lf__synth;
+
+static void lf__synth_close(lf__synth *c) {
+    lf_kv_deinit(&c->kv);
+    lf_dedup_deinit(&c->dd);
+    LF_FREE(c->draw);
+}
+
+// Resolves and checks d (one place for every default), without the KV cache and the records.
+static lf_status lf__synth_resolve(lf__synth *c, const lf_synth_desc *d) {
+    memset(c, 0, sizeof *c);
+    c->d = d;
+    if (!d || !d->model || !d->tok) return lf__fail(LF_ERR_ARG, "synth: desc.model and desc.tok are required");
+    c->g = d->gen ? *d->gen : lf_gen_desc_default();
+    if (c->g.n_eos == 0 && d->model->cfg.n_eos == 0 && d->tok->eos_id >= 0) c->g.eos_ids[c->g.n_eos++] = d->tok->eos_id;
+    c->batch = d->batch_size ? d->batch_size : 8;
+    c->k = d->num_responses ? d->num_responses : 2;
+    c->t_lo = d->temperature_range[0], c->t_hi = d->temperature_range[1];
+    if (c->t_lo == 0 && c->t_hi == 0) c->t_lo = 0.5f, c->t_hi = 1.0f;
+    c->timeout_s = d->verify_timeout_s ? d->verify_timeout_s : 10;
+    if (c->batch < 1 || c->batch > 4096) return lf__fail(LF_ERR_CONFIG, "synth.batch_size: must be in [1, 4096], got %d", c->batch);
+    if (c->g.n_stop < 0 || c->g.n_stop > LF_MAX_STOP || (c->g.n_stop && !c->g.stop))
+        return lf__fail(LF_ERR_CONFIG, "synth: gen.n_stop must be in [0, %d], got %d", LF_MAX_STOP, c->g.n_stop);
+    if (c->g.max_tokens < 1) return lf__fail(LF_ERR_CONFIG, "synth: gen.max_tokens must be >= 1, got %d", c->g.max_tokens);
+    if (d->shots < 0 || d->n_demos < 0) return lf__fail(LF_ERR_CONFIG, "synth.shots: must be >= 0, got %d", d->shots);
+    if (c->k < 2 || c->k > 64) return lf__fail(LF_ERR_CONFIG, "synth.num_responses: must be in [2, 64], got %d", c->k);
+    if (!(c->t_lo >= 0 && c->t_lo <= c->t_hi))
+        return lf__fail(LF_ERR_CONFIG, "synth.temperature_range: must be 0 <= low <= high, got [%g, %g]", (double)c->t_lo, (double)c->t_hi);
+    if ((unsigned)d->verify > LF_VERIFY_COMMAND) return lf__fail(LF_ERR_CONFIG, "synth.verify: unknown verifier %d", (int)d->verify);
+    if (d->verify == LF_VERIFY_COMMAND && (!d->verify_argv || !d->verify_argv[0] || !d->verify_argv[0][0]))
+        return lf__fail(LF_ERR_CONFIG, "synth.verify_argv: the command verifier needs a program");
+    if (!(c->timeout_s > 0)) return lf__fail(LF_ERR_CONFIG, "synth.verify_timeout_s: must be > 0, got %g", c->timeout_s);
+    if (d->negatives & ~(unsigned)(LF_SYNTH_NEG_TRUNCATED | LF_SYNTH_NEG_OTHER))
+        return lf__fail(LF_ERR_CONFIG, "synth.negatives: unknown flags 0x%x", d->negatives);
+    lf_quality qv;  // the quality desc is checked here, not at the first answer
+    lf_status s = lf_quality_check(&d->quality, "x", 1, 1, true, &qv);
+    if (s == LF_OK) s = lf_dedup_init(&c->dd, &d->dedup);
+    if (s != LF_OK) return lf__wrap(s, "synth");
+    // base or instruct (ON SYNTHETIC DATA)
+    bool has_tmpl = d->tok->chat != LF_CHAT_DEFAULT || (d->tok->impl_ && d->tok->impl_->chat_unknown);
+    c->fewshot = d->prompting == LF_SYNTH_PROMPT_FEWSHOT ||
+                 (d->prompting == LF_SYNTH_PROMPT_AUTO && (d->chat == LF_CHAT_PLAIN || (d->chat == LF_CHAT_DEFAULT && !has_tmpl)));
+    c->tmpl = c->fewshot ? LF_CHAT_PLAIN : d->chat;
+    c->add_special = c->tmpl == LF_CHAT_PLAIN || (c->tmpl == LF_CHAT_DEFAULT && !has_tmpl);  // as lf_data_encode
+    for (int i = 0; i < c->g.n_stop; i++) c->stops[i] = c->g.stop[i];
+    if (c->fewshot) c->stops[c->g.n_stop++] = "\nEND", c->stops[c->g.n_stop++] = "\nInstruction:";
+    c->g.stop = c->stops;
+    if (c->fewshot && d->n_demos > 0) {
+        if (!d->demos) return lf__fail(LF_ERR_ARG, "synth: desc.demos is NULL with n_demos %d", d->n_demos);
+        for (int i = 0; i < d->n_demos; i++)
+            if (!d->demos[i].instruction || !d->demos[i].reference)
+                return lf__fail(LF_ERR_ARG, "synth: demonstration %d needs an instruction and an answer (reference)", i);
+        if (!(c->draw = (int *)lf__calloc((size_t)d->n_demos, sizeof(int), "demonstration draws"))) return LF_ERR_NOMEM;
+    }
+    return LF_OK;
+}
+
+static bool lf__synth_blank(const char *s) {
+    const char *t;
+    size_t n;
+    lf__synth_trim(s, strlen(s), &t, &n);
+    return n == 0;
+}
+
+// Prompt index's text and ids (ON SYNTHETIC DATA); fewer: demonstrations were dropped to fit.
+static lf_status lf__synth_prompt(lf__synth *c, int index, const char *instruction, char **text, size_t *tlen,
+                                  int32_t **ids, int *n_ids, bool *fewer) {
+    const lf_synth_desc *d = c->d;
+    *text = NULL, *fewer = false, *ids = NULL, *n_ids = 0;
+    if (!instruction || lf__synth_blank(instruction)) return lf__fail(LF_ERR_ARG, "synth: prompt %d is empty", index);
+    lf_rng r;  // the demonstrations' stream, not the sampler's
+    lf_rng_seed(&r, lf_gen_seed(c->g.sampling.seed, (uint64_t)index) ^ 0xD1B54A32D192ED03ull);
+    int shots = 0;
+    if (c->fewshot && d->n_demos > 0) {  // a partial Fisher-Yates shuffle, skipping the prompt itself
+        int want = d->shots ? d->shots : 3 + (int)(lf_rng_u64(&r) & 1);
+        for (int i = 0; i < d->n_demos; i++) c->draw[i] = i;
+        for (int i = 0; i < d->n_demos && shots < want; i++) {
+            int j = i + (int)(lf_rng_u64(&r) % (uint64_t)(d->n_demos - i)), t = c->draw[i];
+            c->draw[i] = c->draw[j], c->draw[j] = t;
+            if (strcmp(d->demos[c->draw[i]].instruction, instruction) != 0) c->draw[shots++] = c->draw[i];
+        }
+    }
+    lf_chat_msg *msgs = (lf_chat_msg *)lf__calloc(2 * (size_t)shots + 2, sizeof *msgs, "synthetic prompt");
+    if (!msgs) return LF_ERR_NOMEM;
+    lf_status s = LF_OK;
+    for (int asked = shots;; shots--) {  // drop demonstrations, last first, until the answer fits
+        int n = 0;
+        if (d->system) msgs[n].role = "system", msgs[n++].content = d->system;
+        for (int i = 0; i < shots; i++) {
+            const lf_synth_prompt *e = &d->demos[c->draw[i]];
+            msgs[n].role = "user", msgs[n++].content = e->instruction;
+            msgs[n].role = "assistant", msgs[n++].content = e->reference;
+        }
+        msgs[n].role = "user", msgs[n++].content = instruction;
+        if ((s = lf_chat_render(d->tok, c->tmpl, msgs, n, LF_CHAT_GENERATION_PROMPT, text, tlen)) != LF_OK) break;
+        size_t ni;
+        if ((s = lf_tok_encode(d->tok, *text, *tlen, c->add_special, ids, &ni)) != LF_OK) break;
+        if (ni > INT32_MAX / 2) s = lf__fail(LF_ERR_CAPACITY, "synth: prompt %d has %zu tokens", index, ni);
+        *n_ids = (int)ni, *fewer = shots < asked;
+        if (s != LF_OK || shots == 0 || (int64_t)ni + c->g.max_tokens <= c->ctx) break;
+        lf_free(*ids), lf_free(*text), *ids = NULL, *text = NULL;
+    }
+    LF_FREE(msgs);
+    if (s != LF_OK) {
+        lf_free(*text), lf_free(*ids), *text = NULL, *ids = NULL, *n_ids = 0;
+        if (s != LF_ERR_NOMEM) s = lf__wrap(s, "synth: prompt %d", index);
+    }
+    return s;
+}
+
+LF_API lf_status lf_synth_render(const lf_synth_desc *d, int index, const char *instruction, char **text, size_t *len) {
+    lf__synth c;
+    bool fewer;
+    int32_t *ids;
+    int n;
+    *text = NULL, *len = 0;
+    lf_status s = lf__synth_resolve(&c, d);
+    if (s == LF_OK) c.ctx = d->model->max_seq_len, s = lf__synth_prompt(&c, index, instruction, text, len, &ids, &n, &fewer);
+    if (s == LF_OK) lf_free(ids);
+    lf__synth_close(&c);
+    return s;
+}
+
+LF_API void lf_synth_result_deinit(lf_synth_result *r) {
+    for (int i = 0; r->recs && i < r->n; i++) {
+        lf_synth_record *e = &r->recs[i];
+        LF_FREE(e->error), LF_FREE(e->instruction), LF_FREE(e->output), LF_FREE(e->rejected);
+    }
+    LF_FREE(r->recs), LF_FREE(r->system);
+    memset(r, 0, sizeof *r);
+}
+
+// Marks e FAILED with status s and the current message (logged without the prompt text).
+static lf_status lf__synth_fail(lf_synth_record *e, lf_status s) {
+    e->verdict = LF_SYNTH_FAILED, e->status = s;
+    LF_FREE(e->error);
+    lf__log(LF_LOG_WARN, "synth", "prompt %d failed: %s: %s", e->index, lf_status_str(s), lf_last_error());
+    return (e->error = lf__strndup(lf_last_error(), strlen(lf_last_error()), "synthetic record")) ? LF_OK : LF_ERR_NOMEM;
+}
+
+// Sets up the run: the desc, the records (one per prompt, plus room for extra pairs), the KV cache.
+static lf_status lf__synth_open(lf__synth *c, const lf_synth_desc *d, const lf_synth_prompt *prompts, int n, bool prefs,
+                                lf_synth_result *out) {
+    memset(out, 0, sizeof *out);
+    lf_status s = lf__synth_resolve(c, d);
+    if (s == LF_OK && (n < 0 || (n > 0 && !prompts))) s = lf__fail(LF_ERR_ARG, "synth: bad prompt array (n = %d)", n);
+    if (s == LF_OK && (int64_t)n * c->k * 3 > INT32_MAX) s = lf__fail(LF_ERR_CAPACITY, "synth: %d prompts are too many for one run", n);
+    if (s != LF_OK) return lf__synth_close(c), s;
+    int extra = prefs ? (d->negatives & LF_SYNTH_NEG_TRUNCATED ? 1 : 0) + (d->negatives & LF_SYNTH_NEG_OTHER ? 1 : 0) : 0;
+    c->out = out, c->total = prefs ? n * c->k : n;
+    out->preferences = prefs, out->fewshot = c->fewshot;
+    out->recs = (lf_synth_record *)lf__calloc((size_t)n * (size_t)(1 + extra) + 1, sizeof *out->recs, "synthetic records");
+    if (!out->recs || (d->system && !(out->system = lf__strndup(d->system, strlen(d->system), "system prompt"))))
+        s = LF_ERR_NOMEM;
+    for (int i = 0; s == LF_OK && i < n; i++) {
+        lf_synth_record *e = &out->recs[out->n++];
+        const char *ins = prompts[i].instruction ? prompts[i].instruction : "";
+        e->index = i, e->dup_of = -1;
+        if (!(e->instruction = lf__strndup(ins, strlen(ins), "synthetic record"))) s = LF_ERR_NOMEM;
+    }
+    if (s == LF_OK) s = lf_kv_init(&c->kv, d->model, c->batch, 0);
+    c->ctx = c->kv.max_seq_len;
+    if (s != LF_OK) lf_synth_result_deinit(out), lf__synth_close(c);
+    return s;
+}
+
+static void lf__synth_on_done(void *user, int i) {
+    lf__synth *c = (lf__synth *)user;
+    (void)i;
+    c->done++;
+    if (c->d->progress) c->d->progress(c->d->user, c->done, c->total);
+}
+static bool lf__synth_should_stop(void *user) {
+    const lf_synth_desc *d = ((lf__synth *)user)->d;
+    return d->should_stop && d->should_stop(d->user);
+}
+
+// Prompt ids for every prompt (failures recorded), items pointing at them: k per prompt, response j
+// of prompt i at item i * k + j.
+static lf_status lf__synth_items(lf__synth *c, const lf_synth_prompt *prompts, int n, int k, int32_t **ids, int *n_ids,
+                                 lf_gen_item *items) {
+    lf_status s = LF_OK;
+    for (int i = 0; s == LF_OK && i < n; i++) {
+        char *text;
+        size_t tl;
+        bool fewer;
+        lf_status e = lf__synth_prompt(c, i, prompts[i].instruction, &text, &tl, &ids[i], &n_ids[i], &fewer);
+        lf_free(text);
+        c->out->sum.fewer_shots += fewer;
+        if (e == LF_ERR_NOMEM) s = e;
+        else if (e != LF_OK) {
+            s = lf__synth_fail(&c->out->recs[i], e);
+            for (int j = 0; j < k; j++) lf__synth_on_done(c, i);
+        }
+        for (int j = 0; j < k; j++) {  // a failed prompt's items stay empty and are left out
+            lf_gen_item *it = &items[i * k + j];
+            it->prompt = ids[i], it->n_prompt = n_ids[i];
+            it->sampling = c->g.sampling;
+            it->sampling.seed = k == 1 ? lf_gen_seed(c->g.sampling.seed, (uint64_t)i)
+                                       : lf_gen_seed(lf_gen_seed(c->g.sampling.seed, (uint64_t)i), (uint64_t)j);
+            if (k > 1) it->sampling.temperature = c->t_lo + (c->t_hi - c->t_lo) * (float)j / (float)(k - 1);
+        }
+    }
+    return s;
+}
+
+// Runs the items of prompts that did not fail, in one batch.
+static lf_status lf__synth_run(lf__synth *c, lf_gen_item *items, int n_items, int k) {
+    lf_gen_item *run = (lf_gen_item *)lf__calloc((size_t)n_items + 1, sizeof *run, "synthetic batch");
+    int *from = (int *)lf__calloc((size_t)n_items + 1, sizeof(int), "synthetic batch");
+    int m = 0;
+    lf_status s = run && from ? LF_OK : LF_ERR_NOMEM;
+    for (int i = 0; s == LF_OK && i < n_items; i++)
+        if (c->out->recs[i / k].verdict != LF_SYNTH_FAILED) from[m] = i, run[m++] = items[i];
+    lf_gen_desc g = c->g;
+    g.should_stop = lf__synth_should_stop, g.user = c;
+    if (s == LF_OK) s = lf_generate_batch(c->d->model, &c->kv, c->d->tok, &g, run, m, lf__synth_on_done);
+    for (int i = 0; run && from && i < m; i++) items[from[i]] = run[i];
+    LF_FREE(run), LF_FREE(from);
+    return s;
+}
+
+// The answer's tokens (without special tokens).
+static lf_status lf__synth_count(const lf__synth *c, const char *a, size_t len, int *n) {
+    int32_t *ids;
+    size_t ni;
+    lf_status s = lf_tok_encode(c->d->tok, a, len, false, &ids, &ni);
+    lf_free(ids);
+    *n = (int)LF__MIN(ni, (size_t)INT32_MAX);
+    return s;
+}
+
+// Removes e when "instruction\nanswer" is a near-duplicate of an earlier kept record's; kept[]
+// maps the dedup set's adds to records.
+static lf_status lf__synth_dedup(lf__synth *c, lf_synth_record *e, int *kept) {
+    if (c->d->keep_duplicates || e->verdict != LF_SYNTH_KEPT) return LF_OK;
+    lf__buf b = LF__ZERO;
+    lf__buf_puts(&b, e->instruction), lf__buf_putc(&b, '\n'), lf__buf_puts(&b, e->output);
+    int64_t dup;
+    lf_status s = b.failed ? LF_ERR_NOMEM : lf_dedup_add(&c->dd, b.data, b.len, &dup);
+    LF_FREE(b.data);
+    if (s == LF_OK && dup >= 0) e->verdict = LF_SYNTH_DUPLICATE, e->dup_of = kept[dup];
+    else if (s == LF_OK) kept[c->dd.n_added - 1] = (int)(e - c->out->recs);
+    return s;
+}
+
+static void lf__synth_summarize(lf__synth *c, uint64_t t0, const lf_gen_item *items, int n_items) {
+    lf_synth_summary *u = &c->out->sum;
+    lf_synth_result *r = c->out;
+    u->records = r->n, u->seconds = (double)(lf_time_ns() - t0) * 1e-9;
+    for (int i = 0; i < n_items; i++) u->generated_tokens += items[i].res.n_gen;
+    for (int i = 0; i < r->n; i++) {
+        const lf_synth_record *e = &r->recs[i];
+        u->kept += e->verdict == LF_SYNTH_KEPT, u->failed += e->verdict == LF_SYNTH_FAILED;
+        u->filtered += e->verdict == LF_SYNTH_FILTERED, u->duplicates += e->verdict == LF_SYNTH_DUPLICATE;
+        u->no_pair += e->verdict == LF_SYNTH_NO_PAIR, u->extra_pairs += e->kind != 0 && e->verdict == LF_SYNTH_KEPT;
+        if (e->verdict == LF_SYNTH_FILTERED && (unsigned)e->quality < 6) u->filtered_by[e->quality]++;
+    }
+}
+
+// Frees the run; a result ending in an error other than a cancellation is emptied.
+static lf_status lf__synth_end(lf__synth *c, lf_status s, lf_gen_item *items, int n_items, int32_t **ids, int n) {
+    for (int i = 0; items && i < n_items; i++) lf_gen_result_deinit(&items[i].res);
+    for (int i = 0; ids && i < n; i++) lf_free(ids[i]);
+    LF_FREE(items), LF_FREE(ids);
+    if (s != LF_OK && s != LF_ERR_CANCELLED) lf_synth_result_deinit(c->out);
+    lf__synth_close(c);
+    return s;
+}
+
+// e FAILED with the status and message of its generation (a cancelled run's unfinished prompts too).
+static lf_status lf__synth_item_failed(lf_synth_record *e, const lf_gen_item *it) {
+    lf__fail(it->status, "%s", it->error);
+    return lf__synth_fail(e, it->status);
+}
+
+LF_API lf_status lf_synth_generate(const lf_synth_desc *d, const lf_synth_prompt *prompts, int n, lf_synth_result *out) {
+    lf__synth c;
+    uint64_t t0 = lf_time_ns();
+    lf_status s = lf__synth_open(&c, d, prompts, n, false, out);
+    if (s != LF_OK) return s;
+    lf_gen_item *items = (lf_gen_item *)lf__calloc((size_t)n + 1, sizeof *items, "synthetic items");
+    int32_t **ids = (int32_t **)lf__calloc((size_t)n + 1, sizeof *ids, "synthetic prompts");
+    int *n_ids = (int *)lf__calloc((size_t)n + 1, sizeof(int), "synthetic prompts");
+    int *kept = (int *)lf__calloc((size_t)n + 1, sizeof(int), "dedup map");
+    if (!items || !ids || !n_ids || !kept) s = LF_ERR_NOMEM;
+    if (s == LF_OK) s = lf__synth_items(&c, prompts, n, 1, ids, n_ids, items);
+    if (s == LF_OK) s = lf__synth_run(&c, items, n, 1);
+    lf_status run = s;  // a cancelled run still judges what it made
+    if (s == LF_ERR_CANCELLED) s = LF_OK;
+    for (int i = 0; s == LF_OK && i < n; i++) {
+        lf_synth_record *e = &out->recs[i];
+        const lf_gen_item *it = &items[i];
+        const char *a;
+        size_t len;
+        if (e->verdict == LF_SYNTH_FAILED) continue;
+        if (it->status != LF_OK) {
+            s = lf__synth_item_failed(e, it);
+            continue;
+        }
+        lf__synth_trim(it->res.text, it->res.len, &a, &len);
+        e->finish = it->res.finish;
+        lf_status ce = d->check ? d->check(d->user, i, it->res.text, it->res.len) : LF_OK;
+        if (ce == LF_ERR_NOMEM) s = ce;
+        else if (ce != LF_OK) {
+            s = lf__synth_fail(e, ce);
+            continue;
+        }
+        if (s == LF_OK && !(e->output = lf__strndup(a, len, "synthetic answer"))) s = LF_ERR_NOMEM;
+        if (s == LF_OK) s = lf__synth_count(&c, a, len, &e->n_tokens);
+        if (s == LF_OK) s = lf_quality_check(&d->quality, a, len, e->n_tokens, e->finish == LF_FINISH_STOP, &e->quality);
+        if (s == LF_OK && e->quality != LF_QUALITY_OK) e->verdict = LF_SYNTH_FILTERED;
+        if (s == LF_OK) s = lf__synth_dedup(&c, e, kept);
+    }
+    if (s == LF_OK) lf__synth_summarize(&c, t0, items, n), out->sum.prompts = n;
+    LF_FREE(n_ids), LF_FREE(kept);
+    return lf__synth_end(&c, s == LF_OK ? run : s, items, n, ids, n);
+}
+
+// -- 12.6 verifiers
+
+// Whether answer a passes the regex reference pat [n] (ON SYNTHETIC DATA: ^ and $ anchor the
+// whole pattern): 1 yes, 0 no, < 0 a status (a bad pattern).
+static int lf__verify_regex(const char *pat, size_t n, const char *a, size_t len, int index) {
+    size_t bs = 0;
+    bool start = n && pat[0] == '^';
+    while (bs + 1 < n && pat[n - 2 - bs] == '\\') bs++;
+    bool end = n > (size_t)start && pat[n - 1] == '$' && bs % 2 == 0;
+    lf__buf p = LF__ZERO;
+    lf__buf_puts(&p, "(?:"), lf__buf_put(&p, pat + start, n - start - end), lf__buf_puts(&p, end ? ")(?![\\s\\S])" : ")");
+    if (p.failed) return LF_ERR_NOMEM;
+    char where[64];
+    snprintf(where, sizeof where, "reference of prompt %d", index);
+    lf__re re;
+    int r = lf__re_compile(&re, p.data, p.len, false, "regex verifier", where);
+    LF_FREE(p.data);
+    if (r != LF_OK) return r;
+    lf__re_ctx x;
+    memset(&x, 0, sizeof x);
+    x.re = &re, x.s = (const unsigned char *)a, x.n = len;
+    size_t ms, me;
+    if (start) x.budget = ((uint64_t)1 << 20) + 256 * (uint64_t)len, r = lf__re_run(&x, 0, 0, &me);
+    else r = lf__re_find(&x, 0, &ms, &me);
+    LF_FREE(x.stk);
+    lf__re_free(&re);
+    return r;
+}
+
+#ifndef LF_NO_STDIO
+#ifdef LF_NO_THREADS
+#define LF__SIGMASK sigprocmask
+#else
+#define LF__SIGMASK pthread_sigmask
+#endif
+
+// Runs argv (no shell) with the answer on stdin and LF_PROMPT, LF_REFERENCE in its environment:
+// 1 exit 0, 0 anything else or past timeout_s (*timed_out; its process group is killed), < 0 a
+// status (it cannot start).
+static int lf__verify_command(const char *const *argv, const char *prompt, const char *ref, const char *a, size_t len,
+                              double timeout_s, bool *timed_out) {
+    *timed_out = false;
+    size_t ne = 0;
+    while (environ && environ[ne]) ne++;
+    char **env = (char **)lf__calloc(ne + 3, sizeof(char *), "verifier environment");
+    lf__buf pv = LF__ZERO, rv = LF__ZERO;
+    lf__buf_puts(&pv, "LF_PROMPT="), lf__buf_puts(&pv, prompt), lf__buf_puts(&rv, "LF_REFERENCE="), lf__buf_puts(&rv, ref);
+    if (!env || pv.failed || rv.failed) return LF_FREE(env), LF_FREE(pv.data), LF_FREE(rv.data), LF_ERR_NOMEM;
+    size_t k = 0;
+    for (size_t i = 0; i < ne; i++)
+        if (strncmp(environ[i], "LF_PROMPT=", 10) != 0 && strncmp(environ[i], "LF_REFERENCE=", 13) != 0) env[k++] = environ[i];
+    env[k++] = pv.data, env[k++] = rv.data, env[k] = NULL;
+    int fd[2] = {-1, -1}, r = 0;
+    pid_t pid = 0;
+    posix_spawn_file_actions_t fa;
+    posix_spawnattr_t at;
+    sigset_t none, pipe_set, old;
+    sigemptyset(&none), sigemptyset(&pipe_set), sigaddset(&pipe_set, SIGPIPE);
+    posix_spawn_file_actions_init(&fa), posix_spawnattr_init(&at);
+    if (pipe(fd) != 0) r = lf__fail(LF_ERR_IO, "verifier: pipe: %s", strerror(errno));
+    else {
+        fcntl(fd[0], F_SETFD, FD_CLOEXEC), fcntl(fd[1], F_SETFD, FD_CLOEXEC), fcntl(fd[1], F_SETFL, O_NONBLOCK);
+        posix_spawn_file_actions_adddup2(&fa, fd[0], 0);
+        posix_spawn_file_actions_addopen(&fa, 1, "/dev/null", O_WRONLY, 0);
+        posix_spawnattr_setflags(&at, POSIX_SPAWN_SETPGROUP | POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF);
+        posix_spawnattr_setpgroup(&at, 0), posix_spawnattr_setsigmask(&at, &none), posix_spawnattr_setsigdefault(&at, &pipe_set);
+        int e = posix_spawnp(&pid, argv[0], &fa, &at, (char *const *)argv, env);
+        if (e != 0) r = lf__fail(LF_ERR_IO, "verifier: cannot run '%s': %s", argv[0], strerror(e));
+        close(fd[0]);
+    }
+    posix_spawn_file_actions_destroy(&fa), posix_spawnattr_destroy(&at);
+    LF_FREE(env), LF_FREE(pv.data), LF_FREE(rv.data);
+    if (r < 0) {
+        if (fd[1] >= 0) close(fd[1]);
+        return r;
+    }
+    // write the answer without blocking past the deadline; a child that exits unread gives EPIPE,
+    // whose SIGPIPE stays blocked on this thread and is taken back before unblocking
+    uint64_t deadline = lf_time_ns() + (uint64_t)(timeout_s * 1e9);
+    sigset_t pending;
+    sigpending(&pending);
+    bool had_pipe = sigismember(&pending, SIGPIPE), broke = false;
+    LF__SIGMASK(SIG_BLOCK, &pipe_set, &old);
+    for (size_t off = 0; off < len && !*timed_out;) {
+        ssize_t w = write(fd[1], a + off, len - off);
+        if (w > 0) off += (size_t)w;
+        else if (w < 0 && errno == EPIPE) broke = true, off = len;
+        else if (w < 0 && errno != EAGAIN && errno != EINTR) off = len;
+        else {
+            struct pollfd p = {fd[1], POLLOUT, 0};
+            uint64_t now = lf_time_ns();
+            if (now >= deadline) *timed_out = true;
+            else poll(&p, 1, (int)LF__MIN((deadline - now) / 1000000 + 1, 1000));
+        }
+    }
+    close(fd[1]);
+    if (broke && !had_pipe) {
+        struct timespec zero = {0, 0};
+        sigtimedwait(&pipe_set, NULL, &zero);
+    }
+    LF__SIGMASK(SIG_SETMASK, &old, NULL);
+    int st = 0;
+    for (long nap = 1000000; !*timed_out;) {  // wait, napping 1 ms growing to 20 ms
+        pid_t w = waitpid(pid, &st, WNOHANG);
+        if (w == pid || (w < 0 && errno != EINTR)) break;
+        if (lf_time_ns() >= deadline) *timed_out = true;
+        else {
+            struct timespec ts = {0, nap};
+            nanosleep(&ts, NULL);
+            nap = LF__MIN(nap * 2, 20000000L);
+        }
+    }
+    if (*timed_out) {
+        kill(-pid, SIGKILL);
+        while (waitpid(pid, &st, 0) < 0 && errno == EINTR) {}
+        return 0;
+    }
+    return WIFEXITED(st) && WEXITSTATUS(st) == 0;
+}
+#endif
+
+// Whether answer a passes p's reference: 1 yes, 0 no, < 0 a status.
+static int lf__synth_verify(lf__synth *c, const lf_synth_prompt *p, int index, const char *a, size_t len) {
+    const lf_synth_desc *d = c->d;
+    const char *t, *ref;
+    size_t n, rn;
+    lf__synth_trim(a, len, &t, &n);
+    lf__synth_trim(p->reference, strlen(p->reference), &ref, &rn);
+    switch (d->verify) {
+    case LF_VERIFY_EXACT:
+        if (d->verify_first_line) {
+            const char *nl = (const char *)memchr(t, '\n', n);
+            if (nl) lf__synth_trim(t, (size_t)(nl - t), &t, &n);
+        }
+        return n == rn && memcmp(t, ref, n) == 0;
+    case LF_VERIFY_REGEX: return lf__verify_regex(ref, rn, t, n, index);
+    default: {
+#ifndef LF_NO_STDIO
+        bool late;
+        int r = lf__verify_command(d->verify_argv, p->instruction, p->reference, t, n, c->timeout_s, &late);
+        c->out->sum.verify_timeouts += late;
+        return r;
+#else
+        return lf__fail(LF_ERR_UNSUPPORTED, "verifier: commands need stdio (built with LF_NO_STDIO)");
+#endif
+    }
+    }
+}
+
+// -- 12.7 preference pairs
+
+// One answer of a prompt.
+typedef struct lf__synth_cand {
+    const char *text;  // trimmed, len bytes
+    size_t len;
+    bool gen;          // generated, and desc.check let it through
+    bool ok;           // gen, distinct from an earlier answer, scored
+    bool accepted;     // the verifier's verdict (true without one)
+    lf_quality quality;
+    int n_tokens;
+    double score;      // length-normalized log-probability
+} lf__synth_cand;
+
+// The length-normalized log-probabilities of answers a[n] after the prompt, all in one scoring
+// call (ON SYNTHETIC DATA); scored[i] false for an answer without tokens or too long for the context.
+static lf_status lf__synth_score(lf__synth *c, const int32_t *prompt, int n_prompt, const char *const *a, const size_t *len,
+                                 int n, double *score, bool *scored) {
+    int32_t **ids = (int32_t **)lf__calloc((size_t)n + 1, sizeof *ids, "scoring");
+    int *ni = (int *)lf__calloc(2 * (size_t)n + 1, sizeof(int), "scoring"), *at = ni ? ni + n : NULL, m = 0;
+    double *sums = (double *)lf__calloc((size_t)n + 1, sizeof(double), "scoring");
+    lf_status s = ids && ni && sums ? LF_OK : LF_ERR_NOMEM;
+    for (int i = 0; s == LF_OK && i < n; i++) {
+        lf__buf b = LF__ZERO;
+        size_t k = 0;
+        if (c->fewshot) lf__buf_putc(&b, ' ');
+        lf__buf_put(&b, a[i], len[i]);
+        s = b.failed ? LF_ERR_NOMEM : lf_tok_encode(c->d->tok, b.data, b.len, false, &ids[m], &k);
+        LF_FREE(b.data);
+        scored[i] = s == LF_OK && k > 0 && (int64_t)n_prompt + (int64_t)k - 1 <= c->ctx;
+        if (scored[i]) ni[m] = (int)k, at[m++] = i;
+        else if (s == LF_OK) lf_free(ids[m]), ids[m] = NULL;
+    }
+    if (s == LF_OK && m > 0) s = lf_score_logprobs(c->d->model, &c->kv, 0, prompt, n_prompt, (const int32_t *const *)ids, ni, m, sums);
+    for (int j = 0; s == LF_OK && j < m; j++) score[at[j]] = sums[j] / ni[j];
+    for (int j = 0; ids && j <= m; j++) lf_free(ids[j]);
+    LF_FREE(ids), LF_FREE(ni), LF_FREE(sums);
+    return s;
+}
+
+// Reads, scores and verifies prompt i's k answers (items[0, k)) into cd.
+static lf_status lf__synth_candidates(lf__synth *c, const lf_synth_prompt *p, int i, const int32_t *prompt, int n_prompt,
+                                      const lf_gen_item *items, lf__synth_cand *cd, bool verify, lf_synth_record *e) {
+    const lf_synth_desc *d = c->d;
+    const char *txt[64];
+    size_t len[64];
+    double score[64];
+    bool scored[64];
+    int at[64], m = 0;
+    lf_status s = LF_OK;
+    for (int j = 0; s == LF_OK && j < c->k; j++) {
+        lf__synth_cand *x = &cd[j];
+        memset(x, 0, sizeof *x);
+        lf_status ce = items[j].status != LF_OK ? lf__fail(items[j].status, "%s", items[j].error)
+                       : d->check                ? d->check(d->user, i, items[j].res.text, items[j].res.len)
+                                                 : LF_OK;
+        if (ce == LF_ERR_NOMEM) return ce;
+        if (ce != LF_OK) {  // the first failure is the prompt's, should every answer fail
+            if (e->status == LF_OK) s = lf__synth_fail(e, ce);
+            continue;
+        }
+        lf__synth_trim(items[j].res.text, items[j].res.len, &x->text, &x->len);
+        x->gen = true;
+        bool dup = false;
+        for (int t = 0; t < j && !dup; t++) dup = cd[t].gen && cd[t].len == x->len && memcmp(cd[t].text, x->text, x->len) == 0;
+        if ((s = lf__synth_count(c, x->text, x->len, &x->n_tokens)) == LF_OK)
+            s = lf_quality_check(&d->quality, x->text, x->len, x->n_tokens, items[j].res.finish == LF_FINISH_STOP, &x->quality);
+        if (!dup) txt[m] = x->text, len[m] = x->len, at[m++] = j;
+    }
+    if (s == LF_OK && m > 0) s = lf__synth_score(c, prompt, n_prompt, txt, len, m, score, scored);
+    for (int t = 0; s == LF_OK && t < m; t++) {
+        lf__synth_cand *x = &cd[at[t]];
+        if (!scored[t]) continue;
+        int r = verify ? lf__synth_verify(c, p, i, x->text, x->len) : 1;
+        if (r == LF_ERR_NOMEM || r == LF_ERR_IO) return (lf_status)r;
+        if (r < 0) return memset(cd, 0, (size_t)c->k * sizeof *cd), lf__synth_fail(e, (lf_status)r);  // a bad pattern fails the prompt
+        x->score = score[t], x->accepted = r == 1, x->ok = true;
+    }
+    return s;
+}
+
+// Judges prompt i's answers into record e (ON SYNTHETIC DATA: chosen and rejected).
+static lf_status lf__synth_pair(lf__synth *c, const lf_synth_prompt *p, int i, const int32_t *prompt, int n_prompt,
+                                const lf_gen_item *items, lf__synth_cand *cd, lf_synth_record *e) {
+    bool verify = c->d->verify != LF_VERIFY_NONE && p->reference;
+    lf_status s = lf__synth_candidates(c, p, i, prompt, n_prompt, items, cd, verify, e);
+    if (s != LF_OK) return s;
+    int best = -1, worst = -1, gen = 0, ok = 0, accepted = 0;
+    for (int j = 0; j < c->k; j++) {
+        const lf__synth_cand *x = &cd[j];
+        gen += x->gen, ok += x->ok, accepted += x->ok && x->accepted;
+        if (x->ok && x->accepted && x->quality == LF_QUALITY_OK && (best < 0 || x->score > cd[best].score)) best = j;
+    }
+    for (int j = 0; j < c->k; j++) {  // verifying: the best-scored refused answer; else the worst-scored other one
+        const lf__synth_cand *x = &cd[j];
+        if (x->ok && j != best && !(verify && x->accepted) &&
+            (worst < 0 || (verify ? x->score > cd[worst].score : x->score < cd[worst].score)))
+            worst = j;
+    }
+    if (gen == 0) return LF_OK;  // every answer failed: e is FAILED with the first failure
+    LF_FREE(e->error), e->error = NULL, e->status = LF_OK, e->verdict = LF_SYNTH_KEPT;
+    const char *why = NULL;
+    if (best < 0 && verify && accepted == 0 && ok > 0) why = "no answer passed the verifier";
+    else if (best < 0) {  // every candidate for chosen fails the quality filter
+        for (int j = 0; j < c->k && e->verdict == LF_SYNTH_KEPT; j++)
+            if (cd[j].gen && cd[j].quality != LF_QUALITY_OK && (!verify || cd[j].accepted || !cd[j].ok))
+                e->verdict = LF_SYNTH_FILTERED, e->quality = cd[j].quality;
+        if (e->verdict == LF_SYNTH_FILTERED) return LF_OK;
+        why = "no answer could be scored";
+    } else if (worst < 0)
+        why = verify ? "every answer passed the verifier" : "fewer than two distinct answers";
+    if (why) {
+        e->verdict = LF_SYNTH_NO_PAIR;
+        return (e->error = lf__strndup(why, strlen(why), "synthetic record")) ? LF_OK : LF_ERR_NOMEM;
+    }
+    e->chosen_score = cd[best].score, e->rejected_score = cd[worst].score, e->n_tokens = cd[best].n_tokens;
+    e->finish = items[best].res.finish;
+    if (!(e->output = lf__strndup(cd[best].text, cd[best].len, "chosen answer")) ||
+        !(e->rejected = lf__strndup(cd[worst].text, cd[worst].len, "rejected answer")))
+        return LF_ERR_NOMEM;
+    return LF_OK;
+}
+
+// Extra negatives for every kept pair (ON SYNTHETIC DATA), each prompt's scored in one call.
+static lf_status lf__synth_extras(lf__synth *c, int n, int32_t **ids, const int *n_ids) {
+    lf_synth_result *r = c->out;
+    lf_status s = LF_OK;
+    for (int i = 0; s == LF_OK && i < n; i++) {
+        const lf_synth_record *e = &r->recs[i];
+        const char *neg[2];
+        size_t len[2];
+        int kind[2], m = 0;
+        if (e->verdict != LF_SYNTH_KEPT) continue;
+        if (c->d->negatives & LF_SYNTH_NEG_TRUNCATED) {  // the first half of its words
+            const char *t = e->output;
+            size_t words = 0, end = strlen(t);
+            for (size_t j = 0; j < end; j++) words += !lf__syn_space((unsigned char)t[j]) && (j == 0 || lf__syn_space((unsigned char)t[j - 1]));
+            for (size_t j = 0, w = 0; j < end && words >= 2; j++)
+                if (!lf__syn_space((unsigned char)t[j]) && (j + 1 == end || lf__syn_space((unsigned char)t[j + 1])) && ++w == words / 2) {
+                    neg[m] = t, len[m] = j + 1, kind[m++] = LF_SYNTH_NEG_TRUNCATED;
+                    break;
+                }
+        }
+        if (c->d->negatives & LF_SYNTH_NEG_OTHER) {  // another kept prompt's chosen answer
+            lf_rng g;
+            lf_rng_seed(&g, lf_gen_seed(c->g.sampling.seed, (uint64_t)i) ^ 0x9FB21C651E98DF25ull);
+            int start = (int)(lf_rng_u64(&g) % (uint64_t)n);
+            for (int t = 0; t < n; t++) {
+                const lf_synth_record *o = &r->recs[(start + t) % n];
+                if (o->verdict == LF_SYNTH_KEPT && o != e && strcmp(o->output, e->output) != 0) {
+                    neg[m] = o->output, len[m] = strlen(o->output), kind[m++] = LF_SYNTH_NEG_OTHER;
+                    break;
+                }
+            }
+        }
+        double score[2];
+        bool scored[2];
+        if (m > 0) s = lf__synth_score(c, ids[i], n_ids[i], neg, len, m, score, scored);
+        for (int j = 0; s == LF_OK && j < m; j++) {
+            if (!scored[j]) continue;
+            lf_synth_record *x = &r->recs[r->n++];
+            *x = *e;
+            x->kind = kind[j], x->rejected_score = score[j];
+            x->instruction = lf__strndup(e->instruction, strlen(e->instruction), "synthetic record");
+            x->output = lf__strndup(e->output, strlen(e->output), "chosen answer");
+            x->rejected = lf__strndup(neg[j], len[j], "rejected answer");
+            if (!x->instruction || !x->output || !x->rejected) s = LF_ERR_NOMEM;
+        }
+    }
+    return s;
+}
+
+LF_API lf_status lf_synth_preferences(const lf_synth_desc *d, const lf_synth_prompt *prompts, int n,
+                                      lf_synth_result *out) {
+    lf__synth c;
+    uint64_t t0 = lf_time_ns();
+    lf_status s = lf__synth_open(&c, d, prompts, n, true, out);
+    if (s != LF_OK) return s;
+    int k = c.k, n_items = n * k;
+    lf_gen_item *items = (lf_gen_item *)lf__calloc((size_t)n_items + 1, sizeof *items, "synthetic items");
+    int32_t **ids = (int32_t **)lf__calloc((size_t)n + 1, sizeof *ids, "synthetic prompts");
+    int *n_ids = (int *)lf__calloc((size_t)n + 1, sizeof(int), "synthetic prompts");
+    int *kept = (int *)lf__calloc((size_t)n + 1, sizeof(int), "dedup map");
+    lf__synth_cand *cd = (lf__synth_cand *)lf__calloc((size_t)k, sizeof *cd, "preference candidates");
+    if (!items || !ids || !n_ids || !kept || !cd) s = LF_ERR_NOMEM;
+    if (s == LF_OK) s = lf__synth_items(&c, prompts, n, k, ids, n_ids, items);
+    if (s == LF_OK) s = lf__synth_run(&c, items, n_items, k);
+    lf_status run = s;
+    if (s == LF_ERR_CANCELLED) s = LF_OK;
+    for (int i = 0; s == LF_OK && i < n; i++) {
+        lf_synth_record *e = &out->recs[i];
+        if (e->verdict == LF_SYNTH_FAILED) continue;
+        s = lf__synth_pair(&c, &prompts[i], i, ids[i], n_ids[i], items + (size_t)i * (size_t)k, cd, e);
+        if (s == LF_OK) s = lf__synth_dedup(&c, e, kept);
+    }
+    if (s == LF_OK && run == LF_OK) s = lf__synth_extras(&c, n, ids, n_ids);
+    if (s == LF_OK) lf__synth_summarize(&c, t0, items, n_items), out->sum.prompts = n;
+    LF_FREE(n_ids), LF_FREE(kept), LF_FREE(cd);
+    return lf__synth_end(&c, s == LF_OK ? run : s, items, n_items, ids, n);
+}
+
+// -- 12.8 output, prompts files, config
+
+LF_API lf_status lf_synth_format_from_name(const char *name, lf_synth_format *out) {
+    static const char *const names[] = {"default", "alpaca", "messages", "dpo", "dpo_messages"};
+    for (int i = 0; name && i < 5; i++)
+        if (strcmp(name, names[i]) == 0) return *out = (lf_synth_format)i, LF_OK;
+    return lf__fail(LF_ERR_ARG, "unknown synthetic data format '%s' (expected alpaca, messages, dpo or dpo_messages)",
+                    name ? name : "(null)");
+}
+
+// {"role": role, "content": text}
+static void lf__synth_msg(lf__buf *b, const char *role, const char *text) {
+    lf__buf_printf(b, "{\"role\": \"%s\", \"content\": ", role);
+    lf__buf_json_str(b, text, strlen(text));
+    lf__buf_putc(b, '}');
+}
+static void lf__synth_field(lf__buf *b, const char *key, const char *text, bool last) {
+    lf__buf_printf(b, "\"%s\": ", key);
+    lf__buf_json_str(b, text, strlen(text));
+    lf__buf_puts(b, last ? "}" : ", ");
+}
+
+LF_API lf_status lf_synth_serialize(const lf_synth_result *r, lf_synth_format f, bool json_array, char **out, size_t *len) {
+    *out = NULL, *len = 0;
+    if (f == LF_SYNTH_FORMAT_DEFAULT) f = r->preferences ? LF_SYNTH_DPO : LF_SYNTH_ALPACA;
+    bool pref = f == LF_SYNTH_DPO || f == LF_SYNTH_DPO_MESSAGES;
+    if ((unsigned)f > LF_SYNTH_DPO_MESSAGES || pref != r->preferences)
+        return lf__fail(LF_ERR_ARG, "synth: format %d does not hold %s", (int)f, r->preferences ? "preference pairs" : "instruction data");
+    lf__buf b = LF__ZERO;
+    const char *sys = r->system;
+    int written = 0;
+    if (json_array) lf__buf_putc(&b, '[');
+    for (int i = 0; i < r->n; i++) {
+        const lf_synth_record *e = &r->recs[i];
+        if (e->verdict != LF_SYNTH_KEPT) continue;
+        if (json_array) lf__buf_puts(&b, written++ ? ",\n" : "\n");
+        lf__buf_putc(&b, '{');
+        if (f == LF_SYNTH_ALPACA) {
+            lf__synth_field(&b, "instruction", e->instruction, false);
+            lf__synth_field(&b, "input", "", false);
+            lf__synth_field(&b, "output", e->output, true);
+        } else if (f == LF_SYNTH_DPO) {
+            lf__synth_field(&b, "prompt", e->instruction, false);
+            lf__synth_field(&b, "chosen", e->output, false);
+            lf__synth_field(&b, "rejected", e->rejected, true);
+        } else {
+            lf__buf_puts(&b, f == LF_SYNTH_MESSAGES ? "\"messages\": [" : "\"prompt\": [");
+            if (sys) lf__synth_msg(&b, "system", sys), lf__buf_puts(&b, ", ");
+            lf__synth_msg(&b, "user", e->instruction);
+            lf__buf_puts(&b, f == LF_SYNTH_MESSAGES ? ", " : "], \"chosen\": [");
+            lf__synth_msg(&b, "assistant", e->output);
+            if (f == LF_SYNTH_DPO_MESSAGES) lf__buf_puts(&b, "], \"rejected\": ["), lf__synth_msg(&b, "assistant", e->rejected);
+            lf__buf_puts(&b, "]}");
+        }
+        if (!json_array) lf__buf_putc(&b, '\n');
+    }
+    if (json_array) lf__buf_puts(&b, "\n]\n");
+    if (!b.data) lf__buf_put(&b, "", 0);
+    if (b.failed) return LF_FREE(b.data), LF_ERR_NOMEM;
+    *out = b.data, *len = b.len;
+    return LF_OK;
+}
+
+#ifndef LF_NO_STDIO
+LF_API lf_status lf_synth_write(const lf_synth_result *r, lf_synth_format f, bool json_array, const char *path) {
+    char *text;
+    size_t len;
+    lf_status s = lf_synth_serialize(r, f, json_array, &text, &len);
+    if (s == LF_OK) s = lf_file_write_atomic(path, text, len);
+    lf_free(text);
+    return s;
+}
+
+// Takes one prompt record into the pool: instruction (+ input) or prompt, reference or output.
+// Offsets into the pool are kept (it moves as it grows); SIZE_MAX: no reference.
+static lf_status lf__synth_take(const lf_node *o, const char *where, lf__buf *pool, size_t *ins, size_t *ref) {
+    static const char *const keys[] = {"instruction", "input", "prompt", "reference", "output"};
+    const lf_node *f[5];
+    if (o->type == LF_NODE_STRING) {  // a bare string is a prompt
+        *ins = pool->len, *ref = SIZE_MAX;
+        lf__buf_put(pool, o->str, o->len), lf__buf_putc(pool, 0);
+        return pool->failed ? LF_ERR_NOMEM : LF_OK;
+    }
+    if (o->type != LF_NODE_OBJECT) return lf__fail(LF_ERR_FORMAT, "%s: expected an object or a string, got %s", where, lf__json_type_name(o));
+    for (int i = 0; i < 5; i++)
+        if ((f[i] = lf_node_get(o, keys[i])) && f[i]->type != LF_NODE_STRING && f[i]->type != LF_NODE_NULL)
+            return lf__fail(LF_ERR_FORMAT, "%s: field '%s': expected a string, got %s", where, keys[i], lf__json_type_name(f[i]));
+        else if (f[i] && f[i]->type == LF_NODE_NULL) f[i] = NULL;
+    const lf_node *in = f[0] ? f[0] : f[2], *rf = f[3] ? f[3] : f[4];
+    if (!in) return lf__fail(LF_ERR_FORMAT, "%s: a prompt record needs 'instruction' or 'prompt'", where);
+    *ins = pool->len;
+    lf__buf_put(pool, in->str, in->len);
+    if (f[0] && f[1] && f[1]->len) lf__buf_puts(pool, "\n\n"), lf__buf_put(pool, f[1]->str, f[1]->len);
+    lf__buf_putc(pool, 0);
+    *ref = rf ? pool->len : SIZE_MAX;
+    if (rf) lf__buf_put(pool, rf->str, rf->len), lf__buf_putc(pool, 0);
+    return pool->failed ? LF_ERR_NOMEM : LF_OK;
+}
+
+LF_API lf_status lf_synth_load(lf_synth_prompts *p, const char *path) {
+    memset(p, 0, sizeof *p);
+    char *text = NULL, where[1100];
+    size_t len = 0, n = 0, cap = 0, *off = NULL;  // off: [2n] instruction, reference offsets
+    lf__buf pool = LF__ZERO;
+    lf_status s = lf_file_read(path, 0, &text, &len);
+    size_t pl = strlen(path), at = 0;
+    while (at < len && lf__syn_space((unsigned char)text[at])) at++;
+    bool txt = pl >= 4 && strcmp(path + pl - 4, ".txt") == 0, array = !txt && at < len && text[at] == '[';
+    lf_doc doc;
+    memset(&doc, 0, sizeof doc);
+    if (s == LF_OK && array && (s = lf_json_parse(&doc, text, len, path)) == LF_OK && doc.root->type != LF_NODE_ARRAY)
+        s = lf__fail(LF_ERR_FORMAT, "%s: expected an array of objects", path);
+    int64_t line = 0;
+    for (size_t i = 0; s == LF_OK && (array ? i < (size_t)doc.root->n : i < len);) {
+        const char *l = text + i, *nl = array ? NULL : (const char *)memchr(l, '\n', len - i);
+        size_t ll = array ? 0 : nl ? (size_t)(nl - l) : len - i, a;
+        line++;
+        if (!lf__grow((void **)&off, &cap, 2 * n + 2, sizeof *off, "prompts")) {
+            s = LF_ERR_NOMEM;
+            break;
+        }
+        if (array) {
+            snprintf(where, sizeof where, "%s: item %zu", path, i);
+            s = lf__synth_take(&doc.root->kids[i], where, &pool, &off[2 * n], &off[2 * n + 1]);
+            i++, n++;
+            continue;
+        }
+        i += ll + 1;
+        const char *t;
+        lf__synth_trim(l, ll, &t, &a);
+        if (a == 0) continue;  // blank lines separate nothing
+        if (txt) {
+            while (ll && l[ll - 1] == '\r') ll--;
+            off[2 * n] = pool.len, off[2 * n + 1] = SIZE_MAX, n++;
+            lf__buf_put(&pool, l, ll), lf__buf_putc(&pool, 0);
+            if (pool.failed) s = LF_ERR_NOMEM;
+            continue;
+        }
+        lf_doc ld;
+        snprintf(where, sizeof where, "%s:%lld", path, (long long)line);
+        if ((s = lf_json_parse(&ld, l, ll, where)) == LF_OK) s = lf__synth_take(ld.root, where, &pool, &off[2 * n], &off[2 * n + 1]);
+        lf_doc_deinit(&ld);
+        n++;
+    }
+    lf_doc_deinit(&doc);
+    if (s == LF_OK && n > INT32_MAX) s = lf__fail(LF_ERR_CAPACITY, "%s: more than %d prompts", path, INT32_MAX);
+    if (s == LF_OK && !(p->items = (lf_synth_prompt *)lf__calloc(n + 1, sizeof *p->items, "prompts"))) s = LF_ERR_NOMEM;
+    for (size_t i = 0; s == LF_OK && i < n; i++) {
+        p->items[i].instruction = pool.data + off[2 * i];
+        p->items[i].reference = off[2 * i + 1] == SIZE_MAX ? NULL : pool.data + off[2 * i + 1];
+    }
+    if (s == LF_OK) p->n = (int)n, p->mem_ = pool.data;
+    else LF_FREE(pool.data), LF_FREE(p->items), p->items = NULL;
+    LF_FREE(off), LF_FREE(text);
+    return s;
+}
+#endif
+
+LF_API void lf_synth_prompts_deinit(lf_synth_prompts *p) {
+    LF_FREE(p->items), LF_FREE(p->mem_);
+    memset(p, 0, sizeof *p);
+}
+
+// The config's section key as a sub-document name ("file: synth.quality") for messages.
+static lf_doc lf__cfg_sub(const lf_doc *doc, const char *section) {
+    lf_doc s = *doc;
+    snprintf(s.name, sizeof s.name, "%.200s: %s", doc->name, section);
+    return s;
+}
+
+LF_API lf_status lf_synth_config_read(lf_synth_config *c, const lf_doc *doc) {
+    static const char *const mk[] = {"name", "base", "template", "threads"};
+    static const char *const sk[] = {"prompts", "output", "format", "json", "system", "batch_size", "demonstrations",
+                                     "shots", "quality", "dedup", "preferences"};
+    static const char *const qk[] = {"min_tokens", "max_tokens", "repeat_ngram", "max_repeat_fraction", "allow_unfinished"};
+    static const char *const dk[] = {"enabled", "threshold", "shingle", "num_perm", "bands", "seed"};
+    static const char *const pk[] = {"num_responses", "temperature_range", "negatives", "verifier", "first_line", "command",
+                                     "timeout"};
+    memset(c, 0, sizeof *c);
+    lf_synth_desc *d = &c->desc;
+    const lf_node *mo = lf_node_get(doc->root, "model"), *sy = lf_node_get(doc->root, "synth");
+    const lf_node *qo = lf_node_get(sy, "quality"), *dd = lf_node_get(sy, "dedup"), *po = lf_node_get(sy, "preferences");
+    lf_doc m = lf__cfg_sub(doc, "model"), y = lf__cfg_sub(doc, "synth"), q = lf__cfg_sub(doc, "synth.quality");
+    lf_doc u = lf__cfg_sub(doc, "synth.dedup"), p = lf__cfg_sub(doc, "synth.preferences");
+    const char *tmpl = NULL, *fmt = NULL, *ver = NULL;
+    int64_t th = 0, bs = 0, sh = 0, mn = 0, mx = 0, rn = 0, sg = 0, np = 0, bands = 0, seed = 0, nr = 0;
+    double thr = 0, tmo = 0;
+    bool dedup_on = true;
+    const lf_node *base = lf_node_get(mo, "base");
+    lf_status s = lf_cfg_keys(doc, mo, "model", mk, 4);
+    if (s == LF_OK) s = lf_cfg_keys(doc, sy, "synth", sk, 11);
+    if (s == LF_OK) s = lf_cfg_keys(doc, qo, "synth.quality", qk, 5);
+    if (s == LF_OK) s = lf_cfg_keys(doc, dd, "synth.dedup", dk, 6);
+    if (s == LF_OK) s = lf_cfg_keys(doc, po, "synth.preferences", pk, 7);
+    if (s == LF_OK) s = lf_cfg_str(&m, mo, "name", false, &c->model);
+    if (s == LF_OK) s = lf_cfg_str(&m, mo, "template", false, &tmpl);
+    if (s == LF_OK) s = lf_cfg_int(&m, mo, "threads", false, 0, 4096, &th);
+    if (s == LF_OK && base && base->type != LF_NODE_NULL) {
+        bool b = false;
+        if ((s = lf_cfg_bool(&m, mo, "base", false, &b)) == LF_OK) d->prompting = b ? LF_SYNTH_PROMPT_FEWSHOT : LF_SYNTH_PROMPT_CHAT;
+    }
+    if (s == LF_OK) s = lf_cfg_str(&y, sy, "prompts", false, &c->prompts);
+    if (s == LF_OK) s = lf_cfg_str(&y, sy, "output", false, &c->output);
+    if (s == LF_OK) s = lf_cfg_str(&y, sy, "format", false, &fmt);
+    if (s == LF_OK) s = lf_cfg_bool(&y, sy, "json", false, &c->json);
+    if (s == LF_OK) s = lf_cfg_str(&y, sy, "system", false, &d->system);
+    if (s == LF_OK) s = lf_cfg_int(&y, sy, "batch_size", false, 1, 4096, &bs);
+    if (s == LF_OK) s = lf_cfg_str(&y, sy, "demonstrations", false, &c->demonstrations);
+    if (s == LF_OK) s = lf_cfg_int(&y, sy, "shots", false, 0, 64, &sh);
+    if (s == LF_OK) s = lf_cfg_int(&q, qo, "min_tokens", false, 0, INT32_MAX, &mn);
+    if (s == LF_OK) s = lf_cfg_int(&q, qo, "max_tokens", false, 0, INT32_MAX, &mx);
+    if (s == LF_OK) s = lf_cfg_int(&q, qo, "repeat_ngram", false, 1, 32, &rn);
+    if (s == LF_OK) s = lf_cfg_num(&q, qo, "max_repeat_fraction", false, &d->quality.max_repeat_fraction);
+    if (s == LF_OK) s = lf_cfg_bool(&q, qo, "allow_unfinished", false, &d->quality.allow_unfinished);
+    if (s == LF_OK) s = lf_cfg_bool(&u, dd, "enabled", false, &dedup_on);
+    if (s == LF_OK) s = lf_cfg_num(&u, dd, "threshold", false, &thr);
+    if (s == LF_OK) s = lf_cfg_int(&u, dd, "shingle", false, 1, 64, &sg);
+    if (s == LF_OK) s = lf_cfg_int(&u, dd, "num_perm", false, 1, 65536, &np);
+    if (s == LF_OK) s = lf_cfg_int(&u, dd, "bands", false, 0, 65536, &bands);
+    if (s == LF_OK) s = lf_cfg_int(&u, dd, "seed", false, 0, (int64_t)1 << 53, &seed);
+    if (s == LF_OK) s = lf_cfg_int(&p, po, "num_responses", false, 2, 64, &nr);
+    if (s == LF_OK) s = lf_cfg_str(&p, po, "verifier", false, &ver);
+    if (s == LF_OK) s = lf_cfg_bool(&p, po, "first_line", false, &d->verify_first_line);
+    if (s == LF_OK) s = lf_cfg_num(&p, po, "timeout", false, &tmo);
+    if (s != LF_OK) return s;
+    if (tmpl && lf_chat_template_from_name(tmpl, &d->chat) != LF_OK)
+        return lf__fail(LF_ERR_CONFIG, "%s: template: '%s' is not default, chatml, llama3, llama2, mistral, plain", m.name, tmpl);
+    if (fmt && (lf_synth_format_from_name(fmt, &c->format) != LF_OK))
+        return lf__fail(LF_ERR_CONFIG, "%s: format: '%s' is not alpaca, messages, dpo or dpo_messages", y.name, fmt);
+    if (qo && lf_node_get(qo, "max_repeat_fraction") && !(d->quality.max_repeat_fraction > 0 && d->quality.max_repeat_fraction <= 1))
+        return lf__fail(LF_ERR_CONFIG, "%s: max_repeat_fraction: must be in (0, 1], got %g", q.name, d->quality.max_repeat_fraction);
+    if (dd && lf_node_get(dd, "threshold") && !(thr > 0 && thr <= 1))
+        return lf__fail(LF_ERR_CONFIG, "%s: threshold: must be in (0, 1], got %g", u.name, thr);
+    if (po && lf_node_get(po, "timeout") && !(tmo > 0)) return lf__fail(LF_ERR_CONFIG, "%s: timeout: must be > 0, got %g", p.name, tmo);
+    static const char *const vn[] = {"none", "exact", "regex", "command"};
+    for (int i = 0; ver && i < 4; i++)
+        if (strcmp(ver, vn[i]) == 0) d->verify = (lf_verify)i, ver = NULL;
+    if (ver) return lf__fail(LF_ERR_CONFIG, "%s: verifier: '%s' is not none, exact, regex or command", p.name, ver);
+    const lf_node *tr = lf_node_get(po, "temperature_range"), *ng = lf_node_get(po, "negatives"), *cm = lf_node_get(po, "command");
+    if (tr && tr->type != LF_NODE_NULL) {
+        if (tr->type != LF_NODE_ARRAY || tr->n != 2 || tr->kids[0].type != LF_NODE_NUMBER || tr->kids[1].type != LF_NODE_NUMBER ||
+            !(tr->kids[0].num >= 0 && tr->kids[0].num <= tr->kids[1].num))
+            return lf__fail(LF_ERR_CONFIG, "%s: temperature_range: must be [low, high] with 0 <= low <= high", p.name);
+        d->temperature_range[0] = (float)tr->kids[0].num, d->temperature_range[1] = (float)tr->kids[1].num;
+    }
+    for (int i = 0; ng && ng->type != LF_NODE_NULL && i < (ng->type == LF_NODE_ARRAY ? ng->n : 1); i++) {
+        const lf_node *v = ng->type == LF_NODE_ARRAY ? &ng->kids[i] : ng;
+        if (v->type == LF_NODE_STRING && strcmp(v->str, "truncated") == 0) d->negatives |= LF_SYNTH_NEG_TRUNCATED;
+        else if (v->type == LF_NODE_STRING && strcmp(v->str, "other_prompt") == 0) d->negatives |= LF_SYNTH_NEG_OTHER;
+        else return lf__fail(LF_ERR_CONFIG, "%s: negatives: expected a list of truncated, other_prompt", p.name);
+    }
+    if (cm && cm->type != LF_NODE_NULL) {
+        if (cm->type != LF_NODE_ARRAY || cm->n > LF_MAX_VERIFY_ARGS)
+            return lf__fail(LF_ERR_CONFIG, "%s: command: must be a list of at most %d strings (program, arguments)", p.name, LF_MAX_VERIFY_ARGS);
+        for (int i = 0; i < cm->n; i++) {
+            if (cm->kids[i].type != LF_NODE_STRING) return lf__fail(LF_ERR_CONFIG, "%s: command[%d]: must be a string", p.name, i);
+            c->argv_[i] = cm->kids[i].str;
+        }
+        d->verify_argv = c->argv_;
+    }
+    if (d->verify == LF_VERIFY_COMMAND && !(c->argv_[0] && c->argv_[0][0]))
+        return lf__fail(LF_ERR_CONFIG, "%s: command: the command verifier needs [program, args...]", p.name);
+    c->threads = (int)th, d->batch_size = (int)bs, d->shots = (int)sh, d->verify_timeout_s = tmo, d->num_responses = (int)nr;
+    d->quality.min_tokens = (int)mn, d->quality.max_tokens = (int)mx, d->quality.repeat_ngram = (int)rn;
+    d->dedup.threshold = thr, d->dedup.shingle = (int)sg, d->dedup.num_perm = (int)np, d->dedup.bands = (int)bands;
+    d->dedup.seed = (uint64_t)seed, d->keep_duplicates = !dedup_on;
+    return LF_OK;
 }
 
 #endif // LF__IMPLEMENTATION_ONCE

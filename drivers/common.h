@@ -9,6 +9,7 @@
 //  12  LF_ERR_CANCELLED (interrupted)   64  usage error (unknown option, missing value)
 #ifndef LF_DRIVER_COMMON_H
 #define LF_DRIVER_COMMON_H
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -31,6 +32,17 @@ static int lf_drv_usage_error(const char *fmt, const char *arg) {
     fprintf(stderr, fmt, arg);
     fprintf(stderr, " (see %s --help)\n", lf_drv_name);
     return LF_EXIT_USAGE;
+}
+
+// SIGINT sets lf_drv_interrupted; generation stops at the next token (lf_gen_desc.should_stop).
+static volatile sig_atomic_t lf_drv_interrupted;
+static void lf_drv_on_sigint(int sig) {
+    (void)sig;
+    lf_drv_interrupted = 1;
+}
+static bool lf_drv_should_stop(void *user) {
+    (void)user;
+    return lf_drv_interrupted != 0;
 }
 
 // Option parsing: `if (lf_drv_opt(argc, argv, &i, "--model", &val))` consumes "--model X" or

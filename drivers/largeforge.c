@@ -14,8 +14,9 @@ static const char *const tasks[][2] = {
     {"run", "generate text from a model, or chat with it"},
     {"tokenize", "encode or decode text with a HuggingFace tokenizer.json"},
     {"evaluate", "logits, perplexity, exact match and llama-bench-style benchmarks"},
-    {"train", "pretrain or fine-tune (SFT; full, LoRA or QLoRA) into a run directory"},
+    {"train", "pretrain, fine-tune (SFT), align (DPO, ORPO) or distill; full, LoRA or QLoRA"},
     {"merge", "fold a LoRA adapter into its base model"},
+    {"generate", "synthetic instruction data, preference pairs and teacher logits from a model"},
 };
 
 static void usage(FILE *f) {

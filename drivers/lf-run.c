@@ -4,7 +4,6 @@
 #include "../largeforge.h"
 #include "common.h"
 
-#include <signal.h>
 
 static const char *help =
     "usage: lf-run --model DIR [--prompt TEXT | --prompt-file FILE] [options]\n"
@@ -32,15 +31,6 @@ static const char *help =
     "  --help, --version, --quiet\n"
     "exit codes: 0 ok, 2 bad argument, 4 I/O, 5 bad file, 7 bad config, 9 capacity, 12 interrupted, 64 usage\n";
 
-static volatile sig_atomic_t interrupted = 0;
-static void on_sigint(int sig) {
-    (void)sig;
-    interrupted = 1;
-}
-static bool should_stop(void *user) {
-    (void)user;
-    return interrupted != 0;
-}
 static bool print_piece(void *user, int32_t id, const char *text, size_t len) {
     (void)user, (void)id;
     fwrite(text, 1, len, stdout);
@@ -145,8 +135,8 @@ int main(int argc, char **argv) {
     if (rep >= 0) g.sampling.repetition_penalty = (float)rep;
     if (n_stop) g.stop = stops, g.n_stop = n_stop;
     if (ignore_eos) g.ignore_eos = true;
-    g.on_token = print_piece, g.should_stop = should_stop;
-    signal(SIGINT, on_sigint);
+    g.on_token = print_piece, g.should_stop = lf_drv_should_stop;
+    signal(SIGINT, lf_drv_on_sigint);
 
     if (prompt) {
         char *text = NULL;
@@ -173,7 +163,7 @@ int main(int argc, char **argv) {
             size_t len;
             lf_gen_result res;
             if ((s = lf_chat_render(&tok, tmpl, msgs, n, true, &text, &len)) != LF_OK) break;
-            interrupted = 0;
+            lf_drv_interrupted = 0;
             s = generate_text(&m, &kv, &tok, text, false, &g, &res);
             lf_free(text);
             if (s == LF_ERR_CANCELLED) s = LF_OK;  // Ctrl-C ends the reply, not the chat
