@@ -82,6 +82,9 @@ parity: all
 	$(PYTHON) tests/ref/make_nf4.py --out tests/fixtures/quant
 	$(PYTHON) -m pip install -q --no-deps --target $(BUILD)/trl-0.26.2 trl==0.26.2
 	$(PYTHON) tests/ref/make_pref_fixture.py --legacy-trl $(BUILD)/trl-0.26.2 --out tests/fixtures/pref/losses.json
+	$(PYTHON) tests/ref/make_pref_model_fixture.py
+	$(PYTHON) tests/ref/make_kd_fixture.py --out tests/fixtures/kd/kd.json
+	$(PYTHON) tests/ref/make_logprob_ref.py   # prints the table of tests/test_synth_gen.c's score_logprob_transformers
 	$(BUILD)/lf-tokenize train --quiet --input tests/fixtures/tok/bpe_train/kjv.txt --input tests/fixtures/tok/bpe_train/mixed.txt \
 	    --vocab-size 1000 --out $(BUILD)/bpe-fixture
 	$(PYTHON) tests/ref/make_bpe_fixture.py $(BUILD)/bpe-fixture/tokenizer.json tests/fixtures/tok/bpe_train/lines.txt \

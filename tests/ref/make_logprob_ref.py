@@ -1,6 +1,7 @@
 # Reference for tests/test_synth_gen.c "score_logprob_transformers": sum of log p(response | prompt)
 # by transformers (float32, float64 log-softmax), tokens by HF tokenizers.
-# PYTHONPATH=/tmp/lfdev/data/venv/lib/python3.11/site-packages /tmp/lfdev/quant/venv/bin/python ref_logprob.py
+# Run from the repository root: python3 tests/ref/make_logprob_ref.py (torch, transformers and
+# tokenizers as in tests/ref/requirements.txt); it prints the table the test holds.
 import torch, transformers, tokenizers
 cases = [
     ("tests/fixtures/models/tiny_chat", "<|im_start|>user\nTell me about cats<|im_end|>\n<|im_start|>assistant\n", "The cat sat on the mat, and the dog sat by the door."),
@@ -9,8 +10,8 @@ cases = [
      " And God said, Let there be light: and there was light. And God saw the light, that it was good: and God divided the light from the darkness."),
 ]
 for d, p, r in cases:
-    tok = tokenizers.Tokenizer.from_file(f"/work/main/{d}/tokenizer.json")
-    m = transformers.AutoModelForCausalLM.from_pretrained(f"/work/main/{d}", torch_dtype=torch.float32).eval()
+    tok = tokenizers.Tokenizer.from_file(f"{d}/tokenizer.json")
+    m = transformers.AutoModelForCausalLM.from_pretrained(d, torch_dtype=torch.float32).eval()
     pi = tok.encode(p, add_special_tokens=False).ids
     ri = tok.encode(r, add_special_tokens=False).ids
     with torch.no_grad():
