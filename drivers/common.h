@@ -114,4 +114,29 @@ static int lf_drv_common_flag(const char *arg, const char *help) {
     if (strcmp(arg, "--quiet") == 0 || strcmp(arg, "-q") == 0) return lf_drv_quiet = 1;
     return 0;
 }
+// The dataset cache of a data section: data.cache_dir, else $LARGEFORGE_HOME/datasets, else
+// ~/.largeforge/datasets; its parent is made when missing (SRS: LARGEFORGE_HOME).
+static lf_status lf_drv_cache_dir(const lf_data_config *d, char *cache, size_t cap) {
+    const char *home = getenv("LARGEFORGE_HOME"), *h = getenv("HOME");
+    if (d->cache_dir) snprintf(cache, cap, "%s", d->cache_dir);
+    else if (home) snprintf(cache, cap, "%s/datasets", home);
+    else snprintf(cache, cap, "%s/.largeforge/datasets", h ? h : "/tmp");
+    char parent[1100];
+    snprintf(parent, sizeof parent, "%s", cache);
+    char *slash = strrchr(parent, '/');
+    if (!slash || slash == parent) return LF_OK;
+    *slash = 0;
+    return lf_dir_make(parent);
+}
+
+// Distillation's teacher and student must share a tokenizer: the same tokenizer.json bytes.
+static lf_status lf_drv_same_tokenizer(const char *teacher, const char *student) {
+    char *a = lf_path_join(teacher, "tokenizer.json"), *b = lf_path_join(student, "tokenizer.json"), ha[65] = "", hb[65] = "";
+    lf_status s = a && b ? lf__sha256_file(a, ha) : LF_ERR_NOMEM;
+    if (s == LF_OK) s = lf__sha256_file(b, hb);
+    if (s == LF_OK && strcmp(ha, hb) != 0) s = lf__fail(LF_ERR_CONFIG, "distill.teacher: %s and the student's %s differ: the two must share a tokenizer", a, b);
+    lf_free(a), lf_free(b);
+    return s;
+}
+
 #endif

@@ -1,7 +1,8 @@
-// lf-generate — synthetic data from a teacher model (SRS 3.1.1): `data` writes one answer per
-// prompt as Alpaca or messages records, `preferences` writes DPO pairs. Prompts that fail are
-// reported and skipped; the answers are quality-filtered and near-duplicates removed (see
-// ON SYNTHETIC DATA in largeforge.h). SIGINT stops the run and writes what was kept so far.
+// lf-generate — data from a teacher model: `data` writes one answer per prompt as Alpaca or
+// messages records, `preferences` writes DPO pairs (SRS 3.1.1; prompts that fail are reported
+// and skipped, the answers quality-filtered and near-duplicates removed, see ON SYNTHETIC DATA in
+// largeforge.h; SIGINT stops the run and writes what was kept so far), and `logits` writes the
+// teacher's top-k log-probs over a distillation dataset for offline distillation.
 #define LARGEFORGE_IMPLEMENTATION
 #include "../largeforge.h"
 #include "common.h"
@@ -10,11 +11,15 @@
 
 static const char *help =
     "usage: lf-generate data|preferences [--config FILE] [options] [--SECTION.KEY VALUE...]\n"
+    "       lf-generate logits --config DISTILL.yaml [--output FILE] [--SECTION.KEY VALUE...]\n"
     "\n"
     "  data         one answer per prompt: Alpaca ({instruction, input, output}) or messages records\n"
     "  preferences  num_responses answers per prompt at temperatures spread over temperature_range;\n"
     "               chosen/rejected by the teacher's length-normalized log-probability, or by a\n"
     "               verifier (exact, regex, command) against the prompts' reference answers; DPO records\n"
+    "  logits       the distill config's teacher run once over its data (the student's tokenization):\n"
+    "               its top_k log-probs at every token, into a targets file (default distill.logits_file)\n"
+    "               that `largeforge train distill` then reads instead of loading the teacher\n"
     "\n"
     "A base model (a tokenizer without chat_template, or model.base: true) is prompted few-shot in\n"
     "the plain format with 3-4 random demonstrations; an instruct model gets its chat template.\n"
@@ -78,9 +83,59 @@ static void report(const lf_synth_result *r, const char *out, bool cancelled) {
             cancelled ? "interrupted; the records kept so far are in" : "wrote", out);
 }
 
+// logits: the teacher's targets file for a distillation config's dataset.
+static void logits_progress(void *user, int64_t done, int64_t total) {
+    (void)user;
+    if (tty && !lf_drv_quiet && (done == total || done % 16 == 0)) fprintf(stderr, "\r%lld/%lld samples ", (long long)done, (long long)total);
+}
+
+static lf_status generate_logits(const char *config, const char *const *overrides, int n_ov, const char *out, long threads) {
+    lf_doc doc;
+    lf_train_config tc;
+    lf_data_config dc;
+    lf_kd_config kc;
+    lf_tokenizer tok = {0};
+    lf_model te = {0};
+    lf_kv kv = {0};
+    lf_dataset ds = {0};
+    static const char *top[] = {"model", "training", "lora", "quantization", "data", "distill"};
+    lf_status s = lf_config_load(&doc, config, overrides, n_ov);
+    if (s != LF_OK) return s;
+    if ((s = lf_cfg_keys(&doc, doc.root, NULL, top, 6)) == LF_OK && (s = lf_train_config_read(&tc, &doc)) == LF_OK &&
+        (s = lf_data_config_read(&dc, &doc)) == LF_OK)
+        s = lf_kd_config_read(&kc, &doc);
+    if (s == LF_OK && !kc.teacher) s = lf__fail(LF_ERR_CONFIG, "%s: distill.teacher: required to make its logits", doc.name);
+    if (s == LF_OK && !(out = out ? out : kc.logits_file))
+        s = lf__fail(LF_ERR_CONFIG, "%s: where to write: --output FILE or distill.logits_file", doc.name);
+    char cache[1100];
+    lf_dataset_desc dd = {0};
+    if (s == LF_OK) s = lf_drv_same_tokenizer(kc.teacher, tc.model);
+    if (s == LF_OK) s = lf_drv_cache_dir(&dc, cache, sizeof cache);
+    if (s == LF_OK) s = lf_tok_open(&tok, tc.model);
+    if (s == LF_OK) {  // the student's dataset, as train distill opens it
+        dd.path = dc.train_file, dd.format = dc.format, dd.tok = &tok, dd.chat = dc.chat, dd.max_length = dc.max_length;
+        dd.cache_dir = cache, dd.tokenizer_path = tc.model;
+        s = lf_dataset_open(&ds, &dd);
+    }
+    // the teacher as train distill runs it: chunks of max_length, so the numbers are the same
+    lf_model_desc md = {.path = kc.teacher, .n_threads = threads >= 0 ? (int)threads : tc.threads, .max_tokens = dc.max_length,
+                        .max_seq_len = dc.max_length};
+    if (s == LF_OK) s = lf_model_open(&te, &md);
+    if (s == LF_OK && kc.teacher_quant_bits) s = lf_model_quantize(&te, kc.teacher_quant_bits == 4 ? LF_QTYPE_NF4 : LF_QTYPE_INT8, true);
+    if (s == LF_OK) s = lf_kv_init(&kv, &te, 1, dc.max_length);
+    int k = kc.top_k ? LF__MIN(kc.top_k, te.cfg.V) : te.cfg.V;
+    if (s == LF_OK && !lf_drv_quiet)
+        fprintf(stderr, "%s: the top %d of %s over %lld samples (%lld tokens) of %s\n", lf_drv_name, k, kc.teacher, (long long)ds.n,
+                (long long)ds.offsets[ds.n], dc.train_file);
+    if (s == LF_OK) s = lf_kd_targets_write(out, &ds, &te, &kv, k, kc.teacher, logits_progress, NULL);
+    if (s == LF_OK && !lf_drv_quiet) fprintf(stderr, "%s%s: wrote %s\n", tty ? "\n" : "", lf_drv_name, out);
+    lf_kv_deinit(&kv), lf_model_close(&te), lf_dataset_close(&ds), lf_tok_close(&tok), lf_doc_deinit(&doc);
+    return s;
+}
+
 int main(int argc, char **argv) {
     lf_drv_name = "lf-generate";
-    static const char *const sections[] = {"model", "generation", "synth", NULL};
+    static const char *const sections[] = {"model", "generation", "synth", "training", "lora", "quantization", "data", "distill", NULL};
     const char *mode = NULL, *config = NULL, *model = NULL, *prompts = NULL, *output = NULL, *demos = NULL, *fmt = NULL, *v;
     const char *overrides[64];
     char ovbuf[64][512];
@@ -109,7 +164,14 @@ int main(int argc, char **argv) {
         if (ln && !lf_drv_parse_int(v, ln == &batch ? 1 : 0, ln == &seed ? (1L << 53) : 4096, ln))
             return lf_drv_usage_error("bad number '%s'", v);
     }
-    if (!mode || (strcmp(mode, "data") && strcmp(mode, "preferences"))) return lf_drv_usage_error("expected 'data' or 'preferences'%s", "");
+    if (mode && strcmp(mode, "logits") == 0) {
+        tty = isatty(2);
+        if (!config) return lf_drv_usage_error("logits reads a distillation config: --config FILE%s", "");
+        lf_status s = generate_logits(config, overrides, n_ov, output, threads);
+        return s == LF_OK ? 0 : lf_drv_fail(s);
+    }
+    if (!mode || (strcmp(mode, "data") && strcmp(mode, "preferences")))
+        return lf_drv_usage_error("expected data, preferences or logits%s", "");
     bool prefs = strcmp(mode, "preferences") == 0;
     tty = isatty(2);
 

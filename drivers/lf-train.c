@@ -392,24 +392,15 @@ static lf_status log_eval(run *r, int64_t step, double epoch, double *ev) {
 static lf_status open_data(run *r) {
     const lf_data_config *d = &r->dc;
     char cache[1100];
-    const char *home = getenv("LARGEFORGE_HOME"), *h = getenv("HOME");
-    if (d->cache_dir) snprintf(cache, sizeof cache, "%s", d->cache_dir);
-    else if (home) snprintf(cache, sizeof cache, "%s/datasets", home);
-    else snprintf(cache, sizeof cache, "%s/.largeforge/datasets", h ? h : "/tmp");
-    if (strchr(cache + 1, '/')) {  // the cache's parent may not exist yet (~/.largeforge)
-        char parent[1100];
-        snprintf(parent, sizeof parent, "%s", cache);
-        *strrchr(parent, '/') = 0;
-        lf_status s = lf_dir_make(parent);
-        if (s != LF_OK) return s;
-    }
+    lf_status s = lf_drv_cache_dir(d, cache, sizeof cache);
+    if (s != LF_OK) return s;
     lf_dataset_desc dd = {0};
     dd.path = d->train_file, dd.format = d->format, dd.tok = &r->tok, dd.chat = d->chat;
     dd.max_length = r->pretrain ? 0 : is_pref(r->mode) ? r->pc.max_length : d->max_length;
     dd.max_prompt_length = is_pref(r->mode) ? r->pc.max_prompt_length : 0;
     dd.validation_split = d->validation_split, dd.seed = r->tc.seed;
     dd.cache_dir = cache, dd.tokenizer_path = r->tc.model;
-    lf_status s = lf_dataset_open(&r->ds, &dd);
+    s = lf_dataset_open(&r->ds, &dd);
     if (s != LF_OK) return s;
     if (r->pretrain && r->ds.format != LF_DATA_TEXT)
         return lf__fail(LF_ERR_CONFIG, "%s: pretrain reads plain text (.txt or JSONL with \"text\"), this is %s data", d->train_file,
@@ -445,11 +436,7 @@ static lf_status open_teacher(run *r) {
             return lf__fail(LF_ERR_CONFIG, "distill.top_k %d: %s holds the teacher's top %d", k->top_k, k->logits_file, r->kf.k);
         r->K = r->kf.k;
     } else {
-        char *a = lf_path_join(k->teacher, "tokenizer.json"), *b = lf_path_join(r->tc.model, "tokenizer.json"), ha[65] = "", hb[65] = "";
-        s = a && b ? lf__sha256_file(a, ha) : LF_ERR_NOMEM;
-        if (s == LF_OK) s = lf__sha256_file(b, hb);
-        if (s == LF_OK && strcmp(ha, hb) != 0) s = lf__fail(LF_ERR_CONFIG, "distill.teacher: %s and the student's %s differ: the two must share a tokenizer", a, b);
-        lf_free(a), lf_free(b);
+        s = lf_drv_same_tokenizer(k->teacher, r->tc.model);
         lf_model_desc md = {0};
         md.path = k->teacher, md.n_threads = r->tc.threads, md.max_tokens = r->T, md.max_seq_len = r->T, md.pool = r->m.pool;
         if (s == LF_OK) s = lf_model_open(&r->teacher, &md);

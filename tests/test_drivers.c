@@ -328,6 +328,35 @@ static int test_drivers_dpo(void) {
     return 0;
 }
 
+// train distill: online (the teacher loaded, top-16 per token) and offline (its targets written
+// once by generate logits) give the same run bit for bit; a targets file made for other data is
+// refused, naming the file; a teacher quantized to NF4 trains too.
+static int test_drivers_distill(void) {
+    DRV_NEED_BUILD();
+    char base[] = "/tmp/lf-test-kd-XXXXXX", cmd[4000], out[8192];
+    CHECK(mkdtemp(base));
+    snprintf(cmd, sizeof cmd, "head -160 data/sft/train.jsonl > %s/train.jsonl && head -40 data/sft/test.jsonl > %s/other.jsonl", base, base);
+    CHECK(drv_run(cmd, out, sizeof out) == 0);
+    char common[1000];
+    snprintf(common, sizeof common, "--quiet --training.max_steps 8 --training.logging_steps 2 --training.eval_steps 4 --distill.top_k 16 "
+             "--data.train_file %s/train.jsonl --data.cache_dir %s/c --training.threads 1", base, base);
+    snprintf(cmd, sizeof cmd, "build/largeforge generate logits --config configs/distill.yaml %s --output %s/t.safetensors && "
+             "build/largeforge train distill --config configs/distill.yaml %s --training.output_dir %s/on && "
+             "build/largeforge train distill --config configs/distill.yaml %s --training.output_dir %s/off --distill.logits_file %s/t.safetensors && "
+             "for r in on off; do sed 's/\"tokens_per_s\": [0-9.]*//' %s/$r/metrics.jsonl > %s/$r.m; done && cmp %s/on.m %s/off.m && "
+             "grep -c '\"kl_loss\"' %s/on.m", common, base, common, base, common, base, base, base, base, base, base, base);
+    CHECK(drv_run(cmd, out, sizeof out) == 0 && strcmp(out, "4\n") == 0);
+    snprintf(cmd, sizeof cmd, "build/largeforge train distill --config configs/distill.yaml %s --training.output_dir %s/bad "
+             "--data.train_file %s/other.jsonl --distill.logits_file %s/t.safetensors", common, base, base, base);
+    CHECK(drv_run(cmd, out, sizeof out) == 5 && strstr(out, "t.safetensors: made for another dataset"));
+    snprintf(cmd, sizeof cmd, "build/largeforge train distill --config configs/distill.yaml %s --training.output_dir %s/q "
+             "--distill.teacher_quantization nf4 && grep -c '\"eval_kl_loss\"' %s/q/metrics.jsonl", common, base, base);
+    CHECK(drv_run(cmd, out, sizeof out) == 0 && strcmp(out, "2\n") == 0);
+    snprintf(cmd, sizeof cmd, "rm -rf %s", base);
+    CHECK(system(cmd) == 0);
+    return 0;
+}
+
 // Bad configs: each a clear line naming the file and field, the documented exit code.
 static int test_drivers_train_errors(void) {
     DRV_NEED_BUILD();
@@ -405,6 +434,7 @@ static int test_drivers_exact_match(void) {
 static const lf_test tests_drivers[] = {
     {"drivers/train_resume_sigterm", test_drivers_train_resume},
     {"drivers/dpo_orpo", test_drivers_dpo},
+    {"drivers/distill_online_offline", test_drivers_distill},
     {"drivers/train_errors", test_drivers_train_errors},
     {"drivers/merge_lora", test_drivers_merge},
     {"drivers/exact_match", test_drivers_exact_match},
