@@ -732,6 +732,8 @@ typedef struct lf_batch {
     const int32_t *pos;     // [n] position within its sequence; NULL: 0..n-1
     const int32_t *seq;     // [n] KV slot; NULL: all 0
     const int8_t *logits;   // [n] 1 = return this token's logits; NULL: only the last token
+    float *const *hidden;   // optional [L]: where hidden[l] is not NULL, it gets layer l's output
+                            // [n, C] (the residual stream after the layer; distillation's features)
 } lf_batch;
 
 // lf_model_forward — run the transformer over a batch, filling the KV cache.
@@ -1145,10 +1147,35 @@ typedef struct lf_kd_targets {
 } lf_kd_targets;
 
 typedef struct lf_kd_stats {
-    double loss;    // as defined above
+    double loss;    // as defined above, plus the features' term
     double ce, kl;  // their means over the scored positions (before the weights)
+    double feat;    // the features' term (weighted)
     int64_t n;      // scored positions
 } lf_kd_stats;
+
+// Feature distillation: the student's hidden states after some of its layers are pulled toward
+// the teacher's after corresponding layers, through a learned projection W [Ct, Cs] where the
+// widths differ (identity where they agree), the term added to the loss above:
+//   feat = weight * sum over the pairs of  sum_i m_i ||W h_s,i - h_t,i||^2 / (Ct * sum_i m_i)
+// m_i = 1 at real tokens (padding takes none). W trains with the student: register it with
+// lf_model_train_extra before lf_model_train_begin. With gradient accumulation each micro-batch's
+// term is weighted by its share of the step's scored positions.
+typedef struct lf_kd_features {
+    int n;                               // layer pairs
+    const int *student_layer;            // [n]
+    const float *const *teacher_hidden;  // [n] [B*T, Ct]: the teacher's layer outputs at the micro-batch's positions
+    float *const *proj;                  // [n] W [Ct, Cs], NULL where Ct == Cs (identity)
+    const char *const *proj_name;        // [n] the names W was registered under
+    const uint8_t *mask;                 // [B*T] 1: a real token
+    int Ct;
+    float weight;
+} lf_kd_features;
+// lf_kd_feature_loss — one pair on N rows: h_s [N, Cs], h_t [N, Ct], W [Ct, Cs] (NULL: identity),
+// mask [N]: *loss = sum_i m_i ||W h_s,i - h_t,i||^2 / (Ct * sum_i m_i); its gradient times scale
+// is added to dhs [N, Cs] and dW [Ct, Cs] (either may be NULL).
+//   threads  safe
+LF_API void lf_kd_feature_loss(const float *hs, const float *ht, const float *W, const uint8_t *mask, int64_t N, int Cs, int Ct,
+                               double scale, double *loss, float *dhs, float *dW);
 
 // lf_kd_loss — the loss on logits S [N, V] with targets y [N] (-100: none) and the teacher's
 // targets for the same N positions; dS (may be NULL) gets d loss / d S. n_div: the mean's divisor
@@ -1159,17 +1186,21 @@ typedef struct lf_kd_stats {
 LF_API lf_status lf_kd_loss(const lf_kd_desc *d, const float *S, const int32_t *y, int N, int V, const lf_kd_targets *t, int n_div,
                             float *dS, lf_kd_stats *st);
 // lf_kd_teacher_topk — the teacher's top-k log-probs at each of the n positions of one sequence
-// (kv slot 0 is reset; chunks of the model's max_tokens): ids[n, k], logp[n, k].
+// (kv slot 0 is reset; chunks of the model's max_tokens): ids[n, k], logp[n, k]; hidden (may be
+// NULL): [L], where not NULL [n, C] gets that layer's outputs (feature distillation).
 //   returns  LF_OK | LF_ERR_ARG (k outside [1, V]) | as lf_model_forward | LF_ERR_NOMEM
 //   threads  not safe on the same teacher or kv
-LF_API lf_status lf_kd_teacher_topk(lf_model *teacher, lf_kv *kv, const int32_t *tokens, int n, int k, int32_t *ids, float *logp);
+LF_API lf_status lf_kd_teacher_topk(lf_model *teacher, lf_kv *kv, const int32_t *tokens, int n, int k, int32_t *ids, float *logp,
+                                    float *const *hidden);
 // lf_kd_grads — the student's loss on a micro-batch (section 6) against the teacher's targets
-// for its B*T positions (position p's targets are the teacher's at p); gradients added.
-// lf_kd_eval: the same without gradients (no dropout).
+// for its B*T positions (position p's targets are the teacher's at p), and the features' term
+// (f may be NULL); gradients added. lf_kd_eval: the same without gradients (no dropout).
 //   returns  LF_OK | as lf_kd_loss and lf_model_train_grads
 //   threads  not safe on the same m
-LF_API lf_status lf_kd_grads(lf_model *m, const lf_kd_desc *d, const lf_train_batch *b, const lf_kd_targets *t, lf_kd_stats *st);
-LF_API lf_status lf_kd_eval(lf_model *m, const lf_kd_desc *d, const lf_train_batch *b, const lf_kd_targets *t, lf_kd_stats *st);
+LF_API lf_status lf_kd_grads(lf_model *m, const lf_kd_desc *d, const lf_train_batch *b, const lf_kd_targets *t, const lf_kd_features *f,
+                             lf_kd_stats *st);
+LF_API lf_status lf_kd_eval(lf_model *m, const lf_kd_desc *d, const lf_train_batch *b, const lf_kd_targets *t, const lf_kd_features *f,
+                            lf_kd_stats *st);
 // A config's `distill` section: teacher (a model directory sharing the student's tokenizer;
 // required unless logits_file), temperature (2.0), alpha (0.5), top_k (0: the whole vocabulary),
 // teacher_quantization (none | nf4 | int8: the frozen teacher held quantized), logits_file (the
@@ -9365,6 +9396,7 @@ LF_API lf_status lf_model_forward(lf_model *m, lf_kv *kv, const lf_batch *b, flo
         lf__swiglu_forward(a.gate, a.gate, a.up, n * FF);
         lf__proj_forward(m, ly, LF_PROJ_DOWN, a.xn, a.gate, n, &a);
         for (int64_t i = 0; i < n * C; i++) a.x[i] += a.xn[i];
+        if (b->hidden && b->hidden[l]) memcpy(b->hidden[l], a.x, (size_t)(n * C) * sizeof(float));
     }
     // final norm and lm_head on the rows that want logits only
     int rows = 0;
@@ -11348,7 +11380,7 @@ LF_API lf_status lf_kd_loss(const lf_kd_desc *d, const float *S, const int32_t *
     if (s != LF_OK) return s;
     int n = 0;
     for (int i = 0; i < N; i++) n += y[i] != LF_IGNORE_INDEX;
-    lf_kd_stats acc = {0, 0, 0, 0};
+    lf_kd_stats acc = {0, 0, 0, 0, 0};
     float *row = (float *)lf__alloc((size_t)V * sizeof(float), "kd row");
     if (!row) return LF_ERR_NOMEM;
     double scale = n_div > 0 ? 1.0 / n_div : n ? 1.0 / n : 0;
@@ -11372,20 +11404,23 @@ typedef struct lf__kd_cand {
 static bool lf__kd_cand_less(const lf__kd_cand *a, const lf__kd_cand *b) { return a->v < b->v || (a->v == b->v && a->id > b->id); }
 LF__HEAP_DEFINE(lf__kd_heap, lf__kd_cand, lf__kd_cand_less)
 
-LF_API lf_status lf_kd_teacher_topk(lf_model *teacher, lf_kv *kv, const int32_t *tokens, int n, int k, int32_t *ids, float *logp) {
+LF_API lf_status lf_kd_teacher_topk(lf_model *teacher, lf_kv *kv, const int32_t *tokens, int n, int k, int32_t *ids, float *logp,
+                                    float *const *hidden) {
     int V = teacher->cfg.V, chunk = teacher->max_tokens;
     if (k < 1 || k > V) return lf__fail(LF_ERR_ARG, "kd: top-k %d outside [1, %d]", k, V);
     float *logits = (float *)lf__alloc((size_t)chunk * (size_t)V * sizeof(float), "teacher logits");
     lf__kd_cand *h = (lf__kd_cand *)lf__alloc((size_t)k * sizeof *h, "top-k heap");
     int8_t *all = (int8_t *)lf__alloc((size_t)chunk, "logit flags");
     int32_t *pos = (int32_t *)lf__alloc((size_t)chunk * sizeof(int32_t), "positions");
-    lf_status s = logits && h && all && pos ? LF_OK : LF_ERR_NOMEM;
+    float **hid = hidden ? (float **)lf__calloc((size_t)teacher->cfg.L, sizeof(float *), "hidden views") : NULL;
+    lf_status s = logits && h && all && pos && (hid || !hidden) ? LF_OK : LF_ERR_NOMEM;
     if (s == LF_OK) memset(all, 1, (size_t)chunk);
     lf_kv_seq_truncate(kv, 0, 0);
     for (int p0 = 0; s == LF_OK && p0 < n; p0 += chunk) {
         int c = LF__MIN(chunk, n - p0);
         for (int i = 0; i < c; i++) pos[i] = p0 + i;
-        lf_batch b = {c, tokens + p0, pos, NULL, all};
+        for (int l = 0; hid && l < teacher->cfg.L; l++) hid[l] = hidden[l] ? hidden[l] + (size_t)p0 * (size_t)teacher->cfg.C : NULL;
+        lf_batch b = {c, tokens + p0, pos, NULL, all, hid};
         s = lf_model_forward(teacher, kv, &b, logits);
         for (int i = 0; s == LF_OK && i < c; i++) {
             const float *z = logits + (size_t)i * (size_t)V;
@@ -11411,17 +11446,65 @@ LF_API lf_status lf_kd_teacher_topk(lf_model *teacher, lf_kv *kv, const int32_t 
             }
         }
     }
-    LF_FREE(logits), LF_FREE(h), LF_FREE(all), LF_FREE(pos);
+    LF_FREE(logits), LF_FREE(h), LF_FREE(all), LF_FREE(pos), LF_FREE(hid);
     return s;
+}
+
+LF_API void lf_kd_feature_loss(const float *hs, const float *ht, const float *W, const uint8_t *mask, int64_t N, int Cs, int Ct,
+                               double scale, double *loss, float *dhs, float *dW) {
+    int64_t M = 0;
+    double sum = 0, r[4096];  // one row's residual W h_s - h_t (Ct is at most 4096: lf_kd_grads checks)
+    for (int64_t i = 0; i < N; i++) M += mask[i] != 0;
+    double c = M ? 2.0 * scale / ((double)Ct * (double)M) : 0;
+    for (int64_t i = 0; i < N; i++) {
+        if (!mask[i]) continue;
+        const float *x = hs + i * Cs, *y = ht + i * Ct;
+        for (int o = 0; o < Ct; o++) {
+            double p = 0;
+            if (W)
+                for (int k = 0; k < Cs; k++) p += (double)W[(size_t)o * (size_t)Cs + (size_t)k] * x[k];
+            else p = x[o];
+            r[o] = p - y[o], sum += r[o] * r[o];
+        }
+        for (int o = 0; o < Ct && (dhs || dW); o++) {
+            if (!W) {
+                if (dhs) dhs[i * Cs + o] += (float)(c * r[o]);
+                continue;
+            }
+            for (int k = 0; k < Cs; k++) {
+                if (dhs) dhs[i * Cs + k] += (float)(c * r[o] * W[(size_t)o * (size_t)Cs + (size_t)k]);
+                if (dW) dW[(size_t)o * (size_t)Cs + (size_t)k] += (float)(c * r[o] * x[k]);
+            }
+        }
+    }
+    *loss = M ? sum / ((double)Ct * (double)M) : 0;
 }
 
 typedef struct lf__kd_head {
     const lf_kd_desc *d;
     const lf_kd_targets *t;
-    double scale;
+    const lf_kd_features *f;
+    lf_model *m;
+    double scale, share;  // the logits' divisor; this micro-batch's share of the step (features)
     lf_kd_stats st;
     lf_status status;
 } lf__kd_head;
+
+static double lf__kd_feature_fn(void *user, int layer, const float *h, float *dh, int64_t N, int C, bool backward) {
+    lf__kd_head *k = (lf__kd_head *)user;
+    const lf_kd_features *f = k->f;
+    double total = 0;
+    for (int j = 0; j < f->n; j++) {
+        if (f->student_layer[j] != layer) continue;
+        const float *g = f->proj[j] && backward ? lf_model_grad(k->m, f->proj_name[j], NULL) : NULL;
+        double loss;
+        lf_kd_feature_loss(h, f->teacher_hidden[j], f->proj[j], f->mask, N, C, f->Ct, k->share * f->weight, &loss, backward ? dh : NULL,
+                           (float *)(uintptr_t)g);  // the extra parameter's own gradient
+        total += k->share * f->weight * loss;
+    }
+    k->st.feat += total;
+    return total;
+}
 
 static double lf__kd_head_fn(void *user, int64_t p0, int rows, float *logits, const int32_t *targets, int V, bool backward) {
     lf__kd_head *h = (lf__kd_head *)user;
@@ -11431,31 +11514,52 @@ static double lf__kd_head_fn(void *user, int64_t p0, int rows, float *logits, co
     return h->st.loss - before;
 }
 
-static lf_status lf__kd_run(lf_model *m, const lf_kd_desc *d, const lf_train_batch *b, const lf_kd_targets *t, lf_kd_stats *st, bool grads) {
+static lf_status lf__kd_run(lf_model *m, const lf_kd_desc *d, const lf_train_batch *b, const lf_kd_targets *t, const lf_kd_features *f,
+                            lf_kd_stats *st, bool grads) {
     if (!m->train_) return lf__fail(LF_ERR_ARG, "kd: call lf_model_train_begin first");
     lf_status s = lf__kd_check(d, t, m->cfg.V);
     if (s != LF_OK) return s;
-    lf__kd_head h = {d, t, 0, {0, 0, 0, 0}, LF_OK};
+    int8_t *layers = NULL;
+    if (f && f->n > 0) {
+        if (f->Ct < 1 || f->Ct > 4096) return lf__fail(LF_ERR_ARG, "kd features: the teacher's width %d is outside [1, 4096]", f->Ct);
+        if (!(layers = (int8_t *)lf__calloc((size_t)m->cfg.L, 1, "feature layers"))) return LF_ERR_NOMEM;
+        for (int j = 0; j < f->n && s == LF_OK; j++) {
+            if (f->student_layer[j] < 0 || f->student_layer[j] >= m->cfg.L)
+                s = lf__fail(LF_ERR_ARG, "kd features: student layer %d is outside [0, %d)", f->student_layer[j], m->cfg.L);
+            else if (!f->proj[j] && f->Ct != m->cfg.C)
+                s = lf__fail(LF_ERR_ARG, "kd features: widths %d and %d differ: a projection is needed", m->cfg.C, f->Ct);
+            else if (f->proj[j] && grads && !lf_model_grad(m, f->proj_name[j], NULL))
+                s = lf__fail(LF_ERR_ARG, "kd features: no trainable parameter '%s' (lf_model_train_extra)", f->proj_name[j]);
+            else layers[f->student_layer[j]] = 1;
+        }
+    }
+    lf__kd_head h = {d, t, f, m, 0, 0, {0, 0, 0, 0, 0}, LF_OK};
     int n = 0;
     for (int64_t i = 0, N = (int64_t)m->train_->B * m->train_->T; i + 1 < N; i++)  // the targets, as the model shifts labels
         n += (i + 1) % m->train_->T != 0 && b->labels[i + 1] != LF_IGNORE_INDEX && (!b->pos || b->pos[i + 1] != 0);
     h.scale = b->n_scored > 0 ? 1.0 / b->n_scored : n ? 1.0 / n : 0;
+    h.share = n * h.scale;
     lf_train_batch kb = *b;
     kb.head = lf__kd_head_fn, kb.head_user = &h;
+    if (layers) kb.feature = lf__kd_feature_fn, kb.feature_layers = layers, kb.feature_user = &h;
     float loss;
     int scored;
-    s = grads ? lf_model_train_grads(m, &kb, &loss) : lf_model_train_eval(m, &kb, &loss, &scored);
+    if (s == LF_OK) s = grads ? lf_model_train_grads(m, &kb, &loss) : lf_model_train_eval(m, &kb, &loss, &scored);
     if (s == LF_OK) s = h.status;
     if (h.st.n) h.st.ce /= (double)h.st.n, h.st.kl /= (double)h.st.n;
+    h.st.loss += h.st.feat;
     if (s == LF_OK && st) *st = h.st;
+    LF_FREE(layers);
     return s;
 }
 
-LF_API lf_status lf_kd_grads(lf_model *m, const lf_kd_desc *d, const lf_train_batch *b, const lf_kd_targets *t, lf_kd_stats *st) {
-    return lf__kd_run(m, d, b, t, st, true);
+LF_API lf_status lf_kd_grads(lf_model *m, const lf_kd_desc *d, const lf_train_batch *b, const lf_kd_targets *t, const lf_kd_features *f,
+                             lf_kd_stats *st) {
+    return lf__kd_run(m, d, b, t, f, st, true);
 }
-LF_API lf_status lf_kd_eval(lf_model *m, const lf_kd_desc *d, const lf_train_batch *b, const lf_kd_targets *t, lf_kd_stats *st) {
-    return lf__kd_run(m, d, b, t, st, false);
+LF_API lf_status lf_kd_eval(lf_model *m, const lf_kd_desc *d, const lf_train_batch *b, const lf_kd_targets *t, const lf_kd_features *f,
+                            lf_kd_stats *st) {
+    return lf__kd_run(m, d, b, t, f, st, false);
 }
 
 LF_API lf_status lf_kd_config_read(lf_kd_config *c, const lf_doc *doc) {
@@ -12721,7 +12825,7 @@ LF_API lf_status lf_kd_targets_write(const char *path, const lf_dataset *ds, lf_
         int n;
         lf_dataset_sample(ds, i, &t, &l, &n);
         size_t o = (size_t)ds->offsets[i] * (size_t)k;
-        s = lf_kd_teacher_topk(teacher, kv, t, n, k, ids + o, logp + o);
+        s = lf_kd_teacher_topk(teacher, kv, t, n, k, ids + o, logp + o, NULL);
         if (s != LF_OK) lf__wrap(s, "kd targets: sample %lld", (long long)i);
         if (progress) progress(user, i + 1, ds->n);
     }
@@ -13315,7 +13419,7 @@ static lf_status lf__gen_prefill(lf_model *m, lf_kv *kv, int seq, const int32_t 
         int n = LF__MIN(m->max_tokens, n_prompt - i);
         int32_t *pos = work, *slot = work + n;
         for (int j = 0; j < n; j++) pos[j] = i + j, slot[j] = seq;
-        lf_batch b = {n, prompt + i, pos, slot, NULL};
+        lf_batch b = {n, prompt + i, pos, slot, NULL, NULL};
         s = lf_model_forward(m, kv, &b, logits);
     }
     return s;
@@ -13398,7 +13502,7 @@ LF_API lf_status lf_generate(lf_model *m, lf_kv *kv, int seq, const lf_tokenizer
     q.t1 = lf_time_ns();
     for (bool done = false; s == LF_OK && (s = lf__gen_seq_step(&q, logits, V, work, d->should_stop, d->user, &done)) == LF_OK && !done;) {
         int32_t pos = n_prompt + res->n_gen - 1, id = q.hist[pos];
-        lf_batch b = {1, &id, &pos, &seq, NULL};
+        lf_batch b = {1, &id, &pos, &seq, NULL, NULL};
         s = lf_model_forward(m, kv, &b, logits);
     }
     s = lf__gen_seq_finish(&q, s);
@@ -13505,7 +13609,7 @@ LF_API lf_status lf_generate_batch(lf_model *m, lf_kv *kv, const lf_tokenizer *t
             item[k] = -1, active--;
         }
         if (s == LF_OK && rows > 0) {
-            lf_batch b = {rows, toks, pos, seqs, flags};
+            lf_batch b = {rows, toks, pos, seqs, flags, NULL};
             s = lf_model_forward(m, kv, &b, step);
         }
     }
@@ -13568,7 +13672,7 @@ LF_API lf_status lf_score_logprobs(lf_model *m, lf_kv *kv, int seq, const int32_
             int k = LF__MIN(T, n_resp[i] - 1 - t);
             int32_t *pos = work, *slot = work + k;
             for (int j = 0; j < k; j++) pos[j] = n_prompt + t + j, slot[j] = seq;
-            lf_batch b = {k, r + t, pos, slot, flags};
+            lf_batch b = {k, r + t, pos, slot, flags, NULL};
             if ((s = lf_model_forward(m, kv, &b, logits)) == LF_OK)
                 for (int j = 0; j < k; j++) sum[i] += lf__logp_of(logits + (size_t)j * (size_t)V, V, r[t + j + 1]);
         }

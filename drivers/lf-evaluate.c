@@ -132,7 +132,7 @@ static lf_status eval_logits(const opts *o) {
     memset(want, 1, (size_t)n);
     if ((s = lf_kv_init(&kv, &m, 1, n)) == LF_OK) {
         logits = (float *)malloc((size_t)n * (size_t)m.cfg.V * sizeof(float));
-        lf_batch b = {n, ids, NULL, NULL, want};
+        lf_batch b = {n, ids, NULL, NULL, want, NULL};
         s = lf_model_forward(&m, &kv, &b, logits);
         if (s == LF_OK) {
             lf_st_entry e = {"logits", LF_DTYPE_F32, 2, {n, m.cfg.V}, logits};
@@ -183,7 +183,7 @@ static lf_status eval_perplexity(const opts *o) {
     uint64_t t0 = lf_time_ns();
     for (size_t a = 0; a + 1 < n && s == LF_OK; a += (size_t)ctx) {
         int w = (int)LF__MIN((size_t)ctx, n - a);
-        lf_batch b = {w, ids + a, NULL, NULL, want};
+        lf_batch b = {w, ids + a, NULL, NULL, want, NULL};
         s = lf_model_forward(&m, &kv, &b, logits);
         for (int i = 0; s == LF_OK && i + 1 < w; i++) nll += nll_of(logits + (size_t)i * (size_t)V, V, ids[a + (size_t)i + 1]);
         scored += w - 1;
@@ -223,7 +223,7 @@ static lf_status bench_run(lf_model *m, lf_kv *kv, int n_prompt, int n_gen, floa
     if (n_prompt > 0) {
         int32_t *toks = (int32_t *)malloc((size_t)n_prompt * sizeof *toks);
         for (int i = 0; i < n_prompt; i++) toks[i] = (int32_t)(lf_rng_u64(rng) % (uint64_t)V);
-        lf_batch b = {n_prompt, toks, NULL, NULL, NULL};
+        lf_batch b = {n_prompt, toks, NULL, NULL, NULL, NULL};
         lf_status s = lf_model_forward(m, kv, &b, logits);
         free(toks);
         if (s != LF_OK) return s;
@@ -231,7 +231,7 @@ static lf_status bench_run(lf_model *m, lf_kv *kv, int n_prompt, int n_gen, floa
     for (int i = 0; i < n_gen; i++) {
         ids[0] = (int32_t)(lf_rng_u64(rng) % (uint64_t)V);
         int32_t pos = i;
-        lf_batch b = {1, ids, &pos, NULL, NULL};
+        lf_batch b = {1, ids, &pos, NULL, NULL, NULL};
         lf_status s = lf_model_forward(m, kv, &b, logits);
         if (s != LF_OK) return s;
     }

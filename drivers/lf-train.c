@@ -267,7 +267,7 @@ static lf_status kd_fill(run *r, const int32_t *tokens, const int64_t *samples) 
             size_t f = (size_t)r->kf.offsets[samples[i]] * (size_t)r->K;
             memcpy(r->kd_ids + o, r->kf.ids + f, (size_t)n * (size_t)r->K * sizeof(int32_t));
             memcpy(r->kd_lp + o, r->kf.logp + f, (size_t)n * (size_t)r->K * sizeof(float));
-        } else s = lf_kd_teacher_topk(&r->teacher, &r->tkv, tokens + (size_t)i * (size_t)r->T, (int)n, r->K, r->kd_ids + o, r->kd_lp + o);
+        } else s = lf_kd_teacher_topk(&r->teacher, &r->tkv, tokens + (size_t)i * (size_t)r->T, (int)n, r->K, r->kd_ids + o, r->kd_lp + o, NULL);
     }
     return s;
 }
@@ -368,7 +368,7 @@ static lf_status evaluate(run *r, double *out, double *pm, double *n_pairs) {
         } else if (r->mode == DISTILL) {
             lf_kd_stats ks;
             lf_kd_targets kt = {r->K, r->kd_ids, r->kd_lp};
-            if ((s = kd_fill(r, r->tok_buf, vb->sample)) != LF_OK || (s = lf_kd_eval(&r->m, &r->kc.kd, &b, &kt, &ks)) != LF_OK) break;
+            if ((s = kd_fill(r, r->tok_buf, vb->sample)) != LF_OK || (s = lf_kd_eval(&r->m, &r->kc.kd, &b, &kt, NULL, &ks)) != LF_OK) break;
             sum += ks.loss * (double)ks.n, total += (double)ks.n, pm[0] += ks.ce * (double)ks.n, pm[1] += ks.kl * (double)ks.n;
         } else if ((s = lf_model_train_eval(&r->m, &b, &l, &n)) == LF_OK) sum += (double)l * n, total += n;
     }
@@ -676,7 +676,7 @@ static lf_status train(run *r) {
             } else if (r->mode == DISTILL) {  // a mean over the step's scored positions, as the causal LM's
                 lf_kd_stats ks;
                 lf_kd_targets kt = {r->K, r->kd_ids, r->kd_lp};
-                if ((s = kd_fill(r, b.tokens, r->smp_buf + k * (size_t)r->B)) != LF_OK || (s = lf_kd_grads(&r->m, &r->kc.kd, &b, &kt, &ks)) != LF_OK)
+                if ((s = kd_fill(r, b.tokens, r->smp_buf + k * (size_t)r->B)) != LF_OK || (s = lf_kd_grads(&r->m, &r->kc.kd, &b, &kt, NULL, &ks)) != LF_OK)
                     break;
                 step_sum += ks.loss * group;
                 st.log_metrics[0] += ks.ce * (double)ks.n, st.log_metrics[1] += ks.kl * (double)ks.n, st.log_metrics[2] += (double)ks.n;

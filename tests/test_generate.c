@@ -239,7 +239,7 @@ static int test_generate_stop_edge_cases(void) {
     lf_model_desc md2 = {.path = LF_TINY_CHAT, .n_threads = 1, .max_seq_len = 16};
     CHECK_OK(lf_model_open(&m2, &md2));
     int32_t pos = 20;
-    lf_batch b = {1, ids, &pos, NULL, NULL};
+    lf_batch b = {1, ids, &pos, NULL, NULL, NULL};
     float *logits = (float *)malloc(384 * sizeof(float));
     e.kv.len[0] = 20;
     CHECK_ERR(lf_model_forward(&m2, &e.kv, &b, logits), LF_ERR_ARG, "KV cache made for another model");

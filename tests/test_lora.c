@@ -10,7 +10,7 @@ static int lora_logits(lf_model *m, const int32_t *ids, int B, int T, float *out
     memset(all, 1, sizeof all);
     for (int b = 0; b < B; b++) {
         lf_kv_seq_truncate(&kv, 0, 0);
-        lf_batch bt = {T, ids + (size_t)b * (size_t)T, NULL, NULL, all};
+        lf_batch bt = {T, ids + (size_t)b * (size_t)T, NULL, NULL, all, NULL};
         CHECK_OK(lf_model_forward(m, &kv, &bt, out + (size_t)b * (size_t)T * (size_t)m->cfg.V));
     }
     lf_kv_deinit(&kv);

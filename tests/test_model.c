@@ -52,7 +52,7 @@ static int lf_test_parity(const char *model, int n_threads, float tol) {
     int8_t *want = (int8_t *)malloc((size_t)n);
     float *out = (float *)malloc((size_t)n * (size_t)r.V * 4);
     for (int i = 0; i < n; i++) pos[i] = i % r.T, seq[i] = i / r.T, want[i] = 1;
-    lf_batch b = {n, (const int32_t *)r.tokens->data, pos, seq, want};
+    lf_batch b = {n, (const int32_t *)r.tokens->data, pos, seq, want, NULL};
     lf_status s = lf_model_forward(&m, &kv, &b, out);
     float diff = s == LF_OK ? lf_test_max_diff(out, (const float *)r.logits->data, (size_t)n * (size_t)r.V) : INFINITY;
     const lf_st_tensor *bf = lf_st_find(&r.f, "logits_bf16");
@@ -105,7 +105,7 @@ static int test_kv_prefill_then_decode(void) {
     int n = 0;
     for (int b = 0; b < r.B; b++)
         for (int t = 0; t < half; t++) ids[n] = tok[b * r.T + t], pos[n] = t, seq[n] = b, want[n++] = 1;
-    lf_batch pb = {n, ids, pos, seq, want};
+    lf_batch pb = {n, ids, pos, seq, want, NULL};
     CHECK_OK(lf_model_forward(&m, &kv, &pb, out));
     float diff = 0;
     for (int b = 0; b < r.B; b++)
@@ -113,7 +113,7 @@ static int test_kv_prefill_then_decode(void) {
                                             (size_t)half * (size_t)V));
     for (int t = half; t < r.T; t++) {
         for (int b = 0; b < r.B; b++) ids[b] = tok[b * r.T + t], pos[b] = t, seq[b] = b, want[b] = 1;
-        lf_batch db = {r.B, ids, pos, seq, want};
+        lf_batch db = {r.B, ids, pos, seq, want, NULL};
         CHECK_OK(lf_model_forward(&m, &kv, &db, out));
         for (int b = 0; b < r.B; b++)
             diff = fmaxf(diff, lf_test_max_diff(out + (size_t)b * (size_t)V, ref + ((size_t)b * (size_t)r.T + (size_t)t) * (size_t)V, (size_t)V));
@@ -136,18 +136,18 @@ static int test_forward_bad_batch(void) {
     CHECK_OK(lf_kv_init(&kv, &m, 2, 16));
     float *out = (float *)malloc(9 * 320 * 4);
     int32_t ids[9] = {1, 2, 3, 4, 5, 6, 7, 8, 9}, pos[3] = {0, 1, 3}, seq[3] = {0, 0, 0}, bad_id[2] = {1, 320};
-    lf_batch big = {9, ids, NULL, NULL, NULL};
+    lf_batch big = {9, ids, NULL, NULL, NULL, NULL};
     CHECK_ERR(lf_model_forward(&m, &kv, &big, out), LF_ERR_CAPACITY, "max_tokens is 8");
-    lf_batch gap = {3, ids, pos, seq, NULL};
+    lf_batch gap = {3, ids, pos, seq, NULL, NULL};
     CHECK_ERR(lf_model_forward(&m, &kv, &gap, out), LF_ERR_ARG, "token 2 at position 3");
     CHECK(kv.len[0] == 0);  // rolled back
-    lf_batch badid = {2, bad_id, NULL, NULL, NULL};
+    lf_batch badid = {2, bad_id, NULL, NULL, NULL, NULL};
     CHECK_ERR(lf_model_forward(&m, &kv, &badid, out), LF_ERR_ARG, "token 1 is id 320");
     int32_t slot[1] = {2}, p0[1] = {0};
-    lf_batch badslot = {1, ids, p0, slot, NULL};
+    lf_batch badslot = {1, ids, p0, slot, NULL, NULL};
     CHECK_ERR(lf_model_forward(&m, &kv, &badslot, out), LF_ERR_ARG, "KV slot 2");
     int32_t p16[1] = {16};
-    lf_batch far = {1, ids, p16, NULL, NULL};
+    lf_batch far = {1, ids, p16, NULL, NULL, NULL};
     CHECK_ERR(lf_model_forward(&m, &kv, &far, out), LF_ERR_CAPACITY, "max_seq_len is 16");
     free(out);
     lf_kv_deinit(&kv);

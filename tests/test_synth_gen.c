@@ -968,7 +968,7 @@ static int test_sgen_driver(void) {
     if (sg_read_back(out, strlen(out), "pairs.json", LF_DATA_DPO, sg_count(out, "\"rejected\": "))) return 1;
     // usage, I/O and config errors: their exit codes and one line
     CHECK(drv_run("build/lf-generate --help", out, sizeof out) == 0 && strstr(out, "preferences"));
-    CHECK(drv_run("build/lf-generate", out, sizeof out) == 64 && strstr(out, "expected 'data' or 'preferences'"));
+    CHECK(drv_run("build/lf-generate", out, sizeof out) == 64 && strstr(out, "expected data, preferences or logits"));
     CHECK(drv_run("build/lf-generate data --model " SG_TINY " --output /tmp/x.jsonl", out, sizeof out) == 64 && strstr(out, "prompts are required"));
     snprintf(cmd, sizeof cmd, "build/lf-generate data --model " SG_TINY " --prompts /nonexistent.txt --output %s/x.jsonl", dir);
     CHECK(drv_run(cmd, out, sizeof out) == 4 && strstr(out, "lf-generate: error: ") && strstr(out, "/nonexistent.txt"));

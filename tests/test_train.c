@@ -350,10 +350,10 @@ static int test_kd_grads(void) {
     lf_kd_stats s0, s1;
     for (int pass = 0; pass < 2; pass++) {
         int K = pass ? 8 : V;
-        for (int r = 0; r < B; r++) CHECK_OK(lf_kd_teacher_topk(&te, &kv, tok + r * T, T, K, ids + r * T * K, lp + r * T * K));
+        for (int r = 0; r < B; r++) CHECK_OK(lf_kd_teacher_topk(&te, &kv, tok + r * T, T, K, ids + r * T * K, lp + r * T * K, NULL));
         lf_kd_targets t = {K, ids, lp};
         lf_model_train_zero_grads(&st);
-        CHECK_OK(lf_kd_grads(&st, &d, &b, &t, pass ? &s1 : &s0));
+        CHECK_OK(lf_kd_grads(&st, &d, &b, &t, NULL, pass ? &s1 : &s0));
     }
     CHECK(fabs(s0.kl) < 1e-6 && s0.n == 12 && fabs(s0.loss - 0.3 * s0.ce) < 1e-6);  // the same model: no KL
     CHECK(s1.kl > 0 && s1.ce == s0.ce);
@@ -370,9 +370,9 @@ static int test_kd_grads(void) {
             float h = k ? 5e-3f : 1e-2f;
             lf_kd_stats sp, sm;
             w[j] = keep + h;
-            CHECK_OK(lf_kd_eval(&st, &d, &b, &t, &sp));
+            CHECK_OK(lf_kd_eval(&st, &d, &b, &t, NULL, &sp));
             w[j] = keep - h;
-            CHECK_OK(lf_kd_eval(&st, &d, &b, &t, &sm));
+            CHECK_OK(lf_kd_eval(&st, &d, &b, &t, NULL, &sm));
             fd[k] = (sp.loss - sm.loss) / (2 * h);
         }
         w[j] = keep;
@@ -385,7 +385,126 @@ static int test_kd_grads(void) {
     return bad;
 }
 
+// Feature distillation's MSE through a projection (and without one, equal widths) equals
+// PyTorch's (nn.Linear + mse_loss over the real rows): the loss within 1e-6 relative, the
+// gradients of h_s and W within 1e-6 of their largest entries. Through the model, W registered
+// with lf_model_train_extra gets the gradient central differences give, and checkpoints with it.
+static int test_kd_features(void) {
+    lf_doc doc;
+    CHECK_OK(lf_json_load(&doc, "tests/fixtures/kd/kd.json"));
+    const lf_node *fc = lf_node_get(doc.root, "feature_cases");
+    CHECK(fc && fc->type == LF_NODE_ARRAY && fc->n == 2);
+    for (int c = 0; c < 2; c++) {
+        const lf_node *k = &fc->kids[c];
+        int N = (int)lf_node_get(k, "N")->num, Cs = (int)lf_node_get(k, "Cs")->num, Ct = (int)lf_node_get(k, "Ct")->num;
+        float hs[64], ht[80], W[60], ghs[64] = {0}, gw[60] = {0}, whs[64], ww[60];
+        double md[8];
+        uint8_t mask[8];
+        bool proj = lf_node_get(k, "W")->type == LF_NODE_ARRAY;
+        CHECK(N <= 8 && Cs * N <= 64 && Ct * N <= 80 && pref_arr(k, "mask", md, N));
+        CHECK(kd_matrix(lf_node_get(k, "Hs"), hs, N, Cs) && kd_matrix(lf_node_get(k, "Ht"), ht, N, Ct) &&
+              kd_matrix(lf_node_get(k, "grad_Hs"), whs, N, Cs));
+        if (proj) CHECK(kd_matrix(lf_node_get(k, "W"), W, Ct, Cs) && kd_matrix(lf_node_get(k, "grad_W"), ww, Ct, Cs));
+        for (int i = 0; i < N; i++) mask[i] = md[i] != 0;
+        double loss, want = lf_node_get(k, "feat")->num, mh = 0, eh = 0, mw = 0, ew = 0;
+        lf_kd_feature_loss(hs, ht, proj ? W : NULL, mask, N, Cs, Ct, 1.0, &loss, ghs, proj ? gw : NULL);
+        for (int i = 0; i < N * Cs; i++) mh = fmax(mh, fabs(whs[i])), eh = fmax(eh, fabs((double)ghs[i] - whs[i]));
+        for (int i = 0; proj && i < Ct * Cs; i++) mw = fmax(mw, fabs(ww[i])), ew = fmax(ew, fabs((double)gw[i] - ww[i]));
+        if (getenv("LF_TEST_VERBOSE"))
+            fprintf(stderr, "  %s: feat %.9g (torch %.9g), d h_s within %.2g, d W within %.2g\n", lf_node_get(k, "name")->str, loss, want,
+                    eh / mh, proj ? ew / mw : 0.0);
+        CHECK(fabs(loss - want) <= 1e-6 * want && eh <= 1e-6 * mh && (!proj || ew <= 1e-6 * mw));
+    }
+    lf_doc_deinit(&doc);
+    // through the model: the last layer's output against made-up teacher states of width 5
+    lf_model m;
+    lf_model_desc md = {.path = LF_TEST_MODELS "llama_f32", .n_threads = 2, .max_tokens = 32, .max_seq_len = 32};
+    CHECK_OK(lf_model_open(&m, &md));
+    enum { B = 2, T = 6, CT = 5 };
+    int C = m.cfg.C, V = m.cfg.V, layer = m.cfg.L - 1;
+    float *W = (float *)malloc((size_t)CT * (size_t)C * 4), ht[B * T * CT];
+    int32_t tok[B * T], lab[B * T], ids[B * T];
+    float lp[B * T];
+    uint8_t mask[B * T];
+    CHECK(W);
+    for (int i = 0; i < CT * C; i++) W[i] = 0.05f * (float)((i * 7) % 11 - 5);
+    for (int i = 0; i < B * T * CT; i++) ht[i] = 0.3f * (float)((i * 5) % 9 - 4);
+    for (int i = 0; i < B * T; i++) tok[i] = (i * 13 + 3) % V, lab[i] = i % T < 2 ? -100 : tok[i], mask[i] = i % T < 5, ids[i] = tok[i], lp[i] = 0;
+    const char *name = "distill.proj.0.weight";
+    const float *hid[1] = {ht};
+    float *projs[1] = {W};
+    const char *names[1] = {name};
+    lf_kd_features f = {1, &layer, hid, projs, names, mask, CT, 0.7f};
+    lf_kd_targets t = {1, ids, lp};
+    lf_kd_desc d = {0.5f, 2.0f};
+    CHECK_OK(lf_model_train_extra(&m, name, W, (int64_t)CT * C));
+    CHECK_ERR(lf_model_train_extra(&m, name, W, 4), LF_ERR_ARG, "is there already");
+    CHECK_OK(lf_model_train_begin(&m, B, T, 0));
+    lf_kd_stats st;
+    lf_train_batch b = {.tokens = tok, .labels = lab};
+    CHECK_OK(lf_kd_grads(&m, &d, &b, &t, &f, &st));
+    CHECK(st.feat > 0 && lf_model_n_trainable(&m) == lf_model_n_params(&m) + CT * C);
+    int64_t n = 0;
+    const float *g = lf_model_grad(&m, name, &n);
+    CHECK(g && n == CT * C);
+    int bad = 0;
+    for (int j = 0; j < 6; j++) {
+        int at = j * 7;
+        float keep = W[at];
+        double fd[2];
+        for (int k = 0; k < 2; k++) {
+            float h = k ? 5e-3f : 1e-2f;
+            lf_kd_stats sp, sm;
+            W[at] = keep + h;
+            CHECK_OK(lf_kd_eval(&m, &d, &b, &t, &f, &sp));
+            W[at] = keep - h;
+            CHECK_OK(lf_kd_eval(&m, &d, &b, &t, &f, &sm));
+            fd[k] = (sp.loss - sm.loss) / (2 * h);
+        }
+        W[at] = keep;
+        double est = (4 * fd[1] - fd[0]) / 3;
+        if (fabs(est - g[at]) > 2e-3 * fmax(0.05, fabs(est))) fprintf(stderr, "    W[%d]: %.6g, central difference %.6g\n", at, g[at], est), bad++;
+    }
+    // the final norm's gradient carries the feature term too (the last layer feeds it)
+    const float *gn = lf_model_grad(&m, "model.norm.weight", NULL);
+    CHECK(gn);
+    float *w = (float *)(uintptr_t)m.final_norm;
+    for (int j = 0; j < 3; j++) {
+        float keep = w[j];
+        lf_kd_stats sp, sm;
+        w[j] = keep + 5e-3f;
+        CHECK_OK(lf_kd_eval(&m, &d, &b, &t, &f, &sp));
+        w[j] = keep - 5e-3f;
+        CHECK_OK(lf_kd_eval(&m, &d, &b, &t, &f, &sm));
+        w[j] = keep;
+        double est = (sp.loss - sm.loss) / 1e-2;
+        if (fabs(est - gn[j]) > 5e-3 * fmax(0.05, fabs(est))) fprintf(stderr, "    norm[%d]: %.6g, central difference %.6g\n", j, gn[j], est), bad++;
+    }
+    // the projection checkpoints and comes back
+    char dir[] = "/tmp/lf-kdproj-XXXXXX", ck[300];
+    CHECK(mkdtemp(dir));
+    snprintf(ck, sizeof ck, "%s/step-1", dir);
+    lf_optim o;
+    lf_optim_desc od = {.learning_rate = 1e-3f, .beta1 = 0.9f, .beta2 = 0.999f, .eps = 1e-8f, .total_steps = 4};
+    CHECK_OK(lf_optim_init(&o, &m, &od));
+    CHECK_OK(lf_optim_step(&o, &m, NULL));
+    float keep0 = W[0];
+    lf_train_state ts = {.step = 1};
+    CHECK_OK(lf_ckpt_save(ck, &m, &o, &ts));
+    W[0] = 99;
+    CHECK_OK(lf_ckpt_load(ck, &m, &o, &ts));
+    CHECK(W[0] == keep0);
+    char cmd[400];
+    snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
+    CHECK(system(cmd) == 0);
+    lf_optim_deinit(&o);
+    lf_model_close(&m);
+    free(W);
+    return bad;
+}
+
 static const lf_test tests_train[] = {
+    {"train/kd_features", test_kd_features},
     {"train/kd_loss_vs_torch", test_kd_loss_torch},
     {"train/kd_grads_model", test_kd_grads},
     {"train/dpo_config", test_dpo_config},
