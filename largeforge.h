@@ -1204,12 +1204,17 @@ LF_API lf_status lf_kd_eval(lf_model *m, const lf_kd_desc *d, const lf_train_bat
 // A config's `distill` section: teacher (a model directory sharing the student's tokenizer;
 // required unless logits_file), temperature (2.0), alpha (0.5), top_k (0: the whole vocabulary),
 // teacher_quantization (none | nf4 | int8: the frozen teacher held quantized), logits_file (the
-// teacher's targets from `largeforge generate logits`: no teacher is loaded). Strings point into doc.
+// teacher's targets from `largeforge generate logits`: no teacher is loaded), feature_layers (a
+// list of [student layer, teacher layer] pairs, at most 16, teacher layers distinct: feature
+// distillation, which needs the teacher loaded), feature_weight (1.0). Strings point into doc.
 typedef struct lf_kd_config {
     lf_kd_desc kd;
     const char *teacher, *logits_file;
     int top_k;
     int teacher_quant_bits;  // 0, 4 (nf4) or 8 (int8)
+    int n_features;
+    int feature_layers[16][2];
+    float feature_weight;
 } lf_kd_config;
 //   returns  LF_OK | LF_ERR_CONFIG (the file and "distill.key" named; unknown keys refused)
 LF_API lf_status lf_kd_config_read(lf_kd_config *c, const lf_doc *doc);
@@ -11567,7 +11572,8 @@ LF_API lf_status lf_kd_config_read(lf_kd_config *c, const lf_doc *doc) {
     c->kd = lf_kd_desc_default();
     const lf_node *n = lf_node_get(doc->root, "distill");
     if (n && n->type != LF_NODE_OBJECT && n->type != LF_NODE_NULL) return lf__fail(LF_ERR_CONFIG, "%s: 'distill' must be a mapping", doc->name);
-    static const char *known[] = {"teacher", "temperature", "alpha", "top_k", "teacher_quantization", "logits_file"};
+    static const char *known[] = {"teacher", "temperature", "alpha", "top_k", "teacher_quantization", "logits_file", "feature_layers",
+                                  "feature_weight"};
     static const char *quants[] = {"none", "nf4", "int8"};
     lf_status s = lf_cfg_keys(doc, n, "distill", known, (int)(sizeof known / sizeof *known));
     lf_doc sub = *doc;
@@ -11581,6 +11587,25 @@ LF_API lf_status lf_kd_config_read(lf_kd_config *c, const lf_doc *doc) {
     if (s == LF_OK) s = lf__cfg_enum(&sub, n, "teacher_quantization", quants, 3, &q);
     if (s == LF_OK && !c->teacher && !c->logits_file)
         s = lf__fail(LF_ERR_CONFIG, "%s: teacher (a model directory) or logits_file (from largeforge generate logits): one is required", sub.name);
+    c->feature_weight = 1.0f;
+    if (s == LF_OK) s = lf__cfg_f(&sub, n, "feature_weight", 0, 1e6, false, &c->feature_weight);
+    const lf_node *fl = lf_node_get(n, "feature_layers");
+    if (s == LF_OK && fl && fl->type != LF_NODE_NULL && (fl->type != LF_NODE_ARRAY || fl->n > 16))
+        s = lf__fail(LF_ERR_CONFIG, "%s: feature_layers: a list of at most 16 [student layer, teacher layer] pairs", sub.name);
+    for (int i = 0; s == LF_OK && fl && fl->type == LF_NODE_ARRAY && i < fl->n; i++) {
+        const lf_node *e = &fl->kids[i];
+        bool ok = e->type == LF_NODE_ARRAY && e->n == 2;
+        for (int j = 0; ok && j < 2; j++) {
+            double v = e->kids[j].num;
+            ok = e->kids[j].type == LF_NODE_NUMBER && v >= 0 && v < 4096 && v == floor(v);
+            if (ok) c->feature_layers[i][j] = (int)v;
+        }
+        for (int j = 0; ok && j < i; j++) ok = c->feature_layers[j][1] != c->feature_layers[i][1];
+        if (!ok) s = lf__fail(LF_ERR_CONFIG, "%s: feature_layers[%d]: a pair [student layer, teacher layer] of layer numbers, the teacher's not used twice", sub.name, i);
+        c->n_features = i + 1;
+    }
+    if (s == LF_OK && c->n_features && c->logits_file)
+        s = lf__fail(LF_ERR_CONFIG, "%s: feature_layers need the teacher loaded: logits_file holds no hidden states", sub.name);
     c->teacher_quant_bits = q == 1 ? 4 : q == 2 ? 8 : 0;
     return s;
 }

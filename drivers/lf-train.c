@@ -42,7 +42,9 @@ static const char *help =
     "            max_length)\n"
     "  distill   knowledge distillation from a frozen teacher sharing the student's tokenizer (the\n"
     "            distill section: teacher, temperature, alpha, top_k, teacher_quantization, or\n"
-    "            logits_file from `largeforge generate logits`): alpha CE + (1 - alpha) T^2 KL\n"
+    "            logits_file from `largeforge generate logits`): alpha CE + (1 - alpha) T^2 KL, plus\n"
+    "            feature_layers' MSE on hidden states through a learned projection; a student\n"
+    "            directory with only config.json and a tokenizer starts from fresh weights\n"
     "\n"
     "The config (configs/sft.yaml, configs/dpo.yaml, configs/pretrain.yaml) has the sections model\n"
     "(name, adapter), training, lora, quantization, data, and dpo, orpo or distill; every key can be\n"
@@ -251,6 +253,12 @@ typedef struct run {
     int K;
     int32_t *kd_ids;
     float *kd_lp;
+    // feature distillation: per layer pair the projection (NULL where the widths agree) and the
+    // teacher's hidden states [B, T, Ct]; the real tokens [B, T]
+    int Ct;
+    float *proj[16], *thid[16];
+    char proj_name[16][48];
+    uint8_t *kd_mask;
 } run;
 
 // The teacher's targets for a micro-batch's rows: its top-K at every position of each row's
@@ -258,6 +266,7 @@ typedef struct run {
 // same tokens).
 static lf_status kd_fill(run *r, const int32_t *tokens, const int64_t *samples) {
     lf_status s = LF_OK;
+    if (r->kd_mask) memset(r->kd_mask, 0, (size_t)r->B * (size_t)r->T);
     for (int i = 0; s == LF_OK && i < r->B; i++) {
         if (samples[i] < 0) continue;
         const lf_dataset *ds = r->kf.ids || !r->dc.validation_file ? &r->ds : &r->vds;
@@ -267,9 +276,25 @@ static lf_status kd_fill(run *r, const int32_t *tokens, const int64_t *samples) 
             size_t f = (size_t)r->kf.offsets[samples[i]] * (size_t)r->K;
             memcpy(r->kd_ids + o, r->kf.ids + f, (size_t)n * (size_t)r->K * sizeof(int32_t));
             memcpy(r->kd_lp + o, r->kf.logp + f, (size_t)n * (size_t)r->K * sizeof(float));
-        } else s = lf_kd_teacher_topk(&r->teacher, &r->tkv, tokens + (size_t)i * (size_t)r->T, (int)n, r->K, r->kd_ids + o, r->kd_lp + o, NULL);
+        } else {
+            float *hid[4096] = {NULL};  // the teacher's layers whose outputs the features take, into row i
+            for (int j = 0; j < r->kc.n_features; j++)
+                hid[r->kc.feature_layers[j][1]] = r->thid[j] + (size_t)i * (size_t)r->T * (size_t)r->Ct;
+            if (r->kd_mask) memset(r->kd_mask + (size_t)i * (size_t)r->T, 1, (size_t)n);
+            s = lf_kd_teacher_topk(&r->teacher, &r->tkv, tokens + (size_t)i * (size_t)r->T, (int)n, r->K, r->kd_ids + o, r->kd_lp + o,
+                                   r->kc.n_features ? hid : NULL);
+        }
     }
     return s;
+}
+
+// The feature pairs of this micro-batch's targets (NULL without feature_layers).
+static const lf_kd_features *kd_features(run *r, lf_kd_features *f, int *sl, const float **th, const char **names) {
+    if (!r->kc.n_features) return NULL;
+    for (int j = 0; j < r->kc.n_features; j++) sl[j] = r->kc.feature_layers[j][0], th[j] = r->thid[j], names[j] = r->proj_name[j];
+    lf_kd_features g = {r->kc.n_features, sl, th, r->proj, names, r->kd_mask, r->Ct, r->kc.feature_weight};
+    *f = g;
+    return f;
 }
 
 static void pref_add(double *sums, const lf_pref_stats *st) {
@@ -368,7 +393,12 @@ static lf_status evaluate(run *r, double *out, double *pm, double *n_pairs) {
         } else if (r->mode == DISTILL) {
             lf_kd_stats ks;
             lf_kd_targets kt = {r->K, r->kd_ids, r->kd_lp};
-            if ((s = kd_fill(r, r->tok_buf, vb->sample)) != LF_OK || (s = lf_kd_eval(&r->m, &r->kc.kd, &b, &kt, NULL, &ks)) != LF_OK) break;
+            lf_kd_features kf;
+            int sl[16];
+            const float *th[16];
+            const char *names[16];
+            const lf_kd_features *fp = kd_features(r, &kf, sl, th, names);
+            if ((s = kd_fill(r, r->tok_buf, vb->sample)) != LF_OK || (s = lf_kd_eval(&r->m, &r->kc.kd, &b, &kt, fp, &ks)) != LF_OK) break;
             sum += ks.loss * (double)ks.n, total += (double)ks.n, pm[0] += ks.ce * (double)ks.n, pm[1] += ks.kl * (double)ks.n;
         } else if ((s = lf_model_train_eval(&r->m, &b, &l, &n)) == LF_OK) sum += (double)l * n, total += n;
     }
@@ -450,6 +480,38 @@ static lf_status open_teacher(run *r) {
     size_t n = (size_t)r->B * (size_t)r->T * (size_t)r->K;
     if (s == LF_OK && (!(r->kd_ids = (int32_t *)malloc(n * 4)) || !(r->kd_lp = (float *)malloc(n * 4))))
         s = lf__fail(LF_ERR_NOMEM, "the teacher's targets for a micro-batch (%zu MB)", n * 8 >> 20);
+    return s;
+}
+
+// Feature distillation's projections W [Ct, Cs], one per layer pair where the widths differ,
+// drawn as torch's nn.Linear draws them (uniform within 1/sqrt(Cs)) and trained with the student;
+// the teacher's width and depth from its config.json.
+static lf_status kd_projections(run *r) {
+    char *path = lf_path_join(r->kc.teacher, "config.json"), *text = NULL;
+    size_t len = 0;
+    lf_model_config tc;
+    lf_status s = path ? lf_file_read(path, 0, &text, &len) : LF_ERR_NOMEM;
+    if (s == LF_OK) s = lf_model_config_parse(&tc, text, len, path);
+    lf_free(path), lf_free(text);
+    int Cs = r->m.cfg.C;
+    r->Ct = s == LF_OK ? tc.C : 0;
+    lf_rng rng;
+    lf_rng_seed(&rng, r->tc.seed ^ 0x70726f6aull);
+    for (int j = 0; s == LF_OK && j < r->kc.n_features; j++) {
+        int ls = r->kc.feature_layers[j][0], lt = r->kc.feature_layers[j][1];
+        if (ls >= r->m.cfg.L || lt >= tc.L)
+            return lf__fail(LF_ERR_CONFIG, "distill.feature_layers[%d]: [%d, %d], but the student has %d layers and the teacher %d", j, ls, lt,
+                            r->m.cfg.L, tc.L);
+        if (!(r->thid[j] = (float *)calloc((size_t)r->B * (size_t)r->T * (size_t)r->Ct, sizeof(float))))
+            return lf__fail(LF_ERR_NOMEM, "the teacher's hidden states");
+        if (r->Ct == Cs) continue;
+        size_t n = (size_t)r->Ct * (size_t)Cs;
+        if (!(r->proj[j] = (float *)malloc(n * sizeof(float)))) return lf__fail(LF_ERR_NOMEM, "a feature projection");
+        for (size_t i = 0; i < n; i++) r->proj[j][i] = (float)((2 * lf_rng_float(&rng) - 1) / sqrt((double)Cs));
+        snprintf(r->proj_name[j], sizeof r->proj_name[j], "distill.proj.%d.weight", j);
+        s = lf_model_train_extra(&r->m, r->proj_name[j], r->proj[j], (int64_t)n);
+    }
+    if (s == LF_OK && !(r->kd_mask = (uint8_t *)calloc((size_t)r->B * (size_t)r->T, 1))) s = lf__fail(LF_ERR_NOMEM, "feature mask");
     return s;
 }
 
@@ -561,7 +623,7 @@ static lf_status open_model(run *r) {
     bool weights = single && index && (lf_path_exists(single) || lf_path_exists(index));
     lf_free(single), lf_free(index);
     lf_status s = LF_OK;
-    if (!weights && r->pretrain) {  // from scratch: initial weights in the run directory
+    if (!weights && (r->pretrain || r->mode == DISTILL)) {  // from scratch: initial weights in the run directory
         snprintf(init_dir, sizeof init_dir, "%s/init", r->out);
         if (!r->resume || !lf_path_exists(init_dir)) {
             if ((s = lf_model_init(c->model, init_dir, c->seed)) != LF_OK) return s;
@@ -587,6 +649,7 @@ static lf_status open_model(run *r) {
         if (!(r->ref_w = (float *)calloc(n ? n : 1, sizeof(float)))) return lf__fail(LF_ERR_NOMEM, "reference adapter");
         swap_adapters(r, true);
     }
+    if (r->mode == DISTILL && r->kc.n_features && (s = kd_projections(r)) != LF_OK) return s;
     return lf_model_train_begin(&r->m, r->B, r->T, c->gradient_checkpointing ? LF_TRAIN_CHECKPOINTING : 0);
 }
 
@@ -676,10 +739,16 @@ static lf_status train(run *r) {
             } else if (r->mode == DISTILL) {  // a mean over the step's scored positions, as the causal LM's
                 lf_kd_stats ks;
                 lf_kd_targets kt = {r->K, r->kd_ids, r->kd_lp};
-                if ((s = kd_fill(r, b.tokens, r->smp_buf + k * (size_t)r->B)) != LF_OK || (s = lf_kd_grads(&r->m, &r->kc.kd, &b, &kt, NULL, &ks)) != LF_OK)
+                lf_kd_features kf;
+                int sl[16];
+                const float *th[16];
+                const char *names[16];
+                const lf_kd_features *fp = kd_features(r, &kf, sl, th, names);
+                if ((s = kd_fill(r, b.tokens, r->smp_buf + k * (size_t)r->B)) != LF_OK || (s = lf_kd_grads(&r->m, &r->kc.kd, &b, &kt, fp, &ks)) != LF_OK)
                     break;
                 step_sum += ks.loss * group;
                 st.log_metrics[0] += ks.ce * (double)ks.n, st.log_metrics[1] += ks.kl * (double)ks.n, st.log_metrics[2] += (double)ks.n;
+                st.log_metrics[3] += ks.feat;  // already the step's share
             } else if ((s = lf_model_train_grads(&r->m, &b, &l)) == LF_OK) step_sum += (double)l * scored(b.labels, b.pos, r->B, r->T);
         }
         lr = lf_optim_lr(&r->o, r->o.step);
@@ -699,6 +768,7 @@ static lf_status train(run *r) {
             if (is_pref(r->mode)) pref_print(r->metrics, r->mode, "", st.log_metrics, st.log_micro);
             double kn = st.log_metrics[2];
             if (r->mode == DISTILL) fprintf(r->metrics, ", \"ce_loss\": %.9g, \"kl_loss\": %.9g", kn ? st.log_metrics[0] / kn : 0.0, kn ? st.log_metrics[1] / kn : 0.0);
+            if (r->mode == DISTILL && r->kc.n_features) fprintf(r->metrics, ", \"feature_loss\": %.9g", st.log_metrics[3] / (double)win_steps);
             fputs("}\n", r->metrics);
             fflush(r->metrics);
             if (!tty && !lf_drv_quiet)
@@ -858,7 +928,8 @@ int main(int argc, char **argv) {
     lf_batcher_deinit(&r.tb), lf_batcher_deinit(&r.vb), lf_dataset_close(&r.ds), lf_dataset_close(&r.vds);
     lf_optim_deinit(&r.o), lf_model_close(&r.m), lf_tok_close(&r.tok), lf_doc_deinit(&doc);
     free(r.tok_buf), free(r.lab_buf), free(r.pos_buf), free(r.smp_buf), free(r.pre), free(r.pre_v), free(r.ref_w);
-    lf_model_close(&r.teacher), lf_kv_deinit(&r.tkv), lf_kd_file_close(&r.kf), free(r.kd_ids), free(r.kd_lp);
+    lf_model_close(&r.teacher), lf_kv_deinit(&r.tkv), lf_kd_file_close(&r.kf), free(r.kd_ids), free(r.kd_lp), free(r.kd_mask);
+    for (int j = 0; j < 16; j++) free(r.proj[j]), free(r.thid[j]);
     if (run_log_f) fclose(run_log_f);
     return s == LF_OK ? 0 : lf_drv_fail(s);
 }

@@ -330,7 +330,8 @@ static int test_drivers_dpo(void) {
 
 // train distill: online (the teacher loaded, top-16 per token) and offline (its targets written
 // once by generate logits) give the same run bit for bit; a targets file made for other data is
-// refused, naming the file; a teacher quantized to NF4 trains too.
+// refused, naming the file; a teacher quantized to NF4 trains too; feature distillation into a
+// smaller student from scratch.
 static int test_drivers_distill(void) {
     DRV_NEED_BUILD();
     char base[] = "/tmp/lf-test-kd-XXXXXX", cmd[4000], out[8192];
@@ -352,6 +353,20 @@ static int test_drivers_distill(void) {
     snprintf(cmd, sizeof cmd, "build/largeforge train distill --config configs/distill.yaml %s --training.output_dir %s/q "
              "--distill.teacher_quantization nf4 && grep -c '\"eval_kl_loss\"' %s/q/metrics.jsonl", common, base, base);
     CHECK(drv_run(cmd, out, sizeof out) == 0 && strcmp(out, "2\n") == 0);
+    // a student half as wide and deep, from fresh weights, with feature distillation through learned
+    // projections (256 -> 128 wide): they train and checkpoint with it
+    snprintf(cmd, sizeof cmd, "mkdir -p %s/stu && cp models/kjv-llama-4m/tokenizer*.json %s/stu/ && "
+             "sed 's/\"hidden_size\": 256/\"hidden_size\": 128/; s/\"num_hidden_layers\": 4/\"num_hidden_layers\": 2/; "
+             "s/\"num_attention_heads\": 4/\"num_attention_heads\": 2/; s/\"num_key_value_heads\": 4/\"num_key_value_heads\": 2/' "
+             "models/kjv-llama-4m/config.json > %s/stu/config.json && "
+             "build/largeforge train distill --config configs/distill.yaml %s --training.output_dir %s/f --model.name %s/stu "
+             "--lora.enabled false --distill.feature_layers '[[0, 1], [1, 3]]' --training.save_steps 4 && "
+             "grep -c '\"feature_loss\"' %s/f/metrics.jsonl && ls %s/f/checkpoints/step-8 | grep -c extra.safetensors",
+             base, base, base, common, base, base, base, base);
+    CHECK(drv_run(cmd, out, sizeof out) == 0 && strcmp(out, "4\n1\n") == 0);
+    snprintf(cmd, sizeof cmd, "build/largeforge train distill --config configs/distill.yaml %s --training.output_dir %s/g "
+             "--distill.feature_layers '[[0, 1]]' --distill.logits_file %s/t.safetensors", common, base, base);
+    CHECK(drv_run(cmd, out, sizeof out) == 7 && strstr(out, "feature_layers need the teacher loaded"));
     snprintf(cmd, sizeof cmd, "rm -rf %s", base);
     CHECK(system(cmd) == 0);
     return 0;
