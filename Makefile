@@ -8,7 +8,7 @@ DRIVERS := largeforge lf-run lf-tokenize lf-evaluate lf-train lf-merge lf-genera
 FUZZ_SECONDS ?= 30
 PYTHON  ?= python3
 
-.PHONY: all test asan tsan bench deps deps-check parity fuzz clean demo tiny-model
+.PHONY: align-demo all test asan tsan bench deps deps-check parity fuzz clean demo tiny-model
 
 all: $(DRIVERS:%=$(BUILD)/%)
 
@@ -116,6 +116,12 @@ demo: all
 	@$(BUILD)/largeforge evaluate exact-match --model $(KJV) --adapter build/demo/run/final --data data/sft/test.jsonl \
 	    --template plain --show 8
 	@echo "loss curve: build/demo/run/loss.png"
+
+# Alignment end to end on the shipped model (docs/align-demo.md): seed teacher -> generate data ->
+# SFT -> generate preferences (verifier) -> DPO -> distillation into a student of half the depth.
+align-demo: all
+	@test -f $(KJV)/model.safetensors || { echo "make align-demo: $(KJV) is missing (make tiny-model rebuilds it)"; exit 1; }
+	@sh data/align/demo.sh
 
 clean:
 	rm -rf $(BUILD)

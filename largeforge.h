@@ -1748,7 +1748,8 @@ LF_API lf_status lf_score_logprobs(lf_model *m, lf_kv *kv, int seq, const int32_
 //    X\nResponse: Y\nEND\n" each, ending "Instruction: <prompt>\nResponse:"), stopped at "\nEND"
 //    or "\nInstruction:". Demonstrations are dropped, last first, while the prompt leaves fewer
 //    than max_tokens positions of the context (summary.fewer_shots counts such prompts). An
-//    instruct model gets [system] + the prompt as a user turn in its chat template. A model is
+//    instruct model gets [system] + the prompt as a user turn in its chat template (the plain
+//    format's stops too, when that is its template: a model SFT-trained in it). A model is
 //    base when its tokenizer has no chat_template (or desc.chat is LF_CHAT_PLAIN), unless
 //    desc.prompting says otherwise (a config's `base: true` / `base: false`).
 //  - Seeds. Prompt i's sampler seed is lf_gen_seed(seed, i) (preferences: response j's is
@@ -13779,7 +13780,7 @@ static lf_status lf__synth_resolve(lf__synth *c, const lf_synth_desc *d) {
     c->tmpl = c->fewshot ? LF_CHAT_PLAIN : d->chat;
     c->add_special = c->tmpl == LF_CHAT_PLAIN || (c->tmpl == LF_CHAT_DEFAULT && !has_tmpl);  // as lf_data_encode
     for (int i = 0; i < c->g.n_stop; i++) c->stops[i] = c->g.stop[i];
-    if (c->fewshot) c->stops[c->g.n_stop++] = "\nEND", c->stops[c->g.n_stop++] = "\nInstruction:";
+    if (c->add_special) c->stops[c->g.n_stop++] = "\nEND", c->stops[c->g.n_stop++] = "\nInstruction:";  // the plain format's turn ends
     c->g.stop = c->stops;
     if (c->fewshot && d->n_demos > 0) {
         if (!d->demos) return lf__fail(LF_ERR_ARG, "synth: desc.demos is NULL with n_demos %d", d->n_demos);
