@@ -6,9 +6,10 @@
 #   seed     LoRA SFT on 400 labeled examples: the teacher that writes the data
 #   sft      `generate data`: the teacher answers 1,600 other prompts (greedy; quality filter,
 #            near-duplicate removal), then LoRA SFT of the base model on its answers
-#   dpo      `generate preferences`: the SFT model samples 4 answers per prompt (temperature 0.7
-#            to 1.3); the verifier (exact match with the reference) picks chosen and rejected;
-#            DPO continues the SFT adapter (the reference: that adapter as it starts)
+#   dpo      `generate preferences`: the SFT model samples 8 answers per prompt (temperature 0.8
+#            to 1.6); the verifier (exact match with the reference) picks chosen and rejected
+#            where it has both; DPO continues the SFT adapter (the reference: that adapter as it
+#            starts), one epoch at learning rate 1e-4
 #   distill  a student of half the depth (every other layer of the DPO model, DistilBERT's
 #            initialization) distilled from the DPO model on its own greedy answers
 #
@@ -58,15 +59,15 @@ sft "$OUT/sft_data.jsonl" "$OUT/sft"
 sftem=$(em $KJV "$OUT/sft/final")
 echo "   sft: $sftem/80"
 
-echo "== generate preferences: 4 answers per prompt, the exact-match verifier; DPO from the SFT adapter"
+echo "== generate preferences: 8 answers per prompt, the exact-match verifier; DPO from the SFT adapter"
 "$LF" merge lora $Q --base $KJV --adapter "$OUT/sft/final" --out "$OUT/sft_model"
 "$LF" generate preferences --config configs/synth.yaml $Q --model "$OUT/sft_model" --prompts "$OUT/prompts.jsonl" \
     --output "$OUT/pairs.jsonl" --format dpo_messages --model.base false --model.template plain \
-    --synth.preferences.verifier exact --synth.preferences.num_responses 4 --synth.preferences.temperature_range '[0.7, 1.3]' \
+    --synth.preferences.verifier exact --synth.preferences.num_responses 8 --synth.preferences.temperature_range '[0.8, 1.6]' \
     --synth.quality.allow_unfinished false --synth.dedup.enabled false
 pairs=$(wc -l < "$OUT/pairs.jsonl")
 "$LF" train dpo --config configs/dpo.yaml $Q --model.adapter "$OUT/sft/final" --data.train_file "$OUT/pairs.jsonl" \
-    --training.output_dir "$OUT/dpo" --data.validation_split 0.1 --training.num_epochs 2 --training.learning_rate 5.0e-4 \
+    --training.output_dir "$OUT/dpo" --data.validation_split 0.1 --training.num_epochs 1 --training.learning_rate 1.0e-4 \
     --training.eval_steps 1000 --dpo.max_length 128 --dpo.max_prompt_length 112
 dpo=$(em $KJV "$OUT/dpo/final")
 acc=$(grep '"eval_rewards/accuracies"' "$OUT/dpo/metrics.jsonl" | tail -n 1 | sed 's/.*"eval_rewards\/accuracies": \([0-9.]*\).*/\1/')
