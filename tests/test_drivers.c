@@ -294,6 +294,13 @@ static int test_drivers_dpo(void) {
              "--training.gradient_accumulation_steps 1 && grep -c '\"eval_loss\": 0.693147, \"eval_rewards/chosen\": 0,' %s/adapter/metrics.jsonl",
              common, base, base, d[0], base);
     CHECK(drv_run(cmd, out, sizeof out) == 0 && strcmp(out, "1\n") == 0);
+    // full fine-tuning: the reference's log-probs are computed once before the first step, so that
+    // step sees rewards 0 and the loss log 2 (they are the starting model's, exactly)
+    snprintf(cmd, sizeof cmd, "build/largeforge train dpo --config configs/dpo.yaml --quiet %s --training.output_dir %s/full "
+             "--data.cache_dir %s/c --lora.enabled false --training.max_steps 1 --training.logging_steps 1 "
+             "--training.gradient_accumulation_steps 1 && grep -c '\"loss\": 0.69314718[0-9]*, .*\"rewards/chosen\": 0, \"rewards/rejected\": 0,' "
+             "%s/full/metrics.jsonl", common, base, base, base);
+    CHECK(drv_run(cmd, out, sizeof out) == 0 && strcmp(out, "1\n") == 0);
     // SIGTERM once 5 lines are logged, then --resume
     snprintf(cmd, sizeof cmd, "build/largeforge train dpo --config configs/dpo.yaml %s --training.output_dir %s --data.cache_dir %s/c & p=$!; "
              "while [ \"$(cat %s/metrics.jsonl 2>/dev/null | wc -l)\" -lt 5 ] && kill -0 $p 2>/dev/null; do sleep 0.01; done; "
