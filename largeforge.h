@@ -722,6 +722,8 @@ typedef struct lf_kv {
 LF_API lf_status lf_kv_init(lf_kv *kv, const lf_model *m, int max_seqs, int max_seq_len);  // 0: defaults 1, m->max_seq_len
 LF_API void lf_kv_deinit(lf_kv *kv);
 LF_API void lf_kv_seq_truncate(lf_kv *kv, int seq, int len);  // forget positions >= len
+// Slot to gets slot from's first n positions (a shared prompt's prefill, done once).
+LF_API void lf_kv_seq_copy(lf_kv *kv, int from, int to, int n);
 
 // A batch of tokens from one or more sequences (each sequence's positions in increasing order).
 // A token at position p of sequence s attends to positions [0, p] of s: those written by
@@ -9174,6 +9176,16 @@ LF_API void lf_kv_deinit(lf_kv *kv) {
     memset(kv, 0, sizeof *kv);
 }
 
+LF_API void lf_kv_seq_copy(lf_kv *kv, int from, int to, int n) {
+    size_t w = (size_t)kv->width, T = (size_t)kv->max_seq_len, S = (size_t)kv->max_seqs;
+    for (size_t l = 0; l < (size_t)kv->L; l++) {
+        size_t a = ((l * S + (size_t)from) * T) * w, b = ((l * S + (size_t)to) * T) * w;
+        memcpy(kv->k + b, kv->k + a, (size_t)n * w * sizeof(float));
+        memcpy(kv->v + b, kv->v + a, (size_t)n * w * sizeof(float));
+    }
+    kv->len[to] = n;
+}
+
 LF_API void lf_kv_seq_truncate(lf_kv *kv, int seq, int len) {
     if (seq >= 0 && seq < kv->max_seqs && len >= 0 && len < kv->len[seq]) kv->len[seq] = len;
 }
@@ -13555,16 +13567,6 @@ static bool lf__gen_cancel_ask(void *user) {
 }
 
 // Copies positions [0, n) of KV slot from into slot to (lf_kv's layout: [L, max_seqs, max_seq_len, width]).
-static void lf__kv_seq_copy(lf_kv *kv, int from, int to, int n) {
-    size_t w = (size_t)kv->width, T = (size_t)kv->max_seq_len, S = (size_t)kv->max_seqs;
-    for (size_t l = 0; l < (size_t)kv->L; l++) {
-        size_t a = ((l * S + (size_t)from) * T) * w, b = ((l * S + (size_t)to) * T) * w;
-        memcpy(kv->k + b, kv->k + a, (size_t)n * w * sizeof(float));
-        memcpy(kv->v + b, kv->v + a, (size_t)n * w * sizeof(float));
-    }
-    kv->len[to] = n;
-}
-
 static void lf__gen_item_done(lf_gen_item *it, lf_status s, void (*on_done)(void *, int), void *user, int i) {
     it->status = s;
     snprintf(it->error, sizeof it->error, "%.255s", s == LF_OK ? "" : lf_last_error());
@@ -13608,7 +13610,7 @@ LF_API lf_status lf_generate_batch(lf_model *m, lf_kv *kv, const lf_tokenizer *t
                 if (fresh[o] && q[o].n_prompt == it->n_prompt && !memcmp(q[o].hist, it->prompt, (size_t)it->n_prompt * sizeof(int32_t)))
                     same = o;
             lg[k] = pre + (size_t)k * (size_t)V;
-            if (same >= 0) lf__kv_seq_copy(kv, same, k, it->n_prompt), memcpy(lg[k], lg[same], (size_t)V * sizeof(float));
+            if (same >= 0) lf_kv_seq_copy(kv, same, k, it->n_prompt), memcpy(lg[k], lg[same], (size_t)V * sizeof(float));
             else if (inited) e = lf__gen_prefill(m, kv, k, it->prompt, it->n_prompt, work, lg[k]);
             if (e == LF_OK) {
                 q[k].t1 = lf_time_ns(), fresh[k] = 1, item[k] = i, active++;
