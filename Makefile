@@ -85,6 +85,8 @@ parity: all
 	$(PYTHON) tests/ref/make_pref_model_fixture.py
 	$(PYTHON) tests/ref/make_kd_fixture.py --out tests/fixtures/kd/kd.json
 	$(PYTHON) tests/ref/make_logprob_ref.py   # prints the table of tests/test_synth_gen.c's score_logprob_transformers
+	$(PYTHON) -m pip install -q -r tests/ref/requirements-gguf.txt
+	$(PYTHON) tests/ref/make_ggml_quant.py --out tests/fixtures/quant
 	$(BUILD)/lf-tokenize train --quiet --input tests/fixtures/tok/bpe_train/kjv.txt --input tests/fixtures/tok/bpe_train/mixed.txt \
 	    --vocab-size 1000 --out $(BUILD)/bpe-fixture
 	$(PYTHON) tests/ref/make_bpe_fixture.py $(BUILD)/bpe-fixture/tokenizer.json tests/fixtures/tok/bpe_train/lines.txt \

@@ -315,7 +315,7 @@ LF_API lf_status lf_matmul(lf_pool *pool, float *out, const float *x, const lf_t
 // Quantizing rejects NaN and Inf (LF_ERR_ARG naming the element): they would poison a whole
 // block's scale. An all-zero block or row gets absmax 0 and dequantizes to zeros.
 
-typedef enum lf_qtype { LF_QTYPE_NONE = 0, LF_QTYPE_NF4 = 1, LF_QTYPE_INT8 = 2 } lf_qtype;
+typedef enum lf_qtype { LF_QTYPE_NONE = 0, LF_QTYPE_NF4 = 1, LF_QTYPE_INT8 = 2, LF_QTYPE_Q8_0 = 3, LF_QTYPE_Q4_0 = 4 } lf_qtype;
 
 LF_API const float *lf_nf4_code(void);           // [16] bnb's NF4 values, ascending; safe
 LF_API const float *lf_quant_dynamic_map(void);  // [256] bnb create_dynamic_map(signed=True); safe
@@ -348,6 +348,21 @@ LF_API lf_status lf_nf4_dequantize_absmax(float *absmax, const unsigned char *qa
 LF_API lf_status lf_int8_quantize(int8_t *dst, float *absmax, const float *src, int64_t rows, int64_t cols);
 // dst[r, c] = (src[r, c] * absmax[r]) * (1/127), as bnb int8_vectorwise_dequant.
 LF_API lf_status lf_int8_dequantize(float *dst, const int8_t *src, const float *absmax, int64_t rows, int64_t cols);
+
+// GGUF's block formats (llama.cpp's ggml), blocks of 32 consecutive values, as gguf-py's numpy
+// quantizer (tests/fixtures/quant/ggml_ref.safetensors) and ggml's reference quantizers make them:
+//   Q8_0  34 bytes: the scale d = max|x| / 127 as f16 (little-endian), then 32 int8
+//         round(x * (1/d)) (d the f32 value; halves away from zero); x = q * d
+//   Q4_0  18 bytes: m = the value of largest magnitude (sign kept; the first of ties),
+//         d = m / -8 as f16, then 16 bytes of codes min(15, trunc(x * (1/d) + 8.5)): value j of the
+//         block in the low nibble of byte j, value j + 16 in its high nibble; x = (code - 8) * d
+#define LF_Q8_0_BYTES 34  // per block of 32 values
+#define LF_Q4_0_BYTES 18
+// lf_ggml_quantize — n values (a multiple of 32) into n / 32 blocks of type (Q8_0 or Q4_0).
+//   returns  LF_OK | LF_ERR_ARG (another type; n not a positive multiple of 32; NaN/Inf: named)
+//   threads  safe
+LF_API lf_status lf_ggml_quantize(lf_qtype type, unsigned char *dst, const float *src, int64_t n);
+LF_API lf_status lf_ggml_dequantize(lf_qtype type, float *dst, const unsigned char *src, int64_t n);
 
 // A quantized linear weight [rows, cols] = HF's [out, in]. lf_qtensor_quantize fills one and
 // owns its arrays (one block, mem_); a caller may instead point the fields at a checkpoint's
@@ -4290,6 +4305,71 @@ LF_API lf_status lf_int8_dequantize(float *dst, const int8_t *src, const float *
                         (long long)cols);
     for (int64_t r = 0; r < rows; r++)
         for (int64_t c = 0; c < cols; c++) dst[r * cols + c] = ((float)src[r * cols + c] * absmax[r]) * lf__inv127;
+    return LF_OK;
+}
+
+// GGUF blocks. Rounding as ggml's roundf (half away from zero) and its (int8_t) truncation;
+// Q4_0's x * (1/d) is rounded to f32 before 8.5 is added, as gguf-py and a strict C build do (a
+// fused multiply-add changes some codes). Where 1/d overflows (blocks of magnitude below about
+// 1e-37, undefined in ggml) the codes are clamped to their range, NaN to the zero code.
+static float lf__f32_rounded(float v) {
+    volatile float t = v;  // an f32 store: no contraction into the next operation
+    return t;
+}
+
+static int lf__ggml_code(float v, int lo, int hi, int nan) { return v != v ? nan : v < (float)lo ? lo : v > (float)hi ? hi : (int)v; }
+
+static lf_status lf__ggml_check(lf_qtype type, const void *dst, const void *src, int64_t n, const char *what) {
+    if (type != LF_QTYPE_Q8_0 && type != LF_QTYPE_Q4_0) return lf__fail(LF_ERR_ARG, "ggml %s: type %d is not Q8_0 or Q4_0", what, (int)type);
+    if (!dst || !src) return lf__fail(LF_ERR_ARG, "ggml %s: %s is NULL", what, !dst ? "dst" : "src");
+    if (n <= 0 || n % 32) return lf__fail(LF_ERR_ARG, "ggml %s: %lld values, not a positive multiple of 32", what, (long long)n);
+    return LF_OK;
+}
+
+LF_API lf_status lf_ggml_quantize(lf_qtype type, unsigned char *dst, const float *src, int64_t n) {
+    lf_status s = lf__ggml_check(type, dst, src, n, "quantize");
+    if (s != LF_OK) return s;
+    for (int64_t i = 0; i < n; i++)
+        if (!isfinite(src[i])) return lf__fail(LF_ERR_ARG, "ggml quantize: element %lld is %g", (long long)i, (double)src[i]);
+    for (int64_t b = 0; b < n / 32; b++) {
+        const float *x = src + 32 * b;
+        float amax = 0, m = x[0];  // Q4_0: the first of the largest magnitude, sign kept (x[0] if all are 0)
+        for (int j = 0; j < 32; j++)
+            if (amax < fabsf(x[j])) amax = fabsf(x[j]), m = x[j];
+        float d = type == LF_QTYPE_Q8_0 ? amax / 127.0f : m / -8.0f, id = d != 0 ? 1.0f / d : 0.0f;
+        uint16_t h = lf_f32_to_f16(d);
+        if (type == LF_QTYPE_Q8_0) {
+            unsigned char *o = dst + LF_Q8_0_BYTES * b;
+            o[0] = (unsigned char)(h & 0xff), o[1] = (unsigned char)(h >> 8);
+            for (int j = 0; j < 32; j++) o[2 + j] = (unsigned char)(int8_t)lf__ggml_code(roundf(x[j] * id), -127, 127, 0);
+        } else {
+            unsigned char *o = dst + LF_Q4_0_BYTES * b;
+            o[0] = (unsigned char)(h & 0xff), o[1] = (unsigned char)(h >> 8);
+            for (int j = 0; j < 16; j++) {
+                int lo = lf__ggml_code(lf__f32_rounded(x[j] * id) + 8.5f, 0, 15, 8);
+                int hi = lf__ggml_code(lf__f32_rounded(x[j + 16] * id) + 8.5f, 0, 15, 8);
+                o[2 + j] = (unsigned char)(lo | hi << 4);
+            }
+        }
+    }
+    return LF_OK;
+}
+
+LF_API lf_status lf_ggml_dequantize(lf_qtype type, float *dst, const unsigned char *src, int64_t n) {
+    lf_status s = lf__ggml_check(type, dst, src, n, "dequantize");
+    if (s != LF_OK) return s;
+    for (int64_t b = 0; b < n / 32; b++) {
+        float *y = dst + 32 * b;
+        if (type == LF_QTYPE_Q8_0) {
+            const unsigned char *q = src + LF_Q8_0_BYTES * b;
+            float d = lf_f16_to_f32((uint16_t)(q[0] | q[1] << 8));
+            for (int j = 0; j < 32; j++) y[j] = (float)(int8_t)q[2 + j] * d;
+        } else {
+            const unsigned char *q = src + LF_Q4_0_BYTES * b;
+            float d = lf_f16_to_f32((uint16_t)(q[0] | q[1] << 8));
+            for (int j = 0; j < 16; j++) y[j] = (float)((q[2 + j] & 15) - 8) * d, y[j + 16] = (float)((q[2 + j] >> 4) - 8) * d;
+        }
+    }
     return LF_OK;
 }
 

@@ -329,7 +329,53 @@ static int test_quant_allocation_failures(void) {
     return 0;
 }
 
+// GGUF's Q8_0 and Q4_0 blocks equal gguf-py's numpy quantizer byte for byte
+// (tests/ref/make_ggml_quant.py: ties, the sign rule, f16 scale limits, values where a fused
+// multiply-add would change a Q4_0 code, scales that overflow f16), and dequantize to its values
+// bit for bit (NaN where its do: blocks whose f16 scale is infinite).
+static int test_ggml_blocks(void) {
+    lf_st_file f;
+    CHECK_OK(lf_st_open(&f, "tests/fixtures/quant/ggml_ref.safetensors"));
+    int bad = 0;
+    for (int big = 0; big < 2; big++)
+        for (int t = 0; t < 2; t++) {
+            char nw[32], nq[32], nd[32];
+            const char *pre = big ? "big." : "", *ty = t ? "q4_0" : "q8_0";
+            snprintf(nw, sizeof nw, "%sw", pre), snprintf(nq, sizeof nq, "%s%s", pre, ty), snprintf(nd, sizeof nd, "%s%s_deq", pre, ty);
+            const lf_st_tensor *w = lf_st_find(&f, nw), *q = lf_st_find(&f, nq), *dq = lf_st_find(&f, nd);
+            CHECK(w && q && dq);
+            int64_t n = w->shape[0] * w->shape[1], nb = n / 32, bytes = t ? LF_Q4_0_BYTES : LF_Q8_0_BYTES;
+            CHECK(q->shape[0] * q->shape[1] == nb * bytes);
+            unsigned char *got = (unsigned char *)malloc((size_t)(nb * bytes));
+            float *deq = (float *)malloc((size_t)n * sizeof(float));
+            CHECK(got && deq);
+            lf_qtype qt = t ? LF_QTYPE_Q4_0 : LF_QTYPE_Q8_0;
+            CHECK_OK(lf_ggml_quantize(qt, got, (const float *)w->data, n));
+            for (int64_t b = 0; b < nb; b++)
+                if (memcmp(got + b * bytes, (const unsigned char *)q->data + b * bytes, (size_t)bytes) != 0) {
+                    if (bad++ < 5) fprintf(stderr, "    %s block %lld differs\n", nq, (long long)b);
+                }
+            CHECK_OK(lf_ggml_dequantize(qt, deq, (const unsigned char *)q->data, n));
+            const float *want = (const float *)dq->data;
+            for (int64_t i = 0; i < n; i++)
+                if (!(isnan(want[i]) ? isnan(deq[i]) : memcmp(&deq[i], &want[i], 4) == 0)) {
+                    if (bad++ < 5) fprintf(stderr, "    %s[%lld]: %.9g, gguf %.9g\n", nd, (long long)i, (double)deq[i], (double)want[i]);
+                }
+            if (getenv("LF_TEST_VERBOSE") && !big) fprintf(stderr, "  %s: %lld blocks byte for byte\n", ty, (long long)nb);
+            free(got), free(deq);
+        }
+    float x[33] = {0};
+    unsigned char o[64];
+    CHECK_ERR(lf_ggml_quantize(LF_QTYPE_Q8_0, o, x, 33), LF_ERR_ARG, "not a positive multiple of 32");
+    x[5] = NAN;
+    CHECK_ERR(lf_ggml_quantize(LF_QTYPE_Q4_0, o, x, 32), LF_ERR_ARG, "element 5 is nan");
+    CHECK_ERR(lf_ggml_quantize(LF_QTYPE_NF4, o, x, 32), LF_ERR_ARG, "is not Q8_0 or Q4_0");
+    lf_st_close(&f);
+    return bad;
+}
+
 static const lf_test tests_quant[] = {
+    {"quant/ggml_q8_0_q4_0_vs_gguf", test_ggml_blocks},
     {"quant/tables", test_quant_tables},
     {"quant/nf4_bitsandbytes", test_nf4_bitsandbytes},
     {"quant/nf4_double_quant", test_nf4_double_quant},
