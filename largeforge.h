@@ -722,8 +722,9 @@ LF_API int64_t lf_model_n_params(const lf_model *m);
 LF_API size_t lf_model_weight_bytes(const lf_model *m);
 
 // lf_model_quantize — hold every layer's seven projections in NF4 (blocks of 64, optionally
-// double-quantized) or int8, as bitsandbytes does for QLoRA (embeddings, norms and the head stay
-// as they are); their mapped pages are released. Forward, adapters and adapter training then
+// double-quantized) or int8, as bitsandbytes does for QLoRA, or in GGUF's Q8_0 or Q4_0 (rows a
+// multiple of 32 long); embeddings, norms and the head stay as they are; the projections' mapped
+// pages are released. Forward, adapters and adapter training then
 // run on the quantized weights, dequantized on the fly inside the matmul.
 //   returns  LF_OK | LF_ERR_ARG (training, already quantized, a bad type) | LF_ERR_NOMEM
 LF_API lf_status lf_model_quantize(lf_model *m, lf_qtype type, bool double_quant);
@@ -4405,9 +4406,18 @@ LF_API lf_status lf_qtensor_quantize(lf_qtensor *qt, const float *w, int64_t row
         *qt = q;
         return LF_OK;
     }
+    if (desc->type == LF_QTYPE_Q8_0 || desc->type == LF_QTYPE_Q4_0) {
+        if (cols % 32) return lf__fail(LF_ERR_ARG, "qtensor quantize: Q8_0/Q4_0 rows of %lld values, not a multiple of 32", (long long)cols);
+        size_t bytes = n / 32 * (desc->type == LF_QTYPE_Q8_0 ? LF_Q8_0_BYTES : LF_Q4_0_BYTES);
+        unsigned char *mem = (unsigned char *)lf__alloc(bytes, "ggml weight");
+        if (!mem) return LF_ERR_NOMEM;
+        if ((st = lf_ggml_quantize(desc->type, mem, w, (int64_t)n)) != LF_OK) return LF_FREE(mem), st;
+        lf_qtensor q = {desc->type, rows, cols, 32, mem, NULL, NULL, NULL, NULL, 0.0f, mem};
+        *qt = q;
+        return LF_OK;
+    }
     if (desc->type != LF_QTYPE_NF4)
-        return lf__fail(LF_ERR_ARG, "qtensor quantize: desc.type must be LF_QTYPE_NF4 or LF_QTYPE_INT8, got %d",
-                        (int)desc->type);
+        return lf__fail(LF_ERR_ARG, "qtensor quantize: desc.type must be LF_QTYPE_NF4, INT8, Q8_0 or Q4_0, got %d", (int)desc->type);
     int bs = desc->blocksize ? desc->blocksize : 64;
     if (!lf__nf4_blocksize_ok(bs))
         return lf__fail(LF_ERR_ARG, "qtensor quantize: desc.blocksize must be 32, 64, 128, ..., 4096, got %d", bs);
@@ -4443,13 +4453,15 @@ LF_API lf_status lf_qtensor_quantize(lf_qtensor *qt, const float *w, int64_t row
 static lf_status lf__qtensor_check(const lf_qtensor *w, const char *fn) {
     size_t n;
     if (!w) return lf__fail(LF_ERR_ARG, "%s: w is NULL", fn);
-    if (w->type != LF_QTYPE_NF4 && w->type != LF_QTYPE_INT8)
-        return lf__fail(LF_ERR_ARG, "%s: w.type must be LF_QTYPE_NF4 or LF_QTYPE_INT8, got %d", fn, (int)w->type);
+    if (w->type < LF_QTYPE_NF4 || w->type > LF_QTYPE_Q4_0)
+        return lf__fail(LF_ERR_ARG, "%s: w.type must be LF_QTYPE_NF4, INT8, Q8_0 or Q4_0, got %d", fn, (int)w->type);
     if (w->rows <= 0 || w->cols <= 0 || !lf__mul_ok((size_t)w->rows, (size_t)w->cols, &n) || n > (size_t)INT64_MAX)
         return lf__fail(LF_ERR_ARG, "%s: w shape [%lld, %lld] must be positive", fn, (long long)w->rows,
                         (long long)w->cols);
     if (!w->q) return lf__fail(LF_ERR_ARG, "%s: w.q is NULL", fn);
     if (w->type == LF_QTYPE_INT8) return w->absmax ? LF_OK : lf__fail(LF_ERR_ARG, "%s: w.absmax is NULL", fn);
+    if (w->type >= LF_QTYPE_Q8_0)  // blocks of 32 along each row
+        return w->cols % 32 == 0 ? LF_OK : lf__fail(LF_ERR_ARG, "%s: Q8_0/Q4_0 rows of %lld values, not a multiple of 32", fn, (long long)w->cols);
     if (!lf__nf4_blocksize_ok(w->blocksize))
         return lf__fail(LF_ERR_ARG, "%s: w.blocksize must be 32, 64, 128, ..., 4096, got %d", fn, w->blocksize);
     if (w->qabsmax) {
@@ -4466,19 +4478,38 @@ LF__INLINE float lf__nf4_scale(const lf_qtensor *w, int64_t b) {
     return lf__dq_absmax(w->code2, w->qabsmax[b], w->absmax2[b / LF__QDQ_BLOCK], w->offset);
 }
 
-// Element i (flat, row-major) of w in f32.
+// Element i (flat, row-major) of w in f32 (GGUF blocks exactly as lf_ggml_dequantize).
 LF__INLINE float lf__q_at(const lf_qtensor *w, int64_t i) {
     if (w->type == LF_QTYPE_INT8) return ((float)((const int8_t *)w->q)[i] * w->absmax[i / w->cols]) * lf__inv127;
+    if (w->type == LF_QTYPE_Q8_0) {
+        const unsigned char *b = w->q + (i / 32) * LF_Q8_0_BYTES;
+        return (float)(int8_t)b[2 + i % 32] * lf_f16_to_f32((uint16_t)(b[0] | b[1] << 8));
+    }
+    if (w->type == LF_QTYPE_Q4_0) {
+        const unsigned char *b = w->q + (i / 32) * LF_Q4_0_BYTES;
+        int j = (int)(i % 32), code = j < 16 ? b[2 + j] & 15 : b[2 + j - 16] >> 4;
+        return (float)(code - 8) * lf_f16_to_f32((uint16_t)(b[0] | b[1] << 8));
+    }
     return lf__nf4_code[i & 1 ? w->q[i >> 1] & 15 : w->q[i >> 1] >> 4] * lf__nf4_scale(w, i / w->blocksize);
 }
 
 #ifdef LF__AVX512
-// w[r, k .. k + 16) (cols and k multiples of 16, so one NF4 block).
+// w[r, k .. k + 16) (cols and k multiples of 16, so one NF4 block, or half a GGUF block).
 LF__INLINE __m512 lf__q_load16(const lf_qtensor *w, int64_t r, int64_t k) {
     int64_t i = r * w->cols + k;
     if (w->type == LF_QTYPE_INT8) {
         __m512 q = _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_loadu_si128((const __m128i *)(w->q + i))));
         return _mm512_mul_ps(_mm512_mul_ps(q, _mm512_set1_ps(w->absmax[r])), _mm512_set1_ps(lf__inv127));
+    }
+    if (w->type == LF_QTYPE_Q8_0 || w->type == LF_QTYPE_Q4_0) {
+        bool q8 = w->type == LF_QTYPE_Q8_0;
+        const unsigned char *b = w->q + (i / 32) * (q8 ? LF_Q8_0_BYTES : LF_Q4_0_BYTES);
+        __m512 d = _mm512_set1_ps(lf_f16_to_f32((uint16_t)(b[0] | b[1] << 8)));
+        if (q8) return _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_loadu_si128((const __m128i *)(b + 2 + i % 32)))), d);
+        __m128i by = _mm_loadu_si128((const __m128i *)(b + 2)), m = _mm_set1_epi8(15);  // low nibbles: values 0-15, high: 16-31
+        __m128i codes = i % 32 ? _mm_and_si128(_mm_srli_epi16(by, 4), m) : _mm_and_si128(by, m);
+        __m512i c = _mm512_sub_epi32(_mm512_cvtepu8_epi32(codes), _mm512_set1_epi32(8));
+        return _mm512_mul_ps(_mm512_cvtepi32_ps(c), d);
     }
     // 8 bytes to 16 codes in element order: byte j's high nibble, then its low nibble
     __m128i b = _mm_cvtepu8_epi16(_mm_loadl_epi64((const __m128i *)(w->q + i / 2)));
@@ -9272,7 +9303,7 @@ LF_API void lf_kv_seq_truncate(lf_kv *kv, int seq, int len) {
 
 LF_API lf_status lf_model_quantize(lf_model *m, lf_qtype type, bool double_quant) {
     if (m->train_ || m->qw_) return lf__fail(LF_ERR_ARG, "model_quantize: the model is %s", m->train_ ? "training" : "quantized already");
-    if (type != LF_QTYPE_NF4 && type != LF_QTYPE_INT8) return lf__fail(LF_ERR_ARG, "model_quantize: type must be NF4 or INT8");
+    if (type < LF_QTYPE_NF4 || type > LF_QTYPE_Q4_0) return lf__fail(LF_ERR_ARG, "model_quantize: type must be NF4, INT8, Q8_0 or Q4_0");
     const lf_model_config *c = &m->cfg;
     int64_t most = 0;
     for (int p = 0; p < LF_PROJ_COUNT; p++) most = LF__MAX(most, lf_tensor_numel(&m->layers[0].w[p]));
