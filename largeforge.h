@@ -719,7 +719,7 @@ typedef struct lf_model {
 LF_API lf_status lf_model_open(lf_model *m, const lf_model_desc *desc);
 LF_API void lf_model_close(lf_model *m);
 LF_API int64_t lf_model_n_params(const lf_model *m);
-LF_API size_t lf_model_weight_bytes(const lf_model *m);
+LF_API size_t lf_model_weight_bytes(const lf_model *m);  // the checkpoint's tensors; quantized ones at their size
 
 // lf_model_quantize — hold every layer's seven projections in NF4 (blocks of 64, optionally
 // double-quantized) or int8, as bitsandbytes does for QLoRA, or in GGUF's Q8_0 or Q4_0 (rows a
@@ -9252,10 +9252,31 @@ LF_API int64_t lf_model_n_params(const lf_model *m) {
     return n;
 }
 
+// The bytes a quantized weight takes: codes and scales.
+static size_t lf__qtensor_bytes(const lf_qtensor *q) {
+    size_t n = (size_t)q->rows * (size_t)q->cols, nb = q->blocksize ? (n + (size_t)q->blocksize - 1) / (size_t)q->blocksize : 0;
+    switch (q->type) {
+    case LF_QTYPE_INT8: return n + (size_t)q->rows * 4;
+    case LF_QTYPE_Q8_0: return n / 32 * LF_Q8_0_BYTES;
+    case LF_QTYPE_Q4_0: return n / 32 * LF_Q4_0_BYTES;
+    default: return (n + 1) / 2 + (q->qabsmax ? nb + (nb + LF__QDQ_BLOCK - 1) / LF__QDQ_BLOCK * 4 : nb * 4);
+    }
+}
+
 LF_API size_t lf_model_weight_bytes(const lf_model *m) {
     size_t n = 0;
     for (int i = 0; i < m->st.n; i++)
-        for (int j = 0; j < m->st.files[i].n; j++) n += (size_t)(m->st.files[i].tensors[j].end - m->st.files[i].tensors[j].begin);
+        for (int j = 0; j < m->st.files[i].n; j++) {
+            const lf_st_tensor *t = &m->st.files[i].tensors[j];
+            int l, at = 0;
+            const lf_qtensor *q = NULL;  // a quantized projection counts at its quantized size
+            if (m->qw_ && sscanf(t->name, "model.layers.%d.%n", &l, &at) == 1 && at > 0 && l >= 0 && l < m->cfg.L)
+                for (int p = 0; p < LF_PROJ_COUNT; p++) {
+                    size_t k = strlen(lf_proj_name((lf_proj)p));
+                    if (!strncmp(t->name + at, lf_proj_name((lf_proj)p), k) && !strcmp(t->name + at + k, ".weight")) q = m->layers[l].q[p];
+                }
+            n += q ? lf__qtensor_bytes(q) : (size_t)(t->end - t->begin);
+        }
     return n;
 }
 

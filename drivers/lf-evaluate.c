@@ -5,11 +5,13 @@
 #include "../largeforge.h"
 #include "common.h"
 
+#include <ctype.h>
+
 static const char *help =
     "usage: lf-evaluate logits     --model DIR --tokens 1,2,3 --out FILE.safetensors\n"
-    "       lf-evaluate perplexity --model DIR --input FILE [--ctx N]\n"
+    "       lf-evaluate perplexity --model DIR --input FILE [--ctx N] [--quantize TYPE]\n"
     "       lf-evaluate exact-match --model DIR --data FILE [--adapter DIR] [--template NAME] [--show N]\n"
-    "       lf-evaluate benchmark  --model DIR [-p 128] [-n 64] [-t 2] [-r 5] [-o json|jsonl|md]\n"
+    "       lf-evaluate benchmark  --model DIR [-p 128] [-n 64] [-t 2] [-r 5] [-o json|jsonl|md] [--quantize TYPE]\n"
     "\n"
     "  logits      writes the f32 tensor `logits` [T, V] of one forward pass over the ids\n"
     "  perplexity  exp(mean negative log-likelihood) over the file's tokens, in independent\n"
@@ -23,6 +25,8 @@ static const char *help =
     "\n"
     "options:\n"
     "  --adapter DIR     apply a LoRA adapter (PEFT directory) to the model\n"
+    "  --quantize TYPE   perplexity, benchmark: the projections quantized in memory first: q8_0, q4_0\n"
+    "                    (GGUF's blocks), int8 (per row), nf4 (blocks of 64)\n"
     "  --template NAME   exact-match: default (the tokenizer's), chatml, llama3, llama2, mistral, plain\n"
     "  --max-tokens N    exact-match: longest answer (default 32)\n"
     "  -t, --threads N   compute threads (default: all cores)\n"
@@ -30,14 +34,22 @@ static const char *help =
     "exit codes: 0 ok, 2 bad argument, 4 I/O, 5 bad input, 7 bad config, 9 capacity, 64 usage\n";
 
 typedef struct opts {
-    const char *model, *tokens, *out, *input, *fmt, *adapter, *data, *tmpl;
+    const char *model, *tokens, *out, *input, *fmt, *adapter, *data, *tmpl, *quant;
     long ctx, n_prompt, n_gen, threads, reps, show, max_tokens;
 } opts;
 
-// Opens the model, with the adapter when one is given.
+static const char *qnames[] = {"", "nf4", "int8", "q8_0", "q4_0"};
+
+// Opens the model, with the adapter when one is given, quantized when asked (--quantize).
 static lf_status open_model(lf_model *m, const lf_model_desc *d, const opts *o) {
+    int qt = 0;
+    for (int i = 1; o->quant && i < 5; i++)
+        if (strcmp(o->quant, qnames[i]) == 0) qt = i;
+    if (o->quant && !qt) return lf__fail(LF_ERR_ARG, "--quantize: '%s' is not q8_0, q4_0, int8 or nf4", o->quant);
     lf_status s = lf_model_open(m, d);
-    if (s == LF_OK && o->adapter && (s = lf_lora_load(m, o->adapter)) != LF_OK) lf_model_close(m);
+    if (s == LF_OK && o->adapter) s = lf_lora_load(m, o->adapter);
+    if (s == LF_OK && qt) s = lf_model_quantize(m, (lf_qtype)qt, false);
+    if (s != LF_OK) lf_model_close(m);
     return s;
 }
 
@@ -264,7 +276,7 @@ static lf_status eval_benchmark(const opts *o) {
     uint64_t tl = lf_time_ns();
     lf_model_desc d = {.path = o->model, .n_threads = (int)o->threads, .max_tokens = LF__MAX(np, 1),
                        .max_seq_len = LF__MAX(np, ng) + 1};
-    lf_status s = lf_model_open(&m, &d);
+    lf_status s = open_model(&m, &d, o);
     if (s != LF_OK) return s;
     double load_s = (double)(lf_time_ns() - tl) * 1e-9;
     lf_kv kv;
@@ -272,7 +284,11 @@ static lf_status eval_benchmark(const opts *o) {
     float *logits = (float *)malloc((size_t)m.cfg.V * sizeof(float));
     lf_rng rng;
     lf_rng_seed(&rng, 1234);
-    const char *dt = lf_dtype_name(m.layers[0].w[LF_PROJ_Q].dtype);
+    char dtb[16];  // as llama-bench names types: F32, Q8_0, Q4_0 (NF4, INT8: ours)
+    snprintf(dtb, sizeof dtb, "%s", lf_dtype_name(m.layers[0].w[LF_PROJ_Q].dtype));
+    if (m.layers[0].q[LF_PROJ_Q])
+        for (int i = 0; i < (int)sizeof dtb && (dtb[i] = (char)toupper((unsigned char)qnames[m.layers[0].q[LF_PROJ_Q]->type][i])); i++) {}
+    const char *dt = dtb;
     int tests[2][2] = {{np, 0}, {0, ng}};
     bool json = strcmp(o->fmt, "json") == 0, md = strcmp(o->fmt, "md") == 0;
     if (json) puts("[");
@@ -335,6 +351,7 @@ int main(int argc, char **argv) {
         else if (lf_drv_opt(argc, argv, &i, "--adapter", &v)) o.adapter = v;
         else if (lf_drv_opt(argc, argv, &i, "--data", &v)) o.data = v;
         else if (lf_drv_opt(argc, argv, &i, "--template", &v)) o.tmpl = v;
+        else if (lf_drv_opt(argc, argv, &i, "--quantize", &v)) o.quant = v;
         else if (lf_drv_opt(argc, argv, &i, "--show", &v)) num = &o.show;
         else if (lf_drv_opt(argc, argv, &i, "--max-tokens", &v)) num = &o.max_tokens;
         else if (lf_drv_opt(argc, argv, &i, "-o", &v) || lf_drv_opt(argc, argv, &i, "--output", &v)) o.fmt = v;

@@ -379,6 +379,30 @@ static int test_drivers_distill(void) {
     return 0;
 }
 
+// evaluate --quantize: the projections in Q8_0 / Q4_0 in memory; the benchmark names the type
+// and the smaller size, perplexity stays near the f32 model's (Q8_0 within 1%, Q4_0 within 10%).
+static int test_drivers_quantize_eval(void) {
+    DRV_NEED_BUILD();
+    char out[8192];
+    double ppl[3];
+    static const char *q[3] = {"", "--quantize q8_0", "--quantize q4_0"};
+    for (int k = 0; k < 3; k++) {
+        char cmd[600];
+        snprintf(cmd, sizeof cmd, "build/largeforge evaluate perplexity --model models/kjv-llama-4m --input tests/fixtures/tok/bpe_train/kjv.txt --ctx 128 %s", q[k]);
+        CHECK(drv_run(cmd, out, sizeof out) == 0);
+        const char *p = strstr(out, "\"perplexity\":");
+        CHECK(p);
+        ppl[k] = strtod(p + 13, NULL);
+    }
+    if (getenv("LF_TEST_VERBOSE")) fprintf(stderr, "  perplexity: f32 %.4f, Q8_0 %.4f, Q4_0 %.4f\n", ppl[0], ppl[1], ppl[2]);
+    CHECK(fabs(ppl[1] / ppl[0] - 1) < 0.01 && fabs(ppl[2] / ppl[0] - 1) < 0.10);
+    CHECK(drv_run("build/largeforge evaluate benchmark --model models/kjv-llama-4m -p 8 -n 2 -r 1 -o jsonl --quantize q4_0", out, sizeof out) == 0 &&
+          strstr(out, "\"model_type\":\"llama Q4_0\"") && strstr(out, "\"model_size\":6"));
+    CHECK(drv_run("build/largeforge evaluate benchmark --model models/kjv-llama-4m --quantize q5_k", out, sizeof out) == 2 &&
+          strstr(out, "--quantize: 'q5_k' is not q8_0, q4_0, int8 or nf4"));
+    return 0;
+}
+
 // Bad configs: each a clear line naming the file and field, the documented exit code.
 static int test_drivers_train_errors(void) {
     DRV_NEED_BUILD();
@@ -457,6 +481,7 @@ static const lf_test tests_drivers[] = {
     {"drivers/train_resume_sigterm", test_drivers_train_resume},
     {"drivers/dpo_orpo", test_drivers_dpo},
     {"drivers/distill_online_offline", test_drivers_distill},
+    {"drivers/evaluate_quantize", test_drivers_quantize_eval},
     {"drivers/train_errors", test_drivers_train_errors},
     {"drivers/merge_lora", test_drivers_merge},
     {"drivers/exact_match", test_drivers_exact_match},
