@@ -23,7 +23,8 @@
 //    1. core         status, errors, logging, allocation, arenas, rng, time, pool, files
 //    2. config       JSON and YAML into one tree of lf_node; overrides; typed field readers
 //    3. tensor       dtypes, conversions, CPU kernels (matmul, norms, rope, softmax, swiglu),
-//                    NF4 and int8 weights as bitsandbytes stores them, matmuls on them
+//                    NF4 and int8 weights as bitsandbytes stores them, GGUF's Q8_0 and Q4_0
+//                    blocks, matmuls on them
 //    4. safetensors  mmap reader with a validated header, sharded index, writer
 //    5. tokenizer    HF tokenizer.json (byte-level and SentencePiece-style BPE), chat templates,
 //                    the byte-level BPE trainer
@@ -33,9 +34,12 @@
 //    8. train        AdamW, learning-rate schedules, gradient clipping, the training config,
 //                    checkpoints
 //    9. objectives   SFT: chat and text samples with the loss on the answers only; preference
-//                    losses (DPO, hinge, IPO, ORPO) from per-sequence log-probabilities
-//   10. data         dataset formats and streaming reader, split, tokenized cache, batches
-//   12. generate     sampling, stop strings, streaming generation
+//                    losses (DPO, hinge, IPO, ORPO) from per-sequence log-probabilities and
+//                    their training steps; distillation (logits and features)
+//   10. data         dataset formats and streaming reader, split, tokenized cache, batches,
+//                    preference pairs, teacher targets, quality filters and near-duplicates
+//   12. generate     sampling, stop strings, streaming generation, batched generation, scoring,
+//                    synthetic instruction data and preference pairs
 //
 // CONFIGURATION MACROS          default      define where
 //   LF_API                       extern       everywhere       decoration of public functions
