@@ -254,11 +254,16 @@ typedef struct run {
     int32_t *kd_ids;
     float *kd_lp;
     // feature distillation: per layer pair the projection (NULL where the widths agree) and the
-    // teacher's hidden states [B, T, Ct]; the real tokens [B, T]
+    // teacher's hidden states [B, T, Ct]; the real tokens [B, T]; the pairs as lf_kd_grads takes
+    // them; hid: [teacher L] where a row's teacher layer outputs go
     int Ct;
-    float *proj[16], *thid[16];
+    float *proj[16], *thid[16], **hid;
     char proj_name[16][48];
     uint8_t *kd_mask;
+    lf_kd_features feat;
+    int feat_layer[16];
+    const float *feat_hidden[16];
+    const char *feat_name[16];
 } run;
 
 // The teacher's targets for a micro-batch's rows: its top-K at every position of each row's
@@ -277,30 +282,30 @@ static lf_status kd_fill(run *r, const int32_t *tokens, const int64_t *samples) 
             memcpy(r->kd_ids + o, r->kf.ids + f, (size_t)n * (size_t)r->K * sizeof(int32_t));
             memcpy(r->kd_lp + o, r->kf.logp + f, (size_t)n * (size_t)r->K * sizeof(float));
         } else {
-            float *hid[4096] = {NULL};  // the teacher's layers whose outputs the features take, into row i
-            for (int j = 0; j < r->kc.n_features; j++)
-                hid[r->kc.feature_layers[j][1]] = r->thid[j] + (size_t)i * (size_t)r->T * (size_t)r->Ct;
+            for (int j = 0; j < r->kc.n_features; j++)  // the teacher layers the features take, into row i
+                r->hid[r->kc.feature_layers[j][1]] = r->thid[j] + (size_t)i * (size_t)r->T * (size_t)r->Ct;
             if (r->kd_mask) memset(r->kd_mask + (size_t)i * (size_t)r->T, 1, (size_t)n);
-            s = lf_kd_teacher_topk(&r->teacher, &r->tkv, tokens + (size_t)i * (size_t)r->T, (int)n, r->K, r->kd_ids + o, r->kd_lp + o,
-                                   r->kc.n_features ? hid : NULL);
+            s = lf_kd_teacher_topk(&r->teacher, &r->tkv, tokens + (size_t)i * (size_t)r->T, (int)n, r->K, r->kd_ids + o, r->kd_lp + o, r->hid);
         }
     }
     return s;
 }
 
-// The feature pairs of this micro-batch's targets (NULL without feature_layers).
-static const lf_kd_features *kd_features(run *r, lf_kd_features *f, int *sl, const float **th, const char **names) {
-    if (!r->kc.n_features) return NULL;
-    for (int j = 0; j < r->kc.n_features; j++) sl[j] = r->kc.feature_layers[j][0], th[j] = r->thid[j], names[j] = r->proj_name[j];
-    lf_kd_features g = {r->kc.n_features, sl, th, r->proj, names, r->kd_mask, r->Ct, r->kc.feature_weight};
-    *f = g;
-    return f;
+// One micro-batch of distillation: the teacher's targets, then the student's loss (and, with
+// grads, its gradients).
+static lf_status kd_micro(run *r, const lf_train_batch *b, const int64_t *samples, bool grads, lf_kd_stats *ks) {
+    lf_kd_targets kt = {r->K, r->kd_ids, r->kd_lp};
+    const lf_kd_features *f = r->kc.n_features ? &r->feat : NULL;
+    lf_status s = kd_fill(r, b->tokens, samples);
+    if (s == LF_OK) s = grads ? lf_kd_grads(&r->m, &r->kc.kd, b, &kt, f, ks) : lf_kd_eval(&r->m, &r->kc.kd, b, &kt, f, ks);
+    return s;
 }
 
-static void pref_add(double *sums, const lf_pref_stats *st) {
+// sums += w * each metric of st.
+static void pref_add(double *sums, const lf_pref_stats *st, double w) {
     const double v[N_PREF_METRICS] = {st->rewards_chosen, st->rewards_rejected, st->accuracies, st->margins, st->logps_chosen,
                                       st->logps_rejected, st->nll_loss, st->log_odds_ratio, st->log_odds_chosen};
-    for (int i = 0; i < N_PREF_METRICS; i++) sums[i] += v[i];
+    for (int i = 0; i < N_PREF_METRICS; i++) sums[i] += w * v[i];
 }
 
 // ", \"rewards/chosen\": ..." for a metrics line: the window's means (prefix "eval_" for evaluation).
@@ -384,21 +389,11 @@ static lf_status evaluate(run *r, double *out, double *pm, double *n_pairs) {
             lf_pref_stats st;
             double w = rws / 2;  // pairs in this batch: the stats are their means
             if ((s = pref_micro(r, &b, vb->sample, r->dc.validation_file ? r->pre_v : r->pre, 0.0f, &st)) != LF_OK) break;
-            lf_pref_stats ws = st;
-            double *f[] = {&ws.rewards_chosen, &ws.rewards_rejected, &ws.accuracies, &ws.margins, &ws.logps_chosen,
-                           &ws.logps_rejected, &ws.nll_loss, &ws.log_odds_ratio, &ws.log_odds_chosen};
-            for (size_t k = 0; k < sizeof f / sizeof *f; k++) *f[k] *= w;
-            pref_add(pm, &ws);
+            pref_add(pm, &st, w);
             sum += st.loss * w, total += w;
         } else if (r->mode == DISTILL) {
             lf_kd_stats ks;
-            lf_kd_targets kt = {r->K, r->kd_ids, r->kd_lp};
-            lf_kd_features kf;
-            int sl[16];
-            const float *th[16];
-            const char *names[16];
-            const lf_kd_features *fp = kd_features(r, &kf, sl, th, names);
-            if ((s = kd_fill(r, r->tok_buf, vb->sample)) != LF_OK || (s = lf_kd_eval(&r->m, &r->kc.kd, &b, &kt, fp, &ks)) != LF_OK) break;
+            if ((s = kd_micro(r, &b, vb->sample, false, &ks)) != LF_OK) break;
             sum += ks.loss * (double)ks.n, total += (double)ks.n, pm[0] += ks.ce * (double)ks.n, pm[1] += ks.kl * (double)ks.n;
         } else if ((s = lf_model_train_eval(&r->m, &b, &l, &n)) == LF_OK) sum += (double)l * n, total += n;
     }
@@ -511,7 +506,12 @@ static lf_status kd_projections(run *r) {
         snprintf(r->proj_name[j], sizeof r->proj_name[j], "distill.proj.%d.weight", j);
         s = lf_model_train_extra(&r->m, r->proj_name[j], r->proj[j], (int64_t)n);
     }
-    if (s == LF_OK && !(r->kd_mask = (uint8_t *)calloc((size_t)r->B * (size_t)r->T, 1))) s = lf__fail(LF_ERR_NOMEM, "feature mask");
+    if (s == LF_OK && (!(r->kd_mask = (uint8_t *)calloc((size_t)r->B * (size_t)r->T, 1)) || !(r->hid = (float **)calloc((size_t)tc.L, sizeof *r->hid))))
+        s = lf__fail(LF_ERR_NOMEM, "feature distillation's buffers");
+    for (int j = 0; j < r->kc.n_features; j++)
+        r->feat_layer[j] = r->kc.feature_layers[j][0], r->feat_hidden[j] = r->thid[j], r->feat_name[j] = r->proj_name[j];
+    lf_kd_features f = {r->kc.n_features, r->feat_layer, r->feat_hidden, r->proj, r->feat_name, r->kd_mask, r->Ct, r->kc.feature_weight};
+    r->feat = f;
     return s;
 }
 
@@ -735,17 +735,10 @@ static lf_status train(run *r) {
             lf_pref_stats ps;
             if (is_pref(r->mode)) {  // each micro-batch's mean over its pairs, weighted as HF's Trainer does
                 if ((s = pref_micro(r, &b, r->smp_buf + k * (size_t)r->B, r->pre, 1.0f / (float)micro, &ps)) != LF_OK) break;
-                step_sum += ps.loss, pref_add(st.log_metrics, &ps), st.log_micro++;
+                step_sum += ps.loss, pref_add(st.log_metrics, &ps, 1), st.log_micro++;
             } else if (r->mode == DISTILL) {  // a mean over the step's scored positions, as the causal LM's
                 lf_kd_stats ks;
-                lf_kd_targets kt = {r->K, r->kd_ids, r->kd_lp};
-                lf_kd_features kf;
-                int sl[16];
-                const float *th[16];
-                const char *names[16];
-                const lf_kd_features *fp = kd_features(r, &kf, sl, th, names);
-                if ((s = kd_fill(r, b.tokens, r->smp_buf + k * (size_t)r->B)) != LF_OK || (s = lf_kd_grads(&r->m, &r->kc.kd, &b, &kt, fp, &ks)) != LF_OK)
-                    break;
+                if ((s = kd_micro(r, &b, r->smp_buf + k * (size_t)r->B, true, &ks)) != LF_OK) break;
                 step_sum += ks.loss * group;
                 st.log_metrics[0] += ks.ce * (double)ks.n, st.log_metrics[1] += ks.kl * (double)ks.n, st.log_metrics[2] += (double)ks.n;
                 st.log_metrics[3] += ks.feat;  // already the step's share
@@ -930,6 +923,7 @@ int main(int argc, char **argv) {
     free(r.tok_buf), free(r.lab_buf), free(r.pos_buf), free(r.smp_buf), free(r.pre), free(r.pre_v), free(r.ref_w);
     lf_model_close(&r.teacher), lf_kv_deinit(&r.tkv), lf_kd_file_close(&r.kf), free(r.kd_ids), free(r.kd_lp), free(r.kd_mask);
     for (int j = 0; j < 16; j++) free(r.proj[j]), free(r.thid[j]);
+    free(r.hid);
     if (run_log_f) fclose(run_log_f);
     return s == LF_OK ? 0 : lf_drv_fail(s);
 }

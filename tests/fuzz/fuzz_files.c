@@ -22,8 +22,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
             lf_data_config dc;
             lf_dpo_config pc;
             lf_kd_config kc;
+            lf_synth_config sc;
             lf_gen_desc g = lf_gen_desc_default();
             lf_train_config_read(&tc, &d), lf_data_config_read(&dc, &d), lf_dpo_config_read(&pc, &d), lf_orpo_config_read(&pc, &d), lf_kd_config_read(&kc, &d);
+            lf_synth_config_read(&sc, &d);
             lf_gen_desc_from_config(&g, &d);
             lf_doc_deinit(&d);
         }
