@@ -316,10 +316,22 @@ LF_API lf_status lf_matmul(lf_pool *pool, float *out, const float *x, const lf_t
 //    code2[qabsmax[b]] * absmax2[b / 256] + offset, rounded after the product and after the sum.
 //  - int8: LLM.int8's row-wise weight format (bnb int8_vectorwise_quant): per output row
 //    absmax (bnb's SCB), q = round-half-even(x * (127 / absmax)); x' = (q * absmax) * (1/127).
+//  - Q4: GPTQ's and AWQ's 4-bit group-wise format. Groups of `blocksize` consecutive values of a
+//    row (32, 64, 128, ... or the whole row) share a scale s, held in f32 but always an f16 value
+//    (the checkpoints store f16), and an integer zero z in [0, 15]; a value is a code c in [0, 15]
+//    and x = (float)(c - z) * s, exact in f32. Codes two per byte along the row, value 2i in the
+//    low nibble of byte i. g_idx (GPTQ's act order) maps column k to its group; NULL: k / blocksize.
+//    Round-to-nearest picks s and z as GPTQ's quantizer does: the group's range widened to hold 0;
+//    symmetric: z = 8 and, where the group has a negative value, the range made symmetric (a group
+//    with none keeps [0, max] and clamps above 7 steps, as GPTQ's code does); s = range / 15
+//    rounded to f16 (at least f16's smallest step, 2^-24), z = round(-min / s) when asymmetric;
+//    c = clamp(round(x / s) + z, 0, 15), halves to even.
 // Quantizing rejects NaN and Inf (LF_ERR_ARG naming the element): they would poison a whole
 // block's scale. An all-zero block or row gets absmax 0 and dequantizes to zeros.
 
-typedef enum lf_qtype { LF_QTYPE_NONE = 0, LF_QTYPE_NF4 = 1, LF_QTYPE_INT8 = 2, LF_QTYPE_Q8_0 = 3, LF_QTYPE_Q4_0 = 4 } lf_qtype;
+typedef enum lf_qtype {
+    LF_QTYPE_NONE = 0, LF_QTYPE_NF4 = 1, LF_QTYPE_INT8 = 2, LF_QTYPE_Q8_0 = 3, LF_QTYPE_Q4_0 = 4, LF_QTYPE_Q4 = 5
+} lf_qtype;
 
 LF_API const float *lf_nf4_code(void);           // [16] bnb's NF4 values, ascending; safe
 LF_API const float *lf_quant_dynamic_map(void);  // [256] bnb create_dynamic_map(signed=True); safe
@@ -368,26 +380,38 @@ LF_API lf_status lf_int8_dequantize(float *dst, const int8_t *src, const float *
 LF_API lf_status lf_ggml_quantize(lf_qtype type, unsigned char *dst, const float *src, int64_t n);
 LF_API lf_status lf_ggml_dequantize(lf_qtype type, float *dst, const unsigned char *src, int64_t n);
 
+// Q4's round-to-nearest on one group of n values (GPTQ's quantizer, as described above): its
+// scale (an f16 value) and zero; lf_q4_code is then one value's code. threads: safe
+LF_API void lf_q4_params(const float *x, int n, bool asym, float *scale, int *zero);
+LF_API int lf_q4_code(float x, float scale, int zero);
+
 // A quantized linear weight [rows, cols] = HF's [out, in]. lf_qtensor_quantize fills one and
 // owns its arrays (one block, mem_); a caller may instead point the fields at a checkpoint's
 // tensors (mem_ NULL), which must then outlive it.
 typedef struct lf_qtensor {
     lf_qtype type;
     int64_t rows, cols;
-    int blocksize;                 // NF4: elements per absmax block (flat over rows * cols); int8: 0
-    const unsigned char *q;        // NF4: [ceil(rows * cols / 2)] packed codes; int8: [rows, cols] int8
-    const float *absmax;           // NF4: [nblocks], NULL when double-quantized; int8: [rows]
+    int blocksize;                 // NF4: elements per absmax block (flat over rows * cols); Q4: group
+                                   // size; Q8_0, Q4_0: 32; int8: 0
+    const unsigned char *q;        // NF4: [ceil(rows * cols / 2)] packed codes; int8: [rows, cols] int8;
+                                   // Q8_0, Q4_0: [rows * cols / 32] blocks; Q4: [rows, cols / 2]
+    const float *absmax;           // NF4: [nblocks], NULL when double-quantized; int8: [rows];
+                                   // Q4: the scales [rows, groups]
     const unsigned char *qabsmax;  // NF4 double quantization: [nblocks] indices into code2, else NULL
     const float *absmax2;          // [ceil(nblocks / 256)]
     const float *code2;            // [256]
     float offset;
+    const unsigned char *zeros;    // Q4: [rows, groups] zero points
+    const int32_t *g_idx;          // Q4: [cols] group of each column (act order), or NULL
     void *mem_;                    // what lf_qtensor_quantize allocated
 } lf_qtensor;
 
 typedef struct lf_qtensor_desc {
-    lf_qtype type;      // required: LF_QTYPE_NF4 or LF_QTYPE_INT8
-    int blocksize;      // NF4; default: 64 (QLoRA, bnb)
+    lf_qtype type;      // required
+    int blocksize;      // NF4: default 64 (QLoRA, bnb); Q4: the group size, default 128; 0 < it, and
+                        // it divides the row: a power of two from 16, or the row's length
     bool double_quant;  // NF4; default: false. true = bnb_4bit_use_double_quant (QLoRA's setting)
+    bool asym;          // Q4: zero points per group (default: symmetric, z = 8)
 } lf_qtensor_desc;
 
 // lf_qtensor_quantize — quantize w [rows, cols] (f32) into qt.
@@ -725,13 +749,12 @@ LF_API void lf_model_close(lf_model *m);
 LF_API int64_t lf_model_n_params(const lf_model *m);
 LF_API size_t lf_model_weight_bytes(const lf_model *m);  // the checkpoint's tensors; quantized ones at their size
 
-// lf_model_quantize — hold every layer's seven projections in NF4 (blocks of 64, optionally
-// double-quantized) or int8, as bitsandbytes does for QLoRA, or in GGUF's Q8_0 or Q4_0 (rows a
-// multiple of 32 long); embeddings, norms and the head stay as they are; the projections' mapped
-// pages are released. Forward, adapters and adapter training then
-// run on the quantized weights, dequantized on the fly inside the matmul.
-//   returns  LF_OK | LF_ERR_ARG (training, already quantized, a bad type) | LF_ERR_NOMEM
-LF_API lf_status lf_model_quantize(lf_model *m, lf_qtype type, bool double_quant);
+// lf_model_quantize — hold every layer's seven projections quantized round-to-nearest as d says
+// (lf_qtensor_desc: NF4 or int8 as bitsandbytes does for QLoRA, GGUF's Q8_0 or Q4_0, group-wise
+// Q4); embeddings, norms and the head stay as they are; the projections' mapped pages are
+// released. Forward, adapters and adapter training then run on the quantized weights.
+//   returns  LF_OK | LF_ERR_ARG (training, already quantized, a bad desc) | LF_ERR_NOMEM
+LF_API lf_status lf_model_quantize(lf_model *m, const lf_qtensor_desc *d);
 
 // The KV cache: max_seqs independent sequences ("slots") of up to max_seq_len positions.
 typedef struct lf_kv {
@@ -4382,6 +4405,32 @@ LF_API lf_status lf_ggml_dequantize(lf_qtype type, float *dst, const unsigned ch
 
 #define LF__ALIGN64(n) (((n) + 63) & ~(size_t)63)
 
+// Q4 group sizes: a power of two from 16 that divides the row, or the whole (even) row.
+static bool lf__q4_group_ok(int g, int64_t cols) {
+    return g > 0 && cols % 2 == 0 && cols % g == 0 && (g == cols || (g >= 16 && (g & (g - 1)) == 0));
+}
+
+// GPTQ's quantizer (auto_gptq Quantizer.find_params for weights) on one group: the range
+// [min(x, 0), max(x, 0)], made symmetric unless asym, an all-zero range widened to [-1, 1];
+// s = range / 15 rounded to f16 (what the checkpoint stores, so what the codes are made with).
+LF_API void lf_q4_params(const float *x, int n, bool asym, float *scale, int *zero) {
+    float lo = 0, hi = 0;
+    for (int i = 0; i < n; i++) lo = LF__MIN(lo, x[i]), hi = LF__MAX(hi, x[i]);
+    if (!asym) {
+        hi = LF__MAX(-lo, hi);
+        if (lo < 0) lo = -hi;
+    }
+    if (lo == 0 && hi == 0) lo = -1, hi = 1;
+    float s = lf_f16_to_f32(lf_f32_to_f16((hi - lo) / 15.0f));
+    *scale = s > 0 ? s : 5.9604645e-8f;  // 2^-24, f16's smallest step
+    *zero = asym ? (int)rintf(-lo / *scale) : 8;
+}
+
+LF_API int lf_q4_code(float x, float scale, int zero) {
+    float c = rintf(x / scale) + (float)zero;
+    return c < 0 ? 0 : c > 15 ? 15 : (int)c;
+}
+
 LF_API void lf_qtensor_deinit(lf_qtensor *qt) {
     if (!qt) return;
     LF_FREE(qt->mem_);
@@ -4406,7 +4455,7 @@ LF_API lf_status lf_qtensor_quantize(lf_qtensor *qt, const float *w, int64_t row
             LF_FREE(mem);
             return st;
         }
-        lf_qtensor q = {LF_QTYPE_INT8, rows, cols, 0, mem, absmax, NULL, NULL, NULL, 0.0f, mem};
+        lf_qtensor q = {.type = LF_QTYPE_INT8, .rows = rows, .cols = cols, .q = mem, .absmax = absmax, .mem_ = mem};
         *qt = q;
         return LF_OK;
     }
@@ -4416,12 +4465,34 @@ LF_API lf_status lf_qtensor_quantize(lf_qtensor *qt, const float *w, int64_t row
         unsigned char *mem = (unsigned char *)lf__alloc(bytes, "ggml weight");
         if (!mem) return LF_ERR_NOMEM;
         if ((st = lf_ggml_quantize(desc->type, mem, w, (int64_t)n)) != LF_OK) return LF_FREE(mem), st;
-        lf_qtensor q = {desc->type, rows, cols, 32, mem, NULL, NULL, NULL, NULL, 0.0f, mem};
+        lf_qtensor q = {.type = desc->type, .rows = rows, .cols = cols, .blocksize = 32, .q = mem, .mem_ = mem};
+        *qt = q;
+        return LF_OK;
+    }
+    if (desc->type == LF_QTYPE_Q4) {
+        int g = desc->blocksize ? desc->blocksize : 128;
+        if (!lf__q4_group_ok(g, cols))
+            return lf__fail(LF_ERR_ARG, "qtensor quantize: Q4 group size %d does not divide rows of %lld values (a power of "
+                            "two from 16, or the whole even row)", g, (long long)cols);
+        for (size_t i = 0; i < n; i++)
+            if (!isfinite(w[i])) return lf__fail(LF_ERR_ARG, "qtensor quantize: element %zu is %g", i, (double)w[i]);
+        size_t ng = n / (size_t)g, qb = LF__ALIGN64(n / 2), sb = LF__ALIGN64(ng * 4);
+        unsigned char *mem = (unsigned char *)lf__calloc(qb + sb + ng, 1, "q4 weight");
+        if (!mem) return LF_ERR_NOMEM;
+        lf_qtensor q = {.type = LF_QTYPE_Q4, .rows = rows, .cols = cols, .blocksize = g, .q = mem,
+                        .absmax = (float *)(mem + qb), .zeros = mem + qb + sb, .mem_ = mem};
+        for (size_t b = 0; b < ng; b++) {  // groups run along the rows, so group b covers [b * g, b * g + g)
+            int z;
+            lf_q4_params(w + b * (size_t)g, g, desc->asym, (float *)q.absmax + b, &z);
+            mem[qb + sb + b] = (unsigned char)z;
+            for (size_t i = b * (size_t)g; i < (b + 1) * (size_t)g; i++)
+                mem[i / 2] |= (unsigned char)(lf_q4_code(w[i], q.absmax[b], z) << (i & 1 ? 4 : 0));
+        }
         *qt = q;
         return LF_OK;
     }
     if (desc->type != LF_QTYPE_NF4)
-        return lf__fail(LF_ERR_ARG, "qtensor quantize: desc.type must be LF_QTYPE_NF4, INT8, Q8_0 or Q4_0, got %d", (int)desc->type);
+        return lf__fail(LF_ERR_ARG, "qtensor quantize: desc.type must be LF_QTYPE_NF4, INT8, Q8_0, Q4_0 or Q4, got %d", (int)desc->type);
     int bs = desc->blocksize ? desc->blocksize : 64;
     if (!lf__nf4_blocksize_ok(bs))
         return lf__fail(LF_ERR_ARG, "qtensor quantize: desc.blocksize must be 32, 64, 128, ..., 4096, got %d", bs);
@@ -4436,7 +4507,7 @@ LF_API lf_status lf_qtensor_quantize(lf_qtensor *qt, const float *w, int64_t row
         if (desc->double_quant) LF_FREE(absmax);
         return LF_ERR_NOMEM;
     }
-    lf_qtensor q = {LF_QTYPE_NF4, rows, cols, bs, mem, absmax, NULL, NULL, NULL, 0.0f, mem};
+    lf_qtensor q = {.type = LF_QTYPE_NF4, .rows = rows, .cols = cols, .blocksize = bs, .q = mem, .absmax = absmax, .mem_ = mem};
     st = lf_nf4_quantize(mem, absmax, w, (int64_t)n, bs);
     if (desc->double_quant) {
         unsigned char *qabsmax = mem + qbytes;
@@ -4457,13 +4528,18 @@ LF_API lf_status lf_qtensor_quantize(lf_qtensor *qt, const float *w, int64_t row
 static lf_status lf__qtensor_check(const lf_qtensor *w, const char *fn) {
     size_t n;
     if (!w) return lf__fail(LF_ERR_ARG, "%s: w is NULL", fn);
-    if (w->type < LF_QTYPE_NF4 || w->type > LF_QTYPE_Q4_0)
-        return lf__fail(LF_ERR_ARG, "%s: w.type must be LF_QTYPE_NF4, INT8, Q8_0 or Q4_0, got %d", fn, (int)w->type);
+    if (w->type < LF_QTYPE_NF4 || w->type > LF_QTYPE_Q4)
+        return lf__fail(LF_ERR_ARG, "%s: w.type must be LF_QTYPE_NF4, INT8, Q8_0, Q4_0 or Q4, got %d", fn, (int)w->type);
     if (w->rows <= 0 || w->cols <= 0 || !lf__mul_ok((size_t)w->rows, (size_t)w->cols, &n) || n > (size_t)INT64_MAX)
         return lf__fail(LF_ERR_ARG, "%s: w shape [%lld, %lld] must be positive", fn, (long long)w->rows,
                         (long long)w->cols);
     if (!w->q) return lf__fail(LF_ERR_ARG, "%s: w.q is NULL", fn);
     if (w->type == LF_QTYPE_INT8) return w->absmax ? LF_OK : lf__fail(LF_ERR_ARG, "%s: w.absmax is NULL", fn);
+    if (w->type == LF_QTYPE_Q4) {
+        if (!lf__q4_group_ok(w->blocksize, w->cols))
+            return lf__fail(LF_ERR_ARG, "%s: Q4 group size %d does not divide rows of %lld values", fn, w->blocksize, (long long)w->cols);
+        return w->absmax && w->zeros ? LF_OK : lf__fail(LF_ERR_ARG, "%s: w.%s is NULL", fn, !w->absmax ? "absmax" : "zeros");
+    }
     if (w->type >= LF_QTYPE_Q8_0)  // blocks of 32 along each row
         return w->cols % 32 == 0 ? LF_OK : lf__fail(LF_ERR_ARG, "%s: Q8_0/Q4_0 rows of %lld values, not a multiple of 32", fn, (long long)w->cols);
     if (!lf__nf4_blocksize_ok(w->blocksize))
@@ -4494,6 +4570,11 @@ LF__INLINE float lf__q_at(const lf_qtensor *w, int64_t i) {
         int j = (int)(i % 32), code = j < 16 ? b[2 + j] & 15 : b[2 + j - 16] >> 4;
         return (float)(code - 8) * lf_f16_to_f32((uint16_t)(b[0] | b[1] << 8));
     }
+    if (w->type == LF_QTYPE_Q4) {
+        int64_t r = i / w->cols, k = i % w->cols, ng = w->cols / w->blocksize;
+        int64_t g = r * ng + (w->g_idx ? w->g_idx[k] : k / w->blocksize);
+        return (float)((w->q[i >> 1] >> (i & 1 ? 4 : 0) & 15) - w->zeros[g]) * w->absmax[g];
+    }
     return lf__nf4_code[i & 1 ? w->q[i >> 1] & 15 : w->q[i >> 1] >> 4] * lf__nf4_scale(w, i / w->blocksize);
 }
 
@@ -4515,7 +4596,20 @@ LF__INLINE __m512 lf__q_load16(const lf_qtensor *w, int64_t r, int64_t k) {
         __m512i c = _mm512_sub_epi32(_mm512_cvtepu8_epi32(codes), _mm512_set1_epi32(8));
         return _mm512_mul_ps(_mm512_cvtepi32_ps(c), d);
     }
-    // 8 bytes to 16 codes in element order: byte j's high nibble, then its low nibble
+    if (w->type == LF_QTYPE_Q4) {
+        if (w->g_idx) {  // act order: the 16 columns may belong to different groups
+            float t[16];
+            for (int j = 0; j < 16; j++) t[j] = lf__q_at(w, i + j);
+            return _mm512_loadu_ps(t);
+        }
+        // 8 bytes to 16 codes in element order: byte j's low nibble, then its high nibble
+        __m128i b = _mm_cvtepu8_epi16(_mm_loadl_epi64((const __m128i *)(w->q + i / 2)));
+        __m128i codes = _mm_or_si128(_mm_and_si128(b, _mm_set1_epi16(15)), _mm_slli_epi16(_mm_srli_epi16(b, 4), 8));
+        int64_t g = r * (w->cols / w->blocksize) + k / w->blocksize;
+        __m512i c = _mm512_sub_epi32(_mm512_cvtepu8_epi32(codes), _mm512_set1_epi32(w->zeros[g]));
+        return _mm512_mul_ps(_mm512_cvtepi32_ps(c), _mm512_set1_ps(w->absmax[g]));
+    }
+    // NF4: 8 bytes to 16 codes in element order: byte j's high nibble, then its low nibble
     __m128i b = _mm_cvtepu8_epi16(_mm_loadl_epi64((const __m128i *)(w->q + i / 2)));
     __m128i codes = _mm_or_si128(_mm_srli_epi16(b, 4), _mm_slli_epi16(_mm_and_si128(b, _mm_set1_epi16(15)), 8));
     __m512 v = _mm512_permutexvar_ps(_mm512_cvtepu8_epi32(codes), _mm512_loadu_ps(lf__nf4_code));
@@ -9263,6 +9357,7 @@ static size_t lf__qtensor_bytes(const lf_qtensor *q) {
     case LF_QTYPE_INT8: return n + (size_t)q->rows * 4;
     case LF_QTYPE_Q8_0: return n / 32 * LF_Q8_0_BYTES;
     case LF_QTYPE_Q4_0: return n / 32 * LF_Q4_0_BYTES;
+    case LF_QTYPE_Q4: return n / 2 + n / (size_t)q->blocksize * 5 + (q->g_idx ? (size_t)q->cols * 4 : 0);
     default: return (n + 1) / 2 + (q->qabsmax ? nb + (nb + LF__QDQ_BLOCK - 1) / LF__QDQ_BLOCK * 4 : nb * 4);
     }
 }
@@ -9326,9 +9421,9 @@ LF_API void lf_kv_seq_truncate(lf_kv *kv, int seq, int len) {
     if (seq >= 0 && seq < kv->max_seqs && len >= 0 && len < kv->len[seq]) kv->len[seq] = len;
 }
 
-LF_API lf_status lf_model_quantize(lf_model *m, lf_qtype type, bool double_quant) {
+LF_API lf_status lf_model_quantize(lf_model *m, const lf_qtensor_desc *d) {
     if (m->train_ || m->qw_) return lf__fail(LF_ERR_ARG, "model_quantize: the model is %s", m->train_ ? "training" : "quantized already");
-    if (type < LF_QTYPE_NF4 || type > LF_QTYPE_Q4_0) return lf__fail(LF_ERR_ARG, "model_quantize: type must be NF4, INT8, Q8_0 or Q4_0");
+    if (!d || d->type < LF_QTYPE_NF4 || d->type > LF_QTYPE_Q4) return lf__fail(LF_ERR_ARG, "model_quantize: d.type must be NF4, INT8, Q8_0, Q4_0 or Q4");
     const lf_model_config *c = &m->cfg;
     int64_t most = 0;
     for (int p = 0; p < LF_PROJ_COUNT; p++) most = LF__MAX(most, lf_tensor_numel(&m->layers[0].w[p]));
@@ -9339,14 +9434,13 @@ LF_API lf_status lf_model_quantize(lf_model *m, lf_qtype type, bool double_quant
         m->qw_ = NULL;
         return LF_ERR_NOMEM;
     }
-    lf_qtensor_desc qd = {type, 64, double_quant};
     lf_status s = LF_OK;
     for (int l = 0; l < c->L && s == LF_OK; l++)
         for (int p = 0; p < LF_PROJ_COUNT && s == LF_OK; p++) {
             lf_tensor *w = &m->layers[l].w[p];
             lf_qtensor *q = &m->qw_[l * LF_PROJ_COUNT + p];
             lf_convert_to_f32(f, w->data, w->dtype, lf_tensor_numel(w));
-            if ((s = lf_qtensor_quantize(q, f, w->shape[0], w->shape[1], &qd)) != LF_OK) break;
+            if ((s = lf_qtensor_quantize(q, f, w->shape[0], w->shape[1], d)) != LF_OK) break;
 #if !defined(LF_NO_STDIO) && !defined(_WIN32)
             // the mapped original is not read again: give its pages back (whole pages inside it)
             uintptr_t pg = (uintptr_t)sysconf(_SC_PAGESIZE), a = ((uintptr_t)w->data + pg - 1) & ~(pg - 1),

@@ -35,7 +35,7 @@ int main(int argc, char **argv) {
     lf_status s = lf_model_open(&m, &d);
     lf_lora_desc ld = lf_lora_desc_default();
     ld.r = 16, ld.alpha = 32, ld.dropout = 0, ld.target_modules = "all-linear";
-    if (s == LF_OK && strcmp(mode, "qlora") == 0) s = lf_model_quantize(&m, LF_QTYPE_NF4, true);
+    if (s == LF_OK && strcmp(mode, "qlora") == 0) s = lf_model_quantize(&m, &(lf_qtensor_desc){.type = LF_QTYPE_NF4, .double_quant = true});
     if (s == LF_OK && lora) s = lf_lora_attach(&m, &ld);
     if (s == LF_OK) s = lf_model_train_begin(&m, B, T, 0);
     if (s == LF_OK) s = lf_optim_init(&o, &m, &od);

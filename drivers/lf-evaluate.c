@@ -48,7 +48,7 @@ static lf_status open_model(lf_model *m, const lf_model_desc *d, const opts *o) 
     if (o->quant && !qt) return lf__fail(LF_ERR_ARG, "--quantize: '%s' is not q8_0, q4_0, int8 or nf4", o->quant);
     lf_status s = lf_model_open(m, d);
     if (s == LF_OK && o->adapter) s = lf_lora_load(m, o->adapter);
-    if (s == LF_OK && qt) s = lf_model_quantize(m, (lf_qtype)qt, false);
+    if (s == LF_OK && qt) s = lf_model_quantize(m, &(lf_qtensor_desc){.type = (lf_qtype)qt});
     if (s != LF_OK) lf_model_close(m);
     return s;
 }

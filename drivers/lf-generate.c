@@ -121,7 +121,7 @@ static lf_status generate_logits(const char *config, const char *const *override
     lf_model_desc md = {.path = kc.teacher, .n_threads = threads >= 0 ? (int)threads : tc.threads, .max_tokens = dc.max_length,
                         .max_seq_len = dc.max_length};
     if (s == LF_OK) s = lf_model_open(&te, &md);
-    if (s == LF_OK && kc.teacher_quant_bits) s = lf_model_quantize(&te, kc.teacher_quant_bits == 4 ? LF_QTYPE_NF4 : LF_QTYPE_INT8, true);
+    if (s == LF_OK && kc.teacher_quant_bits) s = lf_model_quantize(&te, &(lf_qtensor_desc){.type = kc.teacher_quant_bits == 4 ? LF_QTYPE_NF4 : LF_QTYPE_INT8, .double_quant = true});
     if (s == LF_OK) s = lf_kv_init(&kv, &te, 1, dc.max_length);
     int k = kc.top_k ? LF__MIN(kc.top_k, te.cfg.V) : te.cfg.V;
     if (s == LF_OK && !lf_drv_quiet)

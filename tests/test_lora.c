@@ -437,9 +437,9 @@ static int test_qlora_nf4(void) {
     lf_model q, f;
     lf_model_desc d = {.path = LF_TEST_MODELS "llama_f32", .n_threads = 2, .max_tokens = 32, .max_seq_len = 32};
     CHECK_OK(lf_model_open(&q, &d));
-    CHECK_OK(lf_model_quantize(&q, LF_QTYPE_NF4, true));
+    CHECK_OK(lf_model_quantize(&q, &(lf_qtensor_desc){.type = LF_QTYPE_NF4, .double_quant = true}));
     CHECK(q.layers[1].q[LF_PROJ_UP] && !q.layers[1].w[LF_PROJ_UP].data);
-    CHECK_ERR(lf_model_quantize(&q, LF_QTYPE_NF4, true), LF_ERR_ARG, "quantized already");
+    CHECK_ERR(lf_model_quantize(&q, &(lf_qtensor_desc){.type = LF_QTYPE_NF4, .double_quant = true}), LF_ERR_ARG, "quantized already");
     char tmp[] = "/tmp/lf-test-qlora-XXXXXX";
     CHECK(mkdtemp(tmp));
     CHECK_OK(lf_model_save(&q, tmp, LF_DTYPE_F32));
@@ -486,7 +486,7 @@ static int test_qlora_nf4(void) {
     lf_model_close(&q), lf_model_close(&f);
     lf_model m;
     CHECK_OK(lf_model_open(&m, &d));
-    CHECK_OK(lf_model_quantize(&m, LF_QTYPE_INT8, false));
+    CHECK_OK(lf_model_quantize(&m, &(lf_qtensor_desc){.type = LF_QTYPE_INT8}));
     CHECK_ERR(lf_model_train_begin(&m, 2, 12, 0), LF_ERR_ARG, "trains adapters only");
     lf_model_close(&m);
     char cmd[600];

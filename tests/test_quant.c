@@ -204,9 +204,10 @@ static int test_qtensor_matmul(void) {
     lf_rng r;
     lf_rng_seed(&r, 11);
     for (size_t s = 0; s < sizeof shapes / sizeof *shapes; s++)
-        for (int kind = 0; kind < 5; kind++) {  // NF4, NF4 double-quantized, int8, Q8_0, Q4_0
+        for (int kind = 0; kind < 7; kind++) {  // NF4, NF4 double-quantized, int8, Q8_0, Q4_0, Q4 sym, Q4 asym
             int64_t N = shapes[s][0], M = shapes[s][1], K = shapes[s][2];
-            if (kind >= 3 && K % 32) continue;  // GGUF rows are whole blocks
+            if ((kind == 3 || kind == 4) && K % 32) continue;  // GGUF rows are whole blocks
+            if (kind >= 5 && K % 2) continue;
             float *x = (float *)malloc((size_t)(N * K) * 4), *wf = (float *)malloc((size_t)(M * K) * 4);
             float *dout = (float *)malloc((size_t)(N * M) * 4), *bias = (float *)malloc((size_t)M * 4);
             float *wd = (float *)malloc((size_t)(M * K) * 4), *wt = (float *)malloc((size_t)(M * K) * 4);
@@ -218,11 +219,25 @@ static int test_qtensor_matmul(void) {
             for (int64_t i = 0; i < N * M; i++) dout[i] = lf_rng_normal(&r);
             for (int64_t i = 0; i < M; i++) bias[i] = lf_rng_normal(&r);
             lf_qtensor w;
-            static const lf_qtype types[5] = {LF_QTYPE_NF4, LF_QTYPE_NF4, LF_QTYPE_INT8, LF_QTYPE_Q8_0, LF_QTYPE_Q4_0};
-            lf_qtensor_desc d = {.type = types[kind], .double_quant = kind == 1, .blocksize = s & 1 && kind < 2 ? 32 : 0};
+            static const lf_qtype types[7] = {LF_QTYPE_NF4, LF_QTYPE_NF4, LF_QTYPE_INT8, LF_QTYPE_Q8_0, LF_QTYPE_Q4_0, LF_QTYPE_Q4, LF_QTYPE_Q4};
+            int q4g = K % 32 == 0 ? (kind == 5 ? 32 : 16) : (int)K;  // whole rows where 16 does not divide them
+            lf_qtensor_desc d = {.type = types[kind], .double_quant = kind == 1, .blocksize = kind >= 5 ? q4g : s & 1 && kind < 2 ? 32 : 0,
+                                 .asym = kind == 6};
             CHECK_OK(lf_qtensor_quantize(&w, wf, M, K, &d));
+            int32_t *g_idx = NULL;
+            if (kind == 6 && s & 1) {  // act order: columns scattered over the groups
+                g_idx = (int32_t *)malloc((size_t)K * 4);
+                for (int64_t k = 0; k < K; k++) g_idx[k] = (int32_t)(k * 7 % (K / q4g));
+                w.g_idx = g_idx;
+            }
             CHECK_OK(lf_qtensor_dequantize(&w, wd));
-            if (kind >= 3) {  // the vector and scalar dequantizations give lf_ggml_dequantize's bits
+            if (kind >= 5)  // the vector path and the scalar one agree; each value is (code - zero) * scale
+                for (int64_t i = 0; i < M * K; i++) {
+                    int64_t r = i / K, k = i % K, g = r * (K / q4g) + (g_idx ? g_idx[k] : k / q4g);
+                    float want = (float)((w.q[i / 2] >> (i & 1 ? 4 : 0) & 15) - w.zeros[g]) * w.absmax[g];
+                    if (!q_same("q4 dequantize", &wd[i], &want, 4)) return 1;
+                }
+            if (kind == 3 || kind == 4) {  // the vector and scalar dequantizations give lf_ggml_dequantize's bits
                 CHECK_OK(lf_ggml_dequantize(types[kind], ref, w.q, M * K));
                 CHECK(q_same("ggml dequantize", wd, ref, (size_t)(M * K) * 4));
             }
@@ -248,10 +263,49 @@ static int test_qtensor_matmul(void) {
             free(scratch);
 #endif
             lf_qtensor_deinit(&w);
+            free(g_idx);
             free(x), free(wf), free(dout), free(bias), free(wd), free(wt);
             free(o1), free(o3), free(d1), free(d3), free(ref);
         }
     lf_pool_destroy(p1), lf_pool_destroy(p3);
+    return 0;
+}
+
+// Q4 round trips: every value within half a step of its group's grid (plus the f16 rounding of
+// the step), zeros in range, symmetric zeros 8; a group of zeros gets the range [-1, 1].
+static int test_q4_round_trip(void) {
+    lf_rng r;
+    lf_rng_seed(&r, 5);
+    enum { M = 24, K = 256 };
+    static float w[M * K], wd[M * K];
+    for (int i = 0; i < M * K; i++) w[i] = (i % 5 == 0 ? 3.0f : 0.02f) * lf_rng_normal(&r) + (i / K == 3 ? 1.0f : 0.0f);
+    for (int k = 0; k < K; k++) w[5 * K + k] = 0;  // an all-zero row
+    for (int g = 16; g <= K; g *= 2)
+        for (int asym = 0; asym < 2; asym++) {
+            lf_qtensor q;
+            CHECK_OK(lf_qtensor_quantize(&q, w, M, K, &(lf_qtensor_desc){.type = LF_QTYPE_Q4, .blocksize = g, .asym = asym}));
+            CHECK_OK(lf_qtensor_dequantize(&q, wd));
+            for (int i = 0; i < M * K; i++) {
+                int b = i / g;
+                float s = q.absmax[b], lo = 0, hi = 0;
+                for (int j = b * g; j < b * g + g; j++) lo = fminf(lo, w[j]), hi = fmaxf(hi, w[j]);
+                CHECK(q.zeros[b] <= 15 && (asym || q.zeros[b] == 8));
+                CHECK(s == lf_f16_to_f32(lf_f32_to_f16(s)));
+                if (lo == 0 && hi == 0) CHECK(s == lf_f16_to_f32(lf_f32_to_f16(2.0f / 15.0f)) && wd[i] == 0);
+                if (!asym && lo == 0 && hi > 0 && w[i] > 7 * s) {  // GPTQ's quantizer: such a group clamps at 7 steps
+                    CHECK(wd[i] == 7 * s);
+                    continue;
+                }
+                if (fabsf(w[i] - wd[i]) > 0.5f * s + fmaxf(fabsf(lo), fabsf(hi)) * 1e-3f) {
+                    fprintf(stderr, "    g %d asym %d: element %d %g -> %g, step %g\n", g, asym, i, w[i], wd[i], s);
+                    return 1;
+                }
+            }
+            lf_qtensor_deinit(&q);
+        }
+    lf_qtensor q;
+    CHECK_ERR(lf_qtensor_quantize(&q, w, M, K, &(lf_qtensor_desc){.type = LF_QTYPE_Q4, .blocksize = 48}), LF_ERR_ARG, "Q4 group size 48");
+    CHECK_ERR(lf_qtensor_quantize(&q, w, M, 255, &(lf_qtensor_desc){.type = LF_QTYPE_Q4, .blocksize = 255}), LF_ERR_ARG, "whole even row");
     return 0;
 }
 
@@ -416,7 +470,7 @@ static int test_ggml_model(void) {
         lf_model m;
         lf_model_desc md = {.path = "models/kjv-llama-4m", .n_threads = 2, .max_tokens = 256};
         CHECK_OK(lf_model_open(&m, &md));
-        if (k) CHECK_OK(lf_model_quantize(&m, k == 1 ? LF_QTYPE_Q8_0 : LF_QTYPE_Q4_0, false));
+        if (k) CHECK_OK(lf_model_quantize(&m, &(lf_qtensor_desc){.type = k == 1 ? LF_QTYPE_Q8_0 : LF_QTYPE_Q4_0}));
         nll[k] = q_nll(&m, ids, (int)n);
         lf_model_close(&m);
     }
@@ -437,6 +491,7 @@ static const lf_test tests_quant[] = {
     {"quant/nf4_double_quant", test_nf4_double_quant},
     {"quant/int8_bitsandbytes", test_int8_bitsandbytes},
     {"quant/qtensor_matmul", test_qtensor_matmul},
+    {"quant/q4_round_trip", test_q4_round_trip},
     {"quant/errors", test_quant_errors},
     {"quant/allocation_failures", test_quant_allocation_failures},
 };
