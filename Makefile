@@ -4,7 +4,7 @@ CFLAGS  ?= -O3 -march=native -g
 WARN    := -Wall -Wextra -Wsign-conversion -Wstrict-prototypes -Wno-unused-function
 LDLIBS  := -lcjson -lm -lpthread
 BUILD   := build
-DRIVERS := largeforge lf-run lf-tokenize lf-evaluate lf-train lf-merge lf-generate
+DRIVERS := largeforge lf-run lf-tokenize lf-evaluate lf-train lf-merge lf-generate lf-quantize
 FUZZ_SECONDS ?= 30
 PYTHON  ?= python3
 
@@ -87,6 +87,12 @@ parity: all
 	$(PYTHON) tests/ref/make_logprob_ref.py   # prints the table of tests/test_synth_gen.c's score_logprob_transformers
 	$(PYTHON) -m pip install -q -r tests/ref/requirements-gguf.txt
 	$(PYTHON) tests/ref/make_ggml_quant.py --out tests/fixtures/quant
+	$(PYTHON) tests/ref/make_gptq_fixture.py --out tests/fixtures/quant
+	$(CC) $(CFLAGS) tests/ref/lf_quant_export.c -o $(BUILD)/lf_quant_export $(LDLIBS) && ./$(BUILD)/lf_quant_export
+	$(PYTHON) tests/ref/make_quant_interop.py --out tests/fixtures/quant/interop.json
+	CMAKE_ARGS="-DGGML_NATIVE=ON -DLLAMA_CURL=OFF" CMAKE_BUILD_PARALLEL_LEVEL=2 $(PYTHON) -m pip install -q \
+	    llama-cpp-python==0.3.36 tokenizers==0.23.3   # compiles llama.cpp: about 20 minutes on 2 cores
+	$(PYTHON) tests/ref/make_gguf_ref.py
 	$(BUILD)/lf-tokenize train --quiet --input tests/fixtures/tok/bpe_train/kjv.txt --input tests/fixtures/tok/bpe_train/mixed.txt \
 	    --vocab-size 1000 --out $(BUILD)/bpe-fixture
 	$(PYTHON) tests/ref/make_bpe_fixture.py $(BUILD)/bpe-fixture/tokenizer.json tests/fixtures/tok/bpe_train/lines.txt \

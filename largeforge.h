@@ -38,6 +38,8 @@
 //                    their training steps; distillation (logits and features)
 //   10. data         dataset formats and streaming reader, split, tokenized cache, batches,
 //                    preference pairs, teacher targets, quality filters and near-duplicates
+//   11. quant        calibration passes, GPTQ, AWQ, quantized checkpoints (ours, GPTQ's, AWQ's),
+//                    GGUF export of models and LoRA adapters
 //   12. generate     sampling, stop strings, streaming generation, batched generation, scoring,
 //                    synthetic instruction data and preference pairs
 //
@@ -60,7 +62,7 @@
 //
 // CONVENTIONS
 //   names    lf_module_verb (modules: pool arena rng sha256 json node cfg st tok chat model kv
-//            lora optim ckpt sft data dataset batcher gen nf4 int8 qtensor quant),
+//            lora optim ckpt sft data dataset batcher gen nf4 int8 qtensor quant gptq gguf),
 //            lf_type, LF_MACRO, static lf__internal
 //   shapes   outermost first, row-major, linear weights [out, in] as HF stores them.
 //            B batch, T sequence, C model width, NH heads, NKV kv heads, HS head size,
@@ -408,8 +410,8 @@ typedef struct lf_qtensor {
 
 typedef struct lf_qtensor_desc {
     lf_qtype type;      // required
-    int blocksize;      // NF4: default 64 (QLoRA, bnb); Q4: the group size, default 128; 0 < it, and
-                        // it divides the row: a power of two from 16, or the row's length
+    int blocksize;      // NF4: default 64 (QLoRA, bnb); Q4: the group size, default 128, -1 the whole
+                        // row; it divides the row: a power of two from 16, or the row's length
     bool double_quant;  // NF4; default: false. true = bnb_4bit_use_double_quant (QLoRA's setting)
     bool asym;          // Q4: zero points per group (default: symmetric, z = 8)
 } lf_qtensor_desc;
@@ -1658,6 +1660,180 @@ typedef struct lf_quality_desc {
 LF_API lf_status lf_quality_check(const lf_quality_desc *desc, const char *text, size_t len, int64_t n_tokens,
                                   bool finished, lf_quality *verdict);
 
+// == 11. quant (API) =============================================================================
+// threads: lf_gptq is safe; lf_quant_model is not safe on the same model.
+//
+// ON CALIBRATED QUANTIZATION: GPTQ and AWQ quantize each layer's projections to Q4 knowing the
+// inputs those projections really see, taken from calibration token sequences run through the
+// model layer by layer. The residual stream of every sample is kept between layers, so each
+// layer runs a few times over the samples instead of the model running once per layer.
+//  - GPTQ (auto_gptq's fasterquant, tests/ref/gptq_ref.py): H = 2 X^T X / n of a projection's
+//    inputs; columns quantized in blocks of 128 in order (act order: by decreasing H diagonal),
+//    each column's rounding error fed into the columns after it through the upper Cholesky
+//    factor of H^-1 (H damped by damp_percent of its mean diagonal). Group parameters are
+//    taken, as auto_gptq takes them, from the weight as updated by the previous blocks. Inputs
+//    of layer l come from the already quantized layers before it; within a layer q/k/v, o,
+//    gate/up and down are quantized in that order, each seeing its inputs through the ones
+//    before it (auto_gptq's true_sequential). LargeForge's one change: each group's scale is
+//    rounded to f16 (what the checkpoint stores) before its codes are made, so the error fed
+//    back is the stored weight's.
+//  - AWQ (AutoAWQ's search): per input channel the mean |x|; for q/k/v (scaled against
+//    input_layernorm), o (against v, when they have the same shape), gate/up (against
+//    post_attention_layernorm) and down (against up) a grid of 20 exponents r picks the channel
+//    scales s = mean|x|^r / (mean of the group-normalized |w|)^(1 - r), normalized by
+//    sqrt(max s min s), that minimize the mean squared error of the group's projection outputs
+//    (AutoAWQ measures the enclosing module's output; we take the projections', as the search
+//    over them is what the scales change); the scales move into the norm or the previous
+//    projection (the model computes the same function), then a search of clipping ranges (10
+//    steps down to half the range, per output row and group; not for q and k)
+//    and AWQ's asymmetric round-to-nearest (the group's [min, max], no zero forced in).
+//    Layer l's inputs come from the unquantized layers before it, as in AutoAWQ.
+// Every error these searches minimize, and the report's, counts every calibration token
+// exactly, through the inputs' second moments (section 11.2).
+
+typedef enum lf_quant_method { LF_QUANT_RTN = 0, LF_QUANT_GPTQ = 1, LF_QUANT_AWQ = 2 } lf_quant_method;
+
+typedef struct lf_gptq_desc {
+    int group_size;       // default 128; -1: one group per row
+    bool asym;            // default: symmetric (auto_gptq's sym=True)
+    bool desc_act;        // act order
+    double damp_percent;  // default 0.01; in (0, 1)
+} lf_gptq_desc;
+
+// lf_gptq — GPTQ one weight W [rows, cols] (f32) given H [cols, cols] (the inputs' 2 X^T X / n,
+// f64) into out (Q4, owning its arrays; g_idx set under desc_act with groups).
+//   returns  LF_OK | LF_ERR_ARG (a bad desc field or shape, NaN/Inf in W or H, H not positive
+//            definite after damping: message says so) | LF_ERR_NOMEM
+LF_API lf_status lf_gptq(lf_qtensor *out, const float *W, int64_t rows, int64_t cols, const double *H,
+                         const lf_gptq_desc *d);
+
+typedef struct lf_quant_desc {
+    lf_quant_method method;
+    lf_qtensor_desc q;          // the format: RTN any; GPTQ and AWQ: LF_QTYPE_Q4 (q.blocksize the
+                                // group, -1 a whole row; q.asym; AWQ is always asymmetric)
+    lf_gptq_desc gptq;          // GPTQ's options (group_size and asym come from q)
+    bool no_true_sequential;    // GPTQ: a layer's four input groups collected in one pass
+    bool no_clip;               // AWQ: skip the clipping search
+    const int32_t *const *samples;  // calibration token sequences (required for GPTQ and AWQ;
+    const int *sample_len;          // optional for RTN: they give the per-projection errors)
+    int n_samples;              // each 1..m->max_tokens tokens long
+    int (*progress)(void *user, int layer, int layers);  // optional, after each layer; non-zero cancels
+    void *user;
+} lf_quant_desc;
+
+// lf_quant_model — quantize every layer's seven projections of m (as lf_model_quantize leaves
+// them; AWQ also rescales norms, v and up) by d. err, when given, gets per projection [L, 7]
+// the relative output error ||X Wq'^T - X W^T||^2 / ||X W^T||^2 on the calibration tokens (X the
+// projection's inputs at that point, Wq' the quantized weight with AWQ's scales undone); NaN
+// without samples.
+//   returns  LF_OK | LF_ERR_ARG (training, quantized or adapted model, bad desc or sample: named)
+//            | LF_ERR_NOMEM | LF_ERR_CANCELLED (the model is then unusable: close it)
+LF_API lf_status lf_quant_model(lf_model *m, const lf_quant_desc *d, double *err);
+
+// Where a quantized model goes (the layouts: section 11.3). LargeForge's loads back with
+// lf_model_open (run, serve and QLoRA training use it); GPTQ's and AWQ's take Q4 weights and are
+// what transformers, optimum and vLLM load.
+typedef enum lf_quant_layout { LF_QLAYOUT_LARGEFORGE = 0, LF_QLAYOUT_GPTQ = 1, LF_QLAYOUT_AWQ = 2 } lf_quant_layout;
+
+// lf_quant_save — write quantized m (lf_model_quantize, lf_quant_model, or opened quantized) to
+// dir: model.safetensors with the projections in layout and the rest as in m's checkpoint, the
+// model's other files, config.json with a quantization_config (d, optional, says how the
+// weights were made: method, GPTQ's options).
+//   returns  LF_OK | LF_ERR_ARG (not quantized; a weight the layout cannot hold: named) | LF_ERR_IO | NOMEM
+LF_API lf_status lf_quant_save(const lf_model *m, const char *dir, lf_quant_layout layout, const lf_quant_desc *d);
+
+// GGUF export.
+//
+// ON GGUF: lf_gguf_write writes what llama.cpp's convert_hf_to_gguf.py writes for a
+// LlamaForCausalLM, MistralForCausalLM or Qwen2ForCausalLM directory (tests/ref/README_gguf.md:
+// the tensors come out byte for byte the same, and llama.cpp's logits match ours):
+//  - general.architecture "llama" (llama and mistral) or "qwen2", the hyperparameters under that
+//    prefix (key_length/value_length always), general.sampling.* from the model's
+//    generation_config.json (llama.cpp's default sampling); tensors token_embd, output_norm,
+//    output (left out when tied: llama.cpp reuses token_embd), blk.N.attn_norm / attn_q /
+//    attn_k / attn_v / attn_output / ffn_norm / ffn_gate / ffn_up / ffn_down (.weight, and .bias
+//    where the model has biases); dims in ggml's order (innermost first), data aligned to 32.
+//  - llama.cpp's "llama" rotates pairs (2i, 2i+1) of a head where transformers rotates
+//    (i, i + HS/2), so attn_q and attn_k rows (and their biases) are reordered per head, as
+//    convert's LlamaModel.permute does; qwen2 rotates like transformers and is written as it is.
+//  - rope scaling: linear as rope.scaling.type/factor; llama3 as the tensor rope_freqs.weight
+//    [HS/2] of per-frequency divisors. Mistral's sliding window has no key in the llama
+//    architecture and is left out, as convert does: llama.cpp attends past the window (the
+//    same logits over the first sliding_window positions).
+//  - LF_GGUF_F32 / F16 / BF16: every 2-d weight in that type (f16 and bf16 rounded to nearest
+//    even, as numpy and torch round). LF_GGUF_Q8_0 / Q4_0: the seven projections in that type
+//    (lf_ggml_quantize, gguf-py's quantizer bit for bit); token_embd and output in Q8_0 in both
+//    (llama-quantize would make output.weight Q6_K, which we do not have). A weight whose rows
+//    are not a multiple of 32 long goes in F16, as gguf-py falls back. Norms, biases and
+//    rope_freqs are F32. A projection held quantized (lf_model_quantize) is written from the
+//    values its matmul uses, except that Q8_0 or Q4_0 blocks going into a file of their own type
+//    are copied as they are (no second rounding: the file equals the one made from the f32
+//    model).
+// lf_gguf_write_lora writes the adapters as convert_lora_to_gguf.py does: general.type "adapter",
+// adapter.type "lora", adapter.lora.alpha, tensors blk.N.<name>.weight.lora_a (A [r, in]) and
+// .lora_b (B [out, r], its rows reordered like the weight's for llama's attn_q and attn_k).
+// llama.cpp scales by alpha / r: for rsLoRA (alpha / sqrt(r)) the file carries alpha * sqrt(r),
+// where convert writes alpha and llama.cpp then applies the wrong scale.
+// Both stream into path.tmp.XXXXXX, fsync it and rename it over path: a reader sees the old file
+// or the new one, never a torn one. Integers and tensor data are little-endian. The same model,
+// adapters and desc give a byte-identical file.
+
+typedef enum lf_gguf_type {
+    LF_GGUF_DEFAULT = 0,  // models: BF16 when the embedding is BF16, else F16 (convert's --outtype
+                          // auto); adapters: F32 (convert_lora_to_gguf.py's default)
+    LF_GGUF_F32 = 1,
+    LF_GGUF_F16 = 2,
+    LF_GGUF_BF16 = 3,
+    LF_GGUF_Q8_0 = 4,     // models only
+    LF_GGUF_Q4_0 = 5      // models only
+} lf_gguf_type;
+
+typedef struct lf_gguf_desc {
+    lf_gguf_type type;          // default: see lf_gguf_type
+    const char *tokenizer_dir;  // tokenizer.json [+ tokenizer_config.json, chat_template.jinja];
+                                // default: the model's directory
+    const char *name;           // general.name; default: the model directory's last component
+} lf_gguf_desc;
+
+#ifndef LF_NO_STDIO
+// lf_gguf_write — the model's weights as they are now (trained, merged) as a GGUF file that
+// llama.cpp runs; adapters are not folded in (lf_lora_merge first, or lf_gguf_write_lora).
+//   d        NULL: all defaults
+//   tokenizer  byte-level BPE: tokenizer.ggml.model "gpt2", the merges, and as .pre the
+//            llama.cpp pre-tokenizer that splits text as tokenizer.json's pre_tokenizer does:
+//              ByteLevel (GPT-2's regex; lf_tok_train's tokenizers)         "gpt-2"
+//              Split(Llama-3's regex) + ByteLevel, ignore_merges            "llama-bpe"
+//              Split(Llama-3's regex) + ByteLevel                           "dbrx"
+//              Split(Qwen2's regex) + ByteLevel                             "qwen2"
+//              Digits(individual_digits) + ByteLevel (SmolLM)               "smollm"
+//            SentencePiece-style BPE (byte_fallback, "▁" by normalizer or Metaspace): "llama",
+//            .pre "default", with scores that make llama.cpp's SentencePiece merger follow the
+//            merges: minus the rank of the first merge making a piece (convert gives every piece
+//            -1000, with which llama.cpp tokenizes text differently from HF).
+//            Token types: added tokens that are special or look it (<|...|>) control, other
+//            added ones user-defined, <0xXX> byte (SentencePiece-style), ids past the
+//            tokenizer's up to vocab_size "[PAD<id>]" unused. bos/eos/unknown/padding ids from
+//            tokenizer_config.json (else config.json's bos/eos); add_bos_token/add_eos_token from
+//            the post-processor (else tokenizer_config.json, else false); tokenizer.chat_template
+//            from tokenizer_config.json or chat_template.jinja.
+//            llama.cpp applies no NFC normalizer (Qwen's): text NFC changes may tokenize
+//            differently there.
+//   returns  LF_OK | LF_ERR_ARG (NULL, bad desc.type) | LF_ERR_IO (names the file) |
+//            LF_ERR_FORMAT | LF_ERR_CONFIG (a tokenizer or generation_config.json field, named) |
+//            LF_ERR_UNSUPPORTED (what llama.cpp cannot express, named: a pre-tokenizer, qwen2
+//            with heads * head_dim != hidden_size or llama3 rope) | LF_ERR_NOMEM
+//   threads  safe alongside other readers of m (forward passes); not while m trains or changes
+LF_API lf_status lf_gguf_write(const lf_model *m, const char *path, const lf_gguf_desc *d);
+
+// lf_gguf_write_lora — the adapters on m (section 7) as a llama.cpp LoRA GGUF, to run on the
+// file lf_gguf_write makes of the base. d->type F32 (default), F16 or BF16; d->tokenizer_dir is
+// not used.
+//   returns  LF_OK | LF_ERR_ARG (no adapters; NULL; another type) | LF_ERR_IO | LF_ERR_NOMEM
+//   threads  as lf_gguf_write
+LF_API lf_status lf_gguf_write_lora(const lf_model *m, const char *path, const lf_gguf_desc *d);
+#endif
+
+
 // == 12. generate (API) ==========================================================================
 // threads: lf_sample is safe on distinct rng/work buffers; lf_generate as lf_model_forward.
 
@@ -2690,38 +2866,93 @@ LF_API lf_status lf_file_read(const char *path, size_t max_bytes, char **data, s
     return LF_OK;
 }
 
-LF_API lf_status lf_file_write_atomic(const char *path, const void *data, size_t len) {
+// A file streamed into path.tmp.XXXXXX and renamed over path by commit (fsynced, then its
+// directory): a reader sees the old file or the new one, never a torn one. cap 0 writes straight
+// through (lf_file_write_atomic's one buffer); otherwise writes gather in a buffer of cap bytes.
+typedef struct lf__afile {
+    int fd;
     char tmp[4096];
-    if ((size_t)snprintf(tmp, sizeof tmp, "%s.tmp.XXXXXX", path) >= sizeof tmp)
+    unsigned char *buf;  // [cap] pending bytes
+    size_t len, cap;
+    uint64_t at;         // bytes handed to write so far, pending ones included
+} lf__afile;
+
+static lf_status lf__afile_open(lf__afile *f, const char *path, size_t cap) {
+    memset(f, 0, sizeof *f);
+    f->fd = -1;
+    if ((size_t)snprintf(f->tmp, sizeof f->tmp, "%s.tmp.XXXXXX", path) >= sizeof f->tmp)
         return lf__fail(LF_ERR_ARG, "path too long: %s", path);
-    int fd = mkstemp(tmp);  // unique per call: concurrent writers of one path never share it
-    if (fd < 0) return lf__fail(LF_ERR_IO, "%s: cannot create: %s", tmp, strerror(errno));
-    fchmod(fd, 0644);
-    const char *p = (const char *)data;
-    size_t left = len;
+    f->cap = cap;
+    if (cap && !(f->buf = (unsigned char *)lf__alloc(cap, "file buffer"))) return LF_ERR_NOMEM;
+    if ((f->fd = mkstemp(f->tmp)) < 0) {  // unique per call: concurrent writers of one path never share it
+        LF_FREE(f->buf), f->buf = NULL;
+        return lf__fail(LF_ERR_IO, "%s: cannot create: %s", f->tmp, strerror(errno));
+    }
+    fchmod(f->fd, 0644);
+    return LF_OK;
+}
+
+static lf_status lf__afile_put(lf__afile *f, const unsigned char *p, size_t left) {
     while (left > 0) {
-        ssize_t w = write(fd, p, left);
+        ssize_t w = write(f->fd, p, left);
         if (w < 0 && errno == EINTR) continue;
-        if (w <= 0) {
-            int e = errno;
-            close(fd);
-            unlink(tmp);
-            return lf__fail(LF_ERR_IO, "%s: write failed: %s", tmp, strerror(e));
-        }
+        if (w <= 0) return lf__fail(LF_ERR_IO, "%s: write failed: %s", f->tmp, strerror(w < 0 ? errno : EIO));
         p += w, left -= (size_t)w;
     }
-    int synced = fsync(fd), e = errno, closed = close(fd);
+    return LF_OK;
+}
+
+static lf_status lf__afile_flush(lf__afile *f) {
+    lf_status s = lf__afile_put(f, f->buf, f->len);
+    f->len = 0;
+    return s;
+}
+
+static lf_status lf__afile_write(lf__afile *f, const void *data, size_t n) {
+    const unsigned char *p = (const unsigned char *)data;
+    f->at += n;
+    if (!f->cap) return lf__afile_put(f, p, n);
+    while (n > 0) {
+        size_t k = LF__MIN(n, f->cap - f->len);
+        memcpy(f->buf + f->len, p, k);
+        f->len += k, p += k, n -= k;
+        lf_status s = f->len == f->cap ? lf__afile_flush(f) : LF_OK;
+        if (s != LF_OK) return s;
+    }
+    return LF_OK;
+}
+
+// Zeros up to the next multiple of align.
+static lf_status lf__afile_pad(lf__afile *f, uint64_t align) {
+    static const unsigned char zeros[64] = {0};
+    lf_status s = LF_OK;
+    for (size_t n = (size_t)((align - f->at % align) % align); n > 0 && s == LF_OK; n -= LF__MIN(n, sizeof zeros))
+        s = lf__afile_write(f, zeros, LF__MIN(n, sizeof zeros));
+    return s;
+}
+
+static void lf__afile_abort(lf__afile *f) {
+    if (f->fd >= 0) close(f->fd), unlink(f->tmp);
+    LF_FREE(f->buf);
+    f->fd = -1, f->buf = NULL;
+}
+
+static lf_status lf__afile_commit(lf__afile *f, const char *path) {
+    lf_status s = lf__afile_flush(f);
+    if (s != LF_OK) return lf__afile_abort(f), s;
+    int synced = fsync(f->fd), e = errno, closed = close(f->fd);
+    f->fd = -1;
+    LF_FREE(f->buf), f->buf = NULL;
     if (synced != 0 || closed != 0) {
-        unlink(tmp);
-        return lf__fail(LF_ERR_IO, "%s: fsync/close failed: %s", tmp, strerror(synced ? e : errno));
+        unlink(f->tmp);
+        return lf__fail(LF_ERR_IO, "%s: fsync/close failed: %s", f->tmp, strerror(synced ? e : errno));
     }
-    if (rename(tmp, path) != 0) {
-        int e = errno;
-        unlink(tmp);
-        return lf__fail(LF_ERR_IO, "%s: rename to %s failed: %s", tmp, path, strerror(e));
+    if (rename(f->tmp, path) != 0) {
+        e = errno;
+        unlink(f->tmp);
+        return lf__fail(LF_ERR_IO, "%s: rename to %s failed: %s", f->tmp, path, strerror(e));
     }
-    // fsync the directory so the rename itself survives a crash
-    char dir[4096];
+    char dir[4096];  // fsync the directory so the rename itself survives a crash
     snprintf(dir, sizeof dir, "%s", path);
     char *slash = strrchr(dir, '/');
     if (slash) *(slash == dir ? slash + 1 : slash) = 0;
@@ -2729,6 +2960,13 @@ LF_API lf_status lf_file_write_atomic(const char *path, const void *data, size_t
     int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     if (dfd >= 0) fsync(dfd), close(dfd);
     return LF_OK;
+}
+
+LF_API lf_status lf_file_write_atomic(const char *path, const void *data, size_t len) {
+    lf__afile f;
+    lf_status s = lf__afile_open(&f, path, 0);
+    if (s == LF_OK && (s = lf__afile_write(&f, data, len)) != LF_OK) lf__afile_abort(&f);
+    return s == LF_OK ? lf__afile_commit(&f, path) : s;
 }
 
 LF_API bool lf_path_exists(const char *path) {
@@ -4410,25 +4648,79 @@ static bool lf__q4_group_ok(int g, int64_t cols) {
     return g > 0 && cols % 2 == 0 && cols % g == 0 && (g == cols || (g >= 16 && (g & (g - 1)) == 0));
 }
 
-// GPTQ's quantizer (auto_gptq Quantizer.find_params for weights) on one group: the range
-// [min(x, 0), max(x, 0)], made symmetric unless asym, an all-zero range widened to [-1, 1];
-// s = range / 15 rounded to f16 (what the checkpoint stores, so what the codes are made with).
+// The scale and zero of a group whose values lie in [lo, hi]. GPTQ's quantizer (auto_gptq
+// Quantizer.find_params): the range widened to hold 0, symmetric where asked and the group has a
+// negative value, [0, 0] widened to [-1, 1]. AWQ's (AutoAWQ pseudo_quantize_tensor, zero point):
+// the range as it is, at least 1e-5 wide, the zero clamped to [0, 15]. Either way s = range / 15
+// rounded to f16, at least 2^-24 (f16's smallest step), and the zero computed from that s.
+static void lf__q4_range_params(double lo, double hi, bool asym, bool awq, float *scale, int *zero) {
+    if (!awq) {
+        lo = LF__MIN(lo, 0.0), hi = LF__MAX(hi, 0.0);
+        if (!asym) {
+            hi = LF__MAX(-lo, hi);
+            if (lo < 0) lo = -hi;
+        }
+        if (lo == 0 && hi == 0) lo = -1, hi = 1;
+    }
+    float s = lf_f16_to_f32(lf_f32_to_f16((float)(LF__MAX(hi - lo, awq ? 1e-5 : 0.0) / 15.0)));
+    *scale = s > 0 ? s : 5.9604645e-8f;
+    double z = rint(-lo / *scale);
+    *zero = !asym && !awq ? 8 : z < 0 ? 0 : z > 15 ? 15 : (int)z;
+}
+
 LF_API void lf_q4_params(const float *x, int n, bool asym, float *scale, int *zero) {
     float lo = 0, hi = 0;
     for (int i = 0; i < n; i++) lo = LF__MIN(lo, x[i]), hi = LF__MAX(hi, x[i]);
-    if (!asym) {
-        hi = LF__MAX(-lo, hi);
-        if (lo < 0) lo = -hi;
-    }
-    if (lo == 0 && hi == 0) lo = -1, hi = 1;
-    float s = lf_f16_to_f32(lf_f32_to_f16((hi - lo) / 15.0f));
-    *scale = s > 0 ? s : 5.9604645e-8f;  // 2^-24, f16's smallest step
-    *zero = asym ? (int)rintf(-lo / *scale) : 8;
+    lf__q4_range_params(lo, hi, asym, false, scale, zero);
 }
 
 LF_API int lf_q4_code(float x, float scale, int zero) {
     float c = rintf(x / scale) + (float)zero;
     return c < 0 ? 0 : c > 15 ? 15 : (int)c;
+}
+
+typedef struct lf__q4_build {  // the arrays of a Q4 weight being filled
+    unsigned char *codes, *zeros;
+    float *scales;
+    int32_t *g_idx;
+} lf__q4_build;
+
+// q becomes an empty Q4 weight (codes 0) that owns its arrays, with a g_idx when asked.
+static lf_status lf__q4_alloc(lf_qtensor *q, lf__q4_build *b, int64_t rows, int64_t cols, int g, bool g_idx) {
+    size_t n = (size_t)rows * (size_t)cols, ng = n / (size_t)g, qb = LF__ALIGN64(n / 2), sb = LF__ALIGN64(ng * 4),
+           zb = LF__ALIGN64(ng);
+    unsigned char *mem = (unsigned char *)lf__calloc(qb + sb + zb + (g_idx ? (size_t)cols * 4 : 0), 1, "q4 weight");
+    if (!mem) return LF_ERR_NOMEM;
+    b->codes = mem, b->scales = (float *)(mem + qb), b->zeros = mem + qb + sb;
+    b->g_idx = g_idx ? (int32_t *)(mem + qb + sb + zb) : NULL;
+    lf_qtensor t = {.type = LF_QTYPE_Q4, .rows = rows, .cols = cols, .blocksize = g, .q = b->codes, .absmax = b->scales,
+                    .zeros = b->zeros, .g_idx = b->g_idx, .mem_ = mem};
+    *q = t;
+    return LF_OK;
+}
+
+static void lf__q4_set(lf__q4_build *b, int64_t cols, int64_t r, int64_t k, int code) {
+    size_t i = (size_t)r * (size_t)cols + (size_t)k;
+    b->codes[i / 2] = (unsigned char)((b->codes[i / 2] & (i & 1 ? 0x0f : 0xf0)) | code << (i & 1 ? 4 : 0));
+}
+
+// Round-to-nearest Q4 of w [rows, cols] (finite) in groups of g with GPTQ's or AWQ's parameters.
+static lf_status lf__q4_quantize(lf_qtensor *q, const float *w, int64_t rows, int64_t cols, int g, bool asym, bool awq) {
+    lf__q4_build b;
+    lf_status st = lf__q4_alloc(q, &b, rows, cols, g, false);
+    if (st != LF_OK) return st;
+    for (int64_t r = 0; r < rows; r++)
+        for (int64_t k0 = 0; k0 < cols; k0 += g) {
+            const float *x = w + r * cols + k0;
+            float lo = x[0], hi = x[0];
+            for (int i = 0; i < g; i++) lo = LF__MIN(lo, x[i]), hi = LF__MAX(hi, x[i]);
+            int64_t gi = (r * cols + k0) / g;
+            int z;
+            lf__q4_range_params(lo, hi, asym, awq, &b.scales[gi], &z);
+            b.zeros[gi] = (unsigned char)z;
+            for (int i = 0; i < g; i++) lf__q4_set(&b, cols, r, k0 + i, lf_q4_code(x[i], b.scales[gi], z));
+        }
+    return LF_OK;
 }
 
 LF_API void lf_qtensor_deinit(lf_qtensor *qt) {
@@ -4470,26 +4762,13 @@ LF_API lf_status lf_qtensor_quantize(lf_qtensor *qt, const float *w, int64_t row
         return LF_OK;
     }
     if (desc->type == LF_QTYPE_Q4) {
-        int g = desc->blocksize ? desc->blocksize : 128;
+        int g = desc->blocksize == -1 ? (int)cols : desc->blocksize ? desc->blocksize : 128;
         if (!lf__q4_group_ok(g, cols))
             return lf__fail(LF_ERR_ARG, "qtensor quantize: Q4 group size %d does not divide rows of %lld values (a power of "
                             "two from 16, or the whole even row)", g, (long long)cols);
         for (size_t i = 0; i < n; i++)
             if (!isfinite(w[i])) return lf__fail(LF_ERR_ARG, "qtensor quantize: element %zu is %g", i, (double)w[i]);
-        size_t ng = n / (size_t)g, qb = LF__ALIGN64(n / 2), sb = LF__ALIGN64(ng * 4);
-        unsigned char *mem = (unsigned char *)lf__calloc(qb + sb + ng, 1, "q4 weight");
-        if (!mem) return LF_ERR_NOMEM;
-        lf_qtensor q = {.type = LF_QTYPE_Q4, .rows = rows, .cols = cols, .blocksize = g, .q = mem,
-                        .absmax = (float *)(mem + qb), .zeros = mem + qb + sb, .mem_ = mem};
-        for (size_t b = 0; b < ng; b++) {  // groups run along the rows, so group b covers [b * g, b * g + g)
-            int z;
-            lf_q4_params(w + b * (size_t)g, g, desc->asym, (float *)q.absmax + b, &z);
-            mem[qb + sb + b] = (unsigned char)z;
-            for (size_t i = b * (size_t)g; i < (b + 1) * (size_t)g; i++)
-                mem[i / 2] |= (unsigned char)(lf_q4_code(w[i], q.absmax[b], z) << (i & 1 ? 4 : 0));
-        }
-        *qt = q;
-        return LF_OK;
+        return lf__q4_quantize(qt, w, rows, cols, g, desc->asym, false);
     }
     if (desc->type != LF_QTYPE_NF4)
         return lf__fail(LF_ERR_ARG, "qtensor quantize: desc.type must be LF_QTYPE_NF4, INT8, Q8_0, Q4_0 or Q4, got %d", (int)desc->type);
@@ -9191,6 +9470,103 @@ LF_API const char *lf_proj_name(lf_proj p) {
     return (unsigned)p < LF_PROJ_COUNT ? names[p] : "?";
 }
 
+// A block of memory the model owns until it closes (merged adapters, converted scales).
+static void *lf__model_own(lf_model *m, size_t bytes, const char *what) {
+    void *p = lf__alloc(bytes, what);
+    if (!p) return NULL;
+    if (!lf__grow((void **)&m->blocks_, &m->blocks_cap_, (size_t)m->n_blocks_ + 1, sizeof(void *), "weight blocks"))
+        return LF_FREE(p), NULL;
+    return m->blocks_[m->n_blocks_++] = p;
+}
+
+// The quant_type of a checkpoint in LargeForge's quantized layout (section 11.3), else NONE.
+static lf_qtype lf__model_qlayout(const lf_model *m) {
+    static const char *names[] = {"", "nf4", "int8", "q8_0", "q4_0", "q4"};
+    const lf_st_file *f = m->st.n ? &m->st.files[0] : NULL;
+    const char *fmt = NULL, *type = NULL;
+    if (!f || !f->meta.root || lf_cfg_str(&f->meta, f->meta.root, "format", false, &fmt) != LF_OK || !fmt ||
+        strcmp(fmt, "largeforge-quant") != 0 || lf_cfg_str(&f->meta, f->meta.root, "quant_type", false, &type) != LF_OK || !type)
+        return LF_QTYPE_NONE;
+    for (int i = 1; i < 6; i++)
+        if (!strcmp(type, names[i])) return (lf_qtype)i;
+    return LF_QTYPE_NONE;
+}
+
+// A quantized tensor of the checkpoint: its data if it has this dtype and shape, else NULL with
+// the error set.
+static const void *lf__model_qpart(lf_model *m, const char *prefix, const char *suffix, lf_dtype dt, int64_t d0, int64_t d1) {
+    char name[160];
+    snprintf(name, sizeof name, "%s%s", prefix, suffix);
+    const lf_st_tensor *t = lf_st_set_find(&m->st, name);
+    if (!t) return lf__fail(LF_ERR_FORMAT, "missing tensor '%s'", name), NULL;
+    if (t->dtype != dt || t->ndim != (d1 ? 2 : 1) || t->shape[0] != d0 || (d1 && t->shape[1] != d1))
+        return lf__fail(LF_ERR_SHAPE, "tensor '%s': %s [%lld%s%lld], expected %s [%lld%s%lld]", name, lf_dtype_name(t->dtype),
+                        (long long)t->shape[0], t->ndim > 1 ? ", " : "", t->ndim > 1 ? (long long)t->shape[1] : 0LL,
+                        lf_dtype_name(dt), (long long)d0, d1 ? ", " : "", (long long)d1), NULL;
+    return t->data;
+}
+
+// Projection p of layer l from LargeForge's quantized layout: views of the mapped tensors (Q4's
+// f16 scales converted into a block the model owns); every code, zero and group index checked.
+static lf_status lf__model_qload(lf_model *m, lf_qtype type, int l, lf_proj p, int64_t R, int64_t K) {
+    const lf_model_config *c = &m->cfg;
+    if (!m->qw_ && !(m->qw_ = (lf_qtensor *)lf__calloc((size_t)c->L * LF_PROJ_COUNT, sizeof(lf_qtensor), "quantized weights")))
+        return LF_ERR_NOMEM;
+    char prefix[120], part[140];
+    snprintf(prefix, sizeof prefix, "model.layers.%d.%s", l, lf_proj_name(p));
+    lf_qtensor *q = &m->qw_[l * LF_PROJ_COUNT + (int)p];
+    lf_qtensor t = {.type = type, .rows = R, .cols = K};
+    int64_t n = R * K;
+    if (type == LF_QTYPE_INT8) {
+        t.q = (const unsigned char *)lf__model_qpart(m, prefix, ".qweight", LF_DTYPE_I8, R, K);
+        t.absmax = t.q ? (const float *)lf__model_qpart(m, prefix, ".scales", LF_DTYPE_F32, R, 0) : NULL;
+    } else if (type == LF_QTYPE_Q8_0 || type == LF_QTYPE_Q4_0) {
+        if (K % 32) return lf__fail(LF_ERR_SHAPE, "%s: rows of %lld values are not whole blocks of 32", prefix, (long long)K);
+        t.blocksize = 32;
+        t.q = (const unsigned char *)lf__model_qpart(m, prefix, ".qweight", LF_DTYPE_U8, R, K / 32 * (type == LF_QTYPE_Q8_0 ? LF_Q8_0_BYTES : LF_Q4_0_BYTES));
+    } else if (type == LF_QTYPE_NF4) {
+        t.blocksize = 64;
+        t.q = (const unsigned char *)lf__model_qpart(m, prefix, ".qweight", LF_DTYPE_U8, (n + 1) / 2, 0);
+        snprintf(part, sizeof part, "%s.absmax", prefix);
+        const lf_st_tensor *am = lf_st_set_find(&m->st, part);
+        for (int bs = 32; am && bs <= 4096; bs *= 2)  // the block size is what makes the absmax count
+            if (am->ndim == 1 && am->shape[0] == (n + bs - 1) / bs) t.blocksize = bs;
+        t.absmax = t.q ? (const float *)lf__model_qpart(m, prefix, ".absmax", LF_DTYPE_F32, (n + t.blocksize - 1) / t.blocksize, 0) : NULL;
+    } else {
+        snprintf(part, sizeof part, "%s.scales", prefix);
+        const lf_st_tensor *sc = lf_st_set_find(&m->st, part);
+        int64_t G = sc && sc->ndim == 2 && sc->shape[1] > 0 ? sc->shape[1] : 0;
+        t.blocksize = G > 0 && K % G == 0 ? (int)(K / G) : 0;
+        if (!lf__q4_group_ok(t.blocksize, K))
+            return lf__fail(LF_ERR_SHAPE, "%s.scales: %lld groups do not cut rows of %lld values into Q4 groups", prefix, (long long)G, (long long)K);
+        t.q = (const unsigned char *)lf__model_qpart(m, prefix, ".qweight", LF_DTYPE_U8, R, K / 2);
+        const uint16_t *s16 = t.q ? (const uint16_t *)lf__model_qpart(m, prefix, ".scales", LF_DTYPE_F16, R, G) : NULL;
+        t.zeros = s16 ? (const unsigned char *)lf__model_qpart(m, prefix, ".qzeros", LF_DTYPE_U8, R, G) : NULL;
+        if (!t.zeros) return LF_ERR_FORMAT;
+        for (int64_t i = 0; i < R * G; i++)
+            if (t.zeros[i] > 15) return lf__fail(LF_ERR_FORMAT, "%s.qzeros[%lld] is %d, above 15", prefix, (long long)i, t.zeros[i]);
+        float *f = (float *)lf__model_own(m, (size_t)(R * G) * sizeof(float), "q4 scales");
+        if (!f) return LF_ERR_NOMEM;
+        for (int64_t i = 0; i < R * G; i++)
+            if (!isfinite(f[i] = lf_f16_to_f32(s16[i]))) return lf__fail(LF_ERR_FORMAT, "%s.scales[%lld] is not finite", prefix, (long long)i);
+        t.absmax = f;
+        snprintf(part, sizeof part, "%s.g_idx", prefix);
+        if (lf_st_set_find(&m->st, part)) {
+            if (!(t.g_idx = (const int32_t *)lf__model_qpart(m, prefix, ".g_idx", LF_DTYPE_I32, K, 0))) return LF_ERR_FORMAT;
+            for (int64_t k = 0; k < K; k++)
+                if (t.g_idx[k] < 0 || t.g_idx[k] >= G)
+                    return lf__fail(LF_ERR_FORMAT, "%s.g_idx[%lld] is %d, outside [0, %lld)", prefix, (long long)k, t.g_idx[k], (long long)G);
+        }
+    }
+    if (!t.q || (type != LF_QTYPE_Q8_0 && type != LF_QTYPE_Q4_0 && !t.absmax)) return LF_ERR_FORMAT;
+    *q = t;
+    lf_layer *ly = &m->layers[l];
+    memset(&ly->w[p], 0, sizeof ly->w[p]);
+    ly->w[p].ndim = 2, ly->w[p].shape[0] = R, ly->w[p].shape[1] = K;
+    ly->q[p] = q;
+    return LF_OK;
+}
+
 static lf_status lf__model_weights(lf_model *m) {
     const lf_model_config *c = &m->cfg;
     int64_t C = c->C, Q = (int64_t)c->NH * c->HS, KV = (int64_t)c->NKV * c->HS, FF = c->FF;
@@ -9202,6 +9578,7 @@ static lf_status lf__model_weights(lf_model *m) {
     m->layers = (lf_layer *)lf__calloc((size_t)c->L, sizeof(lf_layer), "layer table");
     if (!m->small_ || !m->layers) return LF_ERR_NOMEM;
     float *cur = m->small_;
+    lf_qtype qt = lf__model_qlayout(m);
     lf_status s = lf__model_tensor(m, &m->embed, "model.embed_tokens.weight", c->V, C);
     if (s == LF_OK) s = lf__model_vec(m, &m->final_norm, &cur, "model.norm.weight", C);
     if (s == LF_OK) {
@@ -9218,7 +9595,8 @@ static lf_status lf__model_weights(lf_model *m) {
         bool bias[LF_PROJ_COUNT] = {c->qkv_bias, c->qkv_bias, c->qkv_bias, c->o_bias, c->mlp_bias, c->mlp_bias, c->mlp_bias};
         for (int p = 0; p < LF_PROJ_COUNT && s == LF_OK; p++) {
             snprintf(name, sizeof name, "model.layers.%d.%s.weight", l, lf_proj_name((lf_proj)p));
-            s = lf__model_tensor(m, &ly->w[p], name, out[p], in[p]);
+            if (qt && !lf_st_set_find(&m->st, name)) s = lf__model_qload(m, qt, l, (lf_proj)p, out[p], in[p]);
+            else s = lf__model_tensor(m, &ly->w[p], name, out[p], in[p]);
             if (s == LF_OK && bias[p]) {
                 snprintf(name, sizeof name, "model.layers.%d.%s.bias", l, lf_proj_name((lf_proj)p));
                 s = lf__model_vec(m, &ly->b[p], &cur, name, out[p]);
@@ -9338,15 +9716,13 @@ LF_API void lf_model_close(lf_model *m) {
     memset(m, 0, sizeof *m);
 }
 
-LF_API int64_t lf_model_n_params(const lf_model *m) {
-    int64_t n = 0;
-    for (int i = 0; i < m->st.n; i++)
-        for (int j = 0; j < m->st.files[i].n; j++) {
-            const lf_st_tensor *t = &m->st.files[i].tensors[j];
-            int64_t k = 1;
-            for (int d = 0; d < t->ndim; d++) k *= t->shape[d];
-            n += k;
-        }
+LF_API int64_t lf_model_n_params(const lf_model *m) {  // from the shapes: packed checkpoints count what they stand for
+    const lf_model_config *c = &m->cfg;
+    int64_t n = (int64_t)c->V * c->C * (c->tied ? 1 : 2) + c->C;
+    for (int l = 0; l < c->L; l++) {
+        n += 2 * (int64_t)c->C;
+        for (int p = 0; p < LF_PROJ_COUNT; p++) n += lf_tensor_numel(&m->layers[l].w[p]) + (m->layers[l].b[p] ? m->layers[l].w[p].shape[0] : 0);
+    }
     return n;
 }
 
@@ -9421,6 +9797,18 @@ LF_API void lf_kv_seq_truncate(lf_kv *kv, int seq, int len) {
     if (seq >= 0 && seq < kv->max_seqs && len >= 0 && len < kv->len[seq]) kv->len[seq] = len;
 }
 
+// Projection p of layer l is q from now on. The mapped original is not read again: its pages
+// are given back (the whole pages inside it).
+static void lf__proj_quantized(lf_model *m, int l, lf_proj p, lf_qtensor *q) {
+    lf_tensor *w = &m->layers[l].w[p];
+#if !defined(LF_NO_STDIO) && !defined(_WIN32)
+    uintptr_t pg = (uintptr_t)sysconf(_SC_PAGESIZE), a = ((uintptr_t)w->data + pg - 1) & ~(pg - 1),
+              b = ((uintptr_t)w->data + (uintptr_t)lf_tensor_numel(w) * lf_dtype_size(w->dtype)) & ~(pg - 1);
+    if (b > a) madvise((void *)a, b - a, MADV_DONTNEED);
+#endif
+    m->layers[l].q[p] = q, w->data = NULL, w->dtype = LF_DTYPE_INVALID;
+}
+
 LF_API lf_status lf_model_quantize(lf_model *m, const lf_qtensor_desc *d) {
     if (m->train_ || m->qw_) return lf__fail(LF_ERR_ARG, "model_quantize: the model is %s", m->train_ ? "training" : "quantized already");
     if (!d || d->type < LF_QTYPE_NF4 || d->type > LF_QTYPE_Q4) return lf__fail(LF_ERR_ARG, "model_quantize: d.type must be NF4, INT8, Q8_0, Q4_0 or Q4");
@@ -9441,13 +9829,7 @@ LF_API lf_status lf_model_quantize(lf_model *m, const lf_qtensor_desc *d) {
             lf_qtensor *q = &m->qw_[l * LF_PROJ_COUNT + p];
             lf_convert_to_f32(f, w->data, w->dtype, lf_tensor_numel(w));
             if ((s = lf_qtensor_quantize(q, f, w->shape[0], w->shape[1], d)) != LF_OK) break;
-#if !defined(LF_NO_STDIO) && !defined(_WIN32)
-            // the mapped original is not read again: give its pages back (whole pages inside it)
-            uintptr_t pg = (uintptr_t)sysconf(_SC_PAGESIZE), a = ((uintptr_t)w->data + pg - 1) & ~(pg - 1),
-                      b = ((uintptr_t)w->data + (uintptr_t)lf_tensor_numel(w) * lf_dtype_size(w->dtype)) & ~(pg - 1);
-            if (b > a) madvise((void *)a, b - a, MADV_DONTNEED);
-#endif
-            m->layers[l].q[p] = q, w->data = NULL, w->dtype = LF_DTYPE_INVALID;
+            lf__proj_quantized(m, l, (lf_proj)p, q);
         }
     LF_FREE(f);
     return s == LF_OK ? s : lf__wrap(s, "model_quantize (the model is unusable now; close it)");
@@ -9578,6 +9960,47 @@ static void lf__proj_forward(const lf_model *m, const lf_layer *ly, lf_proj p, f
     lf__gemm(m->pool, y, a->lora, d->B, LF_DTYPE_F32, NULL, n, w->shape[0], d->r, a->mm, true);
 }
 
+// The inputs of a layer's projections, by the groups that share one: q, k and v; o; gate and up;
+// down (quantization's calibration, section 11).
+enum { LF__IN_QKV, LF__IN_O, LF__IN_GATE_UP, LF__IN_DOWN, LF__IN_COUNT };
+
+// Layer l on the residual stream a->x [n, C] (tokens at positions P of KV slots S), in place.
+// Where capture[g] is given it gets input group g [n, width].
+static void lf__layer_forward(const lf_model *m, lf_kv *kv, int l, const lf__acts *a, int n, const int32_t *P,
+                              const int32_t *S, float *const *capture) {
+    const lf_model_config *c = &m->cfg;
+    const lf_layer *ly = &m->layers[l];
+    int64_t C = c->C, KW = kv->width, FF = c->FF, HQ = (int64_t)c->NH * c->HS;
+#define LF__CAPTURE(g, src, width) \
+    if (capture && capture[g]) memcpy(capture[g], src, (size_t)n * (size_t)(width) * sizeof(float))
+    lf__rmsnorm_forward(a->xn, NULL, a->x, ly->attn_norm, n, C, c->eps);
+    LF__CAPTURE(LF__IN_QKV, a->xn, C);
+    lf__proj_forward(m, ly, LF_PROJ_Q, a->q, a->xn, n, a);
+    lf__proj_forward(m, ly, LF_PROJ_K, a->k, a->xn, n, a);
+    lf__proj_forward(m, ly, LF_PROJ_V, a->v, a->xn, n, a);
+    lf__rope_forward(a->q, m->rope_cos, m->rope_sin, P, n, c->NH, c->HS);
+    lf__rope_forward(a->k, m->rope_cos, m->rope_sin, P, n, c->NKV, c->HS);
+    for (int i = 0; i < n; i++) {
+        size_t row = (((size_t)l * (size_t)kv->max_seqs + (size_t)S[i]) * (size_t)kv->max_seq_len + (size_t)P[i]) * (size_t)KW;
+        memcpy(kv->k + row, a->k + i * KW, (size_t)KW * sizeof(float));
+        memcpy(kv->v + row, a->v + i * KW, (size_t)KW * sizeof(float));
+    }
+    lf__attn_job aj = {m, kv, l, n, P, S, a->q, a->att, a->scores};
+    lf_parallel_for(m->pool, (int64_t)n * c->NH, lf__attn_worker, &aj);
+    LF__CAPTURE(LF__IN_O, a->att, HQ);
+    lf__proj_forward(m, ly, LF_PROJ_O, a->xn, a->att, n, a);
+    for (int64_t i = 0; i < n * C; i++) a->x[i] += a->xn[i];
+    lf__rmsnorm_forward(a->xn, NULL, a->x, ly->mlp_norm, n, C, c->eps);
+    LF__CAPTURE(LF__IN_GATE_UP, a->xn, C);
+    lf__proj_forward(m, ly, LF_PROJ_GATE, a->gate, a->xn, n, a);
+    lf__proj_forward(m, ly, LF_PROJ_UP, a->up, a->xn, n, a);
+    lf__swiglu_forward(a->gate, a->gate, a->up, n * FF);
+    LF__CAPTURE(LF__IN_DOWN, a->gate, FF);
+    lf__proj_forward(m, ly, LF_PROJ_DOWN, a->xn, a->gate, n, a);
+    for (int64_t i = 0; i < n * C; i++) a->x[i] += a->xn[i];
+#undef LF__CAPTURE
+}
+
 LF_API lf_status lf_model_forward(lf_model *m, lf_kv *kv, const lf_batch *b, float *logits) {
     const lf_model_config *c = &m->cfg;
     int n = b->n;
@@ -9614,36 +10037,14 @@ LF_API lf_status lf_model_forward(lf_model *m, lf_kv *kv, const lf_batch *b, flo
         for (i -= 2; i >= 0; i--) kv->len[S[i]] = a.undo[i];
         return s;
     }
-    int64_t C = c->C, KW = kv->width, FF = c->FF;
+    int64_t C = c->C;
     // embedding rows
     for (i = 0; i < n; i++)
         lf_convert_to_f32(a.x + i * C, (const unsigned char *)m->embed.data + (size_t)b->tokens[i] * (size_t)C *
                                                                                    lf_dtype_size(m->embed.dtype),
                           m->embed.dtype, C);
     for (int l = 0; l < c->L; l++) {
-        const lf_layer *ly = &m->layers[l];
-        lf__rmsnorm_forward(a.xn, NULL, a.x, ly->attn_norm, n, C, c->eps);
-        lf__proj_forward(m, ly, LF_PROJ_Q, a.q, a.xn, n, &a);
-        lf__proj_forward(m, ly, LF_PROJ_K, a.k, a.xn, n, &a);
-        lf__proj_forward(m, ly, LF_PROJ_V, a.v, a.xn, n, &a);
-        lf__rope_forward(a.q, m->rope_cos, m->rope_sin, P, n, c->NH, c->HS);
-        lf__rope_forward(a.k, m->rope_cos, m->rope_sin, P, n, c->NKV, c->HS);
-        for (i = 0; i < n; i++) {
-            size_t row = (((size_t)l * (size_t)kv->max_seqs + (size_t)S[i]) * (size_t)kv->max_seq_len + (size_t)P[i]) *
-                         (size_t)KW;
-            memcpy(kv->k + row, a.k + i * KW, (size_t)KW * sizeof(float));
-            memcpy(kv->v + row, a.v + i * KW, (size_t)KW * sizeof(float));
-        }
-        lf__attn_job aj = {m, kv, l, n, P, S, a.q, a.att, a.scores};
-        lf_parallel_for(m->pool, (int64_t)n * c->NH, lf__attn_worker, &aj);
-        lf__proj_forward(m, ly, LF_PROJ_O, a.xn, a.att, n, &a);
-        for (int64_t i = 0; i < n * C; i++) a.x[i] += a.xn[i];
-        lf__rmsnorm_forward(a.xn, NULL, a.x, ly->mlp_norm, n, C, c->eps);
-        lf__proj_forward(m, ly, LF_PROJ_GATE, a.gate, a.xn, n, &a);
-        lf__proj_forward(m, ly, LF_PROJ_UP, a.up, a.xn, n, &a);
-        lf__swiglu_forward(a.gate, a.gate, a.up, n * FF);
-        lf__proj_forward(m, ly, LF_PROJ_DOWN, a.xn, a.gate, n, &a);
-        for (int64_t i = 0; i < n * C; i++) a.x[i] += a.xn[i];
+        lf__layer_forward(m, kv, l, &a, n, P, S, NULL);
         if (b->hidden && b->hidden[l]) memcpy(b->hidden[l], a.x, (size_t)(n * C) * sizeof(float));
     }
     // final norm and lm_head on the rows that want logits only
@@ -10205,7 +10606,46 @@ static LF__PRINTF(6, 7) lf_status lf__saver_add(lf__saver *w, const void *data, 
     return LF_OK;
 }
 
+// Adds a quantized projection's tensors under prefix ("model.layers.0.self_attn.q_proj") in
+// some layout (section 11); NULL: projections are written dequantized.
+typedef lf_status (*lf__qsave_fn)(lf__saver *w, const lf_qtensor *q, const char *prefix, int layout);
+
+// lf_model_save's body; with qsave, quantized projections go through it, the tensors file gets
+// metadata meta_kv[n_meta] and config.json gets "quantization_config": qconfig (a JSON object).
+static lf_status lf__model_write(const lf_model *m, const char *dir, lf_dtype dtype, lf__qsave_fn qsave, int layout,
+                                 const char *const *meta_kv, int n_meta, const char *qconfig);
+
 LF_API lf_status lf_model_save(const lf_model *m, const char *dir, lf_dtype dtype) {
+    const char *meta[2] = {"format", "pt"};
+    return lf__model_write(m, dir, dtype, NULL, 0, meta, 1, NULL);
+}
+
+// config.json of the model with "quantization_config": qconfig added before its closing brace.
+static lf_status lf__write_config_q(const lf_model *m, const char *dir, const char *qconfig) {
+    char *src = lf_path_join(m->dir, "config.json"), *dst = lf_path_join(dir, "config.json"), *text = NULL, *out = NULL;
+    size_t len = 0;
+    lf_status s = src && dst ? lf_file_read(src, LF_MAX_JSON_BYTES, &text, &len) : LF_ERR_NOMEM;
+    if (s == LF_OK) {
+        size_t end = len;
+        while (end > 0 && text[end - 1] != '}') end--;
+        if (end == 0 || strstr(text, "\"quantization_config\""))
+            s = lf__fail(LF_ERR_FORMAT, "%s: %s", src, end ? "holds a quantization_config already" : "not a JSON object");
+        else if (!(out = (char *)lf__alloc(len + strlen(qconfig) + 64, "config.json")))
+            s = LF_ERR_NOMEM;
+        else {
+            size_t k = end - 1;  // the closing brace; the text before it ends with a value or '{'
+            while (k > 0 && (text[k - 1] == ' ' || text[k - 1] == '\n' || text[k - 1] == '\r' || text[k - 1] == '\t')) k--;
+            int n = snprintf(out, len + strlen(qconfig) + 64, "%.*s%s\n  \"quantization_config\": %s\n}\n", (int)k, text,
+                             text[k - 1] == '{' ? "" : ",", qconfig);
+            s = lf_file_write_atomic(dst, out, (size_t)n);
+        }
+    }
+    LF_FREE(src), LF_FREE(dst), LF_FREE(text), LF_FREE(out);
+    return s;
+}
+
+static lf_status lf__model_write(const lf_model *m, const char *dir, lf_dtype dtype, lf__qsave_fn qsave, int layout,
+                                 const char *const *meta_kv, int n_meta, const char *qconfig) {
     if (m->lora_r) return lf__fail(LF_ERR_ARG, "model_save: adapters are attached (lf_lora_merge them first, or lf_lora_save them)");
     if (dtype != LF_DTYPE_INVALID && dtype != LF_DTYPE_F32 && dtype != LF_DTYPE_BF16 && dtype != LF_DTYPE_F16)
         return lf__fail(LF_ERR_ARG, "model_save: dtype %s (F32, BF16 or F16)", lf_dtype_name(dtype));
@@ -10215,7 +10655,7 @@ LF_API lf_status lf_model_save(const lf_model *m, const char *dir, lf_dtype dtyp
     if (realpath(dir, a) && realpath(m->dir, b) && strcmp(a, b) == 0)
         return lf__fail(LF_ERR_ARG, "model_save: %s is the model's own directory (its weights are mapped from there)", dir);
     const lf_model_config *c = &m->cfg;
-    size_t cap = 3 + (size_t)c->L * (2 * LF_PROJ_COUNT + 2);
+    size_t cap = 3 + (size_t)c->L * (5 * LF_PROJ_COUNT + 2);
     lf__saver w = {m, dtype, 0, (lf_st_entry *)lf__calloc(cap, sizeof(lf_st_entry), "tensor list"),
                    (void **)lf__calloc(cap, sizeof(void *), "tensor list"), NULL};
     w.names = w.e && w.owned ? (char(*)[112])lf__alloc(cap * sizeof *w.names, "tensor names") : NULL;
@@ -10225,6 +10665,13 @@ LF_API lf_status lf_model_save(const lf_model *m, const char *dir, lf_dtype dtyp
         const lf_layer *ly = &m->layers[l];
         for (int p = 0; p < LF_PROJ_COUNT && s == LF_OK; p++) {
             const char *pn = lf_proj_name((lf_proj)p);
+            if (ly->q[p] && qsave) {
+                char prefix[96];
+                snprintf(prefix, sizeof prefix, "model.layers.%d.%s", l, pn);
+                if ((s = qsave(&w, ly->q[p], prefix, layout)) == LF_OK && ly->b[p])
+                    s = lf__saver_add(&w, ly->b[p], LF_DTYPE_F32, ly->w[p].shape[0], 0, "model.layers.%d.%s.bias", l, pn);
+                continue;
+            }
             float *deq = NULL;  // a quantized weight is written dequantized
             if (ly->q[p] && !(deq = (float *)lf__alloc((size_t)lf_tensor_numel(&ly->w[p]) * sizeof(float), "dequantized weight")))
                 s = LF_ERR_NOMEM;
@@ -10241,10 +10688,10 @@ LF_API lf_status lf_model_save(const lf_model *m, const char *dir, lf_dtype dtyp
     }
     if (s == LF_OK) s = lf__saver_add(&w, m->final_norm, LF_DTYPE_F32, c->C, 0, "model.norm.weight");
     if (s == LF_OK && !c->tied) s = lf__saver_add(&w, m->lm_head.data, m->lm_head.dtype, c->V, c->C, "lm_head.weight");
-    const char *meta[2] = {"format", "pt"};
     char *path = s == LF_OK ? lf_path_join(dir, "model.safetensors") : NULL;
-    if (s == LF_OK) s = path ? lf_st_write(path, w.e, w.n, meta, 1) : LF_ERR_NOMEM;
+    if (s == LF_OK) s = path ? lf_st_write(path, w.e, w.n, meta_kv, n_meta) : LF_ERR_NOMEM;
     if (s == LF_OK) s = lf__copy_model_files(m->dir, dir);
+    if (s == LF_OK && qconfig) s = lf__write_config_q(m, dir, qconfig);
     for (int i = 0; w.owned && i < w.n; i++) LF_FREE(w.owned[i]);
     LF_FREE(path), LF_FREE(w.e), LF_FREE(w.owned), LF_FREE(w.names);
     return s;
@@ -13401,6 +13848,1425 @@ LF_API lf_status lf_quality_check(const lf_quality_desc *desc, const char *text,
     else if (!finished && !d.allow_unfinished) *verdict = LF_QUALITY_UNFINISHED;
     return LF_OK;
 }
+
+// == 11. quant (impl) ============================================================================
+
+// -- 11.1 GPTQ
+
+#define LF__GPTQ_BLOCK 128
+
+// In-place lower Cholesky factor of the SPD matrix a [n, n] (the upper triangle is left as is).
+static bool lf__cholesky(double *a, int64_t n) {
+    for (int64_t j = 0; j < n; j++) {
+        double d = a[j * n + j];
+        for (int64_t k = 0; k < j; k++) d -= a[j * n + k] * a[j * n + k];
+        if (!(d > 0)) return false;
+        d = sqrt(d);
+        a[j * n + j] = d;
+        for (int64_t i = j + 1; i < n; i++) {
+            double v = a[i * n + j];
+            for (int64_t k = 0; k < j; k++) v -= a[i * n + k] * a[j * n + k];
+            a[i * n + j] = v / d;
+        }
+    }
+    return true;
+}
+
+// h [n, n] (SPD) becomes U, the upper Cholesky factor of h^-1 (h^-1 = U^T U), as auto_gptq's
+// cholesky -> cholesky_inverse -> cholesky(upper=True). t is scratch [n, n].
+static bool lf__gptq_hinv(double *h, double *t, int64_t n) {
+    if (!lf__cholesky(h, n)) return false;
+    // t = L^-1 (lower), by forward substitution column by column
+    memset(t, 0, (size_t)(n * n) * sizeof(double));
+    for (int64_t j = 0; j < n; j++) {
+        t[j * n + j] = 1.0 / h[j * n + j];
+        for (int64_t i = j + 1; i < n; i++) {
+            double v = 0;
+            for (int64_t k = j; k < i; k++) v += h[i * n + k] * t[k * n + j];
+            t[i * n + j] = -v / h[i * n + i];
+        }
+    }
+    // h = L^-T L^-1 = h^-1 (symmetric: the lower triangle, then mirrored)
+    for (int64_t i = 0; i < n; i++)
+        for (int64_t j = 0; j <= i; j++) {
+            double v = 0;
+            for (int64_t k = i; k < n; k++) v += t[k * n + i] * t[k * n + j];
+            h[i * n + j] = h[j * n + i] = v;
+        }
+    if (!lf__cholesky(h, n)) return false;
+    for (int64_t i = 0; i < n; i++)  // U = L^T
+        for (int64_t j = 0; j < n; j++) t[i * n + j] = j >= i ? h[j * n + i] : 0.0;
+    memcpy(h, t, (size_t)(n * n) * sizeof(double));
+    return true;
+}
+
+static int lf__q4_code_d(double x, float s, int z) {
+    double c = rint(x / s) + z;
+    return c < 0 ? 0 : c > 15 ? 15 : (int)c;
+}
+
+typedef struct lf__gptq_job {
+    double *W, *W1, *err;          // [rows, cols] outer weight, [rows, blk] the block's, [rows, blk] errors
+    const double *U;               // [cols, cols]
+    const int64_t *perm;
+    lf__q4_build *b;
+    int64_t cols, i1, cnt;
+    int g;
+    bool asym;
+} lf__gptq_job;
+
+// Rows [r0, r1) of one block: each column quantized, its error fed to the block's later columns.
+static void lf__gptq_rows(void *arg, int64_t r0, int64_t r1, int tid) {
+    (void)tid;
+    const lf__gptq_job *J = (const lf__gptq_job *)arg;
+    int64_t cols = J->cols, ng = cols / J->g;
+    for (int64_t r = r0; r < r1; r++) {
+        double *w1 = J->W1 + r * J->cnt, *e = J->err + r * J->cnt;
+        const double *wo = J->W + r * cols;
+        for (int64_t i = 0; i < J->cnt; i++) {
+            int64_t col = J->i1 + i, grp = col / J->g;
+            if (J->g < cols && col % J->g == 0) {  // params from the outer weight, as auto_gptq
+                double lo = wo[col], hi = wo[col];
+                for (int64_t k = col; k < col + J->g; k++) lo = LF__MIN(lo, wo[k]), hi = LF__MAX(hi, wo[k]);
+                int z;
+                lf__q4_range_params(lo, hi, J->asym, false, &J->b->scales[r * ng + grp], &z);
+                J->b->zeros[r * ng + grp] = (unsigned char)z;
+            }
+            float s = J->b->scales[r * ng + grp];
+            int z = J->b->zeros[r * ng + grp], c = lf__q4_code_d(w1[i], s, z);
+            lf__q4_set(J->b, cols, r, J->perm[col], c);
+            double q = (double)s * (double)(c - z), d = J->U[col * cols + col], er = (w1[i] - q) / d;
+            e[i] = er;
+            for (int64_t j = i + 1; j < J->cnt; j++) w1[j] -= er * J->U[col * cols + J->i1 + j];
+        }
+    }
+}
+
+// The outer weight's columns after the block: W[:, i2:] -= err . U[i1:i2, i2:].
+static void lf__gptq_rest(void *arg, int64_t r0, int64_t r1, int tid) {
+    (void)tid;
+    const lf__gptq_job *J = (const lf__gptq_job *)arg;
+    int64_t cols = J->cols, i2 = J->i1 + J->cnt;
+    for (int64_t r = r0; r < r1; r++)
+        for (int64_t i = 0; i < J->cnt; i++) {
+            double er = J->err[r * J->cnt + i];
+            const double *u = J->U + (J->i1 + i) * cols;
+            double *w = J->W + r * cols;
+            for (int64_t j = i2; j < cols; j++) w[j] -= er * u[j];
+        }
+}
+
+static lf_status lf__gptq(lf_pool *pool, lf_qtensor *out, const float *W, int64_t rows, int64_t cols, const double *H,
+                          const lf_gptq_desc *d) {
+    memset(out, 0, sizeof *out);
+    int g = d->group_size == -1 ? (int)cols : d->group_size ? d->group_size : 128;
+    double damp = d->damp_percent ? d->damp_percent : 0.01;
+    if (rows <= 0 || cols <= 0 || cols > (1 << 20))
+        return lf__fail(LF_ERR_ARG, "gptq: shape [%lld, %lld]", (long long)rows, (long long)cols);
+    if (!lf__q4_group_ok(g, cols))
+        return lf__fail(LF_ERR_ARG, "gptq: group_size %d does not divide rows of %lld values (a power of two from 16, "
+                        "or -1)", d->group_size, (long long)cols);
+    if (!(damp > 0 && damp < 1)) return lf__fail(LF_ERR_ARG, "gptq: damp_percent must be in (0, 1), got %g", damp);
+    for (int64_t i = 0; i < rows * cols; i++)
+        if (!isfinite(W[i])) return lf__fail(LF_ERR_ARG, "gptq: W[%lld] is %g", (long long)i, (double)W[i]);
+    for (int64_t i = 0; i < cols * cols; i++)
+        if (!isfinite(H[i])) return lf__fail(LF_ERR_ARG, "gptq: H[%lld] is %g", (long long)i, H[i]);
+    size_t nc = (size_t)cols;
+    double *h = (double *)lf__alloc(nc * nc * sizeof(double), "gptq hessian");
+    double *t = h ? (double *)lf__alloc(nc * nc * sizeof(double), "gptq hessian inverse") : NULL;
+    double *Wd = t ? (double *)lf__alloc((size_t)rows * nc * sizeof(double), "gptq weight") : NULL;
+    double *W1 = Wd ? (double *)lf__alloc((size_t)rows * LF__GPTQ_BLOCK * 2 * sizeof(double), "gptq block") : NULL;
+    int64_t *perm = W1 ? (int64_t *)lf__alloc(nc * sizeof(int64_t), "gptq permutation") : NULL;
+    lf__q4_build b;
+    lf_status st = perm ? lf__q4_alloc(out, &b, rows, cols, g, d->desc_act && g < cols) : LF_ERR_NOMEM;
+    if (st != LF_OK) goto done;
+    // one group per row: the parameters of the weight as given (before dead columns are zeroed)
+    if (g == cols)
+        for (int64_t r = 0; r < rows; r++) {
+            double lo = W[r * cols], hi = lo;
+            for (int64_t k = 0; k < cols; k++) lo = LF__MIN(lo, W[r * cols + k]), hi = LF__MAX(hi, W[r * cols + k]);
+            int z;
+            lf__q4_range_params(lo, hi, d->asym, false, &b.scales[r], &z);
+            b.zeros[r] = (unsigned char)z;
+        }
+    // act order: columns by decreasing diagonal, ties in index order (a stable sort)
+    for (int64_t i = 0; i < cols; i++) perm[i] = i;
+    if (d->desc_act)
+        for (int64_t i = 1; i < cols; i++) {  // insertion sort: stable, and cols is at most a few thousand
+            int64_t p = perm[i], j = i;
+            for (; j > 0 && H[perm[j - 1] * cols + perm[j - 1]] < H[p * cols + p]; j--) perm[j] = perm[j - 1];
+            perm[j] = p;
+        }
+    double mean = 0;
+    for (int64_t i = 0; i < cols; i++) {
+        for (int64_t j = 0; j < cols; j++) h[i * cols + j] = H[perm[i] * cols + perm[j]];
+        bool dead = h[i * cols + i] == 0;  // a column no input ever reached: weight 0, H 1
+        if (dead) h[i * cols + i] = 1;
+        for (int64_t r = 0; r < rows; r++) Wd[r * cols + i] = dead ? 0.0 : (double)W[r * cols + perm[i]];
+        mean += h[i * cols + i];
+    }
+    mean = damp * mean / (double)cols;
+    for (int64_t i = 0; i < cols; i++) h[i * cols + i] += mean;
+    if (!lf__gptq_hinv(h, t, cols)) {
+        st = lf__fail(LF_ERR_ARG, "gptq: the Hessian [%lld, %lld] is not positive definite after damping by %g of its "
+                      "mean diagonal (raise damp_percent)", (long long)cols, (long long)cols, damp);
+        goto done;
+    }
+    if (b.g_idx)
+        for (int64_t i = 0; i < cols; i++) b.g_idx[perm[i]] = (int32_t)(i / g);
+    for (int64_t i1 = 0; i1 < cols; i1 += LF__GPTQ_BLOCK) {
+        lf__gptq_job J = {Wd, W1, W1 + (size_t)rows * LF__GPTQ_BLOCK, h, perm, &b, cols, i1,
+                          LF__MIN(LF__GPTQ_BLOCK, cols - i1), g, d->asym};
+        for (int64_t r = 0; r < rows; r++) memcpy(W1 + r * J.cnt, Wd + r * cols + i1, (size_t)J.cnt * sizeof(double));
+        lf_parallel_for(pool, rows, lf__gptq_rows, &J);
+        if (i1 + J.cnt < cols) lf_parallel_for(pool, rows, lf__gptq_rest, &J);
+    }
+done:
+    if (st != LF_OK) lf_qtensor_deinit(out);
+    LF_FREE(h), LF_FREE(t), LF_FREE(Wd), LF_FREE(W1), LF_FREE(perm);
+    return st;
+}
+
+LF_API lf_status lf_gptq(lf_qtensor *out, const float *W, int64_t rows, int64_t cols, const double *H,
+                         const lf_gptq_desc *d) {
+    if (!out || !W || !H || !d) return lf__fail(LF_ERR_ARG, "gptq: %s is NULL", !out ? "out" : !W ? "W" : !H ? "H" : "d");
+    return lf__gptq(NULL, out, W, rows, cols, H, d);
+}
+
+// -- 11.2 calibration and the model-level quantizers
+//
+// ON THE SECOND MOMENT: every search here minimizes, and the report gives, the squared error of
+// a projection's outputs over the calibration tokens, ||X D^T||^2 for a weight change D. That is
+// trace(D H D^T) with H = X^T X, so a pass over the samples sums H per input group (what GPTQ
+// needs anyway) and no token's inputs are kept: every error counts every token, at a cost that
+// does not grow with their number.
+
+typedef struct lf__calib {
+    lf_model *m;
+    const lf_quant_desc *d;
+    lf_kv kv;
+    float *hidden;                // [tokens, C] each sample's residual stream entering the current layer
+    int64_t *start;               // [n_samples] its first row
+    int64_t tokens;
+    int64_t width[LF__IN_COUNT];
+    float *cap[LF__IN_COUNT];     // [max_len, width] one sample's inputs
+    float *H[LF__IN_COUNT];       // [width, width] sum of x x^T
+    double *xabs[LF__IN_COUNT];   // AWQ: [width] sum of |x|
+    float *xt;                    // [max width, max_len] transposed inputs
+    void *mm;                     // GEMM scratch
+    float *dw, *e, *t;            // [max out, max in] a weight difference, its product with H, a weight
+} lf__calib;
+
+static int lf__proj_group(lf_proj p) {
+    return p <= LF_PROJ_V ? LF__IN_QKV : p == LF_PROJ_O ? LF__IN_O : p == LF_PROJ_DOWN ? LF__IN_DOWN : LF__IN_GATE_UP;
+}
+
+// Layer l over every sample: H (and AWQ's sum |x|) of the groups in mask summed from zero, the
+// residual streams advanced to the layer's output when advance.
+static void lf__calib_pass(lf__calib *K, int l, unsigned mask, bool advance) {
+    lf_model *m = K->m;
+    int64_t C = m->cfg.C;
+    lf__acts a;
+    lf__acts_plan(m, &a, m->acts_.base);
+    for (int g = 0; g < LF__IN_COUNT; g++)
+        if (mask >> g & 1) {
+            memset(K->H[g], 0, (size_t)(K->width[g] * K->width[g]) * sizeof(float));
+            if (K->xabs[g]) memset(K->xabs[g], 0, (size_t)K->width[g] * sizeof(double));
+        }
+    for (int s = 0; s < K->d->n_samples; s++) {
+        int n = K->d->sample_len[s];
+        float *h = K->hidden + K->start[s] * C, *capture[LF__IN_COUNT];
+        memcpy(a.x, h, (size_t)(n * C) * sizeof(float));
+        for (int i = 0; i < n; i++) a.pos[i] = i, a.seq[i] = 0;
+        for (int g = 0; g < LF__IN_COUNT; g++) capture[g] = mask >> g & 1 ? K->cap[g] : NULL;
+        lf__layer_forward(m, &K->kv, l, &a, n, a.pos, a.seq, capture);
+        for (int g = 0; g < LF__IN_COUNT; g++) {
+            if (!capture[g]) continue;
+            int64_t w = K->width[g];
+            lf__transpose(m->pool, K->xt, capture[g], n, w);
+            lf__gemm(m->pool, K->H[g], K->xt, K->xt, LF_DTYPE_F32, NULL, w, w, n, K->mm, true);
+            if (K->xabs[g])
+                for (int64_t i = 0; i < n * w; i++) K->xabs[g][i % w] += fabsf(capture[g][i]);
+        }
+        if (advance) memcpy(h, a.x, (size_t)(n * C) * sizeof(float));
+    }
+}
+
+// Weight p of layer l in f32 (the mapped original).
+static void lf__proj_f32(const lf_model *m, int l, lf_proj p, float *dst) {
+    const lf_tensor *w = &m->layers[l].w[p];
+    lf_convert_to_f32(dst, w->data, w->dtype, lf_tensor_numel(w));
+}
+
+// trace(D H D^T) for D [out, in] in K->dw, H the group's sum of x x^T: the squared output error.
+static double lf__calib_sq(lf__calib *K, int g, int64_t out) {
+    int64_t in = K->width[g];
+    lf__matmul(K->m->pool, K->e, K->dw, K->H[g], LF_DTYPE_F32, NULL, out, in, in, K->mm);  // H is symmetric
+    double s = 0;
+    for (int64_t i = 0; i < out * in; i++) s += (double)K->e[i] * K->dw[i];
+    return s;
+}
+
+// The relative output error of q against w [out, in] on the group's inputs:
+// trace((Wq - W) H (Wq - W)^T) / trace(W H W^T). cols_scale (AWQ's s, or NULL) undoes a scaling
+// of the inputs: both weights are then divided by it column-wise before the comparison.
+static double lf__calib_err(lf__calib *K, int g, const float *w, const lf_qtensor *q, const float *cols_scale) {
+    int64_t out = q->rows, in = q->cols;
+    lf_qtensor_dequantize(q, K->dw);
+    for (int64_t i = 0; i < out * in; i++) K->dw[i] -= w[i];
+    if (cols_scale)
+        for (int64_t i = 0; i < out * in; i++) K->dw[i] *= cols_scale[i % in];
+    double num = lf__calib_sq(K, g, out);
+    for (int64_t i = 0; i < out * in; i++) K->dw[i] = cols_scale ? w[i] * cols_scale[i % in] : w[i];
+    double den = lf__calib_sq(K, g, out);
+    return den > 0 ? num / den : 0.0;
+}
+
+// AWQ's group-wise fake quantization of one row range: dst = dequant(quant(src)) in groups of g.
+static void lf__awq_fake(float *dst, const float *src, int64_t n, int g) {
+    for (int64_t k0 = 0; k0 < n; k0 += g) {
+        float lo = src[k0], hi = src[k0], s;
+        int z;
+        for (int64_t i = k0; i < k0 + g; i++) lo = LF__MIN(lo, src[i]), hi = LF__MAX(hi, src[i]);
+        lf__q4_range_params(lo, hi, true, true, &s, &z);
+        for (int64_t i = k0; i < k0 + g; i++) dst[i] = (float)(lf_q4_code(src[i], s, z) - z) * s;
+    }
+}
+
+// AWQ's scale search for the projections ps[0..np) sharing input group gi (weights wf[p], f32,
+// [out_p, in]): s [in] gets the scales whose Q(W s) / s has the least output error, summed.
+static void lf__awq_search(lf__calib *K, int gi, float **wf, const lf_proj *ps, int np, int g, float *s, float *cand) {
+    const lf_model *m = K->m;
+    int64_t in = K->width[gi], total = 0;
+    double *xm = K->xabs[gi], best = INFINITY;
+    float *wmean = K->t;  // scratch until the candidates are tried
+    for (int i = 0; i < np; i++) total += m->layers[0].w[ps[i]].shape[0];
+    memset(wmean, 0, (size_t)in * sizeof(float));
+    for (int i = 0; i < np; i++) {  // mean over all rows of |w| / max |w| of its (row, group)
+        int64_t out = m->layers[0].w[ps[i]].shape[0];
+        for (int64_t r = 0; r < out; r++)
+            for (int64_t k0 = 0; k0 < in; k0 += g) {
+                const float *w = wf[ps[i]] + r * in + k0;
+                float mx = 0;
+                for (int k = 0; k < g; k++) mx = LF__MAX(mx, fabsf(w[k]));
+                for (int k = 0; k < g && mx > 0; k++) wmean[k0 + k] += fabsf(w[k]) / mx;
+            }
+    }
+    double *ratio_s = (double *)K->e;  // [in] the candidate scales in double, before they become f32
+    for (int step = 0; step < 20; step++) {
+        double ratio = step / 20.0, mx = 0, mn = INFINITY, loss = 0;
+        for (int64_t k = 0; k < in; k++) {
+            double v = pow(xm[k] / (double)K->tokens, ratio) / (pow((double)wmean[k] / (double)total, 1 - ratio) + 1e-4);
+            ratio_s[k] = LF__MAX(v, 1e-4);
+            mx = LF__MAX(mx, ratio_s[k]), mn = LF__MIN(mn, ratio_s[k]);
+        }
+        double norm = sqrt(mx * mn);
+        for (int64_t k = 0; k < in; k++) cand[k] = isfinite(ratio_s[k] / norm) ? (float)(ratio_s[k] / norm) : 1.0f;
+        for (int i = 0; i < np; i++) {  // Q(W s) / s - W, its output error
+            int64_t out = m->layers[0].w[ps[i]].shape[0];
+            const float *w = wf[ps[i]];
+            for (int64_t r = 0; r < out; r++) {
+                float *dr = K->dw + r * in;
+                for (int64_t k = 0; k < in; k++) dr[k] = w[r * in + k] * cand[k];
+                lf__awq_fake(dr, dr, in, g);
+                for (int64_t k = 0; k < in; k++) dr[k] = dr[k] / cand[k] - w[r * in + k];
+            }
+            loss += lf__calib_sq(K, gi, out);
+        }
+        if (loss < best) best = loss, memcpy(s, cand, (size_t)in * sizeof(float));
+    }
+    if (!(best < INFINITY))
+        for (int64_t k = 0; k < in; k++) s[k] = 1;
+}
+
+// AWQ's clipping search on wf [out, in] (scaled by s): per (row, group) the range
+// max|w| (1 - i/20), i < 10, whose fake-quantized group has the least output error over the
+// calibration tokens (inputs x / s: H[a][b] / (s_a s_b)); w is clamped to it.
+static void lf__awq_clip(lf__calib *K, int gi, float *wf, int64_t out, int64_t in, const float *s, int g) {
+    const float *H = K->H[gi];
+    float *t = K->t, *q = K->t + g, *d = K->t + 2 * g;
+    for (int64_t r = 0; r < out; r++)
+        for (int64_t k0 = 0; k0 < in; k0 += g) {
+            float *w = wf + r * in + k0, mx = 0, best_mx = 0;
+            double best = INFINITY;
+            for (int k = 0; k < g; k++) mx = LF__MAX(mx, fabsf(w[k]));
+            for (int i = 0; i < 10; i++) {
+                float lim = mx * (1.0f - (float)i / 20.0f);
+                for (int k = 0; k < g; k++) t[k] = LF__MIN(LF__MAX(w[k], -lim), lim);
+                lf__awq_fake(q, t, g, g);
+                for (int k = 0; k < g; k++) d[k] = (q[k] - w[k]) / s[k0 + k];
+                double err = 0;
+                for (int a = 0; a < g; a++) {
+                    const float *hr = H + (k0 + a) * in + k0;
+                    float acc = 0;
+                    for (int b = 0; b < g; b++) acc += hr[b] * d[b];
+                    err += (double)acc * d[a];
+                }
+                if (err < best) best = err, best_mx = lim;
+            }
+            for (int k = 0; k < g; k++) w[k] = LF__MIN(LF__MAX(w[k], -best_mx), best_mx);
+        }
+}
+
+// Layer l of an AWQ run: scales searched and moved into the norms and the previous projections,
+// ranges clipped, then AWQ's round-to-nearest. s[gi] gets each input group's scales.
+static lf_status lf__awq_layer(lf__calib *K, int l, float **wf, float **s, lf_qtensor *q, double *err) {
+    lf_model *m = K->m;
+    lf_layer *ly = &m->layers[l];
+    int64_t C = m->cfg.C, HQ = (int64_t)m->cfg.NH * m->cfg.HS;
+    int g = K->d->q.blocksize;
+    static const lf_proj qkv[3] = {LF_PROJ_Q, LF_PROJ_K, LF_PROJ_V}, o[1] = {LF_PROJ_O}, gu[2] = {LF_PROJ_GATE, LF_PROJ_UP},
+                         dn[1] = {LF_PROJ_DOWN};
+    bool vo = ly->w[LF_PROJ_V].shape[0] == HQ;  // v's outputs are o's inputs only without GQA
+    for (int gi = 0; gi < LF__IN_COUNT; gi++) {
+        int64_t in = K->width[gi];
+        for (int64_t k = 0; k < in; k++) s[gi][k] = 1;
+        if (gi == LF__IN_O && !vo) continue;
+        const lf_proj *ps = gi == LF__IN_QKV ? qkv : gi == LF__IN_O ? o : gi == LF__IN_GATE_UP ? gu : dn;
+        int np = gi == LF__IN_QKV ? 3 : gi == LF__IN_GATE_UP ? 2 : 1;
+        lf__awq_search(K, gi, wf, ps, np, g, s[gi], s[LF__IN_COUNT]);
+        for (int i = 0; i < np; i++)
+            for (int64_t r = 0; r < ly->w[ps[i]].shape[0]; r++)
+                for (int64_t k = 0; k < in; k++) wf[ps[i]][r * in + k] *= s[gi][k];
+        // the previous operation divides by the scales, so the model's function is unchanged
+        float *prev_norm = gi == LF__IN_QKV ? (float *)ly->attn_norm : gi == LF__IN_GATE_UP ? (float *)ly->mlp_norm : NULL;
+        lf_proj prev = gi == LF__IN_O ? LF_PROJ_V : LF_PROJ_UP;
+        if (prev_norm)
+            for (int64_t k = 0; k < C; k++) prev_norm[k] /= s[gi][k];
+        else
+            for (int64_t r = 0; r < in; r++) {
+                for (int64_t k = 0; k < ly->w[prev].shape[1]; k++) wf[prev][r * ly->w[prev].shape[1] + k] /= s[gi][r];
+                if (ly->b[prev]) ((float *)ly->b[prev])[r] /= s[gi][r];
+            }
+    }
+    for (int p = 0; p < LF_PROJ_COUNT; p++) {
+        const lf_tensor *w = &ly->w[p];
+        int gi = lf__proj_group((lf_proj)p);
+        float *ref = K->t + 3 * (int64_t)g;  // the scaled weight before clipping: the report's reference
+        if (err) memcpy(ref, wf[p], (size_t)lf_tensor_numel(w) * sizeof(float));
+        if (!K->d->no_clip && p != LF_PROJ_Q && p != LF_PROJ_K) lf__awq_clip(K, gi, wf[p], w->shape[0], w->shape[1], s[gi], g);
+        lf_status st = lf__q4_quantize(&q[p], wf[p], w->shape[0], w->shape[1], g, true, true);
+        if (st != LF_OK) return st;
+        if (err) {  // inputs are x / s now: compare in the unscaled inputs' terms
+            for (int64_t k = 0; k < w->shape[1]; k++) s[LF__IN_COUNT][k] = 1.0f / s[gi][k];
+            err[p] = lf__calib_err(K, gi, ref, &q[p], s[LF__IN_COUNT]);
+        }
+    }
+    return LF_OK;
+}
+
+static void lf__calib_free(lf__calib *K) {
+    lf_kv_deinit(&K->kv);
+    LF_FREE(K->hidden), LF_FREE(K->start), LF_FREE(K->xt), LF_FREE(K->mm), LF_FREE(K->dw), LF_FREE(K->e), LF_FREE(K->t);
+    for (int g = 0; g < LF__IN_COUNT; g++) LF_FREE(K->cap[g]), LF_FREE(K->H[g]), LF_FREE(K->xabs[g]);
+}
+
+// Checks the samples, sizes every buffer, and fills the residual streams with the embeddings.
+static lf_status lf__calib_init(lf__calib *K, lf_model *m, const lf_quant_desc *d) {
+    memset(K, 0, sizeof *K);
+    K->m = m, K->d = d;
+    const lf_model_config *c = &m->cfg;
+    int max_len = 0;
+    for (int s = 0; s < d->n_samples; s++) {
+        int n = d->sample_len ? d->sample_len[s] : 0;
+        if (!d->samples || !d->samples[s] || n < 1 || n > m->max_tokens)
+            return lf__fail(LF_ERR_ARG, "quant: calibration sample %d has %d tokens (1 to max_tokens %d)", s, n, m->max_tokens);
+        for (int i = 0; i < n; i++)
+            if (d->samples[s][i] < 0 || d->samples[s][i] >= c->V)
+                return lf__fail(LF_ERR_ARG, "quant: calibration sample %d, token %d is id %d, outside [0, %d)", s, i,
+                                d->samples[s][i], c->V);
+        K->tokens += n, max_len = LF__MAX(max_len, n);
+    }
+    int64_t C = c->C, HQ = (int64_t)c->NH * c->HS, KV = (int64_t)c->NKV * c->HS, FF = c->FF;
+    int64_t w[LF__IN_COUNT] = {C, HQ, C, FF}, maxw = LF__MAX(LF__MAX(C, HQ), FF), maxout = LF__MAX(LF__MAX(HQ, KV), LF__MAX(FF, C));
+    memcpy(K->width, w, sizeof w);
+    int threads = lf_pool_size(m->pool);
+    lf_status st = lf_kv_init(&K->kv, m, 1, max_len);
+    if (st != LF_OK) return st;
+    size_t mat = (size_t)maxw * (size_t)maxout * sizeof(float);
+    K->hidden = (float *)lf__alloc((size_t)K->tokens * (size_t)C * sizeof(float), "calibration residual streams");
+    K->start = (int64_t *)lf__alloc((size_t)d->n_samples * sizeof(int64_t), "calibration offsets");
+    K->xt = (float *)lf__alloc((size_t)maxw * (size_t)max_len * sizeof(float), "calibration inputs (transposed)");
+    K->mm = lf__alloc(LF__MAX(lf__matmul_scratch(maxw, max_len, threads), lf__matmul_scratch(maxout, maxw, threads)),
+                      "calibration matmul scratch");
+    K->dw = (float *)lf__alloc(mat, "weight difference");
+    K->e = (float *)lf__alloc(LF__MAX(mat, (size_t)maxw * sizeof(double)), "weight difference product");
+    K->t = (float *)lf__alloc(mat + (size_t)maxw * 3 * sizeof(float), "quantization scratch");
+    if (!K->hidden || !K->start || !K->xt || !K->mm || !K->dw || !K->e || !K->t) return LF_ERR_NOMEM;
+    for (int g = 0; g < LF__IN_COUNT; g++) {
+        K->cap[g] = (float *)lf__alloc((size_t)max_len * (size_t)w[g] * sizeof(float), "calibration inputs");
+        K->H[g] = (float *)lf__alloc((size_t)w[g] * (size_t)w[g] * sizeof(float), "input second moments");
+        if (d->method == LF_QUANT_AWQ) K->xabs[g] = (double *)lf__alloc((size_t)w[g] * sizeof(double), "awq input magnitudes");
+        if (!K->cap[g] || !K->H[g] || (d->method == LF_QUANT_AWQ && !K->xabs[g])) return LF_ERR_NOMEM;
+    }
+    int64_t t = 0;
+    for (int s = 0; s < d->n_samples; s++) {
+        K->start[s] = t;
+        for (int i = 0; i < d->sample_len[s]; i++, t++)
+            lf_convert_to_f32(K->hidden + t * C, (const unsigned char *)m->embed.data + (size_t)d->samples[s][i] * (size_t)C *
+                                                                              lf_dtype_size(m->embed.dtype), m->embed.dtype, C);
+    }
+    return LF_OK;
+}
+
+// Layer l of a GPTQ run: per input group (all four at once without true_sequential) a pass
+// sums H, then the group's projections are quantized and take their place, so the next
+// group's inputs come through them.
+static lf_status lf__gptq_layer(lf__calib *K, int l, float **wf, lf_qtensor *q, double *err, double *hd) {
+    lf_model *m = K->m;
+    lf_layer *ly = &m->layers[l];
+    lf_gptq_desc gd = K->d->gptq;
+    gd.group_size = K->d->q.blocksize, gd.asym = K->d->q.asym;
+    for (int stage = 0; stage < LF__IN_COUNT; stage++) {
+        unsigned mask = K->d->no_true_sequential ? (stage ? 0u : 15u) : 1u << stage;
+        if (!mask) break;
+        lf__calib_pass(K, l, mask, false);
+        for (int p = 0; p < LF_PROJ_COUNT; p++) {
+            int g = lf__proj_group((lf_proj)p);
+            if (!(mask >> g & 1)) continue;
+            int64_t in = K->width[g], out = ly->w[p].shape[0];
+            for (int64_t i = 0; i < in * in; i++) hd[i] = 2.0 * K->H[g][i] / (double)K->tokens;
+            lf_status st = lf__gptq(m->pool, &q[p], wf[p], out, in, hd, &gd);
+            if (st != LF_OK) return lf__wrap(st, "layer %d %s", l, lf_proj_name((lf_proj)p));
+            if (err) err[p] = lf__calib_err(K, g, wf[p], &q[p], NULL);
+            ly->q[p] = &q[p];
+        }
+    }
+    return LF_OK;
+}
+
+LF_API lf_status lf_quant_model(lf_model *m, const lf_quant_desc *d, double *err) {
+    if (!m || !d) return lf__fail(LF_ERR_ARG, "quant: %s is NULL", !m ? "m" : "d");
+    if (m->train_ || m->qw_ || m->lora_)
+        return lf__fail(LF_ERR_ARG, "quant: the model is %s", m->train_ ? "training" : m->qw_ ? "quantized already" :
+                        "adapted (merge its adapters first)");
+    if ((unsigned)d->method > LF_QUANT_AWQ) return lf__fail(LF_ERR_ARG, "quant: d.method %d is not RTN, GPTQ or AWQ", (int)d->method);
+    const lf_model_config *c = &m->cfg;
+    lf_quant_desc dd = *d;
+    if (d->method != LF_QUANT_RTN) {
+        if (d->q.type != LF_QTYPE_Q4) return lf__fail(LF_ERR_ARG, "quant: GPTQ and AWQ make Q4 weights (d.q.type %d)", (int)d->q.type);
+        if (d->n_samples < 1) return lf__fail(LF_ERR_ARG, "quant: GPTQ and AWQ need calibration samples");
+        if (d->method == LF_QUANT_AWQ) dd.q.asym = true;
+    }
+    if (dd.q.type == LF_QTYPE_Q4) {
+        int g = dd.q.blocksize ? dd.q.blocksize : 128;
+        int64_t ins[4] = {c->C, (int64_t)c->NH * c->HS, c->FF, 0};
+        for (int i = 0; i < 3; i++)
+            if (!lf__q4_group_ok(g == -1 ? (int)ins[i] : g, ins[i]))
+                return lf__fail(LF_ERR_ARG, "quant: group size %d does not divide the projections' inputs of %lld", g, (long long)ins[i]);
+        dd.q.blocksize = g;
+        if (g == -1 && d->method == LF_QUANT_AWQ) return lf__fail(LF_ERR_ARG, "quant: AWQ needs a group size");
+    }
+    if (err)
+        for (int i = 0; i < c->L * LF_PROJ_COUNT; i++) err[i] = NAN;
+    if (d->method == LF_QUANT_RTN && d->n_samples == 0) return lf_model_quantize(m, &dd.q);
+    lf__calib K;
+    lf_status st = lf__calib_init(&K, m, &dd);
+    int64_t maxin = LF__MAX(LF__MAX(c->C, (int64_t)c->NH * c->HS), c->FF), maxel = 0;
+    for (int p = 0; p < LF_PROJ_COUNT; p++) maxel = LF__MAX(maxel, lf_tensor_numel(&m->layers[0].w[p]));
+    float *wf[LF_PROJ_COUNT] = {0}, *s[LF__IN_COUNT + 1] = {0};
+    double *hd = NULL;
+    if (st == LF_OK) {
+        m->qw_ = (lf_qtensor *)lf__calloc((size_t)c->L * LF_PROJ_COUNT, sizeof(lf_qtensor), "quantized weights");
+        for (int p = 0; p < LF_PROJ_COUNT && m->qw_; p++)
+            if (!(wf[p] = (float *)lf__alloc((size_t)maxel * sizeof(float), "weight being quantized"))) st = LF_ERR_NOMEM;
+        for (int g = 0; g <= LF__IN_COUNT && d->method == LF_QUANT_AWQ; g++)  // the last: scratch
+            if (!(s[g] = (float *)lf__alloc((size_t)maxin * sizeof(float), "awq scales"))) st = LF_ERR_NOMEM;
+        if (d->method == LF_QUANT_GPTQ && !(hd = (double *)lf__alloc((size_t)(maxin * maxin) * sizeof(double), "gptq hessian")))
+            st = LF_ERR_NOMEM;
+        if (!m->qw_) st = LF_ERR_NOMEM;
+    }
+    for (int l = 0; l < c->L && st == LF_OK; l++) {
+        lf_qtensor *q = m->qw_ + l * LF_PROJ_COUNT;
+        double *e = err ? err + l * LF_PROJ_COUNT : NULL;
+        for (int p = 0; p < LF_PROJ_COUNT; p++) lf__proj_f32(m, l, (lf_proj)p, wf[p]);
+        if (d->method == LF_QUANT_GPTQ) st = lf__gptq_layer(&K, l, wf, q, e, hd);
+        else if (d->method == LF_QUANT_AWQ) {
+            lf__calib_pass(&K, l, 15u, true);  // AWQ: the next layer's inputs from this one unquantized
+            st = lf__awq_layer(&K, l, wf, s, q, e);
+        } else {
+            lf__calib_pass(&K, l, 15u, false);
+            for (int p = 0; p < LF_PROJ_COUNT && st == LF_OK; p++) {
+                const lf_tensor *w = &m->layers[l].w[p];
+                if ((st = lf_qtensor_quantize(&q[p], wf[p], w->shape[0], w->shape[1], &dd.q)) == LF_OK && e)
+                    e[p] = lf__calib_err(&K, lf__proj_group((lf_proj)p), wf[p], &q[p], NULL);
+            }
+        }
+        if (st != LF_OK) break;
+        for (int p = 0; p < LF_PROJ_COUNT; p++) lf__proj_quantized(m, l, (lf_proj)p, &q[p]);
+        if (d->method != LF_QUANT_AWQ) lf__calib_pass(&K, l, 0, true);
+        if (d->progress && d->progress(d->user, l + 1, c->L)) st = lf__fail(LF_ERR_CANCELLED, "quant: cancelled after layer %d", l);
+    }
+    lf__calib_free(&K);
+    for (int p = 0; p < LF_PROJ_COUNT; p++) LF_FREE(wf[p]);
+    for (int g = 0; g <= LF__IN_COUNT; g++) LF_FREE(s[g]);
+    LF_FREE(hd);
+    return st == LF_OK ? st : lf__wrap(st, "quant (the model is unusable now; close it)");
+}
+
+// -- 11.3 quantized checkpoints
+//
+// ON THE LAYOUTS: a quantized projection <prefix> = "model.layers.N.self_attn.q_proj" is stored
+//  - LargeForge's (metadata format "largeforge-quant", format_version "1", quant_type): <prefix>.qweight
+//    as held in memory (Q4: U8 [out, in / 2]; Q8_0, Q4_0: U8 [out, in / 32 * block bytes]; int8:
+//    I8 [out, in]; NF4: U8 [ceil(out * in / 2)]), its scales (Q4: <prefix>.scales F16 [out, groups]
+//    and <prefix>.qzeros U8 [out, groups], <prefix>.g_idx I32 [in] under act order; int8:
+//    <prefix>.scales F32 [out]; NF4: <prefix>.absmax F32 [blocks], double quantization undone)
+//  - GPTQ's (auto_gptq v1, as transformers/optimum and vLLM read it): qweight I32 [in / 8, out],
+//    value k of a word in bits 4k..4k+3 along the input dimension; qzeros I32 [groups, out / 8]
+//    holding zero - 1 along the output dimension; scales F16 [groups, out]; g_idx I32 [in]
+//  - AWQ's GEMM: qweight I32 [in, out / 8] with output 8j + {0,2,4,6,1,3,5,7}[k] of word j in
+//    bits 4k; qzeros I32 [groups, out / 8] in the same order; scales F16 [groups, out]
+// Both foreign layouts dequantize to exactly our Q4 weights (tests/ref/read_quant.py reads them
+// independently). GPTQ's v1 zero - 1 cannot hold a zero of 0, so such a weight (asymmetric
+// groups with no negative value) is refused for that layout.
+
+static lf_status lf__qsave_add(lf__saver *w, void *owned, const void *data, lf_dtype dt, int ndim, int64_t d0, int64_t d1,
+                               const char *prefix, const char *suffix) {
+    if (!data) return LF_ERR_NOMEM;
+    lf_st_entry *e = &w->e[w->n];
+    snprintf(w->names[w->n], sizeof w->names[0], "%s%s", prefix, suffix);
+    e->name = w->names[w->n], e->dtype = dt, e->ndim = ndim, e->shape[0] = d0, e->shape[1] = d1, e->data = data;
+    w->owned[w->n++] = owned;
+    return LF_OK;
+}
+
+static lf_status lf__qsave(lf__saver *w, const lf_qtensor *q, const char *prefix, int layout) {
+    int64_t R = q->rows, K = q->cols, n = R * K;
+    if (layout == LF_QLAYOUT_LARGEFORGE) {
+        lf_status s;
+        if (q->type == LF_QTYPE_INT8) {
+            if ((s = lf__qsave_add(w, NULL, q->q, LF_DTYPE_I8, 2, R, K, prefix, ".qweight")) != LF_OK) return s;
+            return lf__qsave_add(w, NULL, q->absmax, LF_DTYPE_F32, 1, R, 0, prefix, ".scales");
+        }
+        if (q->type == LF_QTYPE_Q8_0 || q->type == LF_QTYPE_Q4_0)
+            return lf__qsave_add(w, NULL, q->q, LF_DTYPE_U8, 2, R, K / 32 * (q->type == LF_QTYPE_Q8_0 ? LF_Q8_0_BYTES : LF_Q4_0_BYTES),
+                                 prefix, ".qweight");
+        if (q->type == LF_QTYPE_NF4) {
+            int64_t nb = (n + q->blocksize - 1) / q->blocksize;
+            float *am = (float *)lf__alloc((size_t)nb * sizeof(float), "nf4 absmax");
+            for (int64_t b = 0; am && b < nb; b++) am[b] = lf__nf4_scale(q, b);
+            if ((s = lf__qsave_add(w, NULL, q->q, LF_DTYPE_U8, 1, (n + 1) / 2, 0, prefix, ".qweight")) != LF_OK) return LF_FREE(am), s;
+            return lf__qsave_add(w, am, am, LF_DTYPE_F32, 1, nb, 0, prefix, ".absmax");
+        }
+        int64_t G = K / q->blocksize;
+        uint16_t *sc = (uint16_t *)lf__alloc((size_t)(R * G) * 2, "q4 scales");
+        for (int64_t i = 0; sc && i < R * G; i++) sc[i] = lf_f32_to_f16(q->absmax[i]);
+        if ((s = lf__qsave_add(w, NULL, q->q, LF_DTYPE_U8, 2, R, K / 2, prefix, ".qweight")) != LF_OK ||
+            (s = lf__qsave_add(w, sc, sc, LF_DTYPE_F16, 2, R, G, prefix, ".scales")) != LF_OK ||
+            (s = lf__qsave_add(w, NULL, q->zeros, LF_DTYPE_U8, 2, R, G, prefix, ".qzeros")) != LF_OK)
+            return s;
+        return q->g_idx ? lf__qsave_add(w, NULL, q->g_idx, LF_DTYPE_I32, 1, K, 0, prefix, ".g_idx") : LF_OK;
+    }
+    if (q->type != LF_QTYPE_Q4)
+        return lf__fail(LF_ERR_ARG, "quant save: %s is not Q4: only Q4 weights go to the %s layout", prefix,
+                        layout == LF_QLAYOUT_GPTQ ? "GPTQ" : "AWQ");
+    if (R % 8 || K % 8) return lf__fail(LF_ERR_ARG, "quant save: %s [%lld, %lld]: both sides must be multiples of 8", prefix, (long long)R, (long long)K);
+    if (layout == LF_QLAYOUT_AWQ && q->g_idx) return lf__fail(LF_ERR_ARG, "quant save: %s has an act order (g_idx), which AWQ's layout cannot hold", prefix);
+    int64_t G = K / q->blocksize;
+    bool gptq = layout == LF_QLAYOUT_GPTQ;
+    static const int awq_slot[8] = {0, 4, 1, 5, 2, 6, 3, 7};  // output 8j + r sits in slot awq_slot[r] (the order's inverse)
+    uint32_t *qw = (uint32_t *)lf__calloc((size_t)n / 8, 4, "packed weight"), *qz = (uint32_t *)lf__calloc((size_t)(G * R) / 8, 4, "packed zeros");
+    uint16_t *sc = (uint16_t *)lf__alloc((size_t)(G * R) * 2, "scales");
+    int32_t *gi = gptq ? (int32_t *)lf__alloc((size_t)K * 4, "g_idx") : NULL;
+    lf_status s = qw && qz && sc && (gi || !gptq) ? LF_OK : LF_ERR_NOMEM;
+    for (int64_t o = 0; s == LF_OK && o < R; o++) {
+        for (int64_t i = 0; i < K; i++) {
+            uint32_t c = q->q[(o * K + i) / 2] >> ((o * K + i) & 1 ? 4 : 0) & 15;
+            if (gptq) qw[(i / 8) * R + o] |= c << (4 * (i % 8));
+            else qw[i * (R / 8) + o / 8] |= c << (4 * awq_slot[o % 8]);
+        }
+        for (int64_t g = 0; g < G; g++) {
+            int z = q->zeros[o * G + g];
+            sc[g * R + o] = lf_f32_to_f16(q->absmax[o * G + g]);
+            if (gptq && z == 0) {
+                s = lf__fail(LF_ERR_ARG, "quant save: %s row %lld group %lld has zero point 0, which GPTQ's v1 layout (zero - 1) "
+                             "cannot store; quantize symmetrically for this layout", prefix, (long long)o, (long long)g);
+                break;
+            }
+            qz[g * (R / 8) + o / 8] |= (uint32_t)(gptq ? z - 1 : z) << (4 * (gptq ? o % 8 : awq_slot[o % 8]));
+        }
+    }
+    if (s == LF_OK && gptq)
+        for (int64_t i = 0; i < K; i++) gi[i] = q->g_idx ? q->g_idx[i] : (int32_t)(i / q->blocksize);
+    if (s == LF_OK) s = lf__qsave_add(w, qw, qw, LF_DTYPE_I32, 2, gptq ? K / 8 : K, gptq ? R : R / 8, prefix, ".qweight");
+    else LF_FREE(qw);
+    if (s == LF_OK) s = lf__qsave_add(w, qz, qz, LF_DTYPE_I32, 2, G, R / 8, prefix, ".qzeros");
+    else LF_FREE(qz);
+    if (s == LF_OK) s = lf__qsave_add(w, sc, sc, LF_DTYPE_F16, 2, G, R, prefix, ".scales");
+    else LF_FREE(sc);
+    if (s == LF_OK && gptq) s = lf__qsave_add(w, gi, gi, LF_DTYPE_I32, 1, K, 0, prefix, ".g_idx");
+    else LF_FREE(gi);
+    return s;
+}
+
+LF_API lf_status lf_quant_save(const lf_model *m, const char *dir, lf_quant_layout layout, const lf_quant_desc *d) {
+    if (!m || !dir) return lf__fail(LF_ERR_ARG, "quant save: %s is NULL", !m ? "m" : "dir");
+    if (!m->qw_ || !m->layers[0].q[0]) return lf__fail(LF_ERR_ARG, "quant save: the model is not quantized");
+    if ((unsigned)layout > LF_QLAYOUT_AWQ) return lf__fail(LF_ERR_ARG, "quant save: layout %d", (int)layout);
+    static const char *names[] = {"", "nf4", "int8", "q8_0", "q4_0", "q4"}, *methods[] = {"rtn", "gptq", "awq"};
+    const lf_qtensor *q = m->layers[0].q[0];
+    int bits = q->type == LF_QTYPE_INT8 || q->type == LF_QTYPE_Q8_0 ? 8 : 4;
+    int g = q->type == LF_QTYPE_Q4 && q->blocksize == q->cols ? -1 : q->blocksize;
+    bool sym = q->type != LF_QTYPE_Q4 || !(d ? d->q.asym || d->method == LF_QUANT_AWQ : false), act = q->g_idx != NULL;
+    char qc[512], gs[16], vs[8];
+    const char *method = d ? methods[LF__MIN((unsigned)d->method, 2u)] : "rtn";
+    if (layout == LF_QLAYOUT_GPTQ)
+        snprintf(qc, sizeof qc, "{\"quant_method\": \"gptq\", \"bits\": 4, \"group_size\": %d, \"desc_act\": %s, \"sym\": %s, "
+                 "\"damp_percent\": %g, \"true_sequential\": %s, \"static_groups\": false, \"checkpoint_format\": \"gptq\"}",
+                 g, act ? "true" : "false", sym ? "true" : "false", d && d->gptq.damp_percent ? d->gptq.damp_percent : 0.01,
+                 d && d->no_true_sequential ? "false" : "true");
+    else if (layout == LF_QLAYOUT_AWQ)
+        snprintf(qc, sizeof qc, "{\"quant_method\": \"awq\", \"bits\": 4, \"group_size\": %d, \"zero_point\": true, "
+                 "\"version\": \"gemm\", \"modules_to_not_convert\": null}", g);
+    else
+        snprintf(qc, sizeof qc, "{\"quant_method\": \"largeforge\", \"format_version\": 1, \"quant_type\": \"%s\", \"bits\": %d, "
+                 "\"group_size\": %d, \"sym\": %s, \"desc_act\": %s, \"method\": \"%s\"}", names[q->type], bits, g,
+                 sym ? "true" : "false", act ? "true" : "false", method);
+    snprintf(gs, sizeof gs, "%d", g), snprintf(vs, sizeof vs, "%d", 1);
+    const char *meta[] = {"format", layout == LF_QLAYOUT_LARGEFORGE ? "largeforge-quant" : "pt", "format_version", vs,
+                          "quant_type", names[q->type], "group_size", gs, "method", method};
+    return lf__model_write(m, dir, LF_DTYPE_INVALID, lf__qsave, (int)layout, meta, layout == LF_QLAYOUT_LARGEFORGE ? 5 : 1, qc);
+}
+
+#ifndef LF_NO_STDIO
+// -- 11.4 GGUF export
+
+// GGUF value types and the ggml tensor types we write (gguf.h, ggml.h); llama.cpp's token types
+// (llama_token_type).
+enum { LF__GGUF_U32 = 4, LF__GGUF_I32 = 5, LF__GGUF_F32 = 6, LF__GGUF_BOOL = 7, LF__GGUF_STR = 8, LF__GGUF_ARR = 9 };
+enum { LF__GGML_F32 = 0, LF__GGML_F16 = 1, LF__GGML_Q4_0 = 2, LF__GGML_Q8_0 = 8, LF__GGML_BF16 = 30 };
+enum { LF__TT_NORMAL = 1, LF__TT_CONTROL = 3, LF__TT_USER = 4, LF__TT_UNUSED = 5, LF__TT_BYTE = 6 };
+#define LF__GGUF_ALIGN 32
+
+// The key-value section, built in memory: it is small next to the tensors.
+typedef struct lf__gguf_kv {
+    lf__buf b;
+    uint64_t n;
+} lf__gguf_kv;
+
+static void lf__gguf_u32(lf__buf *b, uint32_t v) {
+    unsigned char p[4] = {(unsigned char)v, (unsigned char)(v >> 8), (unsigned char)(v >> 16), (unsigned char)(v >> 24)};
+    lf__buf_put(b, p, 4);
+}
+static void lf__gguf_u64(lf__buf *b, uint64_t v) {
+    unsigned char p[8];
+    lf__put_u64(p, v);
+    lf__buf_put(b, p, 8);
+}
+static void lf__gguf_f32v(lf__buf *b, float v) {
+    uint32_t u;
+    memcpy(&u, &v, 4);
+    lf__gguf_u32(b, u);
+}
+static void lf__gguf_strv(lf__buf *b, const char *s, size_t n) {
+    lf__gguf_u64(b, n);
+    lf__buf_put(b, s, n);
+}
+static void lf__gguf_key(lf__gguf_kv *g, const char *key, uint32_t type) {
+    lf__gguf_strv(&g->b, key, strlen(key));
+    lf__gguf_u32(&g->b, type);
+    g->n++;
+}
+static void lf__gguf_kv_str(lf__gguf_kv *g, const char *key, const char *s, size_t n) {
+    lf__gguf_key(g, key, LF__GGUF_STR);
+    lf__gguf_strv(&g->b, s, n);
+}
+static void lf__gguf_kv_u32(lf__gguf_kv *g, const char *key, uint32_t v) {
+    lf__gguf_key(g, key, LF__GGUF_U32);
+    lf__gguf_u32(&g->b, v);
+}
+static void lf__gguf_kv_i32(lf__gguf_kv *g, const char *key, int32_t v) {
+    lf__gguf_key(g, key, LF__GGUF_I32);
+    lf__gguf_u32(&g->b, (uint32_t)v);
+}
+static void lf__gguf_kv_f32(lf__gguf_kv *g, const char *key, float v) {
+    lf__gguf_key(g, key, LF__GGUF_F32);
+    lf__gguf_f32v(&g->b, v);
+}
+static void lf__gguf_kv_bool(lf__gguf_kv *g, const char *key, bool v) {
+    lf__gguf_key(g, key, LF__GGUF_BOOL);
+    lf__buf_putc(&g->b, v ? 1 : 0);
+}
+// An array key; the caller appends the n items.
+static void lf__gguf_kv_arr(lf__gguf_kv *g, const char *key, uint32_t item_type, uint64_t n) {
+    lf__gguf_key(g, key, LF__GGUF_ARR);
+    lf__gguf_u32(&g->b, item_type);
+    lf__gguf_u64(&g->b, n);
+}
+// "<arch>.<key>"
+static void lf__gguf_kv_arch_u32(lf__gguf_kv *g, const char *arch, const char *key, uint32_t v) {
+    char k[128];
+    snprintf(k, sizeof k, "%s.%s", arch, key);
+    lf__gguf_kv_u32(g, k, v);
+}
+static void lf__gguf_kv_arch_f32(lf__gguf_kv *g, const char *arch, const char *key, float v) {
+    char k[128];
+    snprintf(k, sizeof k, "%s.%s", arch, key);
+    lf__gguf_kv_f32(g, k, v);
+}
+
+// -- the tokenizer
+
+// Added tokens that convert marks control although tokenizer.json does not call them special
+// (TextModel.does_token_look_special).
+static bool lf__gguf_looks_special(const char *s) {
+    size_t n = strlen(s);
+    static const char *const exact[] = {"<pad>", "<mask>", "<2mass>", "[@BOS@]"};
+    for (int i = 0; i < 4; i++)
+        if (strcmp(s, exact[i]) == 0) return true;
+    if (n >= 4 && !strncmp(s, "<|", 2) && !strcmp(s + n - 2, "|>")) return true;
+    if (n >= 8 && !strncmp(s, "<\xEF\xBD\x9C", 4) && !strcmp(s + n - 4, "\xEF\xBD\x9C>")) return true;  // <｜...｜>
+    return n >= 8 && !strncmp(s, "<unused", 7) && s[n - 1] == '>';
+}
+
+// A node's "type" equals t.
+static bool lf__gguf_is(const lf_node *n, const char *t) {
+    const lf_node *ty = n && n->type == LF_NODE_OBJECT ? lf_node_get(n, "type") : NULL;
+    return ty && ty->type == LF_NODE_STRING && strcmp(ty->str, t) == 0;
+}
+// A bool field with tokenizers' default when absent.
+static bool lf__gguf_flag(const lf_node *n, const char *key, bool dflt) {
+    const lf_node *v = lf_node_get(n, key);
+    return v && v->type == LF_NODE_BOOL ? v->num != 0 : dflt;
+}
+
+// The pre-tokenizer regexes llama.cpp implements, as tokenizer.json spells them.
+#define LF__RE_LLAMA3 "(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\\r\\n\\p{L}\\p{N}]?\\p{L}+|\\p{N}{1,3}| ?[^\\s\\p{L}\\p{N}]+[\\r\\n]*|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+"
+#define LF__RE_QWEN2 "(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\\r\\n\\p{L}\\p{N}]?\\p{L}+|\\p{N}| ?[^\\s\\p{L}\\p{N}]+[\\r\\n]*|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+"
+
+// A string field equals v.
+static bool lf__gguf_str_is(const lf_node *n, const char *key, const char *v) {
+    const lf_node *x = lf_node_get(n, key);
+    return x && x->type == LF_NODE_STRING && strcmp(x->str, v) == 0;
+}
+
+// tokenizer.ggml.model and .pre from tokenizer.json's model, normalizer and pre_tokenizer;
+// *spm_prefix: SentencePiece-style with a "▁" put before the text.
+static lf_status lf__gguf_tok_kind(const char *file, const lf_node *root, const char **model, const char **pre,
+                                   bool *spm_prefix) {
+    const lf_node *mdl = lf_node_get(root, "model"), *norm = lf__tj_get(root, "normalizer"), *pt = lf__tj_get(root, "pre_tokenizer");
+    bool byte_fallback = lf__gguf_flag(mdl, "byte_fallback", false), ignore_merges = lf__gguf_flag(mdl, "ignore_merges", false);
+    const lf_node *nlist = lf__gguf_is(norm, "Sequence") ? lf_node_get(norm, "normalizers") : NULL;
+    int nn = nlist && nlist->type == LF_NODE_ARRAY ? nlist->n : norm ? 1 : 0;
+    bool prepend = false, replace = false, other = false;  // other: a normalizer llama.cpp does not apply (NFC aside)
+    for (int i = 0; i < nn; i++) {
+        const lf_node *x = nlist ? &nlist->kids[i] : norm;
+        if (lf__gguf_is(x, "Prepend") && lf__gguf_str_is(x, "prepend", "\xE2\x96\x81")) prepend = true;
+        else if (lf__gguf_is(x, "Replace") && lf__gguf_str_is(lf_node_get(x, "pattern"), "String", " ") && lf__gguf_str_is(x, "content", "\xE2\x96\x81"))
+            replace = true;
+        else if (!lf__gguf_is(x, "NFC")) other = true;
+    }
+    bool metaspace = lf__gguf_is(pt, "Metaspace") && !lf__gguf_flag(pt, "split", true);
+    if (byte_fallback && (replace || metaspace) && (!pt || metaspace) && !other) {  // llama.cpp's SentencePiece tokenizer
+        const lf_node *ps = metaspace ? lf_node_get(pt, "prepend_scheme") : NULL;
+        *model = "llama", *pre = "default";
+        *spm_prefix = prepend || (metaspace && (ps && ps->type == LF_NODE_STRING ? strcmp(ps->str, "never") != 0
+                                                                                   : lf__gguf_flag(pt, "add_prefix_space", true)));
+        return LF_OK;
+    }
+    *model = "gpt2", *spm_prefix = false;
+    if (other || prepend || replace)
+        return lf__fail(LF_ERR_UNSUPPORTED, "%s: normalizer: llama.cpp's BPE tokenizer normalizes nothing (only NFC is let through)", file);
+    const lf_node *plist = lf__gguf_is(pt, "Sequence") ? lf_node_get(pt, "pretokenizers") : NULL;
+    const lf_node *p0 = plist && plist->type == LF_NODE_ARRAY && plist->n == 2 ? &plist->kids[0] : NULL, *p1 = p0 ? &plist->kids[1] : NULL;
+    const lf_node *re = p0 ? lf_node_get(lf_node_get(p0, "pattern"), "Regex") : NULL;
+    const char *rx = re && re->type == LF_NODE_STRING ? re->str : "";
+    bool bl_regex = lf__gguf_is(p1, "ByteLevel") && !lf__gguf_flag(p1, "add_prefix_space", true) && lf__gguf_flag(p1, "use_regex", true);
+    bool split = lf__gguf_is(p0, "Split") && !lf__gguf_flag(p0, "invert", false) && lf__gguf_str_is(p0, "behavior", "Isolated") &&
+                 lf__gguf_is(p1, "ByteLevel") && !lf__gguf_flag(p1, "add_prefix_space", true) && !lf__gguf_flag(p1, "use_regex", true);
+    *pre = NULL;
+    if (lf__gguf_is(pt, "ByteLevel") && lf__gguf_flag(pt, "use_regex", true) && !lf__gguf_flag(pt, "add_prefix_space", true))
+        *pre = ignore_merges ? NULL : "gpt-2";
+    else if (split && strcmp(rx, LF__RE_LLAMA3) == 0) *pre = ignore_merges ? "llama-bpe" : "dbrx";
+    else if (split && strcmp(rx, LF__RE_QWEN2) == 0) *pre = ignore_merges ? NULL : "qwen2";
+    else if (lf__gguf_is(p0, "Digits") && lf__gguf_flag(p0, "individual_digits", false) && bl_regex)
+        *pre = ignore_merges ? NULL : "smollm";
+    if (!*pre)
+        return lf__fail(LF_ERR_UNSUPPORTED, "%s: pre_tokenizer: no llama.cpp pre-tokenizer splits text this way%s (known: ByteLevel "
+                        "with GPT-2's regex, Split with Llama-3's or Qwen2's regex + ByteLevel, Digits + ByteLevel; or "
+                        "SentencePiece-style BPE with byte_fallback)", file, ignore_merges ? " with model.ignore_merges" : "");
+    return LF_OK;
+}
+
+// The id of a tokenizer_config.json *_token (a string or {"content": ...}); -1 when absent.
+static lf_status lf__gguf_special(const lf_tokenizer *t, const char *file, const lf_node *cfg, const char *key, int32_t *id) {
+    const lf_node *n = lf__tj_get(cfg, key), *c = n;
+    lf__tj j = {file, NULL};
+    *id = -1;
+    if (!n) return LF_OK;
+    lf_status s = LF_OK;
+    if (n->type == LF_NODE_OBJECT) s = lf__tj_str(&j, key, n, "content", true, &c);
+    else if (n->type != LF_NODE_STRING) return lf__fail(LF_ERR_FORMAT, "%s: %s: must be a string or an object", file, key);
+    if (s != LF_OK || !c) return s;
+    if ((*id = lf_tok_find(t, c->str)) < 0) return lf__fail(LF_ERR_FORMAT, "%s: %s: '%.100s' is not a token", file, key, c->str);
+    return LF_OK;
+}
+
+// What the post-processor adds around a text: *bos / *eos the id it puts first / last (-1: none);
+// *known false when it says nothing (no post-processor, or one we do not read).
+static lf_status lf__gguf_post(const lf_tokenizer *t, const char *file, const lf_node *pp, int32_t *bos, int32_t *eos, bool *known) {
+    lf__tj j = {file, NULL};
+    *bos = *eos = -1, *known = false;
+    const lf_node *list = lf__gguf_is(pp, "Sequence") ? lf_node_get(pp, "processors") : NULL;
+    int n = list && list->type == LF_NODE_ARRAY ? list->n : pp && pp->type == LF_NODE_OBJECT ? 1 : 0;
+    for (int i = 0; i < n; i++) {
+        const lf_node *p = list ? &list->kids[i] : pp, *single = lf_node_get(p, "single");
+        if (lf__gguf_is(p, "ByteLevel")) *known = true;
+        if (!lf__gguf_is(p, "TemplateProcessing")) continue;
+        *known = true;
+        if (!single || single->type != LF_NODE_ARRAY || single->n == 0)
+            return lf__fail(LF_ERR_FORMAT, "%s: post_processor: TemplateProcessing.single: must be a non-empty array", file);
+        for (int end = 0; end < 2; end++) {
+            const lf_node *sp = lf_node_get(&single->kids[end ? single->n - 1 : 0], "SpecialToken"), *idn;
+            if (!sp || single->n < 2) continue;
+            lf_status s = lf__tj_str(&j, "post_processor.single[].SpecialToken", sp, "id", true, &idn);
+            int32_t id = s == LF_OK && idn ? lf_tok_find(t, idn->str) : -1;
+            if (s != LF_OK) return s;
+            if (id < 0) return lf__fail(LF_ERR_FORMAT, "%s: post_processor: special token '%.100s' is not a token", file, idn->str);
+            *(end ? eos : bos) = id;
+        }
+    }
+    return LF_OK;
+}
+
+// The tokenizer as it goes into the file: read and checked first, then written.
+typedef struct lf__gguf_vocab {
+    lf_tokenizer tok;
+    lf_doc tj, tc;                 // tokenizer.json, tokenizer_config.json (root NULL when absent)
+    char *tj_path, *tc_path, *jinja_path, *jinja;
+    size_t jinja_len;
+    const char *model, *pre;       // tokenizer.ggml.model / .pre
+    bool spm, spm_prefix;
+    uint8_t *added;                // [V] 1 added token, 2 added and special; | 4 matched on normalized text
+    float *scores;                 // [V] SentencePiece-style only
+    const lf_node *merges, *tmpl;  // model.merges; tokenizer_config.json's chat_template
+    int32_t bos, eos, unk, pad;    // -1: none
+    bool add_bos, add_eos;
+} lf__gguf_vocab;
+
+static void lf__gguf_vocab_free(lf__gguf_vocab *v) {
+    lf_tok_close(&v->tok);
+    lf_doc_deinit(&v->tj), lf_doc_deinit(&v->tc);
+    LF_FREE(v->added), LF_FREE(v->scores), LF_FREE(v->jinja);
+    LF_FREE(v->tj_path), LF_FREE(v->tc_path), LF_FREE(v->jinja_path);
+}
+
+// A merge's two halves (lf_tok_open checked its form).
+static void lf__gguf_merge(const lf_node *mg, const char **a, size_t *la, const char **b, size_t *lb) {
+    if (mg->type == LF_NODE_STRING) {
+        const char *sp = strchr(mg->str, ' ');
+        *a = mg->str, *la = (size_t)(sp - mg->str), *b = sp + 1, *lb = mg->len - *la - 1;
+    } else *a = mg->kids[0].str, *la = mg->kids[0].len, *b = mg->kids[1].str, *lb = mg->kids[1].len;
+}
+
+// Reads the tokenizer of dir for a model of vocab_size V.
+static lf_status lf__gguf_vocab_read(lf__gguf_vocab *v, const lf_model *m, const char *dir) {
+    const int32_t V = m->cfg.V;
+    memset(v, 0, sizeof *v);
+    v->bos = v->eos = v->unk = v->pad = -1;
+    v->tj_path = lf_path_join(dir, "tokenizer.json"), v->tc_path = lf_path_join(dir, "tokenizer_config.json");
+    v->jinja_path = lf_path_join(dir, "chat_template.jinja");
+    const char *tjf = v->tj_path, *tcf = v->tc_path;
+    lf_status s = tjf && tcf && v->jinja_path ? LF_OK : LF_ERR_NOMEM;
+    if (s == LF_OK && !lf_path_exists(tjf))
+        s = lf__fail(LF_ERR_IO, "%s: missing (the tokenizer goes into the GGUF file: pass desc.tokenizer_dir)", tjf);
+    if (s == LF_OK) s = lf_tok_open(&v->tok, dir);
+    if (s == LF_OK) s = lf_json_load(&v->tj, tjf);
+    if (s == LF_OK && lf_path_exists(tcf)) s = lf_json_load(&v->tc, tcf);
+    if (s == LF_OK && lf_path_exists(v->jinja_path)) s = lf_file_read(v->jinja_path, LF_MAX_JSON_BYTES, &v->jinja, &v->jinja_len);
+    if (s == LF_OK && v->jinja && lf__utf8_check((const unsigned char *)v->jinja, v->jinja_len) != v->jinja_len)
+        s = lf__fail(LF_ERR_FORMAT, "%s: invalid UTF-8", v->jinja_path);
+    if (s == LF_OK && v->tok.n_vocab > V)
+        s = lf__fail(LF_ERR_FORMAT, "%s: %d token ids, more than config.json's vocab_size %d", tjf, v->tok.n_vocab, V);
+    const lf_node *root = v->tj.root, *cfg = v->tc.root;
+    if (s == LF_OK && cfg && cfg->type != LF_NODE_OBJECT) s = lf__fail(LF_ERR_FORMAT, "%s: must be a JSON object", tcf);
+    if (s == LF_OK) s = lf__gguf_tok_kind(tjf, root, &v->model, &v->pre, &v->spm_prefix);
+    if (s != LF_OK) return s;
+    v->spm = strcmp(v->model, "llama") == 0;
+    if (!(v->added = (uint8_t *)lf__calloc((size_t)V, 1, "token types"))) return LF_ERR_NOMEM;
+    const lf_node *at = lf_node_get(root, "added_tokens");
+    for (int i = 0; at && at->type == LF_NODE_ARRAY && i < at->n; i++) {
+        const lf_node *idn = lf_node_get(&at->kids[i], "id");  // lf_tok_open checked the entries
+        if (idn && idn->type == LF_NODE_NUMBER && idn->num >= 0 && idn->num < V)
+            v->added[(int32_t)idn->num] = (uint8_t)(1 + lf__gguf_flag(&at->kids[i], "special", false) +
+                                                    4 * lf__gguf_flag(&at->kids[i], "normalized", true));
+    }
+    v->merges = lf_node_get(lf_node_get(root, "model"), "merges");
+    int n_merges = v->merges && v->merges->type == LF_NODE_ARRAY ? v->merges->n : 0;
+    if (v->spm) {  // a piece's score: minus the rank of the first merge that makes it
+        if (!(v->scores = (float *)lf__alloc((size_t)V * sizeof(float), "token scores"))) return LF_ERR_NOMEM;
+        for (int32_t i = 0; i < V; i++) v->scores[i] = v->added[i] ? -1000.0f : -(float)n_merges - 1.0f;
+        char cat[2 * LF_MAX_TOKEN_BYTES + 1];
+        for (int i = n_merges - 1; i >= 0; i--) {
+            const char *a, *b;
+            size_t la, lb;
+            lf__gguf_merge(&v->merges->kids[i], &a, &la, &b, &lb);
+            if (la + lb >= sizeof cat) continue;
+            memcpy(cat, a, la), memcpy(cat + la, b, lb), cat[la + lb] = 0;
+            int32_t id = lf_tok_find(&v->tok, cat);
+            if (id >= 0 && !v->added[id]) v->scores[id] = -(float)i - 1.0f;
+        }
+    }
+    // special ids: tokenizer_config.json, else config.json; the post-processor must agree
+    lf__tj jc = {tcf, NULL}, jt = {tjf, NULL};
+    if (cfg && ((s = lf__gguf_special(&v->tok, tcf, cfg, "bos_token", &v->bos)) != LF_OK ||
+                (s = lf__gguf_special(&v->tok, tcf, cfg, "eos_token", &v->eos)) != LF_OK ||
+                (s = lf__gguf_special(&v->tok, tcf, cfg, "unk_token", &v->unk)) != LF_OK ||
+                (s = lf__gguf_special(&v->tok, tcf, cfg, "pad_token", &v->pad)) != LF_OK ||
+                (s = lf__tj_bool(&jc, "", cfg, "add_bos_token", &v->add_bos)) != LF_OK ||
+                (s = lf__tj_bool(&jc, "", cfg, "add_eos_token", &v->add_eos)) != LF_OK))
+        return s;
+    if (v->bos < 0 && m->cfg.bos_id >= 0 && m->cfg.bos_id < V) v->bos = m->cfg.bos_id;
+    if (v->eos < 0 && m->cfg.n_eos > 0 && m->cfg.eos_ids[0] < V) v->eos = m->cfg.eos_ids[0];
+    if (v->unk < 0) {
+        const lf_node *u = NULL;
+        if ((s = lf__tj_str(&jt, "model", lf_node_get(root, "model"), "unk_token", false, &u)) != LF_OK) return s;
+        if (u) v->unk = lf_tok_find(&v->tok, u->str);
+    }
+    int32_t pp_bos, pp_eos;
+    bool pp_known;
+    if ((s = lf__gguf_post(&v->tok, tjf, lf_node_get(root, "post_processor"), &pp_bos, &pp_eos, &pp_known)) != LF_OK) return s;
+    if (pp_known) {  // what encode(add_special_tokens=True) really adds
+        bool bad_bos = pp_bos >= 0 && v->bos >= 0 && pp_bos != v->bos, bad_eos = pp_eos >= 0 && v->eos >= 0 && pp_eos != v->eos;
+        if (bad_bos || bad_eos)  // llama.cpp adds the bos_token_id / eos_token_id: it cannot add another
+            return lf__fail(LF_ERR_UNSUPPORTED, "%s: post_processor: adds '%s', but the %s token is '%s'", tjf,
+                            lf_tok_piece(&v->tok, bad_bos ? pp_bos : pp_eos), bad_bos ? "bos" : "eos",
+                            lf_tok_piece(&v->tok, bad_bos ? v->bos : v->eos));
+        if (pp_bos >= 0) v->bos = pp_bos;
+        if (pp_eos >= 0) v->eos = pp_eos;
+        v->add_bos = pp_bos >= 0, v->add_eos = pp_eos >= 0;
+    }
+    v->tmpl = cfg ? lf_node_get(cfg, "chat_template") : NULL;
+    if (v->tmpl && v->tmpl->type == LF_NODE_NULL) v->tmpl = NULL;
+    if (v->tmpl && v->tmpl->type != LF_NODE_STRING && v->tmpl->type != LF_NODE_ARRAY)
+        return lf__fail(LF_ERR_FORMAT, "%s: chat_template: must be a string or a list of {name, template}", tcf);
+    for (int i = 0; v->tmpl && v->tmpl->type == LF_NODE_ARRAY && i < v->tmpl->n; i++) {
+        const lf_node *nm, *tx;
+        char path[32];
+        snprintf(path, sizeof path, "chat_template[%d]", i);
+        if ((s = lf__tj_str(&jc, path, &v->tmpl->kids[i], "name", true, &nm)) != LF_OK ||
+            (s = lf__tj_str(&jc, path, &v->tmpl->kids[i], "template", true, &tx)) != LF_OK)
+            return s;
+        if (nm->len > 200) return lf__fail(LF_ERR_FORMAT, "%s: %s.name: over 200 bytes", tcf, path);
+    }
+    return LF_OK;
+}
+
+// Everything under tokenizer.*, V ids long.
+static void lf__gguf_vocab_put(lf__gguf_kv *g, const lf__gguf_vocab *v, int32_t V) {
+    lf__gguf_kv_str(g, "tokenizer.ggml.model", v->model, strlen(v->model));
+    lf__gguf_kv_str(g, "tokenizer.ggml.pre", v->pre, strlen(v->pre));
+    lf__gguf_kv_arr(g, "tokenizer.ggml.tokens", LF__GGUF_STR, (uint64_t)V);
+    for (int32_t i = 0; i < V; i++) {
+        const char *p = lf_tok_piece(&v->tok, i);
+        char pad[32];
+        if (!p) snprintf(pad, sizeof pad, "[PAD%d]", (int)i), p = pad;
+        // llama.cpp matches user-defined tokens in the raw text: one HF matches in the normalized
+        // text of a SentencePiece-style tokenizer gets its "▁" back as " "
+        if (v->spm && v->added[i] == (1 | 4) && !lf__gguf_looks_special(p)) {
+            size_t n = 0;
+            for (const char *c = p; *c; n++) c += strncmp(c, "\xE2\x96\x81", 3) ? 1 : 3;
+            lf__gguf_u64(&g->b, n);
+            for (const char *c = p; *c;)
+                if (strncmp(c, "\xE2\x96\x81", 3)) lf__buf_putc(&g->b, *c++);
+                else lf__buf_putc(&g->b, ' '), c += 3;
+        } else lf__gguf_strv(&g->b, p, strlen(p));
+    }
+    lf__gguf_kv_arr(g, "tokenizer.ggml.token_type", LF__GGUF_I32, (uint64_t)V);
+    for (int32_t i = 0; i < V; i++) {
+        const char *p = lf_tok_piece(&v->tok, i);
+        bool byte = v->spm && p && strlen(p) == 6 && !strncmp(p, "<0x", 3) && lf__hexval(p[3]) >= 0 && lf__hexval(p[4]) >= 0 && p[5] == '>';
+        int type = !p ? LF__TT_UNUSED
+                 : (v->added[i] & 3) == 2 || (v->added[i] && lf__gguf_looks_special(p)) ? LF__TT_CONTROL
+                 : v->added[i] ? LF__TT_USER
+                 : byte ? LF__TT_BYTE : LF__TT_NORMAL;
+        lf__gguf_u32(&g->b, (uint32_t)type);
+    }
+    if (v->spm) {
+        lf__gguf_kv_arr(g, "tokenizer.ggml.scores", LF__GGUF_F32, (uint64_t)V);
+        for (int32_t i = 0; i < V; i++) lf__gguf_f32v(&g->b, v->scores[i]);
+        lf__gguf_kv_bool(g, "tokenizer.ggml.add_space_prefix", v->spm_prefix);
+    } else {  // "a b"; a [a, b] pair with spaces in it gets them as U+0120, as gguf-py writes it
+        int n_merges = v->merges && v->merges->type == LF_NODE_ARRAY ? v->merges->n : 0;
+        lf__gguf_kv_arr(g, "tokenizer.ggml.merges", LF__GGUF_STR, (uint64_t)n_merges);
+        for (int i = 0; i < n_merges; i++) {
+            const char *h[2];
+            size_t hl[2], n = 1;
+            lf__gguf_merge(&v->merges->kids[i], &h[0], &hl[0], &h[1], &hl[1]);
+            for (int k = 0; k < 2; k++)
+                for (size_t c = 0; c < hl[k]; c++) n += h[k][c] == ' ' ? 2 : 1;
+            lf__gguf_u64(&g->b, n);
+            for (int k = 0; k < 2; k++) {
+                if (k) lf__buf_putc(&g->b, ' ');
+                for (size_t c = 0; c < hl[k]; c++)
+                    if (h[k][c] == ' ') lf__buf_put(&g->b, "\xC4\xA0", 2);
+                    else lf__buf_putc(&g->b, h[k][c]);
+            }
+        }
+    }
+    if (v->bos >= 0) lf__gguf_kv_u32(g, "tokenizer.ggml.bos_token_id", (uint32_t)v->bos);
+    if (v->eos >= 0) lf__gguf_kv_u32(g, "tokenizer.ggml.eos_token_id", (uint32_t)v->eos);
+    if (v->unk >= 0) lf__gguf_kv_u32(g, "tokenizer.ggml.unknown_token_id", (uint32_t)v->unk);
+    if (v->pad >= 0) lf__gguf_kv_u32(g, "tokenizer.ggml.padding_token_id", (uint32_t)v->pad);
+    lf__gguf_kv_bool(g, "tokenizer.ggml.add_bos_token", v->add_bos);
+    lf__gguf_kv_bool(g, "tokenizer.ggml.add_eos_token", v->add_eos);
+    const lf_node *t = v->tmpl;
+    if (t && t->type == LF_NODE_STRING) lf__gguf_kv_str(g, "tokenizer.chat_template", t->str, t->len);
+    for (int i = 0; t && t->type == LF_NODE_ARRAY && i < t->n; i++) {  // "default" and named ones, as gguf-py
+        const lf_node *nm = lf_node_get(&t->kids[i], "name"), *tx = lf_node_get(&t->kids[i], "template");
+        char key[256];
+        if (strcmp(nm->str, "default") == 0) snprintf(key, sizeof key, "tokenizer.chat_template");
+        else snprintf(key, sizeof key, "tokenizer.chat_template.%s", nm->str);
+        lf__gguf_kv_str(g, key, tx->str, tx->len);
+    }
+    if (!t && v->jinja) lf__gguf_kv_str(g, "tokenizer.chat_template", v->jinja, v->jinja_len);
+}
+
+// -- the tensors
+
+// One tensor of the file: where its values come from and how they are stored.
+typedef struct lf__gguf_t {
+    char name[64];
+    int ggml;                 // LF__GGML_*
+    bool vec;                 // 1-d [rows * cols]
+    int64_t rows, cols;       // [rows, cols]; GGUF ne = {cols, rows}
+    const lf_tensor *w;       // values: a weight view (F32, BF16, F16),
+    const lf_qtensor *q;      // a quantized weight,
+    const float *f;           // or f32 values
+    int64_t head_rows;        // > 0: llama's rotary row order within groups of this many rows
+    uint64_t off, bytes;      // in the data section
+} lf__gguf_t;
+
+static uint64_t lf__gguf_nbytes(int ggml, uint64_t n) {
+    switch (ggml) {
+    case LF__GGML_F32: return 4 * n;
+    case LF__GGML_Q8_0: return n / 32 * LF_Q8_0_BYTES;
+    case LF__GGML_Q4_0: return n / 32 * LF_Q4_0_BYTES;
+    default: return 2 * n;  // F16, BF16
+    }
+}
+static lf_qtype lf__gguf_qtype(int ggml) {
+    return ggml == LF__GGML_Q8_0 ? LF_QTYPE_Q8_0 : ggml == LF__GGML_Q4_0 ? LF_QTYPE_Q4_0 : LF_QTYPE_NONE;
+}
+
+// convert's LlamaModel.permute on rows of `row` bytes: within each group of h rows (a head),
+// row 2i + j comes from row j * h/2 + i.
+static void lf__gguf_permute(unsigned char *dst, const unsigned char *src, int64_t rows, size_t row, int64_t h) {
+    for (int64_t g = 0; g < rows; g += h)
+        for (int64_t i = 0; i < h / 2; i++)
+            for (int64_t j = 0; j < 2; j++)
+                memcpy(dst + (size_t)(g + 2 * i + j) * row, src + (size_t)(g + j * (h / 2) + i) * row, row);
+}
+
+// n f32 values into ggml type `ggml`.
+static lf_status lf__gguf_encode(int ggml, unsigned char *dst, const float *src, int64_t n) {
+    switch (ggml) {
+    case LF__GGML_F32: memcpy(dst, src, (size_t)n * 4); return LF_OK;
+    case LF__GGML_F16:
+    case LF__GGML_BF16:
+        for (int64_t i = 0; i < n; i++) {
+            uint16_t h = ggml == LF__GGML_F16 ? lf_f32_to_f16(src[i]) : lf_f32_to_bf16(src[i]);
+            dst[2 * i] = (unsigned char)h, dst[2 * i + 1] = (unsigned char)(h >> 8);
+        }
+        return LF_OK;
+    default: return lf_ggml_quantize(lf__gguf_qtype(ggml), dst, src, n);
+    }
+}
+
+// Scratch for lf__gguf_emit: a chunk of rows in f32 twice (read, reordered) and encoded.
+typedef struct lf__gguf_scratch {
+    float *a, *b;        // [chunk] values
+    unsigned char *out;  // [chunk * 4] bytes
+} lf__gguf_scratch;
+
+#define LF__GGUF_CHUNK ((int64_t)1 << 20)  // f32 values converted at a time
+
+// Rows per chunk: whole head groups, about LF__GGUF_CHUNK values.
+static int64_t lf__gguf_chunk_rows(const lf__gguf_t *t) {
+    int64_t g = t->head_rows > 0 ? t->head_rows : 1, r = LF__MAX(g, LF__GGUF_CHUNK / LF__MAX(t->cols, 1) / g * g);
+    return LF__MIN(r, t->rows);
+}
+
+// Streams t's data into f.
+static lf_status lf__gguf_emit(lf__afile *f, const lf__gguf_t *t, lf__gguf_scratch *sc) {
+    const lf_qtensor *q = t->q;
+    float *full = NULL;  // a quantized weight going into another type: its f32 values
+    const void *src = t->f;
+    lf_dtype dt = LF_DTYPE_F32;
+    lf_status s = LF_OK;
+    if (t->w) src = t->w->data, dt = t->w->dtype;
+    bool raw = q && q->type == lf__gguf_qtype(t->ggml);  // the same blocks: copied as they are
+    if (q && !raw) {
+        if (!(full = (float *)lf__alloc((size_t)(t->rows * t->cols) * sizeof(float), "dequantized weight"))) return LF_ERR_NOMEM;
+        if ((s = lf_qtensor_dequantize(q, full)) != LF_OK) return LF_FREE(full), s;
+        src = full;
+    }
+    size_t esz = lf_dtype_size(dt), qrow = (size_t)lf__gguf_nbytes(t->ggml, (uint64_t)t->cols);
+    int64_t step = lf__gguf_chunk_rows(t);
+    for (int64_t r0 = 0; r0 < t->rows && s == LF_OK; r0 += step) {
+        int64_t n = LF__MIN(step, t->rows - r0), k = n * t->cols;
+        if (raw) {  // rows of qrow bytes
+            const unsigned char *rows = q->q + (size_t)r0 * qrow;
+            if (t->head_rows > 0) lf__gguf_permute(sc->out, rows, n, qrow, t->head_rows), rows = sc->out;
+            s = lf__afile_write(f, rows, (size_t)n * qrow);
+            continue;
+        }
+        const unsigned char *in = (const unsigned char *)src + (size_t)(r0 * t->cols) * esz;
+        float *x = sc->a;
+        if ((s = lf_convert_to_f32(x, in, dt, k)) != LF_OK) break;
+        if (t->head_rows > 0)
+            lf__gguf_permute((unsigned char *)sc->b, (const unsigned char *)x, n, (size_t)t->cols * 4, t->head_rows), x = sc->b;
+        if ((s = lf__gguf_encode(t->ggml, sc->out, x, k)) == LF_OK) s = lf__afile_write(f, sc->out, (size_t)lf__gguf_nbytes(t->ggml, (uint64_t)k));
+    }
+    LF_FREE(full);
+    return s == LF_OK ? s : lf__wrap(s, "tensor %s", t->name);
+}
+
+// Writes header, key-values and tensors [n] (offsets set here) to path.
+static lf_status lf__gguf_file(const char *path, lf__gguf_kv *g, lf__gguf_t *ts, int n) {
+    lf__buf info = LF__ZERO;
+    uint64_t off = 0;
+    size_t most = 1;
+    for (int i = 0; i < n; i++) {
+        lf__gguf_t *t = &ts[i];
+        t->off = off, t->bytes = lf__gguf_nbytes(t->ggml, (uint64_t)(t->rows * t->cols));
+        off += (t->bytes + LF__GGUF_ALIGN - 1) / LF__GGUF_ALIGN * LF__GGUF_ALIGN;
+        most = LF__MAX(most, (size_t)(lf__gguf_chunk_rows(t) * t->cols));
+        lf__gguf_strv(&info, t->name, strlen(t->name));
+        lf__gguf_u32(&info, t->vec ? 1 : 2);
+        lf__gguf_u64(&info, (uint64_t)(t->vec ? t->rows * t->cols : t->cols));
+        if (!t->vec) lf__gguf_u64(&info, (uint64_t)t->rows);
+        lf__gguf_u32(&info, (uint32_t)t->ggml);
+        lf__gguf_u64(&info, t->off);
+    }
+    lf__gguf_scratch sc;
+    sc.a = (float *)lf__alloc(most * sizeof(float), "conversion scratch");
+    sc.b = sc.a ? (float *)lf__alloc(most * sizeof(float), "conversion scratch") : NULL;
+    sc.out = sc.b ? (unsigned char *)lf__alloc(most * sizeof(float), "conversion scratch") : NULL;
+    lf__afile f;
+    lf_status s = info.failed || g->b.failed || !sc.out ? LF_ERR_NOMEM : lf__afile_open(&f, path, (size_t)1 << 20);
+    if (s == LF_OK) {
+        unsigned char head[24] = {'G', 'G', 'U', 'F', 3, 0, 0, 0};  // magic, version 3
+        lf__put_u64(head + 8, (uint64_t)n);
+        lf__put_u64(head + 16, g->n);
+        if ((s = lf__afile_write(&f, head, sizeof head)) == LF_OK && (s = lf__afile_write(&f, g->b.data, g->b.len)) == LF_OK &&
+            (s = lf__afile_write(&f, info.data, info.len)) == LF_OK)
+            s = lf__afile_pad(&f, LF__GGUF_ALIGN);
+        for (int i = 0; i < n && s == LF_OK; i++)
+            if ((s = lf__gguf_emit(&f, &ts[i], &sc)) == LF_OK) s = lf__afile_pad(&f, LF__GGUF_ALIGN);
+        s = s == LF_OK ? lf__afile_commit(&f, path) : (lf__afile_abort(&f), s);
+    }
+    LF_FREE(info.data), LF_FREE(sc.a), LF_FREE(sc.b), LF_FREE(sc.out);
+    return s;
+}
+
+// The next entry of ts, named.
+static LF__PRINTF(3, 4) lf__gguf_t *lf__gguf_add(lf__gguf_t *ts, int *n, const char *fmt, ...) {
+    lf__gguf_t *t = &ts[(*n)++];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(t->name, sizeof t->name, fmt, ap);
+    va_end(ap);
+    return t;
+}
+
+static const char *const lf__gguf_proj[LF_PROJ_COUNT] = {"attn_q", "attn_k", "attn_v", "attn_output", "ffn_gate", "ffn_up", "ffn_down"};
+
+// general.* shared by models and adapters.
+static lf_status lf__gguf_general(lf__gguf_kv *g, const lf_model *m, const lf_gguf_desc *d, const char *arch, const char *type) {
+    lf__gguf_kv_str(g, "general.architecture", arch, strlen(arch));
+    lf__gguf_kv_str(g, "general.type", type, strlen(type));
+    const char *name = d->name;
+    size_t n = name ? strlen(name) : 0;
+    if (!name) {  // the directory's last component
+        const char *dir = m->dir ? m->dir : "model";
+        size_t e = strlen(dir);
+        while (e > 1 && dir[e - 1] == '/') e--;
+        size_t b = e;
+        while (b > 0 && dir[b - 1] != '/') b--;
+        name = dir + b, n = e - b;
+    }
+    if (lf__utf8_check((const unsigned char *)name, n) != n)
+        return lf__fail(LF_ERR_ARG, "general.name '%.*s' is not valid UTF-8 (set desc.name)", (int)LF__MIN(n, 200), name);
+    lf__gguf_kv_str(g, "general.name", name, n);
+    return LF_OK;
+}
+
+// general.sampling.* from the model's generation_config.json, as gguf-py's Metadata reads it:
+// llama.cpp takes them as the default sampling settings.
+static lf_status lf__gguf_sampling(lf__gguf_kv *g, const char *dir) {
+    static const char *const from[] = {"top_k", "top_p", "min_p", "temperature", "repetition_penalty"};
+    static const char *const to[] = {"general.sampling.top_k", "general.sampling.top_p", "general.sampling.min_p",
+                                     "general.sampling.temp", "general.sampling.penalty_repeat"};
+    char *path = lf_path_join(dir, "generation_config.json");
+    lf_doc doc = LF__ZERO;
+    lf_status s = !path ? LF_ERR_NOMEM : lf_path_exists(path) ? lf_json_load(&doc, path) : LF_OK;
+    if (s == LF_OK && doc.root && doc.root->type != LF_NODE_OBJECT) s = lf__fail(LF_ERR_FORMAT, "%s: must be a JSON object", path);
+    for (int i = 0; s == LF_OK && doc.root && i < 5; i++) {
+        int64_t k = -1;
+        double v = NAN;
+        if (i == 0 && (s = lf_cfg_int(&doc, doc.root, from[i], false, 0, INT32_MAX, &k)) == LF_OK && k >= 0) lf__gguf_kv_i32(g, to[i], (int32_t)k);
+        if (i > 0 && (s = lf_cfg_num(&doc, doc.root, from[i], false, &v)) == LF_OK && v == v) lf__gguf_kv_f32(g, to[i], (float)v);
+    }
+    lf_doc_deinit(&doc);
+    LF_FREE(path);
+    return s;
+}
+
+static lf_status lf__gguf_check(const lf_model *m, const char *path, const lf_gguf_desc *d, const char *fn) {
+    if (!m || !m->layers || !path) return lf__fail(LF_ERR_ARG, "%s: %s", fn, !path ? "path is NULL" : "the model is NULL or closed");
+    if ((unsigned)d->type > LF_GGUF_Q4_0) return lf__fail(LF_ERR_ARG, "%s: desc.type: %d is not an lf_gguf_type", fn, (int)d->type);
+    return LF_OK;
+}
+
+LF_API lf_status lf_gguf_write(const lf_model *m, const char *path, const lf_gguf_desc *desc) {
+    lf_gguf_desc d;
+    memset(&d, 0, sizeof d);
+    if (desc) d = *desc;
+    lf_status s = lf__gguf_check(m, path, &d, "gguf_write");
+    if (s != LF_OK) return s;
+    const lf_model_config *c = &m->cfg;
+    bool llama = c->arch != LF_ARCH_QWEN2;
+    const char *arch = llama ? "llama" : "qwen2";
+    if (!llama && (int64_t)c->NH * c->HS != c->C)
+        return lf__fail(LF_ERR_UNSUPPORTED, "gguf_write: llama.cpp's qwen2 needs heads * head_dim == hidden_size (%d * %d != %d)", c->NH, c->HS, c->C);
+    if (!llama && c->rope_type == LF_ROPE_LLAMA3)
+        return lf__fail(LF_ERR_UNSUPPORTED, "gguf_write: llama.cpp's qwen2 has no llama3 rope scaling (rope_freqs)");
+    if (!d.tokenizer_dir && !m->dir) return lf__fail(LF_ERR_ARG, "gguf_write: desc.tokenizer_dir is required (the model has no directory)");
+    if (d.type == LF_GGUF_DEFAULT) d.type = m->embed.dtype == LF_DTYPE_BF16 ? LF_GGUF_BF16 : LF_GGUF_F16;
+    static const int ggml_of[] = {0, LF__GGML_F32, LF__GGML_F16, LF__GGML_BF16, LF__GGML_Q8_0, LF__GGML_Q4_0};
+    static const uint32_t ftype_of[] = {0, 0, 1, 32, 7, 2};  // llama_ftype: ALL_F32, MOSTLY_F16, _BF16, _Q8_0, _Q4_0
+    int wt = ggml_of[d.type], et = wt == LF__GGML_Q4_0 ? LF__GGML_Q8_0 : wt;  // projections, embeddings
+
+    // the tensor list: token_embd, [rope_freqs], blocks, output_norm, [output]
+    int n = 0, cap = 4 + c->L * (2 + 2 * LF_PROJ_COUNT);
+    lf__gguf_t *ts = (lf__gguf_t *)lf__calloc((size_t)cap, sizeof *ts, "GGUF tensor list");
+    float *freqs = (float *)lf__alloc((size_t)(c->HS / 2) * sizeof(float), "rope factors");
+    lf__gguf_kv g;
+    memset(&g, 0, sizeof g);
+    if (!ts || !freqs) {
+        LF_FREE(ts), LF_FREE(freqs);
+        return LF_ERR_NOMEM;
+    }
+    lf__gguf_t *t = lf__gguf_add(ts, &n, "token_embd.weight");
+    t->w = &m->embed, t->rows = c->V, t->cols = c->C, t->ggml = et;
+    if (c->rope_type == LF_ROPE_LLAMA3) {  // convert's generate_extra_tensors, in f32 as torch computes it
+        float lo_wl = (float)(c->rope_original_max_pos / c->rope_low_freq_factor),
+              hi_wl = (float)(c->rope_original_max_pos / c->rope_high_freq_factor);
+        for (int i = 0; i < c->HS / 2; i++) {
+            float f = 1.0f / powf((float)c->rope_theta, (float)(2 * i) / (float)c->HS), wl = (float)(2 * M_PI) / f;
+            float smooth = ((float)c->rope_original_max_pos / wl - (float)c->rope_low_freq_factor) /
+                           (float)(c->rope_high_freq_factor - c->rope_low_freq_factor);
+            freqs[i] = wl < hi_wl ? 1.0f : wl > lo_wl ? (float)c->rope_factor : 1.0f / ((1.0f - smooth) / (float)c->rope_factor + smooth);
+        }
+        t = lf__gguf_add(ts, &n, "rope_freqs.weight");
+        t->f = freqs, t->vec = true, t->rows = c->HS / 2, t->cols = 1, t->ggml = LF__GGML_F32;
+    }
+    for (int l = 0; l < c->L; l++) {
+        const lf_layer *ly = &m->layers[l];
+        t = lf__gguf_add(ts, &n, "blk.%d.attn_norm.weight", l);
+        t->f = ly->attn_norm, t->vec = true, t->rows = 1, t->cols = c->C, t->ggml = LF__GGML_F32;
+        for (int p = 0; p < LF_PROJ_COUNT; p++) {
+            int64_t heads = !llama ? 0 : p == LF_PROJ_Q ? c->NH : p == LF_PROJ_K ? c->NKV : 0;
+            t = lf__gguf_add(ts, &n, "blk.%d.%s.weight", l, lf__gguf_proj[p]);
+            t->w = ly->q[p] ? NULL : &ly->w[p], t->q = ly->q[p];
+            t->rows = ly->w[p].shape[0], t->cols = ly->w[p].shape[1];
+            t->ggml = wt;
+            t->head_rows = heads ? t->rows / heads : 0;
+            if (ly->b[p]) {
+                lf__gguf_t *b = lf__gguf_add(ts, &n, "blk.%d.%s.bias", l, lf__gguf_proj[p]);
+                b->f = ly->b[p], b->vec = true, b->rows = t->rows, b->cols = 1, b->ggml = LF__GGML_F32, b->head_rows = t->head_rows;
+            }
+        }
+        t = lf__gguf_add(ts, &n, "blk.%d.ffn_norm.weight", l);
+        t->f = ly->mlp_norm, t->vec = true, t->rows = 1, t->cols = c->C, t->ggml = LF__GGML_F32;
+    }
+    t = lf__gguf_add(ts, &n, "output_norm.weight");
+    t->f = m->final_norm, t->vec = true, t->rows = 1, t->cols = c->C, t->ggml = LF__GGML_F32;
+    if (!c->tied) {
+        t = lf__gguf_add(ts, &n, "output.weight");
+        t->w = &m->lm_head, t->rows = c->V, t->cols = c->C, t->ggml = et;
+    }
+    for (int i = 0; i < n; i++)  // quantized rows are whole blocks of 32; else F16, as gguf-py falls back
+        if (lf__gguf_qtype(ts[i].ggml) && ts[i].cols % 32) ts[i].ggml = LF__GGML_F16;
+
+    s = lf__gguf_general(&g, m, &d, arch, "model");
+    if (s == LF_OK && m->dir) s = lf__gguf_sampling(&g, m->dir);
+    if (s == LF_OK) {
+        lf__gguf_kv_u32(&g, "general.file_type", ftype_of[d.type]);
+        lf__gguf_kv_u32(&g, "general.quantization_version", 2);
+        lf__gguf_kv_arch_u32(&g, arch, "block_count", (uint32_t)c->L);
+        lf__gguf_kv_arch_u32(&g, arch, "context_length", (uint32_t)c->max_pos);
+        lf__gguf_kv_arch_u32(&g, arch, "embedding_length", (uint32_t)c->C);
+        lf__gguf_kv_arch_u32(&g, arch, "feed_forward_length", (uint32_t)c->FF);
+        lf__gguf_kv_arch_u32(&g, arch, "attention.head_count", (uint32_t)c->NH);
+        lf__gguf_kv_arch_u32(&g, arch, "attention.head_count_kv", (uint32_t)c->NKV);
+        lf__gguf_kv_arch_f32(&g, arch, "rope.freq_base", (float)c->rope_theta);
+        lf__gguf_kv_arch_f32(&g, arch, "attention.layer_norm_rms_epsilon", c->eps);
+        lf__gguf_kv_arch_u32(&g, arch, "attention.key_length", (uint32_t)c->HS);
+        lf__gguf_kv_arch_u32(&g, arch, "attention.value_length", (uint32_t)c->HS);
+        if (llama) {
+            lf__gguf_kv_arch_u32(&g, arch, "vocab_size", (uint32_t)c->V);
+            lf__gguf_kv_arch_u32(&g, arch, "rope.dimension_count", (uint32_t)c->HS);
+        }
+        if (c->rope_type == LF_ROPE_LINEAR) {
+            char k[64];
+            snprintf(k, sizeof k, "%s.rope.scaling.type", arch);
+            lf__gguf_kv_str(&g, k, "linear", 6);
+            lf__gguf_kv_arch_f32(&g, arch, "rope.scaling.factor", (float)c->rope_factor);
+        }
+        lf__gguf_vocab v;
+        if ((s = lf__gguf_vocab_read(&v, m, d.tokenizer_dir ? d.tokenizer_dir : m->dir)) == LF_OK) lf__gguf_vocab_put(&g, &v, c->V);
+        lf__gguf_vocab_free(&v);
+    }
+    if (s == LF_OK) s = lf__gguf_file(path, &g, ts, n);
+    LF_FREE(g.b.data), LF_FREE(ts), LF_FREE(freqs);
+    return s == LF_OK ? s : lf__wrap(s, "gguf_write %s", path);
+}
+
+LF_API lf_status lf_gguf_write_lora(const lf_model *m, const char *path, const lf_gguf_desc *desc) {
+    lf_gguf_desc d;
+    memset(&d, 0, sizeof d);
+    if (desc) d = *desc;
+    lf_status s = lf__gguf_check(m, path, &d, "gguf_write_lora");
+    if (s != LF_OK) return s;
+    if (!m->lora_) return lf__fail(LF_ERR_ARG, "gguf_write_lora: the model has no adapters");
+    if (d.type > LF_GGUF_BF16) return lf__fail(LF_ERR_ARG, "gguf_write_lora: desc.type: adapters are written in F32, F16 or BF16");
+    const lf_model_config *c = &m->cfg;
+    bool llama = c->arch != LF_ARCH_QWEN2;
+    const char *arch = llama ? "llama" : "qwen2";
+    static const int ggml_of[] = {LF__GGML_F32, LF__GGML_F32, LF__GGML_F16, LF__GGML_BF16};
+    int n = 0;
+    lf__gguf_t *ts = (lf__gguf_t *)lf__calloc((size_t)c->L * LF_PROJ_COUNT * 2, sizeof *ts, "GGUF tensor list");
+    if (!ts) return LF_ERR_NOMEM;
+    for (int l = 0; l < c->L; l++)
+        for (int p = 0; p < LF_PROJ_COUNT; p++) {
+            const lf_lowrank *k = m->layers[l].lora[p];
+            if (!k) continue;
+            int64_t out = m->layers[l].w[p].shape[0], in = m->layers[l].w[p].shape[1];
+            int64_t heads = !llama ? 0 : p == LF_PROJ_Q ? c->NH : p == LF_PROJ_K ? c->NKV : 0;
+            for (int ab = 0; ab < 2; ab++) {  // A [r, in], B [out, r] with the weight's row order
+                lf__gguf_t *t = lf__gguf_add(ts, &n, "blk.%d.%s.weight.lora_%c", l, lf__gguf_proj[p], "ab"[ab]);
+                t->f = ab ? k->B : k->A, t->rows = ab ? out : k->r, t->cols = ab ? k->r : in;
+                t->ggml = ggml_of[d.type], t->head_rows = ab && heads ? out / heads : 0;
+            }
+        }
+    lf_lora_desc ld = lf_lora_get_desc(m);
+    lf__gguf_kv g;
+    memset(&g, 0, sizeof g);
+    s = lf__gguf_general(&g, m, &d, arch, "adapter");
+    if (s == LF_OK) {
+        lf__gguf_kv_str(&g, "adapter.type", "lora", 4);
+        // llama.cpp scales by alpha / r: rsLoRA's alpha / sqrt(r) needs alpha * sqrt(r) here
+        lf__gguf_kv_f32(&g, "adapter.lora.alpha", ld.use_rslora ? ld.alpha * sqrtf((float)ld.r) : ld.alpha);
+        lf__gguf_kv_u32(&g, "general.quantization_version", 2);
+        s = lf__gguf_file(path, &g, ts, n);
+    }
+    LF_FREE(g.b.data), LF_FREE(ts);
+    return s == LF_OK ? s : lf__wrap(s, "gguf_write_lora %s", path);
+}
+#endif  // LF_NO_STDIO
 
 // == 12. generate (impl) =========================================================================
 

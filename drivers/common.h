@@ -129,6 +129,42 @@ static lf_status lf_drv_cache_dir(const lf_data_config *d, char *cache, size_t c
     return lf_dir_make(parent);
 }
 
+// The mean negative log-likelihood of ids[1..n) under m, in independent windows of ctx tokens
+// (each window's first token is context only); *scored gets how many were scored. progress: a
+// label for a "\r<label>: a/b tokens" line on a terminal, or NULL.
+static lf_status lf_drv_nll(lf_model *m, const int32_t *ids, size_t n, int ctx, const char *progress, double *mean_nll, long *scored) {
+    lf_kv kv;
+    lf_status s = lf_kv_init(&kv, m, 1, ctx);
+    if (s != LF_OK) return s;
+    int V = m->cfg.V;
+    float *logits = (float *)malloc((size_t)ctx * (size_t)V * sizeof(float));
+    int8_t *want = (int8_t *)malloc((size_t)ctx);
+    if (!logits || !want) s = lf__fail(LF_ERR_NOMEM, "logits for %d tokens", ctx);
+    else memset(want, 1, (size_t)ctx);
+    double nll = 0;
+    *scored = 0;
+    for (size_t a = 0; a + 1 < n && s == LF_OK; a += (size_t)ctx) {
+        int w = (int)LF__MIN((size_t)ctx, n - a);
+        lf_batch b = {w, ids + a, NULL, NULL, want, NULL};
+        s = lf_model_forward(m, &kv, &b, logits);
+        for (int i = 0; s == LF_OK && i + 1 < w; i++) {  // log-softmax in double for a stable sum
+            const float *l = logits + (size_t)i * (size_t)V;
+            float mx = l[0];
+            for (int v = 1; v < V; v++) mx = l[v] > mx ? l[v] : mx;
+            double sum = 0;
+            for (int v = 0; v < V; v++) sum += exp((double)(l[v] - mx));
+            nll += log(sum) - (double)(l[ids[a + (size_t)i + 1]] - mx);
+        }
+        *scored += w - 1;
+        if (progress && !lf_drv_quiet && isatty(2)) fprintf(stderr, "\r%s: %zu/%zu tokens", progress, LF__MIN(a + (size_t)w, n), n);
+    }
+    if (progress && !lf_drv_quiet && isatty(2)) fputc('\n', stderr);
+    *mean_nll = *scored ? nll / (double)*scored : 0.0;
+    free(logits), free(want);
+    lf_kv_deinit(&kv);
+    return s;
+}
+
 // Distillation's teacher and student must share a tokenizer: the same tokenizer.json bytes.
 static lf_status lf_drv_same_tokenizer(const char *teacher, const char *student) {
     char *a = lf_path_join(teacher, "tokenizer.json"), *b = lf_path_join(student, "tokenizer.json"), ha[65] = "", hb[65] = "";

@@ -16,6 +16,7 @@ static const char *const tasks[][2] = {
     {"evaluate", "logits, perplexity, exact match and llama-bench-style benchmarks"},
     {"train", "pretrain, fine-tune (SFT), align (DPO, ORPO) or distill; full, LoRA or QLoRA"},
     {"merge", "fold a LoRA adapter into its base model"},
+    {"quantize", "int8, NF4, Q8_0, Q4_0, 4-bit groups, GPTQ and AWQ, with a quality report"},
     {"generate", "synthetic instruction data, preference pairs and teacher logits from a model"},
 };
 

@@ -157,15 +157,6 @@ static lf_status eval_logits(const opts *o) {
     return s;
 }
 
-// log-softmax(logits)[target], in double for a stable sum
-static double nll_of(const float *logits, int V, int32_t target) {
-    float mx = logits[0];
-    for (int i = 1; i < V; i++) mx = logits[i] > mx ? logits[i] : mx;
-    double sum = 0;
-    for (int i = 0; i < V; i++) sum += exp((double)(logits[i] - mx));
-    return log(sum) - (double)(logits[target] - mx);
-}
-
 static lf_status eval_perplexity(const opts *o) {
     lf_tokenizer t;
     lf_status s = lf_tok_open(&t, o->model);
@@ -184,33 +175,16 @@ static lf_status eval_perplexity(const opts *o) {
     lf_model m;
     lf_model_desc d = {.path = o->model, .n_threads = (int)o->threads, .max_tokens = ctx, .max_seq_len = ctx};
     if ((s = open_model(&m, &d, o)) != LF_OK) return lf_free(ids), s;
-    lf_kv kv;
-    if ((s = lf_kv_init(&kv, &m, 1, ctx)) != LF_OK) return lf_model_close(&m), lf_free(ids), s;
-    int V = m.cfg.V;
-    float *logits = (float *)malloc((size_t)ctx * (size_t)V * sizeof(float));
-    int8_t *want = (int8_t *)malloc((size_t)ctx);
-    memset(want, 1, (size_t)ctx);
     double nll = 0;
     long scored = 0;
     uint64_t t0 = lf_time_ns();
-    for (size_t a = 0; a + 1 < n && s == LF_OK; a += (size_t)ctx) {
-        int w = (int)LF__MIN((size_t)ctx, n - a);
-        lf_batch b = {w, ids + a, NULL, NULL, want, NULL};
-        s = lf_model_forward(&m, &kv, &b, logits);
-        for (int i = 0; s == LF_OK && i + 1 < w; i++) nll += nll_of(logits + (size_t)i * (size_t)V, V, ids[a + (size_t)i + 1]);
-        scored += w - 1;
-        if (!lf_drv_quiet && isatty(2))
-            fprintf(stderr, "\rperplexity: %zu/%zu tokens", LF__MIN(a + (size_t)w, n), n);
-    }
-    if (!lf_drv_quiet && isatty(2)) fputc('\n', stderr);
+    s = lf_drv_nll(&m, ids, n, ctx, "perplexity", &nll, &scored);
     if (s == LF_OK && scored == 0) s = lf__fail(LF_ERR_ARG, "%s: fewer than 2 tokens, nothing to score", o->input);
     if (s == LF_OK)
         printf("{\"model\":\"%s\",\"input\":\"%s\",\"n_tokens\":%zu,\"n_scored\":%ld,\"ctx\":%d,\"nll\":%.6f,"
                "\"perplexity\":%.6f,\"seconds\":%.3f}\n",
-               o->model, o->input, n, scored, ctx, nll / (double)scored, exp(nll / (double)scored),
-               (double)(lf_time_ns() - t0) * 1e-9);
-    free(logits), free(want), lf_free(ids);
-    lf_kv_deinit(&kv);
+               o->model, o->input, n, scored, ctx, nll, exp(nll), (double)(lf_time_ns() - t0) * 1e-9);
+    lf_free(ids);
     lf_model_close(&m);
     return s;
 }
