@@ -754,7 +754,9 @@ LF_API size_t lf_model_weight_bytes(const lf_model *m);  // the checkpoint's ten
 // lf_model_quantize — hold every layer's seven projections quantized round-to-nearest as d says
 // (lf_qtensor_desc: NF4 or int8 as bitsandbytes does for QLoRA, GGUF's Q8_0 or Q4_0, group-wise
 // Q4); embeddings, norms and the head stay as they are; the projections' mapped pages are
-// released. Forward, adapters and adapter training then run on the quantized weights.
+// released. Forward, adapters and adapter training then run on the quantized weights. On a
+// quantized model whose adapters were merged (lf_lora_merge dequantizes what it merges into),
+// only the merged projections are quantized again; the others keep their codes.
 //   returns  LF_OK | LF_ERR_ARG (training, already quantized, a bad desc) | LF_ERR_NOMEM
 LF_API lf_status lf_model_quantize(lf_model *m, const lf_qtensor_desc *d);
 
@@ -1740,7 +1742,9 @@ typedef enum lf_quant_layout { LF_QLAYOUT_LARGEFORGE = 0, LF_QLAYOUT_GPTQ = 1, L
 // model's other files, config.json with a quantization_config (d, optional, says how the
 // weights were made: method, GPTQ's options).
 //   returns  LF_OK | LF_ERR_ARG (not quantized; a weight the layout cannot hold: named) | LF_ERR_IO | NOMEM
+#ifndef LF_NO_STDIO
 LF_API lf_status lf_quant_save(const lf_model *m, const char *dir, lf_quant_layout layout, const lf_quant_desc *d);
+#endif
 
 // GGUF export.
 //
@@ -4643,6 +4647,15 @@ LF_API lf_status lf_ggml_dequantize(lf_qtype type, float *dst, const unsigned ch
 
 #define LF__ALIGN64(n) (((n) + 63) & ~(size_t)63)
 
+// A quantized weight with these fields and the others zero.
+static lf_qtensor lf__qtensor_make(lf_qtype type, int64_t rows, int64_t cols, int blocksize, const unsigned char *q,
+                                   const float *absmax, void *mem) {
+    lf_qtensor t;
+    memset(&t, 0, sizeof t);
+    t.type = type, t.rows = rows, t.cols = cols, t.blocksize = blocksize, t.q = q, t.absmax = absmax, t.mem_ = mem;
+    return t;
+}
+
 // Q4 group sizes: a power of two from 16 that divides the row, or the whole (even) row.
 static bool lf__q4_group_ok(int g, int64_t cols) {
     return g > 0 && cols % 2 == 0 && cols % g == 0 && (g == cols || (g >= 16 && (g & (g - 1)) == 0));
@@ -4693,9 +4706,8 @@ static lf_status lf__q4_alloc(lf_qtensor *q, lf__q4_build *b, int64_t rows, int6
     if (!mem) return LF_ERR_NOMEM;
     b->codes = mem, b->scales = (float *)(mem + qb), b->zeros = mem + qb + sb;
     b->g_idx = g_idx ? (int32_t *)(mem + qb + sb + zb) : NULL;
-    lf_qtensor t = {.type = LF_QTYPE_Q4, .rows = rows, .cols = cols, .blocksize = g, .q = b->codes, .absmax = b->scales,
-                    .zeros = b->zeros, .g_idx = b->g_idx, .mem_ = mem};
-    *q = t;
+    *q = lf__qtensor_make(LF_QTYPE_Q4, rows, cols, g, b->codes, b->scales, mem);
+    q->zeros = b->zeros, q->g_idx = b->g_idx;
     return LF_OK;
 }
 
@@ -4747,8 +4759,7 @@ LF_API lf_status lf_qtensor_quantize(lf_qtensor *qt, const float *w, int64_t row
             LF_FREE(mem);
             return st;
         }
-        lf_qtensor q = {.type = LF_QTYPE_INT8, .rows = rows, .cols = cols, .q = mem, .absmax = absmax, .mem_ = mem};
-        *qt = q;
+        *qt = lf__qtensor_make(LF_QTYPE_INT8, rows, cols, 0, mem, absmax, mem);
         return LF_OK;
     }
     if (desc->type == LF_QTYPE_Q8_0 || desc->type == LF_QTYPE_Q4_0) {
@@ -4757,8 +4768,7 @@ LF_API lf_status lf_qtensor_quantize(lf_qtensor *qt, const float *w, int64_t row
         unsigned char *mem = (unsigned char *)lf__alloc(bytes, "ggml weight");
         if (!mem) return LF_ERR_NOMEM;
         if ((st = lf_ggml_quantize(desc->type, mem, w, (int64_t)n)) != LF_OK) return LF_FREE(mem), st;
-        lf_qtensor q = {.type = desc->type, .rows = rows, .cols = cols, .blocksize = 32, .q = mem, .mem_ = mem};
-        *qt = q;
+        *qt = lf__qtensor_make(desc->type, rows, cols, 32, mem, NULL, mem);
         return LF_OK;
     }
     if (desc->type == LF_QTYPE_Q4) {
@@ -4786,7 +4796,7 @@ LF_API lf_status lf_qtensor_quantize(lf_qtensor *qt, const float *w, int64_t row
         if (desc->double_quant) LF_FREE(absmax);
         return LF_ERR_NOMEM;
     }
-    lf_qtensor q = {.type = LF_QTYPE_NF4, .rows = rows, .cols = cols, .blocksize = bs, .q = mem, .absmax = absmax, .mem_ = mem};
+    lf_qtensor q = lf__qtensor_make(LF_QTYPE_NF4, rows, cols, bs, mem, absmax, mem);
     st = lf_nf4_quantize(mem, absmax, w, (int64_t)n, bs);
     if (desc->double_quant) {
         unsigned char *qabsmax = mem + qbytes;
@@ -9473,10 +9483,11 @@ LF_API const char *lf_proj_name(lf_proj p) {
 // A block of memory the model owns until it closes (merged adapters, converted scales).
 static void *lf__model_own(lf_model *m, size_t bytes, const char *what) {
     void *p = lf__alloc(bytes, what);
-    if (!p) return NULL;
-    if (!lf__grow((void **)&m->blocks_, &m->blocks_cap_, (size_t)m->n_blocks_ + 1, sizeof(void *), "weight blocks"))
-        return LF_FREE(p), NULL;
-    return m->blocks_[m->n_blocks_++] = p;
+    if (p && !lf__grow((void **)&m->blocks_, &m->blocks_cap_, (size_t)m->n_blocks_ + 1, sizeof(void *), "weight blocks")) {
+        LF_FREE(p);
+        return NULL;
+    }
+    return p ? (m->blocks_[m->n_blocks_++] = p) : NULL;
 }
 
 // The quant_type of a checkpoint in LargeForge's quantized layout (section 11.3), else NONE.
@@ -9498,12 +9509,13 @@ static const void *lf__model_qpart(lf_model *m, const char *prefix, const char *
     char name[160];
     snprintf(name, sizeof name, "%s%s", prefix, suffix);
     const lf_st_tensor *t = lf_st_set_find(&m->st, name);
-    if (!t) return lf__fail(LF_ERR_FORMAT, "missing tensor '%s'", name), NULL;
-    if (t->dtype != dt || t->ndim != (d1 ? 2 : 1) || t->shape[0] != d0 || (d1 && t->shape[1] != d1))
-        return lf__fail(LF_ERR_SHAPE, "tensor '%s': %s [%lld%s%lld], expected %s [%lld%s%lld]", name, lf_dtype_name(t->dtype),
-                        (long long)t->shape[0], t->ndim > 1 ? ", " : "", t->ndim > 1 ? (long long)t->shape[1] : 0LL,
-                        lf_dtype_name(dt), (long long)d0, d1 ? ", " : "", (long long)d1), NULL;
-    return t->data;
+    if (!t) lf__fail(LF_ERR_FORMAT, "missing tensor '%s'", name);
+    else if (t->dtype != dt || t->ndim != (d1 ? 2 : 1) || t->shape[0] != d0 || (d1 && t->shape[1] != d1))
+        lf__fail(LF_ERR_SHAPE, "tensor '%s': %s [%lld%s%lld], expected %s [%lld%s%lld]", name, lf_dtype_name(t->dtype),
+                 (long long)t->shape[0], t->ndim > 1 ? ", " : "", t->ndim > 1 ? (long long)t->shape[1] : 0LL,
+                 lf_dtype_name(dt), (long long)d0, d1 ? ", " : "", (long long)d1);
+    else return t->data;
+    return NULL;
 }
 
 // Projection p of layer l from LargeForge's quantized layout: views of the mapped tensors (Q4's
@@ -9515,7 +9527,7 @@ static lf_status lf__model_qload(lf_model *m, lf_qtype type, int l, lf_proj p, i
     char prefix[120], part[140];
     snprintf(prefix, sizeof prefix, "model.layers.%d.%s", l, lf_proj_name(p));
     lf_qtensor *q = &m->qw_[l * LF_PROJ_COUNT + (int)p];
-    lf_qtensor t = {.type = type, .rows = R, .cols = K};
+    lf_qtensor t = lf__qtensor_make(type, R, K, 0, NULL, NULL, NULL);
     int64_t n = R * K;
     if (type == LF_QTYPE_INT8) {
         t.q = (const unsigned char *)lf__model_qpart(m, prefix, ".qweight", LF_DTYPE_I8, R, K);
@@ -9810,23 +9822,25 @@ static void lf__proj_quantized(lf_model *m, int l, lf_proj p, lf_qtensor *q) {
 }
 
 LF_API lf_status lf_model_quantize(lf_model *m, const lf_qtensor_desc *d) {
-    if (m->train_ || m->qw_) return lf__fail(LF_ERR_ARG, "model_quantize: the model is %s", m->train_ ? "training" : "quantized already");
-    if (!d || d->type < LF_QTYPE_NF4 || d->type > LF_QTYPE_Q4) return lf__fail(LF_ERR_ARG, "model_quantize: d.type must be NF4, INT8, Q8_0, Q4_0 or Q4");
     const lf_model_config *c = &m->cfg;
+    int todo = 0;  // projections held in f32/bf16/f16 (all, or those an adapter merge dequantized)
+    for (int l = 0; l < c->L; l++)
+        for (int p = 0; p < LF_PROJ_COUNT; p++) todo += !m->layers[l].q[p];
+    if (m->train_ || !todo) return lf__fail(LF_ERR_ARG, "model_quantize: the model is %s", m->train_ ? "training" : "quantized already");
+    if (!d || d->type < LF_QTYPE_NF4 || d->type > LF_QTYPE_Q4) return lf__fail(LF_ERR_ARG, "model_quantize: d.type must be NF4, INT8, Q8_0, Q4_0 or Q4");
     int64_t most = 0;
     for (int p = 0; p < LF_PROJ_COUNT; p++) most = LF__MAX(most, lf_tensor_numel(&m->layers[0].w[p]));
-    m->qw_ = (lf_qtensor *)lf__calloc((size_t)c->L * LF_PROJ_COUNT, sizeof(lf_qtensor), "quantized weights");
-    float *f = m->qw_ ? (float *)lf__alloc((size_t)most * sizeof(float), "quantization scratch") : NULL;
-    if (!f) {
-        LF_FREE(m->qw_);
-        m->qw_ = NULL;
+    if (!m->qw_ && !(m->qw_ = (lf_qtensor *)lf__calloc((size_t)c->L * LF_PROJ_COUNT, sizeof(lf_qtensor), "quantized weights")))
         return LF_ERR_NOMEM;
-    }
+    float *f = (float *)lf__alloc((size_t)most * sizeof(float), "quantization scratch");
+    if (!f) return LF_ERR_NOMEM;
     lf_status s = LF_OK;
     for (int l = 0; l < c->L && s == LF_OK; l++)
         for (int p = 0; p < LF_PROJ_COUNT && s == LF_OK; p++) {
             lf_tensor *w = &m->layers[l].w[p];
             lf_qtensor *q = &m->qw_[l * LF_PROJ_COUNT + p];
+            if (m->layers[l].q[p]) continue;
+            lf_qtensor_deinit(q);  // what a merge replaced
             lf_convert_to_f32(f, w->data, w->dtype, lf_tensor_numel(w));
             if ((s = lf_qtensor_quantize(q, f, w->shape[0], w->shape[1], d)) != LF_OK) break;
             lf__proj_quantized(m, l, (lf_proj)p, q);
@@ -10620,27 +10634,65 @@ LF_API lf_status lf_model_save(const lf_model *m, const char *dir, lf_dtype dtyp
     return lf__model_write(m, dir, dtype, NULL, 0, meta, 1, NULL);
 }
 
-// config.json of the model with "quantization_config": qconfig added before its closing brace.
+// The end of the JSON value starting at text[i] (an object, array, string or scalar).
+static size_t lf__json_value_end(const char *text, size_t len, size_t i) {
+    int depth = 0;
+    bool str = false;
+    for (; i < len; i++) {
+        char ch = text[i];
+        if (str) {
+            if (ch == '\\') i++;
+            else if (ch == '"') {
+                str = false;
+                if (depth == 0) return i + 1;
+            }
+        } else if (ch == '"') str = true;
+        else if (ch == '{' || ch == '[') depth++;
+        else if (ch == '}' || ch == ']') {
+            if (--depth == 0) return i + 1;
+            if (depth < 0) return i;
+        } else if (depth == 0 && (ch == ',' || ch == '\n')) return i;
+    }
+    return len;
+}
+
+// config.json of the model written to dir without its "quantization_config" and, when qconfig
+// is given, with "quantization_config": qconfig (a JSON object) before the closing brace.
 static lf_status lf__write_config_q(const lf_model *m, const char *dir, const char *qconfig) {
-    char *src = lf_path_join(m->dir, "config.json"), *dst = lf_path_join(dir, "config.json"), *text = NULL, *out = NULL;
+    char *src = lf_path_join(m->dir, "config.json"), *dst = lf_path_join(dir, "config.json"), *text = NULL;
     size_t len = 0;
+    lf__buf out = {0};
     lf_status s = src && dst ? lf_file_read(src, LF_MAX_JSON_BYTES, &text, &len) : LF_ERR_NOMEM;
     if (s == LF_OK) {
-        size_t end = len;
-        while (end > 0 && text[end - 1] != '}') end--;
-        if (end == 0 || strstr(text, "\"quantization_config\""))
-            s = lf__fail(LF_ERR_FORMAT, "%s: %s", src, end ? "holds a quantization_config already" : "not a JSON object");
-        else if (!(out = (char *)lf__alloc(len + strlen(qconfig) + 64, "config.json")))
-            s = LF_ERR_NOMEM;
-        else {
-            size_t k = end - 1;  // the closing brace; the text before it ends with a value or '{'
-            while (k > 0 && (text[k - 1] == ' ' || text[k - 1] == '\n' || text[k - 1] == '\r' || text[k - 1] == '\t')) k--;
-            int n = snprintf(out, len + strlen(qconfig) + 64, "%.*s%s\n  \"quantization_config\": %s\n}\n", (int)k, text,
-                             text[k - 1] == '{' ? "" : ",", qconfig);
-            s = lf_file_write_atomic(dst, out, (size_t)n);
+        const char *key = strstr(text, "\"quantization_config\"");
+        size_t cut0 = len, cut1 = len;
+        if (key) {  // from the comma before the key (or after the value) to the end of the value
+            size_t k = (size_t)(key - text), v = k + strlen("\"quantization_config\"");
+            while (v < len && (text[v] == ' ' || text[v] == ':' || text[v] == '\n' || text[v] == '\t' || text[v] == '\r')) v++;
+            cut1 = lf__json_value_end(text, len, v);
+            cut0 = k;
+            while (cut0 > 0 && text[cut0 - 1] != ',' && text[cut0 - 1] != '{') cut0--;
+            if (cut0 > 0 && text[cut0 - 1] == ',') cut0--;
+            else  // the first key: drop the comma after the value instead
+                while (cut1 < len && (text[cut1] == ',' || text[cut1] == ' ' || text[cut1] == '\n' || text[cut1] == '\r')) cut1++;
         }
+        lf__buf_put(&out, text, key ? cut0 : len);
+        if (key) lf__buf_put(&out, text + cut1, len - cut1);
+        if (qconfig) {
+            size_t end = out.len;
+            while (end > 0 && out.data[end - 1] != '}') end--;
+            if (end == 0) s = lf__fail(LF_ERR_FORMAT, "%s: not a JSON object", src);
+            else {
+                size_t k = end - 1;  // the closing brace; the text before it ends with a value or '{'
+                while (k > 0 && (out.data[k - 1] == ' ' || out.data[k - 1] == '\n' || out.data[k - 1] == '\r' || out.data[k - 1] == '\t')) k--;
+                bool empty = out.data[k - 1] == '{';
+                out.len = k;
+                lf__buf_printf(&out, "%s\n  \"quantization_config\": %s\n}\n", empty ? "" : ",", qconfig);
+            }
+        }
+        if (s == LF_OK) s = out.failed ? LF_ERR_NOMEM : lf_file_write_atomic(dst, out.data, out.len);
     }
-    LF_FREE(src), LF_FREE(dst), LF_FREE(text), LF_FREE(out);
+    LF_FREE(src), LF_FREE(dst), LF_FREE(text), LF_FREE(out.data);
     return s;
 }
 
@@ -10691,7 +10743,7 @@ static lf_status lf__model_write(const lf_model *m, const char *dir, lf_dtype dt
     char *path = s == LF_OK ? lf_path_join(dir, "model.safetensors") : NULL;
     if (s == LF_OK) s = path ? lf_st_write(path, w.e, w.n, meta_kv, n_meta) : LF_ERR_NOMEM;
     if (s == LF_OK) s = lf__copy_model_files(m->dir, dir);
-    if (s == LF_OK && qconfig) s = lf__write_config_q(m, dir, qconfig);
+    if (s == LF_OK && (qconfig || m->qw_)) s = lf__write_config_q(m, dir, qconfig);  // a quantized source's goes
     for (int i = 0; w.owned && i < w.n; i++) LF_FREE(w.owned[i]);
     LF_FREE(path), LF_FREE(w.e), LF_FREE(w.owned), LF_FREE(w.names);
     return s;
@@ -13978,6 +14030,7 @@ static lf_status lf__gptq(lf_pool *pool, lf_qtensor *out, const float *W, int64_
     double *W1 = Wd ? (double *)lf__alloc((size_t)rows * LF__GPTQ_BLOCK * 2 * sizeof(double), "gptq block") : NULL;
     int64_t *perm = W1 ? (int64_t *)lf__alloc(nc * sizeof(int64_t), "gptq permutation") : NULL;
     lf__q4_build b;
+    double mean = 0;
     lf_status st = perm ? lf__q4_alloc(out, &b, rows, cols, g, d->desc_act && g < cols) : LF_ERR_NOMEM;
     if (st != LF_OK) goto done;
     // one group per row: the parameters of the weight as given (before dead columns are zeroed)
@@ -13997,7 +14050,6 @@ static lf_status lf__gptq(lf_pool *pool, lf_qtensor *out, const float *W, int64_
             for (; j > 0 && H[perm[j - 1] * cols + perm[j - 1]] < H[p * cols + p]; j--) perm[j] = perm[j - 1];
             perm[j] = p;
         }
-    double mean = 0;
     for (int64_t i = 0; i < cols; i++) {
         for (int64_t j = 0; j < cols; j++) h[i * cols + j] = H[perm[i] * cols + perm[j]];
         bool dead = h[i * cols + i] == 0;  // a column no input ever reached: weight 0, H 1
@@ -14404,6 +14456,7 @@ LF_API lf_status lf_quant_model(lf_model *m, const lf_quant_desc *d, double *err
     return st == LF_OK ? st : lf__wrap(st, "quant (the model is unusable now; close it)");
 }
 
+#ifndef LF_NO_STDIO
 // -- 11.3 quantized checkpoints
 //
 // ON THE LAYOUTS: a quantized projection <prefix> = "model.layers.N.self_attn.q_proj" is stored
@@ -14508,7 +14561,8 @@ LF_API lf_status lf_quant_save(const lf_model *m, const char *dir, lf_quant_layo
     const lf_qtensor *q = m->layers[0].q[0];
     int bits = q->type == LF_QTYPE_INT8 || q->type == LF_QTYPE_Q8_0 ? 8 : 4;
     int g = q->type == LF_QTYPE_Q4 && q->blocksize == q->cols ? -1 : q->blocksize;
-    bool sym = q->type != LF_QTYPE_Q4 || !(d ? d->q.asym || d->method == LF_QUANT_AWQ : false), act = q->g_idx != NULL;
+    bool sym = true, act = q->g_idx != NULL;
+    for (int64_t i = 0; q->zeros && i < q->rows * (q->cols / q->blocksize); i++) sym &= q->zeros[i] == 8;
     char qc[512], gs[16], vs[8];
     const char *method = d ? methods[LF__MIN((unsigned)d->method, 2u)] : "rtn";
     if (layout == LF_QLAYOUT_GPTQ)
@@ -14528,6 +14582,7 @@ LF_API lf_status lf_quant_save(const lf_model *m, const char *dir, lf_quant_layo
                           "quant_type", names[q->type], "group_size", gs, "method", method};
     return lf__model_write(m, dir, LF_DTYPE_INVALID, lf__qsave, (int)layout, meta, layout == LF_QLAYOUT_LARGEFORGE ? 5 : 1, qc);
 }
+#endif
 
 #ifndef LF_NO_STDIO
 // -- 11.4 GGUF export

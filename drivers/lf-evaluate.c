@@ -26,7 +26,8 @@ static const char *help =
     "options:\n"
     "  --adapter DIR     apply a LoRA adapter (PEFT directory) to the model\n"
     "  --quantize TYPE   perplexity, benchmark: the projections quantized in memory first: q8_0, q4_0\n"
-    "                    (GGUF's blocks), int8 (per row), nf4 (blocks of 64)\n"
+    "                    (GGUF's blocks), q4 (4-bit groups of 32, symmetric), int8 (per row), nf4\n"
+    "                    (blocks of 64)\n"
     "  --template NAME   exact-match: default (the tokenizer's), chatml, llama3, llama2, mistral, plain\n"
     "  --max-tokens N    exact-match: longest answer (default 32)\n"
     "  -t, --threads N   compute threads (default: all cores)\n"
@@ -38,17 +39,17 @@ typedef struct opts {
     long ctx, n_prompt, n_gen, threads, reps, show, max_tokens;
 } opts;
 
-static const char *qnames[] = {"", "nf4", "int8", "q8_0", "q4_0"};
+static const char *qnames[] = {"", "nf4", "int8", "q8_0", "q4_0", "q4"};
 
 // Opens the model, with the adapter when one is given, quantized when asked (--quantize).
 static lf_status open_model(lf_model *m, const lf_model_desc *d, const opts *o) {
     int qt = 0;
-    for (int i = 1; o->quant && i < 5; i++)
+    for (int i = 1; o->quant && i < 6; i++)
         if (strcmp(o->quant, qnames[i]) == 0) qt = i;
-    if (o->quant && !qt) return lf__fail(LF_ERR_ARG, "--quantize: '%s' is not q8_0, q4_0, int8 or nf4", o->quant);
+    if (o->quant && !qt) return lf__fail(LF_ERR_ARG, "--quantize: '%s' is not q8_0, q4_0, q4, int8 or nf4", o->quant);
     lf_status s = lf_model_open(m, d);
     if (s == LF_OK && o->adapter) s = lf_lora_load(m, o->adapter);
-    if (s == LF_OK && qt) s = lf_model_quantize(m, &(lf_qtensor_desc){.type = (lf_qtype)qt});
+    if (s == LF_OK && qt) s = lf_model_quantize(m, &(lf_qtensor_desc){.type = (lf_qtype)qt, .blocksize = qt == LF_QTYPE_Q4 ? 32 : 0});
     if (s != LF_OK) lf_model_close(m);
     return s;
 }

@@ -1,17 +1,20 @@
 // lf-quantize — quantize a model: round-to-nearest (int8, nf4, q8_0, q4_0, q4), GPTQ or AWQ on
 // calibration text; writes the quantized model and quantization_report.json (compression,
-// perplexity before and after on held-out text, each projection's output error).
+// perplexity before and after on held-out text, each projection's output error). Or export a
+// model or a LoRA adapter as GGUF for llama.cpp.
 #define LARGEFORGE_IMPLEMENTATION
 #include "../largeforge.h"
 #include "common.h"
 
 static const char *help =
-    "usage: lf-quantize int8|nf4|q8_0|q4_0|q4|gptq|awq --model DIR --out DIR [options]\n"
+    "usage: lf-quantize int8|nf4|q8_0|q4_0|q4|gptq|awq|gguf --model DIR --out DIR [options]\n"
     "\n"
     "  int8, nf4, q8_0, q4_0, q4   round-to-nearest, into LargeForge's quantized layout (run, serve\n"
     "                              and QLoRA training load it)\n"
     "  gptq                        GPTQ, 4-bit groups, into GPTQ's layout (transformers, vLLM)\n"
     "  awq                         AWQ, 4-bit groups with zero points, into AWQ's GEMM layout\n"
+    "  gguf                        the model as a GGUF file for llama.cpp (--type), or with --adapter\n"
+    "                              the adapter as a llama.cpp LoRA GGUF; --out is then the file\n"
     "\n"
     "options:\n"
     "  --model DIR          the model to quantize (required)\n"
@@ -30,12 +33,15 @@ static const char *help =
     "  --eval FILE          held-out text for the perplexities (default: the calibration text's\n"
     "                       last tenth, which calibration then does not use)\n"
     "  --layout L           largeforge, gptq or awq (default: gptq for gptq, awq for awq, else largeforge)\n"
+    "  --type T             gguf: f32, f16, bf16, q8_0, q4_0 (default: bf16 for a bf16 model, else f16;\n"
+    "                       adapters f32)\n"
+    "  --adapter DIR        gguf: a PEFT LoRA adapter of --model to write instead of the model\n"
     "  -t, --threads N      compute threads (default: all cores)\n"
     "  --help, --version, --quiet, --verbose\n"
     "exit codes: see largeforge --help\n";
 
 typedef struct opts {
-    const char *mode, *model, *out, *calib, *eval, *layout;
+    const char *mode, *model, *out, *calib, *eval, *layout, *type, *adapter;
     long bits, group, samples, seq_len, threads;
     double damp;
     int asym, desc_act, no_seq, no_clip;
@@ -91,6 +97,26 @@ static int64_t file_size(const char *dir, const char *name) {
     return stat(path, &st) == 0 ? (int64_t)st.st_size : -1;
 }
 
+// gguf: the model (or --adapter's adapter on it) as one GGUF file at --out.
+static lf_status export_gguf(const opts *o) {
+    static const char *types[] = {"f32", "f16", "bf16", "q8_0", "q4_0"};
+    lf_gguf_desc gd = {0};
+    for (int i = 0; o->type && i < 5; i++)
+        if (!strcmp(o->type, types[i])) gd.type = (lf_gguf_type)(LF_GGUF_F32 + i);
+    if (o->type && !gd.type) return lf__fail(LF_ERR_ARG, "--type: '%s' is not f32, f16, bf16, q8_0 or q4_0", o->type);
+    lf_model m;
+    lf_model_desc md = {.path = o->model, .n_threads = (int)o->threads, .max_tokens = 1, .max_seq_len = 1};
+    lf_status s = lf_model_open(&m, &md);
+    if (s != LF_OK) return s;
+    if (o->adapter && (s = lf_lora_load(&m, o->adapter)) == LF_OK) s = lf_gguf_write_lora(&m, o->out, &gd);
+    else if (!o->adapter) s = lf_gguf_write(&m, o->out, &gd);
+    if (s == LF_OK && !lf_drv_quiet)
+        fprintf(stderr, "%s: wrote %s (%s%s%s)\n", lf_drv_name, o->out, o->adapter ? o->adapter : o->model,
+                o->type ? ", " : "", o->type ? o->type : "");
+    lf_model_close(&m);
+    return s;
+}
+
 static lf_status quantize(const opts *o) {
     static const char *modes[] = {"nf4", "int8", "q8_0", "q4_0", "q4", "gptq", "awq"};
     int mi = 0;
@@ -116,13 +142,13 @@ static lf_status quantize(const opts *o) {
     if (qd.method != LF_QUANT_RTN && !o->calib) return lf__fail(LF_ERR_ARG, "%s needs --calibration FILE", o->mode);
     uint64_t t0 = lf_time_ns();
     lf_tokenizer t;
-    lf_status s = lf_tok_open(&t, o->model);
+    lf_status s = o->calib || o->eval ? lf_tok_open(&t, o->model) : LF_OK;  // text needs the tokenizer
     if (s != LF_OK) return s;
     int32_t *cal = NULL, *ev = NULL;
     size_t ncal = 0, nev = 0;
     if (o->calib) s = tokenize_file(&t, o->calib, &cal, &ncal);
     if (s == LF_OK && o->eval) s = tokenize_file(&t, o->eval, &ev, &nev);
-    lf_tok_close(&t);
+    if (o->calib || o->eval) lf_tok_close(&t);
     const int32_t *eval_ids = ev;
     if (s == LF_OK && !o->eval && cal) {  // hold out the calibration text's last tenth
         nev = ncal / 10, ncal -= nev, eval_ids = cal + ncal;
@@ -219,6 +245,8 @@ int main(int argc, char **argv) {
         else if (lf_drv_opt(argc, argv, &i, "--calibration", &v)) o.calib = v;
         else if (lf_drv_opt(argc, argv, &i, "--eval", &v)) o.eval = v;
         else if (lf_drv_opt(argc, argv, &i, "--layout", &v)) o.layout = v;
+        else if (lf_drv_opt(argc, argv, &i, "--type", &v)) o.type = v;
+        else if (lf_drv_opt(argc, argv, &i, "--adapter", &v)) o.adapter = v;
         else if (lf_drv_opt(argc, argv, &i, "--bits", &v)) {
             if (!lf_drv_parse_int(v, 1, 16, &o.bits)) return lf_drv_usage_error("--bits: '%s' is not 1..16", v);
         } else if (lf_drv_opt(argc, argv, &i, "--group-size", &v)) {
@@ -240,8 +268,9 @@ int main(int argc, char **argv) {
         else if (!o.mode && argv[i][0] != '-') o.mode = argv[i];
         else return lf_drv_usage_error("unknown argument '%s'", argv[i]);
     }
-    if (!o.mode) return lf_drv_usage_error("expected int8, nf4, q8_0, q4_0, q4, gptq or awq%s", "");
+    if (!o.mode) return lf_drv_usage_error("expected int8, nf4, q8_0, q4_0, q4, gptq, awq or gguf%s", "");
     if (!o.model || !o.out) return lf_drv_usage_error("--model and --out are required%s", "");
-    lf_status s = quantize(&o);
+    if ((o.type || o.adapter) && strcmp(o.mode, "gguf")) return lf_drv_usage_error("--type and --adapter are for gguf%s", "");
+    lf_status s = strcmp(o.mode, "gguf") ? quantize(&o) : export_gguf(&o);
     return s == LF_OK ? 0 : lf_drv_fail(s);
 }

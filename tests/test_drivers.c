@@ -477,6 +477,56 @@ static int test_drivers_exact_match(void) {
     return 0;
 }
 
+// largeforge quantize: GPTQ on a little calibration text writes GPTQ's layout and a report whose
+// perplexities and sizes are there; q4 into LargeForge's layout reloads to the report's "after"
+// perplexity exactly (lf-evaluate on the written model); gguf writes a file; errors are named.
+static int test_drivers_quantize(void) {
+    DRV_NEED_BUILD();
+    char base[] = "/tmp/lf-test-quantize-XXXXXX", cmd[2048], out[8192], path[600];
+    CHECK(mkdtemp(base));
+    snprintf(cmd, sizeof cmd, "head -c 40000 data/kjv/train.txt > %s/cal.txt && head -c 20000 data/kjv/valid.txt > %s/eval.txt", base, base);
+    CHECK(system(cmd) == 0);
+    static const char *modes[2] = {"gptq", "q4 --asym --layout largeforge"};
+    double after[2] = {0, 0};
+    for (int k = 0; k < 2; k++) {
+        snprintf(cmd, sizeof cmd, "build/largeforge quantize %s --model models/kjv-llama-4m --out %s/m%d --calibration %s/cal.txt "
+                 "--eval %s/eval.txt --samples 8 --seq-len 128 --group-size 64 -t 2", modes[k], base, k, base, base);
+        CHECK(drv_run(cmd, out, sizeof out) == 0);
+        CHECK(strstr(out, "perplexity") && strstr(out, "smaller"));
+        snprintf(path, sizeof path, "%s/m%d/quantization_report.json", base, k);
+        lf_doc r;
+        CHECK_OK(lf_config_load(&r, path, NULL, 0));
+        const lf_node *pp = lf_node_get(r.root, "perplexity"), *sz = lf_node_get(r.root, "size"), *layers = lf_node_get(r.root, "layers");
+        double before = 0, ratio = 0;
+        CHECK(pp && sz && layers);
+        CHECK_OK(lf_cfg_num(&r, pp, "before", true, &before));
+        CHECK_OK(lf_cfg_num(&r, pp, "after", true, &after[k]));
+        CHECK_OK(lf_cfg_num(&r, sz, "compression_ratio", true, &ratio));
+        CHECK(before > 1 && after[k] > before * 0.99 && after[k] < before * 1.05 && ratio > 2.5);
+        const char *method;
+        CHECK_OK(lf_cfg_str(&r, r.root, "method", true, &method));
+        CHECK(strcmp(method, k ? "rtn" : "gptq") == 0);
+        lf_doc_deinit(&r);
+    }
+    snprintf(cmd, sizeof cmd, "build/largeforge evaluate perplexity --model %s/m1 --input %s/eval.txt --ctx 128 -t 2", base, base);
+    CHECK(drv_run(cmd, out, sizeof out) == 0);
+    const char *p = strstr(out, "\"perplexity\":");
+    CHECK(p && fabs(atof(p + 13) - after[1]) < 1e-5 * after[1]);
+    snprintf(cmd, sizeof cmd, "build/largeforge quantize gguf --model models/kjv-llama-4m --out %s/m.gguf --type q8_0", base);
+    CHECK(drv_run(cmd, out, sizeof out) == 0);
+    snprintf(path, sizeof path, "%s/m.gguf", base);
+    CHECK(lf_path_exists(path));
+    snprintf(cmd, sizeof cmd, "build/largeforge quantize awq --model models/kjv-llama-4m --out %s/x", base);
+    CHECK(drv_run(cmd, out, sizeof out) == 2 && strstr(out, "awq needs --calibration FILE"));
+    snprintf(cmd, sizeof cmd, "build/largeforge quantize q4 --model models/kjv-llama-4m --out %s/x --group-size 48", base);
+    CHECK(drv_run(cmd, out, sizeof out) == 2 && strstr(out, "group size 48"));
+    snprintf(cmd, sizeof cmd, "build/largeforge quantize q5 --model models/kjv-llama-4m --out %s/x", base);
+    CHECK(drv_run(cmd, out, sizeof out) == 2 && strstr(out, "'q5' is not"));
+    snprintf(cmd, sizeof cmd, "rm -rf %s", base);
+    CHECK(system(cmd) == 0);
+    return 0;
+}
+
 static const lf_test tests_drivers[] = {
     {"drivers/train_resume_sigterm", test_drivers_train_resume},
     {"drivers/dpo_orpo", test_drivers_dpo},
@@ -484,6 +534,7 @@ static const lf_test tests_drivers[] = {
     {"drivers/evaluate_quantize", test_drivers_quantize_eval},
     {"drivers/train_errors", test_drivers_train_errors},
     {"drivers/merge_lora", test_drivers_merge},
+    {"drivers/quantize", test_drivers_quantize},
     {"drivers/exact_match", test_drivers_exact_match},
     {"drivers/interactive_chat", test_drivers_interactive_chat},
     {"drivers/cli_and_exit_codes", test_drivers_cli},

@@ -769,6 +769,76 @@ static int test_quant_beats_rtn(void) {
     return 0;
 }
 
+// Merging into a quantized model (lf-merge's path): the adapter on the Q4 base, merged in f32
+// and quantized again, gives logits close to the unmerged adapter on the quantized base (the
+// merged weights are rounded once more), saves and reloads bit for bit.
+static int test_quant_merge(void) {
+    char base[] = "/tmp/lf-test-qmerge-XXXXXX", a[64], b[64];
+    CHECK(mkdtemp(base));
+    snprintf(a, sizeof a, "%s/q4", base), snprintf(b, sizeof b, "%s/merged", base);
+    lf_model m;
+    lf_model_desc md = {.path = "tests/fixtures/models/llama_f32", .n_threads = 2, .max_tokens = 16};
+    lf_qtensor_desc qd = {.type = LF_QTYPE_Q4, .blocksize = 32};
+    CHECK_OK(lf_model_open(&m, &md));
+    CHECK_OK(lf_model_quantize(&m, &qd));
+    CHECK_OK(lf_quant_save(&m, a, LF_QLAYOUT_LARGEFORGE, NULL));
+    lf_model_close(&m);
+    md.path = a;
+    CHECK_OK(lf_model_open(&m, &md));
+    CHECK_OK(lf_lora_load(&m, "tests/fixtures/models/llama_f32/lora_ref"));
+    int32_t ids[16];
+    for (int i = 0; i < 16; i++) ids[i] = (i * 29 + 3) % 320;
+    int8_t all[16];
+    memset(all, 1, sizeof all);
+    lf_batch bt = {16, ids, NULL, NULL, all, NULL};
+    size_t nl = (size_t)16 * (size_t)m.cfg.V;
+    float *l1 = (float *)malloc(nl * 4), *l2 = (float *)malloc(nl * 4), *l3 = (float *)malloc(nl * 4);
+    lf_kv kv;
+    CHECK_OK(lf_kv_init(&kv, &m, 1, 16));
+    CHECK_OK(lf_model_forward(&m, &kv, &bt, l1));
+    CHECK_OK(lf_lora_merge(&m));
+    CHECK_ERR(lf_quant_save(&m, b, LF_QLAYOUT_LARGEFORGE, NULL), LF_ERR_ARG, "not quantized");  // q_proj is f32 now
+    CHECK_OK(lf_model_forward(&m, &kv, &bt, l3));  // merged in f32: the adapter's function, to rounding
+    double dm = 0;
+    for (size_t i = 0; i < nl; i++) dm = fmax(dm, fabs((double)l1[i] - l3[i]));
+    CHECK(dm < 1e-4);
+    CHECK_OK(lf_model_quantize(&m, &qd));
+    CHECK_ERR(lf_model_quantize(&m, &qd), LF_ERR_ARG, "quantized already");
+    CHECK_OK(lf_model_forward(&m, &kv, &bt, l2));
+    CHECK_OK(lf_quant_save(&m, b, LF_QLAYOUT_LARGEFORGE, NULL));
+    lf_kv_deinit(&kv);
+    lf_model_close(&m);
+    md.path = b;
+    CHECK_OK(lf_model_open(&m, &md));
+    CHECK_OK(lf_kv_init(&kv, &m, 1, 16));
+    CHECK_OK(lf_model_forward(&m, &kv, &bt, l3));
+    CHECK(q_same("merged, reloaded", l2, l3, nl * 4));
+    // the second rounding moves the logits about as much as the first (the base's own Q4 vs f32)
+    float *lb = (float *)malloc(nl * 4);
+    for (int k = 0; k < 2; k++) {  // the Q4 base, then the f32 one, alone
+        lf_model f;
+        lf_kv kf;
+        CHECK_OK(lf_model_open(&f, &(lf_model_desc){.path = k ? "tests/fixtures/models/llama_f32" : a, .n_threads = 2, .max_tokens = 16}));
+        CHECK_OK(lf_kv_init(&kf, &f, 1, 16));
+        CHECK_OK(lf_model_forward(&f, &kf, &bt, k ? l3 : lb));
+        lf_kv_deinit(&kf);
+        lf_model_close(&f);
+    }
+    double d = 0, dq = 0;
+    for (size_t i = 0; i < nl; i++) d = fmax(d, fabs((double)l1[i] - l2[i])), dq = fmax(dq, fabs((double)l3[i] - lb[i]));
+    if (getenv("LF_TEST_VERBOSE"))
+        fprintf(stderr, "    merged in f32 vs the adapter on the Q4 base: %.2g; quantized again: %.3g (the base's Q4 vs f32: %.3g)\n", dm, d, dq);
+    CHECK(d < 1.5 * dq);
+    free(lb);
+    lf_kv_deinit(&kv);
+    lf_model_close(&m);
+    free(l1), free(l2), free(l3);
+    char cmd[128];
+    snprintf(cmd, sizeof cmd, "rm -rf %s", base);
+    CHECK(system(cmd) == 0);
+    return 0;
+}
+
 static const lf_test tests_quant[] = {
     {"quant/ggml_model_q8_0_q4_0", test_ggml_model},
     {"quant/ggml_q8_0_q4_0_vs_gguf", test_ggml_blocks},
@@ -784,6 +854,7 @@ static const lf_test tests_quant[] = {
     {"quant/gptq_awq_beat_rtn", test_quant_beats_rtn},
     {"quant/gguf_vs_llamacpp", test_gguf_llamacpp},
     {"quant/gguf_errors", test_gguf_errors},
+    {"quant/merge_into_quantized", test_quant_merge},
     {"quant/errors", test_quant_errors},
     {"quant/allocation_failures", test_quant_allocation_failures},
 };
