@@ -735,6 +735,7 @@ typedef struct lf_model {
     struct lf__train *train_;     // training state (lf_model_train_begin), else NULL
     struct lf__lora *lora_;       // adapters (section 7), else NULL
     lf_qtensor *qw_;              // [L, 7] quantized projections (lf_model_quantize), else NULL
+    lf_qtensor *qhead_;           // the head in Q8_0 when the projections are Q8_0 or Q4_0, else NULL
     void **blocks_;               // weight memory the model owns (merged adapters)
     int n_blocks_;
     size_t blocks_cap_;
@@ -754,9 +755,11 @@ LF_API size_t lf_model_weight_bytes(const lf_model *m);  // the checkpoint's ten
 // lf_model_quantize — hold every layer's seven projections quantized round-to-nearest as d says
 // (lf_qtensor_desc: NF4 or int8 as bitsandbytes does for QLoRA, GGUF's Q8_0 or Q4_0, group-wise
 // Q4); embeddings, norms and the head stay as they are; the projections' mapped pages are
-// released. Forward, adapters and adapter training then run on the quantized weights. On a
-// quantized model whose adapters were merged (lf_lora_merge dequantizes what it merges into),
-// only the merged projections are quantized again; the others keep their codes.
+// released. Forward, adapters and adapter training then run on the quantized weights. With Q8_0
+// or Q4_0 the inference forward's head is Q8_0 too (llama.cpp's Q8_0 files hold it so; its
+// Q4_0 ones in Q6_K, which we do not have); training keeps the head as it is. On a quantized
+// model whose adapters were merged (lf_lora_merge dequantizes what it merges into), only the
+// merged projections are quantized again; the others keep their codes.
 //   returns  LF_OK | LF_ERR_ARG (training, already quantized, a bad desc) | LF_ERR_NOMEM
 LF_API lf_status lf_model_quantize(lf_model *m, const lf_qtensor_desc *d);
 
@@ -9579,6 +9582,8 @@ static lf_status lf__model_qload(lf_model *m, lf_qtype type, int l, lf_proj p, i
     return LF_OK;
 }
 
+static lf_status lf__head_quantize(lf_model *m);
+
 static lf_status lf__model_weights(lf_model *m) {
     const lf_model_config *c = &m->cfg;
     int64_t C = c->C, Q = (int64_t)c->NH * c->HS, KV = (int64_t)c->NKV * c->HS, FF = c->FF;
@@ -9618,6 +9623,7 @@ static lf_status lf__model_weights(lf_model *m) {
             break;
     }
 #undef LF__V
+    if (s == LF_OK && (qt == LF_QTYPE_Q8_0 || qt == LF_QTYPE_Q4_0)) s = lf__head_quantize(m);  // as lf_model_quantize
     if (s != LF_OK) return s;
     // rope tables: angle = pos * inv_freq in f32 (as torch multiplies), cos/sin rounded to f32
     int half = c->HS / 2;
@@ -9716,6 +9722,8 @@ LF_API void lf_model_close(lf_model *m) {
     lf__lora_free(m);
     for (int i = 0; m->qw_ && i < m->cfg.L * LF_PROJ_COUNT; i++) lf_qtensor_deinit(&m->qw_[i]);
     LF_FREE(m->qw_);
+    lf_qtensor_deinit(m->qhead_);
+    LF_FREE(m->qhead_);
     for (int i = 0; i < m->n_blocks_; i++) LF_FREE(m->blocks_[i]);
     LF_FREE(m->blocks_);
     LF_FREE(m->extra_);
@@ -9762,6 +9770,7 @@ LF_API size_t lf_model_weight_bytes(const lf_model *m) {
                     size_t k = strlen(lf_proj_name((lf_proj)p));
                     if (!strncmp(t->name + at, lf_proj_name((lf_proj)p), k) && !strcmp(t->name + at + k, ".weight")) q = m->layers[l].q[p];
                 }
+            if (m->qhead_ && !strcmp(t->name, m->cfg.tied ? "model.embed_tokens.weight" : "lm_head.weight")) q = m->qhead_;
             n += q ? lf__qtensor_bytes(q) : (size_t)(t->end - t->begin);
         }
     return n;
@@ -9821,6 +9830,22 @@ static void lf__proj_quantized(lf_model *m, int l, lf_proj p, lf_qtensor *q) {
     m->layers[l].q[p] = q, w->data = NULL, w->dtype = LF_DTYPE_INVALID;
 }
 
+// The head in Q8_0 for the inference forward (rows a multiple of 32 long; else it stays).
+static lf_status lf__head_quantize(lf_model *m) {
+    int64_t V = m->cfg.V, C = m->cfg.C;
+    if (m->qhead_ || C % 32) return LF_OK;
+    float *f = (float *)lf__alloc((size_t)(V * C) * sizeof(float), "head (f32)");
+    m->qhead_ = f ? (lf_qtensor *)lf__calloc(1, sizeof(lf_qtensor), "quantized head") : NULL;
+    lf_status s = m->qhead_ ? LF_OK : LF_ERR_NOMEM;
+    if (s == LF_OK) {
+        lf_convert_to_f32(f, m->lm_head.data, m->lm_head.dtype, V * C);
+        lf_qtensor_desc qd = {LF_QTYPE_Q8_0, 0, false, false};
+        if ((s = lf_qtensor_quantize(m->qhead_, f, V, C, &qd)) != LF_OK) LF_FREE(m->qhead_), m->qhead_ = NULL;
+    }
+    LF_FREE(f);
+    return s;
+}
+
 LF_API lf_status lf_model_quantize(lf_model *m, const lf_qtensor_desc *d) {
     const lf_model_config *c = &m->cfg;
     int todo = 0;  // projections held in f32/bf16/f16 (all, or those an adapter merge dequantized)
@@ -9846,6 +9871,7 @@ LF_API lf_status lf_model_quantize(lf_model *m, const lf_qtensor_desc *d) {
             lf__proj_quantized(m, l, (lf_proj)p, q);
         }
     LF_FREE(f);
+    if (s == LF_OK && (d->type == LF_QTYPE_Q8_0 || d->type == LF_QTYPE_Q4_0)) s = lf__head_quantize(m);
     return s == LF_OK ? s : lf__wrap(s, "model_quantize (the model is unusable now; close it)");
 }
 
@@ -10066,7 +10092,8 @@ LF_API lf_status lf_model_forward(lf_model *m, lf_kv *kv, const lf_batch *b, flo
     for (i = 0; i < n; i++)
         if (b->logits ? b->logits[i] != 0 : i == n - 1) memcpy(a.rows + rows++ * C, a.x + i * C, (size_t)C * sizeof(float));
     lf__rmsnorm_forward(a.xn, NULL, a.rows, m->final_norm, rows, C, c->eps);
-    lf__matmul(m->pool, logits, a.xn, m->lm_head.data, m->lm_head.dtype, NULL, rows, c->V, C, a.mm);
+    if (m->qhead_) lf__qgemm(m->pool, logits, a.xn, m->qhead_, NULL, rows, a.mm, false, false);
+    else lf__matmul(m->pool, logits, a.xn, m->lm_head.data, m->lm_head.dtype, NULL, rows, c->V, C, a.mm);
     return LF_OK;
 }
 
