@@ -24,7 +24,7 @@
 //    2. config       JSON and YAML into one tree of lf_node; overrides; typed field readers
 //    3. tensor       dtypes, conversions, CPU kernels (matmul, norms, rope, softmax, swiglu),
 //                    NF4 and int8 weights as bitsandbytes stores them, GGUF's Q8_0 and Q4_0
-//                    blocks, matmuls on them
+//                    blocks, GPTQ's/AWQ's 4-bit groups, matmuls on them, int8 dot products
 //    4. safetensors  mmap reader with a validated header, sharded index, writer
 //    5. tokenizer    HF tokenizer.json (byte-level and SentencePiece-style BPE), chat templates,
 //                    the byte-level BPE trainer
@@ -5094,6 +5094,415 @@ LF_API lf_status lf_qtensor_matmul_dx(lf_pool *pool, float *dx, const float *dou
     return lf__qmatmul(pool, dx, dout, w, NULL, N, true, "qtensor matmul_dx");
 }
 
+// -- 3.7 int8 dot products for Q8_0 and Q4_0 weights
+//
+// ON THE INT8 PRODUCT: as llama.cpp, the activations are quantized too (each row in blocks of
+// 32: d = max|x| / 127, q = round(x / d), halves away from zero) and each block of a weight row
+// meets the same block of an activation row in an exact integer dot product. Unlike
+// llama.cpp's block_q8_0, d stays f32 (no f16 rounding of the activation scale). For output
+// (n, r) the blocks are summed in increasing order, one rounding each:
+//     acc = fma((float)idot_b, dw_b * dx_b, acc)        (acc starts at 0)
+//     out = acc (+ bias[r]), or out += that when accumulating
+// idot_b is exact (|idot| < 2^20, so (float)idot is too), hence every build (AVX-512 VNNI,
+// AVX-VNNI, plain C) gives the same bits, whatever the thread count, the tiling or N: a row of
+// a batch gets what it gets alone.
+// VPDPBUSD multiplies unsigned by signed bytes, so the weights go in unsigned and the
+// activations signed: Q8_0's w + 128 (idot = dot(w + 128, x) - 128 sum(x)), Q4_0's codes as
+// stored (idot = dot(code, x) - 8 sum(x)); -128 sum(x) and -8 sum(x) are kept per activation
+// block and start the integer sum. A strip of LF__QD_W weight rows is repacked (unpacked
+// nibbles, + 128) so that 32-bit lane i of a vector holds 4 consecutive bytes of row i: an
+// activation dword is then broadcast and one VPDPBUSD advances LF__QD_W rows at once, with no
+// horizontal sums. A strip is packed once into the thread's buffer and meets all N rows in
+// tiles of up to 8: decode streams each weight byte once (prefetched), prefill
+// reuses the packed strip from L1/L2 and runs at the VPDPBUSD rate.
+
+#if defined(__AVX512VNNI__) && defined(__AVX512F__) && defined(__AVX512BW__) && defined(__AVX512VL__)
+#define LF__VNNI 512
+#define LF__QD_W 16  // weight rows per strip: the lanes of a vector
+#elif defined(__AVXVNNI__) && defined(__AVX2__) && defined(__FMA__) && defined(__F16C__)
+#define LF__VNNI 256
+#define LF__QD_W 8
+#else
+#define LF__QD_W 16  // plain C: rows per parallel unit
+#endif
+#define LF__QD_NT 8        // activation rows per tile
+#define LF__QD_PF 16384    // bytes of weight prefetched ahead (measured: 4 KiB is too short)
+
+// One activation block's scale and the integer that starts its dot with offset weights.
+typedef struct lf__q8x_blk {
+    float d;         // max|x| / 127 (f32); 0 for an all-zero block, NaN for one with NaN/Inf
+    int32_t off[2];  // -128 sum(q) for Q8_0 weights (stored + 128), -8 sum(q) for Q4_0 codes
+} lf__q8x_blk;
+
+// Bytes of an activation buffer for x [N, cols] (cols % 32 == 0): q [N, cols] int8, then the
+// blocks [N, cols / 32]; 64 more so that q can start on a cache line.
+static size_t lf__q8x_bytes(int64_t N, int64_t cols) {
+    return (size_t)N * (size_t)cols + (size_t)N * (size_t)(cols / 32) * sizeof(lf__q8x_blk) + 64;
+}
+
+static int8_t *lf__q8x_q(const void *buf) { return (int8_t *)(((uintptr_t)buf + 63) & ~(uintptr_t)63); }
+static lf__q8x_blk *lf__q8x_blocks(const void *buf, int64_t N, int64_t cols) {
+    return (lf__q8x_blk *)(lf__q8x_q(buf) + (size_t)N * (size_t)cols);
+}
+
+// Quantizes rows [n0, n1) of x [N, cols] into dst (lf__q8x_bytes(N, cols) bytes), as llama.cpp's
+// quantize_row_q8_0_ref but for d's f16 rounding. A block holding NaN or Inf gets d = NaN and
+// q = 0, so that the rows it meets come out NaN as in the f32 product; one with max|x| below
+// 127 / FLT_MAX (1 / d overflows: undefined in llama.cpp) gets d = 0 and q = 0. The vector code
+// computes the very same values (IEEE division, product and rounding).
+static void lf__q8x_rows(void *dst, const float *x, int64_t N, int64_t cols, int64_t n0, int64_t n1) {
+    int8_t *q = lf__q8x_q(dst);
+    lf__q8x_blk *blk = lf__q8x_blocks(dst, N, cols);
+    for (int64_t i = n0 * (cols / 32); i < n1 * (cols / 32); i++) {
+        const float *v = x + 32 * i;
+        int8_t *o = q + 32 * i;
+        float amax = 0;
+        bool finite = true;
+        int32_t sum = 0;
+#if LF__VNNI == 512
+        __m512 a[2] = {_mm512_loadu_ps(v), _mm512_loadu_ps(v + 16)};
+        finite = !(_mm512_fpclass_ps_mask(a[0], 0x99) | _mm512_fpclass_ps_mask(a[1], 0x99));  // NaN, +-Inf
+        amax = _mm512_reduce_max_ps(_mm512_max_ps(_mm512_abs_ps(a[0]), _mm512_abs_ps(a[1])));
+#elif LF__VNNI == 256
+        const __m256 abs = _mm256_castsi256_ps(_mm256_set1_epi32(0x7fffffff));
+        __m256 a[4], m = _mm256_setzero_ps();
+        for (int h = 0; h < 4; h++) {
+            a[h] = _mm256_loadu_ps(v + 8 * h);
+            __m256 ah = _mm256_and_ps(a[h], abs);
+            finite &= _mm256_movemask_ps(_mm256_cmp_ps(ah, _mm256_set1_ps(FLT_MAX), _CMP_LE_OQ)) == 0xff;
+            m = _mm256_max_ps(m, ah);
+        }
+        __m128 m4 = _mm_max_ps(_mm256_castps256_ps128(m), _mm256_extractf128_ps(m, 1));
+        m4 = _mm_max_ps(m4, _mm_movehl_ps(m4, m4));
+        amax = _mm_cvtss_f32(_mm_max_ss(m4, _mm_movehdup_ps(m4)));
+#else
+        for (int j = 0; j < 32; j++) amax = fmaxf(amax, fabsf(v[j])), finite &= isfinite(v[j]) != 0;
+#endif
+        float d = finite ? amax / 127.0f : NAN, id = finite && d != 0 ? 1.0f / d : 0.0f;
+        if (id > FLT_MAX) d = 0, id = 0;  // max|x| < 127 / FLT_MAX: zeros (llama.cpp's 1 / d overflows)
+        if (!finite || id == 0) memset(o, 0, 32);
+        else {
+            // roundf(v * id) (|v * id| <= 127 + 2^-17): the vector code truncates and adds one away
+            // from zero where the dropped part, which is exact, is at least a half
+#if LF__VNNI == 512
+            __m512i c[2];
+            for (int h = 0; h < 2; h++) {
+                __m512 p = _mm512_mul_ps(a[h], _mm512_set1_ps(id));
+                __m512 t = _mm512_roundscale_ps(p, _MM_FROUND_TO_ZERO | _MM_FROUND_NO_EXC);
+                __mmask16 up = _mm512_cmp_ps_mask(_mm512_abs_ps(_mm512_sub_ps(p, t)), _mm512_set1_ps(0.5f), _CMP_GE_OQ);
+                __m512i away = _mm512_or_si512(_mm512_srai_epi32(_mm512_castps_si512(p), 31), _mm512_set1_epi32(1));
+                c[h] = _mm512_mask_add_epi32(_mm512_cvttps_epi32(t), up, _mm512_cvttps_epi32(t), away);
+                _mm_storeu_si128((__m128i *)(o + 16 * h), _mm512_cvtepi32_epi8(c[h]));
+            }
+            sum = _mm512_reduce_add_epi32(_mm512_add_epi32(c[0], c[1]));
+#elif LF__VNNI == 256
+            __m256i c[4], s = _mm256_setzero_si256();
+            for (int h = 0; h < 4; h++) {
+                __m256 p = _mm256_mul_ps(a[h], _mm256_set1_ps(id));
+                __m256 t = _mm256_round_ps(p, _MM_FROUND_TO_ZERO | _MM_FROUND_NO_EXC);
+                __m256 up = _mm256_cmp_ps(_mm256_and_ps(_mm256_sub_ps(p, t), abs), _mm256_set1_ps(0.5f), _CMP_GE_OQ);
+                __m256i away = _mm256_or_si256(_mm256_srai_epi32(_mm256_castps_si256(p), 31), _mm256_set1_epi32(1));
+                c[h] = _mm256_add_epi32(_mm256_cvttps_epi32(t), _mm256_and_si256(_mm256_castps_si256(up), away));
+                s = _mm256_add_epi32(s, c[h]);
+            }
+            __m256i b = _mm256_packs_epi16(_mm256_packs_epi32(c[0], c[1]), _mm256_packs_epi32(c[2], c[3]));
+            _mm256_storeu_si256((__m256i *)o, _mm256_permutevar8x32_epi32(b, _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7)));
+            __m128i s4 = _mm_add_epi32(_mm256_castsi256_si128(s), _mm256_extracti128_si256(s, 1));
+            s4 = _mm_add_epi32(s4, _mm_shuffle_epi32(s4, 0x4e));
+            sum = _mm_cvtsi128_si32(_mm_add_epi32(s4, _mm_shuffle_epi32(s4, 0xb1)));
+#else
+            for (int j = 0; j < 32; j++) o[j] = (int8_t)roundf(v[j] * id), sum += o[j];
+#endif
+        }
+        blk[i].d = d, blk[i].off[0] = -128 * sum, blk[i].off[1] = -8 * sum;
+    }
+}
+// All N rows, on the calling thread.
+static void lf__q8x_quantize(void *dst, const float *x, int64_t N, int64_t cols) { lf__q8x_rows(dst, x, N, cols, 0, N); }
+
+typedef struct lf__qd_job {
+    float *out;                // [N, rows]
+    const float *bias;         // [rows] or NULL
+    const lf_qtensor *w;
+    const int8_t *xq;          // [N, cols]
+    const lf__q8x_blk *xb;     // [N, nb]
+    unsigned char *pack;       // [threads, lf__qd_per_thread]
+    size_t per_thread;
+    int64_t N, rows, cols, nb;
+    bool q4, accumulate;
+} lf__qd_job;
+
+// Per-thread bytes: a packed strip, LF__QD_W rows of 32 bytes and an f32 scale per block.
+static size_t lf__qd_per_thread(int64_t cols) { return (size_t)(cols / 32) * LF__QD_W * 36 + 64; }
+
+// Bytes of scratch lf__qdot_gemm needs for weights of up to `cols` columns on `threads` threads
+// (18 * cols per thread: less than lf__qgemm_scratch, so the model's buffer serves both).
+static size_t lf__qdot_scratch(int64_t cols, int threads) { return (size_t)threads * lf__qd_per_thread(cols) + 64; }
+
+LF__INLINE int32_t lf__ld_i32(const void *p) {
+    int32_t v;
+    memcpy(&v, p, 4);
+    return v;
+}
+LF__INLINE uint16_t lf__ld_u16(const void *p) {
+    uint16_t v;
+    memcpy(&v, p, 2);
+    return v;
+}
+
+// The final store of one output, the same in every build.
+LF__INLINE void lf__qd_store(const lf__qd_job *j, int64_t n, int64_t r, float acc) {
+    float *o = j->out + n * j->rows + r;
+    if (j->bias) acc += j->bias[r];
+    *o = j->accumulate ? *o + acc : acc;
+}
+
+#ifdef LF__VNNI
+// Packs weight rows [r0, r0 + nr) (nr <= LF__QD_W; missing rows repeat the last one with scale
+// 0): pk [nb][8][LF__QD_W] dwords of unsigned weights, dws [nb][LF__QD_W] f32 scales.
+static void lf__qd_pack(const lf__qd_job *j, int64_t r0, int nr, unsigned char *pk, float *dws) {
+    const size_t bb = j->q4 ? LF_Q4_0_BYTES : LF_Q8_0_BYTES, rowb = (size_t)j->nb * bb;
+    const unsigned char *row[LF__QD_W];
+    for (int i = 0; i < LF__QD_W; i++) row[i] = j->w->q + (size_t)(r0 + LF__MIN(i, nr - 1)) * rowb;
+    // the strip is contiguous and so are the strips after it: a slice per block, LF__QD_PF bytes
+    // ahead, is prefetched (16 rows read in step are more streams than the hardware follows)
+    const char *next = (const char *)(j->w->q + (size_t)r0 * rowb) + LF__QD_PF;
+    size_t slice = (LF__QD_W * bb + 63) & ~(size_t)63, total = (size_t)j->rows * rowb, at_pf = (size_t)r0 * rowb + LF__QD_PF;
+    size_t left = total > at_pf ? total - at_pf : 0;
+#if LF__VNNI == 512
+    const __mmask16 live = (__mmask16)((1u << nr) - 1);
+    const __m512i lo4 = _mm512_set1_epi8(15), bias8 = _mm512_set1_epi8((char)0x80);
+    for (int64_t b = 0; b < j->nb; b++) {
+        for (size_t k = (size_t)b * slice; k < LF__MIN((size_t)(b + 1) * slice, left); k += 64) _mm_prefetch(next + k, _MM_HINT_T0);
+        const size_t at = (size_t)b * bb + 2;
+        unsigned char *o = pk + (size_t)b * 32 * LF__QD_W;
+        __m512i z[8], t[8], u[8];
+        if (j->q4) {
+            // a 16 x 4 dword transpose of the packed nibbles: z[k] = rows k, k + 4, k + 8, k + 12,
+            // then unpacks within 128-bit lanes; byte m holds values m and m + 16, so the low
+            // nibbles of dword g are group g and the high ones group g + 4
+            for (int k = 0; k < 4; k++) {
+                __m128i r[4];
+                for (int l = 0; l < 4; l++) r[l] = _mm_loadu_si128((const __m128i *)(row[k + 4 * l] + at));
+                z[k] = _mm512_inserti32x4(_mm512_inserti32x4(_mm512_inserti32x4(_mm512_castsi128_si512(r[0]), r[1], 1), r[2], 2), r[3], 3);
+            }
+            t[0] = _mm512_unpacklo_epi32(z[0], z[1]), t[1] = _mm512_unpackhi_epi32(z[0], z[1]);
+            t[2] = _mm512_unpacklo_epi32(z[2], z[3]), t[3] = _mm512_unpackhi_epi32(z[2], z[3]);
+            u[0] = _mm512_unpacklo_epi64(t[0], t[2]), u[1] = _mm512_unpackhi_epi64(t[0], t[2]);
+            u[2] = _mm512_unpacklo_epi64(t[1], t[3]), u[3] = _mm512_unpackhi_epi64(t[1], t[3]);
+            for (int g = 0; g < 4; g++) {
+                _mm512_storeu_si512((void *)(o + 64 * g), _mm512_and_si512(u[g], lo4));
+                _mm512_storeu_si512((void *)(o + 64 * (g + 4)), _mm512_and_si512(_mm512_srli_epi16(u[g], 4), lo4));
+            }
+        } else {
+            // a 16 x 8 dword transpose: z[k] = rows (k, k + 4) for k < 4, (k + 4, k + 8) after; two
+            // rounds of unpacks, then one 128-bit shuffle leaves dword g of rows 0..15 in order
+            for (int k = 0; k < 8; k++) {
+                int a = k < 4 ? k : k + 4;
+                z[k] = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_loadu_si256((const __m256i *)(row[a] + at))),
+                                          _mm256_loadu_si256((const __m256i *)(row[a + 4] + at)), 1);
+            }
+            for (int k = 0; k < 8; k += 2) t[k] = _mm512_unpacklo_epi32(z[k], z[k + 1]), t[k + 1] = _mm512_unpackhi_epi32(z[k], z[k + 1]);
+            for (int k = 0; k < 8; k += 4) {
+                u[k] = _mm512_unpacklo_epi64(t[k], t[k + 2]), u[k + 1] = _mm512_unpackhi_epi64(t[k], t[k + 2]);
+                u[k + 2] = _mm512_unpacklo_epi64(t[k + 1], t[k + 3]), u[k + 3] = _mm512_unpackhi_epi64(t[k + 1], t[k + 3]);
+            }
+            for (int g = 0; g < 4; g++) {  // w + 128: unsigned for VPDPBUSD
+                _mm512_storeu_si512((void *)(o + 64 * g), _mm512_xor_si512(_mm512_shuffle_i32x4(u[g], u[g + 4], 0x88), bias8));
+                _mm512_storeu_si512((void *)(o + 64 * (g + 4)), _mm512_xor_si512(_mm512_shuffle_i32x4(u[g], u[g + 4], 0xdd), bias8));
+            }
+        }
+        // the f16 scales, inserted one by one (a gather is slower on Zen 5)
+        uint16_t h[16];
+        for (int i = 0; i < 16; i++) h[i] = lf__ld_u16(row[i] + (size_t)b * bb);
+        __m512 d = _mm512_cvtph_ps(_mm256_setr_epi16((short)h[0], (short)h[1], (short)h[2], (short)h[3], (short)h[4], (short)h[5],
+                                                     (short)h[6], (short)h[7], (short)h[8], (short)h[9], (short)h[10], (short)h[11],
+                                                     (short)h[12], (short)h[13], (short)h[14], (short)h[15]));
+        _mm512_storeu_ps(dws + b * LF__QD_W, _mm512_maskz_mov_ps(live, d));
+    }
+#else
+    const __m256 live = _mm256_castsi256_ps(_mm256_cmpgt_epi32(_mm256_set1_epi32(nr), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7)));
+    const __m256i lo4 = _mm256_set1_epi8(15), bias8 = _mm256_set1_epi8((char)0x80);
+    for (int64_t b = 0; b < j->nb; b++) {
+        for (size_t k = (size_t)b * slice; k < LF__MIN((size_t)(b + 1) * slice, left); k += 64) _mm_prefetch(next + k, _MM_HINT_T0);
+        const size_t at = (size_t)b * bb + 2;
+        unsigned char *o = pk + (size_t)b * 32 * LF__QD_W;
+        __m256i z[8], t[8], u[8];
+        if (j->q4) {  // as above with z[k] = rows k, k + 4
+            for (int k = 0; k < 4; k++)
+                z[k] = _mm256_inserti128_si256(_mm256_castsi128_si256(_mm_loadu_si128((const __m128i *)(row[k] + at))),
+                                               _mm_loadu_si128((const __m128i *)(row[k + 4] + at)), 1);
+            t[0] = _mm256_unpacklo_epi32(z[0], z[1]), t[1] = _mm256_unpackhi_epi32(z[0], z[1]);
+            t[2] = _mm256_unpacklo_epi32(z[2], z[3]), t[3] = _mm256_unpackhi_epi32(z[2], z[3]);
+            u[0] = _mm256_unpacklo_epi64(t[0], t[2]), u[1] = _mm256_unpackhi_epi64(t[0], t[2]);
+            u[2] = _mm256_unpacklo_epi64(t[1], t[3]), u[3] = _mm256_unpackhi_epi64(t[1], t[3]);
+            for (int g = 0; g < 4; g++) {
+                _mm256_storeu_si256((__m256i *)(o + 32 * g), _mm256_and_si256(u[g], lo4));
+                _mm256_storeu_si256((__m256i *)(o + 32 * (g + 4)), _mm256_and_si256(_mm256_srli_epi16(u[g], 4), lo4));
+            }
+        } else {  // an 8 x 8 dword transpose
+            for (int k = 0; k < 8; k++) z[k] = _mm256_xor_si256(_mm256_loadu_si256((const __m256i *)(row[k] + at)), bias8);
+            for (int k = 0; k < 8; k += 2) t[k] = _mm256_unpacklo_epi32(z[k], z[k + 1]), t[k + 1] = _mm256_unpackhi_epi32(z[k], z[k + 1]);
+            for (int k = 0; k < 8; k += 4) {
+                u[k] = _mm256_unpacklo_epi64(t[k], t[k + 2]), u[k + 1] = _mm256_unpackhi_epi64(t[k], t[k + 2]);
+                u[k + 2] = _mm256_unpacklo_epi64(t[k + 1], t[k + 3]), u[k + 3] = _mm256_unpackhi_epi64(t[k + 1], t[k + 3]);
+            }
+            for (int g = 0; g < 4; g++) {
+                _mm256_storeu_si256((__m256i *)(o + 32 * g), _mm256_permute2x128_si256(u[g], u[g + 4], 0x20));
+                _mm256_storeu_si256((__m256i *)(o + 32 * (g + 4)), _mm256_permute2x128_si256(u[g], u[g + 4], 0x31));
+            }
+        }
+        uint16_t h[8];
+        for (int i = 0; i < 8; i++) h[i] = lf__ld_u16(row[i] + (size_t)b * bb);
+        __m128i hv = _mm_setr_epi16((short)h[0], (short)h[1], (short)h[2], (short)h[3], (short)h[4], (short)h[5], (short)h[6], (short)h[7]);
+        _mm256_storeu_ps(dws + b * LF__QD_W, _mm256_and_ps(live, _mm256_cvtph_ps(hv)));
+    }
+#endif
+}
+
+// Activation rows [n0, n0 + NT) against the packed strip of rows [r0, r0 + nr).
+LF__INLINE void lf__qd_tile(const int NT, const lf__qd_job *j, const unsigned char *pk, const float *dws, int64_t n0,
+                            int64_t r0, int nr) {
+    const int q4 = j->q4;
+    const int64_t nb = j->nb, cols = j->cols;
+#if LF__VNNI == 512
+    __m512 acc[LF__QD_NT];
+    for (int i = 0; i < NT; i++) acc[i] = _mm512_setzero_ps();
+    for (int64_t b = 0; b < nb; b++) {
+        const unsigned char *p = pk + (size_t)b * 512;
+        __m512i wv[8];
+        for (int g = 0; g < 8; g++) wv[g] = _mm512_loadu_si512((const void *)(p + 64 * g));
+        __m512 dw = _mm512_loadu_ps(dws + b * 16);
+#pragma GCC unroll 8  // keeps the sums in registers (else GCC keeps them in memory)
+        for (int i = 0; i < NT; i++) {
+            const int8_t *x = j->xq + (n0 + i) * cols + 32 * b;
+            const lf__q8x_blk *xb = j->xb + (n0 + i) * nb + b;
+            __m512i s = _mm512_set1_epi32(xb->off[q4]);
+            for (int g = 0; g < 8; g++) s = _mm512_dpbusd_epi32(s, wv[g], _mm512_set1_epi32(lf__ld_i32(x + 4 * g)));
+            acc[i] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(s), _mm512_mul_ps(dw, _mm512_set1_ps(xb->d)), acc[i]);
+        }
+    }
+    __mmask16 m = (__mmask16)((1u << nr) - 1);
+    for (int i = 0; i < NT; i++) {
+        float *o = j->out + (n0 + i) * j->rows + r0;
+        __m512 v = acc[i];
+        if (j->bias) v = _mm512_add_ps(v, _mm512_maskz_loadu_ps(m, j->bias + r0));
+        if (j->accumulate) v = _mm512_add_ps(_mm512_maskz_loadu_ps(m, o), v);
+        _mm512_mask_storeu_ps(o, m, v);
+    }
+#else
+    __m256 acc[LF__QD_NT];
+    for (int i = 0; i < NT; i++) acc[i] = _mm256_setzero_ps();
+    for (int64_t b = 0; b < nb; b++) {
+        const unsigned char *p = pk + (size_t)b * 256;
+        __m256i wv[8];
+        for (int g = 0; g < 8; g++) wv[g] = _mm256_loadu_si256((const __m256i *)(p + 32 * g));
+        __m256 dw = _mm256_loadu_ps(dws + b * 8);
+#pragma GCC unroll 8
+        for (int i = 0; i < NT; i++) {
+            const int8_t *x = j->xq + (n0 + i) * cols + 32 * b;
+            const lf__q8x_blk *xb = j->xb + (n0 + i) * nb + b;
+            __m256i s = _mm256_set1_epi32(xb->off[q4]);
+            for (int g = 0; g < 8; g++) s = _mm256_dpbusd_avx_epi32(s, wv[g], _mm256_set1_epi32(lf__ld_i32(x + 4 * g)));
+            acc[i] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(s), _mm256_mul_ps(dw, _mm256_set1_ps(xb->d)), acc[i]);
+        }
+    }
+    for (int i = 0; i < NT; i++) {
+        float a[8];
+        _mm256_storeu_ps(a, acc[i]);
+        for (int c = 0; c < nr; c++) lf__qd_store(j, n0 + i, r0 + c, a[c]);
+    }
+#endif
+}
+
+static void lf__qd_worker(void *arg, int64_t s0, int64_t s1, int tid) {
+    const lf__qd_job *j = (const lf__qd_job *)arg;
+    unsigned char *pk = j->pack + (size_t)tid * j->per_thread;
+    float *dws = (float *)(pk + (size_t)j->nb * 32 * LF__QD_W);
+    const char *start = (const char *)j->w->q + (size_t)s0 * LF__QD_W * (size_t)j->nb * (j->q4 ? LF_Q4_0_BYTES : LF_Q8_0_BYTES);
+    for (int k = 0; k < LF__QD_PF; k += 64) _mm_prefetch(start + k, _MM_HINT_T0);  // what lf__qd_pack's prefetch skips
+    for (int64_t s = s0; s < s1; s++) {
+        int64_t r0 = s * LF__QD_W, n = 0;
+        int nr = (int)LF__MIN(LF__QD_W, j->rows - r0);
+        lf__qd_pack(j, r0, nr, pk, dws);
+        for (; n + LF__QD_NT <= j->N; n += LF__QD_NT) lf__qd_tile(LF__QD_NT, j, pk, dws, n, r0, nr);
+        if (n + 4 <= j->N) lf__qd_tile(4, j, pk, dws, n, r0, nr), n += 4;
+        if (n + 2 <= j->N) lf__qd_tile(2, j, pk, dws, n, r0, nr), n += 2;
+        if (n < j->N) lf__qd_tile(1, j, pk, dws, n, r0, nr);
+    }
+}
+#else
+// Plain C, block by block in the same order: each weight row is first unpacked to its unsigned
+// bytes and f32 scales in the thread's buffer.
+static void lf__qd_worker(void *arg, int64_t s0, int64_t s1, int tid) {
+    const lf__qd_job *j = (const lf__qd_job *)arg;
+    unsigned char *u = j->pack + (size_t)tid * j->per_thread;
+    float *dw = (float *)(u + j->cols);
+    const size_t bb = j->q4 ? LF_Q4_0_BYTES : LF_Q8_0_BYTES;
+    for (int64_t r = s0 * LF__QD_W; r < LF__MIN(s1 * LF__QD_W, j->rows); r++) {
+        for (int64_t b = 0; b < j->nb; b++) {
+            const unsigned char *p = j->w->q + ((size_t)r * (size_t)j->nb + (size_t)b) * bb;
+            dw[b] = lf_f16_to_f32(lf__ld_u16(p));
+            for (int k = 0; k < 32; k++)
+                u[32 * b + k] = j->q4 ? (unsigned char)(k < 16 ? p[2 + k] & 15 : p[2 + k - 16] >> 4) : (unsigned char)(p[2 + k] ^ 0x80);
+        }
+        for (int64_t n = 0; n < j->N; n++) {
+            const int8_t *x = j->xq + n * j->cols;
+            const lf__q8x_blk *xb = j->xb + n * j->nb;
+            float acc = 0;
+            for (int64_t b = 0; b < j->nb; b++) {
+                int32_t s = xb[b].off[j->q4];
+                for (int k = 0; k < 32; k++) s += (int32_t)u[32 * b + k] * x[32 * b + k];
+                acc = fmaf((float)s, dw[b] * xb[b].d, acc);
+            }
+            lf__qd_store(j, n, r, acc);
+        }
+    }
+}
+#endif
+
+// out[N, w->rows] (= or +=) xq . w^T (+ bias) for a Q8_0 or Q4_0 weight (checked by the caller);
+// xq holds x [N, w->cols] from lf__q8x_quantize, scratch lf__qdot_scratch(w->cols, threads)
+// bytes. Split over the pool by strips of LF__QD_W weight rows.
+static void lf__qdot_gemm(lf_pool *pool, float *out, const void *xq, const lf_qtensor *w, const float *bias, int64_t N,
+                          void *scratch, bool accumulate) {
+    lf__qd_job j;
+    memset(&j, 0, sizeof j);
+    j.out = out, j.bias = bias, j.w = w, j.N = N, j.rows = w->rows, j.cols = w->cols, j.nb = w->cols / 32;
+    j.xq = lf__q8x_q(xq), j.xb = lf__q8x_blocks(xq, N, w->cols);
+    j.pack = (unsigned char *)(((uintptr_t)scratch + 63) & ~(uintptr_t)63);
+    j.per_thread = lf__qd_per_thread(w->cols);
+    j.q4 = w->type == LF_QTYPE_Q4_0, j.accumulate = accumulate;
+    lf_parallel_for(pool, LF__CEIL_DIV(w->rows, LF__QD_W), lf__qd_worker, &j);
+}
+
+typedef struct lf__q8x_job {
+    void *dst;
+    const float *x;
+    int64_t N, cols;
+} lf__q8x_job;
+
+static void lf__q8x_worker(void *arg, int64_t n0, int64_t n1, int tid) {
+    const lf__q8x_job *q = (const lf__q8x_job *)arg;
+    (void)tid;
+    lf__q8x_rows(q->dst, q->x, q->N, q->cols, n0, n1);
+}
+
+// Bytes of scratch lf__qdot_matmul needs: x quantized, then lf__qdot_gemm's.
+static size_t lf__qdot_matmul_scratch(int64_t N, int64_t cols, int threads) {
+    return lf__q8x_bytes(N, cols) + lf__qdot_scratch(cols, threads);
+}
+
+// lf__qdot_gemm on x [N, w->cols] in f32: x is quantized (rows over the pool) into the start of
+// scratch (lf__qdot_matmul_scratch bytes). Products that share x (q/k/v, gate/up) can instead
+// quantize it once and call lf__qdot_gemm for each.
+static void lf__qdot_matmul(lf_pool *pool, float *out, const float *x, const lf_qtensor *w, const float *bias, int64_t N,
+                            void *scratch, bool accumulate) {
+    lf__q8x_job q = {scratch, x, N, w->cols};
+    lf_parallel_for(pool, N, lf__q8x_worker, &q);
+    lf__qdot_gemm(pool, out, scratch, w, bias, N, (unsigned char *)scratch + lf__q8x_bytes(N, w->cols), accumulate);
+}
+
 // == 4. safetensors (impl) =======================================================================
 //
 // ON VALIDATION: the file is 8 bytes of little-endian header length, the JSON header, then the
@@ -9657,8 +10066,9 @@ static size_t lf__acts_plan(const lf_model *m, lf__acts *a, unsigned char *base)
                         N * (size_t)c->NKV * (size_t)c->HS, N * (size_t)c->NKV * (size_t)c->HS,
                         N * (size_t)c->NH * (size_t)c->HS, N * (size_t)c->FF, N * (size_t)c->FF, N * (size_t)c->C,
                         (size_t)lf_pool_size(m->pool) * (size_t)m->max_seq_len, N * (size_t)m->lora_r, N, N, N,
-                        LF__MAX(lf__matmul_scratch(m->max_tokens, maxK, lf_pool_size(m->pool)),
-                                lf__qgemm_scratch(maxK, lf_pool_size(m->pool))) / 4 + 1};
+                        LF__MAX(LF__MAX(lf__matmul_scratch(m->max_tokens, maxK, lf_pool_size(m->pool)),
+                                        lf__qgemm_scratch(maxK, lf_pool_size(m->pool))),
+                                lf__qdot_matmul_scratch(m->max_tokens, maxK, lf_pool_size(m->pool))) / 4 + 1};
     void **slots[15] = {(void **)&a->x,    (void **)&a->xn,   (void **)&a->q,      (void **)&a->k,
                         (void **)&a->v,    (void **)&a->att,  (void **)&a->gate,   (void **)&a->up,
                         (void **)&a->rows, (void **)&a->scores, (void **)&a->lora, (void **)&a->pos,
@@ -9991,7 +10401,9 @@ static void lf__tattn_bwd(void *arg, int64_t j0, int64_t j1, int tid) {
 static void lf__proj_forward(const lf_model *m, const lf_layer *ly, lf_proj p, float *y, const float *x, int64_t n,
                              const lf__acts *a) {
     const lf_tensor *w = &ly->w[p];
-    if (ly->q[p]) lf__qgemm(m->pool, y, x, ly->q[p], ly->b[p], n, a->mm, false, false);
+    const lf_qtensor *q = ly->q[p];
+    if (q && (q->type == LF_QTYPE_Q8_0 || q->type == LF_QTYPE_Q4_0)) lf__qdot_matmul(m->pool, y, x, q, ly->b[p], n, a->mm, false);
+    else if (q) lf__qgemm(m->pool, y, x, q, ly->b[p], n, a->mm, false, false);
     else lf__matmul(m->pool, y, x, w->data, w->dtype, ly->b[p], n, w->shape[0], w->shape[1], a->mm);
     const lf_lowrank *d = m->lora_off ? NULL : ly->lora[p];
     if (!d) return;
@@ -10092,7 +10504,7 @@ LF_API lf_status lf_model_forward(lf_model *m, lf_kv *kv, const lf_batch *b, flo
     for (i = 0; i < n; i++)
         if (b->logits ? b->logits[i] != 0 : i == n - 1) memcpy(a.rows + rows++ * C, a.x + i * C, (size_t)C * sizeof(float));
     lf__rmsnorm_forward(a.xn, NULL, a.rows, m->final_norm, rows, C, c->eps);
-    if (m->qhead_) lf__qgemm(m->pool, logits, a.xn, m->qhead_, NULL, rows, a.mm, false, false);
+    if (m->qhead_) lf__qdot_matmul(m->pool, logits, a.xn, m->qhead_, NULL, rows, a.mm, false);
     else lf__matmul(m->pool, logits, a.xn, m->lm_head.data, m->lm_head.dtype, NULL, rows, c->V, C, a.mm);
     return LF_OK;
 }

@@ -4,10 +4,11 @@
 # Idempotent: every step is skipped when its output already exists.
 #   1. pip-download the llama-cpp-python sdist (pinned) into the peer dir
 #      (outside the repo), and extract it; llama.cpp lives in vendor/llama.cpp.
-#   2. build llama.cpp's `llama-bench` only (CPU, Release, GGML_NATIVE=ON,
+#   2. build llama.cpp's `llama-bench` and `llama-quantize` (CPU, Release, GGML_NATIVE=ON,
 #      no curl / openssl, no CUDA, -j2).
 #   3. create a Python venv with the sdist's own gguf-py (+ numpy) and write
-#      random-weight GGUF models with bench/make_gguf.py.
+#      random-weight GGUF models with bench/make_gguf.py; llama-quantize makes their Q8_0 and
+#      Q4_0 versions.
 #   4. print the absolute path of llama-bench on stdout (all logs go to stderr).
 #
 # Environment:
@@ -80,10 +81,17 @@ if [ ! -x "$BENCH_BIN" ]; then
         -DLLAMA_BUILD_SERVER=OFF -DLLAMA_BUILD_APP=OFF \
         -DBUILD_SHARED_LIBS=OFF >&2
     log "building llama-bench (-j$JOBS)"
-    cmake --build "$BUILD" --config Release --target llama-bench -j"$JOBS" >&2
+    cmake --build "$BUILD" --config Release --target llama-bench llama-quantize -j"$JOBS" >&2
     t1=$(date +%s)
     log "llama-bench built in $((t1 - t0)) s"
     echo "$((t1 - t0))" > "$BUILD/.build_seconds"
+fi
+
+# llama-quantize makes the Q8_0 and Q4_0 peers (a build from before it was asked for: add it)
+QUANT_BIN="$BUILD/bin/llama-quantize"
+if [ ! -x "$QUANT_BIN" ]; then
+    log "building llama-quantize (-j$JOBS)"
+    cmake --build "$BUILD" --config Release --target llama-quantize -j"$JOBS" >&2
 fi
 
 # --- 3. random-weight GGUF models --------------------------------------------
@@ -98,6 +106,15 @@ if [ "${LF_PEER_MODELS:-1}" != 0 ]; then
     mkdir -p "$MODELS"
     # make_gguf.py itself skips files that already exist and are complete
     "$VENV/bin/python" "$HERE/make_gguf.py" --out "$MODELS" >&2
+    # Q8_0 and Q4_0 as a llama.cpp user makes them: llama-quantize from the F32 file (its
+    # defaults: Q4_0 keeps the tied token_embd/output in Q6_K, Q8_0 makes it Q8_0)
+    for base in smollm2-135m qwen2.5-0.5b; do
+        for t in Q8_0 Q4_0; do
+            lt=$(echo "$t" | tr 'A-Z' 'a-z')
+            [ -f "$MODELS/$base-$lt.gguf" ] || "$QUANT_BIN" "$MODELS/$base-f32.gguf" "$MODELS/$base-$lt.gguf.tmp" "$t" 2 >&2 &&
+                mv -f "$MODELS/$base-$lt.gguf.tmp" "$MODELS/$base-$lt.gguf" 2>/dev/null || true
+        done
+    done
 fi
 
 echo "$BENCH_BIN"

@@ -57,11 +57,15 @@ for tk in qwen3 llama3 llama2 mistral gpt2; do
   emit "$(./build/tokbench ../shared/tokenizers/$tk "$OUT/tok.txt" 5)"
 done
 
+# quantized: ours quantized in memory from the f32 dir, the peer's made by llama-quantize
+QUANTIZED=(smollm2-135m-q8_0 smollm2-135m-q4_0 qwen2.5-0.5b-q8_0 qwen2.5-0.5b-q4_0)
 for r in $(seq 1 "$ROUNDS"); do
-  for m in "${MODELS[@]}"; do
-    name=${m%%|*}
+  for name in "${MODELS[@]%%|*}" "${QUANTIZED[@]}"; do
+    dir=$name q=()
+    case $name in *-q8_0|*-q4_0) dir=${name%-*}-f32 q=(--quantize "${name##*-}") ;; esac
+    [ -n "$PEER" ] && [ ! -f "$PEER_MODELS/$name.gguf" ] && { log "no $PEER_MODELS/$name.gguf: skipping $name"; continue; }
     log "round $r: $name"
-    ./build/lf-evaluate benchmark --model "$DIR/$name" -p 128 -n 64 -t "$T" -r 5 -o jsonl |
+    ./build/lf-evaluate benchmark --model "$DIR/$dir" "${q[@]}" -p 128 -n 64 -t "$T" -r 5 -o jsonl |
       while read -r l; do emit "{\"tool\":\"largeforge\",\"model\":\"$name\",\"round\":$r,\"result\":$l}"; done
     if [ -n "$PEER" ]; then
       "$PEER" -m "$PEER_MODELS/$name.gguf" -p 128 -n 64 -t "$T" -r 5 -o jsonl 2>/dev/null |

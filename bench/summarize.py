@@ -18,9 +18,9 @@ for r in rows:
     res = r["result"]
     test = f"pp{res['n_prompt']}" if res["n_prompt"] else f"tg{res['n_gen']}"
     ts[(r["model"], test, r["tool"])].append(res["avg_ts"])
-    if r["tool"] == "largeforge":
+    if r["tool"] == "largeforge":  # our model's bytes: what our decode streams
         load[r["model"]].append(res["load_s"])
-    size[r["model"]] = res["model_size"]
+        size[r["model"]] = res["model_size"]
 for model in sorted(load):
     print(json.dumps({"name": "model_load", "model": model, "bytes": size[model],
                       "largeforge_load_s": round(statistics.median(load[model]), 3)}))
