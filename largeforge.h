@@ -11100,7 +11100,7 @@ static size_t lf__json_value_end(const char *text, size_t len, size_t i) {
 static lf_status lf__write_config_q(const lf_model *m, const char *dir, const char *qconfig) {
     char *src = lf_path_join(m->dir, "config.json"), *dst = lf_path_join(dir, "config.json"), *text = NULL;
     size_t len = 0;
-    lf__buf out = {0};
+    lf__buf out = LF__ZERO;
     lf_status s = src && dst ? lf_file_read(src, LF_MAX_JSON_BYTES, &text, &len) : LF_ERR_NOMEM;
     if (s == LF_OK) {
         const char *key = strstr(text, "\"quantization_config\"");

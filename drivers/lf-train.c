@@ -635,7 +635,7 @@ static lf_status open_model(run *r) {
     lf_model_desc md = {0};
     md.path = path, md.n_threads = c->threads, md.max_seq_len = r->T, md.max_tokens = 64;
     if ((s = lf_model_open(&r->m, &md)) != LF_OK) return s;
-    if (c->quant_bits && (s = lf_model_quantize(&r->m, &(lf_qtensor_desc){.type = c->quant_bits == 4 ? LF_QTYPE_NF4 : LF_QTYPE_INT8, .double_quant = c->double_quant})) != LF_OK)
+    if (c->quant_bits && !r->m.qw_ && (s = lf_model_quantize(&r->m, &(lf_qtensor_desc){.type = c->quant_bits == 4 ? LF_QTYPE_NF4 : LF_QTYPE_INT8, .double_quant = c->double_quant})) != LF_OK)
         return s;
     if (c->adapter) s = lf_lora_load(&r->m, c->adapter);
     else if (c->lora) s = lf_lora_attach(&r->m, &c->lora_desc);

@@ -480,7 +480,8 @@ static int test_drivers_exact_match(void) {
 
 // largeforge quantize: GPTQ on a little calibration text writes GPTQ's layout and a report whose
 // perplexities and sizes are there; q4 into LargeForge's layout reloads to the report's "after"
-// perplexity exactly (lf-evaluate on the written model); gguf writes a file; errors are named.
+// perplexity exactly (lf-evaluate on the written model) and trains LoRA adapters (QLoRA); gguf
+// writes a file; errors are named.
 static int test_drivers_quantize(void) {
     DRV_NEED_BUILD();
     char base[] = "/tmp/lf-test-quantize-XXXXXX", cmd[2048], out[8192], path[600];
@@ -513,6 +514,12 @@ static int test_drivers_quantize(void) {
     CHECK(drv_run(cmd, out, sizeof out) == 0);
     const char *p = strstr(out, "\"perplexity\":");
     CHECK(p && fabs(atof(p + 13) - after[1]) < 1e-5 * after[1]);
+    // LoRA on the quantized model as it was written (QLoRA on its Q4 base; quantization.enabled leaves it as it is)
+    snprintf(cmd, sizeof cmd, "build/largeforge train sft --config configs/demo_sft.yaml --quiet --model.name %s/m1 --training.output_dir %s/run "
+             "--data.cache_dir %s/c --training.max_steps 3 --training.per_device_batch_size 4 --quantization.enabled true", base, base, base);
+    CHECK(drv_run(cmd, out, sizeof out) == 0);
+    snprintf(path, sizeof path, "%s/run/final/adapter_model.safetensors", base);
+    CHECK(lf_path_exists(path));
     snprintf(cmd, sizeof cmd, "build/largeforge quantize gguf --model models/kjv-llama-4m --out %s/m.gguf --type q8_0", base);
     CHECK(drv_run(cmd, out, sizeof out) == 0);
     snprintf(path, sizeof path, "%s/m.gguf", base);
