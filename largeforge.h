@@ -335,6 +335,10 @@ typedef enum lf_qtype {
     LF_QTYPE_NONE = 0, LF_QTYPE_NF4 = 1, LF_QTYPE_INT8 = 2, LF_QTYPE_Q8_0 = 3, LF_QTYPE_Q4_0 = 4, LF_QTYPE_Q4 = 5
 } lf_qtype;
 
+// "nf4", "int8", "q8_0", "q4_0", "q4" (the CLI's and the quantized layout's names); "none" for
+// LF_QTYPE_NONE and anything else. lf_qtype_from_name: the type of such a name, NONE if unknown.
+LF_API const char *lf_qtype_name(lf_qtype t);
+LF_API lf_qtype lf_qtype_from_name(const char *name);
 LF_API const float *lf_nf4_code(void);           // [16] bnb's NF4 values, ascending; safe
 LF_API const float *lf_quant_dynamic_map(void);  // [256] bnb create_dynamic_map(signed=True); safe
 
@@ -4647,6 +4651,14 @@ LF_API lf_status lf_ggml_dequantize(lf_qtype type, float *dst, const unsigned ch
 }
 
 // -- 3.5 quantized tensors
+
+static const char *const lf__qtype_names[] = {"none", "nf4", "int8", "q8_0", "q4_0", "q4"};
+LF_API const char *lf_qtype_name(lf_qtype t) { return (unsigned)t <= LF_QTYPE_Q4 ? lf__qtype_names[t] : "none"; }
+LF_API lf_qtype lf_qtype_from_name(const char *name) {
+    for (int i = 1; name && i <= LF_QTYPE_Q4; i++)
+        if (!strcmp(name, lf__qtype_names[i])) return (lf_qtype)i;
+    return LF_QTYPE_NONE;
+}
 
 #define LF__ALIGN64(n) (((n) + 63) & ~(size_t)63)
 
@@ -9904,15 +9916,12 @@ static void *lf__model_own(lf_model *m, size_t bytes, const char *what) {
 
 // The quant_type of a checkpoint in LargeForge's quantized layout (section 11.3), else NONE.
 static lf_qtype lf__model_qlayout(const lf_model *m) {
-    static const char *names[] = {"", "nf4", "int8", "q8_0", "q4_0", "q4"};
     const lf_st_file *f = m->st.n ? &m->st.files[0] : NULL;
     const char *fmt = NULL, *type = NULL;
     if (!f || !f->meta.root || lf_cfg_str(&f->meta, f->meta.root, "format", false, &fmt) != LF_OK || !fmt ||
         strcmp(fmt, "largeforge-quant") != 0 || lf_cfg_str(&f->meta, f->meta.root, "quant_type", false, &type) != LF_OK || !type)
         return LF_QTYPE_NONE;
-    for (int i = 1; i < 6; i++)
-        if (!strcmp(type, names[i])) return (lf_qtype)i;
-    return LF_QTYPE_NONE;
+    return lf_qtype_from_name(type);
 }
 
 // A quantized tensor of the checkpoint: its data if it has this dtype and shape, else NULL with
@@ -14996,13 +15005,13 @@ LF_API lf_status lf_quant_save(const lf_model *m, const char *dir, lf_quant_layo
     if (!m || !dir) return lf__fail(LF_ERR_ARG, "quant save: %s is NULL", !m ? "m" : "dir");
     if (!m->qw_ || !m->layers[0].q[0]) return lf__fail(LF_ERR_ARG, "quant save: the model is not quantized");
     if ((unsigned)layout > LF_QLAYOUT_AWQ) return lf__fail(LF_ERR_ARG, "quant save: layout %d", (int)layout);
-    static const char *names[] = {"", "nf4", "int8", "q8_0", "q4_0", "q4"}, *methods[] = {"rtn", "gptq", "awq"};
+    static const char *methods[] = {"rtn", "gptq", "awq"};
     const lf_qtensor *q = m->layers[0].q[0];
     int bits = q->type == LF_QTYPE_INT8 || q->type == LF_QTYPE_Q8_0 ? 8 : 4;
     int g = q->type == LF_QTYPE_Q4 && q->blocksize == q->cols ? -1 : q->blocksize;
     bool sym = true, act = q->g_idx != NULL;
     for (int64_t i = 0; q->zeros && i < q->rows * (q->cols / q->blocksize); i++) sym &= q->zeros[i] == 8;
-    char qc[512], gs[16], vs[8];
+    char qc[512], gs[16];
     const char *method = d ? methods[LF__MIN((unsigned)d->method, 2u)] : "rtn";
     if (layout == LF_QLAYOUT_GPTQ)
         snprintf(qc, sizeof qc, "{\"quant_method\": \"gptq\", \"bits\": 4, \"group_size\": %d, \"desc_act\": %s, \"sym\": %s, "
@@ -15014,11 +15023,11 @@ LF_API lf_status lf_quant_save(const lf_model *m, const char *dir, lf_quant_layo
                  "\"version\": \"gemm\", \"modules_to_not_convert\": null}", g);
     else
         snprintf(qc, sizeof qc, "{\"quant_method\": \"largeforge\", \"format_version\": 1, \"quant_type\": \"%s\", \"bits\": %d, "
-                 "\"group_size\": %d, \"sym\": %s, \"desc_act\": %s, \"method\": \"%s\"}", names[q->type], bits, g,
+                 "\"group_size\": %d, \"sym\": %s, \"desc_act\": %s, \"method\": \"%s\"}", lf_qtype_name(q->type), bits, g,
                  sym ? "true" : "false", act ? "true" : "false", method);
-    snprintf(gs, sizeof gs, "%d", g), snprintf(vs, sizeof vs, "%d", 1);
-    const char *meta[] = {"format", layout == LF_QLAYOUT_LARGEFORGE ? "largeforge-quant" : "pt", "format_version", vs,
-                          "quant_type", names[q->type], "group_size", gs, "method", method};
+    snprintf(gs, sizeof gs, "%d", g);
+    const char *meta[] = {"format", layout == LF_QLAYOUT_LARGEFORGE ? "largeforge-quant" : "pt", "format_version", "1",
+                          "quant_type", lf_qtype_name(q->type), "group_size", gs, "method", method};
     return lf__model_write(m, dir, LF_DTYPE_INVALID, lf__qsave, (int)layout, meta, layout == LF_QLAYOUT_LARGEFORGE ? 5 : 1, qc);
 }
 #endif

@@ -39,17 +39,13 @@ typedef struct opts {
     long ctx, n_prompt, n_gen, threads, reps, show, max_tokens;
 } opts;
 
-static const char *qnames[] = {"", "nf4", "int8", "q8_0", "q4_0", "q4"};
-
 // Opens the model, with the adapter when one is given, quantized when asked (--quantize).
 static lf_status open_model(lf_model *m, const lf_model_desc *d, const opts *o) {
-    int qt = 0;
-    for (int i = 1; o->quant && i < 6; i++)
-        if (strcmp(o->quant, qnames[i]) == 0) qt = i;
+    lf_qtype qt = lf_qtype_from_name(o->quant);
     if (o->quant && !qt) return lf__fail(LF_ERR_ARG, "--quantize: '%s' is not q8_0, q4_0, q4, int8 or nf4", o->quant);
     lf_status s = lf_model_open(m, d);
     if (s == LF_OK && o->adapter) s = lf_lora_load(m, o->adapter);
-    if (s == LF_OK && qt) s = lf_model_quantize(m, &(lf_qtensor_desc){.type = (lf_qtype)qt, .blocksize = qt == LF_QTYPE_Q4 ? 32 : 0});
+    if (s == LF_OK && qt) s = lf_model_quantize(m, &(lf_qtensor_desc){.type = qt, .blocksize = qt == LF_QTYPE_Q4 ? 32 : 0});
     if (s != LF_OK) lf_model_close(m);
     return s;
 }
@@ -262,7 +258,7 @@ static lf_status eval_benchmark(const opts *o) {
     char dtb[16];  // as llama-bench names types: F32, Q8_0, Q4_0 (NF4, INT8: ours)
     snprintf(dtb, sizeof dtb, "%s", lf_dtype_name(m.layers[0].w[LF_PROJ_Q].dtype));
     if (m.layers[0].q[LF_PROJ_Q])
-        for (int i = 0; i < (int)sizeof dtb && (dtb[i] = (char)toupper((unsigned char)qnames[m.layers[0].q[LF_PROJ_Q]->type][i])); i++) {}
+        for (int i = 0; i < (int)sizeof dtb && (dtb[i] = (char)toupper((unsigned char)lf_qtype_name(m.layers[0].q[LF_PROJ_Q]->type)[i])); i++) {}
     const char *dt = dtb;
     int tests[2][2] = {{np, 0}, {0, ng}};
     bool json = strcmp(o->fmt, "json") == 0, md = strcmp(o->fmt, "md") == 0;

@@ -53,10 +53,8 @@ int main(int argc, char **argv) {
     lf_model m;
     lf_model_desc d = {0};
     d.path = base, d.max_tokens = 1, d.max_seq_len = 1;
-    static const char *qnames[] = {"", "nf4", "int8", "q8_0", "q4_0", "q4"};
     lf_qtensor_desc qd = {0};
-    for (int i = 1; quant && i < 6; i++)
-        if (!strcmp(quant, qnames[i])) qd.type = (lf_qtype)i;
+    qd.type = lf_qtype_from_name(quant);
     bool none = quant && !strcmp(quant, "none");
     if (quant && !qd.type && !none) return lf_drv_usage_error("--quantize: '%s' is not q8_0, q4_0, q4, int8, nf4 or none", quant);
     lf_status s = lf_model_open(&m, &d);

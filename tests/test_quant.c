@@ -910,6 +910,78 @@ static int test_quant_merge(void) {
     return 0;
 }
 
+// LargeForge's quantized layout from a bad checkpoint: each flaw is refused at lf_model_open with
+// the tensor named (the fuzz target fuzz_files drives the same loader with random bytes).
+static int test_quant_layout_bad(void) {
+    char base[] = "/tmp/lf-test-qbad-XXXXXX", good[64], bad[64], path[128];
+    CHECK(mkdtemp(base));
+    snprintf(good, sizeof good, "%s/good", base), snprintf(bad, sizeof bad, "%s/bad", base);
+    lf_model m;
+    lf_model_desc md = {.path = "tests/fixtures/models/llama_f32", .n_threads = 1, .max_tokens = 4};
+    CHECK_OK(lf_model_open(&m, &md));
+    CHECK_OK(lf_model_quantize(&m, &(lf_qtensor_desc){.type = LF_QTYPE_Q4, .blocksize = 32, .asym = true}));
+    CHECK_OK(lf_quant_save(&m, good, LF_QLAYOUT_LARGEFORGE, NULL));
+    lf_model_close(&m);
+    snprintf(path, sizeof path, "%s/model.safetensors", good);
+    lf_st_file f;
+    CHECK_OK(lf_st_open(&f, path));
+    static const char *meta[] = {"format", "largeforge-quant", "format_version", "1", "quant_type", "q4"};
+    static const char *const P = "model.layers.1.mlp.down_proj";  // [64, 160]: 5 groups of 32
+    static const struct { const char *what, *want; } cases[] = {
+        {"qzeros 16", "down_proj.qzeros[3] is 16, above 15"},
+        {"scale NaN", "down_proj.scales[0] is not finite"},
+        {"g_idx out of range", "down_proj.g_idx[2] is 7, outside [0, 5)"},
+        {"scales of 3 groups", "down_proj.scales: 3 groups do not cut rows of 160"},
+        {"no qzeros", "missing tensor 'model.layers.1.mlp.down_proj.qzeros'"},
+        {"qweight as I8", "down_proj.qweight': I8 [64, 80], expected U8 [64, 80]"},
+    };
+    unsigned char *buf = (unsigned char *)malloc(1 << 16);
+    int32_t gidx[160];
+    for (int c = 0; c < 6; c++) {
+        lf_st_entry e[64];
+        char names[64][256];
+        int n = 0;
+        for (int i = 0; i < f.n; i++) {
+            const lf_st_tensor *t = &f.tensors[i];
+            bool mine = !strncmp(t->name, P, strlen(P));
+            const char *suffix = mine ? t->name + strlen(P) : "";
+            if (c == 4 && !strcmp(suffix, ".qzeros")) continue;
+            snprintf(names[n], sizeof names[n], "%s", t->name);
+            e[n] = (lf_st_entry){names[n], t->dtype, t->ndim, {t->shape[0], t->shape[1]}, t->data};
+            if (mine && (c == 0 || c == 1) && !strcmp(suffix, c ? ".scales" : ".qzeros")) {
+                memcpy(buf, t->data, (size_t)(t->end - t->begin));
+                if (c == 0) buf[3] = 16;
+                else ((uint16_t *)buf)[0] = 0x7e00;
+                e[n].data = buf;
+            }
+            if (mine && c == 3 && !strcmp(suffix, ".scales")) e[n].shape[1] = 3;  // the first 64 x 3 of its values
+            if (mine && c == 5 && !strcmp(suffix, ".qweight")) e[n].dtype = LF_DTYPE_I8;
+            n++;
+        }
+        if (c == 2) {
+            for (int k = 0; k < 160; k++) gidx[k] = k == 2 ? 7 : k / 32;
+            snprintf(names[n], sizeof names[n], "%s.g_idx", P);
+            e[n++] = (lf_st_entry){names[n - 1], LF_DTYPE_I32, 1, {160}, gidx};
+        }
+        char cmd[256];
+        snprintf(cmd, sizeof cmd, "rm -rf %s && cp -r %s %s", bad, good, bad);
+        CHECK(system(cmd) == 0);
+        snprintf(path, sizeof path, "%s/model.safetensors", bad);
+        CHECK_OK(lf_st_write(path, e, n, meta, 3));
+        lf_status st = lf_model_open(&m, &(lf_model_desc){.path = bad, .n_threads = 1, .max_tokens = 4});
+        if (st == LF_OK) lf_model_close(&m);
+        if (st == LF_OK || !strstr(lf_last_error(), cases[c].want))
+            fprintf(stderr, "    %s: %s, \"%s\"\n", cases[c].what, lf_status_str(st), st == LF_OK ? "" : lf_last_error());
+        CHECK(st != LF_OK && strstr(lf_last_error(), cases[c].want));
+    }
+    free(buf);
+    lf_st_close(&f);
+    char cmd[128];
+    snprintf(cmd, sizeof cmd, "rm -rf %s", base);
+    CHECK(system(cmd) == 0);
+    return 0;
+}
+
 static const lf_test tests_quant[] = {
     {"quant/ggml_model_q8_0_q4_0", test_ggml_model},
     {"quant/ggml_q8_0_q4_0_vs_gguf", test_ggml_blocks},
@@ -923,6 +995,7 @@ static const lf_test tests_quant[] = {
     {"quant/gptq_vs_reference", test_gptq_reference},
     {"quant/gptq_awq_interop", test_quant_interop},
     {"quant/layout_round_trip", test_quant_layout_round_trip},
+    {"quant/layout_bad_input", test_quant_layout_bad},
     {"quant/gptq_awq_beat_rtn", test_quant_beats_rtn},
     {"quant/gguf_vs_llamacpp", test_gguf_llamacpp},
     {"quant/gguf_errors", test_gguf_errors},
