@@ -14714,12 +14714,13 @@ static lf_status lf__awq_layer(lf__calib *K, int l, float **wf, float **s, lf_qt
     lf_model *m = K->m;
     lf_layer *ly = &m->layers[l];
     int64_t C = m->cfg.C, HQ = (int64_t)m->cfg.NH * m->cfg.HS;
-    int g = K->d->q.blocksize;
+    int gq = K->d->q.blocksize;  // -1: one group per row
     static const lf_proj qkv[3] = {LF_PROJ_Q, LF_PROJ_K, LF_PROJ_V}, o[1] = {LF_PROJ_O}, gu[2] = {LF_PROJ_GATE, LF_PROJ_UP},
                          dn[1] = {LF_PROJ_DOWN};
     bool vo = ly->w[LF_PROJ_V].shape[0] == HQ;  // v's outputs are o's inputs only without GQA
     for (int gi = 0; gi < LF__IN_COUNT; gi++) {
         int64_t in = K->width[gi];
+        int g = gq > 0 ? gq : (int)in;
         for (int64_t k = 0; k < in; k++) s[gi][k] = 1;
         if (gi == LF__IN_O && !vo) continue;
         const lf_proj *ps = gi == LF__IN_QKV ? qkv : gi == LF__IN_O ? o : gi == LF__IN_GATE_UP ? gu : dn;
@@ -14741,7 +14742,7 @@ static lf_status lf__awq_layer(lf__calib *K, int l, float **wf, float **s, lf_qt
     }
     for (int p = 0; p < LF_PROJ_COUNT; p++) {
         const lf_tensor *w = &ly->w[p];
-        int gi = lf__proj_group((lf_proj)p);
+        int gi = lf__proj_group((lf_proj)p), g = gq > 0 ? gq : (int)w->shape[1];
         float *ref = K->t + 3 * (int64_t)g;  // the scaled weight before clipping: the report's reference
         if (err) memcpy(ref, wf[p], (size_t)lf_tensor_numel(w) * sizeof(float));
         if (!K->d->no_clip && p != LF_PROJ_Q && p != LF_PROJ_K) lf__awq_clip(K, gi, wf[p], w->shape[0], w->shape[1], s[gi], g);
@@ -14855,7 +14856,6 @@ LF_API lf_status lf_quant_model(lf_model *m, const lf_quant_desc *d, double *err
             if (!lf__q4_group_ok(g == -1 ? (int)ins[i] : g, ins[i]))
                 return lf__fail(LF_ERR_ARG, "quant: group size %d does not divide the projections' inputs of %lld", g, (long long)ins[i]);
         dd.q.blocksize = g;
-        if (g == -1 && d->method == LF_QUANT_AWQ) return lf__fail(LF_ERR_ARG, "quant: AWQ needs a group size");
     }
     if (err)
         for (int i = 0; i < c->L * LF_PROJ_COUNT; i++) err[i] = NAN;

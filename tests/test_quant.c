@@ -825,7 +825,7 @@ static int test_quant_beats_rtn(void) {
         lf_model m;
         lf_quant_desc qd;
         double e[4 * LF_PROJ_COUNT];
-        CHECK_OK(qi_quantize(&m, k == 1 ? LF_QUANT_GPTQ : k == 3 ? LF_QUANT_AWQ : LF_QUANT_RTN, k >= 2, &qd, e));
+        CHECK_OK(qi_quantize(&m, k == 1 ? LF_QUANT_GPTQ : k == 3 ? LF_QUANT_AWQ : LF_QUANT_RTN, k >= 2, 64, &qd, e));
         err[k] = 0;
         for (int i = 0; i < 4 * LF_PROJ_COUNT; i++) err[k] += e[i] / (4 * LF_PROJ_COUNT);
         nll[k] = 0;
@@ -837,6 +837,61 @@ static int test_quant_beats_rtn(void) {
     CHECK(err[1] < 0.5 * err[0] && nll[1] < nll[0]);
     CHECK(err[3] < 0.9 * err[2] && nll[3] < nll[0]);
     lf_free(ids);
+    return 0;
+}
+
+// AWQ with one group per row (AutoAWQ's group_size -1): its scales and clipping lower the
+// output error of asymmetric round-to-nearest per row; AWQ's layout holds it (one row of scales,
+// group_size -1 in its config) and LargeForge's reloads to the same logits bit for bit.
+static int test_awq_per_row(void) {
+    double e[2][4 * LF_PROJ_COUNT], mean[2] = {0, 0};
+    lf_model m;
+    lf_quant_desc qd;
+    char dir[] = "/tmp/lf-test-awqrow-XXXXXX";
+    CHECK(mkdtemp(dir));
+    int32_t ids[8] = {5, 77, 301, 9, 1200, 44, 8, 610};
+    lf_batch bt = {8, ids, NULL, NULL, NULL, NULL};
+    float *l[2] = {NULL, NULL};
+    for (int k = 0; k < 2; k++) {
+        CHECK_OK(qi_quantize(&m, k ? LF_QUANT_AWQ : LF_QUANT_RTN, true, -1, &qd, e[k]));
+        for (int i = 0; i < 4 * LF_PROJ_COUNT; i++) mean[k] += e[k][i] / (4 * LF_PROJ_COUNT);
+        if (k) {
+            CHECK(m.layers[0].q[LF_PROJ_DOWN]->blocksize == m.cfg.FF && m.layers[0].q[LF_PROJ_Q]->blocksize == m.cfg.C);
+            char path[128];
+            lf_st_file f;
+            CHECK_OK(lf_quant_save(&m, dir, LF_QLAYOUT_AWQ, &qd));
+            snprintf(path, sizeof path, "%s/model.safetensors", dir);
+            CHECK_OK(lf_st_open(&f, path));
+            const lf_st_tensor *sc = lf_st_find(&f, "model.layers.2.mlp.down_proj.scales");
+            CHECK(sc && sc->ndim == 2 && sc->shape[0] == 1 && sc->shape[1] == m.cfg.C);
+            lf_st_close(&f);
+            snprintf(path, sizeof path, "%s/config.json", dir);
+            char *cfg;
+            size_t len;
+            CHECK_OK(lf_file_read(path, 0, &cfg, &len));
+            CHECK(strstr(cfg, "\"quant_method\": \"awq\", \"bits\": 4, \"group_size\": -1,"));
+            lf_free(cfg);
+            CHECK_OK(lf_quant_save(&m, dir, LF_QLAYOUT_LARGEFORGE, &qd));
+            l[0] = (float *)malloc((size_t)m.cfg.V * 4), l[1] = (float *)malloc((size_t)m.cfg.V * 4);
+            lf_kv kv;
+            CHECK_OK(lf_kv_init(&kv, &m, 1, 8));
+            CHECK_OK(lf_model_forward(&m, &kv, &bt, l[0]));
+            lf_kv_deinit(&kv);
+        }
+        lf_model_close(&m);
+    }
+    if (getenv("LF_TEST_VERBOSE")) fprintf(stderr, "    per-row mean relative output error: RTN asym %.3e, AWQ %.3e\n", mean[0], mean[1]);
+    CHECK(mean[1] < 0.9 * mean[0]);
+    CHECK_OK(lf_model_open(&m, &(lf_model_desc){.path = dir, .n_threads = 2, .max_tokens = 8}));
+    CHECK(m.layers[3].q[LF_PROJ_DOWN] && m.layers[3].q[LF_PROJ_DOWN]->blocksize == m.cfg.FF);
+    lf_kv kv;
+    CHECK_OK(lf_kv_init(&kv, &m, 1, 8));
+    CHECK_OK(lf_model_forward(&m, &kv, &bt, l[1]));
+    CHECK(memcmp(l[0], l[1], (size_t)m.cfg.V * 4) == 0);
+    lf_kv_deinit(&kv), lf_model_close(&m), free(l[0]), free(l[1]);
+    char cmd[128];
+    snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
+    CHECK(system(cmd) == 0);
     return 0;
 }
 
@@ -997,6 +1052,7 @@ static const lf_test tests_quant[] = {
     {"quant/layout_round_trip", test_quant_layout_round_trip},
     {"quant/layout_bad_input", test_quant_layout_bad},
     {"quant/gptq_awq_beat_rtn", test_quant_beats_rtn},
+    {"quant/awq_per_row", test_awq_per_row},
     {"quant/gguf_vs_llamacpp", test_gguf_llamacpp},
     {"quant/gguf_errors", test_gguf_errors},
     {"quant/merge_into_quantized", test_quant_merge},

@@ -14,7 +14,7 @@ int main(void) {
         lf_quant_desc qd;
         char dir[256], deq[256];
         snprintf(dir, sizeof dir, "build/quant-interop/%s", names[k]), snprintf(deq, sizeof deq, "%s-deq", dir);
-        lf_status s = k < 2 ? qi_quantize(&m, k ? LF_QUANT_AWQ : LF_QUANT_GPTQ, false, &qd, NULL) : qi_layout(&m, k - 2);
+        lf_status s = k < 2 ? qi_quantize(&m, k ? LF_QUANT_AWQ : LF_QUANT_GPTQ, false, 64, &qd, NULL) : qi_layout(&m, k - 2);
         if (s == LF_OK) s = lf_quant_save(&m, dir, k % 2 ? LF_QLAYOUT_AWQ : LF_QLAYOUT_GPTQ, k < 2 ? &qd : NULL);
         if (s == LF_OK) s = lf_model_save(&m, deq, LF_DTYPE_F32);
         if (s != LF_OK) {

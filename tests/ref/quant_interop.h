@@ -2,7 +2,8 @@
 // tests/ref/read_quant.py (an independent reader) reads at make parity, shared by
 // tests/ref/lf_quant_export.c and tests/test_quant.c:
 //  - qi_quantize: the shipped model quantized by GPTQ (symmetric, act order) or AWQ on 16
-//    calibration windows of 128 tokens from the start of data/kjv/train.txt, groups of 64.
+//    calibration windows of 128 tokens from the start of data/kjv/train.txt, in groups of
+//    group (64 for the fixtures; -1 one per row).
 //    Their float work (Hessians, searches) may round differently under other compiler flags,
 //    so only make parity reads these;
 //  - qi_layout: round-to-nearest Q4 (symmetric for GPTQ's layout, with a scattered act-order
@@ -14,7 +15,7 @@ enum { QI_SAMPLES = 16, QI_LEN = 128 };
 
 // Opens the model and quantizes it by method (RTN too: the samples then only give err, [L, 7]
 // or NULL, the projections' relative output errors).
-static lf_status qi_quantize(lf_model *m, lf_quant_method method, bool asym, lf_quant_desc *qd, double *err) {
+static lf_status qi_quantize(lf_model *m, lf_quant_method method, bool asym, int group, lf_quant_desc *qd, double *err) {
     lf_tokenizer t;
     char *text = NULL;
     size_t len = 0, n = 0;
@@ -29,7 +30,7 @@ static lf_status qi_quantize(lf_model *m, lf_quant_method method, bool asym, lf_
     static int lens[QI_SAMPLES];
     for (int i = 0; i < QI_SAMPLES; i++) samples[i] = ids + (size_t)i * QI_LEN, lens[i] = QI_LEN;
     memset(qd, 0, sizeof *qd);
-    qd->method = method, qd->q.type = LF_QTYPE_Q4, qd->q.blocksize = 64, qd->q.asym = asym, qd->gptq.desc_act = true;
+    qd->method = method, qd->q.type = LF_QTYPE_Q4, qd->q.blocksize = group, qd->q.asym = asym, qd->gptq.desc_act = true;
     qd->samples = samples, qd->sample_len = lens, qd->n_samples = QI_SAMPLES;
     lf_model_desc md = {.path = QI_MODEL, .n_threads = 2, .max_tokens = QI_LEN, .max_seq_len = QI_LEN};
     if (s == LF_OK && (s = lf_model_open(m, &md)) == LF_OK && (s = lf_quant_model(m, qd, err)) != LF_OK) lf_model_close(m);
