@@ -767,17 +767,43 @@ LF_API size_t lf_model_weight_bytes(const lf_model *m);  // the checkpoint's ten
 //   returns  LF_OK | LF_ERR_ARG (training, already quantized, a bad desc) | LF_ERR_NOMEM
 LF_API lf_status lf_model_quantize(lf_model *m, const lf_qtensor_desc *d);
 
-// The KV cache: max_seqs independent sequences ("slots") of up to max_seq_len positions.
+#ifndef LF_KV_BLOCK
+#define LF_KV_BLOCK 16  // positions per KV block (a power of two)
+#endif
+
+// The KV cache: max_seqs independent sequences ("slots") of up to max_seq_len positions, stored
+// in blocks of LF_KV_BLOCK positions (all layers of a block together); a slot's row of the
+// block table maps its positions to blocks. lf_kv_init gives every slot its own blocks up front.
+// lf_kv_init_paged makes one pool of blocks that slots take as they grow (lf_kv_reserve) and
+// give back (lf_kv_seq_release), and that slots can share (lf_kv_seq_copy shares whole blocks;
+// a shared block is copied before it is written): vLLM's paged cache.
 typedef struct lf_kv {
     int L, max_seqs, max_seq_len, width;  // width = NKV*HS
-    float *k, *v;                         // [L, max_seqs, max_seq_len, width]
+    int n_blocks, blocks_per_seq;         // blocks in all; table columns (ceil(max_seq_len / block))
+    float *k, *v;                         // [n_blocks, L, LF_KV_BLOCK, width]
     int32_t *len;                         // [max_seqs] positions filled
+    int32_t *table;                       // [max_seqs, blocks_per_seq] block ids, -1: none
+    int32_t *ref;                         // paged: [n_blocks] holders of each block (0: free)
+    int32_t *free_;                       // paged: [n_blocks] a stack of free block ids
+    int n_free;
+    bool paged;
 } lf_kv;
 LF_API lf_status lf_kv_init(lf_kv *kv, const lf_model *m, int max_seqs, int max_seq_len);  // 0: defaults 1, m->max_seq_len
+// n_blocks of LF_KV_BLOCK positions shared by max_seqs slots (lf_kv_block_bytes: the size of one).
+//   returns  LF_OK | LF_ERR_ARG (n_blocks < 1) | LF_ERR_CAPACITY (max_seq_len over the model's) | NOMEM
+LF_API lf_status lf_kv_init_paged(lf_kv *kv, const lf_model *m, int n_blocks, int max_seqs, int max_seq_len);
+LF_API size_t lf_kv_block_bytes(const lf_model *m);  // keys and values of one block, all layers
 LF_API void lf_kv_deinit(lf_kv *kv);
 LF_API void lf_kv_seq_truncate(lf_kv *kv, int seq, int len);  // forget positions >= len
-// Slot to gets slot from's first n positions (a shared prompt's prefill, done once).
+// Slot to gets slot from's first n positions (a shared prompt's prefill, done once): copied, or
+// in a paged cache shared (to's blocks are released first).
 LF_API void lf_kv_seq_copy(lf_kv *kv, int from, int to, int n);
+// Paged: give slot seq blocks for positions [0, n) (copies of shared ones it will write: those
+// from its length on). Returns LF_OK | LF_ERR_CAPACITY (not enough free blocks: nothing changes)
+// | LF_ERR_ARG (a bad slot, n over max_seq_len). A cache from lf_kv_init has them all: LF_OK.
+LF_API lf_status lf_kv_reserve(lf_kv *kv, int seq, int n);
+// Paged: slot seq gives its blocks back and is empty (lf_kv_init's: it is only emptied).
+LF_API void lf_kv_seq_release(lf_kv *kv, int seq);
 
 // A batch of tokens from one or more sequences (each sequence's positions in increasing order).
 // A token at position p of sequence s attends to positions [0, p] of s: those written by
@@ -3797,7 +3823,7 @@ LF_API lf_status lf_convert_to_f32(float *dst, const void *src, lf_dtype dt, int
 
 #define LF__MM_NR 4           // dot kernel: rows per tile
 #define LF__MM_MR 6           // dot kernel: columns per tile
-#define LF__MM_PACKED_MIN_N 8 // from this many rows on, the packed kernel
+#define LF__MM_PACKED_MIN_N 8 // from this many rows on, the packed kernel (LF__KERN_AUTO)
 #define LF__PK_W 48           // packed kernel: columns per panel (3 vectors of 16)
 #define LF__PK_NR 8           // packed kernel: rows per tile
 #define LF__PK_KC 256         // packed kernel: k per packed panel (even)
@@ -3815,7 +3841,14 @@ typedef struct lf__mm_job {
     lf_dtype dt;
     int64_t N, M, K, Kp;
     bool accumulate;            // out += x . w^T instead of out =
+    bool packed;                // the packed kernel, else the dot kernel
 } lf__mm_job;
+
+// Which kernel multiplies: by the row count, or one of the two whatever it is. Each kernel gives
+// a row the same bits whatever rows share the call (both split work by output column only), but
+// the two sum K in different orders: batch invariance (section 12) picks the kernel by the
+// row's role, not by the batch's size.
+typedef enum { LF__KERN_AUTO, LF__KERN_DOT, LF__KERN_PACKED } lf__kern;
 
 // Bytes of scratch lf__matmul needs: the bf16 copy of x and one packed panel per thread.
 static size_t lf__matmul_scratch(int64_t N, int64_t K, int threads) {
@@ -4055,7 +4088,7 @@ LF__INLINE void lf__mm_range(const lf_dtype dt, const lf__mm_job *j, int64_t t0,
 
 static void lf__mm_worker(void *arg, int64_t t0, int64_t t1, int tid) {
     const lf__mm_job *j = (const lf__mm_job *)arg;
-    bool packed = j->N >= LF__MM_PACKED_MIN_N;
+    bool packed = j->packed;
     switch (j->dt) {
     case LF_DTYPE_BF16: packed ? lf__pk_range(LF_DTYPE_BF16, j, t0, t1, tid) : lf__mm_range(LF_DTYPE_BF16, j, t0, t1); break;
     case LF_DTYPE_F16: packed ? lf__pk_range(LF_DTYPE_F16, j, t0, t1, tid) : lf__mm_range(LF_DTYPE_F16, j, t0, t1); break;
@@ -4066,9 +4099,11 @@ static void lf__mm_worker(void *arg, int64_t t0, int64_t t1, int tid) {
 // The kernel-level entry: shapes already checked; scratch holds lf__matmul_scratch(N, K,
 // threads) bytes.
 // accumulate: out += instead of out = (the backward pass sums weight gradients this way).
-static void lf__gemm(lf_pool *pool, float *out, const float *x, const void *w, lf_dtype dt, const float *bias,
-                     int64_t N, int64_t M, int64_t K, void *scratch, bool accumulate) {
-    lf__mm_job j = {out, x, bias, NULL, (const unsigned char *)w, NULL, dt, N, M, K, (K + 31) & ~(int64_t)31, accumulate};
+static void lf__gemm_k(lf_pool *pool, float *out, const float *x, const void *w, lf_dtype dt, const float *bias,
+                       int64_t N, int64_t M, int64_t K, void *scratch, bool accumulate, lf__kern kern) {
+    bool packed = kern == LF__KERN_AUTO ? N >= LF__MM_PACKED_MIN_N : kern == LF__KERN_PACKED;
+    lf__mm_job j = {out, x, bias, NULL, (const unsigned char *)w, NULL, dt, N, M, K, (K + 31) & ~(int64_t)31, accumulate,
+                    packed};
     unsigned char *s = (unsigned char *)(((uintptr_t)scratch + 63) & ~(uintptr_t)63);
     if (dt == LF_DTYPE_BF16) {  // round x to bf16 once, zero-padded to whole vectors
         uint16_t *xb = (uint16_t *)s;
@@ -4086,8 +4121,11 @@ static void lf__gemm(lf_pool *pool, float *out, const float *x, const void *w, l
         j.xb = xb;
     }
     j.pack = s + (size_t)N * (size_t)j.Kp * 2;
-    int64_t units = N >= LF__MM_PACKED_MIN_N ? LF__CEIL_DIV(M, LF__PK_W) : LF__CEIL_DIV(M, LF__MM_MR);
-    lf_parallel_for(pool, units, lf__mm_worker, &j);
+    lf_parallel_for(pool, packed ? LF__CEIL_DIV(M, LF__PK_W) : LF__CEIL_DIV(M, LF__MM_MR), lf__mm_worker, &j);
+}
+static void lf__gemm(lf_pool *pool, float *out, const float *x, const void *w, lf_dtype dt, const float *bias,
+                     int64_t N, int64_t M, int64_t K, void *scratch, bool accumulate) {
+    lf__gemm_k(pool, out, x, w, dt, bias, N, M, K, scratch, accumulate, LF__KERN_AUTO);
 }
 static void lf__matmul(lf_pool *pool, float *out, const float *x, const void *w, lf_dtype dt, const float *bias,
                        int64_t N, int64_t M, int64_t K, void *scratch) {
@@ -5070,9 +5108,10 @@ static size_t lf__qgemm_scratch(int64_t cols, int threads) {
 
 // The kernel-level entry (w already checked). Forward: out[N, w->rows] (= or +=) x[N, w->cols] .
 // dequant(w)^T (+ bias). dx: out[N, w->cols] (= or +=) x[N, w->rows] . dequant(w), no bias.
-// Few rows go through the dot kernel as lf__gemm's do; scratch holds lf__qgemm_scratch bytes.
+// Few rows (or kern DOT) go through the dot kernel as lf__gemm's do; scratch holds
+// lf__qgemm_scratch bytes.
 static void lf__qgemm(lf_pool *pool, float *out, const float *x, const lf_qtensor *w, const float *bias, int64_t N,
-                      void *scratch, bool accumulate, bool dx) {
+                      void *scratch, bool accumulate, bool dx, lf__kern kern) {
     int64_t M = dx ? w->cols : w->rows, K = dx ? w->rows : w->cols;
     lf__qmm_job q;
     memset(&q, 0, sizeof q);
@@ -5080,7 +5119,8 @@ static void lf__qgemm(lf_pool *pool, float *out, const float *x, const lf_qtenso
     q.mm.N = N, q.mm.M = M, q.mm.K = q.mm.Kp = K, q.mm.accumulate = accumulate;
     q.w = w, q.dx = dx, q.per_thread = lf__qgemm_per_thread(w->cols);
     q.buf = (float *)(((uintptr_t)scratch + 63) & ~(uintptr_t)63);
-    if (!dx && N < LF__MM_PACKED_MIN_N) lf_parallel_for(pool, LF__CEIL_DIV(M, LF__MM_MR), lf__qmm_dot_worker, &q);
+    if (!dx && (kern == LF__KERN_AUTO ? N < LF__MM_PACKED_MIN_N : kern == LF__KERN_DOT))
+        lf_parallel_for(pool, LF__CEIL_DIV(M, LF__MM_MR), lf__qmm_dot_worker, &q);
     else lf_parallel_for(pool, LF__CEIL_DIV(M, LF__PK_W), lf__qmm_worker, &q);
 }
 
@@ -5092,7 +5132,7 @@ static lf_status lf__qmatmul(lf_pool *pool, float *out, const float *x, const lf
     if (N <= 0) return lf__fail(LF_ERR_ARG, "%s: N must be > 0, got %lld", fn, (long long)N);
     void *scratch = lf__alloc(lf__qgemm_scratch(w->cols, lf_pool_size(pool)), "quantized matmul scratch");
     if (!scratch) return LF_ERR_NOMEM;
-    lf__qgemm(pool, out, x, w, bias, N, scratch, false, dx);
+    lf__qgemm(pool, out, x, w, bias, N, scratch, false, dx, LF__KERN_AUTO);
     LF_FREE(scratch);
     return LF_OK;
 }
@@ -10065,6 +10105,7 @@ typedef struct lf__acts {
     float *lora;                // [N, lora_r] the scaled x A^T of a low-rank update
     int32_t *pos, *seq, *undo;  // default positions and slots; old KV lengths for rollback
     void *mm;                   // matmul scratch
+    int n_dot;                  // -1: kernels by row count; else rows [0, n_dot) DOT, the rest PACKED
 } lf__acts;
 
 static size_t lf__acts_plan(const lf_model *m, lf__acts *a, unsigned char *base) {
@@ -10086,6 +10127,7 @@ static size_t lf__acts_plan(const lf_model *m, lf__acts *a, unsigned char *base)
         *slots[i] = base ? base + off : NULL;
         off += (sizes[i] * 4 + 63) & ~(size_t)63;  // every slot holds 4-byte elements
     }
+    a->n_dot = -1;
     return off;
 }
 
@@ -10195,7 +10237,22 @@ LF_API size_t lf_model_weight_bytes(const lf_model *m) {
     return n;
 }
 
-LF_API lf_status lf_kv_init(lf_kv *kv, const lf_model *m, int max_seqs, int max_seq_len) {
+#if (LF_KV_BLOCK & (LF_KV_BLOCK - 1)) != 0
+#error "LF_KV_BLOCK must be a power of two"
+#endif
+
+// Floats from one block's start to the next, and from one layer's rows to the next within one.
+#define LF__KV_BLOCK_FLOATS(kv) ((size_t)(kv)->L * LF_KV_BLOCK * (size_t)(kv)->width)
+#define LF__KV_LAYER_FLOATS(kv) ((size_t)LF_KV_BLOCK * (size_t)(kv)->width)
+
+// Offset in k or v of layer l's row for position p of slot seq (the block must exist).
+static size_t lf__kv_off(const lf_kv *kv, int l, int seq, int p) {
+    int32_t b = kv->table[(size_t)seq * (size_t)kv->blocks_per_seq + (size_t)(p / LF_KV_BLOCK)];
+    return (size_t)b * LF__KV_BLOCK_FLOATS(kv) + (size_t)l * LF__KV_LAYER_FLOATS(kv) +
+           (size_t)(p % LF_KV_BLOCK) * (size_t)kv->width;
+}
+
+static lf_status lf__kv_alloc(lf_kv *kv, const lf_model *m, int n_blocks, int max_seqs, int max_seq_len, bool paged) {
     memset(kv, 0, sizeof *kv);
     if (max_seqs <= 0) max_seqs = 1;
     if (max_seq_len <= 0) max_seq_len = m->max_seq_len;
@@ -10203,32 +10260,99 @@ LF_API lf_status lf_kv_init(lf_kv *kv, const lf_model *m, int max_seqs, int max_
         return lf__fail(LF_ERR_CAPACITY, "KV cache: max_seq_len %d is over the model's max_seq_len %d", max_seq_len,
                         m->max_seq_len);
     kv->L = m->cfg.L, kv->max_seqs = max_seqs, kv->max_seq_len = max_seq_len, kv->width = m->cfg.NKV * m->cfg.HS;
-    size_t n;
-    if (!lf__mul_ok((size_t)kv->L * (size_t)max_seqs, (size_t)max_seq_len * (size_t)kv->width, &n))
-        return lf__fail(LF_ERR_NOMEM, "KV cache: size overflow");
+    kv->blocks_per_seq = (max_seq_len + LF_KV_BLOCK - 1) / LF_KV_BLOCK, kv->paged = paged;
+    if (!paged && max_seqs > INT32_MAX / kv->blocks_per_seq) return lf__fail(LF_ERR_NOMEM, "KV cache: size overflow");
+    kv->n_blocks = paged ? n_blocks : max_seqs * kv->blocks_per_seq;
+    size_t n, cells = (size_t)max_seqs * (size_t)kv->blocks_per_seq;
+    if (!lf__mul_ok((size_t)kv->n_blocks, LF__KV_BLOCK_FLOATS(kv), &n)) return lf__fail(LF_ERR_NOMEM, "KV cache: size overflow");
     kv->k = (float *)lf__calloc(n, sizeof(float), "KV cache (keys)");
     kv->v = kv->k ? (float *)lf__calloc(n, sizeof(float), "KV cache (values)") : NULL;
     kv->len = kv->v ? (int32_t *)lf__calloc((size_t)max_seqs, sizeof(int32_t), "KV cache lengths") : NULL;
-    if (!kv->len) {
+    kv->table = kv->len ? (int32_t *)lf__alloc(cells * sizeof(int32_t), "KV block table") : NULL;
+    if (kv->table && paged) {
+        kv->ref = (int32_t *)lf__calloc((size_t)n_blocks, sizeof(int32_t), "KV block references");
+        kv->free_ = kv->ref ? (int32_t *)lf__alloc((size_t)n_blocks * sizeof(int32_t), "KV free blocks") : NULL;
+    }
+    if (!kv->table || (paged && !kv->free_)) {
         lf_kv_deinit(kv);
         return LF_ERR_NOMEM;
+    }
+    for (size_t i = 0; i < cells; i++) kv->table[i] = paged ? -1 : (int32_t)i;
+    for (int i = 0; paged && i < n_blocks; i++) kv->free_[i] = n_blocks - 1 - i;  // taken from block 0 up
+    kv->n_free = paged ? n_blocks : 0;
+    return LF_OK;
+}
+
+LF_API lf_status lf_kv_init(lf_kv *kv, const lf_model *m, int max_seqs, int max_seq_len) {
+    return lf__kv_alloc(kv, m, 0, max_seqs, max_seq_len, false);
+}
+
+LF_API lf_status lf_kv_init_paged(lf_kv *kv, const lf_model *m, int n_blocks, int max_seqs, int max_seq_len) {
+    if (n_blocks < 1) {
+        memset(kv, 0, sizeof *kv);
+        return lf__fail(LF_ERR_ARG, "KV cache: n_blocks must be >= 1, got %d", n_blocks);
+    }
+    return lf__kv_alloc(kv, m, n_blocks, max_seqs, max_seq_len, true);
+}
+
+LF_API size_t lf_kv_block_bytes(const lf_model *m) {
+    return 2 * (size_t)m->cfg.L * LF_KV_BLOCK * (size_t)m->cfg.NKV * (size_t)m->cfg.HS * sizeof(float);
+}
+
+LF_API void lf_kv_deinit(lf_kv *kv) {
+    LF_FREE(kv->k), LF_FREE(kv->v), LF_FREE(kv->len), LF_FREE(kv->table), LF_FREE(kv->ref), LF_FREE(kv->free_);
+    memset(kv, 0, sizeof *kv);
+}
+
+static void lf__kv_unref(lf_kv *kv, int32_t b) {
+    if (--kv->ref[b] == 0) kv->free_[kv->n_free++] = b;
+}
+
+LF_API void lf_kv_seq_release(lf_kv *kv, int seq) {
+    if (seq < 0 || seq >= kv->max_seqs) return;
+    kv->len[seq] = 0;
+    int32_t *t = kv->table + (size_t)seq * (size_t)kv->blocks_per_seq;
+    for (int j = 0; kv->paged && j < kv->blocks_per_seq; j++)
+        if (t[j] >= 0) lf__kv_unref(kv, t[j]), t[j] = -1;
+}
+
+LF_API lf_status lf_kv_reserve(lf_kv *kv, int seq, int n) {
+    if (seq < 0 || seq >= kv->max_seqs) return lf__fail(LF_ERR_ARG, "KV reserve: slot %d outside [0, %d)", seq, kv->max_seqs);
+    if (n < 0 || n > kv->max_seq_len)
+        return lf__fail(LF_ERR_ARG, "KV reserve: %d positions, max_seq_len is %d", n, kv->max_seq_len);
+    if (!kv->paged) return LF_OK;
+    int32_t *t = kv->table + (size_t)seq * (size_t)kv->blocks_per_seq;
+    int first = kv->len[seq] / LF_KV_BLOCK, end = (n + LF_KV_BLOCK - 1) / LF_KV_BLOCK, need = 0;
+    for (int j = 0; j < end; j++) need += t[j] < 0 || (j >= first && kv->ref[t[j]] > 1);
+    if (need > kv->n_free)
+        return lf__fail(LF_ERR_CAPACITY, "KV reserve: slot %d needs %d more blocks, %d are free", seq, need, kv->n_free);
+    for (int j = 0; j < end; j++) {
+        if (t[j] >= 0 && (j < first || kv->ref[t[j]] == 1)) continue;
+        int32_t b = kv->free_[--kv->n_free];
+        kv->ref[b] = 1;
+        if (t[j] >= 0) {  // shared and about to be written: this slot's own copy
+            size_t F = LF__KV_BLOCK_FLOATS(kv);
+            memcpy(kv->k + (size_t)b * F, kv->k + (size_t)t[j] * F, F * sizeof(float));
+            memcpy(kv->v + (size_t)b * F, kv->v + (size_t)t[j] * F, F * sizeof(float));
+            lf__kv_unref(kv, t[j]);
+        }
+        t[j] = b;
     }
     return LF_OK;
 }
 
-LF_API void lf_kv_deinit(lf_kv *kv) {
-    LF_FREE(kv->k);
-    LF_FREE(kv->v);
-    LF_FREE(kv->len);
-    memset(kv, 0, sizeof *kv);
-}
-
 LF_API void lf_kv_seq_copy(lf_kv *kv, int from, int to, int n) {
-    size_t w = (size_t)kv->width, T = (size_t)kv->max_seq_len, S = (size_t)kv->max_seqs;
-    for (size_t l = 0; l < (size_t)kv->L; l++) {
-        size_t a = ((l * S + (size_t)from) * T) * w, b = ((l * S + (size_t)to) * T) * w;
-        memcpy(kv->k + b, kv->k + a, (size_t)n * w * sizeof(float));
-        memcpy(kv->v + b, kv->v + a, (size_t)n * w * sizeof(float));
+    int blocks = (n + LF_KV_BLOCK - 1) / LF_KV_BLOCK;
+    int32_t *a = kv->table + (size_t)from * (size_t)kv->blocks_per_seq, *b = kv->table + (size_t)to * (size_t)kv->blocks_per_seq;
+    if (kv->paged) {
+        lf_kv_seq_release(kv, to);
+        for (int j = 0; j < blocks; j++) b[j] = a[j], kv->ref[a[j]]++;
+    } else {
+        size_t F = LF__KV_BLOCK_FLOATS(kv);
+        for (int j = 0; j < blocks; j++) {
+            memcpy(kv->k + (size_t)b[j] * F, kv->k + (size_t)a[j] * F, F * sizeof(float));
+            memcpy(kv->v + (size_t)b[j] * F, kv->v + (size_t)a[j] * F, F * sizeof(float));
+        }
     }
     kv->len[to] = n;
 }
@@ -10301,13 +10425,33 @@ LF_API lf_status lf_model_quantize(lf_model *m, const lf_qtensor_desc *d) {
 // V from the KV cache; the training path from the layer's own k and v activations, keeping the
 // probabilities for the backward pass. Both run lf__attn_row.
 
-// p[0 .. hi-lo] = softmax(q . K[t] * scale), out = sum p[t] V[t]; K and V rows are stride apart.
-static void lf__attn_row(float *out, float *p, const float *q, const float *K, const float *V, size_t stride, int lo,
+// Where row t of K and V is: t * stride, or with a block table (the KV cache) in block
+// tab[t / LF_KV_BLOCK], blocks bstride apart.
+typedef struct lf__rows {
+    const int32_t *tab;
+    size_t stride, bstride;
+} lf__rows;
+LF__INLINE size_t lf__row_at(const lf__rows *r, int t) {
+    return r->tab ? (size_t)r->tab[t / LF_KV_BLOCK] * r->bstride + (size_t)(t % LF_KV_BLOCK) * r->stride : (size_t)t * r->stride;
+}
+// The last row from t on that is stride after the one before it (the end of t's block), <= hi.
+LF__INLINE int lf__rows_run(const lf__rows *r, int t, int hi) {
+    return r->tab ? LF__MIN(hi, (t / LF_KV_BLOCK + 1) * LF_KV_BLOCK - 1) : hi;
+}
+
+// p[0 .. hi-lo] = softmax(q . K[t] * scale), out = sum p[t] V[t].
+static void lf__attn_row(float *out, float *p, const float *q, const float *K, const float *V, const lf__rows *r, int lo,
                          int hi, int HS, float scale) {
-    for (int t = lo; t <= hi; t++) p[t - lo] = lf__dot(q, K + (size_t)t * stride, HS) * scale;
+    for (int t = lo; t <= hi;)
+        for (const float *k = K + lf__row_at(r, t), *ke = k + (size_t)(lf__rows_run(r, t, hi) - t) * r->stride; k <= ke;
+             k += r->stride)
+            p[t++ - lo] = lf__dot(q, k, HS) * scale;
     lf__softmax_inplace(p, hi - lo + 1);
     memset(out, 0, (size_t)HS * sizeof(float));
-    for (int t = lo; t <= hi; t++) lf__axpy(out, p[t - lo], V + (size_t)t * stride, HS);
+    for (int t = lo; t <= hi;)
+        for (const float *v = V + lf__row_at(r, t), *ve = v + (size_t)(lf__rows_run(r, t, hi) - t) * r->stride; v <= ve;
+             v += r->stride)
+            lf__axpy(out, p[t++ - lo], v, HS);
 }
 
 static int lf__attn_lo(const lf_model_config *c, int layer, int p) {
@@ -10333,10 +10477,10 @@ static void lf__attn_worker(void *arg, int64_t j0, int64_t j1, int tid) {
     for (int64_t j = j0; j < j1; j++) {  // head-major, so each thread's range holds early and late tokens alike
         int64_t i = j % J->n;
         int h = (int)(j / J->n), p = J->pos[i];
-        size_t slot = ((size_t)J->layer * (size_t)J->kv->max_seqs + (size_t)J->seq[i]) * (size_t)J->kv->max_seq_len;
-        const float *K = J->kv->k + slot * (size_t)W + (size_t)(h / group) * (size_t)HS;
-        const float *V = J->kv->v + slot * (size_t)W + (size_t)(h / group) * (size_t)HS;
-        lf__attn_row(J->out + (i * NH + h) * HS, sc, J->q + (i * NH + h) * HS, K, V, (size_t)W,
+        const lf_kv *kv = J->kv;
+        lf__rows r = {kv->table + (size_t)J->seq[i] * (size_t)kv->blocks_per_seq, (size_t)W, LF__KV_BLOCK_FLOATS(kv)};
+        size_t base = (size_t)J->layer * LF__KV_LAYER_FLOATS(kv) + (size_t)(h / group) * (size_t)HS;
+        lf__attn_row(J->out + (i * NH + h) * HS, sc, J->q + (i * NH + h) * HS, kv->k + base, kv->v + base, &r,
                      lf__attn_lo(c, J->layer, p), p, HS, scale);
     }
 }
@@ -10364,10 +10508,11 @@ static void lf__tattn_fwd(void *arg, int64_t j0, int64_t j1, int tid) {  // jobs
         int lo = LF__MAX(lf__attn_lo(J->c, J->layer, t), J->lo[(size_t)b * (size_t)T + (size_t)t]);
         size_t kvoff = ((size_t)b * (size_t)T * (size_t)NKV + (size_t)(h / (NH / NKV))) * (size_t)HS;
         float *p = J->probs + (((size_t)b * (size_t)NH + (size_t)h) * (size_t)T + (size_t)t) * (size_t)T;
+        lf__rows r = {NULL, (size_t)NKV * (size_t)HS, 0};
         memset(p, 0, (size_t)T * sizeof(float));
         lf__attn_row(J->out + (((size_t)b * (size_t)T + (size_t)t) * (size_t)NH + (size_t)h) * (size_t)HS, p + lo,
                      J->q + (((size_t)b * (size_t)T + (size_t)t) * (size_t)NH + (size_t)h) * (size_t)HS, J->k + kvoff,
-                     J->v + kvoff, (size_t)NKV * (size_t)HS, lo, t, HS, scale);
+                     J->v + kvoff, &r, lo, t, HS, scale);
     }
 }
 
@@ -10407,18 +10552,27 @@ static void lf__tattn_bwd(void *arg, int64_t j0, int64_t j1, int tid) {
 
 // y[n, out] = x W^T + b, plus the projection's low-rank update when it has one (as PEFT's
 // eval forward: no dropout).
-static void lf__proj_forward(const lf_model *m, const lf_layer *ly, lf_proj p, float *y, const float *x, int64_t n,
-                             const lf__acts *a) {
+static void lf__proj_rows(const lf_model *m, const lf_layer *ly, lf_proj p, float *y, const float *x, int64_t n,
+                          const lf__acts *a, lf__kern kern) {
     const lf_tensor *w = &ly->w[p];
     const lf_qtensor *q = ly->q[p];
     if (q && (q->type == LF_QTYPE_Q8_0 || q->type == LF_QTYPE_Q4_0)) lf__qdot_matmul(m->pool, y, x, q, ly->b[p], n, a->mm, false);
-    else if (q) lf__qgemm(m->pool, y, x, q, ly->b[p], n, a->mm, false, false);
-    else lf__matmul(m->pool, y, x, w->data, w->dtype, ly->b[p], n, w->shape[0], w->shape[1], a->mm);
+    else if (q) lf__qgemm(m->pool, y, x, q, ly->b[p], n, a->mm, false, false, kern);
+    else lf__gemm_k(m->pool, y, x, w->data, w->dtype, ly->b[p], n, w->shape[0], w->shape[1], a->mm, false, kern);
     const lf_lowrank *d = m->lora_off ? NULL : ly->lora[p];
     if (!d) return;
-    lf__matmul(m->pool, a->lora, x, d->A, LF_DTYPE_F32, NULL, n, d->r, w->shape[1], a->mm);
+    lf__gemm_k(m->pool, a->lora, x, d->A, LF_DTYPE_F32, NULL, n, d->r, w->shape[1], a->mm, false, kern);
     for (int64_t i = 0; i < n * d->r; i++) a->lora[i] *= d->scale;
-    lf__gemm(m->pool, y, a->lora, d->B, LF_DTYPE_F32, NULL, n, w->shape[0], d->r, a->mm, true);
+    lf__gemm_k(m->pool, y, a->lora, d->B, LF_DTYPE_F32, NULL, n, w->shape[0], d->r, a->mm, true, kern);
+}
+// y [n, out] = x [n, in] through projection p; rows split between the kernels as a->n_dot says.
+// (Q8_0/Q4_0 weights use the int8 dot product, which gives every row the same bits anyway.)
+static void lf__proj_forward(const lf_model *m, const lf_layer *ly, lf_proj p, float *y, const float *x, int64_t n,
+                             const lf__acts *a) {
+    int64_t d = a->n_dot < 0 ? 0 : LF__MIN(a->n_dot, n), out = ly->w[p].shape[0], in = ly->w[p].shape[1];
+    if (a->n_dot < 0) lf__proj_rows(m, ly, p, y, x, n, a, LF__KERN_AUTO);
+    if (a->n_dot >= 0 && d > 0) lf__proj_rows(m, ly, p, y, x, d, a, LF__KERN_DOT);
+    if (a->n_dot >= 0 && n > d) lf__proj_rows(m, ly, p, y + d * out, x + d * in, n - d, a, LF__KERN_PACKED);
 }
 
 // The inputs of a layer's projections, by the groups that share one: q, k and v; o; gate and up;
@@ -10442,7 +10596,7 @@ static void lf__layer_forward(const lf_model *m, lf_kv *kv, int l, const lf__act
     lf__rope_forward(a->q, m->rope_cos, m->rope_sin, P, n, c->NH, c->HS);
     lf__rope_forward(a->k, m->rope_cos, m->rope_sin, P, n, c->NKV, c->HS);
     for (int i = 0; i < n; i++) {
-        size_t row = (((size_t)l * (size_t)kv->max_seqs + (size_t)S[i]) * (size_t)kv->max_seq_len + (size_t)P[i]) * (size_t)KW;
+        size_t row = lf__kv_off(kv, l, S[i], P[i]);
         memcpy(kv->k + row, a->k + i * KW, (size_t)KW * sizeof(float));
         memcpy(kv->v + row, a->v + i * KW, (size_t)KW * sizeof(float));
     }
@@ -10462,7 +10616,10 @@ static void lf__layer_forward(const lf_model *m, lf_kv *kv, int l, const lf__act
 #undef LF__CAPTURE
 }
 
-LF_API lf_status lf_model_forward(lf_model *m, lf_kv *kv, const lf_batch *b, float *logits) {
+// n_dot < 0: the matmul kernels follow the row count. Else (batch invariance, the serving
+// engine of section 12) the first n_dot tokens take the decode kernels and the others the
+// prefill ones whatever n is, so a token's logits are the same bits whatever else the batch holds.
+static lf_status lf__model_forward(lf_model *m, lf_kv *kv, const lf_batch *b, float *logits, int n_dot) {
     const lf_model_config *c = &m->cfg;
     int n = b->n;
     if (n <= 0) return lf__fail(LF_ERR_ARG, "forward: empty batch");
@@ -10478,9 +10635,10 @@ LF_API lf_status lf_model_forward(lf_model *m, lf_kv *kv, const lf_batch *b, flo
         for (int i = 0; i < n; i++) a.pos[i] = i;
     if (!S) memset(a.seq, 0, (size_t)n * sizeof(int32_t));
     P = P ? P : a.pos, S = S ? S : a.seq;
+    a.n_dot = LF__MIN(n_dot, n);
     // validate every token before the cache changes; writing position p forgets what followed it
     lf_status s = LF_OK;
-    int i = 0;
+    int i = 0, blk;
     for (; i < n && s == LF_OK; i++) {
         if (b->tokens[i] < 0 || b->tokens[i] >= c->V)
             s = lf__fail(LF_ERR_ARG, "forward: token %d is id %d, outside [0, %d)", i, b->tokens[i], c->V);
@@ -10491,6 +10649,11 @@ LF_API lf_status lf_model_forward(lf_model *m, lf_kv *kv, const lf_batch *b, flo
         else if (P[i] > kv->len[S[i]])
             s = lf__fail(LF_ERR_ARG, "forward: token %d at position %d but slot %d holds only %d positions", i, P[i],
                          S[i], kv->len[S[i]]);
+        else if (kv->paged && (blk = kv->table[(size_t)S[i] * (size_t)kv->blocks_per_seq + (size_t)(P[i] / LF_KV_BLOCK)]) < 0)
+            s = lf__fail(LF_ERR_CAPACITY, "forward: token %d at position %d of slot %d has no KV block (lf_kv_reserve)", i,
+                         P[i], S[i]);
+        else if (kv->paged && kv->ref[blk] > 1)
+            s = lf__fail(LF_ERR_ARG, "forward: token %d writes a KV block slot %d shares (lf_kv_reserve copies it)", i, S[i]);
         else
             a.undo[i] = kv->len[S[i]], kv->len[S[i]] = P[i] + 1;
     }
@@ -10509,13 +10672,26 @@ LF_API lf_status lf_model_forward(lf_model *m, lf_kv *kv, const lf_batch *b, flo
         if (b->hidden && b->hidden[l]) memcpy(b->hidden[l], a.x, (size_t)(n * C) * sizeof(float));
     }
     // final norm and lm_head on the rows that want logits only
-    int rows = 0;
+    int rows = 0, rows_dot = 0;
     for (i = 0; i < n; i++)
-        if (b->logits ? b->logits[i] != 0 : i == n - 1) memcpy(a.rows + rows++ * C, a.x + i * C, (size_t)C * sizeof(float));
+        if (b->logits ? b->logits[i] != 0 : i == n - 1) {
+            memcpy(a.rows + rows++ * C, a.x + i * C, (size_t)C * sizeof(float));
+            rows_dot += i < a.n_dot;
+        }
     lf__rmsnorm_forward(a.xn, NULL, a.rows, m->final_norm, rows, C, c->eps);
     if (m->qhead_) lf__qdot_matmul(m->pool, logits, a.xn, m->qhead_, NULL, rows, a.mm, false);
-    else lf__matmul(m->pool, logits, a.xn, m->lm_head.data, m->lm_head.dtype, NULL, rows, c->V, C, a.mm);
+    else if (n_dot < 0) lf__matmul(m->pool, logits, a.xn, m->lm_head.data, m->lm_head.dtype, NULL, rows, c->V, C, a.mm);
+    else
+        for (int part = 0; part < 2; part++) {
+            int r0 = part ? rows_dot : 0, nr = part ? rows - rows_dot : rows_dot;
+            if (nr > 0)
+                lf__gemm_k(m->pool, logits + (size_t)r0 * (size_t)c->V, a.xn + (size_t)r0 * (size_t)C, m->lm_head.data,
+                           m->lm_head.dtype, NULL, nr, c->V, C, a.mm, false, part ? LF__KERN_PACKED : LF__KERN_DOT);
+        }
     return LF_OK;
+}
+LF_API lf_status lf_model_forward(lf_model *m, lf_kv *kv, const lf_batch *b, float *logits) {
+    return lf__model_forward(m, kv, b, logits, -1);
 }
 
 // -- 6.3 training: forward with saved activations, loss, backward
@@ -10799,7 +10975,7 @@ static void lf__tproj_forward(lf_model *m, lf__train *t, int l, lf_proj p, float
     const lf_tensor *w = &ly->w[p];
     const lf_lowrank *d = m->lora_off ? NULL : ly->lora[p];
     int64_t N = (int64_t)t->B * t->T, out = w->shape[0], in = w->shape[1];
-    if (ly->q[p]) lf__qgemm(m->pool, y, x, ly->q[p], ly->b[p], N, t->mm, false, false);
+    if (ly->q[p]) lf__qgemm(m->pool, y, x, ly->q[p], ly->b[p], N, t->mm, false, false, LF__KERN_AUTO);
     else lf__matmul(m->pool, y, x, w->data, w->dtype, ly->b[p], N, out, in, t->mm);
     if (!d) return;
     float *u = t->lu + ((t->checkpointing ? 0 : (int64_t)l) * LF_PROJ_COUNT + p) * N * t->r;
@@ -10815,7 +10991,7 @@ static void lf__tproj_backward(lf_model *m, lf__train *t, int l, lf_proj p, floa
     const lf_lowrank *d = m->lora_off ? NULL : ly->lora[p];
     lf_pool *pool = m->pool;
     int64_t N = (int64_t)t->B * t->T, out = w->shape[0], in = w->shape[1];
-    if (ly->q[p]) lf__qgemm(pool, dx, dy, ly->q[p], NULL, N, t->mm, false, true);  // frozen: dx only
+    if (ly->q[p]) lf__qgemm(pool, dx, dy, ly->q[p], NULL, N, t->mm, false, true, LF__KERN_AUTO);  // frozen: dx only
     else
         lf__matmul_backward(pool, dx, lf__train_grad_of(t, w->data), lf__train_grad_of(t, ly->b[p]), dy, x,
                             (const float *)w->data, NULL, N, out, in, t->bwd);

@@ -127,6 +127,59 @@ static int test_kv_prefill_then_decode(void) {
     return 0;
 }
 
+// The paged cache gives a sequence the same logits bit for bit as lf_kv_init's, with its blocks
+// scattered, shared with another slot (copied before either writes them), and given back.
+static int test_kv_paged(void) {
+    lf_model m;
+    CHECK_OK(lf_model_open(&m, &(lf_model_desc){.path = LF_TEST_MODELS "llama_f32", .n_threads = 2, .max_tokens = 48}));
+    enum { V = 320, NP = 40, ND = 6 };
+    int32_t ids[NP + ND];
+    for (int i = 0; i < NP + ND; i++) ids[i] = (i * 37 + 11) % V;
+    float *ref = (float *)malloc((size_t)(ND + 1) * V * 4), *out = (float *)malloc((size_t)V * 4);
+    lf_kv kv, pk;
+    CHECK_OK(lf_kv_init(&kv, &m, 1, 64));
+    CHECK_OK(lf_model_forward(&m, &kv, &(lf_batch){NP, ids, NULL, NULL, NULL, NULL}, ref));
+    for (int t = NP; t < NP + ND; t++) {
+        int32_t pos = t;
+        CHECK_OK(lf_model_forward(&m, &kv, &(lf_batch){1, ids + t, &pos, NULL, NULL, NULL}, ref + (size_t)(t - NP + 1) * V));
+    }
+    lf_kv_deinit(&kv);
+    CHECK_ERR(lf_kv_init_paged(&pk, &m, 0, 3, 64), LF_ERR_ARG, "n_blocks must be >= 1");
+    CHECK_OK(lf_kv_init_paged(&pk, &m, 7, 3, 64));
+    CHECK(lf_kv_block_bytes(&m) == 2 * 2 * LF_KV_BLOCK * 2 * 16 * 4);  // L 2, NKV 2, HS 16
+    int32_t s0[NP], s2 = 2, p0 = 0;
+    for (int i = 0; i < NP; i++) s0[i] = 0;
+    CHECK_OK(lf_kv_reserve(&pk, 1, 10));  // slot 1 takes block 0: slot 0's blocks start at 1
+    CHECK_OK(lf_kv_reserve(&pk, 0, NP));
+    CHECK(pk.n_free == 3 && pk.table[0] == 1 && pk.table[pk.blocks_per_seq] == 0);
+    CHECK_ERR(lf_kv_reserve(&pk, 2, 64), LF_ERR_CAPACITY, "slot 2 needs 4 more blocks, 3 are free");
+    CHECK(pk.n_free == 3 && pk.table[2 * pk.blocks_per_seq] == -1);
+    CHECK_ERR(lf_model_forward(&m, &pk, &(lf_batch){1, ids, &p0, &s2, NULL, NULL}, out), LF_ERR_CAPACITY, "lf_kv_reserve");
+    CHECK_OK(lf_model_forward(&m, &pk, &(lf_batch){NP, ids, NULL, s0, NULL, NULL}, out));
+    CHECK(memcmp(out, ref, (size_t)V * 4) == 0);
+    lf_kv_seq_copy(&pk, 0, 2, NP);  // shares slot 0's three blocks
+    CHECK(pk.n_free == 3 && pk.len[2] == NP && pk.ref[pk.table[0]] == 2);
+    int32_t pos = NP;
+    CHECK_ERR(lf_model_forward(&m, &pk, &(lf_batch){1, ids + NP, &pos, &s2, NULL, NULL}, out), LF_ERR_ARG, "shares");
+    for (int slot = 2; slot >= 0; slot -= 2) {  // each writes position NP into its own copy of block 2
+        for (int t = NP; t < NP + ND; t++) {
+            pos = t;
+            CHECK_OK(lf_kv_reserve(&pk, slot, t + 1));
+            CHECK_OK(lf_model_forward(&m, &pk, &(lf_batch){1, ids + t, &pos, &slot, NULL, NULL}, out));
+            CHECK(memcmp(out, ref + (size_t)(t - NP + 1) * V, (size_t)V * 4) == 0);
+        }
+    }
+    CHECK(pk.n_free == 2 && pk.ref[pk.table[0]] == 2);  // blocks 0-1 still shared
+    lf_kv_seq_release(&pk, 2);
+    lf_kv_seq_release(&pk, 0);
+    lf_kv_seq_release(&pk, 1);
+    CHECK(pk.n_free == 7 && pk.len[0] == 0 && pk.table[0] == -1);
+    lf_kv_deinit(&pk);
+    free(ref), free(out);
+    lf_model_close(&m);
+    return 0;
+}
+
 // Bad batches are refused before the cache changes.
 static int test_forward_bad_batch(void) {
     lf_model m;
@@ -426,6 +479,7 @@ static const lf_test tests_model[] = {
     {"model/parity_one_thread", test_parity_one_thread},
     {"model/kv_prefill_then_decode", test_kv_prefill_then_decode},
     {"model/forward_bad_batch", test_forward_bad_batch},
+    {"model/kv_paged", test_kv_paged},
     {"model/config_errors", test_config_errors},
     {"model/weight_errors", test_model_weight_errors},
 };
