@@ -130,7 +130,8 @@ typedef enum lf_status {
     LF_ERR_CAPACITY = -8,     // more than the reserved capacity (batch, sequence, slots)
     LF_ERR_CUDA = -9,
     LF_ERR_NET = -10,
-    LF_ERR_CANCELLED = -11    // a should_stop callback asked to stop
+    LF_ERR_CANCELLED = -11,   // a should_stop callback asked to stop
+    LF_ERR_BUSY = -12         // overloaded: no room now and none in time (the engine's queue)
 } lf_status;
 
 LF_API const char *lf_status_str(lf_status s);  // "LF_ERR_FORMAT"; safe
@@ -1906,6 +1907,8 @@ typedef struct lf_gen_desc {
     lf_token_fn on_token;       // optional streaming callback
     bool (*should_stop)(void *user);  // optional; checked before every token
     void *user;
+    bool logprobs;              // record each generated token's log-probability (lf_gen_result)
+    int top_logprobs;           // and the log-probabilities of the n most likely tokens (0 to 20)
     const char *stop_[LF_MAX_STOP];    // storage for stop strings read from a config
 } lf_gen_desc;
 
@@ -1924,6 +1927,11 @@ typedef struct lf_gen_result {
     int n_prompt, n_gen;
     lf_finish finish;
     double prompt_s, gen_s;     // seconds spent in prefill and in decoding
+    // with d.logprobs: [n_gen] log softmax of the model's logits (before penalties and
+    // temperature) at each generated id; [n_gen, top_logprobs] the most likely ids, best first
+    float *logprobs, *top_logprobs;
+    int32_t *top_ids;
+    int n_top;
 } lf_gen_result;
 LF_API void lf_gen_result_deinit(lf_gen_result *r);
 
@@ -2206,6 +2214,80 @@ typedef struct lf_synth_config {
 //   returns  LF_OK | LF_ERR_CONFIG (file and section.key named)
 LF_API lf_status lf_synth_config_read(lf_synth_config *c, const lf_doc *doc);
 
+// -- 12.6 the serving engine
+//
+// ON THE ENGINE: requests are submitted from any thread and run on the engine's thread
+// (lf_engine_run, or lf_engine_step in a loop of the caller's). Each step is one forward pass
+// (continuous batching): first one token of every sequence that is decoding, so the weights are
+// read once per step for all of them, then prompt tokens of sequences still prefilling, at most
+// prefill_chunk per step, so a long prompt never stalls the streams already running (chunked
+// prefill). A request joins at a step boundary when a KV slot is free and the paged cache holds
+// blocks for its whole worst case (prompt + max_tokens): a running request never waits for
+// memory and is never preempted. Until then it waits in a bounded queue; a full queue, or a wait
+// past queue_timeout_s, ends it with LF_ERR_BUSY (the server's 503). Finished and cancelled
+// requests give their blocks back at once.
+//   Prefix caching: every full block of prompt tokens, once computed, is kept (keyed by its tokens
+// and the block before it) until its memory is needed; a request whose prompt starts with cached
+// blocks (a shared system prompt) maps them instead of computing them again.
+//   Batch invariance: decoding rows always take the decode matmul kernels and prompt rows the
+// prefill ones (lf__model_forward's n_dot), every other operation is per row, and each request
+// samples from its own seeded generator, so a request's tokens are the same bits whether it runs
+// alone or beside others, whatever the chunking, and whether its prefix came from the cache.
+
+typedef struct lf_engine lf_engine;
+
+typedef struct lf_engine_desc {
+    lf_model *model;             // required; the engine uses it alone while it lives
+    const lf_tokenizer *tok;     // required: streamed text and stop strings
+    int max_batch;               // default 16: sequences in flight (KV slots)
+    int max_seq_len;             // default: the model's
+    size_t kv_budget_bytes;      // default: max_batch full contexts; rounded down to whole blocks
+    int prefill_chunk;           // default 256: prompt tokens per step (capped by max_tokens)
+    int max_queue;               // default 64 waiting requests
+    double queue_timeout_s;      // default 30
+    bool no_prefix_cache;
+} lf_engine_desc;
+
+typedef struct lf_engine_req {
+    const int32_t *prompt;       // [n_prompt] ids, copied by lf_engine_submit
+    int n_prompt;
+    lf_gen_desc gen;             // sampling (and its seed), max_tokens, stop strings (copied),
+                                 // eos, ignore_eos; gen.on_token streams text on the engine's
+                                 // thread (returning false stops the request); should_stop unused
+    // Called once, on the engine's thread, when the request ends: status LF_OK (res.finish says
+    // how), LF_ERR_CANCELLED, LF_ERR_BUSY, or the error that ended it; res is freed on return.
+    void (*on_done)(void *user, uint64_t id, lf_status status, const lf_gen_result *res);
+    void *user;                  // given to gen.on_token (as gen.user) and on_done
+} lf_engine_req;
+
+typedef struct lf_engine_stats {
+    int running, waiting, max_batch;
+    int kv_blocks, kv_blocks_used, kv_blocks_cached;  // used: held by running requests
+    int64_t prompt_tokens, cached_prompt_tokens;      // prefilled, and mapped from the cache
+    int64_t generated_tokens, steps;
+} lf_engine_stats;
+
+//   returns  LF_OK | LF_ERR_ARG (desc field named) | LF_ERR_CAPACITY | LF_ERR_NOMEM
+LF_API lf_status lf_engine_create(lf_engine **out, const lf_engine_desc *d);
+LF_API void lf_engine_destroy(lf_engine *e);  // ends what is left as cancelled; safe on NULL
+// Queues a request; *id names it. returns LF_OK | LF_ERR_ARG (an empty prompt, an id outside
+// the vocabulary, an empty stop string) | LF_ERR_CAPACITY (the prompt leaves no room to
+// generate in max_seq_len, or its worst case exceeds the whole KV budget) | LF_ERR_NOMEM.
+// A full queue is not an error here: on_done gets LF_ERR_BUSY. threads: safe.
+LF_API lf_status lf_engine_submit(lf_engine *e, const lf_engine_req *r, uint64_t *id);
+// Ends request id at the next step boundary (on_done: LF_ERR_CANCELLED, res holding what was
+// made); unknown or finished ids are ignored. threads: safe.
+LF_API void lf_engine_cancel(lf_engine *e, uint64_t id);
+// One step (admissions, one forward pass, sampling, callbacks). *busy: work remains.
+//   returns  LF_OK | the forward pass's error (every running request has then ended with it)
+//   threads  not safe: one engine thread
+LF_API lf_status lf_engine_step(lf_engine *e, bool *busy);
+// Steps until lf_engine_stop, sleeping while there is nothing to do. Requests still running or
+// waiting then end cancelled. threads: as lf_engine_step.
+LF_API lf_status lf_engine_run(lf_engine *e);
+LF_API void lf_engine_stop(lf_engine *e);  // threads: safe
+LF_API void lf_engine_get_stats(lf_engine *e, lf_engine_stats *st);  // threads: safe
+
 #ifdef __cplusplus
 }
 #endif
@@ -2312,6 +2394,7 @@ LF_API const char *lf_status_str(lf_status s) {
     case LF_ERR_CUDA: return "LF_ERR_CUDA";
     case LF_ERR_NET: return "LF_ERR_NET";
     case LF_ERR_CANCELLED: return "LF_ERR_CANCELLED";
+    case LF_ERR_BUSY: return "LF_ERR_BUSY";
     }
     return "LF_ERR_UNKNOWN";
 }
@@ -16062,6 +16145,7 @@ LF_API lf_status lf_gen_desc_from_config(lf_gen_desc *d, const lf_doc *doc) {
 LF_API void lf_gen_result_deinit(lf_gen_result *r) {
     LF_FREE(r->text);
     LF_FREE(r->ids);
+    LF_FREE(r->logprobs);
     memset(r, 0, sizeof *r);
 }
 
@@ -16194,6 +16278,7 @@ typedef struct lf__gen_seq {
     size_t emitted;            // bytes of text handed to on_token
     bool hit_stop, cb_stop;
     uint64_t t0, t1;           // the prefill's start and end
+    float *raw;                // logprobs: the logits before sampling changes them [V]
 } lf__gen_seq;
 
 // Checks one request and sets q up (res zeroed, the history allocated). Nothing to undo on failure.
@@ -16213,8 +16298,17 @@ static lf_status lf__gen_seq_init(lf__gen_seq *q, const lf_model *m, const lf_kv
     q->n_eos = d->n_eos > 0 ? d->n_eos : m->cfg.n_eos;
     q->cap = LF__MIN(d->max_tokens, kv->max_seq_len - n_prompt);
     size_t hist_n = (size_t)n_prompt + (size_t)LF__MAX(q->cap, 0);
+    if (d->top_logprobs < 0 || d->top_logprobs > 20)
+        return lf__fail(LF_ERR_ARG, "generate: top_logprobs %d outside [0, 20]", d->top_logprobs);
     if (!(q->hist = (int32_t *)lf__alloc(hist_n * sizeof(int32_t), "generation history"))) return LF_ERR_NOMEM;
     memcpy(q->hist, prompt, (size_t)n_prompt * sizeof(int32_t));
+    if (d->logprobs || d->top_logprobs) {  // one block: logprobs, top logprobs, top ids, then raw logits
+        size_t cap = (size_t)LF__MAX(q->cap, 0), nt = (size_t)d->top_logprobs;
+        res->logprobs = (float *)lf__alloc((cap * (1 + 2 * nt) + (size_t)m->cfg.V) * sizeof(float), "generation logprobs");
+        if (!res->logprobs) return LF_FREE(q->hist), LF_ERR_NOMEM;
+        res->top_logprobs = res->logprobs + cap, res->top_ids = (int32_t *)(res->top_logprobs + cap * nt);
+        res->n_top = (int)nt, q->raw = (float *)(res->top_ids + cap * nt);
+    }
     lf_rng_seed(&q->rng, smp->seed);
     lf_tok_stream_init(&q->ts, tok, true);
     q->t0 = q->t1 = lf_time_ns();
@@ -16238,6 +16332,24 @@ static lf_status lf__gen_prefill(lf_model *m, lf_kv *kv, int seq, const int32_t 
     return s;
 }
 
+// lp = log softmax(x)[id]; the n best ids (ties: the lower id first) and theirs.
+static void lf__gen_logprobs(const float *x, int V, int32_t id, int n, float *lp, float *top, int32_t *top_ids) {
+    float mx = x[0];
+    for (int i = 1; i < V; i++) mx = x[i] > mx ? x[i] : mx;
+    double z = 0;
+    for (int i = 0; i < V; i++) z += exp((double)(x[i] - mx));
+    double lz = (double)mx + log(z);
+    *lp = (float)((double)x[id] - lz);
+    for (int k = 0; k < n; k++) {  // n <= 20 passes, each for the best after the one before
+        int32_t best = -1;
+        for (int i = 0; i < V; i++) {
+            bool after = k == 0 || x[i] < x[top_ids[k - 1]] || (x[i] == x[top_ids[k - 1]] && i > top_ids[k - 1]);
+            if (after && (best < 0 || x[i] > x[best])) best = i;
+        }
+        top_ids[k] = best < 0 ? 0 : best, top[k] = (float)((double)x[top_ids[k]] - lz);
+    }
+}
+
 // Draws q's next token from logits [V] (changed in place) and applies the stop rules; stop(user)
 // is asked first, as d->should_stop before every token. *done when the sequence has ended
 // (res->finish set); else its newest id is to run at position n_prompt + n_gen - 1.
@@ -16251,7 +16363,11 @@ static lf_status lf__gen_seq_step(lf__gen_seq *q, float *logits, int V, int32_t 
         res->finish = LF_FINISH_CANCELLED;
         return lf__fail(LF_ERR_CANCELLED, "generate: cancelled after %d tokens", res->n_gen);
     }
+    if (q->raw) memcpy(q->raw, logits, (size_t)V * sizeof(float));
     int32_t id = lf_sample(q->smp, logits, V, q->hist, q->n_prompt + res->n_gen, &q->rng, work);
+    if (q->raw) lf__gen_logprobs(q->raw, V, id, res->n_top, res->logprobs + res->n_gen,
+                                 res->top_logprobs + (size_t)res->n_gen * (size_t)res->n_top,
+                                 res->top_ids + (size_t)res->n_gen * (size_t)res->n_top);
     q->hist[q->n_prompt + res->n_gen++] = id;
     for (int i = 0; i < q->n_eos && !d->ignore_eos; i++)
         if (id == q->eos[i]) return res->finish = LF_FINISH_STOP, LF_OK;
@@ -17448,6 +17564,472 @@ LF_API lf_status lf_synth_config_read(lf_synth_config *c, const lf_doc *doc) {
     d->dedup.threshold = thr, d->dedup.shingle = (int)sg, d->dedup.num_perm = (int)np, d->dedup.bands = (int)bands;
     d->dedup.seed = (uint64_t)seed, d->keep_duplicates = !dedup_on;
     return LF_OK;
+}
+
+// -- 12.6 the serving engine
+
+#ifndef LF_NO_THREADS
+#define LF__LOCK(e) pthread_mutex_lock(&(e)->mu)
+#define LF__UNLOCK(e) pthread_mutex_unlock(&(e)->mu)
+#else
+#define LF__LOCK(e) ((void)0)
+#define LF__UNLOCK(e) ((void)0)
+#endif
+
+typedef struct lf__ereq {
+    uint64_t id, t_submit;
+    lf_engine_req r;           // r.prompt and r.gen.stop point into mem
+    void *mem;
+    lf__gen_seq q;             // once admitted
+    lf_gen_result res;
+    int slot;                  // KV slot once admitted, else -1
+    int done;                  // prompt positions in the cache (mapped or computed)
+    int cached;                // leading blocks registered in (or mapped from) the prefix cache
+    bool cancel, sampled;      // cancel asked; a token was drawn (it decodes now)
+    float *logits;             // this step's row, when it has one
+    struct lf__ereq *next;
+} lf__ereq;
+
+// The prefix cache: an entry per KV block id, chained in hash buckets. A cached block's content
+// is its LF_KV_BLOCK prompt tokens after the cached block `parent` (-1: the prompt's start), so
+// equal keys mean equal prefixes; the cache holds one reference of the block.
+typedef struct lf__pentry {
+    int32_t parent, next;      // next: the bucket chain
+    bool cached;
+    uint64_t hash, tick;
+    int32_t toks[LF_KV_BLOCK];
+} lf__pentry;
+
+struct lf_engine {
+    lf_engine_desc d;
+    lf_model *m;
+    lf_kv kv;
+    int V, chunk;
+    lf__ereq **slot;           // [max_batch] the request in each KV slot
+    lf__ereq *wait, *wait_tail;  // admission order
+    int n_wait, n_run;
+    lf__pentry *pc;            // [n_blocks]
+    int32_t *bucket;           // [n_bucket]
+    uint64_t n_bucket, tick;
+    int32_t *toks, *pos, *seqs, *work;  // the step's batch; sampling scratch [V]
+    int8_t *flags;
+    float *logits;             // [max_batch, V]
+    lf__ereq **row_req;        // [max_batch] the request of each logits row
+    lf_engine_stats acc;       // the engine thread's counts, published into st after each step
+#ifndef LF_NO_THREADS
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+#endif
+    // guarded by mu: submissions not yet seen by the engine's thread, cancellations, stop
+    lf__ereq *inbox, *inbox_tail;
+    uint64_t *cancels, next_id;
+    int n_cancels, cap_cancels;
+    bool stop;
+    lf_engine_stats st;
+};
+
+static uint64_t lf__pc_hash(int32_t parent, const int32_t *toks) {
+    uint64_t h = lf__hash_u64((uint64_t)(uint32_t)parent + 0x51ED27ull);
+    for (int i = 0; i < LF_KV_BLOCK; i++) h = lf__hash_u64(h ^ (uint32_t)toks[i]);
+    return h;
+}
+
+static int32_t lf__pc_find(lf_engine *e, int32_t parent, const int32_t *toks) {
+    uint64_t h = lf__pc_hash(parent, toks);
+    for (int32_t b = e->bucket[h & (e->n_bucket - 1)]; b >= 0; b = e->pc[b].next)
+        if (e->pc[b].hash == h && e->pc[b].parent == parent && !memcmp(e->pc[b].toks, toks, sizeof e->pc[b].toks)) return b;
+    return -1;
+}
+
+static void lf__pc_insert(lf_engine *e, int32_t b, int32_t parent, const int32_t *toks) {
+    if (e->pc[b].cached || lf__pc_find(e, parent, toks) >= 0) return;  // the same prefix computed twice: keep one
+    lf__pentry *p = &e->pc[b];
+    p->parent = parent, p->hash = lf__pc_hash(parent, toks), p->cached = true, p->tick = ++e->tick;
+    memcpy(p->toks, toks, sizeof p->toks);
+    int32_t *head = &e->bucket[p->hash & (e->n_bucket - 1)];
+    p->next = *head, *head = b;
+    e->kv.ref[b]++, e->acc.kv_blocks_cached++;
+}
+
+// Drops block b from the cache, and the blocks cached after it (their key names b, whose id
+// will hold other tokens); none of them is in use, since a request holds whole chains.
+static void lf__pc_evict(lf_engine *e, int32_t b) {
+    lf__pentry *p = &e->pc[b];
+    int32_t *at = &e->bucket[p->hash & (e->n_bucket - 1)];
+    while (*at != b) at = &e->pc[*at].next;
+    *at = p->next, p->cached = false, e->acc.kv_blocks_cached--;
+    lf__kv_unref(&e->kv, b);
+    for (int32_t c = 0; c < e->kv.n_blocks; c++)
+        if (e->pc[c].cached && e->pc[c].parent == b) lf__pc_evict(e, c);
+}
+
+// Frees cached blocks no request uses, least recently used first, until n blocks are free.
+static bool lf__pc_make_room(lf_engine *e, int n) {
+    while (e->kv.n_free < n) {
+        int32_t best = -1;
+        for (int32_t b = 0; b < e->kv.n_blocks; b++)
+            if (e->pc[b].cached && e->kv.ref[b] == 1 && (best < 0 || e->pc[b].tick < e->pc[best].tick)) best = b;
+        if (best < 0) return false;
+        lf__pc_evict(e, best);
+    }
+    return true;
+}
+
+// Positions a request may fill: its prompt and every token it may generate.
+static int lf__ereq_positions(const lf_engine *e, const lf__ereq *q) {
+    return LF__MIN(q->r.n_prompt + q->r.gen.max_tokens, e->kv.max_seq_len);
+}
+
+static void lf__ereq_end(lf_engine *e, lf__ereq *q, lf_status s) {
+    if (q->slot >= 0) {
+        s = lf__gen_seq_finish(&q->q, s);
+        if (s == LF_ERR_CANCELLED) q->res.finish = LF_FINISH_CANCELLED;
+        lf_kv_seq_release(&e->kv, q->slot);
+        e->slot[q->slot] = NULL, e->n_run--;
+    }
+    if (q->r.on_done) q->r.on_done(q->r.user, q->id, s, &q->res);
+    lf_gen_result_deinit(&q->res);
+    LF_FREE(q->mem), LF_FREE(q);
+}
+
+static void lf__engine_free(lf_engine *e) {
+    lf_kv_deinit(&e->kv);
+    LF_FREE(e->slot), LF_FREE(e->pc), LF_FREE(e->bucket), LF_FREE(e->toks), LF_FREE(e->flags), LF_FREE(e->logits);
+    LF_FREE(e->row_req), LF_FREE(e->cancels);
+#ifndef LF_NO_THREADS
+    pthread_mutex_destroy(&e->mu), pthread_cond_destroy(&e->cv);
+#endif
+    LF_FREE(e);
+}
+
+LF_API lf_status lf_engine_create(lf_engine **out, const lf_engine_desc *desc) {
+    *out = NULL;
+    if (!desc || !desc->model || !desc->tok) return lf__fail(LF_ERR_ARG, "engine: desc%s is NULL", !desc ? "" : !desc->model ? ".model" : ".tok");
+    lf_engine_desc d = *desc;
+    lf_model *m = d.model;
+    if (d.max_batch < 0 || d.prefill_chunk < 0 || d.max_queue < 0 || d.queue_timeout_s < 0)
+        return lf__fail(LF_ERR_ARG, "engine: desc.%s is negative", d.max_batch < 0 ? "max_batch" : d.prefill_chunk < 0 ?
+                        "prefill_chunk" : d.max_queue < 0 ? "max_queue" : "queue_timeout_s");
+    if (m->train_) return lf__fail(LF_ERR_ARG, "engine: the model is training");
+    d.max_batch = d.max_batch ? d.max_batch : 16;
+    d.max_seq_len = d.max_seq_len ? d.max_seq_len : m->max_seq_len;
+    d.prefill_chunk = d.prefill_chunk ? d.prefill_chunk : 256;
+    d.max_queue = d.max_queue ? d.max_queue : 64;
+    d.queue_timeout_s = d.queue_timeout_s > 0 ? d.queue_timeout_s : 30;
+    if (d.max_batch >= m->max_tokens)
+        return lf__fail(LF_ERR_ARG, "engine: desc.max_batch %d leaves no room for prompt tokens in the model's max_tokens %d",
+                        d.max_batch, m->max_tokens);
+    size_t block = lf_kv_block_bytes(m), per_seq = (size_t)((d.max_seq_len + LF_KV_BLOCK - 1) / LF_KV_BLOCK);
+    size_t blocks = d.kv_budget_bytes ? d.kv_budget_bytes / block : (size_t)d.max_batch * per_seq;
+    if (blocks < 1 || blocks > INT32_MAX / 2)
+        return lf__fail(LF_ERR_ARG, "engine: desc.kv_budget_bytes %zu holds %zu blocks of %zu bytes (1 to 2^30)",
+                        d.kv_budget_bytes, blocks, block);
+    lf_engine *e = (lf_engine *)lf__calloc(1, sizeof *e, "engine");
+    if (!e) return LF_ERR_NOMEM;
+#ifndef LF_NO_THREADS
+    pthread_mutex_init(&e->mu, NULL), pthread_cond_init(&e->cv, NULL);
+#endif
+    e->d = d, e->m = m, e->V = m->cfg.V, e->chunk = LF__MIN(d.prefill_chunk, m->max_tokens - d.max_batch);
+    lf_status s = lf_kv_init_paged(&e->kv, m, (int)blocks, d.max_batch, d.max_seq_len);
+    for (e->n_bucket = 16; e->n_bucket < 2 * blocks; e->n_bucket *= 2) {}
+    size_t rows = (size_t)m->max_tokens, B = (size_t)d.max_batch;
+    if (s == LF_OK) {
+        e->slot = (lf__ereq **)lf__calloc(B, sizeof *e->slot, "engine slots");
+        e->pc = (lf__pentry *)lf__calloc(blocks, sizeof *e->pc, "prefix cache");
+        e->bucket = (int32_t *)lf__alloc(e->n_bucket * sizeof(int32_t), "prefix cache buckets");
+        e->toks = (int32_t *)lf__alloc((3 * rows + (size_t)e->V) * sizeof(int32_t), "engine batch");
+        e->flags = (int8_t *)lf__alloc(rows, "engine logits flags");
+        e->logits = (float *)lf__alloc(B * (size_t)e->V * sizeof(float), "engine logits");
+        e->row_req = (lf__ereq **)lf__calloc(B, sizeof *e->row_req, "engine rows");
+        if (!e->slot || !e->pc || !e->bucket || !e->toks || !e->flags || !e->logits || !e->row_req) s = LF_ERR_NOMEM;
+    }
+    if (s != LF_OK) {
+        lf__engine_free(e);
+        return s;
+    }
+    e->pos = e->toks + rows, e->seqs = e->pos + rows, e->work = e->seqs + rows;
+    memset(e->bucket, 0xff, e->n_bucket * sizeof(int32_t));
+    e->acc.max_batch = e->st.max_batch = d.max_batch, e->acc.kv_blocks = e->st.kv_blocks = (int)blocks;
+    *out = e;
+    return LF_OK;
+}
+
+LF_API lf_status lf_engine_submit(lf_engine *e, const lf_engine_req *r, uint64_t *id) {
+    if (!e || !r || !id) return lf__fail(LF_ERR_ARG, "engine submit: %s is NULL", !e ? "e" : !r ? "r" : "id");
+    if (r->n_prompt < 1 || !r->prompt) return lf__fail(LF_ERR_ARG, "engine submit: empty prompt");
+    for (int i = 0; i < r->n_prompt; i++)
+        if (r->prompt[i] < 0 || r->prompt[i] >= e->V)
+            return lf__fail(LF_ERR_ARG, "engine submit: prompt token %d is id %d, outside [0, %d)", i, r->prompt[i], e->V);
+    if (r->gen.max_tokens < 0 || r->gen.n_stop < 0 || r->gen.n_stop > LF_MAX_STOP || (r->gen.n_stop && !r->gen.stop))
+        return lf__fail(LF_ERR_ARG, "engine submit: gen.%s is out of range", r->gen.max_tokens < 0 ? "max_tokens" : "n_stop");
+    if (r->n_prompt >= e->kv.max_seq_len)
+        return lf__fail(LF_ERR_CAPACITY, "engine submit: a prompt of %d tokens leaves no room in the context of %d",
+                        r->n_prompt, e->kv.max_seq_len);
+    size_t sbytes = 0;
+    for (int i = 0; i < r->gen.n_stop; i++) {
+        if (!r->gen.stop[i] || !r->gen.stop[i][0]) return lf__fail(LF_ERR_ARG, "engine submit: stop string %d is empty", i);
+        sbytes += strlen(r->gen.stop[i]) + 1;
+    }
+    lf__ereq *q = (lf__ereq *)lf__calloc(1, sizeof *q, "engine request");
+    void *mem = q ? lf__alloc((size_t)r->n_prompt * sizeof(int32_t) + sbytes, "engine request prompt") : NULL;
+    if (!mem) return LF_FREE(q), LF_ERR_NOMEM;
+    q->r = *r, q->mem = mem, q->slot = -1, q->t_submit = lf_time_ns();
+    memcpy(mem, r->prompt, (size_t)r->n_prompt * sizeof(int32_t));
+    q->r.prompt = (const int32_t *)mem;
+    char *sp = (char *)mem + (size_t)r->n_prompt * sizeof(int32_t);
+    for (int i = 0; i < r->gen.n_stop; i++) {
+        size_t n = strlen(r->gen.stop[i]) + 1;
+        q->r.gen.stop_[i] = (const char *)memcpy(sp, r->gen.stop[i], n), sp += n;
+    }
+    q->r.gen.stop = q->r.gen.stop_, q->r.gen.user = r->user, q->r.gen.should_stop = NULL;
+    if ((size_t)(q->r.n_prompt + q->r.gen.max_tokens) > (size_t)e->kv.max_seq_len)
+        q->r.gen.max_tokens = e->kv.max_seq_len - q->r.n_prompt;
+    int need = (lf__ereq_positions(e, q) + LF_KV_BLOCK - 1) / LF_KV_BLOCK;
+    if (need > e->kv.n_blocks) {
+        LF_FREE(mem), LF_FREE(q);
+        return lf__fail(LF_ERR_CAPACITY, "engine submit: %d prompt + %d new tokens need %d KV blocks, the budget holds %d",
+                        r->n_prompt, r->gen.max_tokens, need, e->kv.n_blocks);
+    }
+    LF__LOCK(e);
+    *id = q->id = ++e->next_id;
+    if (e->inbox_tail) e->inbox_tail->next = q;
+    else e->inbox = q;
+    e->inbox_tail = q;
+#ifndef LF_NO_THREADS
+    pthread_cond_signal(&e->cv);
+#endif
+    LF__UNLOCK(e);
+    return LF_OK;
+}
+
+LF_API void lf_engine_cancel(lf_engine *e, uint64_t id) {
+    if (!e) return;
+    LF__LOCK(e);
+    if (e->n_cancels == e->cap_cancels) {
+        int cap = e->cap_cancels ? 2 * e->cap_cancels : 16;
+        uint64_t *c = (uint64_t *)LF_REALLOC(e->cancels, (size_t)cap * sizeof *c);
+        if (c) e->cancels = c, e->cap_cancels = cap;
+    }
+    if (e->n_cancels < e->cap_cancels) e->cancels[e->n_cancels++] = id;  // out of memory: the request runs on
+#ifndef LF_NO_THREADS
+    pthread_cond_signal(&e->cv);
+#endif
+    LF__UNLOCK(e);
+}
+
+LF_API void lf_engine_stop(lf_engine *e) {
+    if (!e) return;
+    LF__LOCK(e);
+    e->stop = true;
+#ifndef LF_NO_THREADS
+    pthread_cond_signal(&e->cv);
+#endif
+    LF__UNLOCK(e);
+}
+
+LF_API void lf_engine_get_stats(lf_engine *e, lf_engine_stats *st) {
+    LF__LOCK(e);
+    *st = e->st;
+    LF__UNLOCK(e);
+}
+
+static bool lf__ereq_stop(void *user) { return ((lf__ereq *)user)->cancel; }
+
+// New requests join the queue, cancellations mark their requests.
+static void lf__engine_inbox(lf_engine *e) {
+    LF__LOCK(e);
+    lf__ereq *in = e->inbox;
+    uint64_t *cancels = e->cancels;
+    int nc = e->n_cancels;
+    e->inbox = e->inbox_tail = NULL;
+    e->cancels = NULL, e->n_cancels = e->cap_cancels = 0;
+    LF__UNLOCK(e);
+    while (in) {
+        lf__ereq *q = in;
+        in = in->next, q->next = NULL;
+        if (e->wait_tail) e->wait_tail->next = q;
+        else e->wait = q;
+        e->wait_tail = q, e->n_wait++;
+    }
+    for (int i = 0; i < nc; i++) {
+        for (int k = 0; k < e->d.max_batch; k++)
+            if (e->slot[k] && e->slot[k]->id == cancels[i]) e->slot[k]->cancel = true;
+        for (lf__ereq *q = e->wait; q; q = q->next)
+            if (q->id == cancels[i]) q->cancel = true;
+    }
+    LF_FREE(cancels);
+}
+
+// Waiting requests that were cancelled or waited too long end; then the queue's head joins while
+// a slot is free and its blocks fit (FIFO: the head is never overtaken).
+static void lf__engine_admit(lf_engine *e) {
+    uint64_t now = lf_time_ns(), limit = (uint64_t)(e->d.queue_timeout_s * 1e9);
+    for (lf__ereq **at = &e->wait; *at;) {
+        lf__ereq *q = *at;
+        bool late = now - q->t_submit > limit;
+        if (!q->cancel && !late) {
+            at = &q->next;
+            continue;
+        }
+        *at = q->next, e->n_wait--;
+        if (e->wait_tail == q) e->wait_tail = NULL;
+        lf__ereq_end(e, q, q->cancel ? lf__fail(LF_ERR_CANCELLED, "engine: cancelled while waiting")
+                                     : lf__fail(LF_ERR_BUSY, "engine: no room for %.1f s", e->d.queue_timeout_s));
+    }
+    if (!e->wait_tail)
+        for (lf__ereq *q = e->wait; q; q = q->next) e->wait_tail = q;
+    while (e->wait && e->n_run < e->d.max_batch) {
+        lf__ereq *q = e->wait;
+        int k = 0;
+        while (e->slot[k]) k++;
+        // map the cached blocks of the prompt's start (never its last token: its logits are needed)
+        int32_t *tab = e->kv.table + (size_t)k * (size_t)e->kv.blocks_per_seq, parent = -1;
+        int hits = 0;
+        for (; !e->d.no_prefix_cache && (hits + 1) * LF_KV_BLOCK < q->r.n_prompt; hits++) {
+            int32_t b = lf__pc_find(e, parent, q->r.prompt + hits * LF_KV_BLOCK);
+            if (b < 0) break;
+            tab[hits] = parent = b, e->kv.ref[b]++, e->pc[b].tick = ++e->tick;
+        }
+        e->kv.len[k] = hits * LF_KV_BLOCK;
+        int total = lf__ereq_positions(e, q), need = (total + LF_KV_BLOCK - 1) / LF_KV_BLOCK - hits;
+        lf_status s = lf__pc_make_room(e, need) ? lf_kv_reserve(&e->kv, k, total) : LF_ERR_CAPACITY;
+        if (s != LF_OK) {  // not now: what was mapped goes back
+            lf_kv_seq_release(&e->kv, k);
+            break;
+        }
+        e->wait = q->next, e->n_wait--;
+        if (!e->wait) e->wait_tail = NULL;
+        q->next = NULL;
+        s = lf__gen_seq_init(&q->q, e->m, &e->kv, e->d.tok, q->r.prompt, q->r.n_prompt, &q->r.gen, &q->r.gen.sampling, &q->res);
+        if (s != LF_OK) {
+            lf_kv_seq_release(&e->kv, k);
+            lf__ereq_end(e, q, s);
+            continue;
+        }
+        q->slot = k, q->done = q->cached = hits, q->done *= LF_KV_BLOCK, e->slot[k] = q, e->n_run++;
+        e->acc.cached_prompt_tokens += q->done;
+    }
+    if (e->n_wait <= e->d.max_queue) return;  // past max_queue waiting, the newest are refused
+    lf__ereq *q = e->wait;
+    for (int i = 1; i < e->d.max_queue; i++) q = q->next;
+    lf__ereq *over = e->d.max_queue ? q->next : e->wait;
+    if (e->d.max_queue) q->next = NULL, e->wait_tail = q;
+    else e->wait = e->wait_tail = NULL;
+    e->n_wait = e->d.max_queue;
+    while (over) {
+        q = over, over = over->next;
+        lf__ereq_end(e, q, lf__fail(LF_ERR_BUSY, "engine: %d requests are waiting already", e->d.max_queue));
+    }
+}
+
+LF_API lf_status lf_engine_step(lf_engine *e, bool *busy) {
+    lf__engine_inbox(e);
+    lf__engine_admit(e);
+    int B = e->d.max_batch, n = 0, n_dec = 0, rows = 0;
+    // decoding rows first (one token each), then prompt chunks in admission order
+    for (int k = 0; k < B; k++) {
+        lf__ereq *q = e->slot[k];
+        if (!q || !q->sampled) continue;
+        int p = q->r.n_prompt + q->res.n_gen - 1;
+        e->toks[n] = q->q.hist[p], e->pos[n] = p, e->seqs[n] = k, e->flags[n++] = 1;
+        q->logits = e->logits + (size_t)rows * (size_t)e->V, e->row_req[rows++] = q;
+    }
+    n_dec = n;
+    for (int budget = e->chunk; budget > 0;) {
+        lf__ereq *q = NULL;  // the earliest-submitted request still prefilling
+        for (int k = 0; k < B; k++)
+            if (e->slot[k] && e->slot[k]->done < e->slot[k]->r.n_prompt && (!q || e->slot[k]->id < q->id)) q = e->slot[k];
+        if (!q) break;
+        int take = LF__MIN(budget, q->r.n_prompt - q->done);
+        for (int i = 0; i < take; i++, n++)
+            e->toks[n] = q->r.prompt[q->done + i], e->pos[n] = q->done + i, e->seqs[n] = q->slot, e->flags[n] = 0;
+        q->done += take, budget -= take;
+        if (q->done == q->r.n_prompt) {
+            e->flags[n - 1] = 1, q->logits = e->logits + (size_t)rows * (size_t)e->V, e->row_req[rows++] = q;
+            q->q.t1 = lf_time_ns();
+        }
+        e->acc.prompt_tokens += take;
+    }
+    lf_status s = LF_OK;
+    if (n > 0) {
+        lf_batch b = {n, e->toks, e->pos, e->seqs, e->flags, NULL};
+        s = lf__model_forward(e->m, &e->kv, &b, e->logits, n_dec);
+        e->acc.steps++;
+    }
+    if (s != LF_OK) {  // the cache no longer matches the requests: end them all
+        char msg[sizeof lf__err];
+        snprintf(msg, sizeof msg, "%s", lf_last_error());
+        for (int k = 0; k < B; k++)
+            if (e->slot[k]) lf__ereq_end(e, e->slot[k], lf__fail(s, "engine: %s", msg));
+        lf__fail(s, "engine: %s", msg);
+    }
+    // prompt blocks computed in this step join the prefix cache
+    for (int k = 0; s == LF_OK && !e->d.no_prefix_cache && k < B; k++) {
+        lf__ereq *q = e->slot[k];
+        if (!q) continue;
+        const int32_t *tab = e->kv.table + (size_t)k * (size_t)e->kv.blocks_per_seq;
+        for (; (q->cached + 1) * LF_KV_BLOCK <= q->done; q->cached++)
+            lf__pc_insert(e, tab[q->cached], q->cached ? tab[q->cached - 1] : -1, q->r.prompt + q->cached * LF_KV_BLOCK);
+    }
+    for (int i = 0; s == LF_OK && i < rows; i++) {
+        lf__ereq *q = e->row_req[i];
+        bool done;
+        lf_status st = lf__gen_seq_step(&q->q, q->logits, e->V, e->work, lf__ereq_stop, q, &done);
+        q->sampled = true, e->acc.generated_tokens += st == LF_OK;
+        if (done) lf__ereq_end(e, q, st);
+    }
+    for (int k = 0; k < B; k++)  // cancelled while prefilling
+        if (e->slot[k] && e->slot[k]->cancel && !e->slot[k]->sampled)
+            lf__ereq_end(e, e->slot[k], lf__fail(LF_ERR_CANCELLED, "engine: cancelled"));
+    int used = 0;
+    for (int k = 0; k < B; k++)
+        for (int j = 0; e->slot[k] && j < e->kv.blocks_per_seq; j++) used += e->kv.table[(size_t)k * (size_t)e->kv.blocks_per_seq + (size_t)j] >= 0;
+    e->acc.running = e->n_run, e->acc.waiting = e->n_wait, e->acc.kv_blocks_used = used;
+    LF__LOCK(e);
+    e->st = e->acc;
+    *busy = e->n_run > 0 || e->n_wait > 0 || e->inbox;
+    LF__UNLOCK(e);
+    return s;
+}
+
+// Every request, running, waiting or just submitted, ends cancelled.
+static void lf__engine_end_all(lf_engine *e, const char *why) {
+    lf__engine_inbox(e);
+    for (int k = 0; k < e->d.max_batch; k++)
+        if (e->slot[k]) lf__ereq_end(e, e->slot[k], lf__fail(LF_ERR_CANCELLED, "engine: %s", why));
+    while (e->wait) {
+        lf__ereq *q = e->wait;
+        e->wait = q->next, e->n_wait--;
+        lf__ereq_end(e, q, lf__fail(LF_ERR_CANCELLED, "engine: %s", why));
+    }
+    e->wait_tail = NULL;
+}
+
+LF_API lf_status lf_engine_run(lf_engine *e) {
+    lf_status s = LF_OK;
+    for (;;) {
+        bool busy = false;
+        lf_status st = lf_engine_step(e, &busy);
+        if (st != LF_OK) s = st;
+        LF__LOCK(e);
+        bool stop = e->stop;
+#ifndef LF_NO_THREADS
+        while (!busy && !e->stop && !e->inbox && !e->n_cancels) pthread_cond_wait(&e->cv, &e->mu);
+        stop = e->stop;
+#else
+        stop = stop || !busy;
+#endif
+        LF__UNLOCK(e);
+        if (stop) break;
+    }
+    lf__engine_end_all(e, "stopped");
+    return s;
+}
+
+LF_API void lf_engine_destroy(lf_engine *e) {
+    if (!e) return;
+    lf__engine_end_all(e, "closed");
+    lf__engine_free(e);
 }
 
 #endif // LF__IMPLEMENTATION_ONCE
