@@ -53,7 +53,7 @@ tsan: all | $(BUILD) deps-check
 	setarch -R ./$(BUILD)/tests-tsan
 
 # libFuzzer targets, each run for FUZZ_SECONDS
-FUZZERS := fuzz_files fuzz_tokenizer fuzz_data
+FUZZERS := fuzz_files fuzz_tokenizer fuzz_data fuzz_http
 fuzz: | $(BUILD) deps-check
 	@for f in $(FUZZERS); do \
 	  clang -O1 -g -fsanitize=fuzzer,address,undefined -march=native tests/fuzz/$$f.c -o $(BUILD)/$$f $(LDLIBS) || exit 1; \

@@ -28,8 +28,8 @@
 //    4. safetensors  mmap reader with a validated header, sharded index, writer
 //    5. tokenizer    HF tokenizer.json (byte-level and SentencePiece-style BPE), chat templates,
 //                    the byte-level BPE trainer
-//    6. model        Llama-family config and weights, batched forward with a KV cache, training
-//                    forward/backward, saving
+//    6. model        Llama-family config and weights, batched forward with a paged KV cache,
+//                    training forward/backward, saving
 //    7. lora         PEFT-compatible adapters: attach, load, save, merge
 //    8. train        AdamW, learning-rate schedules, gradient clipping, the training config,
 //                    checkpoints
@@ -41,7 +41,10 @@
 //   11. quant        calibration passes, GPTQ, AWQ, quantized checkpoints (ours, GPTQ's, AWQ's),
 //                    GGUF export of models and LoRA adapters
 //   12. generate     sampling, stop strings, streaming generation, batched generation, scoring,
-//                    synthetic instruction data and preference pairs
+//                    synthetic instruction data and preference pairs, the serving engine
+//                    (continuous batching, chunked prefill, prefix cache, batch invariance)
+//   14. http         HTTP/1.1 request parser, server loop (epoll or poll), streaming answers,
+//                    SSE events, a blocking client
 //
 // CONFIGURATION MACROS          default      define where
 //   LF_API                       extern       everywhere       decoration of public functions
@@ -59,10 +62,15 @@
 //   LF_MAX_VOCAB                 1 << 22      impl file only   largest tokenizer vocabulary
 //   LF_MAX_REGEX_PROG            8192         impl file only   largest compiled pre-tokenizer regex
 //   LF_MAX_DATA_RECORD_BYTES     64 MiB       impl file only   longest dataset record (JSONL line)
+//   LF_MAX_HTTP_HEADER_BYTES     16 KiB       impl file only   default request line + headers limit
+//   LF_MAX_HTTP_BODY_BYTES       8 MiB        impl file only   default request body limit
+//   LF_MAX_HTTP_HEADERS          100          impl file only   default count of request headers
+//   LF_NO_HTTP                   off          everywhere       drop section 14
+//   LF_HTTP_POLL                 off          impl file only   the server uses poll(), never epoll
 //
 // CONVENTIONS
 //   names    lf_module_verb (modules: pool arena rng sha256 json node cfg st tok chat model kv
-//            lora optim ckpt sft data dataset batcher gen nf4 int8 qtensor quant gptq gguf),
+//            lora optim ckpt sft data dataset batcher gen nf4 int8 qtensor quant gptq gguf engine http),
 //            lf_type, LF_MACRO, static lf__internal
 //   shapes   outermost first, row-major, linear weights [out, in] as HF stores them.
 //            B batch, T sequence, C model width, NH heads, NKV kv heads, HS head size,
@@ -2288,6 +2296,219 @@ LF_API lf_status lf_engine_run(lf_engine *e);
 LF_API void lf_engine_stop(lf_engine *e);  // threads: safe
 LF_API void lf_engine_get_stats(lf_engine *e, lf_engine_stats *st);  // threads: safe
 
+#ifndef LF_NO_HTTP
+// == 14. http (API) ==============================================================================
+// ON HTTP: an HTTP/1.1 server loop and a client, enough for an OpenAI-style API: no TLS, no
+// HTTP/2, no compression. The server runs on one thread, the caller of lf_http_server_run, which
+// owns every socket: it accepts, reads, parses and writes, and calls on_request for each complete
+// request. A handler must not block that thread. It hands the request to an engine, which answers
+// later from any thread with lf_http_respond or lf_http_stream_*: those calls format the bytes on
+// the calling thread and queue them under a mutex, then wake the I/O thread through a pipe.
+// A connection carries one request at a time: pipelined requests wait, unparsed, until the one
+// before is answered, so answers go out in order. A request counts as answered once
+// lf_http_respond or lf_http_stream_end returned LF_OK; every other request gets exactly one
+// on_close (its client went, it timed out, or the server stopped), after which calls for its id
+// return LF_ERR_CANCELLED, so an engine can stop generating at once.
+// threads: the parser is safe on distinct parsers, lf_http_fetch and the helpers are safe; the
+// server's functions say one by one. The server starts no thread of its own.
+
+// -- 14.1 requests and the parser
+
+typedef struct lf_http_header {
+    const char *name;   // NUL-terminated; lowercased in parsed requests and responses
+    const char *value;  // NUL-terminated, without surrounding spaces or tabs
+} lf_http_header;
+
+typedef enum lf_http_method {
+    LF_HTTP_GET = 1,
+    LF_HTTP_HEAD,
+    LF_HTTP_POST,
+    LF_HTTP_PUT,
+    LF_HTTP_DELETE,
+    LF_HTTP_OPTIONS
+} lf_http_method;
+
+// A parsed request. Everything lives in the parser (or the server) and is valid only until the
+// next feed (during on_request): copy what you keep.
+typedef struct lf_http_request {
+    lf_http_method method;          // LF_HTTP_GET...
+    const char *method_name;        // "GET"
+    const char *target;             // as sent: "/v1/chat/completions?x=1" (origin-form only)
+    const char *path;               // target before '?', not percent-decoded
+    const char *query;              // target after '?', "" when none
+    const lf_http_header *headers;  // [n_headers] in the order sent
+    int n_headers;                  // at most limits.max_headers
+    const char *body;               // body_len bytes then a NUL ("" when none), de-chunked
+    size_t body_len;                // at most limits.max_body_bytes
+    int minor;                      // HTTP/1.minor: 0 or 1
+    bool keep_alive;                // 1.1 unless "Connection: close"; 1.0 only with "keep-alive"
+    const char *peer;               // "127.0.0.1:53412" from the server, "" from a bare parser
+} lf_http_request;
+
+typedef struct lf_http_limits {
+    size_t max_header_bytes;  // default: LF_MAX_HTTP_HEADER_BYTES (16 KiB), request line and headers;
+                              //   trailers apart: past it 431, or 414 while still in the request line
+    size_t max_body_bytes;    // default: LF_MAX_HTTP_BODY_BYTES (8 MiB), by Content-Length or chunks: 413
+    int max_headers;          // default: LF_MAX_HTTP_HEADERS (100): 431
+} lf_http_limits;
+
+// The incremental request parser the server uses, usable alone. Bytes can come in any pieces:
+// the result does not depend on where they were cut. It accepts a bare LF wherever CRLF ends a
+// line (as nginx does) but rejects a bare CR, obs-fold, NUL or other control characters in
+// values, a duplicate Content-Length, Content-Length with Transfer-Encoding, Transfer-Encoding
+// in HTTP/1.0, and an HTTP/1.1 request without exactly one Host. Empty lines before a request
+// are skipped. Chunk extensions are ignored, trailers read and dropped.
+typedef struct lf_http_parser lf_http_parser;
+typedef enum lf_http_parse_result {
+    LF_HTTP_PARSE_MORE = 0,  // every byte was used; feed more
+    LF_HTTP_PARSE_DONE = 1,  // a request is complete (lf_http_parser_request); *used says where it ended
+    LF_HTTP_PARSE_ERROR = 2  // the request is bad (lf_http_parser_error); the parser stays in error
+} lf_http_parse_result;
+
+// lf_http_parser_create — a parser with the given limits (NULL: defaults).
+//   returns  LF_OK | LF_ERR_CONFIG (a negative max_headers) | LF_ERR_NOMEM
+LF_API lf_status lf_http_parser_create(lf_http_parser **out, const lf_http_limits *limits);
+LF_API void lf_http_parser_destroy(lf_http_parser *p);  // safe on NULL
+// lf_http_parser_feed — parses data[0, len). After DONE the next call starts the next request,
+// so pipelined requests are fed as data + *used onwards.
+//   used     out: bytes of data taken (all of them unless DONE)
+LF_API lf_http_parse_result lf_http_parser_feed(lf_http_parser *p, const void *data, size_t len, size_t *used);
+// The request after DONE (valid until the next feed), else NULL.
+LF_API const lf_http_request *lf_http_parser_request(const lf_http_parser *p);
+// After ERROR: the status to answer (400, 413, 414, 431, 500 (no memory), 501, 505) and a short
+// reason ("duplicate Content-Length"); 0 and "" otherwise.
+LF_API int lf_http_parser_error(const lf_http_parser *p, const char **reason);
+
+// The value of header name (any case) among h[n], or NULL. safe
+LF_API const char *lf_http_header_get(const lf_http_header *h, int n, const char *name);
+// "Not Found" for 404; "Unknown" for codes it does not know. safe
+LF_API const char *lf_http_status_text(int status);
+// lf_http_sse_event — one server-sent event: "data: <line>\n" per line of data (split at CRLF,
+//   CR or LF), then "\n". Writes at most cap bytes with a NUL (when cap > 0), like snprintf.
+//   returns  the event's length without the NUL: it fitted when < cap. safe
+LF_API size_t lf_http_sse_event(char *out, size_t cap, const char *data);
+
+// -- 14.2 server
+
+typedef struct lf_http_server lf_http_server;
+
+typedef enum lf_http_backend {
+    LF_HTTP_BACKEND_DEFAULT = 0,  // epoll on Linux; poll elsewhere or when built with LF_HTTP_POLL
+    LF_HTTP_BACKEND_EPOLL = 1,
+    LF_HTTP_BACKEND_POLL = 2
+} lf_http_backend;
+
+typedef struct lf_http_server_desc {
+    const char *host;         // default: "127.0.0.1"; "0.0.0.0" or "::" for every interface
+    int port;                 // default: 0, an ephemeral port (see lf_http_server_port)
+    int max_connections;      // default: 256; a connection past it gets 503 and is closed
+    int header_timeout_ms;    // default: 10000 from a request's first byte to its blank line, however
+                              //   slowly it trickles: else 408 and close
+    int body_timeout_ms;      // default: 30000 from the blank line to the body's end: else 408
+    int idle_timeout_ms;      // default: 60000 a keep-alive connection with nothing to do, or one whose
+                              //   client reads nothing of what waits for it, is closed
+    size_t max_output_bytes;  // default: 8 MiB of unsent output per connection: a stream past it is
+                              //   dropped (a client that does not read cannot grow memory)
+    lf_http_limits limits;    // default: lf_http_limits' defaults
+    lf_http_backend backend;  // default: LF_HTTP_BACKEND_DEFAULT
+    // Called on the I/O thread for each complete request; must not block. Answer at once or
+    // later, from any thread, with lf_http_respond or lf_http_stream_*. req is valid during the
+    // call only. Ids are unique for the server's lifetime and never 0. required
+    void (*on_request)(void *user, lf_http_server *s, uint64_t id, const lf_http_request *req);
+    // Called on the I/O thread, once, for each request that loses its connection before it was
+    // answered. optional
+    void (*on_close)(void *user, uint64_t id);
+    void *user;  // passed to both
+} lf_http_server_desc;
+
+// lf_http_server_open — binds host:port (SO_REUSEADDR) and listens; nothing runs until
+// lf_http_server_run.
+//   returns  LF_OK | LF_ERR_CONFIG (a desc field, named) | LF_ERR_UNSUPPORTED (epoll asked for where
+//            there is none) | LF_ERR_NET (resolve, bind or listen failed: host:port and why) |
+//            LF_ERR_NOMEM
+//   threads  safe on distinct servers
+LF_API lf_status lf_http_server_open(lf_http_server **out, const lf_http_server_desc *desc);
+// The bound port (the ephemeral one when desc.port was 0). threads: safe
+LF_API int lf_http_server_port(const lf_http_server *s);
+// lf_http_server_run — the I/O loop, on the calling thread, until lf_http_server_stop. It then
+//   closes the listener, parses no new request, lets requests in flight finish for up to
+//   grace_ms, calls on_close for the rest, closes every connection and returns.
+//   returns  LF_OK | LF_ERR_ARG (run twice) | LF_ERR_NET (epoll or poll failed)
+//   threads  once per server, on one thread (that thread is "the I/O thread")
+LF_API lf_status lf_http_server_run(lf_http_server *s);
+// Asks run to stop, giving requests in flight grace_ms to finish. It only stores two integers
+// and writes to a pipe. threads: safe, async-signal-safe (call it from a SIGTERM handler)
+LF_API void lf_http_server_stop(lf_http_server *s, int grace_ms);
+// Frees the server: call it after run returned (or was never called) and no thread will call
+// lf_http_respond or lf_http_stream_* again. threads: not safe. safe on NULL
+LF_API void lf_http_server_close(lf_http_server *s);
+
+// lf_http_respond — answers request id with a whole response: status line, Date, Server,
+//   extra[n_extra], Content-Type (when not NULL), Content-Length, and body (left out for HEAD).
+//   status   200..599; 204 and 304 take no body
+//   extra    headers to add; Content-Length, Transfer-Encoding and Connection are the server's
+//   returns  LF_OK (the request counts as answered) | LF_ERR_CANCELLED (the request is gone: its
+//            client left, it timed out, the server stopped, or it was answered already) |
+//            LF_ERR_ARG (a bad status or header, or a stream was begun) | LF_ERR_NOMEM
+//   threads  safe, from any thread; the bytes are copied before it returns
+LF_API lf_status lf_http_respond(lf_http_server *s, uint64_t id, int status, const lf_http_header *extra, int n_extra,
+                                 const char *content_type, const void *body, size_t len);
+// lf_http_stream_begin — starts a streamed answer: chunked for HTTP/1.1; for an HTTP/1.0 client
+// the body is sent as is and the connection closes at its end. Then lf_http_stream_write any
+// number of times and lf_http_stream_end once. For HEAD only the head goes out.
+//   returns  as lf_http_respond (LF_ERR_ARG also when a stream was begun already). threads: safe
+LF_API lf_status lf_http_stream_begin(lf_http_server *s, uint64_t id, int status, const lf_http_header *extra,
+                                      int n_extra, const char *content_type);
+// One chunk (len 0 sends nothing). returns LF_OK | LF_ERR_CANCELLED (the client has gone: stop
+// producing) | LF_ERR_ARG (no stream begun) | LF_ERR_NOMEM. threads: safe
+LF_API lf_status lf_http_stream_write(lf_http_server *s, uint64_t id, const void *data, size_t len);
+// Ends the stream; the request counts as answered. returns as lf_http_stream_write. threads: safe
+LF_API lf_status lf_http_stream_end(lf_http_server *s, uint64_t id);
+
+// -- 14.3 client
+
+typedef struct lf_http_fetch_desc {
+    const char *url;                // required: http://host[:port][/path][?query]; IPv6 as [::1]
+    const char *method;             // default: "POST" when body_len > 0, else "GET"
+    const lf_http_header *headers;  // [n_headers] extra request headers (Host only to override ours)
+    int n_headers;                  // default: 0
+    const char *content_type;       // default: none
+    const void *body;               // body_len bytes, sent with Content-Length
+    size_t body_len;                // default: 0
+    int connect_timeout_ms;         // default: 10000
+    int timeout_ms;                 // default: 300000 for the whole exchange
+    size_t max_body_bytes;          // default: LF_MAX_HTTP_BODY_BYTES (8 MiB) of collected body
+    size_t max_header_bytes;        // default: 64 KiB of response head
+    // Streaming: called with the body's bytes as they arrive (de-chunked) instead of collecting
+    // them; out->status and out->headers are already set. Return false to stop (the call then
+    // returns LF_ERR_CANCELLED). optional
+    bool (*on_data)(void *user, const void *data, size_t len);
+    void *user;
+} lf_http_fetch_desc;
+
+typedef struct lf_http_response {
+    int status;               // 200
+    lf_http_header *headers;  // [n_headers], names lowercased
+    int n_headers;            // as received
+    char *body;               // body_len bytes and a NUL; NULL when on_data took the body
+    size_t body_len;          // as received, de-chunked
+    void *mem_;               // implementation detail
+} lf_http_response;
+
+// lf_http_fetch — one request on a fresh connection (Connection: close), blocking, with
+// poll-based timeouts. Any status is a success: check out->status.
+//   returns  LF_OK | LF_ERR_ARG (a bad url, method or header) | LF_ERR_UNSUPPORTED (https://) |
+//            LF_ERR_NET ("GET http://h:p/x: connect to h:p: Connection refused", "... timed out
+//            after N ms", "... bad response at byte N: why") | LF_ERR_CAPACITY (body past
+//            max_body_bytes) | LF_ERR_CANCELLED (on_data returned false) | LF_ERR_NOMEM
+//   after    out is set on LF_OK (lf_http_response_deinit it); zeroed on failure
+//   threads  safe
+LF_API lf_status lf_http_fetch(const lf_http_fetch_desc *d, lf_http_response *out);
+LF_API void lf_http_response_deinit(lf_http_response *r);  // safe on zeroed or released responses
+
+#endif  // LF_NO_HTTP
+
+
 #ifdef __cplusplus
 }
 #endif
@@ -4000,9 +4221,6 @@ LF__INLINE void lf__mm_tile(const int NR, const int MR, const lf_dtype dt, const
         }
 }
 
-// Packs columns [m0, m0 + 48) x k in [k0, k0 + kc) of w K-major: F32/F16 as f32 [kc][48],
-// BF16 as pairs of consecutive k in one 32-bit lane [kc/2][48] (vdpbf16ps's layout). Columns
-// past M and k past K are zero.
 // In-register transpose of a 16 x 16 block of 32-bit words: r[i] becomes column i.
 LF__INLINE void lf__transpose16(__m512i r[16]) {
     __m512i t[16];
@@ -16457,7 +16675,6 @@ static bool lf__gen_cancel_ask(void *user) {
     return c->state == 1;
 }
 
-// Copies positions [0, n) of KV slot from into slot to (lf_kv's layout: [L, max_seqs, max_seq_len, width]).
 static void lf__gen_item_done(lf_gen_item *it, lf_status s, void (*on_done)(void *, int), void *user, int i) {
     it->status = s;
     snprintf(it->error, sizeof it->error, "%.255s", s == LF_OK ? "" : lf_last_error());
@@ -18031,6 +18248,1479 @@ LF_API void lf_engine_destroy(lf_engine *e) {
     lf__engine_end_all(e, "closed");
     lf__engine_free(e);
 }
+
+#ifndef LF_NO_HTTP
+// == 14. http (impl) =============================================================================
+#include <arpa/inet.h>
+#include <fcntl.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <poll.h>
+#include <pthread.h>
+#include <strings.h>
+#include <sys/socket.h>
+#include <sys/uio.h>
+#include <unistd.h>
+#if defined(__linux__) && !defined(LF_HTTP_POLL)
+#define LF__HTTP_EPOLL 1
+#include <sys/epoll.h>
+#endif
+
+#ifndef LF_MAX_HTTP_HEADER_BYTES
+#define LF_MAX_HTTP_HEADER_BYTES ((size_t)16 << 10)
+#endif
+#ifndef LF_MAX_HTTP_BODY_BYTES
+#define LF_MAX_HTTP_BODY_BYTES ((size_t)8 << 20)
+#endif
+#ifndef LF_MAX_HTTP_HEADERS
+#define LF_MAX_HTTP_HEADERS 100
+#endif
+#define LF__HTTP_LINE_MAX 4096  // a chunk-size line with its extensions
+#ifdef MSG_NOSIGNAL
+#define LF__HTTP_NOSIGNAL MSG_NOSIGNAL  // a peer that left must not kill the process with SIGPIPE
+#else
+#define LF__HTTP_NOSIGNAL 0
+#endif
+
+// -- 14.1 requests and the parser
+
+static bool lf__http_tchar(unsigned char c) {  // RFC 9110 token characters
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+        (c && strchr("!#$%&'*+-.^_`|~", c) != NULL);
+}
+static bool lf__http_token(const char *s, size_t n) {
+    for (size_t i = 0; i < n; i++)
+        if (!lf__http_tchar((unsigned char)s[i])) return false;
+    return n > 0;
+}
+static int lf__http_hex(unsigned char c) {
+    return c >= '0' && c <= '9' ? c - '0'
+        : c >= 'a' && c <= 'f'  ? c - 'a' + 10
+        : c >= 'A' && c <= 'F'  ? c - 'A' + 10
+                                : -1;
+}
+// Decimal digits only, no sign or spaces (a Content-Length), into *v; false when bad or too big.
+static bool lf__http_u64(const char *s, uint64_t *v) {
+    *v = 0;
+    if (!*s) return false;
+    for (; *s; s++) {
+        if (*s < '0' || *s > '9' || *v > (UINT64_MAX - 9) / 10) return false;
+        *v = *v * 10 + (uint64_t)(*s - '0');
+    }
+    return true;
+}
+// Grows *p to hold at least n bytes: exactly n the first time (a Content-Length body), doubling after.
+static bool lf__http_reserve(char **p, size_t *cap, size_t n) {
+    if (n <= *cap) return true;
+    size_t c = LF__MAX(n, *cap * 2);
+    char *q = (char *)LF_REALLOC(*p, c);
+    if (!q) return false;
+    *p = q, *cap = c;
+    return true;
+}
+
+LF_API const char *lf_http_header_get(const lf_http_header *h, int n, const char *name) {
+    for (int i = 0; i < n; i++)
+        if (strcasecmp(h[i].name, name) == 0) return h[i].value;
+    return NULL;
+}
+
+// Chunked transfer coding (RFC 9112 7.1), byte by byte outside the data, so any cut of the input
+// decodes the same. Shared by the parser and the client.
+enum { LF__CH_SIZE, LF__CH_EXT, LF__CH_DATA, LF__CH_DATA_END, LF__CH_TRAILER, LF__CH_DONE };
+typedef struct lf__http_chunks {
+    int st;
+    bool cr, digits;                    // the last byte was CR; the size line has a digit
+    uint64_t size;                      // the chunk's size, then its bytes still to come
+    uint64_t total, max_total;          // data so far; past max_total is 413
+    size_t line, trailer, max_trailer;  // bytes of this line; of all trailers (past max_trailer: 431)
+} lf__http_chunks;
+// Takes the data of a chunk; returns 0 or a status that stops decoding (with *reason).
+typedef int (*lf__http_sink)(void *ctx, const unsigned char *data, size_t n, const char **reason);
+
+static void lf__http_bad(int *status, const char **reason, int code, const char *why) { *status = code, *reason = why; }
+
+// Decodes d[0, n) into sink. Returns the bytes used: all of them, or fewer when the body ended
+// (c->st == LF__CH_DONE) or was bad (*status and *reason set).
+static size_t lf__http_chunks_feed(lf__http_chunks *c, const unsigned char *d, size_t n, lf__http_sink sink, void *ctx,
+                                   int *status, const char **reason) {
+    size_t i = 0;
+    while (i < n && c->st != LF__CH_DONE) {
+        if (c->st == LF__CH_DATA) {
+            size_t take = (size_t)LF__MIN((uint64_t)(n - i), c->size);
+            int e = sink(ctx, d + i, take, reason);
+            if (e) return *status = e, i;
+            i += take, c->size -= take;
+            if (!c->size) c->st = LF__CH_DATA_END;
+            continue;
+        }
+        unsigned char b = d[i++];
+        if (c->cr && b != '\n') return lf__http_bad(status, reason, 400, "bare CR in chunked body"), i;
+        if (b == '\r') {
+            c->cr = true;
+            continue;
+        }
+        c->cr = false;
+        if (b == '\n') {
+            if (c->st == LF__CH_DATA_END) c->st = LF__CH_SIZE, c->digits = false, c->size = 0, c->line = 0;
+            else if (c->st == LF__CH_TRAILER) c->st = c->line ? LF__CH_TRAILER : LF__CH_DONE, c->line = 0;
+            else if (!c->digits) return lf__http_bad(status, reason, 400, "bad chunk size"), i;
+            else if (c->size > c->max_total - c->total) return lf__http_bad(status, reason, 413, "body too large"), i;
+            else c->total += c->size, c->line = 0, c->st = c->size ? LF__CH_DATA : LF__CH_TRAILER;
+            continue;
+        }
+        if (c->st == LF__CH_DATA_END) return lf__http_bad(status, reason, 400, "no CRLF after chunk data"), i;
+        if (b == 0) return lf__http_bad(status, reason, 400, "NUL in chunked body"), i;
+        if (c->st == LF__CH_TRAILER) {  // trailers are read and dropped
+            if (++c->trailer > c->max_trailer) return lf__http_bad(status, reason, 431, "trailers too large"), i;
+            c->line++;
+            continue;
+        }
+        if (++c->line > LF__HTTP_LINE_MAX) return lf__http_bad(status, reason, 400, "chunk size line too long"), i;
+        if (c->st == LF__CH_EXT) continue;  // extensions are ignored
+        int v = lf__http_hex(b);
+        if (v >= 0 && c->size >> 60) return lf__http_bad(status, reason, 400, "chunk size overflow"), i;
+        if (v >= 0) c->size = c->size * 16 + (uint64_t)v, c->digits = true;
+        else if (c->digits && (b == ';' || b == ' ' || b == '\t')) c->st = LF__CH_EXT;
+        else return lf__http_bad(status, reason, 400, "bad chunk size"), i;
+    }
+    return i;
+}
+
+enum { LF__HP_IDLE, LF__HP_HEAD, LF__HP_BODY, LF__HP_CHUNKS, LF__HP_DONE, LF__HP_ERROR };
+
+struct lf_http_parser {
+    lf_http_limits lim;
+    int state, status;
+    const char *reason;
+    char *head;  // the request line and headers as received, then path and query
+    size_t head_len, head_cap;
+    size_t line_start, seen;  // where the line being received starts; head bytes seen (with empty lines)
+    lf_http_header *hdrs;
+    size_t hdrs_cap;
+    char *body;
+    size_t body_len, body_cap;
+    uint64_t left;         // Content-Length bytes still to come
+    bool expect_continue;  // the head asked for 100 Continue (the server answers it once)
+    lf__http_chunks ch;
+    lf_http_request req;
+};
+
+static lf_http_limits lf__http_limits_defaults(const lf_http_limits *l) {
+    lf_http_limits r;
+    memset(&r, 0, sizeof r);
+    if (l) r = *l;
+    if (!r.max_header_bytes) r.max_header_bytes = LF_MAX_HTTP_HEADER_BYTES;
+    if (!r.max_body_bytes) r.max_body_bytes = LF_MAX_HTTP_BODY_BYTES;
+    r.max_body_bytes = LF__MIN(r.max_body_bytes, SIZE_MAX / 2);  // body_len + 1 never wraps
+    if (!r.max_headers) r.max_headers = LF_MAX_HTTP_HEADERS;
+    return r;
+}
+
+LF_API lf_status lf_http_parser_create(lf_http_parser **out, const lf_http_limits *limits) {
+    *out = NULL;
+    if (limits && limits->max_headers < 0)
+        return lf__fail(LF_ERR_CONFIG, "http limits.max_headers: must be >= 0, got %d", limits->max_headers);
+    lf_http_parser *p = (lf_http_parser *)lf__calloc(1, sizeof *p, "HTTP parser");
+    if (!p) return LF_ERR_NOMEM;
+    p->lim = lf__http_limits_defaults(limits);
+    *out = p;
+    return LF_OK;
+}
+
+LF_API void lf_http_parser_destroy(lf_http_parser *p) {
+    if (!p) return;
+    LF_FREE(p->head);
+    LF_FREE(p->hdrs);
+    LF_FREE(p->body);
+    LF_FREE(p);
+}
+
+// Ready for the next request; a big body buffer is let go, so idle keep-alive connections stay small.
+static void lf__http_parser_reset(lf_http_parser *p) {
+    p->state = LF__HP_IDLE, p->status = 0, p->reason = "";
+    p->head_len = p->line_start = p->seen = p->body_len = 0;
+    p->left = 0, p->expect_continue = false;
+    memset(&p->ch, 0, sizeof p->ch);
+    memset(&p->req, 0, sizeof p->req);
+    if (p->body_cap > ((size_t)1 << 20)) LF_FREE(p->body), p->body = NULL, p->body_cap = 0;
+}
+
+static void lf__http_perr(lf_http_parser *p, int status, const char *reason) {
+    p->state = LF__HP_ERROR, p->status = status, p->reason = reason;
+}
+
+// Parses the complete head in p->head[0, head_len), which ends with its blank line.
+static void lf__http_head_parse(lf_http_parser *p) {
+    size_t n = p->head_len;
+    for (size_t i = 0; i < n; i++) {  // a CR must end a line; NUL is never allowed
+        if (!p->head[i]) return lf__http_perr(p, 400, "NUL in request head");
+        if (p->head[i] == '\r' && p->head[i + 1] != '\n') return lf__http_perr(p, 400, "bare CR in request head");
+    }
+    size_t rl = (size_t)((const char *)memchr(p->head, '\n', n) - p->head);
+    if (!lf__http_reserve(&p->head, &p->head_cap, n + rl + 2)) return lf__http_perr(p, 500, "out of memory");
+    char *h = p->head, *eol = h + rl;
+    if (rl && h[rl - 1] == '\r') rl--;
+    char *sp1 = (char *)memchr(h, ' ', rl),
+         *sp2 = sp1 ? (char *)memchr(sp1 + 1, ' ', rl - (size_t)(sp1 + 1 - h)) : NULL;
+    if (!sp1 || !sp2 || sp2 == sp1 + 1) return lf__http_perr(p, 400, "malformed request line");
+    const char *v = sp2 + 1;
+    size_t vl = (size_t)(h + rl - v), tl = (size_t)(sp2 - sp1 - 1);
+    if (vl != 8 || memcmp(v, "HTTP/", 5) != 0 || v[5] < '0' || v[5] > '9' || v[6] != '.' || v[7] < '0' || v[7] > '9')
+        return lf__http_perr(p, 400, "bad HTTP version");
+    if (v[5] != '1') return lf__http_perr(p, 505, "HTTP version not supported");
+    if (!lf__http_token(h, (size_t)(sp1 - h))) return lf__http_perr(p, 400, "bad method");
+    static const char *const methods[] = {"GET", "HEAD", "POST", "PUT", "DELETE", "OPTIONS"};
+    int m = 0;
+    for (int i = 0; i < 6 && !m; i++)
+        if ((size_t)(sp1 - h) == strlen(methods[i]) && memcmp(h, methods[i], (size_t)(sp1 - h)) == 0) m = i + 1;
+    if (!m) return lf__http_perr(p, 501, "method not implemented");
+    if (sp1[1] != '/') return lf__http_perr(p, 400, "request target is not an absolute path");
+    for (size_t i = 1; i <= tl; i++)
+        if ((unsigned char)sp1[i] <= 0x20 || (unsigned char)sp1[i] >= 0x7f)
+            return lf__http_perr(p, 400, "bad character in request target");
+    *sp1 = 0, *sp2 = 0;
+    char *x = h + n;  // path and query, split, after the head
+    memcpy(x, sp1 + 1, tl), x[tl] = 0;
+    char *q = strchr(x, '?');
+    if (q) *q = 0;
+    p->req.method = (lf_http_method)m, p->req.method_name = h, p->req.target = sp1 + 1;
+    p->req.path = x, p->req.query = q ? q + 1 : x + tl, p->req.minor = v[7] == '0' ? 0 : 1;  // 1.x above 1 reads as 1.1
+    int n_cl = 0, n_te = 0, n_host = 0;
+    bool chunked = false, close = false, keep = false, expect = false;
+    uint64_t cl = 0;
+    size_t nh = 0;
+    for (char *line = eol + 1; line < h + n;) {
+        char *e = (char *)memchr(line, '\n', (size_t)(h + n - line)), *next = e + 1;
+        if (e > line && e[-1] == '\r') e--;
+        if (e == line) break;  // the blank line
+        if (*line == ' ' || *line == '\t') return lf__http_perr(p, 400, "obsolete line folding");
+        char *colon = (char *)memchr(line, ':', (size_t)(e - line));
+        if (!colon || !lf__http_token(line, (size_t)(colon - line))) return lf__http_perr(p, 400, "bad header name");
+        if (nh == (size_t)p->lim.max_headers) return lf__http_perr(p, 431, "too many headers");
+        char *val = colon + 1, *ve = e;
+        while (val < ve && (*val == ' ' || *val == '\t')) val++;
+        while (ve > val && (ve[-1] == ' ' || ve[-1] == '\t')) ve--;
+        for (char *c = val; c < ve; c++)
+            if (((unsigned char)*c < 0x20 && *c != '\t') || *c == 0x7f)
+                return lf__http_perr(p, 400, "control character in header value");
+        for (char *c = line; c < colon; c++) *c = (char)(*c >= 'A' && *c <= 'Z' ? *c + 32 : *c);
+        *colon = 0, *ve = 0;
+        if (!lf__grow((void **)&p->hdrs, &p->hdrs_cap, nh + 1, sizeof *p->hdrs, "HTTP headers"))
+            return lf__http_perr(p, 500, "out of memory");
+        p->hdrs[nh].name = line, p->hdrs[nh++].value = val;
+        if (strcmp(line, "content-length") == 0) {
+            if (++n_cl > 1) return lf__http_perr(p, 400, "duplicate Content-Length");
+            if (!lf__http_u64(val, &cl)) return lf__http_perr(p, 400, "bad Content-Length");
+        } else if (strcmp(line, "transfer-encoding") == 0) {
+            n_te++, chunked = strcasecmp(val, "chunked") == 0;
+        } else if (strcmp(line, "host") == 0) {
+            n_host++;
+        } else if (strcmp(line, "expect") == 0) {
+            expect = strcasecmp(val, "100-continue") == 0;
+        } else if (strcmp(line, "connection") == 0) {
+            for (char *t = val; *t;) {  // a comma-separated list of options
+                size_t tn = strcspn(t, ", \t");
+                close |= tn == 5 && strncasecmp(t, "close", 5) == 0;
+                keep |= tn == 10 && strncasecmp(t, "keep-alive", 10) == 0;
+                t += tn;
+                t += strspn(t, ", \t");
+            }
+        }
+        line = next;
+    }
+    if (n_te && n_cl) return lf__http_perr(p, 400, "Content-Length with Transfer-Encoding");
+    if (n_te && p->req.minor == 0) return lf__http_perr(p, 400, "Transfer-Encoding in an HTTP/1.0 request");
+    if (n_te && (n_te > 1 || !chunked)) return lf__http_perr(p, 501, "Transfer-Encoding other than chunked");
+    if (n_host > 1 || (p->req.minor == 1 && n_host == 0)) return lf__http_perr(p, 400, "missing or duplicate Host");
+    if (cl > p->lim.max_body_bytes) return lf__http_perr(p, 413, "body too large");
+    p->req.headers = p->hdrs, p->req.n_headers = (int)nh, p->req.peer = "";
+    p->req.keep_alive = p->req.minor ? !close : keep && !close;
+    p->expect_continue = expect && p->req.minor == 1 && (chunked || cl > 0);
+    if (chunked) {
+        p->state = LF__HP_CHUNKS;
+        p->ch.max_total = p->lim.max_body_bytes, p->ch.max_trailer = p->lim.max_header_bytes;
+    } else if (cl) {
+        if (!lf__http_reserve(&p->body, &p->body_cap, (size_t)cl + 1)) return lf__http_perr(p, 500, "out of memory");
+        p->state = LF__HP_BODY, p->left = cl;
+    } else p->state = LF__HP_DONE;
+}
+
+// Takes head bytes up to and including the next LF; returns how many.
+static size_t lf__http_head_feed(lf_http_parser *p, const unsigned char *d, size_t n) {
+    const unsigned char *nl = (const unsigned char *)memchr(d, '\n', n);
+    size_t take = nl ? (size_t)(nl - d) + 1 : n;
+    if (take > p->lim.max_header_bytes - p->seen) {
+        lf__http_perr(p, p->line_start == 0 ? 414 : 431,
+                      p->line_start == 0 ? "request line too long" : "header section too large");
+        return 0;
+    }
+    if (!lf__http_reserve(&p->head, &p->head_cap, p->head_len + take + 1)) {
+        lf__http_perr(p, 500, "out of memory");
+        return 0;
+    }
+    memcpy(p->head + p->head_len, d, take);
+    p->head_len += take, p->seen += take;
+    p->head[p->head_len] = 0;
+    if (!nl) return take;
+    size_t ll = p->head_len - p->line_start;
+    if (ll == 1 || (ll == 2 && p->head[p->line_start] == '\r')) {
+        if (p->line_start == 0) p->head_len = 0;  // an empty line before the request line (RFC 9112 2.2)
+        else lf__http_head_parse(p);
+    } else p->line_start = p->head_len;
+    return take;
+}
+
+static int lf__http_body_sink(void *ctx, const unsigned char *data, size_t n, const char **reason) {
+    lf_http_parser *p = (lf_http_parser *)ctx;
+    if (!lf__http_reserve(&p->body, &p->body_cap, p->body_len + n + 1)) return *reason = "out of memory", 500;
+    memcpy(p->body + p->body_len, data, n);
+    p->body_len += n;
+    return 0;
+}
+
+LF_API lf_http_parse_result lf_http_parser_feed(lf_http_parser *p, const void *data, size_t len, size_t *used) {
+    const unsigned char *d = (const unsigned char *)data;
+    size_t i = 0;
+    *used = 0;
+    if (p->state == LF__HP_DONE) lf__http_parser_reset(p);
+    if (p->state == LF__HP_ERROR) return LF_HTTP_PARSE_ERROR;
+    if (p->state == LF__HP_IDLE && len) p->state = LF__HP_HEAD;
+    while (i < len && p->state == LF__HP_HEAD) i += lf__http_head_feed(p, d + i, len - i);
+    if (p->state == LF__HP_BODY) {
+        size_t take = (size_t)LF__MIN((uint64_t)(len - i), p->left);
+        memcpy(p->body + p->body_len, d + i, take);
+        p->body_len += take, p->left -= take, i += take;
+        if (!p->left) p->state = LF__HP_DONE;
+    } else if (p->state == LF__HP_CHUNKS) {
+        i += lf__http_chunks_feed(&p->ch, d + i, len - i, lf__http_body_sink, p, &p->status, &p->reason);
+        if (p->status) p->state = LF__HP_ERROR;
+        else if (p->ch.st == LF__CH_DONE) p->state = LF__HP_DONE;
+    }
+    *used = i;
+    if (p->state == LF__HP_ERROR) return LF_HTTP_PARSE_ERROR;
+    if (p->state != LF__HP_DONE) return LF_HTTP_PARSE_MORE;
+    if (p->body) p->body[p->body_len] = 0;
+    p->req.body = p->body ? p->body : "", p->req.body_len = p->body_len;
+    p->expect_continue = false;
+    return LF_HTTP_PARSE_DONE;
+}
+
+LF_API const lf_http_request *lf_http_parser_request(const lf_http_parser *p) {
+    return p->state == LF__HP_DONE ? &p->req : NULL;
+}
+
+LF_API int lf_http_parser_error(const lf_http_parser *p, const char **reason) {
+    if (reason) *reason = p->state == LF__HP_ERROR ? p->reason : "";
+    return p->state == LF__HP_ERROR ? p->status : 0;
+}
+
+LF_API const char *lf_http_status_text(int status) {
+    switch (status) {
+    case 100: return "Continue";
+    case 200: return "OK";
+    case 201: return "Created";
+    case 202: return "Accepted";
+    case 204: return "No Content";
+    case 301: return "Moved Permanently";
+    case 302: return "Found";
+    case 304: return "Not Modified";
+    case 400: return "Bad Request";
+    case 401: return "Unauthorized";
+    case 403: return "Forbidden";
+    case 404: return "Not Found";
+    case 405: return "Method Not Allowed";
+    case 408: return "Request Timeout";
+    case 409: return "Conflict";
+    case 411: return "Length Required";
+    case 413: return "Content Too Large";
+    case 414: return "URI Too Long";
+    case 415: return "Unsupported Media Type";
+    case 422: return "Unprocessable Content";
+    case 429: return "Too Many Requests";
+    case 431: return "Request Header Fields Too Large";
+    case 500: return "Internal Server Error";
+    case 501: return "Not Implemented";
+    case 502: return "Bad Gateway";
+    case 503: return "Service Unavailable";
+    case 504: return "Gateway Timeout";
+    case 505: return "HTTP Version Not Supported";
+    }
+    return "Unknown";
+}
+
+LF_API size_t lf_http_sse_event(char *out, size_t cap, const char *data) {
+    size_t n = 0;
+    for (const char *s = data;;) {
+        size_t ln = strcspn(s, "\r\n");
+        const char *parts[3] = {"data: ", s, "\n"};
+        size_t lens[3] = {6, ln, 1};
+        for (int k = 0; k < 3; k++) {
+            if (n < cap) memcpy(out + n, parts[k], LF__MIN(lens[k], cap - n));
+            n += lens[k];
+        }
+        s += ln;
+        if (!*s) break;
+        s += s[0] == '\r' && s[1] == '\n' ? 2 : 1;
+    }
+    if (n < cap) out[n] = '\n';
+    n++;
+    if (cap) out[LF__MIN(n, cap - 1)] = 0;
+    return n;
+}
+
+// Headers a caller adds: tokens for names, no CR, LF or other controls in values (no response
+// splitting), and none of the headers that frame the message.
+static lf_status lf__http_check_headers(const char *who, const lf_http_header *h, int n) {
+    if (n < 0 || (n && !h)) return lf__fail(LF_ERR_ARG, "%s: %d extra headers at %p", who, n, (const void *)h);
+    for (int i = 0; i < n; i++) {
+        if (!h[i].name || !h[i].value || !lf__http_token(h[i].name, strlen(h[i].name)))
+            return lf__fail(LF_ERR_ARG, "%s: extra header %d: bad name '%s'", who, i, h[i].name ? h[i].name : "(null)");
+        for (const unsigned char *c = (const unsigned char *)h[i].value; *c; c++)
+            if ((*c < 0x20 && *c != '\t') || *c == 0x7f)
+                return lf__fail(LF_ERR_ARG, "%s: extra header '%s': control character 0x%02x in its value", who,
+                                h[i].name, *c);
+        if (!strcasecmp(h[i].name, "content-length") || !strcasecmp(h[i].name, "transfer-encoding") ||
+            !strcasecmp(h[i].name, "connection"))
+            return lf__fail(LF_ERR_ARG, "%s: extra header '%s' is set by LargeForge", who, h[i].name);
+    }
+    return LF_OK;
+}
+
+// -- 14.2 server
+//
+// ON THE I/O LOOP: each connection sits in a fixed slot; a request id is (sequence << 20) | slot,
+// so an answer finds its connection in O(1) and a stale id (the slot reused) finds nothing.
+// Answers travel as ops (bytes ready to send) through the queue, then hang in the connection's
+// output list until the socket takes them: nothing is copied again. Every loop turn drains the
+// queue, handles a stop, expires deadlines (which also gives the wait its timeout), waits, and
+// handles events. A connection's deadline follows its state: the header deadline runs from the
+// request's first byte (so trickling does not extend it), the body one from the blank line, the
+// idle one from the last byte moved; a request with the handler has none. A connection that must
+// close is shut for writing and drained for a moment before close ("lingering close"), so unread
+// input does not turn the close into a reset that would destroy the answer in flight.
+
+#define LF__HTTP_SLOT_BITS 20
+#define LF__HTTP_SLOT_MASK ((1u << LF__HTTP_SLOT_BITS) - 1)
+#define LF__HTTP_IN_MAX ((size_t)64 << 10)  // unparsed input a connection holds while its request is out
+#define LF__HTTP_READ 16384
+#define LF__HTTP_LINGER_MS 1000
+enum { LF__HTTP_WAITING = 1, LF__HTTP_STREAMING, LF__HTTP_ANSWERED };
+enum { LF__HTTP_EV_IN = 1, LF__HTTP_EV_OUT = 2, LF__HTTP_EV_ERR = 4 };
+
+typedef struct lf__http_op {
+    struct lf__http_op *next;
+    uint64_t id;
+    bool final;  // the answer is complete with it
+    char *data;  // len bytes, in the same block
+    size_t len;
+} lf__http_op;
+
+typedef struct lf__http_conn {
+    int fd;        // -1: a free slot
+    uint32_t gen;  // counts the slot's connections: events for an older one are dropped
+    int events;    // the interest epoll has
+    lf_http_parser *p;
+    char *in;  // read, not yet parsed
+    size_t in_len, in_cap;
+    lf__http_op *out, *out_tail;  // to send in order; out_off bytes of the first are sent
+    size_t out_off, out_bytes;
+    uint64_t t_last, t_head, t_body, t_linger;  // ms: last byte moved; request's first byte; blank line; linger end
+    bool want_close, lingering, blocked;        // blocked: the last send would block
+    char peer[64];
+    // under the server's mu: the request with the handler
+    uint64_t id;  // 0: none (written by the I/O thread only)
+    int phase;    // LF__HTTP_WAITING, _STREAMING, _ANSWERED
+    int minor;
+    bool head_req, keep_alive;
+} lf__http_conn;
+
+struct lf_http_server {
+    lf_http_server_desc d;  // resolved; d.host points at host
+    char host[256];
+    int lfd, port, wake[2], ep;  // listener, wake pipe, epoll (-1 with poll)
+    bool listening, stopping;
+    uint64_t accept_pause, grace_until;
+    lf__http_conn *conns;  // [max_connections]
+    struct pollfd *pfds;   // [max_connections + 2] for the poll backend
+    uint32_t *ptags;
+    pthread_mutex_t mu;
+    lf__http_op *q, *q_tail;        // under mu: answers from any thread
+    bool wake_pending;              // under mu: a byte is on its way through the pipe
+    uint64_t seq;                   // under mu: the last request's sequence number
+    int stop, stop_grace, running;  // atomics
+};
+
+static uint64_t lf__http_ms(void) { return lf_time_ns() / 1000000u; }
+
+static lf_status lf__http_nonblock(int fd) {
+    if (fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK) < 0 || fcntl(fd, F_SETFD, FD_CLOEXEC) < 0)
+        return lf__fail(LF_ERR_NET, "http: fcntl: %s", strerror(errno));
+    return LF_OK;
+}
+
+static void lf__http_date(char out[40]) {
+    static const char *const wd[] = {"Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat"};
+    static const char *const mo[] = {"Jan", "Feb", "Mar", "Apr", "May", "Jun",
+                                     "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"};
+    time_t t = time(NULL);
+    struct tm tm;
+    gmtime_r(&t, &tm);  // strftime's %a and %b would follow the locale
+    snprintf(out, 40, "%s, %02d %s %04d %02d:%02d:%02d GMT", wd[tm.tm_wday % 7], tm.tm_mday, mo[tm.tm_mon % 12],
+             tm.tm_year + 1900, tm.tm_hour, tm.tm_min, tm.tm_sec);
+}
+
+static lf__http_op *lf__http_op_new(uint64_t id, size_t len) {
+    lf__http_op *op = (lf__http_op *)lf__alloc(sizeof *op + len, "HTTP output");
+    if (!op) return NULL;
+    memset(op, 0, sizeof *op);
+    op->id = id, op->data = (char *)(op + 1), op->len = len;
+    return op;
+}
+
+// How a response's body is framed.
+enum { LF__HTTP_LENGTH, LF__HTTP_CHUNKED, LF__HTTP_UNTIL_CLOSE };
+
+// A response head, and body unless head_only, as one op.
+static lf__http_op *lf__http_format(uint64_t id, int status, const lf_http_header *extra, int n_extra,
+                                    const char *ctype, const void *body, size_t len, int framing, bool close,
+                                    bool head_only) {
+    char date[40];
+    lf__http_date(date);
+    lf__buf b = LF__ZERO;
+    lf__buf_printf(&b, "HTTP/1.1 %d %s\r\nDate: %s\r\nServer: largeforge\r\n", status, lf_http_status_text(status),
+                   date);
+    for (int i = 0; i < n_extra; i++) lf__buf_printf(&b, "%s: %s\r\n", extra[i].name, extra[i].value);
+    if (ctype) lf__buf_printf(&b, "Content-Type: %s\r\n", ctype);
+    if (framing == LF__HTTP_CHUNKED) lf__buf_puts(&b, "Transfer-Encoding: chunked\r\n");
+    else if (framing == LF__HTTP_LENGTH && status != 204 && status != 304)
+        lf__buf_printf(&b, "Content-Length: %zu\r\n", len);
+    lf__buf_puts(&b, close ? "Connection: close\r\n\r\n" : "Connection: keep-alive\r\n\r\n");
+    lf__http_op *op = b.failed ? NULL : lf__http_op_new(id, b.len + (head_only ? 0 : len));
+    if (op) {
+        memcpy(op->data, b.data, b.len);
+        if (!head_only && len) memcpy(op->data + b.len, body, len);
+    }
+    LF_FREE(b.data);
+    return op;
+}
+
+static lf__http_conn *lf__http_find(lf_http_server *s, uint64_t id) {  // under mu
+    uint64_t slot = id & LF__HTTP_SLOT_MASK;
+    if (!id || slot >= (uint64_t)s->d.max_connections || s->conns[slot].id != id) return NULL;
+    return &s->conns[slot];
+}
+
+static lf_status lf__http_gone(lf_http_server *s, uint64_t id) {  // under mu
+    if ((id >> LF__HTTP_SLOT_BITS) > s->seq || !id)
+        return lf__fail(LF_ERR_ARG, "http: no request %llu was ever made", (unsigned long long)id);
+    return lf__fail(LF_ERR_CANCELLED,
+                    "http: request %llu is gone (its client left, it timed out, it was answered or the server stopped)",
+                    (unsigned long long)id);
+}
+
+// Whether request id (c, under mu) can take an answer made for phase want.
+static lf_status lf__http_state(lf_http_server *s, const lf__http_conn *c, uint64_t id, int want) {
+    if (!c || c->phase == LF__HTTP_ANSWERED) return lf__http_gone(s, id);
+    if (c->phase != want)
+        return lf__fail(LF_ERR_ARG, "http: request %llu: %s", (unsigned long long)id,
+                        c->phase == LF__HTTP_STREAMING ? "a stream was begun" : "no stream was begun");
+    return LF_OK;
+}
+
+// What an answer needs to know of request id, when it is in phase want.
+static lf_status lf__http_peek(lf_http_server *s, uint64_t id, int want, int *minor, bool *head, bool *keep) {
+    pthread_mutex_lock(&s->mu);
+    lf__http_conn *c = lf__http_find(s, id);
+    lf_status st = lf__http_state(s, c, id, want);
+    if (st == LF_OK) *minor = c->minor, *head = c->head_req, *keep = c->keep_alive;
+    pthread_mutex_unlock(&s->mu);
+    return st;
+}
+
+// Queues op for request id, moving it from phase from to phase to; op is freed on failure.
+static lf_status lf__http_submit(lf_http_server *s, uint64_t id, lf__http_op *op, int from, int to, bool close) {
+    if (!op) return LF_ERR_NOMEM;
+    pthread_mutex_lock(&s->mu);
+    lf__http_conn *c = lf__http_find(s, id);
+    lf_status st = lf__http_state(s, c, id, from);
+    if (st == LF_OK) {
+        c->phase = to, c->keep_alive &= !close;
+        op->final = to == LF__HTTP_ANSWERED;
+        if (s->q_tail) s->q_tail->next = op;
+        else s->q = op;
+        s->q_tail = op;
+        if (!s->wake_pending && write(s->wake[1], "w", 1) == 1) s->wake_pending = true;
+    }
+    pthread_mutex_unlock(&s->mu);
+    if (st != LF_OK) LF_FREE(op);
+    return st;
+}
+
+static lf_status lf__http_check_status(int status, size_t len) {
+    if (status < 200 || status > 599) return lf__fail(LF_ERR_ARG, "http: status %d: must be in 200..599", status);
+    if ((status == 204 || status == 304) && len)
+        return lf__fail(LF_ERR_ARG, "http: status %d takes no body, got %zu bytes", status, len);
+    return LF_OK;
+}
+
+LF_API lf_status lf_http_respond(lf_http_server *s, uint64_t id, int status, const lf_http_header *extra, int n_extra,
+                                 const char *content_type, const void *body, size_t len) {
+    int minor;
+    bool head, keep;
+    lf_status st = lf__http_check_status(status, len);
+    if (st == LF_OK && len && !body) st = lf__fail(LF_ERR_ARG, "lf_http_respond: body NULL with %zu bytes", len);
+    if (st == LF_OK) st = lf__http_check_headers("lf_http_respond", extra, n_extra);
+    if (st == LF_OK) st = lf__http_peek(s, id, LF__HTTP_WAITING, &minor, &head, &keep);
+    if (st != LF_OK) return st;
+    lf__http_op *op =
+        lf__http_format(id, status, extra, n_extra, content_type, body, len, LF__HTTP_LENGTH, !keep, head);
+    return lf__http_submit(s, id, op, LF__HTTP_WAITING, LF__HTTP_ANSWERED, false);
+}
+
+LF_API lf_status lf_http_stream_begin(lf_http_server *s, uint64_t id, int status, const lf_http_header *extra,
+                                      int n_extra, const char *content_type) {
+    int minor;
+    bool head, keep;
+    lf_status st = lf__http_check_status(status, 0);
+    if (st == LF_OK && (status == 204 || status == 304))
+        st = lf__fail(LF_ERR_ARG, "lf_http_stream_begin: status %d has no body", status);
+    if (st == LF_OK) st = lf__http_check_headers("lf_http_stream_begin", extra, n_extra);
+    if (st == LF_OK) st = lf__http_peek(s, id, LF__HTTP_WAITING, &minor, &head, &keep);
+    if (st != LF_OK) return st;
+    // HTTP/1.0 has no chunks: the body runs until the connection closes.
+    lf__http_op *op = lf__http_format(id, status, extra, n_extra, content_type, NULL, 0,
+                                      minor ? LF__HTTP_CHUNKED : LF__HTTP_UNTIL_CLOSE, !keep || !minor, true);
+    return lf__http_submit(s, id, op, LF__HTTP_WAITING, LF__HTTP_STREAMING, !minor);
+}
+
+LF_API lf_status lf_http_stream_write(lf_http_server *s, uint64_t id, const void *data, size_t len) {
+    int minor;
+    bool head, keep;
+    if (len && !data) return lf__fail(LF_ERR_ARG, "lf_http_stream_write: data NULL with %zu bytes", len);
+    lf_status st = lf__http_peek(s, id, LF__HTTP_STREAMING, &minor, &head, &keep);
+    if (st != LF_OK || head || !len) return st;
+    char size[24];
+    int sn = minor ? snprintf(size, sizeof size, "%zx\r\n", len) : 0;
+    lf__http_op *op = lf__http_op_new(id, (size_t)sn + len + (minor ? 2 : 0));
+    if (op) {
+        memcpy(op->data, size, (size_t)sn);
+        memcpy(op->data + sn, data, len);
+        if (minor) memcpy(op->data + (size_t)sn + len, "\r\n", 2);
+    }
+    return lf__http_submit(s, id, op, LF__HTTP_STREAMING, LF__HTTP_STREAMING, false);
+}
+
+LF_API lf_status lf_http_stream_end(lf_http_server *s, uint64_t id) {
+    int minor;
+    bool head, keep;
+    lf_status st = lf__http_peek(s, id, LF__HTTP_STREAMING, &minor, &head, &keep);
+    if (st != LF_OK) return st;
+    bool chunked = minor && !head;
+    lf__http_op *op = lf__http_op_new(id, chunked ? 5 : 0);
+    if (op && chunked) memcpy(op->data, "0\r\n\r\n", 5);
+    return lf__http_submit(s, id, op, LF__HTTP_STREAMING, LF__HTTP_ANSWERED, false);
+}
+
+static void lf__http_epoll_set(lf_http_server *s, int fd, uint64_t tag, int events, int op) {
+#ifdef LF__HTTP_EPOLL
+    struct epoll_event ev;
+    memset(&ev, 0, sizeof ev);
+    ev.events = (events & LF__HTTP_EV_IN ? EPOLLIN : 0u) | (events & LF__HTTP_EV_OUT ? EPOLLOUT : 0u);
+    ev.data.u64 = tag;
+    epoll_ctl(s->ep, op, fd, &ev);
+#else
+    (void)s, (void)fd, (void)tag, (void)events, (void)op;
+#endif
+}
+// An event tag: the slot and its generation; the listener and the pipe take slots past the last.
+static uint64_t lf__http_tag(lf_http_server *s, int slot) {
+    return slot < s->d.max_connections ? (uint64_t)s->conns[slot].gen << 32 | (uint32_t)slot : (uint64_t)(uint32_t)slot;
+}
+
+static void lf__http_close(lf_http_server *s, lf__http_conn *c) {
+    pthread_mutex_lock(&s->mu);
+    uint64_t id = c->id;
+    bool unanswered = id && c->phase != LF__HTTP_ANSWERED;
+    c->id = 0;
+    pthread_mutex_unlock(&s->mu);
+    if (unanswered && s->d.on_close) s->d.on_close(s->d.user, id);
+    if (s->ep >= 0) lf__http_epoll_set(s, c->fd, 0, 0, 2 /* EPOLL_CTL_DEL */);
+    close(c->fd);
+    while (c->out) {
+        lf__http_op *next = c->out->next;
+        LF_FREE(c->out);
+        c->out = next;
+    }
+    lf_http_parser_destroy(c->p);
+    LF_FREE(c->in);
+    uint32_t gen = c->gen;
+    pthread_mutex_lock(&s->mu);  // the slot's request fields are read by answering threads
+    memset(c, 0, sizeof *c);
+    c->fd = -1, c->gen = gen;
+    pthread_mutex_unlock(&s->mu);
+}
+
+static void lf__http_push(lf__http_conn *c, lf__http_op *op) {
+    if (!op->len) {
+        LF_FREE(op);
+        return;
+    }
+    op->next = NULL;
+    if (c->out_tail) c->out_tail->next = op;
+    else c->out = op;
+    c->out_tail = op;
+    c->out_bytes += op->len;
+}
+
+// Answers status with reason and closes after it; no request reached the handler.
+static void lf__http_error(lf_http_server *s, lf__http_conn *c, int status, const char *reason) {
+    char body[128];
+    int n = snprintf(body, sizeof body, "%s\n", reason);
+    lf__http_op *op =
+        lf__http_format(0, status, NULL, 0, "text/plain; charset=utf-8", body, (size_t)n, LF__HTTP_LENGTH, true, false);
+    if (!op) return lf__http_close(s, c);
+    lf__http_push(c, op);
+    c->want_close = true;
+}
+
+// Parses what c has read and hands each complete request to the handler, one at a time.
+static void lf__http_advance(lf_http_server *s, lf__http_conn *c, uint64_t now) {
+    while (c->fd >= 0 && !c->id && !c->want_close && !s->stopping && c->in_len &&
+           c->out_bytes < s->d.max_output_bytes) {
+        size_t used = 0;
+        lf_http_parse_result r = lf_http_parser_feed(c->p, c->in, c->in_len, &used);
+        memmove(c->in, c->in + used, c->in_len - used);
+        c->in_len -= used;
+        if (r == LF_HTTP_PARSE_ERROR) return lf__http_error(s, c, c->p->status, c->p->reason);
+        if (r == LF_HTTP_PARSE_MORE) {
+            if (!c->t_head) c->t_head = now;
+            if (!c->t_body && (c->p->state == LF__HP_BODY || c->p->state == LF__HP_CHUNKS)) c->t_body = now;
+            lf__http_op *op = c->p->expect_continue ? lf__http_op_new(0, 25) : NULL;
+            if (op) {
+                memcpy(op->data, "HTTP/1.1 100 Continue\r\n\r\n", 25);
+                lf__http_push(c, op);
+                c->p->expect_continue = false;
+            }
+            return;
+        }
+        c->p->req.peer = c->peer;
+        pthread_mutex_lock(&s->mu);
+        uint64_t id = ++s->seq << LF__HTTP_SLOT_BITS | (uint64_t)(c - s->conns);
+        c->id = id, c->phase = LF__HTTP_WAITING, c->minor = c->p->req.minor;
+        c->head_req = c->p->req.method == LF_HTTP_HEAD, c->keep_alive = c->p->req.keep_alive;
+        pthread_mutex_unlock(&s->mu);
+        c->t_head = c->t_body = 0;
+        s->d.on_request(s->d.user, s, id, &c->p->req);
+    }
+}
+
+// Sends what c has queued as far as the socket takes it; false when c was closed.
+static bool lf__http_flush(lf_http_server *s, lf__http_conn *c, uint64_t now) {
+    while (c->out) {
+        struct iovec iov[16];
+        int n = 0;
+        size_t off = c->out_off;
+        for (lf__http_op *op = c->out; op && n < 16; op = op->next, off = 0)
+            iov[n].iov_base = op->data + off, iov[n++].iov_len = op->len - off;
+        struct msghdr m;
+        memset(&m, 0, sizeof m);
+        m.msg_iov = iov, m.msg_iovlen = (size_t)n;
+        ssize_t w = sendmsg(c->fd, &m, LF__HTTP_NOSIGNAL);
+        if (w < 0 && errno == EINTR) continue;
+        if (w < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) return c->blocked = true;
+        if (w < 0) return lf__http_close(s, c), false;
+        c->t_last = now, c->out_bytes -= (size_t)w;
+        for (size_t left = (size_t)w; left;) {
+            size_t rem = c->out->len - c->out_off;
+            if (left < rem) {
+                c->out_off += left;
+                break;
+            }
+            lf__http_op *next = c->out->next;
+            LF_FREE(c->out);
+            c->out = next, c->out_off = 0, left -= rem;
+        }
+        if (!c->out) c->out_tail = NULL;
+        if (!c->out && !c->want_close && c->in_len && !c->id)
+            lf__http_advance(s, c, now);  // requests held back by output
+    }
+    c->blocked = false;
+    if (c->want_close && !c->id && !c->lingering) {  // (a stop sets want_close on requests still in flight)
+        shutdown(c->fd, SHUT_WR);
+        c->lingering = true, c->t_linger = now + LF__HTTP_LINGER_MS;
+    }
+    return true;
+}
+
+static void lf__http_read(lf_http_server *s, lf__http_conn *c, uint64_t now) {
+    if (c->lingering) {
+        char junk[4096];
+        ssize_t r = recv(c->fd, junk, sizeof junk, 0);
+        if (r == 0 || (r < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)) lf__http_close(s, c);
+        return;
+    }
+    if (!lf__http_reserve(&c->in, &c->in_cap, c->in_len + LF__HTTP_READ)) return lf__http_close(s, c);
+    ssize_t r = recv(c->fd, c->in + c->in_len, LF__HTTP_READ, 0);
+    if (r < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)) return;
+    if (r <= 0) return lf__http_close(s, c);  // the client left (its request, if any, gets on_close)
+    c->in_len += (size_t)r, c->t_last = now;
+    lf__http_advance(s, c, now);
+    if (c->fd >= 0 && c->out && !c->blocked) lf__http_flush(s, c, now);
+}
+
+static void lf__http_accept(lf_http_server *s, uint64_t now) {
+    static const char busy[] =
+        "HTTP/1.1 503 Service Unavailable\r\nServer: largeforge\r\nContent-Type: text/plain\r\n"
+        "Content-Length: 21\r\nRetry-After: 1\r\nConnection: close\r\n\r\ntoo many connections\n";
+    for (int k = 0; k < 64; k++) {
+        struct sockaddr_storage sa;
+        socklen_t sl = sizeof sa;
+        int fd = accept(s->lfd, (struct sockaddr *)&sa, &sl);  // not accept4: it needs _GNU_SOURCE before any header
+        if (fd >= 0 && lf__http_nonblock(fd) != LF_OK) close(fd), fd = -1, errno = EAGAIN;
+        if (fd < 0) {
+            if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM) s->accept_pause = now + 100;
+            return;  // out of descriptors: try again in 100 ms rather than spin on a readable listener
+        }
+        int slot = 0;
+        while (slot < s->d.max_connections && s->conns[slot].fd >= 0) slot++;
+        lf__http_conn *c = slot < s->d.max_connections ? &s->conns[slot] : NULL;
+        if (!c || lf_http_parser_create(&c->p, &s->d.limits) != LF_OK) {
+            (void)send(fd, busy, sizeof busy - 1, LF__HTTP_NOSIGNAL);  // best effort: it closes anyway
+            close(fd);
+            continue;
+        }
+        int one = 1;
+        setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);  // small chunks must not wait for Nagle
+#ifdef SO_NOSIGPIPE
+        setsockopt(fd, SOL_SOCKET, SO_NOSIGPIPE, &one, sizeof one);
+#endif
+        char addr[INET6_ADDRSTRLEN] = "?";
+        int port = 0;
+        if (sa.ss_family == AF_INET6) {
+            struct sockaddr_in6 *a6 = (struct sockaddr_in6 *)&sa;
+            inet_ntop(AF_INET6, &a6->sin6_addr, addr, sizeof addr), port = ntohs(a6->sin6_port);
+            snprintf(c->peer, sizeof c->peer, "[%s]:%d", addr, port);
+        } else {
+            struct sockaddr_in *a4 = (struct sockaddr_in *)&sa;
+            inet_ntop(AF_INET, &a4->sin_addr, addr, sizeof addr), port = ntohs(a4->sin_port);
+            snprintf(c->peer, sizeof c->peer, "%s:%d", addr, port);
+        }
+        c->fd = fd, c->gen++, c->t_last = now, c->events = LF__HTTP_EV_IN;
+        if (s->ep >= 0) lf__http_epoll_set(s, fd, lf__http_tag(s, slot), LF__HTTP_EV_IN, 1 /* EPOLL_CTL_ADD */);
+    }
+}
+
+// Moves the answers queued by other threads (and by on_request) to their connections.
+static void lf__http_drain(lf_http_server *s, uint64_t now) {
+    pthread_mutex_lock(&s->mu);
+    lf__http_op *op = s->q;
+    s->q = s->q_tail = NULL, s->wake_pending = false;
+    pthread_mutex_unlock(&s->mu);
+    while (op) {
+        lf__http_op *next = op->next;
+        lf__http_conn *c = &s->conns[op->id & LF__HTTP_SLOT_MASK];
+        bool final = op->final;
+        if (c->fd < 0 || c->id != op->id) LF_FREE(op);  // its connection has gone
+        else if (!final && c->out_bytes > s->d.max_output_bytes)
+            LF_FREE(op), lf__http_close(s, c);  // a client that does not read
+        else {
+            lf__http_push(c, op);
+            if (final) {
+                pthread_mutex_lock(&s->mu);
+                c->id = 0, c->want_close |= !c->keep_alive || s->stopping;
+                pthread_mutex_unlock(&s->mu);
+                c->t_last = now;
+                lf__http_advance(s, c, now);  // the next pipelined request
+            }
+            if (c->fd >= 0 && !c->blocked) lf__http_flush(s, c, now);
+        }
+        op = next;
+    }
+}
+
+static uint64_t lf__http_deadline(const lf_http_server *s, const lf__http_conn *c) {
+    if (c->lingering) return c->t_linger;
+    if (c->out) return c->t_last + (uint64_t)s->d.idle_timeout_ms;  // no byte taken for that long
+    if (c->id) return UINT64_MAX;                                   // the handler has it
+    if (c->t_body) return c->t_body + (uint64_t)s->d.body_timeout_ms;
+    if (c->t_head) return c->t_head + (uint64_t)s->d.header_timeout_ms;
+    return c->t_last + (uint64_t)s->d.idle_timeout_ms;
+}
+
+// Expires deadlines, brings epoll's interest up to date; returns the nearest deadline.
+static uint64_t lf__http_sweep(lf_http_server *s, uint64_t now) {
+    uint64_t next = UINT64_MAX;
+    for (int i = 0; i < s->d.max_connections; i++) {
+        lf__http_conn *c = &s->conns[i];
+        if (c->fd < 0) continue;
+        if (lf__http_deadline(s, c) <= now) {
+            if (c->lingering || c->out || c->id || !c->t_head) lf__http_close(s, c);
+            else if (lf__http_error(s, c, 408, "request timeout"), c->fd >= 0)
+                c->t_last = now, lf__http_flush(s, c, now);
+            if (c->fd < 0) continue;
+        }
+        next = LF__MIN(next, lf__http_deadline(s, c));
+        // read while a request is out, even when closing after it: a client that leaves is seen at once
+        int ev = (c->lingering || ((c->id || !c->want_close) && c->in_len < LF__HTTP_IN_MAX) ? LF__HTTP_EV_IN : 0) |
+            (c->out && !c->lingering ? LF__HTTP_EV_OUT : 0);
+        if (s->ep >= 0 && ev != c->events) lf__http_epoll_set(s, c->fd, lf__http_tag(s, i), ev, 3 /* EPOLL_CTL_MOD */);
+        c->events = ev;
+    }
+    return next;
+}
+
+static void lf__http_listen(lf_http_server *s, bool on) {
+    if (s->lfd < 0 || s->listening == on) return;
+    s->listening = on;
+    if (s->ep >= 0) lf__http_epoll_set(s, s->lfd, lf__http_tag(s, s->d.max_connections), LF__HTTP_EV_IN, on ? 1 : 2);
+}
+
+// Waits for events into tags/evs (at most max_connections + 2); returns their count, or -1.
+static int lf__http_wait(lf_http_server *s, int timeout, uint64_t *tags, int *evs) {
+    int n = 0;
+#ifdef LF__HTTP_EPOLL
+    if (s->ep >= 0) {
+        struct epoll_event ee[64];
+        int k = epoll_wait(s->ep, ee, LF__MIN(64, s->d.max_connections + 2), timeout);
+        for (int i = 0; i < k; i++, n++) {
+            tags[n] = ee[i].data.u64;
+            evs[n] = (ee[i].events & EPOLLIN ? LF__HTTP_EV_IN : 0) | (ee[i].events & EPOLLOUT ? LF__HTTP_EV_OUT : 0) |
+                (ee[i].events & (EPOLLERR | EPOLLHUP) ? LF__HTTP_EV_ERR : 0);
+        }
+        return k < 0 ? -1 : n;
+    }
+#endif
+    int np = 0;
+    s->pfds[np].fd = s->wake[0], s->pfds[np].events = POLLIN, s->ptags[np++] = (uint32_t)s->d.max_connections + 1;
+    if (s->listening)
+        s->pfds[np].fd = s->lfd, s->pfds[np].events = POLLIN, s->ptags[np++] = (uint32_t)s->d.max_connections;
+    for (int i = 0; i < s->d.max_connections; i++) {
+        if (s->conns[i].fd < 0) continue;
+        s->pfds[np].fd = s->conns[i].fd, s->ptags[np] = (uint32_t)i;
+        s->pfds[np++].events = (short)((s->conns[i].events & LF__HTTP_EV_IN ? POLLIN : 0) |
+                                       (s->conns[i].events & LF__HTTP_EV_OUT ? POLLOUT : 0));
+    }
+    int k = poll(s->pfds, (nfds_t)np, timeout);
+    for (int i = 0; k > 0 && i < np; i++) {
+        short re = s->pfds[i].revents;
+        if (!re) continue;
+        tags[n] = lf__http_tag(s, (int)s->ptags[i]);
+        evs[n++] = (re & POLLIN ? LF__HTTP_EV_IN : 0) | (re & POLLOUT ? LF__HTTP_EV_OUT : 0) |
+            (re & (POLLERR | POLLHUP | POLLNVAL) ? LF__HTTP_EV_ERR : 0);
+    }
+    return k < 0 ? -1 : n;
+}
+
+static bool lf__http_all_done(const lf_http_server *s) {
+    for (int i = 0; i < s->d.max_connections; i++)
+        if (s->conns[i].fd >= 0 && (s->conns[i].id || (s->conns[i].out && !s->conns[i].lingering))) return false;
+    return true;
+}
+
+LF_API lf_status lf_http_server_run(lf_http_server *s) {
+    if (__atomic_exchange_n(&s->running, 1, __ATOMIC_ACQ_REL))
+        return lf__fail(LF_ERR_ARG, "lf_http_server_run: the server on port %d runs or has run already", s->port);
+    int cap = s->d.max_connections + 2, *evs = (int *)lf__calloc((size_t)cap, sizeof *evs, "HTTP events");
+    uint64_t *tags = (uint64_t *)lf__calloc((size_t)cap, sizeof *tags, "HTTP events");
+    lf_status st = evs && tags ? LF_OK : LF_ERR_NOMEM;
+    while (st == LF_OK) {
+        uint64_t now = lf__http_ms();
+        lf__http_drain(s, now);
+        if (!s->stopping && __atomic_load_n(&s->stop, __ATOMIC_ACQUIRE)) {
+            s->stopping = true;
+            s->grace_until = now + (uint64_t)LF__MAX(0, __atomic_load_n(&s->stop_grace, __ATOMIC_ACQUIRE));
+            lf__http_listen(s, false);
+            close(s->lfd), s->lfd = -1;
+            pthread_mutex_lock(&s->mu);
+            for (int i = 0; i < s->d.max_connections; i++) s->conns[i].keep_alive = false;  // answers say "close"
+            pthread_mutex_unlock(&s->mu);
+            for (int i = 0; i < s->d.max_connections; i++) s->conns[i].want_close = s->conns[i].fd >= 0;
+        }
+        if (s->stopping && (lf__http_all_done(s) || now >= s->grace_until)) break;
+        if (s->accept_pause && now >= s->accept_pause) s->accept_pause = 0;
+        lf__http_listen(s, !s->stopping && !s->accept_pause);
+        uint64_t next = lf__http_sweep(s, now);
+        if (s->stopping) next = LF__MIN(next, s->grace_until);
+        if (s->accept_pause) next = LF__MIN(next, s->accept_pause);
+        int timeout = next == UINT64_MAX ? -1 : next <= now ? 0 : (int)LF__MIN(next - now, (uint64_t)INT_MAX);
+        int n = lf__http_wait(s, timeout, tags, evs);
+        if (n < 0 && errno != EINTR)
+            st = lf__fail(LF_ERR_NET, "http server on port %d: %s failed: %s", s->port,
+                          s->ep >= 0 ? "epoll_wait" : "poll", strerror(errno));
+        now = lf__http_ms();
+        for (int i = 0; i < n; i++) {
+            uint32_t slot = (uint32_t)tags[i];
+            if (slot == (uint32_t)s->d.max_connections + 1) {
+                char buf[256];
+                while (read(s->wake[0], buf, sizeof buf) > 0) continue;
+            } else if (slot == (uint32_t)s->d.max_connections) {
+                if (s->listening) lf__http_accept(s, now);
+            } else {
+                lf__http_conn *c = &s->conns[slot];
+                if (c->fd < 0 || c->gen != (uint32_t)(tags[i] >> 32)) continue;  // closed (and maybe reused) meanwhile
+                if (evs[i] & LF__HTTP_EV_ERR) lf__http_close(s, c);
+                else {
+                    if (evs[i] & LF__HTTP_EV_IN) lf__http_read(s, c, now);
+                    if (c->fd >= 0 && (evs[i] & LF__HTTP_EV_OUT)) lf__http_flush(s, c, now);
+                }
+            }
+        }
+    }
+    for (int i = 0; i < s->d.max_connections; i++)
+        if (s->conns[i].fd >= 0) lf__http_close(s, &s->conns[i]);  // on_close for what is unanswered
+    lf__http_drain(s, lf__http_ms());                              // frees answers that came too late
+    LF_FREE(evs);
+    LF_FREE(tags);
+    return st;
+}
+
+LF_API void lf_http_server_stop(lf_http_server *s, int grace_ms) {
+    __atomic_store_n(&s->stop_grace, grace_ms, __ATOMIC_RELEASE);
+    __atomic_store_n(&s->stop, 1, __ATOMIC_RELEASE);
+    if (write(s->wake[1], "s", 1) < 0) return;  // a full pipe already wakes the loop
+}
+
+LF_API int lf_http_server_port(const lf_http_server *s) { return s->port; }
+
+LF_API lf_status lf_http_server_open(lf_http_server **out, const lf_http_server_desc *desc) {
+    *out = NULL;
+    if (!desc || !desc->on_request) return lf__fail(LF_ERR_CONFIG, "http server: on_request is required");
+    lf_http_server_desc d = *desc;
+    if (!d.host) d.host = "127.0.0.1";
+    if (!d.max_connections) d.max_connections = 256;
+    if (!d.header_timeout_ms) d.header_timeout_ms = 10000;
+    if (!d.body_timeout_ms) d.body_timeout_ms = 30000;
+    if (!d.idle_timeout_ms) d.idle_timeout_ms = 60000;
+    if (!d.max_output_bytes) d.max_output_bytes = (size_t)8 << 20;
+    if (d.port < 0 || d.port > 65535)
+        return lf__fail(LF_ERR_CONFIG, "http server: port: must be in 0..65535, got %d", d.port);
+    if (d.max_connections < 1 || d.max_connections > (int)LF__HTTP_SLOT_MASK)
+        return lf__fail(LF_ERR_CONFIG, "http server: max_connections: must be in 1..%u, got %d", LF__HTTP_SLOT_MASK,
+                        d.max_connections);
+    if (d.header_timeout_ms < 0 || d.body_timeout_ms < 0 || d.idle_timeout_ms < 0)
+        return lf__fail(LF_ERR_CONFIG, "http server: %s: must be >= 0",
+                        d.header_timeout_ms < 0     ? "header_timeout_ms"
+                            : d.body_timeout_ms < 0 ? "body_timeout_ms"
+                                                    : "idle_timeout_ms");
+    if (d.limits.max_headers < 0)
+        return lf__fail(LF_ERR_CONFIG, "http server: limits.max_headers: must be >= 0, got %d", d.limits.max_headers);
+    if (strlen(d.host) >= 256) return lf__fail(LF_ERR_CONFIG, "http server: host: longer than 255 bytes");
+#ifdef LF__HTTP_EPOLL
+    bool epoll = d.backend != LF_HTTP_BACKEND_POLL;
+#else
+    bool epoll = false;
+    if (d.backend == LF_HTTP_BACKEND_EPOLL)
+        return lf__fail(LF_ERR_UNSUPPORTED, "http server: backend: epoll is not built in (not Linux, or LF_HTTP_POLL)");
+#endif
+    d.limits = lf__http_limits_defaults(&d.limits);
+    lf_http_server *s = (lf_http_server *)lf__calloc(1, sizeof *s, "HTTP server");
+    if (!s) return LF_ERR_NOMEM;
+    s->lfd = s->ep = s->wake[0] = s->wake[1] = -1;
+    strcpy(s->host, d.host);
+    d.host = s->host, s->d = d;
+    pthread_mutex_init(&s->mu, NULL);
+    s->conns = (lf__http_conn *)lf__calloc((size_t)d.max_connections, sizeof *s->conns, "HTTP connections");
+    s->pfds = (struct pollfd *)lf__calloc((size_t)d.max_connections + 2, sizeof *s->pfds, "HTTP poll set");
+    s->ptags = (uint32_t *)lf__calloc((size_t)d.max_connections + 2, sizeof *s->ptags, "HTTP poll set");
+    if (!s->conns || !s->pfds || !s->ptags) return lf_http_server_close(s), LF_ERR_NOMEM;
+    for (int i = 0; i < d.max_connections; i++) s->conns[i].fd = -1;
+    lf_status st = LF_OK;
+    if (pipe(s->wake) != 0)
+        s->wake[0] = s->wake[1] = -1, st = lf__fail(LF_ERR_NET, "http server: pipe: %s", strerror(errno));
+    if (st == LF_OK && (st = lf__http_nonblock(s->wake[0])) == LF_OK) st = lf__http_nonblock(s->wake[1]);
+    char port[8];
+    snprintf(port, sizeof port, "%d", d.port);
+    struct addrinfo hints, *ai = NULL;
+    memset(&hints, 0, sizeof hints);
+    hints.ai_family = AF_UNSPEC, hints.ai_socktype = SOCK_STREAM, hints.ai_flags = AI_PASSIVE | AI_NUMERICSERV;
+    int gai = st == LF_OK ? getaddrinfo(s->host, port, &hints, &ai) : 0;
+    if (gai) st = lf__fail(LF_ERR_NET, "http server: cannot resolve %s: %s", s->host, gai_strerror(gai));
+    const char *what = "bind";
+    int err = 0;
+    for (struct addrinfo *a = ai; st == LF_OK && a && s->lfd < 0; a = a->ai_next) {
+        int fd = socket(a->ai_family, a->ai_socktype, a->ai_protocol), one = 1;
+        if (fd < 0) {
+            err = errno, what = "socket";
+            continue;
+        }
+        setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);  // restart at once despite TIME_WAIT
+        if (bind(fd, a->ai_addr, a->ai_addrlen) != 0) err = errno, what = "bind";
+        else if (listen(fd, SOMAXCONN) != 0) err = errno, what = "listen";
+        else s->lfd = fd;
+        if (s->lfd < 0) close(fd);
+    }
+    if (ai) freeaddrinfo(ai);
+    if (st == LF_OK && s->lfd < 0)
+        st = lf__fail(LF_ERR_NET, "http server: %s %s:%d: %s", what, s->host, d.port, strerror(err));
+    if (st == LF_OK) st = lf__http_nonblock(s->lfd);
+    struct sockaddr_storage sa;
+    socklen_t sl = sizeof sa;
+    if (st == LF_OK && getsockname(s->lfd, (struct sockaddr *)&sa, &sl) == 0)
+        s->port = ntohs(sa.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&sa)->sin6_port
+                                                 : ((struct sockaddr_in *)&sa)->sin_port);
+#ifdef LF__HTTP_EPOLL
+    if (st == LF_OK && epoll && (s->ep = epoll_create1(EPOLL_CLOEXEC)) < 0)
+        st = lf__fail(LF_ERR_NET, "http server: epoll_create1: %s", strerror(errno));
+    if (st == LF_OK && epoll)
+        lf__http_epoll_set(s, s->wake[0], lf__http_tag(s, d.max_connections + 1), LF__HTTP_EV_IN, EPOLL_CTL_ADD);
+#else
+    (void)epoll;
+#endif
+    if (st != LF_OK) return lf_http_server_close(s), st;
+    *out = s;
+    return LF_OK;
+}
+
+LF_API void lf_http_server_close(lf_http_server *s) {
+    if (!s) return;
+    for (int i = 0; s->conns && i < s->d.max_connections; i++)
+        if (s->conns[i].fd >= 0) lf__http_close(s, &s->conns[i]);
+    while (s->q) {
+        lf__http_op *next = s->q->next;
+        LF_FREE(s->q);
+        s->q = next;
+    }
+    int fds[4] = {s->lfd, s->ep, s->wake[0], s->wake[1]};
+    for (int i = 0; i < 4; i++)
+        if (fds[i] >= 0) close(fds[i]);
+    pthread_mutex_destroy(&s->mu);
+    LF_FREE(s->conns);
+    LF_FREE(s->pfds);
+    LF_FREE(s->ptags);
+    LF_FREE(s);
+}
+
+// -- 14.3 client
+
+typedef struct lf__http_url {
+    char host[256], hostport[272];  // hostport: "host:port" for messages, IPv6 in brackets
+    char port[8];
+    const char *target;  // "/path?query" or "?query" (sent with a '/' before it)
+} lf__http_url;
+
+static lf_status lf__http_url_parse(const char *url, lf__http_url *u) {
+    if (!url) return lf__fail(LF_ERR_ARG, "lf_http_fetch: url is required");
+    if (!strncasecmp(url, "https://", 8))
+        return lf__fail(LF_ERR_UNSUPPORTED, "%s: https is not supported, only http://", url);
+    if (strncasecmp(url, "http://", 7) != 0) return lf__fail(LF_ERR_ARG, "%s: only http:// URLs are supported", url);
+    const char *a = url + 7, *end = a + strcspn(a, "/?#"), *hb = a, *he;
+    if (memchr(a, '@', (size_t)(end - a))) return lf__fail(LF_ERR_ARG, "%s: user names in URLs are not supported", url);
+    const char *pc;
+    if (*a == '[') {  // [IPv6]
+        he = (const char *)memchr(a, ']', (size_t)(end - a));
+        if (!he) return lf__fail(LF_ERR_ARG, "%s: no ']' after an IPv6 address", url);
+        hb = a + 1, pc = he + 1;
+    } else he = pc = a + strcspn(a, ":/?#");
+    if (he == hb || (size_t)(he - hb) >= sizeof u->host) return lf__fail(LF_ERR_ARG, "%s: bad host", url);
+    for (const char *c = hb; c < he; c++)  // it goes into the Host header
+        if ((unsigned char)*c <= 0x20 || (unsigned char)*c >= 0x7f) return lf__fail(LF_ERR_ARG, "%s: bad host", url);
+    memcpy(u->host, hb, (size_t)(he - hb)), u->host[he - hb] = 0;
+    int port = 80;
+    if (pc < end) {
+        uint64_t v;
+        char digits[8] = "";
+        if (*pc != ':' || end - pc - 1 < 1 || end - pc - 1 > 5) return lf__fail(LF_ERR_ARG, "%s: bad port", url);
+        memcpy(digits, pc + 1, (size_t)(end - pc - 1));
+        if (!lf__http_u64(digits, &v) || v < 1 || v > 65535) return lf__fail(LF_ERR_ARG, "%s: bad port", url);
+        port = (int)v;
+    }
+    snprintf(u->port, sizeof u->port, "%d", port);
+    snprintf(u->hostport, sizeof u->hostport, "%s%s%s:%d", *a == '[' ? "[" : "", u->host, *a == '[' ? "]" : "", port);
+    u->target = *end && *end != '#' ? end : "/";
+    for (const char *c = u->target; *c && *c != '#'; c++)
+        if ((unsigned char)*c <= 0x20 || (unsigned char)*c >= 0x7f)
+            return lf__fail(LF_ERR_ARG, "%s: a space or control character in the URL", url);
+    return LF_OK;
+}
+
+// Waits for fd to be ready for ev until deadline (ms): 1 ready, 0 timed out, -1 failed.
+static int lf__http_wait_fd(int fd, short ev, uint64_t deadline) {
+    for (;;) {
+        uint64_t now = lf__http_ms();
+        if (now >= deadline) return 0;
+        struct pollfd pf = {fd, ev, 0};
+        int r = poll(&pf, 1, (int)LF__MIN(deadline - now, (uint64_t)INT_MAX));
+        if (r > 0) return 1;
+        if (r < 0 && errno != EINTR) return -1;
+    }
+}
+
+typedef struct lf__http_fetch {
+    const lf_http_fetch_desc *d;
+    lf_http_response *out;
+    char where[600];  // "GET http://h:p/x"
+    lf__http_url u;
+    int fd;
+    uint64_t deadline, pos;  // pos: response bytes so far
+    int timeout_ms;
+    size_t max_body, body_cap;
+    lf_status st;  // set by the sink
+} lf__http_fetch;
+
+static lf_status lf__http_connect(lf__http_fetch *f, int connect_ms) {
+    struct addrinfo hints, *ai = NULL;
+    memset(&hints, 0, sizeof hints);
+    hints.ai_family = AF_UNSPEC, hints.ai_socktype = SOCK_STREAM, hints.ai_flags = AI_NUMERICSERV;
+    int gai = getaddrinfo(f->u.host, f->u.port, &hints, &ai);
+    if (gai) return lf__fail(LF_ERR_NET, "%s: cannot resolve %s: %s", f->where, f->u.host, gai_strerror(gai));
+    int err = ECONNREFUSED;
+    uint64_t deadline = LF__MIN(f->deadline, lf__http_ms() + (uint64_t)connect_ms);
+    bool timed_out = false;
+    for (struct addrinfo *a = ai; a && f->fd < 0; a = a->ai_next) {
+        int fd = socket(a->ai_family, a->ai_socktype, a->ai_protocol);
+        if (fd < 0 || lf__http_nonblock(fd) != LF_OK) {
+            err = errno;
+            if (fd >= 0) close(fd);
+            continue;
+        }
+        int r = connect(fd, a->ai_addr, a->ai_addrlen), one = 1;
+        if (r != 0 && errno == EINPROGRESS) {
+            int w = lf__http_wait_fd(fd, POLLOUT, deadline);
+            socklen_t el = sizeof err;
+            if (w == 1 && getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &el) == 0 && err == 0) r = 0;
+            else if (w == 0) timed_out = true;
+            else if (w < 0) err = errno;
+        } else if (r != 0) err = errno;
+        if (r == 0) {
+            setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+#ifdef SO_NOSIGPIPE
+            setsockopt(fd, SOL_SOCKET, SO_NOSIGPIPE, &one, sizeof one);
+#endif
+            f->fd = fd;
+        } else close(fd);
+    }
+    freeaddrinfo(ai);
+    if (f->fd >= 0) return LF_OK;
+    if (timed_out)
+        return lf__fail(LF_ERR_NET, "%s: connect to %s: timed out after %d ms", f->where, f->u.hostport, connect_ms);
+    return lf__fail(LF_ERR_NET, "%s: connect to %s: %s", f->where, f->u.hostport, strerror(err));
+}
+
+static lf_status lf__http_send_all(lf__http_fetch *f, const char *p, size_t n) {
+    while (n) {
+        ssize_t w = send(f->fd, p, n, LF__HTTP_NOSIGNAL);
+        if (w > 0) {
+            p += w, n -= (size_t)w;
+            continue;
+        }
+        int r = w < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)
+            ? lf__http_wait_fd(f->fd, POLLOUT, f->deadline)
+            : -1;
+        if (r == 0)
+            return lf__fail(LF_ERR_NET, "%s: timed out after %d ms sending the request", f->where, f->timeout_ms);
+        if (r < 0) return lf__fail(LF_ERR_NET, "%s: sending to %s: %s", f->where, f->u.hostport, strerror(errno));
+    }
+    return LF_OK;
+}
+
+// Reads what comes next into buf[cap]: its length, 0 at the end, or -1 with the message set.
+static ssize_t lf__http_recv(lf__http_fetch *f, char *buf, size_t cap) {
+    for (;;) {
+        ssize_t r = recv(f->fd, buf, cap, 0);
+        if (r >= 0) return r;
+        int w = errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR ? lf__http_wait_fd(f->fd, POLLIN, f->deadline)
+                                                                          : -1;
+        if (w == 0)
+            return lf__fail(LF_ERR_NET, "%s: timed out after %d ms waiting for the response", f->where, f->timeout_ms),
+                   -1;
+        if (w < 0) return lf__fail(LF_ERR_NET, "%s: reading from %s: %s", f->where, f->u.hostport, strerror(errno)), -1;
+    }
+}
+
+static int lf__http_fetch_sink(void *ctx, const unsigned char *data, size_t n, const char **reason) {
+    lf__http_fetch *f = (lf__http_fetch *)ctx;
+    (void)reason;
+    if (f->d->on_data) {
+        if (n && !f->d->on_data(f->d->user, data, n))
+            return f->st = lf__fail(LF_ERR_CANCELLED, "%s: on_data stopped the transfer", f->where), 1;
+        return 0;
+    }
+    lf_http_response *r = f->out;
+    if (n > f->max_body - r->body_len)
+        return f->st = lf__fail(LF_ERR_CAPACITY, "%s: response body over max_body_bytes (%zu)", f->where, f->max_body),
+               1;
+    if (!lf__http_reserve(&r->body, &f->body_cap, r->body_len + n + 1))
+        return f->st = lf__fail(LF_ERR_NOMEM, "%s: out of memory for the response body", f->where), 1;
+    memcpy(r->body + r->body_len, data, n);
+    r->body_len += n, r->body[r->body_len] = 0;
+    return 0;
+}
+
+// Parses the response head in h[0, n) (ends with its blank line) into f->out.
+static lf_status lf__http_response_head(lf__http_fetch *f, char *h, size_t n) {
+    lf_http_response *r = f->out;
+    uint64_t at = f->pos - n;  // where h starts in the response
+    char *e = (char *)memchr(h, '\n', n);
+    size_t sl = (size_t)(e - h) - (e > h && e[-1] == '\r');
+    if (sl < 12 || memcmp(h, "HTTP/1.", 7) != 0 || h[7] < '0' || h[7] > '9' || h[8] != ' ' ||
+        (sl > 12 && h[12] != ' ') || h[9] < '1' || h[9] > '5' || h[10] < '0' || h[10] > '9' || h[11] < '0' ||
+        h[11] > '9')
+        return lf__fail(LF_ERR_NET, "%s: bad response at byte %llu: malformed status line", f->where,
+                        (unsigned long long)at);
+    r->status = (h[9] - '0') * 100 + (h[10] - '0') * 10 + (h[11] - '0');
+    size_t cap = 0;
+    r->n_headers = 0;
+    for (char *line = e + 1; line < h + n;) {
+        char *le = (char *)memchr(line, '\n', (size_t)(h + n - line)), *next = le + 1;
+        if (le > line && le[-1] == '\r') le--;
+        if (le == line) break;
+        char *colon = (char *)memchr(line, ':', (size_t)(le - line));
+        if (!colon || !lf__http_token(line, (size_t)(colon - line)))
+            return lf__fail(LF_ERR_NET, "%s: bad response at byte %llu: malformed header line", f->where,
+                            (unsigned long long)(at + (uint64_t)(line - h)));
+        char *v = colon + 1, *ve = le;
+        while (v < ve && (*v == ' ' || *v == '\t')) v++;
+        while (ve > v && (ve[-1] == ' ' || ve[-1] == '\t')) ve--;
+        for (char *c = line; c < colon; c++) *c = (char)(*c >= 'A' && *c <= 'Z' ? *c + 32 : *c);
+        *colon = 0, *ve = 0;
+        if (!lf__grow((void **)&r->headers, &cap, (size_t)r->n_headers + 1, sizeof *r->headers,
+                      "HTTP response headers"))
+            return LF_ERR_NOMEM;
+        r->headers[r->n_headers].name = line, r->headers[r->n_headers++].value = v;
+        line = next;
+    }
+    return LF_OK;
+}
+
+LF_API void lf_http_response_deinit(lf_http_response *r) {
+    if (!r) return;
+    LF_FREE(r->headers);
+    LF_FREE(r->body);
+    LF_FREE(r->mem_);
+    memset(r, 0, sizeof *r);
+}
+
+enum { LF__HTTP_BODY_NONE, LF__HTTP_BODY_LENGTH, LF__HTTP_BODY_CHUNKED, LF__HTTP_BODY_UNTIL_CLOSE };
+
+// Feeds p[0, n) of the body, which starts at response byte at; sets *done at its end.
+static lf_status lf__http_body(lf__http_fetch *f, int mode, lf__http_chunks *ch, uint64_t *left, const char *p,
+                               size_t n, uint64_t at, bool *done) {
+    const char *reason = "";
+    if (mode == LF__HTTP_BODY_CHUNKED) {
+        int status = 0;
+        size_t used = lf__http_chunks_feed(ch, (const unsigned char *)p, n, lf__http_fetch_sink, f, &status, &reason);
+        if (status && f->st != LF_OK) return f->st;
+        if (status)
+            return lf__fail(LF_ERR_NET, "%s: bad response at byte %llu: %s", f->where,
+                            (unsigned long long)(at + used - 1), reason);
+        *done = ch->st == LF__CH_DONE;
+        return LF_OK;
+    }
+    size_t take = mode == LF__HTTP_BODY_LENGTH ? (size_t)LF__MIN((uint64_t)n, *left) : n;
+    if (lf__http_fetch_sink(f, (const unsigned char *)p, take, &reason)) return f->st;
+    if (mode == LF__HTTP_BODY_LENGTH) *left -= take, *done = !*left;
+    return LF_OK;
+}
+
+// Reads the response: heads (1xx ones skipped), then the body as the head frames it.
+static lf_status lf__http_read_response(lf__http_fetch *f, bool head_method) {
+    lf_http_response *r = f->out;
+    size_t max_head = f->d->max_header_bytes ? f->d->max_header_bytes : (size_t)64 << 10, len = 0, scan = 0, end = 0;
+    char *buf = (char *)lf__alloc(max_head + 1, "HTTP response head");
+    if (!buf) return LF_ERR_NOMEM;
+    r->mem_ = buf;                          // the headers point into it
+    while (!end) {                          // buf[0, len) holds what came and is not parsed
+        for (; scan < len && !end; scan++)  // the blank line: "\n\n" or "\n\r\n"
+            if (buf[scan] == '\n' && scan &&
+                (buf[scan - 1] == '\n' || (scan > 1 && buf[scan - 1] == '\r' && buf[scan - 2] == '\n')))
+                end = scan + 1;
+        if (end) {
+            uint64_t pos = f->pos;
+            f->pos -= len - end;  // the head's byte offsets count from its own start
+            lf_status st = lf__http_response_head(f, buf, end);
+            f->pos = pos;
+            if (st != LF_OK) return st;
+            if (r->status >= 200 || r->status == 101) break;
+            memmove(buf, buf + end, len - end), len -= end, scan = end = 0;  // 1xx: another head follows
+            continue;
+        }
+        if (len == max_head)
+            return lf__fail(LF_ERR_NET, "%s: bad response at byte %llu: head over %zu bytes", f->where,
+                            (unsigned long long)f->pos, max_head);
+        ssize_t k = lf__http_recv(f, buf + len, max_head - len);
+        if (k < 0) return LF_ERR_NET;
+        if (k == 0)
+            return lf__fail(LF_ERR_NET, "%s: bad response at byte %llu: connection closed %s", f->where,
+                            (unsigned long long)f->pos, f->pos ? "inside the head" : "before any response");
+        len += (size_t)k, f->pos += (uint64_t)k;
+    }
+    const char *te = lf_http_header_get(r->headers, r->n_headers, "transfer-encoding");
+    const char *cl = lf_http_header_get(r->headers, r->n_headers, "content-length");
+    int mode = head_method || r->status == 204 || r->status == 304 ? LF__HTTP_BODY_NONE
+        : te ? (strcasecmp(te, "chunked") == 0 ? LF__HTTP_BODY_CHUNKED : LF__HTTP_BODY_UNTIL_CLOSE)
+        : cl ? LF__HTTP_BODY_LENGTH
+             : LF__HTTP_BODY_UNTIL_CLOSE;
+    uint64_t left = 0;
+    if (mode == LF__HTTP_BODY_LENGTH && !lf__http_u64(cl, &left))
+        return lf__fail(LF_ERR_NET, "%s: bad response: Content-Length '%s'", f->where, cl);
+    lf__http_chunks ch;
+    memset(&ch, 0, sizeof ch);
+    ch.max_total = UINT64_MAX, ch.max_trailer = max_head;
+    bool done = mode == LF__HTTP_BODY_NONE || (mode == LF__HTTP_BODY_LENGTH && !left);
+    const char *none = "";
+    if (!f->d->on_data && lf__http_fetch_sink(f, (const unsigned char *)none, 0, &none))
+        return f->st;  // body: "" at least
+    lf_status st = done || len == end
+        ? LF_OK
+        : lf__http_body(f, mode, &ch, &left, buf + end, len - end, f->pos - (len - end), &done);
+    char chunk[16384];
+    while (st == LF_OK && !done) {
+        ssize_t k = lf__http_recv(f, chunk, sizeof chunk);
+        if (k < 0) return LF_ERR_NET;
+        if (k == 0 && mode == LF__HTTP_BODY_UNTIL_CLOSE) break;
+        if (k == 0)
+            return lf__fail(LF_ERR_NET, "%s: bad response at byte %llu: connection closed inside the body%s", f->where,
+                            (unsigned long long)f->pos,
+                            mode == LF__HTTP_BODY_LENGTH ? " (short of its Content-Length)" : "");
+        st = lf__http_body(f, mode, &ch, &left, chunk, (size_t)k, f->pos, &done);
+        f->pos += (uint64_t)k;
+    }
+    return st;
+}
+
+LF_API lf_status lf_http_fetch(const lf_http_fetch_desc *d, lf_http_response *out) {
+    memset(out, 0, sizeof *out);
+    if (!d) return lf__fail(LF_ERR_ARG, "lf_http_fetch: desc is NULL");
+    lf__http_fetch f;
+    memset(&f, 0, sizeof f);
+    f.d = d, f.out = out, f.fd = -1;
+    f.max_body = d->max_body_bytes ? d->max_body_bytes : LF_MAX_HTTP_BODY_BYTES;
+    f.timeout_ms = d->timeout_ms ? d->timeout_ms : 300000;
+    const char *method = d->method ? d->method : d->body_len ? "POST" : "GET";
+    snprintf(f.where, sizeof f.where, "%.20s %.500s", method, d->url ? d->url : "(no url)");
+    lf_status st = lf__http_url_parse(d->url, &f.u);
+    lf_http_header ct = {"Content-Type", d->content_type ? d->content_type : ""};
+    if (st == LF_OK && !lf__http_token(method, strlen(method))) st = lf__fail(LF_ERR_ARG, "%s: bad method", f.where);
+    if (st == LF_OK && d->body_len && !d->body)
+        st = lf__fail(LF_ERR_ARG, "%s: body NULL with %zu bytes", f.where, d->body_len);
+    if (st == LF_OK && (d->timeout_ms < 0 || d->connect_timeout_ms < 0))
+        st = lf__fail(LF_ERR_ARG, "%s: a negative timeout", f.where);
+    if (st == LF_OK) st = lf__http_check_headers(f.where, d->headers, d->n_headers);
+    if (st == LF_OK) st = lf__http_check_headers(f.where, &ct, 1);
+    if (st != LF_OK) return st;
+    f.deadline = lf__http_ms() + (uint64_t)f.timeout_ms;
+    lf__buf b = LF__ZERO;
+    size_t tl = strcspn(f.u.target, "#");
+    lf__buf_printf(&b, "%s %s%.*s HTTP/1.1\r\n", method, f.u.target[0] == '?' ? "/" : "", (int)tl, f.u.target);
+    if (!lf_http_header_get(d->headers, d->n_headers, "host")) lf__buf_printf(&b, "Host: %s\r\n", f.u.hostport);
+    lf__buf_puts(&b, "User-Agent: largeforge\r\nConnection: close\r\n");
+    for (int i = 0; i < d->n_headers; i++) lf__buf_printf(&b, "%s: %s\r\n", d->headers[i].name, d->headers[i].value);
+    if (d->content_type) lf__buf_printf(&b, "Content-Type: %s\r\n", d->content_type);
+    if (d->body_len || !strcmp(method, "POST") || !strcmp(method, "PUT"))
+        lf__buf_printf(&b, "Content-Length: %zu\r\n", d->body_len);
+    lf__buf_puts(&b, "\r\n");
+    st = b.failed ? LF_ERR_NOMEM : lf__http_connect(&f, d->connect_timeout_ms ? d->connect_timeout_ms : 10000);
+    if (st == LF_OK) st = lf__http_send_all(&f, b.data, b.len);
+    if (st == LF_OK && d->body_len) st = lf__http_send_all(&f, (const char *)d->body, d->body_len);
+    LF_FREE(b.data);
+    if (st == LF_OK) st = lf__http_read_response(&f, !strcmp(method, "HEAD"));
+    if (f.fd >= 0) close(f.fd);
+    if (st != LF_OK) lf_http_response_deinit(out);
+    return st;
+}
+#endif  // LF_NO_HTTP
 
 #endif // LF__IMPLEMENTATION_ONCE
 #endif // LARGEFORGE_IMPLEMENTATION

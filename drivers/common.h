@@ -6,7 +6,8 @@
 //   2  LF_ERR_ARG: invalid argument  6  LF_ERR_SHAPE
 //   3  LF_ERR_NOMEM                  7  LF_ERR_CONFIG: bad config field
 //   4  LF_ERR_IO: cannot read/write  8  LF_ERR_UNSUPPORTED   9 LF_ERR_CAPACITY
-//  12  LF_ERR_CANCELLED (interrupted)   64  usage error (unknown option, missing value)
+//  10  LF_ERR_CUDA  11  LF_ERR_NET: network  12  LF_ERR_CANCELLED (interrupted)  13  LF_ERR_BUSY
+//  64  usage error (unknown option, missing value)
 #ifndef LF_DRIVER_COMMON_H
 #define LF_DRIVER_COMMON_H
 #include <signal.h>
