@@ -2270,7 +2270,7 @@ typedef struct lf_engine_req {
 
 typedef struct lf_engine_stats {
     int running, waiting, max_batch;
-    int kv_blocks, kv_blocks_used, kv_blocks_cached;  // used: held by running requests
+    int kv_blocks, kv_blocks_used, kv_blocks_cached;  // used: held by running requests (shared ones once)
     int64_t prompt_tokens, cached_prompt_tokens;      // prefilled, and mapped from the cache
     int64_t generated_tokens, steps;
 } lf_engine_stats;
@@ -2757,11 +2757,11 @@ static void *lf__calloc(size_t n, size_t size, const char *what) {
     if (p) memset(p, 0, bytes);
     return p;
 }
-// Grows *p to hold n items of size (doubling); keeps *p on failure.
+// Grows *p to hold n items of size: doubling, or to exactly n when that is more (a body of known
+// length gets no slack); keeps *p on failure.
 static bool lf__grow(void **p, size_t *cap, size_t n, size_t size, const char *what) {
     if (n <= *cap) return true;
-    size_t c = *cap ? *cap : 16, bytes;
-    while (c < n) c *= 2;
+    size_t c = LF__MAX(n, *cap ? 2 * *cap : 16), bytes;
     if (!lf__mul_ok(c, size, &bytes)) {
         lf__fail(LF_ERR_NOMEM, "size overflow growing %s", what);
         return false;
@@ -10870,10 +10870,13 @@ static void lf__proj_rows(const lf_model *m, const lf_layer *ly, lf_proj p, floa
 // (Q8_0/Q4_0 weights use the int8 dot product, which gives every row the same bits anyway.)
 static void lf__proj_forward(const lf_model *m, const lf_layer *ly, lf_proj p, float *y, const float *x, int64_t n,
                              const lf__acts *a) {
-    int64_t d = a->n_dot < 0 ? 0 : LF__MIN(a->n_dot, n), out = ly->w[p].shape[0], in = ly->w[p].shape[1];
-    if (a->n_dot < 0) lf__proj_rows(m, ly, p, y, x, n, a, LF__KERN_AUTO);
-    if (a->n_dot >= 0 && d > 0) lf__proj_rows(m, ly, p, y, x, d, a, LF__KERN_DOT);
-    if (a->n_dot >= 0 && n > d) lf__proj_rows(m, ly, p, y + d * out, x + d * in, n - d, a, LF__KERN_PACKED);
+    if (a->n_dot < 0) {
+        lf__proj_rows(m, ly, p, y, x, n, a, LF__KERN_AUTO);
+        return;
+    }
+    int64_t d = LF__MIN(a->n_dot, n), out = ly->w[p].shape[0], in = ly->w[p].shape[1];
+    if (d > 0) lf__proj_rows(m, ly, p, y, x, d, a, LF__KERN_DOT);
+    if (n > d) lf__proj_rows(m, ly, p, y + d * out, x + d * in, n - d, a, LF__KERN_PACKED);
 }
 
 // The inputs of a layer's projections, by the groups that share one: q, k and v; o; gate and up;
@@ -17999,8 +18002,7 @@ LF_API lf_status lf_engine_submit(lf_engine *e, const lf_engine_req *r, uint64_t
         q->r.gen.stop_[i] = (const char *)memcpy(sp, r->gen.stop[i], n), sp += n;
     }
     q->r.gen.stop = q->r.gen.stop_, q->r.gen.user = r->user, q->r.gen.should_stop = NULL;
-    if ((size_t)(q->r.n_prompt + q->r.gen.max_tokens) > (size_t)e->kv.max_seq_len)
-        q->r.gen.max_tokens = e->kv.max_seq_len - q->r.n_prompt;
+    if (q->r.gen.max_tokens > e->kv.max_seq_len - q->r.n_prompt) q->r.gen.max_tokens = e->kv.max_seq_len - q->r.n_prompt;
     int need = (lf__ereq_positions(e, q) + LF_KV_BLOCK - 1) / LF_KV_BLOCK;
     if (need > e->kv.n_blocks) {
         LF_FREE(mem), LF_FREE(q);
@@ -18198,9 +18200,8 @@ LF_API lf_status lf_engine_step(lf_engine *e, bool *busy) {
     for (int k = 0; k < B; k++)  // cancelled while prefilling
         if (e->slot[k] && e->slot[k]->cancel && !e->slot[k]->sampled)
             lf__ereq_end(e, e->slot[k], lf__fail(LF_ERR_CANCELLED, "engine: cancelled"));
-    int used = 0;
-    for (int k = 0; k < B; k++)
-        for (int j = 0; e->slot[k] && j < e->kv.blocks_per_seq; j++) used += e->kv.table[(size_t)k * (size_t)e->kv.blocks_per_seq + (size_t)j] >= 0;
+    int used = e->kv.n_blocks - e->kv.n_free;  // blocks held by requests: all but the free and the idle cached
+    for (int32_t b = 0; b < e->kv.n_blocks; b++) used -= e->pc[b].cached && e->kv.ref[b] == 1;
     e->acc.running = e->n_run, e->acc.waiting = e->n_wait, e->acc.kv_blocks_used = used;
     LF__LOCK(e);
     e->st = e->acc;
@@ -18310,16 +18311,6 @@ static bool lf__http_u64(const char *s, uint64_t *v) {
     }
     return true;
 }
-// Grows *p to hold at least n bytes: exactly n the first time (a Content-Length body), doubling after.
-static bool lf__http_reserve(char **p, size_t *cap, size_t n) {
-    if (n <= *cap) return true;
-    size_t c = LF__MAX(n, *cap * 2);
-    char *q = (char *)LF_REALLOC(*p, c);
-    if (!q) return false;
-    *p = q, *cap = c;
-    return true;
-}
-
 LF_API const char *lf_http_header_get(const lf_http_header *h, int n, const char *name) {
     for (int i = 0; i < n; i++)
         if (strcasecmp(h[i].name, name) == 0) return h[i].value;
@@ -18459,7 +18450,7 @@ static void lf__http_head_parse(lf_http_parser *p) {
         if (p->head[i] == '\r' && p->head[i + 1] != '\n') return lf__http_perr(p, 400, "bare CR in request head");
     }
     size_t rl = (size_t)((const char *)memchr(p->head, '\n', n) - p->head);
-    if (!lf__http_reserve(&p->head, &p->head_cap, n + rl + 2)) return lf__http_perr(p, 500, "out of memory");
+    if (!lf__grow((void **)&p->head, &p->head_cap, n + rl + 2, 1, "http buffer")) return lf__http_perr(p, 500, "out of memory");
     char *h = p->head, *eol = h + rl;
     if (rl && h[rl - 1] == '\r') rl--;
     char *sp1 = (char *)memchr(h, ' ', rl),
@@ -18542,7 +18533,7 @@ static void lf__http_head_parse(lf_http_parser *p) {
         p->state = LF__HP_CHUNKS;
         p->ch.max_total = p->lim.max_body_bytes, p->ch.max_trailer = p->lim.max_header_bytes;
     } else if (cl) {
-        if (!lf__http_reserve(&p->body, &p->body_cap, (size_t)cl + 1)) return lf__http_perr(p, 500, "out of memory");
+        if (!lf__grow((void **)&p->body, &p->body_cap, (size_t)cl + 1, 1, "http buffer")) return lf__http_perr(p, 500, "out of memory");
         p->state = LF__HP_BODY, p->left = cl;
     } else p->state = LF__HP_DONE;
 }
@@ -18556,7 +18547,7 @@ static size_t lf__http_head_feed(lf_http_parser *p, const unsigned char *d, size
                       p->line_start == 0 ? "request line too long" : "header section too large");
         return 0;
     }
-    if (!lf__http_reserve(&p->head, &p->head_cap, p->head_len + take + 1)) {
+    if (!lf__grow((void **)&p->head, &p->head_cap, p->head_len + take + 1, 1, "http buffer")) {
         lf__http_perr(p, 500, "out of memory");
         return 0;
     }
@@ -18574,7 +18565,7 @@ static size_t lf__http_head_feed(lf_http_parser *p, const unsigned char *d, size
 
 static int lf__http_body_sink(void *ctx, const unsigned char *data, size_t n, const char **reason) {
     lf_http_parser *p = (lf_http_parser *)ctx;
-    if (!lf__http_reserve(&p->body, &p->body_cap, p->body_len + n + 1)) return *reason = "out of memory", 500;
+    if (!lf__grow((void **)&p->body, &p->body_cap, p->body_len + n + 1, 1, "http buffer")) return *reason = "out of memory", 500;
     memcpy(p->body + p->body_len, data, n);
     p->body_len += n;
     return 0;
@@ -19061,7 +19052,7 @@ static void lf__http_read(lf_http_server *s, lf__http_conn *c, uint64_t now) {
         if (r == 0 || (r < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)) lf__http_close(s, c);
         return;
     }
-    if (!lf__http_reserve(&c->in, &c->in_cap, c->in_len + LF__HTTP_READ)) return lf__http_close(s, c);
+    if (!lf__grow((void **)&c->in, &c->in_cap, c->in_len + LF__HTTP_READ, 1, "http buffer")) return lf__http_close(s, c);
     ssize_t r = recv(c->fd, c->in + c->in_len, LF__HTTP_READ, 0);
     if (r < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)) return;
     if (r <= 0) return lf__http_close(s, c);  // the client left (its request, if any, gets on_close)
@@ -19541,7 +19532,7 @@ static int lf__http_fetch_sink(void *ctx, const unsigned char *data, size_t n, c
     if (n > f->max_body - r->body_len)
         return f->st = lf__fail(LF_ERR_CAPACITY, "%s: response body over max_body_bytes (%zu)", f->where, f->max_body),
                1;
-    if (!lf__http_reserve(&r->body, &f->body_cap, r->body_len + n + 1))
+    if (!lf__grow((void **)&r->body, &f->body_cap, r->body_len + n + 1, 1, "http buffer"))
         return f->st = lf__fail(LF_ERR_NOMEM, "%s: out of memory for the response body", f->where), 1;
     memcpy(r->body + r->body_len, data, n);
     r->body_len += n, r->body[r->body_len] = 0;
