@@ -4,7 +4,7 @@ CFLAGS  ?= -O3 -march=native -g
 WARN    := -Wall -Wextra -Wsign-conversion -Wstrict-prototypes -Wno-unused-function
 LDLIBS  := -lcjson -lm -lpthread
 BUILD   := build
-DRIVERS := largeforge lf-run lf-tokenize lf-evaluate lf-train lf-merge lf-generate lf-quantize
+DRIVERS := largeforge lf-run lf-tokenize lf-evaluate lf-train lf-merge lf-generate lf-quantize lf-serve
 FUZZ_SECONDS ?= 30
 PYTHON  ?= python3
 
@@ -22,7 +22,7 @@ deps-check:
 deps:
 	@if [ "$$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi; \
 	$$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq libcjson-dev libstb-dev clang libclang-rt-14-dev >/dev/null
-	$(PYTHON) -m pip install -q -r tests/ref/requirements-light.txt
+	$(PYTHON) -m pip install -q -r tests/ref/requirements-light.txt -r tests/clients/requirements.txt
 
 $(BUILD)/largeforge: drivers/largeforge.c largeforge.h | $(BUILD) deps-check
 	$(CC) $(CFLAGS) $(WARN) $< -o $@
@@ -53,7 +53,7 @@ tsan: all | $(BUILD) deps-check
 	setarch -R ./$(BUILD)/tests-tsan
 
 # libFuzzer targets, each run for FUZZ_SECONDS
-FUZZERS := fuzz_files fuzz_tokenizer fuzz_data fuzz_http
+FUZZERS := fuzz_files fuzz_tokenizer fuzz_data fuzz_http fuzz_serve
 fuzz: | $(BUILD) deps-check
 	@for f in $(FUZZERS); do \
 	  clang -O1 -g -fsanitize=fuzzer,address,undefined -march=native tests/fuzz/$$f.c -o $(BUILD)/$$f $(LDLIBS) || exit 1; \

@@ -45,6 +45,8 @@
 //                    (continuous batching, chunked prefill, prefix cache, batch invariance)
 //   14. http         HTTP/1.1 request parser, server loop (epoll or poll), streaming answers,
 //                    SSE events, a blocking client
+//   15. services     the OpenAI-compatible inference service: endpoints, streaming, keys, rate
+//                    limits, metrics, access log, model swaps; its config
 //
 // CONFIGURATION MACROS          default      define where
 //   LF_API                       extern       everywhere       decoration of public functions
@@ -67,10 +69,13 @@
 //   LF_MAX_HTTP_HEADERS          100          impl file only   default count of request headers
 //   LF_NO_HTTP                   off          everywhere       drop section 14
 //   LF_HTTP_POLL                 off          impl file only   the server uses poll(), never epoll
+//   LF_MAX_API_KEYS              64           everywhere       API keys a service accepts
+//   LF_MAX_SERVE_NAMES           32           everywhere       models, adapters, CORS origins in a serve config
 //
 // CONVENTIONS
 //   names    lf_module_verb (modules: pool arena rng sha256 json node cfg st tok chat model kv
-//            lora optim ckpt sft data dataset batcher gen nf4 int8 qtensor quant gptq gguf engine http),
+//            lora optim ckpt sft data dataset batcher gen nf4 int8 qtensor quant gptq gguf engine http
+//            serve service),
 //            lf_type, LF_MACRO, static lf__internal
 //   shapes   outermost first, row-major, linear weights [out, in] as HF stores them.
 //            B batch, T sequence, C model width, NH heads, NKV kv heads, HS head size,
@@ -139,7 +144,8 @@ typedef enum lf_status {
     LF_ERR_CUDA = -9,
     LF_ERR_NET = -10,
     LF_ERR_CANCELLED = -11,   // a should_stop callback asked to stop
-    LF_ERR_BUSY = -12         // overloaded: no room now and none in time (the engine's queue)
+    LF_ERR_BUSY = -12,        // overloaded: no room now and none in time (the engine's queue)
+    LF_ERR_TIMEOUT = -13      // a request ran past its time limit (the engine's timeout_s)
 } lf_status;
 
 LF_API const char *lf_status_str(lf_status s);  // "LF_ERR_FORMAT"; safe
@@ -1887,14 +1893,17 @@ LF_API lf_status lf_gguf_write_lora(const lf_model *m, const char *path, const l
 #define LF_MAX_STOP 16  // stop strings a config may list
 #endif
 
-// Sampling, applied in transformers' order: repetition penalty, temperature, top-k, top-p,
-// min-p, then a draw. temperature 0 is greedy (argmax; ties go to the lowest id).
+// Sampling, applied in transformers' order: repetition penalty (then OpenAI's presence and
+// frequency penalties, over generated tokens only, as vLLM), temperature, top-k, top-p, min-p,
+// then a draw. temperature 0 is greedy (argmax; ties go to the lowest id).
 typedef struct lf_sampler {
     float temperature;          // 0: greedy
     int top_k;                  // 0: off
     float top_p;                // 1: off
     float min_p;                // 0: off
     float repetition_penalty;   // 1: off; > 1 penalizes every token already in the context
+    float presence_penalty;     // 0: off; OpenAI's: subtracted once from each generated id's logit
+    float frequency_penalty;    // 0: off; OpenAI's: subtracted per occurrence among generated ids
     uint64_t seed;
 } lf_sampler;
 
@@ -1950,10 +1959,12 @@ LF_API void lf_gen_result_deinit(lf_gen_result *r);
 LF_API lf_status lf_gen_desc_from_config(lf_gen_desc *d, const lf_doc *doc);
 
 // lf_sample — pick the next token from logits [V] (modified in place).
-//   history  the context so far (for the repetition penalty)   borrowed
+//   history  the context so far (for the penalties)            borrowed
+//   n_prompt how many of its first ids are the prompt (the presence and frequency penalties
+//            count the rest)
 //   work     scratch of V int32                                 borrowed
 LF_API int32_t lf_sample(const lf_sampler *s, float *logits, int V, const int32_t *history, int n_history,
-                         lf_rng *rng, int32_t *work);
+                         int n_prompt, lf_rng *rng, int32_t *work);
 
 // lf_generate — prefill prompt into KV slot seq (from position 0) and decode until EOS, a stop
 // string, max_tokens, the KV capacity or a cancellation.
@@ -2262,8 +2273,11 @@ typedef struct lf_engine_req {
     lf_gen_desc gen;             // sampling (and its seed), max_tokens, stop strings (copied),
                                  // eos, ignore_eos; gen.on_token streams text on the engine's
                                  // thread (returning false stops the request); should_stop unused
+    double timeout_s;            // default 0: none; past it (from submit), waiting or running, the
+                                 // request ends with LF_ERR_TIMEOUT (res holding what was made)
     // Called once, on the engine's thread, when the request ends: status LF_OK (res.finish says
-    // how), LF_ERR_CANCELLED, LF_ERR_BUSY, or the error that ended it; res is freed on return.
+    // how), LF_ERR_CANCELLED, LF_ERR_BUSY, LF_ERR_TIMEOUT, or the error that ended it; res is
+    // freed on return.
     void (*on_done)(void *user, uint64_t id, lf_status status, const lf_gen_result *res);
     void *user;                  // given to gen.on_token (as gen.user) and on_done
 } lf_engine_req;
@@ -2383,6 +2397,14 @@ LF_API int lf_http_parser_error(const lf_http_parser *p, const char **reason);
 LF_API const char *lf_http_header_get(const lf_http_header *h, int n, const char *name);
 // "Not Found" for 404; "Unknown" for codes it does not know. safe
 LF_API const char *lf_http_status_text(int status);
+// lf_http_error_json — an error body in OpenAI's shape, {"error": {"message", "type", "param",
+//   "code"}}, as the server's own errors carry it: code NULL takes the product's code for the
+//   status (INVALID_REQUEST for most 4xx, AUTHENTICATION_FAILED 401, FORBIDDEN 403, NOT_FOUND 404,
+//   METHOD_NOT_ALLOWED 405, TIMEOUT 408 and 504, RATE_LIMITED 429, INTERNAL_ERROR 500, MODEL_OVERLOADED 503), type follows
+//   the status as OpenAI's does; param NULL is null. Writes at most cap bytes with a NUL, like
+//   snprintf, and returns the body's length. safe
+LF_API size_t lf_http_error_json(char *out, size_t cap, int status, const char *code, const char *message,
+                                 const char *param);
 // lf_http_sse_event — one server-sent event: "data: <line>\n" per line of data (split at CRLF,
 //   CR or LF), then "\n". Writes at most cap bytes with a NUL (when cap > 0), like snprintf.
 //   returns  the event's length without the NUL: it fitted when < cap. safe
@@ -2508,6 +2530,115 @@ LF_API void lf_http_response_deinit(lf_http_response *r);  // safe on zeroed or 
 
 #endif  // LF_NO_HTTP
 
+// == 15. services (API) ==========================================================================
+// ON THE INFERENCE SERVICE: an OpenAI-compatible server over one model. Three kinds of thread:
+// the caller of lf_service_run is the HTTP I/O thread (section 14): it authenticates, rate-limits,
+// decodes and validates each request, tokenizes it and submits it to the engine; an engine thread
+// per loaded model runs lf_engine_run (section 12.6) and answers from its callbacks, streaming
+// tokens as server-sent events; a loader thread opens a model (at start, and when the admin
+// endpoint swaps one in) while the others go on serving. Compute happens only in the one pool of
+// desc.threads threads that every model shares.
+//   Endpoints: POST /v1/completions and /v1/chat/completions (OpenAI's schemas; SSE with
+// stream: true, a usage chunk with stream_options.include_usage, then "data: [DONE]"), GET
+// /v1/models and /v1/models/{id}, GET /health (503 while the first model loads), GET /metrics
+// (Prometheus text), GET and POST /admin/model. Errors are OpenAI's error object with the
+// product's codes (lf_http_error_json). Request fields OpenAI defines but we do not implement are
+// refused with 400 naming them (n > 1, best_of, echo, suffix, logit_bias, tools...), as are
+// unknown fields; vLLM's top_k, min_p, repetition_penalty and ignore_eos are accepted.
+//   Defaults of a request are the product's (max_tokens 256, temperature 0.7, top_p 0.9, top_k
+// 50) overlaid with the model's generation_config.json, as lf_gen_desc_load, unless desc.gen
+// gives them. A max_tokens that does not fit the context beside the prompt is a 400; without
+// one, a request may fill the context.
+//   Keys: with api_keys set every endpoint but /health (and /metrics unless metrics_auth) needs
+// "Authorization: Bearer <key>"; keys are compared by their SHA-256 in constant time and never
+// logged. Rate limits are token buckets per key (per client address without keys) refilled per
+// minute, on requests and on tokens (prompt + max_tokens charged at admission, the unused part
+// given back at the end); an empty bucket is a 429 with Retry-After.
+//   Overload: a request the engine cannot admit within its queue time gets 503 MODEL_OVERLOADED
+// with Retry-After; one that runs past request_timeout_s gets 504 TIMEOUT (or, once streaming,
+// an error event). A client that disconnects cancels its request at the engine's next step.
+//   Swap: POST /admin/model {"model": NAME, "adapter": NAME | null} loads a model (and adapter)
+// named in desc.models (desc.adapters): paths never come from requests. New requests go to the
+// new model once it is loaded; requests in flight finish on the old one, which is then freed.
+//   Access log: one JSON line per request (method, path, status, client, model, timings, token
+// counts); prompts and completions only with log_prompts; keys never.
+// threads: lf_service_stop is safe (and async-signal-safe); the rest: one thread, in order.
+#if !defined(LF_NO_HTTP) && !defined(LF_NO_THREADS) && !defined(LF_NO_STDIO)
+#ifndef LF_MAX_API_KEYS
+#define LF_MAX_API_KEYS 64        // keys a service accepts
+#endif
+#ifndef LF_MAX_SERVE_NAMES
+#define LF_MAX_SERVE_NAMES 32     // models, adapters and CORS origins a config may list, each
+#endif
+
+typedef struct lf_serve_named {
+    const char *name, *path;
+} lf_serve_named;
+
+typedef struct lf_serve_desc {
+    const char *model;             // required: the model directory to serve first
+    const char *adapter;           // optional: a PEFT LoRA directory, merged into the weights
+    const char *name;              // the served model id; default: the model dir's last component
+    int threads;                   // compute threads; default: all cores
+    lf_engine_desc engine;         // batch, context, KV budget, prefill chunk, queue (model, tok unused)
+    lf_http_server_desc http;      // host, port, connections, limits, timeouts (callbacks unused)
+    const lf_gen_desc *gen;        // request defaults; default NULL: see ON THE INFERENCE SERVICE
+    double request_timeout_s;      // default 600
+    const char *const *api_keys;   // [n_api_keys], each at least 32 bytes; none: no authentication
+    int n_api_keys;
+    const char *admin_key;         // for /admin/model; default NULL: any API key
+    bool metrics_auth;             // /metrics needs a key too (default: public)
+    const char *const *cors_origins;  // [n_cors] allowed browser origins; "*": any
+    int n_cors;
+    double requests_per_min;       // per key; default 0: unlimited
+    double tokens_per_min;         // per key; default 0: unlimited
+    bool log_prompts;              // access log lines carry the prompt and the completion
+    const lf_serve_named *models;  // [n_models] what /admin/model may load, by name
+    int n_models;
+    const lf_serve_named *adapters;  // [n_adapters]
+    int n_adapters;
+    int shutdown_grace_ms;         // default 30000: requests in flight get this long after a stop
+    // One access-log line (JSON, no newline); default NULL: lf_log at LF_LOG_INFO, module "access".
+    // Called on the I/O and engine threads, one call at a time.
+    void (*access_log)(void *user, const char *line);
+    void *user;
+} lf_serve_desc;
+
+// A serve config (configs/serve.yaml): model {name, adapter, served_name, threads}, server {host,
+// port, max_batch, max_seq_len, kv_budget_mb, prefill_chunk, max_queue, queue_timeout,
+// request_timeout, max_connections, max_body_mb, header_timeout, body_timeout, idle_timeout,
+// api_key_file, admin_key_file, metrics_auth, cors_origins, rate_limit {requests_per_minute,
+// tokens_per_minute}, log_prompts, access_log, shutdown_grace, models {name: dir}, adapters
+// {name: dir}} and the generation section (lf_gen_desc_from_config). Keys: $LARGEFORGE_API_KEY,
+// then one per non-blank line of api_key_file; each must be at least 32 bytes. Unknown keys are
+// errors. Strings point into the doc (keys into c), which must outlive c.
+typedef struct lf_serve_config {
+    lf_serve_desc desc;
+    const char *access_log;        // server.access_log: a file to append to; NULL: stderr
+    lf_gen_desc gen_;              // the generation section, when the config has one
+    const char *keys_[LF_MAX_API_KEYS], *origins_[LF_MAX_SERVE_NAMES];
+    lf_serve_named names_[2 * LF_MAX_SERVE_NAMES];
+    char *mem_[2];                 // the key files' bytes
+} lf_serve_config;
+//   returns  LF_OK | LF_ERR_CONFIG (file, section.key or key file line named) | LF_ERR_IO
+LF_API lf_status lf_serve_config_read(lf_serve_config *c, const lf_doc *doc);
+LF_API void lf_serve_config_deinit(lf_serve_config *c);  // safe on zeroed objects
+
+typedef struct lf_service lf_service;
+// lf_service_open — checks desc and binds the listening socket; the model loads in
+// lf_service_run.
+//   returns  LF_OK | LF_ERR_CONFIG (a desc field, named: a key shorter than 32 bytes, a bad
+//            limit) | LF_ERR_NET (bind) | LF_ERR_NOMEM
+LF_API lf_status lf_service_open(lf_service **out, const lf_serve_desc *d);
+LF_API int lf_service_port(const lf_service *s);  // the bound port
+// lf_service_run — loads the model and serves until lf_service_stop; then requests in flight get
+// shutdown_grace_ms to finish, the rest are cancelled, and it returns.
+//   returns  LF_OK | the first model's load error (the server stops) | LF_ERR_NET
+LF_API lf_status lf_service_run(lf_service *s);
+LF_API void lf_service_stop(lf_service *s);   // threads: safe, async-signal-safe
+LF_API void lf_service_close(lf_service *s);  // after run returned; safe on NULL
+#endif
+
 
 #ifdef __cplusplus
 }
@@ -2616,6 +2747,7 @@ LF_API const char *lf_status_str(lf_status s) {
     case LF_ERR_NET: return "LF_ERR_NET";
     case LF_ERR_CANCELLED: return "LF_ERR_CANCELLED";
     case LF_ERR_BUSY: return "LF_ERR_BUSY";
+    case LF_ERR_TIMEOUT: return "LF_ERR_TIMEOUT";
     }
     return "LF_ERR_UNKNOWN";
 }
@@ -2806,12 +2938,54 @@ static void lf__buf_put(lf__buf *b, const void *s, size_t n) {
 }
 static void lf__buf_puts(lf__buf *b, const char *s) { lf__buf_put(b, s, strlen(s)); }
 static void lf__buf_putc(lf__buf *b, char c) { lf__buf_put(b, &c, 1); }
-// Appends s as a quoted JSON string.
+// Bytes a sequence starting with lead byte c needs (0: c cannot start one), and the range its
+// second byte must fall in (excluding overlongs, surrogates and code points past U+10FFFF).
+static int lf__utf8_need(unsigned c, unsigned *lo, unsigned *hi) {
+    *lo = 0x80, *hi = 0xBF;
+    if (c < 0x80) return 1;
+    if (c < 0xC2) return 0;
+    if (c < 0xE0) return 2;
+    if (c < 0xF0) {
+        if (c == 0xE0) *lo = 0xA0;
+        if (c == 0xED) *hi = 0x9F;
+        return 3;
+    }
+    if (c > 0xF4) return 0;
+    if (c == 0xF0) *lo = 0x90;
+    if (c == 0xF4) *hi = 0x8F;
+    return 4;
+}
+
+// Offset of the first byte that is not part of valid UTF-8, or n when all of s is valid.
+static size_t lf__utf8_check(const unsigned char *s, size_t n) {
+    size_t i = 0;
+    while (i < n) {
+        if (s[i] < 0x80) {
+            i++;
+            continue;
+        }
+        unsigned lo, hi;
+        int need = lf__utf8_need(s[i], &lo, &hi);
+        if (need == 0 || i + (size_t)need > n || s[i + 1] < lo || s[i + 1] > hi) return i;
+        for (int j = 2; j < need; j++)
+            if ((s[i + (size_t)j] & 0xC0) != 0x80) return i;
+        i += (size_t)need;
+    }
+    return n;
+}
+// Appends s as a quoted JSON string; bytes that are not valid UTF-8 become U+FFFD, so the
+// output is always valid JSON (model text can hold any bytes).
 static void lf__buf_json_str(lf__buf *b, const char *s, size_t n) {
     lf__buf_putc(b, '"');
     for (size_t i = 0; i < n; i++) {
         unsigned char c = (unsigned char)s[i];
-        if (c == '"' || c == '\\') lf__buf_putc(b, '\\'), lf__buf_putc(b, (char)c);
+        if (c >= 0x80) {
+            size_t ok = lf__utf8_check((const unsigned char *)s + i, LF__MIN(n - i, (size_t)4));
+            unsigned lo, hi;
+            int need = lf__utf8_need(c, &lo, &hi);
+            if (ok == 0 || (size_t)need > ok) lf__buf_puts(b, "\\ufffd");
+            else lf__buf_put(b, s + i, (size_t)need), i += (size_t)need - 1;
+        } else if (c == '"' || c == '\\') lf__buf_putc(b, '\\'), lf__buf_putc(b, (char)c);
         else if (c == '\n') lf__buf_puts(b, "\\n");
         else if (c < 0x20) {
             char e[8];
@@ -6268,41 +6442,6 @@ static size_t lf__utf8_enc(uint32_t c, char *o) {
     return 4;
 }
 
-// Bytes a sequence starting with lead byte c needs (0: c cannot start one), and the range its
-// second byte must fall in (excluding overlongs, surrogates and code points past U+10FFFF).
-static int lf__utf8_need(unsigned c, unsigned *lo, unsigned *hi) {
-    *lo = 0x80, *hi = 0xBF;
-    if (c < 0x80) return 1;
-    if (c < 0xC2) return 0;
-    if (c < 0xE0) return 2;
-    if (c < 0xF0) {
-        if (c == 0xE0) *lo = 0xA0;
-        if (c == 0xED) *hi = 0x9F;
-        return 3;
-    }
-    if (c > 0xF4) return 0;
-    if (c == 0xF0) *lo = 0x90;
-    if (c == 0xF4) *hi = 0x8F;
-    return 4;
-}
-
-// Offset of the first byte that is not part of valid UTF-8, or n when all of s is valid.
-static size_t lf__utf8_check(const unsigned char *s, size_t n) {
-    size_t i = 0;
-    while (i < n) {
-        if (s[i] < 0x80) {
-            i++;
-            continue;
-        }
-        unsigned lo, hi;
-        int need = lf__utf8_need(s[i], &lo, &hi);
-        if (need == 0 || i + (size_t)need > n || s[i + 1] < lo || s[i + 1] > hi) return i;
-        for (int j = 2; j < need; j++)
-            if ((s[i + (size_t)j] & 0xC0) != 0x80) return i;
-        i += (size_t)need;
-    }
-    return n;
-}
 enum { LF__GC_CN, LF__GC_LU, LF__GC_LL, LF__GC_LT, LF__GC_LM, LF__GC_LO, LF__GC_MN, LF__GC_MC, LF__GC_ME, LF__GC_ND, LF__GC_NL, LF__GC_NO, LF__GC_PC, LF__GC_PD, LF__GC_PS, LF__GC_PE, LF__GC_PI, LF__GC_PF, LF__GC_PO, LF__GC_SM, LF__GC_SC, LF__GC_SK, LF__GC_SO, LF__GC_ZS, LF__GC_ZL, LF__GC_ZP, LF__GC_CC, LF__GC_CF, LF__GC_CS, LF__GC_CO };
 static const uint32_t lf__uc_gc[3968] = {
     0x1a, 0x417, 0x432, 0x494, 0x4b2, 0x50e, 0x52f, 0x552, 0x573, 0x592,
@@ -9500,6 +9639,38 @@ LF_API lf_status lf_tok_decode(const lf_tokenizer *t, const int32_t *ids, size_t
         if ((st = lf__stream_feed(&s, ids[i])) == LF_ERR_ARG)
             st = lf__fail(LF_ERR_ARG, "lf_tok_decode: ids[%zu] = %d is out of range [0, %d)", i, ids[i], t->n_vocab);
     if (st == LF_OK) st = lf__stream_finish(&s);
+    if (st == LF_OK) st = lf__stream_put(&s, "", 0);  // NUL-terminated, even when empty
+    if (st == LF_OK) *text = s.out_, *len = s.out_len_, s.out_ = NULL;
+    lf_tok_stream_deinit(&s);
+    return st;
+}
+
+// One token's bytes as the decoder makes them, a piece of a UTF-8 character left as it is (where
+// lf_tok_decode makes it U+FFFD): logprobs name such tokens by their bytes.
+static lf_status lf__tok_bytes(const lf_tokenizer *t, int32_t id, char **text, size_t *len) {
+    *text = NULL, *len = 0;
+    const lf__tok *k = t->impl_;
+    if (k && k->dec_byte_level && id >= 0 && id < k->n_vocab && k->pieces[id].len != UINT32_MAX) {
+        const char *piece = k->blob + k->pieces[id].off;  // characters back to bytes, none replaced
+        size_t n = k->pieces[id].len, l, nb = 0;
+        char *b = (char *)lf__alloc(n + 1, "token bytes");
+        if (!b) return LF_ERR_NOMEM;
+        for (size_t i = 0; i < n; i += l) {
+            uint32_t c = lf__utf8_dec((const unsigned char *)piece + i, &l);
+            if (c >= sizeof k->char_byte / sizeof *k->char_byte || k->char_byte[c] < 0) {
+                nb = 0;  // not a byte-level piece (an added token): the stream's way below
+                break;
+            }
+            b[nb++] = (char)k->char_byte[c];
+        }
+        if (nb) return b[nb] = 0, *text = b, *len = nb, LF_OK;
+        LF_FREE(b);
+    }
+    lf_tok_stream s;
+    lf_tok_stream_init(&s, t, false);
+    lf_status st = lf__stream_feed(&s, id);
+    if (st == LF_OK && s.n_utf8) st = lf__stream_put(&s, (const char *)s.utf8, (size_t)s.n_utf8);
+    if (st == LF_OK && s.run_len_) st = lf__stream_put(&s, (const char *)s.run_, s.run_len_);
     if (st == LF_OK) st = lf__stream_put(&s, "", 0);  // NUL-terminated, even when empty
     if (st == LF_OK) *text = s.out_, *len = s.out_len_, s.out_ = NULL;
     lf_tok_stream_deinit(&s);
@@ -16402,7 +16573,7 @@ static void lf__logit_pop(int32_t *h, int *n, const float *key) {
 }
 
 LF_API int32_t lf_sample(const lf_sampler *s, float *logits, int V, const int32_t *history, int n_history,
-                         lf_rng *rng, int32_t *work) {
+                         int n_prompt, lf_rng *rng, int32_t *work) {
     if (s->repetition_penalty > 0 && s->repetition_penalty != 1.0f) {
         memset(work, 0, (size_t)V * sizeof *work);  // each distinct id is penalized once
         for (int i = 0; i < n_history; i++) {
@@ -16410,6 +16581,19 @@ LF_API int32_t lf_sample(const lf_sampler *s, float *logits, int V, const int32_
             if (t < 0 || t >= V || work[t]) continue;
             work[t] = 1;
             logits[t] = logits[t] > 0 ? logits[t] / s->repetition_penalty : logits[t] * s->repetition_penalty;
+        }
+    }
+    if (s->presence_penalty != 0 || s->frequency_penalty != 0) {
+        int first = LF__MAX(n_prompt, 0);
+        for (int i = first; i < n_history; i++)  // counts of the generated ids, kept in work
+            if (history[i] >= 0 && history[i] < V) work[history[i]] = 0;
+        for (int i = first; i < n_history; i++)
+            if (history[i] >= 0 && history[i] < V) work[history[i]]++;
+        for (int i = first; i < n_history; i++) {
+            int32_t t = history[i];
+            if (t < 0 || t >= V || work[t] == 0) continue;
+            logits[t] -= s->presence_penalty + s->frequency_penalty * (float)work[t];
+            work[t] = 0;  // once per distinct id
         }
     }
     if (!(s->temperature > 0)) return lf__argmax(logits, V);
@@ -16585,7 +16769,7 @@ static lf_status lf__gen_seq_step(lf__gen_seq *q, float *logits, int V, int32_t 
         return lf__fail(LF_ERR_CANCELLED, "generate: cancelled after %d tokens", res->n_gen);
     }
     if (q->raw) memcpy(q->raw, logits, (size_t)V * sizeof(float));
-    int32_t id = lf_sample(q->smp, logits, V, q->hist, q->n_prompt + res->n_gen, &q->rng, work);
+    int32_t id = lf_sample(q->smp, logits, V, q->hist, q->n_prompt + res->n_gen, q->n_prompt, &q->rng, work);
     if (q->raw) lf__gen_logprobs(q->raw, V, id, res->n_top, res->logprobs + res->n_gen,
                                  res->top_logprobs + (size_t)res->n_gen * (size_t)res->n_top,
                                  res->top_ids + (size_t)res->n_gen * (size_t)res->n_top);
@@ -17797,7 +17981,7 @@ LF_API lf_status lf_synth_config_read(lf_synth_config *c, const lf_doc *doc) {
 #endif
 
 typedef struct lf__ereq {
-    uint64_t id, t_submit;
+    uint64_t id, t_submit, deadline;  // deadline: lf_time_ns() past which it times out; 0: none
     lf_engine_req r;           // r.prompt and r.gen.stop point into mem
     void *mem;
     lf__gen_seq q;             // once admitted
@@ -17994,6 +18178,7 @@ LF_API lf_status lf_engine_submit(lf_engine *e, const lf_engine_req *r, uint64_t
     void *mem = q ? lf__alloc((size_t)r->n_prompt * sizeof(int32_t) + sbytes, "engine request prompt") : NULL;
     if (!mem) return LF_FREE(q), LF_ERR_NOMEM;
     q->r = *r, q->mem = mem, q->slot = -1, q->t_submit = lf_time_ns();
+    if (r->timeout_s > 0) q->deadline = q->t_submit + (uint64_t)(r->timeout_s * 1e9);
     memcpy(mem, r->prompt, (size_t)r->n_prompt * sizeof(int32_t));
     q->r.prompt = (const int32_t *)mem;
     char *sp = (char *)mem + (size_t)r->n_prompt * sizeof(int32_t);
@@ -18079,21 +18264,30 @@ static void lf__engine_inbox(lf_engine *e) {
     LF_FREE(cancels);
 }
 
-// Waiting requests that were cancelled or waited too long end; then the queue's head joins while
-// a slot is free and its blocks fit (FIFO: the head is never overtaken).
+static bool lf__ereq_timed_out(const lf__ereq *q, uint64_t now) { return q->deadline && now > q->deadline; }
+static lf_status lf__ereq_timeout(const lf__ereq *q) {
+    return lf__fail(LF_ERR_TIMEOUT, "engine: request timed out after %.1f s", q->r.timeout_s);
+}
+
+// Waiting requests that were cancelled, timed out or waited too long end; running ones past their
+// time limit end; then the queue's head joins while a slot is free and its blocks fit (FIFO: the
+// head is never overtaken).
 static void lf__engine_admit(lf_engine *e) {
     uint64_t now = lf_time_ns(), limit = (uint64_t)(e->d.queue_timeout_s * 1e9);
+    for (int k = 0; k < e->d.max_batch; k++)
+        if (e->slot[k] && lf__ereq_timed_out(e->slot[k], now)) lf__ereq_end(e, e->slot[k], lf__ereq_timeout(e->slot[k]));
     for (lf__ereq **at = &e->wait; *at;) {
         lf__ereq *q = *at;
         bool late = now - q->t_submit > limit;
-        if (!q->cancel && !late) {
+        if (!q->cancel && !late && !lf__ereq_timed_out(q, now)) {
             at = &q->next;
             continue;
         }
         *at = q->next, e->n_wait--;
         if (e->wait_tail == q) e->wait_tail = NULL;
         lf__ereq_end(e, q, q->cancel ? lf__fail(LF_ERR_CANCELLED, "engine: cancelled while waiting")
-                                     : lf__fail(LF_ERR_BUSY, "engine: no room for %.1f s", e->d.queue_timeout_s));
+                           : lf__ereq_timed_out(q, now) ? lf__ereq_timeout(q)
+                                                        : lf__fail(LF_ERR_BUSY, "engine: no room for %.1f s", e->d.queue_timeout_s));
     }
     if (!e->wait_tail)
         for (lf__ereq *q = e->wait; q; q = q->next) e->wait_tail = q;
@@ -18641,6 +18835,39 @@ LF_API const char *lf_http_status_text(int status) {
     return "Unknown";
 }
 
+static void lf__http_error_put(lf__buf *b, int status, const char *code, const char *message, const char *param) {
+    if (!code)
+        code = status == 401 ? "AUTHENTICATION_FAILED" : status == 403 ? "FORBIDDEN" : status == 404 ? "NOT_FOUND"
+             : status == 405 ? "METHOD_NOT_ALLOWED"
+             : status == 408 || status == 504 ? "TIMEOUT" : status == 429 ? "RATE_LIMITED"
+             : status == 503 ? "MODEL_OVERLOADED" : status >= 500 ? "INTERNAL_ERROR" : "INVALID_REQUEST";
+    const char *type = status == 401 ? "authentication_error" : status == 403 ? "permission_error"
+                     : status == 404 ? "not_found_error" : status == 429 ? "rate_limit_error"
+                     : status >= 500 ? "server_error" : "invalid_request_error";
+    lf__buf_puts(b, "{\"error\":{\"message\":");
+    lf__buf_json_str(b, message ? message : "", message ? strlen(message) : 0);
+    lf__buf_printf(b, ",\"type\":\"%s\",\"param\":", type);
+    if (param) lf__buf_json_str(b, param, strlen(param));
+    else lf__buf_puts(b, "null");
+    lf__buf_puts(b, ",\"code\":");
+    lf__buf_json_str(b, code, strlen(code));
+    lf__buf_puts(b, "}}\n");
+}
+
+LF_API size_t lf_http_error_json(char *out, size_t cap, int status, const char *code, const char *message,
+                                 const char *param) {
+    lf__buf b = LF__ZERO;
+    lf__http_error_put(&b, status, code, message, param);
+    size_t n = b.failed ? 0 : b.len;
+    if (cap) {
+        size_t k = LF__MIN(n, cap - 1);
+        if (k) memcpy(out, b.data, k);
+        out[k] = 0;
+    }
+    LF_FREE(b.data);
+    return n;
+}
+
 LF_API size_t lf_http_sse_event(char *out, size_t cap, const char *data) {
     size_t n = 0;
     for (const char *s = data;;) {
@@ -18967,10 +19194,9 @@ static void lf__http_push(lf__http_conn *c, lf__http_op *op) {
 
 // Answers status with reason and closes after it; no request reached the handler.
 static void lf__http_error(lf_http_server *s, lf__http_conn *c, int status, const char *reason) {
-    char body[128];
-    int n = snprintf(body, sizeof body, "%s\n", reason);
-    lf__http_op *op =
-        lf__http_format(0, status, NULL, 0, "text/plain; charset=utf-8", body, (size_t)n, LF__HTTP_LENGTH, true, false);
+    char body[512];
+    size_t n = LF__MIN(lf_http_error_json(body, sizeof body, status, NULL, reason, NULL), sizeof body - 1);
+    lf__http_op *op = lf__http_format(0, status, NULL, 0, "application/json", body, n, LF__HTTP_LENGTH, true, false);
     if (!op) return lf__http_close(s, c);
     lf__http_push(c, op);
     c->want_close = true;
@@ -19063,8 +19289,9 @@ static void lf__http_read(lf_http_server *s, lf__http_conn *c, uint64_t now) {
 
 static void lf__http_accept(lf_http_server *s, uint64_t now) {
     static const char busy[] =
-        "HTTP/1.1 503 Service Unavailable\r\nServer: largeforge\r\nContent-Type: text/plain\r\n"
-        "Content-Length: 21\r\nRetry-After: 1\r\nConnection: close\r\n\r\ntoo many connections\n";
+        "HTTP/1.1 503 Service Unavailable\r\nServer: largeforge\r\nContent-Type: application/json\r\n"
+        "Content-Length: 106\r\nRetry-After: 1\r\nConnection: close\r\n\r\n{\"error\":{\"message\":\"too many "
+        "connections\",\"type\":\"server_error\",\"param\":null,\"code\":\"MODEL_OVERLOADED\"}}\n";
     for (int k = 0; k < 64; k++) {
         struct sockaddr_storage sa;
         socklen_t sl = sizeof sa;
@@ -19712,6 +19939,1404 @@ LF_API lf_status lf_http_fetch(const lf_http_fetch_desc *d, lf_http_response *ou
     return st;
 }
 #endif  // LF_NO_HTTP
+
+// == 15. services (impl) =========================================================================
+#if !defined(LF_NO_HTTP) && !defined(LF_NO_THREADS) && !defined(LF_NO_STDIO)
+
+// -- 15.1 the inference service: state, metrics, keys, rate limits
+
+#define LF__SVC_NB 14        // histogram buckets (+Inf apart)
+#define LF__SVC_STATUSES 24  // distinct HTTP statuses counted per model
+#define LF__SVC_MAX_DEPTH 32 // deepest JSON a request may nest
+#define LF__SVC_ADDRS 256    // rate-limit buckets by client address, without keys
+
+static const double lf__svc_lat_le[LF__SVC_NB] = {0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300};
+static const double lf__svc_itl_le[LF__SVC_NB] = {0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10};
+
+typedef struct lf__hist {
+    uint64_t n[LF__SVC_NB + 1];  // per bucket, not cumulative; the last is +Inf
+    uint64_t count;
+    double sum;
+} lf__hist;
+
+static void lf__hist_add(lf__hist *h, const double *le, double v) {
+    int i = 0;
+    while (i < LF__SVC_NB && v > le[i]) i++;
+    h->n[i]++, h->count++, h->sum += v;
+}
+static void lf__hist_merge(lf__hist *h, const lf__hist *o) {
+    for (int i = 0; i <= LF__SVC_NB; i++) h->n[i] += o->n[i];
+    h->count += o->count, h->sum += o->sum;
+}
+
+// The counters of one served model name (they outlive swaps: a name keeps its series).
+typedef struct lf__svc_stat {
+    char model[128];
+    int status[LF__SVC_STATUSES];
+    uint64_t by_status[LF__SVC_STATUSES];
+    uint64_t gen_tokens, prompt_tokens;
+    int active;
+    lf__hist latency, ttft, itl;
+    struct lf__svc_stat *next;
+} lf__svc_stat;
+
+// One loaded model with its engine; freed by its engine thread once stopped.
+typedef struct lf__svc_model {
+    lf_service *svc;
+    char *name, *adapter_name;
+    lf_model m;
+    lf_tokenizer tok;
+    lf_gen_desc gen;
+    lf_engine *e;
+    int ctx;                   // the context a request may fill
+    int refs;                  // requests in flight on it (svc->mu)
+    bool stopping;
+    int64_t created;           // unix time it was loaded
+    struct lf__svc_model *next;
+} lf__svc_model;
+
+typedef struct lf__svc_bucket {
+    char addr[64];             // without keys: the client address it counts
+    double req, tok;           // what is left
+    uint64_t t, used;          // last refill (ns), last use (for replacement)
+} lf__svc_bucket;
+
+// What every answer to one HTTP request needs, from parsing to the access log.
+typedef struct lf__svc_ctx {
+    uint64_t hid, t0;
+    const char *method;
+    char path[128], peer[64], origin[256];  // origin: echoed when allowed, else ""
+    char model[128];
+    bool counted;              // an inference request: counts in inference_requests_total
+    int retry_after;           // seconds, for 429 and 503
+    const char *allow;         // the methods a 405 names
+} lf__svc_ctx;
+
+// A generation in flight: created on the I/O thread, freed by on_done on the engine thread.
+typedef struct lf__svc_req {
+    lf__svc_ctx c;
+    lf_service *svc;
+    lf__svc_model *sm;
+    uint64_t eid;
+    bool chat, stream, usage_chunk, began, gone;
+    int logprobs;              // -1: none; else the top alternatives asked for
+    int n_prompt, max_tokens, bucket;
+    uint64_t t_first, t_last;
+    lf__hist itl;
+    int64_t created;
+    char id[48];
+    char *prompt_log;          // with log_prompts: the prompt text
+    struct lf__svc_req *next;
+} lf__svc_req;
+
+struct lf_service {
+    lf_serve_desc d;
+    lf_http_server *http;
+    lf_pool *pool;
+    pthread_mutex_t mu, log_mu;
+    pthread_cond_t cv;
+    // guarded by mu
+    lf__svc_model *cur, *live;  // the model new requests go to; every loaded one
+    int n_threads;              // engine and loader threads still running
+    bool loading, down;
+    lf_status first_status;     // the first model's load
+    char first_err[sizeof lf__err];
+    lf__svc_req *reqs;
+    lf__svc_stat *stats;
+    lf__svc_bucket *buckets;    // [n_keys] or [LF__SVC_ADDRS]
+    uint64_t next_id, tick;
+    // fixed after open
+    char (*keys)[65];           // SHA-256 of each key, in hex
+    char admin[65];
+    int n_keys, n_buckets;
+    bool has_admin;
+    uint64_t salt;
+};
+
+static void lf__svc_sha(const char *s, size_t n, char out[65]) {
+    lf_sha256 h;
+    lf_sha256_init(&h), lf_sha256_update(&h, s, n), lf_sha256_final(&h, out);
+}
+
+// Index of the key whose hash is h among n, or -1; every byte of every hash is compared, so
+// the time taken says nothing of how close a guess was.
+static int lf__svc_key_find(const char (*keys)[65], int n, const char h[65]) {
+    int found = -1;
+    for (int i = 0; i < n; i++) {
+        unsigned diff = 0;
+        for (int j = 0; j < 64; j++) diff |= (unsigned)(keys[i][j] ^ h[j]);
+        int hit = -(int)(diff == 0);  // all ones on a match
+        found = (found & ~hit) | (i & hit);
+    }
+    return found;
+}
+
+// The request's key: its index (0 for the admin key), -1 when none is needed, -2 when it is
+// missing or wrong.
+static int lf__svc_auth(lf_service *s, const lf_http_request *rq, bool admin) {
+    if (!s->n_keys && !(admin && s->has_admin)) return -1;
+    const char *a = lf_http_header_get(rq->headers, rq->n_headers, "authorization");
+    if (!a || strncasecmp(a, "bearer ", 7) != 0) return -2;
+    a += 7;
+    while (*a == ' ') a++;
+    char h[65];
+    lf__svc_sha(a, strlen(a), h);
+    if (admin && s->has_admin) return lf__svc_key_find((const char(*)[65])s->admin, 1, h) == 0 ? 0 : -2;
+    int k = lf__svc_key_find((const char(*)[65])s->keys, s->n_keys, h);
+    return k >= 0 ? k : -2;
+}
+
+static lf__svc_stat *lf__svc_stat_get(lf_service *s, const char *model) {  // mu held
+    for (lf__svc_stat *t = s->stats; t; t = t->next)
+        if (!strcmp(t->model, model)) return t;
+    lf__svc_stat *t = (lf__svc_stat *)lf__calloc(1, sizeof *t, "metrics");  // NULL: this model goes uncounted
+    if (!t) return NULL;
+    snprintf(t->model, sizeof t->model, "%s", model);
+    t->next = s->stats, s->stats = t;
+    return t;
+}
+
+// The request's rate-limit bucket (mu held): its key's, or its client address's.
+static int lf__svc_bucket_of(lf_service *s, int key, const char *peer) {
+    if (s->n_keys) return key;
+    char addr[64];
+    snprintf(addr, sizeof addr, "%s", peer);
+    char *colon = strrchr(addr, ':');
+    if (colon) *colon = 0;
+    int oldest = 0;
+    for (int i = 0; i < s->n_buckets; i++) {
+        if (!strcmp(s->buckets[i].addr, addr)) return i;
+        if (s->buckets[i].used < s->buckets[oldest].used) oldest = i;
+    }
+    lf__svc_bucket *b = &s->buckets[oldest];  // the least recently used address makes room
+    memset(b, 0, sizeof *b);
+    snprintf(b->addr, sizeof b->addr, "%s", addr);
+    b->req = s->d.requests_per_min, b->tok = s->d.tokens_per_min, b->t = lf_time_ns();
+    return oldest;
+}
+
+// Takes req requests and tok tokens from bucket b, refilled at the per-minute rates with one
+// minute's worth at most; else *retry_s says when they will be there (-1: never, tok is more than
+// a minute's worth).
+static bool lf__svc_take(lf_service *s, int b, double req, double tok, int *retry_s) {
+    double rpm = s->d.requests_per_min, tpm = s->d.tokens_per_min;
+    if (b < 0 || (rpm <= 0 && tpm <= 0)) return true;
+    pthread_mutex_lock(&s->mu);
+    lf__svc_bucket *k = &s->buckets[b];
+    uint64_t now = lf_time_ns();
+    double min = (double)(now - k->t) / 60e9;
+    k->t = now, k->used = ++s->tick;
+    if (rpm > 0) k->req = LF__MIN(rpm, k->req + min * rpm);
+    if (tpm > 0) k->tok = LF__MIN(tpm, k->tok + min * tpm);
+    double wait = 0;
+    if (rpm > 0 && k->req < req) wait = (req - k->req) / rpm * 60;
+    if (tpm > 0 && k->tok < tok) wait = tok > tpm ? -1 : LF__MAX(wait, (tok - k->tok) / tpm * 60);
+    bool ok = wait == 0;
+    if (ok) k->req -= rpm > 0 ? req : 0, k->tok -= tpm > 0 ? tok : 0;
+    pthread_mutex_unlock(&s->mu);
+    *retry_s = wait < 0 ? -1 : (int)ceil(wait);
+    return ok;
+}
+
+static void lf__svc_refund(lf_service *s, int b, double tok) {
+    if (b < 0 || s->d.tokens_per_min <= 0 || tok <= 0) return;
+    pthread_mutex_lock(&s->mu);
+    s->buckets[b].tok = LF__MIN(s->d.tokens_per_min, s->buckets[b].tok + tok);
+    pthread_mutex_unlock(&s->mu);
+}
+
+// -- 15.2 answers, the access log
+
+static void lf__svc_iso_time(char out[32]) {
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    struct tm tm;
+    gmtime_r(&ts.tv_sec, &tm);
+    size_t n = strftime(out, 32, "%Y-%m-%dT%H:%M:%S", &tm);
+    snprintf(out + n, 32 - n, ".%03dZ", (int)(ts.tv_nsec / 1000000));
+}
+
+// One access-log line; r (a generation) adds its timings and counts, res its outcome.
+static void lf__svc_log(lf_service *s, const lf__svc_ctx *c, int status, const lf__svc_req *r, const lf_gen_result *res) {
+    char ts[32];
+    lf__svc_iso_time(ts);
+    lf__buf b = LF__ZERO;
+    lf__buf_printf(&b, "{\"time\":\"%s\",\"method\":\"%s\",\"path\":", ts, c->method);
+    lf__buf_json_str(&b, c->path, strlen(c->path));
+    lf__buf_printf(&b, ",\"status\":%d,\"client\":\"%s\",\"ms\":%.3f", status, c->peer, (double)(lf_time_ns() - c->t0) * 1e-6);
+    if (c->model[0]) lf__buf_puts(&b, ",\"model\":"), lf__buf_json_str(&b, c->model, strlen(c->model));
+    if (r) {
+        lf__buf_printf(&b, ",\"request_id\":\"%s\",\"stream\":%s,\"prompt_tokens\":%d,\"completion_tokens\":%d", r->id,
+                       r->stream ? "true" : "false", r->n_prompt, res ? res->n_gen : 0);
+        if (r->t_first) lf__buf_printf(&b, ",\"ttft_ms\":%.3f", (double)(r->t_first - r->c.t0) * 1e-6);
+        if (res && res->finish) lf__buf_printf(&b, ",\"finish\":\"%s\"", res->finish == LF_FINISH_STOP ? "stop" : res->finish == LF_FINISH_LENGTH ? "length" : "cancelled");
+        if (r->prompt_log) lf__buf_puts(&b, ",\"prompt\":"), lf__buf_json_str(&b, r->prompt_log, strlen(r->prompt_log));
+        if (r->prompt_log && res && res->text) lf__buf_puts(&b, ",\"completion\":"), lf__buf_json_str(&b, res->text, res->len);
+    }
+    lf__buf_putc(&b, '}');
+    if (!b.failed) {
+        pthread_mutex_lock(&s->log_mu);
+        if (s->d.access_log) s->d.access_log(s->d.user, b.data);
+        else lf__log(LF_LOG_INFO, "access", "%s", b.data);
+        pthread_mutex_unlock(&s->log_mu);
+    }
+    LF_FREE(b.data);
+}
+
+// Counts an inference request's outcome (mu taken here).
+static void lf__svc_count(lf_service *s, const lf__svc_ctx *c, int status) {
+    if (!c->counted) return;
+    pthread_mutex_lock(&s->mu);
+    lf__svc_stat *t = lf__svc_stat_get(s, c->model);
+    int i = 0;
+    while (t && i < LF__SVC_STATUSES && t->status[i] && t->status[i] != status) i++;
+    if (t && i < LF__SVC_STATUSES) t->status[i] = status, t->by_status[i]++;
+    if (t) lf__hist_add(&t->latency, lf__svc_lat_le, (double)(lf_time_ns() - c->t0) * 1e-9);
+    pthread_mutex_unlock(&s->mu);
+}
+
+// The headers every answer carries: CORS for an allowed origin, Retry-After when set.
+static int lf__svc_headers(const lf__svc_ctx *c, lf_http_header *h, char *retry) {
+    int n = 0;
+    if (c->origin[0]) h[n++] = (lf_http_header){"Access-Control-Allow-Origin", c->origin}, h[n++] = (lf_http_header){"Vary", "Origin"};
+    if (c->retry_after > 0) snprintf(retry, 16, "%d", c->retry_after), h[n++] = (lf_http_header){"Retry-After", retry};
+    if (c->allow) h[n++] = (lf_http_header){"Allow", c->allow};
+    return n;
+}
+
+static void lf__svc_send(lf_service *s, const lf__svc_ctx *c, int status, const char *ctype, const char *body, size_t len) {
+    lf_http_header h[5];
+    char retry[16];
+    lf_http_respond(s->http, c->hid, status, h, lf__svc_headers(c, h, retry), ctype, body, len);
+    lf__svc_count(s, c, status);
+    lf__svc_log(s, c, status, NULL, NULL);
+}
+
+static void lf__svc_send_buf(lf_service *s, const lf__svc_ctx *c, int status, lf__buf *b) {
+    static const char oom[] = "{\"error\":{\"message\":\"out of memory\",\"type\":\"server_error\",\"param\":null,\"code\":\"INTERNAL_ERROR\"}}\n";
+    if (b->failed) lf__svc_send(s, c, 500, "application/json", oom, sizeof oom - 1);
+    else lf__svc_send(s, c, status, "application/json", b->data, b->len);
+    LF_FREE(b->data);
+}
+
+static LF__PRINTF(6, 7) void lf__svc_error(lf_service *s, const lf__svc_ctx *c, int status, const char *code,
+                                           const char *param, const char *fmt, ...) {
+    char msg[512];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    lf__buf b = LF__ZERO;
+    lf__http_error_put(&b, status, code, msg, param);
+    lf__svc_send_buf(s, c, status, &b);
+}
+
+// -- 15.3 request decoding
+//
+// Fields are checked one by one against OpenAI's schema; the first bad one is the 400 (its name
+// in "param").
+
+typedef struct lf__svc_params {
+    const char *model;
+    const lf_node *prompt, *messages;
+    lf_gen_desc g;
+    bool stream, include_usage, max_set, seed_set;
+    int logprobs;              // -1: none
+    bool chat_logprobs;
+    const char *stop[LF_MAX_STOP];
+    char err[256];
+    const char *param;
+} lf__svc_params;
+
+static LF__PRINTF(3, 4) bool lf__svc_bad(lf__svc_params *p, const char *param, const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(p->err, sizeof p->err, fmt, ap);
+    va_end(ap);
+    p->param = param;
+    return false;
+}
+
+static int lf__svc_depth(const lf_node *n) {
+    int d = 0;
+    for (int i = 0; i < n->n && (n->type == LF_NODE_ARRAY || n->type == LF_NODE_OBJECT); i++) d = LF__MAX(d, lf__svc_depth(&n->kids[i]));
+    return d + 1;
+}
+
+// A number field in [lo, hi] (integral when integer); null leaves *out as it is.
+static bool lf__svc_num(lf__svc_params *p, const lf_node *v, double lo, double hi, bool integer, double *out) {
+    if (v->type == LF_NODE_NULL) return true;
+    if (v->type != LF_NODE_NUMBER || !(v->num >= lo && v->num <= hi) || (integer && v->num != floor(v->num)))
+        return lf__svc_bad(p, v->key, "'%s' must be %s in [%g, %g]", v->key, integer ? "an integer" : "a number", lo, hi);
+    *out = v->num;
+    return true;
+}
+
+static bool lf__svc_bool(lf__svc_params *p, const lf_node *v, bool *out) {
+    if (v->type == LF_NODE_NULL) return true;
+    if (v->type != LF_NODE_BOOL) return lf__svc_bad(p, v->key, "'%s' must be a boolean", v->key);
+    *out = v->num != 0;
+    return true;
+}
+
+static bool lf__svc_field(lf__svc_params *p, const lf_node *v, bool chat) {
+    static const char *const unsupported[] = {"tools", "tool_choice", "functions", "function_call", "response_format",
+                                              "parallel_tool_calls", "modalities", "audio", "prediction", "store",
+                                              "metadata", "service_tier", "reasoning_effort", "web_search_options"};
+    const char *k = v->key;
+    bool null = v->type == LF_NODE_NULL;
+    double x = 0;
+    lf_sampler *sm = &p->g.sampling;
+#define LF__IS(name) (strcmp(k, name) == 0)
+    if (LF__IS("model")) {
+        if (v->type != LF_NODE_STRING) return lf__svc_bad(p, k, "'model' must be a string");
+        p->model = v->str;
+    } else if (!chat && LF__IS("prompt")) p->prompt = v;
+    else if (chat && LF__IS("messages")) p->messages = v;
+    else if (LF__IS("max_tokens") || (chat && LF__IS("max_completion_tokens"))) {
+        if (!lf__svc_num(p, v, 1, INT32_MAX, true, &x)) return false;
+        if (!null) p->g.max_tokens = (int)x, p->max_set = true;
+    } else if (LF__IS("temperature")) {
+        x = sm->temperature;
+        if (!lf__svc_num(p, v, 0, 2, false, &x)) return false;
+        sm->temperature = (float)x;
+    } else if (LF__IS("top_p")) {
+        x = sm->top_p;
+        if (!lf__svc_num(p, v, 0, 1, false, &x)) return false;
+        if (!(x > 0)) return lf__svc_bad(p, k, "'top_p' must be in (0, 1]");
+        sm->top_p = (float)x;
+    } else if (LF__IS("top_k")) {  // vLLM's: -1 or 0 is off
+        x = sm->top_k;
+        if (!lf__svc_num(p, v, -1, INT32_MAX, true, &x)) return false;
+        sm->top_k = x < 0 ? 0 : (int)x;
+    } else if (LF__IS("min_p")) {
+        x = sm->min_p;
+        if (!lf__svc_num(p, v, 0, 1, false, &x)) return false;
+        sm->min_p = (float)x;
+    } else if (LF__IS("presence_penalty") || LF__IS("frequency_penalty")) {
+        if (!lf__svc_num(p, v, -2, 2, false, &x)) return false;
+        *(LF__IS("presence_penalty") ? &sm->presence_penalty : &sm->frequency_penalty) = (float)x;
+    } else if (LF__IS("repetition_penalty")) {
+        x = sm->repetition_penalty;
+        if (!lf__svc_num(p, v, 1e-6, 1e6, false, &x)) return false;
+        sm->repetition_penalty = (float)x;
+    } else if (LF__IS("seed")) {
+        if (!lf__svc_num(p, v, -9.2e18, 1.8e19, true, &x)) return false;
+        if (!null) sm->seed = x < 0 ? (uint64_t)(int64_t)x : (uint64_t)x, p->seed_set = true;
+    } else if (LF__IS("stop")) {
+        int n = v->type == LF_NODE_ARRAY ? v->n : v->type == LF_NODE_STRING;
+        if (!null && !n && v->type != LF_NODE_ARRAY) return lf__svc_bad(p, k, "'stop' must be a string or a list of strings");
+        if (n > LF_MAX_STOP) return lf__svc_bad(p, k, "'stop' lists %d strings, at most %d are allowed", n, LF_MAX_STOP);
+        for (int i = 0; i < n; i++) {
+            const lf_node *e = v->type == LF_NODE_ARRAY ? &v->kids[i] : v;
+            if (e->type != LF_NODE_STRING || !e->len) return lf__svc_bad(p, k, "'stop' must hold non-empty strings");
+            p->stop[i] = e->str;
+        }
+        p->g.stop = p->stop, p->g.n_stop = n;
+    } else if (LF__IS("stream")) return lf__svc_bool(p, v, &p->stream);
+    else if (LF__IS("stream_options")) {
+        if (null) return true;
+        if (v->type != LF_NODE_OBJECT) return lf__svc_bad(p, k, "'stream_options' must be an object");
+        for (int i = 0; i < v->n; i++) {
+            if (strcmp(v->kids[i].key, "include_usage") != 0)
+                return lf__svc_bad(p, "stream_options", "unknown field 'stream_options.%s'", v->kids[i].key);
+            if (!lf__svc_bool(p, &v->kids[i], &p->include_usage)) return false;
+        }
+    } else if (LF__IS("n") || LF__IS("best_of")) {
+        if (!lf__svc_num(p, v, -1e300, 1e300, false, &x)) return false;
+        if (!null && x != 1) return lf__svc_bad(p, k, "'%s' must be 1: one completion per request", k);
+    } else if (LF__IS("echo") || LF__IS("ignore_eos")) {
+        bool b = false;
+        if (!lf__svc_bool(p, v, &b)) return false;
+        if (LF__IS("echo") && b) return lf__svc_bad(p, k, "'echo' is not supported");
+        if (LF__IS("ignore_eos")) p->g.ignore_eos = b;
+    } else if (LF__IS("suffix")) {
+        if (!null) return lf__svc_bad(p, k, "'suffix' is not supported");
+    } else if (LF__IS("logit_bias")) {
+        if (!null && !(v->type == LF_NODE_OBJECT && v->n == 0)) return lf__svc_bad(p, k, "'logit_bias' is not supported");
+    } else if (LF__IS("user")) {
+        if (!null && v->type != LF_NODE_STRING) return lf__svc_bad(p, k, "'user' must be a string");
+    } else if (!chat && LF__IS("logprobs")) {
+        if (!lf__svc_num(p, v, 0, 20, true, &x)) return false;
+        if (!null) p->logprobs = (int)x;
+    } else if (chat && LF__IS("logprobs")) return lf__svc_bool(p, v, &p->chat_logprobs);
+    else if (chat && LF__IS("top_logprobs")) {
+        x = 0;
+        if (!lf__svc_num(p, v, 0, 20, true, &x)) return false;
+        if (!null) p->logprobs = (int)x;
+    } else {
+        for (size_t i = 0; i < sizeof unsupported / sizeof *unsupported; i++)
+            if (LF__IS(unsupported[i])) return lf__svc_bad(p, k, "'%s' is not supported by this server", k);
+        return lf__svc_bad(p, k, "unknown field '%s'", k);
+    }
+#undef LF__IS
+    return true;
+}
+
+static bool lf__svc_params_read(lf__svc_params *p, const lf_node *root, bool chat) {
+    for (int i = 0; i < root->n; i++)
+        if (!lf__svc_field(p, &root->kids[i], chat)) return false;
+    if (!p->model) return lf__svc_bad(p, "model", "missing field 'model'");
+    if (chat ? !p->messages : !p->prompt) return lf__svc_bad(p, chat ? "messages" : "prompt", "missing field '%s'", chat ? "messages" : "prompt");
+    if (chat && p->logprobs >= 0 && !p->chat_logprobs) return lf__svc_bad(p, "top_logprobs", "'top_logprobs' needs 'logprobs': true");
+    if (chat && p->chat_logprobs && p->logprobs < 0) p->logprobs = 0;
+    if (p->include_usage && !p->stream) return lf__svc_bad(p, "stream_options", "'stream_options' is only allowed with 'stream': true");
+    if (p->stream && p->logprobs >= 0) return lf__svc_bad(p, "logprobs", "'logprobs' is not supported with 'stream': true");
+    return true;
+}
+
+// The text of a message's content: a string, or a list of {"type": "text", "text"} parts.
+static bool lf__svc_content(lf__svc_params *p, const lf_node *c, lf__buf *b) {
+    if (c->type == LF_NODE_STRING) return lf__buf_put(b, c->str, c->len), true;
+    if (c->type != LF_NODE_ARRAY) return lf__svc_bad(p, "messages", "a message's 'content' must be a string or a list of text parts");
+    for (int i = 0; i < c->n; i++) {
+        const lf_node *t = lf_node_get(&c->kids[i], "type"), *x = lf_node_get(&c->kids[i], "text");
+        if (!t || t->type != LF_NODE_STRING || strcmp(t->str, "text") != 0 || !x || x->type != LF_NODE_STRING)
+            return lf__svc_bad(p, "messages", "only content parts of type 'text' are supported");
+        lf__buf_put(b, x->str, x->len);
+    }
+    return true;
+}
+
+// The prompt's ids: the chat template over the messages, or the completion prompt (a string, one
+// string in a list, or token ids). *text: the prompt text (for the access log), when there is one.
+static lf_status lf__svc_prompt(lf__svc_params *p, const lf__svc_model *sm, bool chat, int32_t **ids, size_t *n, char **text) {
+    *ids = NULL, *n = 0, *text = NULL;
+    const lf_node *v = chat ? p->messages : p->prompt;
+    if (!chat && v->type == LF_NODE_ARRAY && v->n == 1 && v->kids[0].type != LF_NODE_NUMBER) v = &v->kids[0];
+    if (!chat && v->type == LF_NODE_ARRAY) {  // token ids
+        if (!v->n) return lf__svc_bad(p, "prompt", "'prompt' is empty"), LF_ERR_ARG;
+        if (!(*ids = (int32_t *)lf__alloc((size_t)v->n * sizeof(int32_t), "prompt ids"))) return LF_ERR_NOMEM;
+        for (int i = 0; i < v->n; i++) {
+            const lf_node *t = &v->kids[i];
+            if (t->type != LF_NODE_NUMBER || t->num != floor(t->num) || t->num < 0 || t->num >= sm->m.cfg.V)
+                return lf__svc_bad(p, "prompt", "'prompt' must be a string, a list of one string, or token ids in [0, %d)", sm->m.cfg.V), LF_ERR_ARG;
+            (*ids)[i] = (int32_t)t->num;
+        }
+        *n = (size_t)v->n;
+        return LF_OK;
+    }
+    if (!chat) {
+        if (v->type != LF_NODE_STRING) return lf__svc_bad(p, "prompt", "'prompt' must be a string, a list of one string, or token ids"), LF_ERR_ARG;
+        if (!(*text = lf__strndup(v->str, v->len, "prompt"))) return LF_ERR_NOMEM;
+        return lf_tok_encode(&sm->tok, v->str, v->len, true, ids, n);
+    }
+    if (v->type != LF_NODE_ARRAY || !v->n) return lf__svc_bad(p, "messages", "'messages' must be a non-empty list"), LF_ERR_ARG;
+    lf_chat_msg *msgs = (lf_chat_msg *)lf__calloc((size_t)v->n, sizeof *msgs, "chat messages");
+    lf__buf *bufs = (lf__buf *)lf__calloc((size_t)v->n, sizeof *bufs, "chat messages");
+    lf_status s = msgs && bufs ? LF_OK : LF_ERR_NOMEM;
+    for (int i = 0; s == LF_OK && i < v->n; i++) {
+        const lf_node *m = &v->kids[i], *role = lf_node_get(m, "role"), *content = lf_node_get(m, "content");
+        for (int j = 0; m->type == LF_NODE_OBJECT && j < m->n && s == LF_OK; j++)
+            if (strcmp(m->kids[j].key, "role") && strcmp(m->kids[j].key, "content") && strcmp(m->kids[j].key, "name"))
+                s = (lf__svc_bad(p, "messages", "messages[%d]: field '%s' is not supported", i, m->kids[j].key), LF_ERR_ARG);
+        if (s != LF_OK) break;
+        if (m->type != LF_NODE_OBJECT || !role || role->type != LF_NODE_STRING ||
+            (strcmp(role->str, "system") && strcmp(role->str, "developer") && strcmp(role->str, "user") && strcmp(role->str, "assistant")))
+            s = (lf__svc_bad(p, "messages", "messages[%d] needs a 'role' of system, developer, user or assistant", i), LF_ERR_ARG);
+        else if (!content || !lf__svc_content(p, content, &bufs[i])) {
+            if (!content) lf__svc_bad(p, "messages", "messages[%d] has no 'content'", i);
+            s = LF_ERR_ARG;
+        } else if (bufs[i].failed) s = LF_ERR_NOMEM;
+        if (s != LF_OK) break;
+        msgs[i].role = strcmp(role->str, "developer") ? role->str : "system";
+        msgs[i].content = bufs[i].data ? bufs[i].data : "";
+    }
+    size_t len = 0;
+    if (s == LF_OK && (s = lf_chat_render(&sm->tok, LF_CHAT_DEFAULT, msgs, v->n, LF_CHAT_GENERATION_PROMPT, text, &len)) != LF_OK)
+        lf__svc_bad(p, "messages", "%s", lf_last_error());
+    if (s == LF_OK) s = lf_tok_encode(&sm->tok, *text, len, false, ids, n);
+    for (int i = 0; bufs && i < v->n; i++) LF_FREE(bufs[i].data);
+    LF_FREE(msgs), LF_FREE(bufs);
+    return s;
+}
+
+// -- 15.4 generation: submitting, streaming, answering
+
+static void lf__svc_chunk_head(lf__buf *b, const lf__svc_req *r) {
+    lf__buf_printf(b, "data: {\"id\":\"%s\",\"object\":\"%s\",\"created\":%lld,\"model\":", r->id,
+                   r->chat ? "chat.completion.chunk" : "text_completion", (long long)r->created);
+    lf__buf_json_str(b, r->sm->name, strlen(r->sm->name));
+}
+
+// One SSE chunk of the stream: text (NULL: none), then finish (NULL: null); role opens a chat.
+static lf_status lf__svc_chunk(lf__svc_req *r, const char *text, size_t len, const char *finish, bool role) {
+    lf__buf b = LF__ZERO;
+    lf__svc_chunk_head(&b, r);
+    lf__buf_puts(&b, ",\"choices\":[{\"index\":0,");
+    if (r->chat) {
+        lf__buf_puts(&b, role ? "\"delta\":{\"role\":\"assistant\",\"content\":" : text ? "\"delta\":{\"content\":" : "\"delta\":{");
+        if (role || text) lf__buf_json_str(&b, text ? text : "", text ? len : 0), lf__buf_putc(&b, '}');
+        else lf__buf_putc(&b, '}');
+    } else lf__buf_puts(&b, "\"text\":"), lf__buf_json_str(&b, text ? text : "", text ? len : 0);
+    lf__buf_puts(&b, ",\"logprobs\":null,\"finish_reason\":");
+    lf__buf_puts(&b, finish ? finish : "null");
+    lf__buf_puts(&b, r->usage_chunk ? "}],\"usage\":null}\n\n" : "}]}\n\n");
+    lf_status s = b.failed ? LF_ERR_NOMEM : lf_http_stream_write(r->svc->http, r->c.hid, b.data, b.len);
+    LF_FREE(b.data);
+    return s;
+}
+
+static lf_status lf__svc_stream_begin(lf__svc_req *r) {
+    if (r->began) return LF_OK;
+    lf_http_header h[6] = {{"Cache-Control", "no-cache"}};
+    char retry[16];
+    int n = 1 + lf__svc_headers(&r->c, h + 1, retry);
+    lf_status s = lf_http_stream_begin(r->svc->http, r->c.hid, 200, h, n, "text/event-stream");
+    r->began = true;
+    return s == LF_OK && r->chat ? lf__svc_chunk(r, NULL, 0, NULL, true) : s;
+}
+
+static bool lf__svc_on_token(void *user, int32_t id, const char *text, size_t len) {
+    (void)id;
+    lf__svc_req *r = (lf__svc_req *)user;
+    uint64_t now = lf_time_ns();
+    if (!r->t_first) r->t_first = now;
+    else lf__hist_add(&r->itl, lf__svc_itl_le, (double)(now - r->t_last) * 1e-9);
+    r->t_last = now;
+    if (!r->stream) return true;
+    lf_status s = lf__svc_stream_begin(r);
+    if (s == LF_OK) s = lf__svc_chunk(r, text, len, NULL, false);
+    return s == LF_OK;  // the client went: stop generating
+}
+
+static void lf__svc_usage(lf__buf *b, int n_prompt, int n_gen) {
+    lf__buf_printf(b, "\"usage\":{\"prompt_tokens\":%d,\"completion_tokens\":%d,\"total_tokens\":%d}", n_prompt, n_gen, n_prompt + n_gen);
+}
+
+// A token's text for logprobs, as a JSON string: its bytes, or, when they are not whole UTF-8 (a
+// piece of a character), "bytes:\xe2\x80" as OpenAI names such tokens, so that distinct tokens
+// keep distinct names.
+static void lf__svc_token_str(lf__buf *b, const lf_tokenizer *tok, int32_t id, char **raw, size_t *n) {
+    *raw = NULL, *n = 0;
+    if (lf__tok_bytes(tok, id, raw, n) != LF_OK) *raw = NULL, *n = 0;
+    const unsigned char *t = (const unsigned char *)(*raw ? *raw : "");
+    if (lf__utf8_check(t, *n) == *n) return lf__buf_json_str(b, (const char *)t, *n);
+    lf__buf_puts(b, "\"bytes:");
+    for (size_t i = 0; i < *n; i++) lf__buf_printf(b, "\\\\x%02x", t[i]);
+    lf__buf_putc(b, '"');
+}
+
+// {"token", "bytes", "logprob"} of chat's logprobs.
+static void lf__svc_token(lf__buf *b, const lf_tokenizer *tok, int32_t id, float lp) {
+    char *t, f[32];
+    size_t n;
+    lf__buf_puts(b, "{\"token\":");
+    lf__svc_token_str(b, tok, id, &t, &n);
+    lf__buf_puts(b, ",\"bytes\":[");
+    for (size_t i = 0; i < n; i++) lf__buf_printf(b, "%s%u", i ? "," : "", (unsigned)(unsigned char)t[i]);
+    lf__buf_printf(b, "],\"logprob\":%s", lf__fstr(f, lp));
+    lf_free(t);
+}
+
+// choices[0].logprobs: chat's {"content": [...]} or completions' parallel lists.
+static void lf__svc_logprobs(lf__buf *b, const lf__svc_req *r, const lf_gen_result *res) {
+    const lf_tokenizer *tok = &r->sm->tok;
+    char f[32], *t;
+    size_t n;
+    if (r->chat) {
+        lf__buf_puts(b, "{\"content\":[");
+        for (int i = 0; i < res->n_gen; i++) {
+            lf__buf_puts(b, i ? "," : "");
+            lf__svc_token(b, tok, res->ids[i], res->logprobs[i]);
+            lf__buf_puts(b, ",\"top_logprobs\":[");
+            for (int k = 0; k < res->n_top; k++) {
+                lf__buf_puts(b, k ? "," : "");
+                lf__svc_token(b, tok, res->top_ids[i * res->n_top + k], res->top_logprobs[i * res->n_top + k]);
+                lf__buf_putc(b, '}');
+            }
+            lf__buf_puts(b, "]}");
+        }
+        lf__buf_puts(b, "],\"refusal\":null}");
+        return;
+    }
+    lf__buf_puts(b, "{\"tokens\":[");
+    for (int i = 0; i < res->n_gen; i++) lf__buf_puts(b, i ? "," : ""), lf__svc_token_str(b, tok, res->ids[i], &t, &n), lf_free(t);
+    lf__buf_puts(b, "],\"token_logprobs\":[");
+    for (int i = 0; i < res->n_gen; i++) lf__buf_printf(b, "%s%s", i ? "," : "", lf__fstr(f, res->logprobs[i]));
+    lf__buf_puts(b, "],\"top_logprobs\":[");
+    for (int i = 0; i < res->n_gen; i++) {  // an object: a name two tokens share is kept once, the likelier
+        lf__buf_puts(b, i ? ",{" : "{");
+        size_t keys[21];
+        for (int k = 0, kept = 0; k < res->n_top; k++) {
+            size_t at = b->len + (kept ? 1 : 0);
+            lf__buf_puts(b, kept ? "," : "");
+            lf__svc_token_str(b, tok, res->top_ids[i * res->n_top + k], &t, &n), lf_free(t);
+            bool dup = false;
+            for (int j = 0; j < kept && !b->failed; j++) {
+                size_t len = b->len - at;
+                dup |= !strncmp(b->data + keys[j], b->data + at, len) && b->data[keys[j] + len] == ':';
+            }
+            if (dup && !b->failed) b->len = at - (kept ? 1 : 0), b->data[b->len] = 0;
+            else keys[kept++] = at, lf__buf_printf(b, ":%s", lf__fstr(f, res->top_logprobs[i * res->n_top + k]));
+        }
+        lf__buf_putc(b, '}');
+    }
+    lf__buf_puts(b, "],\"text_offset\":[");  // in characters, as a client indexes the text
+    size_t off = 0;
+    for (int i = 0; i < res->n_gen; i++) {
+        lf__buf_printf(b, "%s%zu", i ? "," : "", off);
+        t = NULL;
+        if (lf_tok_decode(tok, &res->ids[i], 1, true, &t, &n) == LF_OK)
+            for (size_t j = 0; j < n; j++) off += ((unsigned char)t[j] & 0xC0) != 0x80;
+        lf_free(t);
+    }
+    lf__buf_puts(b, "]}");
+}
+
+static void lf__svc_release(lf_service *s, lf__svc_model *sm) {  // mu held
+    if (sm->refs == 0 && sm != s->cur && !sm->stopping) sm->stopping = true, lf_engine_stop(sm->e);
+}
+
+static void lf__svc_on_done(void *user, uint64_t eid, lf_status st, const lf_gen_result *res) {
+    (void)eid;
+    lf__svc_req *r = (lf__svc_req *)user;
+    lf_service *s = r->svc;
+    pthread_mutex_lock(&s->mu);
+    for (lf__svc_req **at = &s->reqs; *at; at = &(*at)->next)
+        if (*at == r) {
+            *at = r->next;
+            break;
+        }
+    bool gone = r->gone;
+    pthread_mutex_unlock(&s->mu);
+    const char *finish = res->finish == LF_FINISH_LENGTH ? "\"length\"" : "\"stop\"";
+    int status = gone ? 499  // nginx's "client closed request": for the log and the metrics only
+               : st == LF_OK ? 200 : st == LF_ERR_BUSY || st == LF_ERR_CANCELLED ? 503 : st == LF_ERR_TIMEOUT ? 504 : 500;
+    // the answer is made whole first, then the numbers are counted, then its last byte goes out:
+    // a client that sees its answer sees it counted
+    lf__buf b = LF__ZERO;
+    if (status == 200 && r->stream) {
+        lf_status w = lf__svc_stream_begin(r);
+        if (w == LF_OK) w = lf__svc_chunk(r, NULL, 0, finish, false);
+        if (r->usage_chunk) {
+            lf__svc_chunk_head(&b, r);
+            lf__buf_puts(&b, ",\"choices\":[],");
+            lf__svc_usage(&b, res->n_prompt, res->n_gen);
+            lf__buf_puts(&b, "}\n\n");
+        }
+        lf__buf_puts(&b, "data: [DONE]\n\n");
+        if (w == LF_OK) w = b.failed ? LF_ERR_NOMEM : lf_http_stream_write(s->http, r->c.hid, b.data, b.len);
+        if (w != LF_OK) status = 499;
+    } else if (status == 200) {
+        lf__buf_printf(&b, "{\"id\":\"%s\",\"object\":\"%s\",\"created\":%lld,\"model\":", r->id,
+                       r->chat ? "chat.completion" : "text_completion", (long long)r->created);
+        lf__buf_json_str(&b, r->sm->name, strlen(r->sm->name));
+        lf__buf_puts(&b, ",\"choices\":[{\"index\":0,");
+        lf__buf_puts(&b, r->chat ? "\"message\":{\"role\":\"assistant\",\"content\":" : "\"text\":");
+        lf__buf_json_str(&b, res->text ? res->text : "", res->len);
+        lf__buf_puts(&b, r->chat ? "},\"logprobs\":" : ",\"logprobs\":");
+        if (r->logprobs >= 0 && res->logprobs) lf__svc_logprobs(&b, r, res);
+        else lf__buf_puts(&b, "null");
+        lf__buf_printf(&b, ",\"finish_reason\":%s}],", finish);
+        lf__svc_usage(&b, res->n_prompt, res->n_gen);
+        lf__buf_putc(&b, '}');
+        if (b.failed) status = 500;
+    }
+    if (status >= 500 && status != 499) {  // the error body, or for a stream begun, an error event
+        const char *why = st == LF_ERR_CANCELLED ? "the server is shutting down" : b.failed ? "out of memory" : lf_last_error();
+        LF_FREE(b.data);
+        memset(&b, 0, sizeof b);
+        if (r->began) lf__buf_puts(&b, "data: ");
+        lf__http_error_put(&b, status, NULL, why, NULL);
+        if (r->began && !b.failed) b.data[--b.len] = 0, lf__buf_puts(&b, "\n\ndata: [DONE]\n\n");  // one event
+        r->c.retry_after = status == 503 ? 1 : 0;
+    }
+    lf__svc_refund(s, r->bucket, (double)(r->max_tokens - res->n_gen));
+    lf__svc_count(s, &r->c, status);
+    pthread_mutex_lock(&s->mu);
+    lf__svc_stat *t = lf__svc_stat_get(s, r->c.model);
+    if (t) {
+        t->active--, t->gen_tokens += (uint64_t)res->n_gen, t->prompt_tokens += (uint64_t)res->n_prompt;
+        if (r->t_first) lf__hist_add(&t->ttft, lf__svc_lat_le, (double)(r->t_first - r->c.t0) * 1e-9);
+        lf__hist_merge(&t->itl, &r->itl);
+    }
+    r->sm->refs--;
+    lf__svc_release(s, r->sm);  // (a stop takes effect after this step)
+    pthread_mutex_unlock(&s->mu);
+    lf_http_header h[5];
+    char retry[16];
+    if (status == 200 && r->stream) lf_http_stream_end(s->http, r->c.hid);
+    else if (r->began && status != 499) {
+        if (!b.failed && lf_http_stream_write(s->http, r->c.hid, b.data, b.len) == LF_OK) lf_http_stream_end(s->http, r->c.hid);
+    } else if (status != 499 && !b.failed)
+        lf_http_respond(s->http, r->c.hid, status, h, lf__svc_headers(&r->c, h, retry), "application/json", b.data, b.len);
+    LF_FREE(b.data);
+    lf__svc_log(s, &r->c, status, r, res);
+    LF_FREE(r->prompt_log), LF_FREE(r);
+}
+
+// A request body to checked parameters and prompt ids: 0, or the status to answer (400, 404,
+// 500) with p->err and p->param set. doc, *ids and *text are the caller's to free either way.
+static int lf__svc_decode(const lf__svc_model *sm, const char *body, size_t len, bool chat, lf_doc *doc, lf__svc_params *p,
+                          int32_t **ids, size_t *n, char **text) {
+    memset(p, 0, sizeof *p);
+    memset(doc, 0, sizeof *doc);
+    p->g = sm->gen, p->logprobs = -1, *ids = NULL, *n = 0, *text = NULL;
+    size_t bad = lf__utf8_check((const unsigned char *)body, len);
+    const char *what = chat ? "messages" : "prompt";
+    if (bad < len) return lf__svc_bad(p, NULL, "the body is not valid UTF-8 (byte %zu)", bad), 400;
+    if (lf_json_parse(doc, body, len, "request body") != LF_OK) return lf__svc_bad(p, NULL, "%s", lf_last_error()), 400;
+    if (doc->root->type != LF_NODE_OBJECT) return lf__svc_bad(p, NULL, "the body must be a JSON object"), 400;
+    size_t nul = lf__json_find_nul(body, len);  // cJSON's strings would end there
+    if (nul < len) return lf__svc_bad(p, NULL, "a string in the body holds a NUL character (\\u0000 at byte %zu)", nul), 400;
+    if (lf__svc_depth(doc->root) > LF__SVC_MAX_DEPTH) return lf__svc_bad(p, NULL, "the body nests deeper than %d", LF__SVC_MAX_DEPTH), 400;
+    if (!lf__svc_params_read(p, doc->root, chat)) return 400;
+    if (strcmp(p->model, sm->name) != 0) return lf__svc_bad(p, "model", "the model '%.200s' does not exist", p->model), 404;
+    lf_status st = lf__svc_prompt(p, sm, chat, ids, n, text);
+    if (st == LF_ERR_NOMEM) return lf__svc_bad(p, NULL, "%s", lf_last_error()), 500;
+    if (st != LF_OK) return p->param ? 400 : (lf__svc_bad(p, what, "%s", lf_last_error()), 400);
+    if (*n == 0) return lf__svc_bad(p, what, "the prompt is empty"), 400;
+    if ((int64_t)*n >= sm->ctx) return lf__svc_bad(p, what, "the prompt has %zu tokens; the context holds %d", *n, sm->ctx), 400;
+    if (p->max_set && (int64_t)*n + p->g.max_tokens > sm->ctx)
+        return lf__svc_bad(p, "max_tokens", "the prompt's %zu tokens and max_tokens %d exceed the context of %d", *n, p->g.max_tokens, sm->ctx), 400;
+    if (!p->max_set) p->g.max_tokens = LF__MIN(p->g.max_tokens, sm->ctx - (int)*n);
+    return 0;
+}
+
+// Checks, charges and submits one generation; true when the engine took it (and with it the
+// request's reference on sm). Anything else has been answered.
+static bool lf__svc_submit(lf_service *s, lf__svc_ctx *c, lf__svc_model *sm, int bucket, const lf_http_request *rq, bool chat,
+                           lf_doc *doc, lf__svc_params *p, int32_t **ids, size_t *n, char **text) {
+    int retry = 0;
+    if (!lf__svc_take(s, bucket, 1, 0, &retry)) {
+        c->retry_after = retry;
+        return lf__svc_error(s, c, 429, NULL, NULL, "rate limit: %g requests per minute", s->d.requests_per_min), false;
+    }
+    int bad = lf__svc_decode(sm, rq->body, rq->body_len, chat, doc, p, ids, n, text);
+    if (bad) return lf__svc_error(s, c, bad, bad == 404 ? "MODEL_NOT_FOUND" : NULL, p->param, "%s", p->err), false;
+    double cost = (double)*n + p->g.max_tokens;
+    if (!lf__svc_take(s, bucket, 0, cost, &retry)) {
+        c->retry_after = retry < 0 ? 60 : retry;
+        if (retry < 0)
+            lf__svc_error(s, c, 429, NULL, "max_tokens", "the prompt's %zu tokens and max_tokens %d are more than the %g tokens per minute allowed",
+                          *n, p->g.max_tokens, s->d.tokens_per_min);
+        else lf__svc_error(s, c, 429, NULL, NULL, "rate limit: %g tokens per minute", s->d.tokens_per_min);
+        return false;
+    }
+    lf__svc_req *r = (lf__svc_req *)lf__calloc(1, sizeof *r, "request");
+    if (!r) return lf__svc_refund(s, bucket, cost), lf__svc_error(s, c, 500, NULL, NULL, "%s", lf_last_error()), false;
+    r->c = *c, r->svc = s, r->sm = sm, r->chat = chat, r->stream = p->stream, r->usage_chunk = p->include_usage;
+    r->logprobs = p->logprobs, r->n_prompt = (int)*n, r->max_tokens = p->g.max_tokens, r->bucket = bucket;
+    r->created = (int64_t)time(NULL);
+    if (s->d.log_prompts) r->prompt_log = *text, *text = NULL;
+    if (!p->seed_set) p->g.sampling.seed = lf__hash_u64(s->salt ^ lf_time_ns());
+    p->g.logprobs = p->logprobs >= 0, p->g.top_logprobs = LF__MAX(p->logprobs, 0);
+    p->g.on_token = lf__svc_on_token;
+    lf_engine_req er;
+    memset(&er, 0, sizeof er);
+    er.prompt = *ids, er.n_prompt = (int)*n, er.gen = p->g, er.timeout_s = s->d.request_timeout_s;
+    er.on_done = lf__svc_on_done, er.user = r;
+    pthread_mutex_lock(&s->mu);  // on_done, which unlinks r, waits for this
+    uint64_t seq = ++s->next_id;
+    snprintf(r->id, sizeof r->id, "%s-%016llx", chat ? "chatcmpl" : "cmpl", (unsigned long long)lf__hash_u64(s->salt + seq));
+    lf_status st = lf_engine_submit(sm->e, &er, &r->eid);
+    if (st == LF_OK) {
+        r->next = s->reqs, s->reqs = r;
+        lf__svc_stat *t = lf__svc_stat_get(s, r->c.model);
+        if (t) t->active++;
+    }
+    pthread_mutex_unlock(&s->mu);
+    if (st == LF_OK) return true;
+    lf__svc_refund(s, bucket, cost);
+    lf__svc_error(s, c, st == LF_ERR_NOMEM ? 500 : 400, NULL, NULL, "%s", lf_last_error());
+    LF_FREE(r->prompt_log), LF_FREE(r);
+    return false;
+}
+
+static void lf__svc_generate(lf_service *s, lf__svc_ctx *c, const lf_http_request *rq, bool chat, int key) {
+    pthread_mutex_lock(&s->mu);
+    lf__svc_model *sm = s->cur;
+    if (sm) sm->refs++;
+    snprintf(c->model, sizeof c->model, "%s", sm ? sm->name : s->d.name ? s->d.name : "");
+    int bucket = s->d.requests_per_min > 0 || s->d.tokens_per_min > 0 ? lf__svc_bucket_of(s, key, c->peer) : -1;
+    pthread_mutex_unlock(&s->mu);
+    if (!sm) {
+        c->retry_after = 5;
+        return lf__svc_error(s, c, 503, NULL, NULL, "the model is loading");
+    }
+    lf_doc doc;
+    lf__svc_params p;
+    int32_t *ids = NULL;
+    size_t n = 0;
+    char *text = NULL;
+    memset(&doc, 0, sizeof doc);
+    if (!lf__svc_submit(s, c, sm, bucket, rq, chat, &doc, &p, &ids, &n, &text)) {
+        pthread_mutex_lock(&s->mu);
+        sm->refs--;
+        lf__svc_release(s, sm);
+        pthread_mutex_unlock(&s->mu);
+    }
+    lf_doc_deinit(&doc);
+    lf_free(ids), lf_free(text);
+}
+
+// -- 15.5 models: loading, swapping, the admin endpoint
+
+static void lf__svc_model_free(lf__svc_model *sm) {
+    if (!sm) return;
+    lf_engine_destroy(sm->e);
+    lf_model_close(&sm->m);
+    lf_tok_close(&sm->tok);
+    LF_FREE(sm->name), LF_FREE(sm->adapter_name), LF_FREE(sm);
+}
+
+static lf_status lf__svc_model_load(lf_service *s, const char *dir, const char *adapter, const char *name,
+                                    const char *adapter_name, lf__svc_model **out) {
+    *out = NULL;
+    lf__svc_model *sm = (lf__svc_model *)lf__calloc(1, sizeof *sm, "model");
+    if (!sm) return LF_ERR_NOMEM;
+    sm->svc = s, sm->created = (int64_t)time(NULL);
+    sm->name = lf__strndup(name, strlen(name), "model name");
+    sm->adapter_name = adapter_name ? lf__strndup(adapter_name, strlen(adapter_name), "adapter name") : NULL;
+    lf_engine_desc ed = s->d.engine;
+    lf_model_desc md;
+    memset(&md, 0, sizeof md);
+    md.path = dir, md.pool = s->pool, md.max_seq_len = ed.max_seq_len;
+    md.max_tokens = LF__MAX(512, (ed.max_batch ? ed.max_batch : 16) + (ed.prefill_chunk ? ed.prefill_chunk : 256));
+    lf_status st = sm->name && (!adapter_name || sm->adapter_name) ? lf_model_open(&sm->m, &md) : LF_ERR_NOMEM;
+    if (st == LF_OK) st = lf_tok_open(&sm->tok, dir);
+    if (st == LF_OK && adapter && (st = lf_lora_load(&sm->m, adapter)) == LF_OK) st = lf_lora_merge(&sm->m);
+    sm->gen = s->d.gen ? *s->d.gen : lf_gen_desc_default();
+    if (st == LF_OK && !s->d.gen) st = lf_gen_desc_load(&sm->gen, dir);
+    ed.model = &sm->m, ed.tok = &sm->tok;
+    if (st == LF_OK) st = lf_engine_create(&sm->e, &ed);
+    if (st != LF_OK) return lf__svc_model_free(sm), st;
+    sm->ctx = ed.max_seq_len ? LF__MIN(ed.max_seq_len, sm->m.max_seq_len) : sm->m.max_seq_len;
+    *out = sm;
+    return LF_OK;
+}
+
+static void *lf__svc_engine_main(void *arg) {
+    lf__svc_model *sm = (lf__svc_model *)arg;
+    lf_service *s = sm->svc;
+    lf_engine_run(sm->e);  // until stopped; what is left ends cancelled
+    pthread_mutex_lock(&s->mu);
+    for (lf__svc_model **at = &s->live; *at; at = &(*at)->next)
+        if (*at == sm) {
+            *at = sm->next;
+            break;
+        }
+    pthread_mutex_unlock(&s->mu);
+    lf__svc_model_free(sm);
+    pthread_mutex_lock(&s->mu);
+    s->n_threads--;
+    pthread_cond_broadcast(&s->cv);
+    pthread_mutex_unlock(&s->mu);
+    return NULL;
+}
+
+// Starts a detached thread counted in n_threads (mu held).
+static lf_status lf__svc_spawn(lf_service *s, void *(*fn)(void *), void *arg) {
+    pthread_t t;
+    pthread_attr_t at;
+    pthread_attr_init(&at);
+    pthread_attr_setdetachstate(&at, PTHREAD_CREATE_DETACHED);
+    int e = pthread_create(&t, &at, fn, arg);
+    pthread_attr_destroy(&at);
+    if (e) return lf__fail(LF_ERR_NOMEM, "service: cannot start a thread: %s", strerror(e));
+    s->n_threads++;
+    return LF_OK;
+}
+
+typedef struct lf__svc_load {
+    lf_service *svc;
+    char *dir, *adapter, *name, *adapter_name;
+    uint64_t hid;              // the admin request to answer; 0 for the first model
+    lf__svc_ctx c;
+} lf__svc_load;
+
+// Loads a model, then makes it the current one; the old one stops once its requests are done.
+static void *lf__svc_loader_main(void *arg) {
+    lf__svc_load *L = (lf__svc_load *)arg;
+    lf_service *s = L->svc;
+    uint64_t t0 = lf_time_ns();
+    lf__svc_model *sm = NULL;
+    lf_status st = lf__svc_model_load(s, L->dir, L->adapter, L->name, L->adapter_name, &sm);
+    char msg[sizeof lf__err];
+    snprintf(msg, sizeof msg, "%s", st == LF_OK ? "" : lf_last_error());
+    pthread_mutex_lock(&s->mu);
+    if (st == LF_OK && s->down) st = lf__fail(LF_ERR_CANCELLED, "the server is shutting down"), snprintf(msg, sizeof msg, "%s", lf_last_error());
+    if (st == LF_OK) st = lf__svc_spawn(s, lf__svc_engine_main, sm);
+    if (st == LF_OK) {
+        lf__svc_model *old = s->cur;
+        sm->next = s->live, s->live = sm, s->cur = sm;
+        if (old) lf__svc_release(s, old);
+        sm = NULL;
+    }
+    if (!L->hid && st != LF_OK) s->first_status = st, snprintf(s->first_err, sizeof s->first_err, "%s", msg);
+    s->loading = false;
+    pthread_mutex_unlock(&s->mu);
+    lf__svc_model_free(sm);
+    if (!L->hid && st != LF_OK) lf_http_server_stop(s->http, 0);
+    if (!L->hid && st == LF_OK) lf__log(LF_LOG_INFO, "serve", "model %s ready in %.1f s", L->name, (double)(lf_time_ns() - t0) * 1e-9);
+    if (L->hid && st == LF_OK) {
+        lf__buf b = LF__ZERO;
+        lf__buf_puts(&b, "{\"model\":"), lf__buf_json_str(&b, L->name, strlen(L->name));
+        lf__buf_puts(&b, ",\"adapter\":");
+        if (L->adapter_name) lf__buf_json_str(&b, L->adapter_name, strlen(L->adapter_name));
+        else lf__buf_puts(&b, "null");
+        lf__buf_printf(&b, ",\"status\":\"loaded\",\"load_seconds\":%.3f}", (double)(lf_time_ns() - t0) * 1e-9);
+        lf__svc_send_buf(s, &L->c, 200, &b);
+    } else if (L->hid) lf__svc_error(s, &L->c, 500, NULL, NULL, "loading %s: %s", L->name, msg);
+    LF_FREE(L->dir), LF_FREE(L->adapter), LF_FREE(L->name), LF_FREE(L->adapter_name), LF_FREE(L);
+    pthread_mutex_lock(&s->mu);
+    s->n_threads--;
+    pthread_cond_broadcast(&s->cv);
+    pthread_mutex_unlock(&s->mu);
+    return NULL;
+}
+
+static lf_status lf__svc_start_load(lf_service *s, const char *dir, const char *adapter, const char *name,
+                                    const char *adapter_name, const lf__svc_ctx *c) {
+    lf__svc_load *L = (lf__svc_load *)lf__calloc(1, sizeof *L, "model load");
+    if (!L) return LF_ERR_NOMEM;
+    L->svc = s, L->hid = c ? c->hid : 0;
+    if (c) L->c = *c;
+    L->dir = lf__strndup(dir, strlen(dir), "model path");
+    L->name = lf__strndup(name, strlen(name), "model name");
+    L->adapter = adapter ? lf__strndup(adapter, strlen(adapter), "adapter path") : NULL;
+    L->adapter_name = adapter_name ? lf__strndup(adapter_name, strlen(adapter_name), "adapter name") : NULL;
+    lf_status st = L->dir && L->name && (!adapter || L->adapter) && (!adapter_name || L->adapter_name) ? LF_OK : LF_ERR_NOMEM;
+    pthread_mutex_lock(&s->mu);
+    if (st == LF_OK && s->loading) st = lf__fail(LF_ERR_BUSY, "a model is loading already");
+    if (st == LF_OK && (st = lf__svc_spawn(s, lf__svc_loader_main, L)) == LF_OK) s->loading = true;
+    pthread_mutex_unlock(&s->mu);
+    if (st != LF_OK) LF_FREE(L->dir), LF_FREE(L->adapter), LF_FREE(L->name), LF_FREE(L->adapter_name), LF_FREE(L);
+    return st;
+}
+
+static const lf_serve_named *lf__svc_named(const lf_serve_named *v, int n, const char *name) {
+    for (int i = 0; i < n; i++)
+        if (!strcmp(v[i].name, name)) return &v[i];
+    return NULL;
+}
+
+static void lf__svc_admin(lf_service *s, lf__svc_ctx *c, const lf_http_request *rq) {
+    if (rq->method == LF_HTTP_GET) {
+        lf__buf b = LF__ZERO;
+        pthread_mutex_lock(&s->mu);
+        lf__buf_puts(&b, "{\"model\":");
+        if (s->cur) lf__buf_json_str(&b, s->cur->name, strlen(s->cur->name));
+        else lf__buf_puts(&b, "null");
+        lf__buf_puts(&b, ",\"adapter\":");
+        if (s->cur && s->cur->adapter_name) lf__buf_json_str(&b, s->cur->adapter_name, strlen(s->cur->adapter_name));
+        else lf__buf_puts(&b, "null");
+        lf__buf_printf(&b, ",\"loading\":%s,\"models\":[", s->loading ? "true" : "false");
+        for (int i = 0; i < s->d.n_models; i++) lf__buf_puts(&b, i ? "," : ""), lf__buf_json_str(&b, s->d.models[i].name, strlen(s->d.models[i].name));
+        lf__buf_puts(&b, "],\"adapters\":[");
+        for (int i = 0; i < s->d.n_adapters; i++) lf__buf_puts(&b, i ? "," : ""), lf__buf_json_str(&b, s->d.adapters[i].name, strlen(s->d.adapters[i].name));
+        lf__buf_puts(&b, "]}");
+        pthread_mutex_unlock(&s->mu);
+        return lf__svc_send_buf(s, c, 200, &b);
+    }
+    lf_doc doc = LF__ZERO;
+    if (lf__utf8_check((const unsigned char *)rq->body, rq->body_len) < rq->body_len || lf_json_parse(&doc, rq->body, rq->body_len, "request body") != LF_OK ||
+        doc.root->type != LF_NODE_OBJECT) {
+        lf_doc_deinit(&doc);
+        return lf__svc_error(s, c, 400, NULL, NULL, "the body must be a JSON object {\"model\": NAME, \"adapter\": NAME | null}");
+    }
+    const lf_node *mn = lf_node_get(doc.root, "model"), *an = lf_node_get(doc.root, "adapter");
+    const lf_serve_named *m = mn && mn->type == LF_NODE_STRING ? lf__svc_named(s->d.models, s->d.n_models, mn->str) : NULL;
+    const lf_serve_named *a = an && an->type == LF_NODE_STRING ? lf__svc_named(s->d.adapters, s->d.n_adapters, an->str) : NULL;
+    for (int i = 0; i < doc.root->n; i++)
+        if (strcmp(doc.root->kids[i].key, "model") && strcmp(doc.root->kids[i].key, "adapter")) {
+            lf__svc_error(s, c, 400, NULL, doc.root->kids[i].key, "unknown field '%.100s'", doc.root->kids[i].key);
+            return lf_doc_deinit(&doc);
+        }
+    if (!m) lf__svc_error(s, c, 404, "MODEL_NOT_FOUND", "model", "'model' must name one of the config's server.models");
+    else if (an && an->type != LF_NODE_NULL && !a) lf__svc_error(s, c, 404, "MODEL_NOT_FOUND", "adapter", "'adapter' must be null or name one of the config's server.adapters");
+    else {
+        lf_status st = lf__svc_start_load(s, m->path, a ? a->path : NULL, m->name, a ? a->name : NULL, c);
+        if (st == LF_ERR_BUSY) c->retry_after = 5;
+        if (st != LF_OK) lf__svc_error(s, c, st == LF_ERR_BUSY ? 503 : 500, NULL, NULL, "%s", lf_last_error());
+    }
+    lf_doc_deinit(&doc);
+}
+
+// -- 15.6 the small endpoints and the router
+
+static void lf__svc_prom_hist(lf__buf *b, const char *name, const char *model, const lf__hist *h, const double *le) {
+    uint64_t cum = 0;
+    for (int i = 0; i <= LF__SVC_NB; i++) {
+        cum += h->n[i];
+        if (i < LF__SVC_NB) lf__buf_printf(b, "%s_bucket{model=\"%s\",le=\"%g\"} %llu\n", name, model, le[i], (unsigned long long)cum);
+        else lf__buf_printf(b, "%s_bucket{model=\"%s\",le=\"+Inf\"} %llu\n", name, model, (unsigned long long)cum);
+    }
+    lf__buf_printf(b, "%s_sum{model=\"%s\"} %.9g\n%s_count{model=\"%s\"} %llu\n", name, model, h->sum, name, model, (unsigned long long)h->count);
+}
+
+// A Prometheus label value: backslash, quote and newline escaped.
+static void lf__svc_label(char *out, size_t cap, const char *v) {
+    size_t j = 0;
+    for (; *v && j + 3 < cap; v++) {
+        if (*v == '\\' || *v == '"') out[j++] = '\\', out[j++] = *v;
+        else if (*v == '\n') out[j++] = '\\', out[j++] = 'n';
+        else out[j++] = *v;
+    }
+    out[j] = 0;
+}
+
+static void lf__svc_metrics(lf_service *s, const lf__svc_ctx *c) {
+    static const char *const help[][3] = {
+        {"inference_requests_total", "counter", "Inference requests by model and HTTP status."},
+        {"inference_latency_seconds", "histogram", "Inference request latency, from arrival to the last byte queued."},
+        {"tokens_generated_total", "counter", "Tokens generated."},
+        {"prompt_tokens_total", "counter", "Prompt tokens processed."},
+        {"active_requests", "gauge", "Inference requests in flight."},
+        {"time_to_first_token_seconds", "histogram", "Time from arrival to the first generated text."},
+        {"inter_token_latency_seconds", "histogram", "Time between streamed pieces of text."},
+        {"queue_length", "gauge", "Requests waiting for room in the engine."},
+        {"kv_cache_usage_ratio", "gauge", "Fraction of the KV-cache blocks held by running requests."}};
+    lf__buf b = LF__ZERO;
+    pthread_mutex_lock(&s->mu);
+    for (int h = 0; h < 9; h++) {
+        lf__buf_printf(&b, "# HELP %s %s\n# TYPE %s %s\n", help[h][0], help[h][2], help[h][0], help[h][1]);
+        if (h >= 7) {  // from the engines of the live models
+            for (lf__svc_model *sm = s->live; sm; sm = sm->next) {
+                char m[300];
+                lf_engine_stats es;
+                lf_engine_get_stats(sm->e, &es);
+                lf__svc_label(m, sizeof m, sm->name);
+                if (h == 7) lf__buf_printf(&b, "queue_length{model=\"%s\"} %d\n", m, es.waiting);
+                else lf__buf_printf(&b, "kv_cache_usage_ratio{model=\"%s\"} %.6f\n", m, es.kv_blocks ? (double)es.kv_blocks_used / es.kv_blocks : 0.0);
+            }
+            continue;
+        }
+        for (const lf__svc_stat *t = s->stats; t; t = t->next) {
+            char m[300];
+            lf__svc_label(m, sizeof m, t->model);
+            if (h == 0)
+                for (int i = 0; i < LF__SVC_STATUSES && t->status[i]; i++)
+                    lf__buf_printf(&b, "inference_requests_total{model=\"%s\",status=\"%d\"} %llu\n", m, t->status[i], (unsigned long long)t->by_status[i]);
+            if (h == 1) lf__svc_prom_hist(&b, help[h][0], m, &t->latency, lf__svc_lat_le);
+            if (h == 2) lf__buf_printf(&b, "tokens_generated_total{model=\"%s\"} %llu\n", m, (unsigned long long)t->gen_tokens);
+            if (h == 3) lf__buf_printf(&b, "prompt_tokens_total{model=\"%s\"} %llu\n", m, (unsigned long long)t->prompt_tokens);
+            if (h == 4) lf__buf_printf(&b, "active_requests{model=\"%s\"} %d\n", m, t->active);
+            if (h == 5) lf__svc_prom_hist(&b, help[h][0], m, &t->ttft, lf__svc_lat_le);
+            if (h == 6) lf__svc_prom_hist(&b, help[h][0], m, &t->itl, lf__svc_itl_le);
+        }
+    }
+    pthread_mutex_unlock(&s->mu);
+    if (b.failed) return LF_FREE(b.data), lf__svc_error(s, c, 500, NULL, NULL, "out of memory");
+    lf__svc_send(s, c, 200, "text/plain; version=0.0.4; charset=utf-8", b.data, b.len);
+    LF_FREE(b.data);
+}
+
+static void lf__svc_models(lf_service *s, const lf__svc_ctx *c, const char *one) {
+    lf__buf b = LF__ZERO;
+    pthread_mutex_lock(&s->mu);
+    lf__svc_model *sm = s->cur;
+    bool found = sm && (!one || !strcmp(one, sm->name));
+    if (found) {
+        lf__buf_puts(&b, one ? "" : "{\"object\":\"list\",\"data\":[");
+        lf__buf_puts(&b, "{\"id\":"), lf__buf_json_str(&b, sm->name, strlen(sm->name));
+        lf__buf_printf(&b, ",\"object\":\"model\",\"created\":%lld,\"owned_by\":\"largeforge\",\"max_model_len\":%d}", (long long)sm->created, sm->ctx);
+        lf__buf_puts(&b, one ? "" : "]}");
+    }
+    pthread_mutex_unlock(&s->mu);
+    if (!found && one) return LF_FREE(b.data), lf__svc_error(s, c, 404, "MODEL_NOT_FOUND", "model", "the model '%.200s' does not exist", one);
+    if (!found) lf__buf_puts(&b, "{\"object\":\"list\",\"data\":[]}");
+    lf__svc_send_buf(s, c, 200, &b);
+}
+
+static bool lf__svc_origin_ok(const lf_service *s, const char *origin) {
+    for (int i = 0; origin && i < s->d.n_cors; i++)
+        if (!strcmp(s->d.cors_origins[i], "*") || !strcmp(s->d.cors_origins[i], origin)) return true;
+    return false;
+}
+
+static void lf__svc_on_request(void *user, lf_http_server *hs, uint64_t hid, const lf_http_request *rq) {
+    (void)hs;
+    lf_service *s = (lf_service *)user;
+    lf__svc_ctx c;
+    memset(&c, 0, sizeof c);
+    static const char *const methods[] = {"?", "GET", "HEAD", "POST", "PUT", "DELETE", "OPTIONS"};
+    c.hid = hid, c.t0 = lf_time_ns(), c.method = methods[(unsigned)rq->method <= LF_HTTP_OPTIONS ? rq->method : 0];
+    snprintf(c.path, sizeof c.path, "%s", rq->path);
+    snprintf(c.peer, sizeof c.peer, "%s", rq->peer);
+    const char *origin = lf_http_header_get(rq->headers, rq->n_headers, "origin");
+    if (lf__svc_origin_ok(s, origin)) snprintf(c.origin, sizeof c.origin, "%s", origin);
+    const char *p = rq->path;
+    bool get = rq->method == LF_HTTP_GET || rq->method == LF_HTTP_HEAD, post = rq->method == LF_HTTP_POST;
+    bool gen = !strcmp(p, "/v1/completions") || !strcmp(p, "/v1/chat/completions"), admin = !strcmp(p, "/admin/model");
+    bool known = gen || admin || !strcmp(p, "/health") || !strcmp(p, "/metrics") || !strcmp(p, "/v1/models") || !strncmp(p, "/v1/models/", 11);
+    if (rq->method == LF_HTTP_OPTIONS && known) {  // CORS preflight
+        lf_http_header h[8];
+        char retry[16];
+        int n = lf__svc_headers(&c, h, retry);
+        if (c.origin[0]) {
+            h[n++] = (lf_http_header){"Access-Control-Allow-Methods", "GET, POST, OPTIONS"};
+            h[n++] = (lf_http_header){"Access-Control-Allow-Headers", "Authorization, Content-Type"};
+            h[n++] = (lf_http_header){"Access-Control-Max-Age", "600"};
+        }
+        lf_http_respond(s->http, hid, 204, h, n, NULL, NULL, 0);
+        return lf__svc_log(s, &c, 204, NULL, NULL);
+    }
+    if (!known) return lf__svc_error(s, &c, 404, "NOT_FOUND", NULL, "no such endpoint: %.100s", p);
+    if (gen ? !post : admin ? !(get || post) : !get) {
+        c.allow = gen ? "POST, OPTIONS" : admin ? "GET, HEAD, POST, OPTIONS" : "GET, HEAD, OPTIONS";
+        return lf__svc_error(s, &c, 405, NULL, NULL, "%s is not allowed on %.100s", c.method, p);
+    }
+    if (!strcmp(p, "/health")) {
+        lf__buf b = LF__ZERO;
+        pthread_mutex_lock(&s->mu);
+        bool ready = s->cur != NULL;
+        if (ready) lf__buf_puts(&b, "{\"status\":\"ok\",\"model\":"), lf__buf_json_str(&b, s->cur->name, strlen(s->cur->name)), lf__buf_putc(&b, '}');
+        else lf__buf_puts(&b, "{\"status\":\"loading\"}"), c.retry_after = 5;
+        pthread_mutex_unlock(&s->mu);
+        return lf__svc_send_buf(s, &c, ready ? 200 : 503, &b);
+    }
+    if (gen) {  // every answer from here on counts in inference_requests_total
+        pthread_mutex_lock(&s->mu);
+        snprintf(c.model, sizeof c.model, "%s", s->cur ? s->cur->name : s->d.name);
+        pthread_mutex_unlock(&s->mu);
+        c.counted = true;
+    }
+    int key = strcmp(p, "/metrics") || s->d.metrics_auth ? lf__svc_auth(s, rq, admin) : -1;
+    if (key == -2) return lf__svc_error(s, &c, 401, NULL, NULL, "a valid API key is needed: Authorization: Bearer <key>");
+    if (!strcmp(p, "/metrics")) return lf__svc_metrics(s, &c);
+    if (!strcmp(p, "/v1/models")) return lf__svc_models(s, &c, NULL);
+    if (!strncmp(p, "/v1/models/", 11)) return lf__svc_models(s, &c, p + 11);
+    if (admin) {
+        if (!s->n_keys && !s->has_admin) return lf__svc_error(s, &c, 403, NULL, NULL, "the admin endpoint needs an admin or API key configured");
+        return lf__svc_admin(s, &c, rq);
+    }
+    lf__svc_generate(s, &c, rq, !strcmp(p, "/v1/chat/completions"), key);
+}
+
+static void lf__svc_on_close(void *user, uint64_t hid) {
+    lf_service *s = (lf_service *)user;
+    pthread_mutex_lock(&s->mu);
+    for (lf__svc_req *r = s->reqs; r; r = r->next)
+        if (r->c.hid == hid) {
+            r->gone = true;
+            lf_engine_cancel(r->sm->e, r->eid);
+            break;
+        }
+    pthread_mutex_unlock(&s->mu);
+}
+
+// -- 15.7 the serve config
+
+// Keys from a key file: one per non-blank line (# starts a comment line), trimmed, into keys.
+static lf_status lf__svc_key_file(const char *path, char **mem, const char **keys, int *n, int cap) {
+    size_t len = 0;
+    lf_status s = lf_file_read(path, (size_t)1 << 20, mem, &len);
+    if (s != LF_OK) return s;
+    int line = 0;
+    for (char *p = *mem, *end = *mem + len; p < end; line++) {
+        char *nl = (char *)memchr(p, '\n', (size_t)(end - p)), *e = nl ? nl : end, *b = p;
+        p = nl ? nl + 1 : end;
+        while (b < e && (*b == ' ' || *b == '\t')) b++;
+        while (e > b && (e[-1] == ' ' || e[-1] == '\t' || e[-1] == '\r')) e--;
+        if (b == e || *b == '#') continue;
+        *e = 0;
+        if (e - b < 32) return lf__fail(LF_ERR_CONFIG, "%s:%d: the key has %d characters; at least 32 are needed", path, line + 1, (int)(e - b));
+        if (*n == cap) return lf__fail(LF_ERR_CONFIG, "%s:%d: more than %d keys", path, line + 1, cap);
+        keys[(*n)++] = b;
+    }
+    return LF_OK;
+}
+
+// A mapping of names to directories (server.models, server.adapters) into out[*n].
+static lf_status lf__svc_names(const lf_doc *doc, const lf_node *o, const char *what, lf_serve_named *out, int *n) {
+    if (!o || o->type == LF_NODE_NULL) return LF_OK;
+    if (o->type != LF_NODE_OBJECT || o->n > LF_MAX_SERVE_NAMES)
+        return lf__fail(LF_ERR_CONFIG, "%s: %s: must map at most %d names to directories", doc->name, what, LF_MAX_SERVE_NAMES);
+    for (int i = 0; i < o->n; i++) {
+        if (o->kids[i].type != LF_NODE_STRING) return lf__fail(LF_ERR_CONFIG, "%s: %s.%s: must be a directory", doc->name, what, o->kids[i].key);
+        out[*n].name = o->kids[i].key, out[(*n)++].path = o->kids[i].str;
+    }
+    return LF_OK;
+}
+
+LF_API lf_status lf_serve_config_read(lf_serve_config *c, const lf_doc *doc) {
+    static const char *const mk[] = {"name", "adapter", "served_name", "threads"};
+    static const char *const sk[] = {"host", "port", "max_batch", "max_seq_len", "kv_budget_mb", "prefill_chunk", "max_queue",
+                                     "queue_timeout", "request_timeout", "max_connections", "max_body_mb", "header_timeout",
+                                     "body_timeout", "idle_timeout", "api_key_file", "admin_key_file", "metrics_auth",
+                                     "cors_origins", "rate_limit", "log_prompts", "access_log", "shutdown_grace", "models",
+                                     "adapters", "no_prefix_cache"};
+    static const char *const rk[] = {"requests_per_minute", "tokens_per_minute"};
+    memset(c, 0, sizeof *c);
+    lf_serve_desc *d = &c->desc;
+    const lf_node *mo = lf_node_get(doc->root, "model"), *so = lf_node_get(doc->root, "server"), *ro = lf_node_get(so, "rate_limit");
+    lf_doc m = lf__cfg_sub(doc, "model"), v = lf__cfg_sub(doc, "server"), r = lf__cfg_sub(doc, "server.rate_limit");
+    int64_t th = 0, port = -1, mb = 0, msl = 0, kv = 0, pc = 0, mq = 0, mc = 0, body = 0, ht = 0, bt = 0, it = 0, grace = 0;
+    double qt = 0, rt = 0;
+    const char *kf = NULL, *akf = NULL;
+    lf_status s = lf_cfg_keys(doc, mo, "model", mk, 4);
+    if (s == LF_OK) s = lf_cfg_keys(doc, so, "server", sk, 25);
+    if (s == LF_OK) s = lf_cfg_keys(doc, ro, "server.rate_limit", rk, 2);
+    if (s == LF_OK) s = lf_cfg_str(&m, mo, "name", false, &d->model);
+    if (s == LF_OK) s = lf_cfg_str(&m, mo, "adapter", false, &d->adapter);
+    if (s == LF_OK) s = lf_cfg_str(&m, mo, "served_name", false, &d->name);
+    if (s == LF_OK) s = lf_cfg_int(&m, mo, "threads", false, 0, 4096, &th);
+    if (s == LF_OK) s = lf_cfg_str(&v, so, "host", false, &d->http.host);
+    if (s == LF_OK) s = lf_cfg_int(&v, so, "port", false, 0, 65535, &port);
+    if (s == LF_OK) s = lf_cfg_int(&v, so, "max_batch", false, 1, 4096, &mb);
+    if (s == LF_OK) s = lf_cfg_int(&v, so, "max_seq_len", false, 1, INT32_MAX, &msl);
+    if (s == LF_OK) s = lf_cfg_int(&v, so, "kv_budget_mb", false, 1, (int64_t)1 << 40, &kv);
+    if (s == LF_OK) s = lf_cfg_int(&v, so, "prefill_chunk", false, 1, 1 << 20, &pc);
+    if (s == LF_OK) s = lf_cfg_int(&v, so, "max_queue", false, 0, 1 << 20, &mq);
+    if (s == LF_OK) s = lf_cfg_num(&v, so, "queue_timeout", false, &qt);
+    if (s == LF_OK) s = lf_cfg_num(&v, so, "request_timeout", false, &rt);
+    if (s == LF_OK) s = lf_cfg_int(&v, so, "max_connections", false, 1, 1 << 20, &mc);
+    if (s == LF_OK) s = lf_cfg_int(&v, so, "max_body_mb", false, 1, 1 << 20, &body);
+    if (s == LF_OK) s = lf_cfg_int(&v, so, "header_timeout", false, 1, 1 << 30, &ht);
+    if (s == LF_OK) s = lf_cfg_int(&v, so, "body_timeout", false, 1, 1 << 30, &bt);
+    if (s == LF_OK) s = lf_cfg_int(&v, so, "idle_timeout", false, 1, 1 << 30, &it);
+    if (s == LF_OK) s = lf_cfg_str(&v, so, "api_key_file", false, &kf);
+    if (s == LF_OK) s = lf_cfg_str(&v, so, "admin_key_file", false, &akf);
+    if (s == LF_OK) s = lf_cfg_bool(&v, so, "metrics_auth", false, &d->metrics_auth);
+    if (s == LF_OK) s = lf_cfg_bool(&v, so, "log_prompts", false, &d->log_prompts);
+    if (s == LF_OK) s = lf_cfg_bool(&v, so, "no_prefix_cache", false, &d->engine.no_prefix_cache);
+    if (s == LF_OK) s = lf_cfg_str(&v, so, "access_log", false, &c->access_log);
+    if (s == LF_OK) s = lf_cfg_int(&v, so, "shutdown_grace", false, 0, 3600, &grace);
+    if (s == LF_OK) s = lf_cfg_num(&r, ro, "requests_per_minute", false, &d->requests_per_min);
+    if (s == LF_OK) s = lf_cfg_num(&r, ro, "tokens_per_minute", false, &d->tokens_per_min);
+    if (s != LF_OK) return s;
+    if (qt < 0 || rt < 0 || d->requests_per_min < 0 || d->tokens_per_min < 0)
+        return lf__fail(LF_ERR_CONFIG, "%s: %s must not be negative", doc->name, qt < 0 ? "server.queue_timeout" : rt < 0 ? "server.request_timeout" : "server.rate_limit");
+    const lf_node *co = lf_node_get(so, "cors_origins");
+    int nc = co && co->type == LF_NODE_ARRAY ? co->n : co && co->type == LF_NODE_STRING;
+    if (co && co->type != LF_NODE_NULL && (!nc && co->type != LF_NODE_ARRAY)) nc = -1;
+    if (nc < 0 || nc > LF_MAX_SERVE_NAMES) return lf__fail(LF_ERR_CONFIG, "%s: server.cors_origins: must be a list of at most %d origins", doc->name, LF_MAX_SERVE_NAMES);
+    for (int i = 0; i < nc; i++) {
+        const lf_node *o = co->type == LF_NODE_ARRAY ? &co->kids[i] : co;
+        if (o->type != LF_NODE_STRING) return lf__fail(LF_ERR_CONFIG, "%s: server.cors_origins[%d]: must be a string", doc->name, i);
+        c->origins_[i] = o->str;
+    }
+    d->cors_origins = c->origins_, d->n_cors = nc;
+    int nn = 0;
+    if ((s = lf__svc_names(doc, lf_node_get(so, "models"), "server.models", c->names_, &nn)) != LF_OK) return s;
+    d->models = c->names_, d->n_models = nn;
+    if ((s = lf__svc_names(doc, lf_node_get(so, "adapters"), "server.adapters", c->names_ + nn, &nn)) != LF_OK) return s;
+    d->adapters = c->names_ + d->n_models, d->n_adapters = nn - d->n_models;
+    const char *env = getenv("LARGEFORGE_API_KEY");
+    int nk = 0;
+    if (env && env[0]) {
+        if (strlen(env) < 32) return lf__fail(LF_ERR_CONFIG, "LARGEFORGE_API_KEY has %zu characters; at least 32 are needed", strlen(env));
+        c->keys_[nk++] = env;
+    }
+    if (kf && (s = lf__svc_key_file(kf, &c->mem_[0], c->keys_, &nk, LF_MAX_API_KEYS)) != LF_OK) return s;
+    d->api_keys = c->keys_, d->n_api_keys = nk;
+    const char *admin[1] = {NULL};
+    int na = 0;
+    if (akf && (s = lf__svc_key_file(akf, &c->mem_[1], admin, &na, 1)) != LF_OK) return s;
+    if (akf && !na) return lf__fail(LF_ERR_CONFIG, "%s: no key in it", akf);
+    d->admin_key = admin[0];
+    if (lf_node_get(doc->root, "generation")) {
+        c->gen_ = lf_gen_desc_default();
+        if ((s = lf_gen_desc_from_config(&c->gen_, doc)) != LF_OK) return s;
+        d->gen = &c->gen_;
+    }
+    d->threads = (int)th, d->http.port = port < 0 ? 8000 : (int)port, d->engine.max_batch = (int)mb, d->engine.max_seq_len = (int)msl;
+    d->engine.kv_budget_bytes = (size_t)kv << 20, d->engine.prefill_chunk = (int)pc, d->engine.max_queue = (int)mq;
+    d->engine.queue_timeout_s = qt, d->request_timeout_s = rt, d->http.max_connections = (int)mc;
+    d->http.limits.max_body_bytes = (size_t)body << 20, d->http.header_timeout_ms = (int)ht * 1000;
+    d->http.body_timeout_ms = (int)bt * 1000, d->http.idle_timeout_ms = (int)it * 1000, d->shutdown_grace_ms = (int)grace * 1000;
+    if (so && lf_node_get(so, "shutdown_grace") && !grace) d->shutdown_grace_ms = 1;  // 0 s: cancel at once
+    return LF_OK;
+}
+
+LF_API void lf_serve_config_deinit(lf_serve_config *c) {
+    if (!c) return;
+    LF_FREE(c->mem_[0]), LF_FREE(c->mem_[1]);
+    memset(c, 0, sizeof *c);
+}
+
+// -- 15.8 the service's life
+
+LF_API lf_status lf_service_open(lf_service **out, const lf_serve_desc *desc) {
+    *out = NULL;
+    if (!desc || !desc->model || !desc->model[0]) return lf__fail(LF_ERR_CONFIG, "serve: model: a model directory is required");
+    lf_serve_desc d = *desc;
+    char base[256];
+    if (d.n_api_keys < 0 || d.n_api_keys > LF_MAX_API_KEYS || d.n_cors < 0 || d.n_models < 0 || d.n_adapters < 0)
+        return lf__fail(LF_ERR_CONFIG, "serve: a list count is out of range (at most %d keys)", LF_MAX_API_KEYS);
+    for (int i = 0; i < d.n_api_keys; i++)
+        if (!d.api_keys[i] || strlen(d.api_keys[i]) < 32)
+            return lf__fail(LF_ERR_CONFIG, "serve: API key %d has %zu characters; at least 32 are needed", i + 1, d.api_keys[i] ? strlen(d.api_keys[i]) : 0);
+    if (d.admin_key && strlen(d.admin_key) < 32)
+        return lf__fail(LF_ERR_CONFIG, "serve: the admin key has %zu characters; at least 32 are needed", strlen(d.admin_key));
+    if (d.requests_per_min < 0 || d.tokens_per_min < 0 || d.request_timeout_s < 0 || d.shutdown_grace_ms < 0)
+        return lf__fail(LF_ERR_CONFIG, "serve: %s is negative", d.requests_per_min < 0 ? "requests_per_min" : d.tokens_per_min < 0 ? "tokens_per_min" : d.request_timeout_s < 0 ? "request_timeout_s" : "shutdown_grace_ms");
+    if (!d.name) {  // the model dir's last component
+        const char *e = d.model + strlen(d.model);
+        while (e > d.model + 1 && e[-1] == '/') e--;
+        const char *b = e;
+        while (b > d.model && b[-1] != '/') b--;
+        snprintf(base, sizeof base, "%.*s", (int)(e - b), b);
+        d.name = base;
+    }
+    d.request_timeout_s = d.request_timeout_s > 0 ? d.request_timeout_s : 600;
+    d.shutdown_grace_ms = d.shutdown_grace_ms ? d.shutdown_grace_ms : 30000;
+    lf_service *s = (lf_service *)lf__calloc(1, sizeof *s, "service");
+    if (!s) return LF_ERR_NOMEM;
+    pthread_mutex_init(&s->mu, NULL), pthread_mutex_init(&s->log_mu, NULL), pthread_cond_init(&s->cv, NULL);
+    s->salt = lf__hash_u64(lf_time_ns() ^ (uint64_t)(uintptr_t)s);
+    s->n_keys = d.n_api_keys, s->has_admin = d.admin_key != NULL;
+    s->n_buckets = d.n_api_keys ? d.n_api_keys : LF__SVC_ADDRS;
+    s->keys = (char(*)[65])lf__calloc((size_t)LF__MAX(d.n_api_keys, 1), 65, "API keys");
+    s->buckets = (lf__svc_bucket *)lf__calloc((size_t)s->n_buckets, sizeof *s->buckets, "rate limits");
+    // the strings the service keeps: the desc's are borrowed only for this call
+    lf__buf keep = LF__ZERO;
+    const char *strs[] = {d.model, d.adapter, d.name};
+    for (int i = 0; i < 3; i++) lf__buf_put(&keep, strs[i] ? strs[i] : "", strs[i] ? strlen(strs[i]) + 1 : 1);
+    lf_status st = s->keys && s->buckets && !keep.failed ? LF_OK : LF_ERR_NOMEM;
+    if (st == LF_OK) {
+        for (int i = 0; i < d.n_api_keys; i++) lf__svc_sha(d.api_keys[i], strlen(d.api_keys[i]), s->keys[i]);
+        if (d.admin_key) lf__svc_sha(d.admin_key, strlen(d.admin_key), s->admin);
+        uint64_t now = lf_time_ns();
+        for (int i = 0; i < s->n_buckets; i++) s->buckets[i].req = d.requests_per_min, s->buckets[i].tok = d.tokens_per_min, s->buckets[i].t = now;
+        d.model = keep.data, d.adapter = d.adapter ? keep.data + strlen(keep.data) + 1 : NULL;
+        d.name = keep.data + strlen(keep.data) + 1 + (desc->adapter ? strlen(desc->adapter) : 0) + 1;
+        d.api_keys = NULL, d.admin_key = NULL;  // only their hashes are kept
+        s->d = d;
+        st = lf_pool_create(&s->pool, d.threads);
+    }
+    lf_http_server_desc hd = d.http;
+    hd.on_request = lf__svc_on_request, hd.on_close = lf__svc_on_close, hd.user = s;
+    if (st == LF_OK) st = lf_http_server_open(&s->http, &hd);
+    if (st != LF_OK) {
+        LF_FREE(keep.data);
+        s->d.model = NULL;
+        lf_service_close(s);
+        return st;
+    }
+    *out = s;
+    return LF_OK;
+}
+
+LF_API int lf_service_port(const lf_service *s) { return lf_http_server_port(s->http); }
+
+LF_API lf_status lf_service_run(lf_service *s) {
+    lf_status st = lf__svc_start_load(s, s->d.model, s->d.adapter, s->d.name, NULL, NULL);
+    if (st != LF_OK) return st;
+    lf_status hs = lf_http_server_run(s->http);  // until stopped, with the grace period
+    pthread_mutex_lock(&s->mu);
+    s->down = true, s->cur = NULL;
+    for (lf__svc_model *sm = s->live; sm; sm = sm->next) sm->stopping = true, lf_engine_stop(sm->e);
+    while (s->n_threads > 0) pthread_cond_wait(&s->cv, &s->mu);
+    st = s->first_status;
+    pthread_mutex_unlock(&s->mu);
+    return st != LF_OK ? lf__fail(st, "%s", s->first_err) : hs;
+}
+
+LF_API void lf_service_stop(lf_service *s) { lf_http_server_stop(s->http, s->d.shutdown_grace_ms); }
+
+LF_API void lf_service_close(lf_service *s) {
+    if (!s) return;
+    lf_http_server_close(s->http);
+    lf_pool_destroy(s->pool);
+    for (lf__svc_stat *t = s->stats, *n; t; t = n) n = t->next, LF_FREE(t);
+    LF_FREE(s->keys), LF_FREE(s->buckets), LF_FREE((void *)s->d.model);
+    pthread_mutex_destroy(&s->mu), pthread_mutex_destroy(&s->log_mu), pthread_cond_destroy(&s->cv);
+    LF_FREE(s);
+}
+#endif  // 15 needs http, threads and stdio
 
 #endif // LF__IMPLEMENTATION_ONCE
 #endif // LARGEFORGE_IMPLEMENTATION

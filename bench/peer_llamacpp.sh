@@ -4,8 +4,10 @@
 # Idempotent: every step is skipped when its output already exists.
 #   1. pip-download the llama-cpp-python sdist (pinned) into the peer dir
 #      (outside the repo), and extract it; llama.cpp lives in vendor/llama.cpp.
-#   2. build llama.cpp's `llama-bench` and `llama-quantize` (CPU, Release, GGML_NATIVE=ON,
-#      no curl / openssl, no CUDA, -j2).
+#   2. build llama.cpp's `llama-bench`, `llama-quantize` and `llama-server` (CPU, Release,
+#      GGML_NATIVE=ON, no curl / openssl / web UI, no CUDA, -j2). llama-server lands next to
+#      llama-bench ("$(dirname "$PEER")/llama-server" for bench/serve_bench.sh); a failure to
+#      build it is logged, not fatal, so `make bench` keeps llama-bench.
 #   3. create a Python venv with the sdist's own gguf-py (+ numpy) and write
 #      random-weight GGUF models with bench/make_gguf.py; llama-quantize makes their Q8_0 and
 #      Q4_0 versions.
@@ -65,21 +67,26 @@ if [ ! -f "$LLAMA/CMakeLists.txt" ]; then
     rm -rf "$SRC" && mv "$SRC.tmp/llama_cpp_python-$LLAMACPP_PY_VER" "$SRC" && rm -rf "$SRC.tmp"
 fi
 
-# --- 2. build llama-bench ----------------------------------------------------
-if [ ! -x "$BENCH_BIN" ]; then
+# --- 2. build llama-bench, llama-quantize, llama-server -----------------------
+# The server is in (LLAMA_BUILD_SERVER) but its web UI has no assets: no npm, no download.
+configure() {
     command -v cmake >/dev/null || { log "cmake not found (apt-get install cmake)"; exit 1; }
     GEN=()
     command -v ninja >/dev/null && GEN=(-G Ninja)
     log "configuring llama.cpp in $BUILD"
-    t0=$(date +%s)
     cmake -S "$LLAMA" -B "$BUILD" "${GEN[@]}" \
         -DCMAKE_BUILD_TYPE=Release \
         -DGGML_NATIVE=ON \
         -DGGML_CUDA=OFF -DGGML_METAL=OFF -DGGML_VULKAN=OFF \
         -DLLAMA_CURL=OFF -DLLAMA_OPENSSL=OFF \
         -DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_EXAMPLES=OFF \
-        -DLLAMA_BUILD_SERVER=OFF -DLLAMA_BUILD_APP=OFF \
+        -DLLAMA_BUILD_SERVER=ON -DLLAMA_BUILD_UI=OFF -DLLAMA_USE_PREBUILT_UI=OFF \
+        -DLLAMA_BUILD_APP=OFF \
         -DBUILD_SHARED_LIBS=OFF >&2
+}
+if [ ! -x "$BENCH_BIN" ]; then
+    t0=$(date +%s)
+    configure
     log "building llama-bench (-j$JOBS)"
     cmake --build "$BUILD" --config Release --target llama-bench llama-quantize -j"$JOBS" >&2
     t1=$(date +%s)
@@ -92,6 +99,20 @@ QUANT_BIN="$BUILD/bin/llama-quantize"
 if [ ! -x "$QUANT_BIN" ]; then
     log "building llama-quantize (-j$JOBS)"
     cmake --build "$BUILD" --config Release --target llama-quantize -j"$JOBS" >&2
+fi
+
+# llama-server for the serving comparison (bench/serve_bench.sh); a build configured before it
+# was asked for has no such target: configure again, which keeps what is built.
+SERVER_BIN="$BUILD/bin/llama-server"
+if [ ! -x "$SERVER_BIN" ]; then
+    log "building llama-server (-j$JOBS)"
+    t0=$(date +%s)
+    if { grep -q '^LLAMA_BUILD_SERVER:BOOL=ON' "$BUILD/CMakeCache.txt" 2>/dev/null || configure; } &&
+        cmake --build "$BUILD" --config Release --target llama-server -j"$JOBS" >&2; then
+        log "llama-server built in $(($(date +%s) - t0)) s"
+    else
+        log "llama-server did not build: serving comparison unavailable"
+    fi
 fi
 
 # --- 3. random-weight GGUF models --------------------------------------------

@@ -7,6 +7,7 @@
 //   3  LF_ERR_NOMEM                  7  LF_ERR_CONFIG: bad config field
 //   4  LF_ERR_IO: cannot read/write  8  LF_ERR_UNSUPPORTED   9 LF_ERR_CAPACITY
 //  10  LF_ERR_CUDA  11  LF_ERR_NET: network  12  LF_ERR_CANCELLED (interrupted)  13  LF_ERR_BUSY
+//  14  LF_ERR_TIMEOUT
 //  64  usage error (unknown option, missing value)
 #ifndef LF_DRIVER_COMMON_H
 #define LF_DRIVER_COMMON_H

@@ -18,6 +18,7 @@ static const char *const tasks[][2] = {
     {"merge", "fold a LoRA adapter into its base model"},
     {"quantize", "int8, NF4, Q8_0, Q4_0, 4-bit groups, GPTQ and AWQ, with a quality report"},
     {"generate", "synthetic instruction data, preference pairs and teacher logits from a model"},
+    {"serve", "an OpenAI-compatible inference server (continuous batching, streaming, keys, metrics)"},
 };
 
 static void usage(FILE *f) {

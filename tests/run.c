@@ -75,12 +75,13 @@ static int lf_test_each_allocation_fails(lf_status (*session)(const void *ctx), 
 #include "test_generate.c"
 #include "test_engine.c"
 #include "test_http.c"
+#include "test_serve.c"
 #include "test_drivers.c"
 #include "test_synth_gen.c"
 #include "test_layout.c"
 
 static const lf_test *const lf_suites[] = {tests_core, tests_quant, tests_safetensors, tests_model, tests_lora, tests_train, tests_data, tests_synth, tests_tokenizer,
-                                           tests_generate, tests_engine, tests_http, tests_drivers, tests_synth_gen, tests_layout};
+                                           tests_generate, tests_engine, tests_http, tests_serve, tests_drivers, tests_synth_gen, tests_layout};
 static const size_t lf_suite_sizes[] = {sizeof tests_core / sizeof *tests_core,
                                         sizeof tests_quant / sizeof *tests_quant,
                                         sizeof tests_safetensors / sizeof *tests_safetensors,
@@ -93,6 +94,7 @@ static const size_t lf_suite_sizes[] = {sizeof tests_core / sizeof *tests_core,
                                         sizeof tests_generate / sizeof *tests_generate,
                                         sizeof tests_engine / sizeof *tests_engine,
                                         sizeof tests_http / sizeof *tests_http,
+                                        sizeof tests_serve / sizeof *tests_serve,
                                         sizeof tests_drivers / sizeof *tests_drivers,
                                         sizeof tests_synth_gen / sizeof *tests_synth_gen,
                                         sizeof tests_layout / sizeof *tests_layout};

@@ -535,7 +535,31 @@ static int test_drivers_quantize(void) {
     return 0;
 }
 
+// lf-serve against the real clients (tests/clients/serve_clients.py): the official openai
+// package, curl, prometheus_client's parser of /metrics, raw sockets for hostile input and a
+// slowloris client, then SIGTERM and exit 0. Skipped when python3 or its packages are missing.
+static int test_drivers_serve_clients(void) {
+    DRV_NEED_BUILD();
+    if (!lf_path_exists("build/lf-serve")) SKIP("build/lf-serve not built (run make first)");
+    static char out[1 << 16];
+    int rc = drv_run("python3 tests/clients/serve_clients.py --server build/lf-serve --model tests/fixtures/models/tiny_chat "
+                     "--threads 1",
+                     out, sizeof out);
+    if (rc == 3 || rc == 127) SKIP("python3 with openai and prometheus_client is needed: %s", out);
+    const char *last = strstr(out, "serve_clients: ");
+    if (rc != 0 || !last || getenv("LF_TEST_VERBOSE")) fprintf(stderr, "%s", out);
+    CHECK(rc == 0 && last && strstr(last, " 0 fail, 0 skip"));
+    // the driver's own errors: no model, a short key, a bad config key
+    CHECK(drv_run("build/lf-serve inference", out, sizeof out) == 64 && strstr(out, "a model is required"));
+    CHECK(drv_run("LARGEFORGE_API_KEY=short build/lf-serve inference --model tests/fixtures/models/tiny_chat --port 0", out,
+                  sizeof out) == 7 && strstr(out, "at least 32"));
+    CHECK(drv_run("build/lf-serve inference --config configs/serve.yaml --server.prot 1", out, sizeof out) == 7 &&
+          strstr(out, "server.prot"));
+    return 0;
+}
+
 static const lf_test tests_drivers[] = {
+    {"drivers/serve_clients", test_drivers_serve_clients},
     {"drivers/train_resume_sigterm", test_drivers_train_resume},
     {"drivers/dpo_orpo", test_drivers_dpo},
     {"drivers/distill_online_offline", test_drivers_distill},

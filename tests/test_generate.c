@@ -10,7 +10,7 @@ static int sample_freqs(const lf_sampler *s, const float *logits0, int V, const 
     int32_t work[16];
     for (int i = 0; i < n; i++) {
         memcpy(logits, logits0, sizeof(float) * (size_t)V);
-        int32_t t = lf_sample(s, logits, V, NULL, 0, &rng, work);
+        int32_t t = lf_sample(s, logits, V, NULL, 0, 0, &rng, work);
         CHECK(t >= 0 && t < V);
         counts[t]++;
     }
@@ -26,7 +26,7 @@ static int sample_freqs(const lf_sampler *s, const float *logits0, int V, const 
 
 static int test_sampling_distributions(void) {
     const float lg[4] = {logf(0.5f), logf(0.3f), logf(0.15f), logf(0.05f)};
-    lf_sampler s = {1.0f, 0, 1.0f, 0.0f, 1.0f, 11};
+    lf_sampler s = {1.0f, 0, 1.0f, 0.0f, 1.0f, 0, 0, 11};
     double plain[4] = {0.5, 0.3, 0.15, 0.05};
     if (sample_freqs(&s, lg, 4, plain, 40000)) return 1;
     s.top_k = 2;  // renormalized over the best two
@@ -49,21 +49,27 @@ static int test_sampling_greedy_and_penalty(void) {
     lf_rng rng;
     lf_rng_seed(&rng, 0);
     int32_t work[8];
-    lf_sampler greedy = {0.0f, 0, 1.0f, 0.0f, 1.0f, 0};
+    lf_sampler greedy = {0.0f, 0, 1.0f, 0.0f, 1.0f, 0, 0, 0};
     float a[5] = {1, 3, 3, -1, 2};
-    CHECK(lf_sample(&greedy, a, 5, NULL, 0, &rng, work) == 1);  // ties: the lower id
+    CHECK(lf_sample(&greedy, a, 5, NULL, 0, 0, &rng, work) == 1);  // ties: the lower id
     // transformers' repetition penalty: positive logits divided, negative multiplied, once per id
-    lf_sampler pen = {0.0f, 0, 1.0f, 0.0f, 2.0f, 0};
+    lf_sampler pen = {0.0f, 0, 1.0f, 0.0f, 2.0f, 0, 0, 0};
     float b[3] = {2, 1, -1};
     int32_t hist[4] = {0, 2, 0, 0};
-    CHECK(lf_sample(&pen, b, 3, hist, 4, &rng, work) == 0);
+    CHECK(lf_sample(&pen, b, 3, hist, 4, 0, &rng, work) == 0);
     CHECK(b[0] == 1.0f && b[1] == 1.0f && b[2] == -2.0f);
-    lf_sampler k1 = {0.9f, 1, 1.0f, 0.0f, 1.0f, 0};
+    // OpenAI's presence and frequency penalties (vLLM: over generated ids only): logit -=
+    // presence * [count > 0] + frequency * count; hist[0] is the prompt here
+    lf_sampler pf = {0.0f, 0, 1.0f, 0.0f, 1.0f, 0.5f, 0.25f, 0};
+    float e[3] = {2, 1, -1};
+    CHECK(lf_sample(&pf, e, 3, hist, 4, 1, &rng, work) == 0);
+    CHECK(e[0] == 2.0f - 0.5f - 0.5f && e[1] == 1.0f && e[2] == -1.0f - 0.5f - 0.25f);
+    lf_sampler k1 = {0.9f, 1, 1.0f, 0.0f, 1.0f, 0, 0, 0};
     float c[5] = {0, 0.5f, 4, 4, 1};
     for (int i = 0; i < 100; i++) {
         float d[5];
         memcpy(d, c, sizeof d);
-        CHECK(lf_sample(&k1, d, 5, NULL, 0, &rng, work) == 2);
+        CHECK(lf_sample(&k1, d, 5, NULL, 0, 0, &rng, work) == 2);
     }
     return 0;
 }
@@ -231,8 +237,8 @@ static int test_generate_stop_edge_cases(void) {
     int32_t work[4] = {12345, 12345, 12345, 12345};
     lf_rng rng;
     lf_rng_seed(&rng, 1);
-    lf_sampler smp = {0.7f, 0, 0.9f, 0.0f, 1.0f, 1};
-    int32_t t = lf_sample(&smp, nan_logits, 4, NULL, 0, &rng, work);
+    lf_sampler smp = {0.7f, 0, 0.9f, 0.0f, 1.0f, 0, 0, 1};
+    int32_t t = lf_sample(&smp, nan_logits, 4, NULL, 0, 0, &rng, work);
     CHECK(t >= 0 && t < 4);
     // a KV cache made for a longer context than this model instance supports is refused
     lf_model m2;
