@@ -196,7 +196,8 @@ LF_API void lf_sha256_final(lf_sha256 *c, char hex[65]);  // lowercase hex, NUL-
 // thread count) that the threads, the caller among them as tid 0, claim until none is left.
 // fn must compute each range's result the same whatever thread runs it (tid is only for
 // per-thread scratch); results are then bit-identical run to run. fn must not call
-// lf_parallel_for on the same pool.
+// lf_parallel_for on the same pool. Callers on several threads may share a pool: their jobs
+// run one after the other.
 typedef void (*lf_range_fn)(void *arg, int64_t begin, int64_t end, int tid);
 typedef struct lf_pool lf_pool;
 LF_API lf_status lf_pool_create(lf_pool **out, int n_threads);  // n_threads <= 0: all cores
@@ -706,8 +707,8 @@ typedef struct lf_model_desc {
     int n_threads;       // default: all cores
     int max_tokens;      // default: 512; most tokens in one lf_model_forward call
     int max_seq_len;     // default: min(max_position_embeddings, 4096); positions must stay below it
-    lf_pool *pool;       // optional: share a pool (kept, not owned); the models sharing it then
-                         // run one forward at a time between them; default: the model makes one
+    lf_pool *pool;       // optional: share a pool (kept, not owned); models sharing it from several
+                         // threads take turns job by job; default: the model makes one
 } lf_model_desc;
 
 // The seven linear projections of a layer, in transformers' named_parameters() order.
@@ -2548,7 +2549,7 @@ LF_API void lf_http_response_deinit(lf_http_response *r);  // safe on zeroed or 
 //   Defaults of a request are the product's (max_tokens 256, temperature 0.7, top_p 0.9, top_k
 // 50) overlaid with the model's generation_config.json, as lf_gen_desc_load, unless desc.gen
 // gives them. A max_tokens that does not fit the context beside the prompt is a 400; without
-// one, a request may fill the context.
+// one, the default is cut to what fits.
 //   Keys: with api_keys set every endpoint but /health (and /metrics unless metrics_auth) needs
 // "Authorization: Bearer <key>"; keys are compared by their SHA-256 in constant time and never
 // logged. Rate limits are token buckets per key (per client address without keys) refilled per
@@ -2558,7 +2559,8 @@ LF_API void lf_http_response_deinit(lf_http_response *r);  // safe on zeroed or 
 // with Retry-After; one that runs past request_timeout_s gets 504 TIMEOUT (or, once streaming,
 // an error event). A client that disconnects cancels its request at the engine's next step.
 //   Swap: POST /admin/model {"model": NAME, "adapter": NAME | null} loads a model (and adapter)
-// named in desc.models (desc.adapters): paths never come from requests. New requests go to the
+// named in desc.models (desc.adapters): paths never come from requests. Without "model", the
+// model served now is loaded again with the adapter given (null: none). New requests go to the
 // new model once it is loaded; requests in flight finish on the old one, which is then freed.
 //   Access log: one JSON line per request (method, path, status, client, model, timings, token
 // counts); prompts and completions only with log_prompts; keys never.
@@ -2599,7 +2601,7 @@ typedef struct lf_serve_desc {
     int n_adapters;
     int shutdown_grace_ms;         // default 30000: requests in flight get this long after a stop
     // One access-log line (JSON, no newline); default NULL: lf_log at LF_LOG_INFO, module "access".
-    // Called on the I/O and engine threads, one call at a time.
+    // Called on the I/O, engine and loader threads, one call at a time.
     void (*access_log)(void *user, const char *line);
     void *user;
 } lf_serve_desc;
@@ -2608,8 +2610,8 @@ typedef struct lf_serve_desc {
 // port, max_batch, max_seq_len, kv_budget_mb, prefill_chunk, max_queue, queue_timeout,
 // request_timeout, max_connections, max_body_mb, header_timeout, body_timeout, idle_timeout,
 // api_key_file, admin_key_file, metrics_auth, cors_origins, rate_limit {requests_per_minute,
-// tokens_per_minute}, log_prompts, access_log, shutdown_grace, models {name: dir}, adapters
-// {name: dir}} and the generation section (lf_gen_desc_from_config). Keys: $LARGEFORGE_API_KEY,
+// tokens_per_minute}, log_prompts, access_log, shutdown_grace, no_prefix_cache, models {name:
+// dir}, adapters {name: dir}} and the generation section (lf_gen_desc_from_config). Keys: $LARGEFORGE_API_KEY,
 // then one per non-blank line of api_key_file; each must be at least 32 bytes. Unknown keys are
 // errors. Strings point into the doc (keys into c), which must outlive c.
 typedef struct lf_serve_config {
@@ -2626,7 +2628,8 @@ LF_API void lf_serve_config_deinit(lf_serve_config *c);  // safe on zeroed objec
 
 typedef struct lf_service lf_service;
 // lf_service_open — checks desc and binds the listening socket; the model loads in
-// lf_service_run.
+// lf_service_run. desc's model, adapter, name and keys are copied; what models, adapters,
+// cors_origins and gen point to must live until lf_service_close.
 //   returns  LF_OK | LF_ERR_CONFIG (a desc field, named: a key shorter than 32 bytes, a bad
 //            limit) | LF_ERR_NET (bind) | LF_ERR_NOMEM
 LF_API lf_status lf_service_open(lf_service **out, const lf_serve_desc *d);
@@ -2789,6 +2792,9 @@ LF_API void lf_log_set(lf_log_fn fn, void *user, lf_log_level min_level) {
     lf__logger.min = min_level;
 }
 
+static void lf__log_str(lf_log_level lvl, const char *module, const char *msg) {  // a message of any length
+    if (lf__logger.fn && lvl >= lf__logger.min) lf__logger.fn(lf__logger.user, lvl, module, msg);
+}
 static LF__PRINTF(3, 4) void lf__log(lf_log_level lvl, const char *module, const char *fmt, ...) {
     if (!lf__logger.fn || lvl < lf__logger.min) return;
     char msg[1024];
@@ -2796,7 +2802,7 @@ static LF__PRINTF(3, 4) void lf__log(lf_log_level lvl, const char *module, const
     va_start(ap, fmt);
     vsnprintf(msg, sizeof msg, fmt, ap);
     va_end(ap);
-    lf__logger.fn(lf__logger.user, lvl, module, msg);
+    lf__log_str(lvl, module, msg);
 }
 
 static const char *lf__level_name(lf_log_level l) {
@@ -3183,6 +3189,7 @@ struct lf_pool {
     lf_range_fn fn;
     void *arg;
     int64_t njobs, nranges;
+    pthread_mutex_t call_mu;  // held by the caller for a whole job: callers on other threads wait
 #endif
 };
 
@@ -3253,6 +3260,7 @@ LF_API lf_status lf_pool_create(lf_pool **out, int n_threads) {
     p->n = n_threads;
 #ifndef LF_NO_THREADS
     pthread_mutex_init(&p->mu, NULL);
+    pthread_mutex_init(&p->call_mu, NULL);
     pthread_cond_init(&p->cv, NULL);
     if (n_threads > 1) {
         p->threads = (pthread_t *)lf__calloc((size_t)n_threads, sizeof(pthread_t), "thread pool");
@@ -3287,6 +3295,7 @@ LF_API void lf_pool_destroy(lf_pool *p) {
     for (int i = 1; i < p->n && p->threads; i++) pthread_join(p->threads[i], NULL);
     LF_FREE(p->threads);
     pthread_mutex_destroy(&p->mu);
+    pthread_mutex_destroy(&p->call_mu);
     pthread_cond_destroy(&p->cv);
 #endif
     LF_FREE(p);
@@ -3301,6 +3310,7 @@ LF_API void lf_parallel_for(lf_pool *p, int64_t n, lf_range_fn fn, void *arg) {
         return;
     }
 #ifndef LF_NO_THREADS
+    pthread_mutex_lock(&p->call_mu);
     int64_t nranges = LF__MIN(n, (int64_t)p->n * LF__POOL_SPLIT);
     uint32_t gen = p->gen + 1;
     __atomic_store_n(&p->fn, fn, __ATOMIC_RELAXED);
@@ -3320,6 +3330,7 @@ LF_API void lf_parallel_for(lf_pool *p, int64_t n, lf_range_fn fn, void *arg) {
         else _mm_pause();
 #endif
     }
+    pthread_mutex_unlock(&p->call_mu);
 #endif
 }
 
@@ -19983,7 +19994,7 @@ typedef struct lf__svc_stat {
 // One loaded model with its engine; freed by its engine thread once stopped.
 typedef struct lf__svc_model {
     lf_service *svc;
-    char *name, *adapter_name;
+    char *dir, *name, *adapter_name;
     lf_model m;
     lf_tokenizer tok;
     lf_gen_desc gen;
@@ -20177,7 +20188,7 @@ static void lf__svc_log(lf_service *s, const lf__svc_ctx *c, int status, const l
     if (!b.failed) {
         pthread_mutex_lock(&s->log_mu);
         if (s->d.access_log) s->d.access_log(s->d.user, b.data);
-        else lf__log(LF_LOG_INFO, "access", "%s", b.data);
+        else lf__log_str(LF_LOG_INFO, "access", b.data);
         pthread_mutex_unlock(&s->log_mu);
     }
     LF_FREE(b.data);
@@ -20204,18 +20215,26 @@ static int lf__svc_headers(const lf__svc_ctx *c, lf_http_header *h, char *retry)
     return n;
 }
 
-static void lf__svc_send(lf_service *s, const lf__svc_ctx *c, int status, const char *ctype, const char *body, size_t len) {
+// Answers; a NULL body, or no memory to queue the answer, answers a 500 from static bytes, so
+// that every request gets one. Returns the status sent.
+static int lf__svc_respond(lf_service *s, const lf__svc_ctx *c, int status, const char *ctype, const char *body, size_t len) {
+    static const char oom[] = "{\"error\":{\"message\":\"out of memory\",\"type\":\"server_error\",\"param\":null,\"code\":\"INTERNAL_ERROR\"}}\n";
     lf_http_header h[5];
     char retry[16];
-    lf_http_respond(s->http, c->hid, status, h, lf__svc_headers(c, h, retry), ctype, body, len);
+    int nh = lf__svc_headers(c, h, retry);
+    if (body && lf_http_respond(s->http, c->hid, status, h, nh, ctype, body, len) != LF_ERR_NOMEM) return status;
+    lf_http_respond(s->http, c->hid, 500, NULL, 0, "application/json", oom, sizeof oom - 1);
+    return 500;
+}
+
+static void lf__svc_send(lf_service *s, const lf__svc_ctx *c, int status, const char *ctype, const lf__buf *b) {
+    status = lf__svc_respond(s, c, status, ctype, b->failed ? NULL : b->data, b->len);
     lf__svc_count(s, c, status);
     lf__svc_log(s, c, status, NULL, NULL);
 }
 
 static void lf__svc_send_buf(lf_service *s, const lf__svc_ctx *c, int status, lf__buf *b) {
-    static const char oom[] = "{\"error\":{\"message\":\"out of memory\",\"type\":\"server_error\",\"param\":null,\"code\":\"INTERNAL_ERROR\"}}\n";
-    if (b->failed) lf__svc_send(s, c, 500, "application/json", oom, sizeof oom - 1);
-    else lf__svc_send(s, c, status, "application/json", b->data, b->len);
+    lf__svc_send(s, c, status, "application/json", b);
     LF_FREE(b->data);
 }
 
@@ -20466,8 +20485,8 @@ static lf_status lf__svc_chunk(lf__svc_req *r, const char *text, size_t len, con
     lf__buf_puts(&b, ",\"choices\":[{\"index\":0,");
     if (r->chat) {
         lf__buf_puts(&b, role ? "\"delta\":{\"role\":\"assistant\",\"content\":" : text ? "\"delta\":{\"content\":" : "\"delta\":{");
-        if (role || text) lf__buf_json_str(&b, text ? text : "", text ? len : 0), lf__buf_putc(&b, '}');
-        else lf__buf_putc(&b, '}');
+        if (role || text) lf__buf_json_str(&b, text ? text : "", text ? len : 0);
+        lf__buf_putc(&b, '}');
     } else lf__buf_puts(&b, "\"text\":"), lf__buf_json_str(&b, text ? text : "", text ? len : 0);
     lf__buf_puts(&b, ",\"logprobs\":null,\"finish_reason\":");
     lf__buf_puts(&b, finish ? finish : "null");
@@ -20483,7 +20502,7 @@ static lf_status lf__svc_stream_begin(lf__svc_req *r) {
     char retry[16];
     int n = 1 + lf__svc_headers(&r->c, h + 1, retry);
     lf_status s = lf_http_stream_begin(r->svc->http, r->c.hid, 200, h, n, "text/event-stream");
-    r->began = true;
+    r->began = s == LF_OK;
     return s == LF_OK && r->chat ? lf__svc_chunk(r, NULL, 0, NULL, true) : s;
 }
 
@@ -20517,6 +20536,10 @@ static void lf__svc_token_str(lf__buf *b, const lf_tokenizer *tok, int32_t id, c
     lf__buf_putc(b, '"');
 }
 
+// A log-probability as JSON: -inf, or NaN from a broken forward, as -9999 (JSON has neither; vLLM
+// clamps so too).
+static const char *lf__svc_lp(char f[32], float lp) { return lf__fstr(f, isfinite(lp) ? lp : -9999.0f); }
+
 // {"token", "bytes", "logprob"} of chat's logprobs.
 static void lf__svc_token(lf__buf *b, const lf_tokenizer *tok, int32_t id, float lp) {
     char *t, f[32];
@@ -20525,7 +20548,7 @@ static void lf__svc_token(lf__buf *b, const lf_tokenizer *tok, int32_t id, float
     lf__svc_token_str(b, tok, id, &t, &n);
     lf__buf_puts(b, ",\"bytes\":[");
     for (size_t i = 0; i < n; i++) lf__buf_printf(b, "%s%u", i ? "," : "", (unsigned)(unsigned char)t[i]);
-    lf__buf_printf(b, "],\"logprob\":%s", lf__fstr(f, lp));
+    lf__buf_printf(b, "],\"logprob\":%s", lf__svc_lp(f, lp));
     lf_free(t);
 }
 
@@ -20553,7 +20576,7 @@ static void lf__svc_logprobs(lf__buf *b, const lf__svc_req *r, const lf_gen_resu
     lf__buf_puts(b, "{\"tokens\":[");
     for (int i = 0; i < res->n_gen; i++) lf__buf_puts(b, i ? "," : ""), lf__svc_token_str(b, tok, res->ids[i], &t, &n), lf_free(t);
     lf__buf_puts(b, "],\"token_logprobs\":[");
-    for (int i = 0; i < res->n_gen; i++) lf__buf_printf(b, "%s%s", i ? "," : "", lf__fstr(f, res->logprobs[i]));
+    for (int i = 0; i < res->n_gen; i++) lf__buf_printf(b, "%s%s", i ? "," : "", lf__svc_lp(f, res->logprobs[i]));
     lf__buf_puts(b, "],\"top_logprobs\":[");
     for (int i = 0; i < res->n_gen; i++) {  // an object: a name two tokens share is kept once, the likelier
         lf__buf_puts(b, i ? ",{" : "{");
@@ -20568,19 +20591,26 @@ static void lf__svc_logprobs(lf__buf *b, const lf__svc_req *r, const lf_gen_resu
                 dup |= !strncmp(b->data + keys[j], b->data + at, len) && b->data[keys[j] + len] == ':';
             }
             if (dup && !b->failed) b->len = at - (kept ? 1 : 0), b->data[b->len] = 0;
-            else keys[kept++] = at, lf__buf_printf(b, ":%s", lf__fstr(f, res->top_logprobs[i * res->n_top + k]));
+            else keys[kept++] = at, lf__buf_printf(b, ":%s", lf__svc_lp(f, res->top_logprobs[i * res->n_top + k]));
         }
         lf__buf_putc(b, '}');
     }
-    lf__buf_puts(b, "],\"text_offset\":[");  // in characters, as a client indexes the text
-    size_t off = 0;
+    // text_offset: where each token's text starts, in characters, as a client indexes the text;
+    // the streaming decoder gives the pieces the text is made of (a piece of a character, or a
+    // leading space a decoder strips, counts with its neighbour); a stop string cut off the end
+    size_t off = 0, total = 0;
+    for (size_t j = 0; j < res->len; j++) total += ((unsigned char)res->text[j] & 0xC0) != 0x80;
+    lf_tok_stream ts;
+    lf_tok_stream_init(&ts, tok, true);
+    lf__buf_puts(b, "],\"text_offset\":[");
     for (int i = 0; i < res->n_gen; i++) {
-        lf__buf_printf(b, "%s%zu", i ? "," : "", off);
-        t = NULL;
-        if (lf_tok_decode(tok, &res->ids[i], 1, true, &t, &n) == LF_OK)
-            for (size_t j = 0; j < n; j++) off += ((unsigned char)t[j] & 0xC0) != 0x80;
-        lf_free(t);
+        const char *piece = NULL;
+        lf__buf_printf(b, "%s%zu", i ? "," : "", LF__MIN(off, total));
+        n = 0;
+        if (lf_tok_stream_push(&ts, res->ids[i], &piece, &n) != LF_OK) n = 0;
+        for (size_t j = 0; j < n; j++) off += ((unsigned char)piece[j] & 0xC0) != 0x80;
     }
+    lf_tok_stream_deinit(&ts);
     lf__buf_puts(b, "]}");
 }
 
@@ -20617,7 +20647,7 @@ static void lf__svc_on_done(void *user, uint64_t eid, lf_status st, const lf_gen
         }
         lf__buf_puts(&b, "data: [DONE]\n\n");
         if (w == LF_OK) w = b.failed ? LF_ERR_NOMEM : lf_http_stream_write(s->http, r->c.hid, b.data, b.len);
-        if (w != LF_OK) status = 499;
+        if (w != LF_OK) status = w == LF_ERR_CANCELLED ? 499 : 500;
     } else if (status == 200) {
         lf__buf_printf(&b, "{\"id\":\"%s\",\"object\":\"%s\",\"created\":%lld,\"model\":", r->id,
                        r->chat ? "chat.completion" : "text_completion", (long long)r->created);
@@ -20654,13 +20684,12 @@ static void lf__svc_on_done(void *user, uint64_t eid, lf_status st, const lf_gen
     r->sm->refs--;
     lf__svc_release(s, r->sm);  // (a stop takes effect after this step)
     pthread_mutex_unlock(&s->mu);
-    lf_http_header h[5];
-    char retry[16];
     if (status == 200 && r->stream) lf_http_stream_end(s->http, r->c.hid);
-    else if (r->began && status != 499) {
-        if (!b.failed && lf_http_stream_write(s->http, r->c.hid, b.data, b.len) == LF_OK) lf_http_stream_end(s->http, r->c.hid);
-    } else if (status != 499 && !b.failed)
-        lf_http_respond(s->http, r->c.hid, status, h, lf__svc_headers(&r->c, h, retry), "application/json", b.data, b.len);
+    else if (r->began && status != 499) {  // the stream ends even when its error event could not be sent
+        if (!b.failed) lf_http_stream_write(s->http, r->c.hid, b.data, b.len);
+        lf_http_stream_end(s->http, r->c.hid);
+    } else if (status != 499)
+        lf__svc_respond(s, &r->c, status, "application/json", b.failed ? NULL : b.data, b.len);
     LF_FREE(b.data);
     lf__svc_log(s, &r->c, status, r, res);
     LF_FREE(r->prompt_log), LF_FREE(r);
@@ -20707,9 +20736,9 @@ static bool lf__svc_submit(lf_service *s, lf__svc_ctx *c, lf__svc_model *sm, int
     if (bad) return lf__svc_error(s, c, bad, bad == 404 ? "MODEL_NOT_FOUND" : NULL, p->param, "%s", p->err), false;
     double cost = (double)*n + p->g.max_tokens;
     if (!lf__svc_take(s, bucket, 0, cost, &retry)) {
-        c->retry_after = retry < 0 ? 60 : retry;
-        if (retry < 0)
-            lf__svc_error(s, c, 429, NULL, "max_tokens", "the prompt's %zu tokens and max_tokens %d are more than the %g tokens per minute allowed",
+        c->retry_after = LF__MAX(retry, 0);
+        if (retry < 0)  // never: waiting would not help (clients retry a 429)
+            lf__svc_error(s, c, 400, NULL, "max_tokens", "the prompt's %zu tokens and max_tokens %d are more than the %g tokens per minute allowed",
                           *n, p->g.max_tokens, s->d.tokens_per_min);
         else lf__svc_error(s, c, 429, NULL, NULL, "rate limit: %g tokens per minute", s->d.tokens_per_min);
         return false;
@@ -20778,7 +20807,7 @@ static void lf__svc_model_free(lf__svc_model *sm) {
     lf_engine_destroy(sm->e);
     lf_model_close(&sm->m);
     lf_tok_close(&sm->tok);
-    LF_FREE(sm->name), LF_FREE(sm->adapter_name), LF_FREE(sm);
+    LF_FREE(sm->dir), LF_FREE(sm->name), LF_FREE(sm->adapter_name), LF_FREE(sm);
 }
 
 static lf_status lf__svc_model_load(lf_service *s, const char *dir, const char *adapter, const char *name,
@@ -20787,6 +20816,7 @@ static lf_status lf__svc_model_load(lf_service *s, const char *dir, const char *
     lf__svc_model *sm = (lf__svc_model *)lf__calloc(1, sizeof *sm, "model");
     if (!sm) return LF_ERR_NOMEM;
     sm->svc = s, sm->created = (int64_t)time(NULL);
+    sm->dir = lf__strndup(dir, strlen(dir), "model path");
     sm->name = lf__strndup(name, strlen(name), "model name");
     sm->adapter_name = adapter_name ? lf__strndup(adapter_name, strlen(adapter_name), "adapter name") : NULL;
     lf_engine_desc ed = s->d.engine;
@@ -20794,7 +20824,7 @@ static lf_status lf__svc_model_load(lf_service *s, const char *dir, const char *
     memset(&md, 0, sizeof md);
     md.path = dir, md.pool = s->pool, md.max_seq_len = ed.max_seq_len;
     md.max_tokens = LF__MAX(512, (ed.max_batch ? ed.max_batch : 16) + (ed.prefill_chunk ? ed.prefill_chunk : 256));
-    lf_status st = sm->name && (!adapter_name || sm->adapter_name) ? lf_model_open(&sm->m, &md) : LF_ERR_NOMEM;
+    lf_status st = sm->dir && sm->name && (!adapter_name || sm->adapter_name) ? lf_model_open(&sm->m, &md) : LF_ERR_NOMEM;
     if (st == LF_OK) st = lf_tok_open(&sm->tok, dir);
     if (st == LF_OK && adapter && (st = lf_lora_load(&sm->m, adapter)) == LF_OK) st = lf_lora_merge(&sm->m);
     sm->gen = s->d.gen ? *s->d.gen : lf_gen_desc_default();
@@ -20864,7 +20894,7 @@ static void *lf__svc_loader_main(void *arg) {
         if (old) lf__svc_release(s, old);
         sm = NULL;
     }
-    if (!L->hid && st != LF_OK) s->first_status = st, snprintf(s->first_err, sizeof s->first_err, "%s", msg);
+    if (!L->hid && st != LF_OK && !s->down) s->first_status = st, snprintf(s->first_err, sizeof s->first_err, "%s", msg);
     s->loading = false;
     pthread_mutex_unlock(&s->mu);
     lf__svc_model_free(sm);
@@ -20913,7 +20943,7 @@ static const lf_serve_named *lf__svc_named(const lf_serve_named *v, int n, const
 }
 
 static void lf__svc_admin(lf_service *s, lf__svc_ctx *c, const lf_http_request *rq) {
-    if (rq->method == LF_HTTP_GET) {
+    if (rq->method == LF_HTTP_GET || rq->method == LF_HTTP_HEAD) {
         lf__buf b = LF__ZERO;
         pthread_mutex_lock(&s->mu);
         lf__buf_puts(&b, "{\"model\":");
@@ -20939,18 +20969,30 @@ static void lf__svc_admin(lf_service *s, lf__svc_ctx *c, const lf_http_request *
     const lf_node *mn = lf_node_get(doc.root, "model"), *an = lf_node_get(doc.root, "adapter");
     const lf_serve_named *m = mn && mn->type == LF_NODE_STRING ? lf__svc_named(s->d.models, s->d.n_models, mn->str) : NULL;
     const lf_serve_named *a = an && an->type == LF_NODE_STRING ? lf__svc_named(s->d.adapters, s->d.n_adapters, an->str) : NULL;
+    lf_serve_named cur = {NULL, NULL};  // no "model": the one served now, with another adapter
     for (int i = 0; i < doc.root->n; i++)
         if (strcmp(doc.root->kids[i].key, "model") && strcmp(doc.root->kids[i].key, "adapter")) {
             lf__svc_error(s, c, 400, NULL, doc.root->kids[i].key, "unknown field '%.100s'", doc.root->kids[i].key);
             return lf_doc_deinit(&doc);
         }
-    if (!m) lf__svc_error(s, c, 404, "MODEL_NOT_FOUND", "model", "'model' must name one of the config's server.models");
+    if (!mn) {  // copied under the lock: a load finishing on its thread may free s->cur
+        pthread_mutex_lock(&s->mu);
+        if (s->cur) {
+            cur.name = lf__strndup(s->cur->name, strlen(s->cur->name), "model name");
+            cur.path = lf__strndup(s->cur->dir, strlen(s->cur->dir), "model path");
+        }
+        pthread_mutex_unlock(&s->mu);
+        m = cur.name && cur.path ? &cur : NULL;
+    }
+    if (!m && !mn) lf__svc_error(s, c, 503, "MODEL_OVERLOADED", NULL, "no model is loaded yet");
+    else if (!m) lf__svc_error(s, c, 404, "MODEL_NOT_FOUND", "model", "'model' must name one of the config's server.models");
     else if (an && an->type != LF_NODE_NULL && !a) lf__svc_error(s, c, 404, "MODEL_NOT_FOUND", "adapter", "'adapter' must be null or name one of the config's server.adapters");
     else {
         lf_status st = lf__svc_start_load(s, m->path, a ? a->path : NULL, m->name, a ? a->name : NULL, c);
         if (st == LF_ERR_BUSY) c->retry_after = 5;
         if (st != LF_OK) lf__svc_error(s, c, st == LF_ERR_BUSY ? 503 : 500, NULL, NULL, "%s", lf_last_error());
     }
+    LF_FREE((char *)cur.name), LF_FREE((char *)cur.path);
     lf_doc_deinit(&doc);
 }
 
@@ -21018,8 +21060,7 @@ static void lf__svc_metrics(lf_service *s, const lf__svc_ctx *c) {
         }
     }
     pthread_mutex_unlock(&s->mu);
-    if (b.failed) return LF_FREE(b.data), lf__svc_error(s, c, 500, NULL, NULL, "out of memory");
-    lf__svc_send(s, c, 200, "text/plain; version=0.0.4; charset=utf-8", b.data, b.len);
+    lf__svc_send(s, c, 200, "text/plain; version=0.0.4; charset=utf-8", &b);
     LF_FREE(b.data);
 }
 
@@ -21140,7 +21181,9 @@ static lf_status lf__svc_key_file(const char *path, char **mem, const char **key
 }
 
 // A mapping of names to directories (server.models, server.adapters) into out[*n].
+// A {name: directory} map into out[0..*n).
 static lf_status lf__svc_names(const lf_doc *doc, const lf_node *o, const char *what, lf_serve_named *out, int *n) {
+    *n = 0;
     if (!o || o->type == LF_NODE_NULL) return LF_OK;
     if (o->type != LF_NODE_OBJECT || o->n > LF_MAX_SERVE_NAMES)
         return lf__fail(LF_ERR_CONFIG, "%s: %s: must map at most %d names to directories", doc->name, what, LF_MAX_SERVE_NAMES);
@@ -21167,7 +21210,7 @@ LF_API lf_status lf_serve_config_read(lf_serve_config *c, const lf_doc *doc) {
     double qt = 0, rt = 0;
     const char *kf = NULL, *akf = NULL;
     lf_status s = lf_cfg_keys(doc, mo, "model", mk, 4);
-    if (s == LF_OK) s = lf_cfg_keys(doc, so, "server", sk, 25);
+    if (s == LF_OK) s = lf_cfg_keys(doc, so, "server", sk, (int)(sizeof sk / sizeof *sk));
     if (s == LF_OK) s = lf_cfg_keys(doc, ro, "server.rate_limit", rk, 2);
     if (s == LF_OK) s = lf_cfg_str(&m, mo, "name", false, &d->model);
     if (s == LF_OK) s = lf_cfg_str(&m, mo, "adapter", false, &d->adapter);
@@ -21184,9 +21227,9 @@ LF_API lf_status lf_serve_config_read(lf_serve_config *c, const lf_doc *doc) {
     if (s == LF_OK) s = lf_cfg_num(&v, so, "request_timeout", false, &rt);
     if (s == LF_OK) s = lf_cfg_int(&v, so, "max_connections", false, 1, 1 << 20, &mc);
     if (s == LF_OK) s = lf_cfg_int(&v, so, "max_body_mb", false, 1, 1 << 20, &body);
-    if (s == LF_OK) s = lf_cfg_int(&v, so, "header_timeout", false, 1, 1 << 30, &ht);
-    if (s == LF_OK) s = lf_cfg_int(&v, so, "body_timeout", false, 1, 1 << 30, &bt);
-    if (s == LF_OK) s = lf_cfg_int(&v, so, "idle_timeout", false, 1, 1 << 30, &it);
+    if (s == LF_OK) s = lf_cfg_int(&v, so, "header_timeout", false, 1, INT32_MAX / 1000, &ht);  // seconds, held in ms
+    if (s == LF_OK) s = lf_cfg_int(&v, so, "body_timeout", false, 1, INT32_MAX / 1000, &bt);
+    if (s == LF_OK) s = lf_cfg_int(&v, so, "idle_timeout", false, 1, INT32_MAX / 1000, &it);
     if (s == LF_OK) s = lf_cfg_str(&v, so, "api_key_file", false, &kf);
     if (s == LF_OK) s = lf_cfg_str(&v, so, "admin_key_file", false, &akf);
     if (s == LF_OK) s = lf_cfg_bool(&v, so, "metrics_auth", false, &d->metrics_auth);
@@ -21209,11 +21252,9 @@ LF_API lf_status lf_serve_config_read(lf_serve_config *c, const lf_doc *doc) {
         c->origins_[i] = o->str;
     }
     d->cors_origins = c->origins_, d->n_cors = nc;
-    int nn = 0;
-    if ((s = lf__svc_names(doc, lf_node_get(so, "models"), "server.models", c->names_, &nn)) != LF_OK) return s;
-    d->models = c->names_, d->n_models = nn;
-    if ((s = lf__svc_names(doc, lf_node_get(so, "adapters"), "server.adapters", c->names_ + nn, &nn)) != LF_OK) return s;
-    d->adapters = c->names_ + d->n_models, d->n_adapters = nn - d->n_models;
+    if ((s = lf__svc_names(doc, lf_node_get(so, "models"), "server.models", c->names_, &d->n_models)) != LF_OK) return s;
+    d->models = c->names_, d->adapters = c->names_ + d->n_models;
+    if ((s = lf__svc_names(doc, lf_node_get(so, "adapters"), "server.adapters", c->names_ + d->n_models, &d->n_adapters)) != LF_OK) return s;
     const char *env = getenv("LARGEFORGE_API_KEY");
     int nk = 0;
     if (env && env[0]) {
@@ -21281,7 +21322,7 @@ LF_API lf_status lf_service_open(lf_service **out, const lf_serve_desc *desc) {
     s->n_buckets = d.n_api_keys ? d.n_api_keys : LF__SVC_ADDRS;
     s->keys = (char(*)[65])lf__calloc((size_t)LF__MAX(d.n_api_keys, 1), 65, "API keys");
     s->buckets = (lf__svc_bucket *)lf__calloc((size_t)s->n_buckets, sizeof *s->buckets, "rate limits");
-    // the strings the service keeps: the desc's are borrowed only for this call
+    // the strings the service copies; models, adapters, cors_origins and gen stay borrowed
     lf__buf keep = LF__ZERO;
     const char *strs[] = {d.model, d.adapter, d.name};
     for (int i = 0; i < 3; i++) lf__buf_put(&keep, strs[i] ? strs[i] : "", strs[i] ? strlen(strs[i]) + 1 : 1);

@@ -6,10 +6,13 @@
 //   loadgen --url http://127.0.0.1:PORT --model NAME [--streams 1] [--requests-per-stream 4 |
 //           --duration S] [--max-tokens 64] [--prompt-tokens 128] [--endpoint completions|chat]
 //           [--api-key KEY] [--ignore-eos] [--label NAME] [--wait 60] [--overhead]
+//   loadgen --engine DIR [--threads N] [--max-batch 16] ...   the same requests to lf_engine in
+//           this process, with no HTTP: the baseline the server's overhead is measured against
 //
 // --ignore-eos sends "ignore_eos": true (llama-server only: lf-serve rejects unknown fields).
 // --overhead: non-streamed max_tokens 1 requests instead; their latency is the per-request cost
-//   of the server around one engine step.
+//   of the server around one engine step. With --engine, latency runs from lf_engine_submit (the
+//   prompt already tokenized) to on_done: the server's overhead is the difference.
 // Prompts are sized to ~--prompt-tokens with the server's own token count (usage.prompt_tokens
 // of an unmeasured first request), and each starts with its own number (run, stream, request) so
 // that no server can answer from a cached prefix, not even one cached by an earlier run. Generated tokens come from the final usage chunk
@@ -20,11 +23,11 @@
 #include <pthread.h>
 
 static struct {
-    const char *url, *model, *api_key, *label, *endpoint;
-    int streams, requests, max_tokens, prompt_tokens, wait_s;
+    const char *url, *model, *api_key, *label, *endpoint, *engine;
+    int streams, requests, max_tokens, prompt_tokens, wait_s, threads, max_batch;
     double duration;
     bool chat, ignore_eos, overhead;
-} O = {.endpoint = "completions", .streams = 1, .max_tokens = 64, .prompt_tokens = 128, .wait_s = 60};
+} O = {.endpoint = "completions", .streams = 1, .max_tokens = 64, .prompt_tokens = 128, .wait_s = 60, .max_batch = 16};
 
 static double chars_per_token = 4;  // set by calibrate()
 static unsigned run_id;              // in every prompt: no two runs send the same one
@@ -163,6 +166,103 @@ static bool send_request(req *r, const char *prompt, int max_tokens, bool stream
     return true;
 }
 
+// -- --engine: the same requests to lf_engine in-process (the engine's thread runs lf_engine_run)
+
+static struct {
+    lf_model m;
+    lf_tokenizer tok;
+    lf_engine *e;
+    pthread_t th;
+} E;
+
+typedef struct ereq {  // a request's wait for on_done
+    req *r;
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    bool done;
+    lf_status st;
+} ereq;
+
+static bool engine_on_token(void *user, int32_t id, const char *text, size_t len) {
+    (void)id;
+    req *r = ((ereq *)user)->r;
+    if (len && r->s) {  // the server sends a chunk for each token with text: the same points
+        uint64_t now = lf_time_ns();
+        dvec_push(r->chunks ? &r->s->itl : &r->s->ttft, ms_since(r->chunks ? r->t_last : r->t0, now));
+        r->t_last = now;
+    }
+    r->chunks += len > 0;
+    (void)text;
+    return true;
+}
+
+static void engine_on_done(void *user, uint64_t id, lf_status st, const lf_gen_result *res) {
+    (void)id;
+    ereq *w = user;
+    w->r->completion_tokens = res ? res->n_gen : 0;
+    pthread_mutex_lock(&w->mu);
+    w->done = true, w->st = st;
+    pthread_cond_signal(&w->cv);
+    pthread_mutex_unlock(&w->mu);
+}
+
+static void *engine_main(void *arg) {
+    (void)arg;
+    lf_engine_run(E.e);
+    return NULL;
+}
+
+static bool engine_open(void) {
+    lf_model_desc md = {.path = O.engine, .n_threads = O.threads, .max_tokens = LF__MAX(512, O.max_batch + 256)};
+    lf_engine_desc ed = {.model = &E.m, .tok = &E.tok, .max_batch = O.max_batch};
+    lf_status st = lf_model_open(&E.m, &md);
+    if (st == LF_OK) st = lf_tok_open(&E.tok, O.engine);
+    if (st == LF_OK) st = lf_engine_create(&E.e, &ed);
+    if (st == LF_OK && pthread_create(&E.th, NULL, engine_main, NULL)) st = LF_ERR_NOMEM;
+    if (st != LF_OK) fprintf(stderr, "loadgen: %s: %s\n", O.engine, lf_last_error());
+    return st == LF_OK;
+}
+
+// send_request's twin for --engine: greedy, as the HTTP requests are.
+static bool engine_request(req *r, const char *prompt, int max_tokens, bool streamed) {
+    int32_t *ids = NULL;
+    size_t n = 0;
+    ereq w = {.r = r};
+    r->chunks = 0, r->completion_tokens = -1, r->err[0] = 0;
+    if (lf_tok_encode(&E.tok, prompt, strlen(prompt), true, &ids, &n) != LF_OK) {
+        snprintf(r->err, sizeof r->err, "%.290s", lf_last_error());
+        return false;
+    }
+    r->prompt_tokens = (long)n;
+    lf_engine_req q = {.prompt = ids, .n_prompt = (int)n, .gen = lf_gen_desc_default(), .on_done = engine_on_done, .user = &w};
+    q.gen.sampling.temperature = 0, q.gen.max_tokens = max_tokens, q.gen.ignore_eos = O.ignore_eos;
+    q.gen.on_token = streamed ? engine_on_token : NULL;
+    pthread_mutex_init(&w.mu, NULL), pthread_cond_init(&w.cv, NULL);
+    uint64_t id;
+    r->t0 = lf_time_ns();
+    lf_status st = lf_engine_submit(E.e, &q, &id);
+    pthread_mutex_lock(&w.mu);
+    while (st == LF_OK && !w.done) pthread_cond_wait(&w.cv, &w.mu);
+    pthread_mutex_unlock(&w.mu);
+    uint64_t t1 = lf_time_ns();
+    pthread_mutex_destroy(&w.mu), pthread_cond_destroy(&w.cv);
+    lf_free(ids);
+    if (st == LF_OK) st = w.st;
+    if (st != LF_OK) {
+        snprintf(r->err, sizeof r->err, "%s: %.250s", lf_status_str(st), lf_last_error());
+        return false;
+    }
+    if (r->s) {
+        dvec_push(&r->s->lat, ms_since(r->t0, t1));
+        r->s->tokens += r->completion_tokens, r->s->prompt_tokens += r->prompt_tokens;
+    }
+    return true;
+}
+
+static bool request(req *r, const char *prompt, int max_tokens, bool streamed) {
+    return O.engine ? engine_request(r, prompt, max_tokens, streamed) : send_request(r, prompt, max_tokens, streamed);
+}
+
 // A prompt of ~n_tokens (by chars_per_token) that starts with its own number.
 static char *make_prompt(int stream_id, long seq, int n_tokens) {
     static const char *words[] = {"the", "river", "quiet", "stone", "light", "over", "garden", "before", "winter",
@@ -200,7 +300,7 @@ static bool calibrate(void) {
     for (int n = 64;; n = O.prompt_tokens) {
         req r = {0};
         char *p = make_prompt(-1, 0, n);
-        bool ok = send_request(&r, p, 1, false);
+        bool ok = request(&r, p, 1, false);
         if (ok && r.prompt_tokens > 0) chars_per_token = (double)strlen(p) / (double)r.prompt_tokens;
         if (!ok) fprintf(stderr, "loadgen: a first request failed: %s\n", r.err);
         free(p);
@@ -218,7 +318,7 @@ static void *stream_main(void *arg) {
     pthread_barrier_wait(&start);
     for (long i = 0; O.duration > 0 ? lf_time_ns() < t_end : i < O.requests; i++) {
         char *p = make_prompt(s->id, i, O.prompt_tokens);
-        bool ok = send_request(&r, p, O.overhead ? 1 : O.max_tokens, !O.overhead);
+        bool ok = request(&r, p, O.overhead ? 1 : O.max_tokens, !O.overhead);
         free(p);
         s->requests++;
         if (!ok && s->errors++ == 0) fprintf(stderr, "loadgen: stream %d: %s\n", s->id, r.err);
@@ -252,7 +352,8 @@ static void print_pct(const char *key, dvec *v) {
 static void usage(void) {
     fprintf(stderr, "usage: loadgen --url http://HOST:PORT --model NAME [--streams N] [--requests-per-stream K |\n"
                     "  --duration S] [--max-tokens N] [--prompt-tokens P] [--endpoint completions|chat]\n"
-                    "  [--api-key KEY] [--ignore-eos] [--label NAME] [--wait S] [--overhead]\n");
+                    "  [--api-key KEY] [--ignore-eos] [--label NAME] [--wait S] [--overhead]\n"
+                    "       loadgen --engine MODEL_DIR [--threads N] [--max-batch 16] [the options above but --url]\n");
     exit(64);
 }
 
@@ -263,6 +364,9 @@ int main(int argc, char **argv) {
         else if (!strcmp(a, "--overhead")) O.overhead = true;
         else if (!v) usage();
         else if (i++, !strcmp(a, "--url")) O.url = v;
+        else if (!strcmp(a, "--engine")) O.engine = v;
+        else if (!strcmp(a, "--threads")) O.threads = atoi(v);
+        else if (!strcmp(a, "--max-batch")) O.max_batch = atoi(v);
         else if (!strcmp(a, "--model")) O.model = v;
         else if (!strcmp(a, "--api-key")) O.api_key = v;
         else if (!strcmp(a, "--label")) O.label = v;
@@ -276,13 +380,15 @@ int main(int argc, char **argv) {
         else usage();
     }
     O.chat = !strcmp(O.endpoint, "chat");
-    if (!O.url || !O.model || O.streams < 1 || O.streams > 1024 || O.max_tokens < 1 || O.prompt_tokens < 1 ||
-        (!O.chat && strcmp(O.endpoint, "completions")) || O.requests < 0 || O.duration < 0 || strchr(O.model, '"') ||
+    if (O.engine && !O.model) O.model = O.engine;
+    if (!(O.url || O.engine) || !O.model || O.streams < 1 || O.streams > 1024 || O.max_tokens < 1 || O.prompt_tokens < 1 ||
+        (!O.chat && strcmp(O.endpoint, "completions")) || (O.chat && O.engine) || O.requests < 0 || O.duration < 0 || strchr(O.model, '"') ||
         strchr(O.model, '\\'))
         usage();
     if (!O.requests && O.duration <= 0) O.requests = 4;
     run_id = (unsigned)(lf_time_ns() ^ (uint64_t)getpid() << 20) & 0xffffff;
-    if (!wait_healthy()) {
+    if (O.engine && !engine_open()) return 1;
+    if (!O.engine && !wait_healthy()) {
         fprintf(stderr, "loadgen: %s/health did not answer 200 within %d s\n", O.url, O.wait_s);
         return 1;
     }
@@ -322,5 +428,6 @@ int main(int argc, char **argv) {
     }
     print_pct("latency_ms", &all.lat);
     printf("}\n");
+    if (O.engine) lf_engine_stop(E.e), pthread_join(E.th, NULL), lf_engine_destroy(E.e), lf_tok_close(&E.tok), lf_model_close(&E.m);
     return ok ? 0 : 1;
 }

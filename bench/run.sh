@@ -8,9 +8,11 @@
 #   LF_BENCH_ROUNDS  rounds                    (default 3)
 #   LF_BENCH_THREADS threads                   (default 2)
 #   LF_BENCH_PEER    0 to skip llama.cpp       (default 1; see bench/peer_llamacpp.sh)
-#   LF_BENCH_ONLY    train: only the training comparison (with PyTorch)
+#   LF_BENCH_ONLY    train: only the training comparison (with PyTorch); serve: only the serving
+#                    one (bench/serve_bench.sh, beside llama-server)
 set -euo pipefail
 cd "$(dirname "$0")/.."
+[ "${LF_BENCH_ONLY:-}" = serve ] && exec bash bench/serve_bench.sh
 DIR="${LF_BENCH_DIR:-$HOME/.cache/largeforge-bench}"
 ROUNDS="${LF_BENCH_ROUNDS:-3}"
 T="${LF_BENCH_THREADS:-2}"
@@ -94,3 +96,6 @@ for r in $(seq 1 "${LF_BENCH_TRAIN_ROUNDS:-1}"); do
 done
 
 python3 bench/summarize.py "$OUT/results.jsonl"
+
+# serving: lf-serve beside llama-server at 1, 4 and 16 streams, and its per-request overhead
+[ -n "$ONLY" ] || bash bench/serve_bench.sh

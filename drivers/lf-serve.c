@@ -112,7 +112,7 @@ int main(int argc, char **argv) {
         const char *path = access ? access : c.access_log;
         if (!(access_file = fopen(path, "a"))) return lf_drv_fail(lf__fail(LF_ERR_IO, "%s: %s", path, strerror(errno)));
     }
-    if (!lf_drv_quiet) d->access_log = write_access;
+    if (!lf_drv_quiet || access_file) d->access_log = write_access;
     if (lf_drv_verbose) lf_log_set(lf_log_stderr, NULL, LF_LOG_INFO);
     if (!d->n_api_keys && !lf_drv_quiet)
         fprintf(stderr, "%s: warning: no API key ($LARGEFORGE_API_KEY or server.api_key_file): every client is let in\n", lf_drv_name);
@@ -127,6 +127,7 @@ int main(int argc, char **argv) {
     printf("listening on http://%s:%d\n", d->http.host ? d->http.host : "127.0.0.1", lf_service_port(the_service));
     fflush(stdout);
     s = lf_service_run(the_service);
+    signal(SIGTERM, SIG_IGN), signal(SIGINT, SIG_IGN);  // the handler must not see the service closed
     lf_service_close(the_service);
     if (access_file) fclose(access_file);
     lf_free(keymem);

@@ -380,6 +380,15 @@ static int test_serve_keys_and_limits(void) {
     CHECK_OK(lf_http_fetch(&fd, &r));
     CHECK(!lf_http_header_get(r.headers, r.n_headers, "access-control-allow-origin"));
     lf_http_response_deinit(&r);
+    if (sv_stop(&f)) return 1;
+    // tokens per minute: prompt + max_tokens are charged at admission; /metrics behind the key
+    d.requests_per_min = 0, d.tokens_per_min = 20, d.metrics_auth = true;
+    if (sv_start(&f, &d)) return 1;
+    const char *twelve = "{\"model\":\"kjv-llama-4m\",\"prompt\":\"And\",\"max_tokens\":12,\"ignore_eos\":true}";
+    CHECK(sv_status(&f, "/v1/completions", twelve, SV_KEY, NULL) == 200);  // 2 + 12 of 20
+    CHECK(sv_status(&f, "/v1/completions", twelve, SV_KEY, code) == 429 && !strcmp(code, "RATE_LIMITED"));
+    CHECK(sv_status(&f, "/metrics", NULL, NULL, code) == 401 && !strcmp(code, "AUTHENTICATION_FAILED"));
+    CHECK(sv_status(&f, "/metrics", NULL, SV_KEY, NULL) == 200);
     return sv_stop(&f);
 }
 
@@ -515,6 +524,106 @@ static int test_serve_loading_and_swap(void) {
     return sv_stop(&f);
 }
 
+// The greedy text of prompt on SV_MODEL, with adapter merged when given.
+static int sv_alone(const char *adapter, const char *prompt, int max_tokens, char *out, size_t cap) {
+    lf_model m;
+    lf_tokenizer tok;
+    lf_kv kv;
+    lf_gen_result res;
+    int32_t *ids;
+    size_t n;
+    CHECK_OK(lf_model_open(&m, &(lf_model_desc){.path = SV_MODEL, .n_threads = 2}));
+    if (adapter) {
+        CHECK_OK(lf_lora_load(&m, adapter));
+        CHECK_OK(lf_lora_merge(&m));
+    }
+    CHECK_OK(lf_tok_open(&tok, SV_MODEL));
+    CHECK_OK(lf_kv_init(&kv, &m, 1, 0));
+    CHECK_OK(lf_tok_encode(&tok, prompt, strlen(prompt), true, &ids, &n));
+    lf_gen_desc g = lf_gen_desc_default();
+    g.sampling.temperature = 0, g.max_tokens = max_tokens;
+    CHECK_OK(lf_generate(&m, &kv, 0, &tok, ids, (int)n, &g, &res));
+    snprintf(out, cap, "%s", res.text);
+    lf_gen_result_deinit(&res), lf_free(ids), lf_kv_deinit(&kv), lf_tok_close(&tok), lf_model_close(&m);
+    return 0;
+}
+
+// The completion's text, or "" when the answer is not a 200 completion.
+static int sv_complete(sv_fix *f, const char *body, char *out, size_t cap) {
+    lf_http_response r;
+    lf_doc doc;
+    static const char *const text[] = {"choices", "0", "text"};
+    CHECK_OK(sv_fetch(f, "/v1/completions", body, NULL, &r));
+    CHECK(r.status == 200);
+    CHECK_OK(lf_json_parse(&doc, r.body, r.body_len, "completion"));
+    snprintf(out, cap, "%s", sv_at(doc.root, text, 3)->str);
+    lf_doc_deinit(&doc), lf_http_response_deinit(&r);
+    return 0;
+}
+
+// /admin/model without "model" swaps the adapter of the model served now: the answers become
+// those of the merged adapter, then of the base again. Then a stop while a stream runs: the stream
+// ends whole within the grace period, and the service stops accepting at once.
+static int test_serve_adapter_swap_and_stop(void) {
+    char dir[] = "/tmp/lf_adapter_XXXXXX";
+    CHECK(mkdtemp(dir));
+    {  // an adapter whose B is not zero, so that it changes the answers
+        lf_model m;
+        CHECK_OK(lf_model_open(&m, &(lf_model_desc){.path = SV_MODEL, .n_threads = 1}));
+        lf_lora_desc ld = lf_lora_desc_default();
+        ld.r = 4, ld.target_modules = "q_proj,v_proj,down_proj", ld.seed = 7;
+        CHECK_OK(lf_lora_attach(&m, &ld));
+        for (int l = 0; l < m.cfg.L; l++)
+            for (int p = 0; p < LF_PROJ_COUNT; p++)
+                if (m.layers[l].lora[p])
+                    for (int64_t i = 0; i < 4 * m.layers[l].w[p].shape[0]; i++) m.layers[l].lora[p]->B[i] = 0.05f * (float)((i % 7) - 3);
+        CHECK_OK(lf_lora_save(&m, dir));
+        lf_model_close(&m);
+    }
+    const char *body = "{\"model\":\"kjv\",\"prompt\":\"In the beginning\",\"max_tokens\":12,\"temperature\":0}";
+    char base[512], merged[512], got[512];
+    if (sv_alone(NULL, "In the beginning", 12, base, sizeof base) || sv_alone(dir, "In the beginning", 12, merged, sizeof merged)) return 1;
+    CHECK(strcmp(base, merged) != 0);
+    sv_fix f;
+    lf_serve_named adapters[] = {{"kind", dir}};
+    lf_serve_desc d = sv_desc();
+    d.name = "kjv", d.adapters = adapters, d.n_adapters = 1, d.admin_key = SV_KEY;
+    if (sv_start(&f, &d)) return 1;
+    if (sv_complete(&f, body, got, sizeof got)) return 1;
+    CHECK(!strcmp(got, base));
+    char code[32];
+    CHECK(sv_status(&f, "/admin/model", "{\"adapter\":\"cruel\"}", SV_KEY, code) == 404 && !strcmp(code, "MODEL_NOT_FOUND"));
+    CHECK(sv_status(&f, "/admin/model", "{\"adapter\":\"kind\"}", SV_KEY, NULL) == 200);
+    lf_http_response r;
+    CHECK_OK(sv_fetch(&f, "/admin/model", NULL, SV_KEY, &r));
+    CHECK(r.status == 200 && strstr(r.body, "\"model\":\"kjv\",\"adapter\":\"kind\""));
+    lf_http_response_deinit(&r);
+    if (sv_complete(&f, body, got, sizeof got)) return 1;
+    CHECK(!strcmp(got, merged));
+    CHECK(sv_status(&f, "/admin/model", "{\"adapter\":null}", SV_KEY, NULL) == 200);
+    if (sv_complete(&f, body, got, sizeof got)) return 1;
+    CHECK(!strcmp(got, base));
+    // a stop while a stream runs
+    sv_stream st;
+    memset(&st, 0, sizeof st);
+    st.f = &f;
+    snprintf(st.body, sizeof st.body, "{\"model\":\"kjv\",\"prompt\":\"And God said\",\"max_tokens\":150,\"ignore_eos\":true,\"temperature\":0,\"stream\":true}");
+    pthread_t th;
+    CHECK(pthread_create(&th, NULL, sv_stream_main, &st) == 0);
+    for (int i = 0; i < 500 && st.chunks < 2; i++) usleep(2000);
+    lf_service_stop(f.s);
+    usleep(50000);
+    CHECK(sv_status(&f, "/health", NULL, NULL, NULL) == -1);  // no longer accepting
+    pthread_join(th, NULL);
+    CHECK(st.st == LF_OK && st.status == 200 && st.done);
+    LF_FREE(st.sse.data), LF_FREE(st.text.data);
+    char path[512];
+    snprintf(path, sizeof path, "%s/adapter_config.json", dir), unlink(path);
+    snprintf(path, sizeof path, "%s/adapter_model.safetensors", dir), unlink(path);
+    rmdir(dir);
+    return sv_stop(&f);
+}
+
 static int test_serve_config(void) {
     lf_doc doc;
     lf_serve_config c;
@@ -527,6 +636,18 @@ static int test_serve_config(void) {
     CHECK_OK(lf_config_load(&doc, "configs/serve.yaml", ov, 1));
     CHECK_ERR(lf_serve_config_read(&c, &doc), LF_ERR_CONFIG, "server.rate_limits: unknown key");
     lf_serve_config_deinit(&c), lf_doc_deinit(&doc);
+    // two models and an adapter: each list holds its own names
+    char yf[] = "/tmp/lf_serve_XXXXXX";
+    int yd = mkstemp(yf);
+    const char *yaml = "model:\n  name: m0\nserver:\n  models:\n    a: dir-a\n    b: dir-b\n  adapters:\n    k: dir-k\n";
+    CHECK(yd >= 0 && write(yd, yaml, strlen(yaml)) == (ssize_t)strlen(yaml));
+    close(yd);
+    CHECK_OK(lf_config_load(&doc, yf, NULL, 0));
+    CHECK_OK(lf_serve_config_read(&c, &doc));
+    CHECK(c.desc.n_models == 2 && !strcmp(c.desc.models[0].name, "a") && !strcmp(c.desc.models[1].path, "dir-b"));
+    CHECK(c.desc.n_adapters == 1 && !strcmp(c.desc.adapters[0].name, "k") && !strcmp(c.desc.adapters[0].path, "dir-k"));
+    lf_serve_config_deinit(&c), lf_doc_deinit(&doc);
+    unlink(yf);
     char kf[] = "/tmp/lf_keys_XXXXXX";
     int fd = mkstemp(kf);
     CHECK(fd >= 0 && write(fd, "# keys\n" SV_KEY "\n\ntoo-short\n", 7 + 40 + 2 + 10) == 59);
@@ -549,5 +670,6 @@ static const lf_test tests_serve[] = {
     {"serve/keys_and_limits", test_serve_keys_and_limits},
     {"serve/bad_input", test_serve_bad_input},
     {"serve/loading_and_swap", test_serve_loading_and_swap},
+    {"serve/adapter_swap_and_stop", test_serve_adapter_swap_and_stop},
     {"serve/config", test_serve_config},
 };
