@@ -203,6 +203,10 @@ typedef struct lf_pool lf_pool;
 LF_API lf_status lf_pool_create(lf_pool **out, int n_threads);  // n_threads <= 0: all cores
 LF_API void lf_pool_destroy(lf_pool *p);                        // safe on NULL
 LF_API int lf_pool_size(const lf_pool *p);                      // 1 for NULL
+// Between jobs the workers spin for about a millisecond before they sleep, so that the next job
+// of a forward pass starts at once. lf_pool_rest sends them to sleep now: for a caller with
+// nothing more to do (a server waiting for requests), whose other threads want the cores.
+LF_API void lf_pool_rest(lf_pool *p);                           // threads: safe; p may be NULL
 LF_API void lf_parallel_for(lf_pool *p, int64_t n, lf_range_fn fn, void *arg);  // p may be NULL
 LF_API int lf_cpu_count(void);
 
@@ -3182,6 +3186,7 @@ struct lf_pool {
     pthread_mutex_t mu;
     pthread_cond_t cv;
     int stop;          // guarded by mu; read atomically by spinners
+    int rest;          // lf_pool_rest: spinners sleep; the next job clears it
     uint32_t gen;      // the current job's generation (published last)
     uint64_t ticket;   // (gen << 32) | next unclaimed range
     int64_t done;      // ranges finished in the current job
@@ -3232,7 +3237,7 @@ static void *lf__pool_worker(void *va) {
         uint32_t g = seen;
         for (int spin = 0; spin < 100000; spin++) {  // about a millisecond, then sleep
             g = __atomic_load_n(&p->gen, __ATOMIC_ACQUIRE);
-            if (g != seen || __atomic_load_n(&p->stop, __ATOMIC_ACQUIRE)) break;
+            if (g != seen || __atomic_load_n(&p->stop, __ATOMIC_ACQUIRE) || __atomic_load_n(&p->rest, __ATOMIC_ACQUIRE)) break;
 #if defined(__x86_64__)
             _mm_pause();
 #endif
@@ -3303,6 +3308,14 @@ LF_API void lf_pool_destroy(lf_pool *p) {
 
 LF_API int lf_pool_size(const lf_pool *p) { return p ? p->n : 1; }
 
+LF_API void lf_pool_rest(lf_pool *p) {
+#ifndef LF_NO_THREADS
+    if (p) __atomic_store_n(&p->rest, 1, __ATOMIC_RELEASE);
+#else
+    (void)p;
+#endif
+}
+
 LF_API void lf_parallel_for(lf_pool *p, int64_t n, lf_range_fn fn, void *arg) {
     if (n <= 0) return;
     if (!p || p->n == 1 || n == 1) {
@@ -3320,6 +3333,7 @@ LF_API void lf_parallel_for(lf_pool *p, int64_t n, lf_range_fn fn, void *arg) {
     __atomic_store_n(&p->done, 0, __ATOMIC_RELAXED);
     __atomic_store_n(&p->ticket, (uint64_t)gen << 32, __ATOMIC_RELEASE);
     pthread_mutex_lock(&p->mu);
+    __atomic_store_n(&p->rest, 0, __ATOMIC_RELEASE);
     __atomic_store_n(&p->gen, gen, __ATOMIC_RELEASE);
     pthread_cond_broadcast(&p->cv);
     pthread_mutex_unlock(&p->mu);
@@ -4310,7 +4324,7 @@ LF_API lf_status lf_convert_to_f32(float *dst, const void *src, lf_dtype dt, int
 // Tile sizes and the dtype are compile-time constants after inlining, so each variant gets its
 // own straight-line loop without a copy of the source.
 
-#define LF__MM_NR 4           // dot kernel: rows per tile
+#define LF__MM_NR 2           // dot kernel: rows per tile (more sums than 2 x 6 make GCC keep them on the stack)
 #define LF__MM_MR 6           // dot kernel: columns per tile
 #define LF__MM_PACKED_MIN_N 8 // from this many rows on, the packed kernel (LF__KERN_AUTO)
 #define LF__PK_W 48           // packed kernel: columns per panel (3 vectors of 16)
@@ -10598,7 +10612,7 @@ static size_t lf__acts_plan(const lf_model *m, lf__acts *a, unsigned char *base)
     size_t sizes[15] = {N * (size_t)c->C, N * (size_t)c->C, N * (size_t)c->NH * (size_t)c->HS,
                         N * (size_t)c->NKV * (size_t)c->HS, N * (size_t)c->NKV * (size_t)c->HS,
                         N * (size_t)c->NH * (size_t)c->HS, N * (size_t)c->FF, N * (size_t)c->FF, N * (size_t)c->C,
-                        (size_t)lf_pool_size(m->pool) * (size_t)m->max_seq_len, N * (size_t)m->lora_r, N, N, N,
+                        (size_t)lf_pool_size(m->pool) * (size_t)(c->NH / c->NKV) * (size_t)m->max_seq_len, N * (size_t)m->lora_r, N, N, N,
                         LF__MAX(LF__MAX(lf__matmul_scratch(m->max_tokens, maxK, lf_pool_size(m->pool)),
                                         lf__qgemm_scratch(maxK, lf_pool_size(m->pool))),
                                 lf__qdot_matmul_scratch(m->max_tokens, maxK, lf_pool_size(m->pool))) / 4 + 1};
@@ -10922,19 +10936,54 @@ LF__INLINE int lf__rows_run(const lf__rows *r, int t, int hi) {
     return r->tab ? LF__MIN(hi, (t / LF_KV_BLOCK + 1) * LF_KV_BLOCK - 1) : hi;
 }
 
-// p[0 .. hi-lo] = softmax(q . K[t] * scale), out = sum p[t] V[t].
-static void lf__attn_row(float *out, float *p, const float *q, const float *K, const float *V, const lf__rows *r, int lo,
-                         int hi, int HS, float scale) {
+#ifdef LF__AVX512
+// lf__attn_row for heads of NV vectors (HS = 16 NV), a head's vectors held in registers: the
+// same sums as lf__dot and lf__axpy make.
+LF__INLINE void lf__attn_row16(const int NV, float *out, float *p, const float *q, int G, const float *K, const float *V,
+                               const lf__rows *r, int lo, int hi, float scale) {
+    int len = hi - lo + 1;
+    for (int g = 0; g < G; g++, q += 16 * NV, out += 16 * NV, p += len) {
+        __m512 qv[8], ov[8];
+        for (int i = 0; i < NV; i++) qv[i] = _mm512_loadu_ps(q + 16 * i), ov[i] = _mm512_setzero_ps();
+        for (int t = lo; t <= hi;)
+            for (const float *k = K + lf__row_at(r, t), *ke = k + (size_t)(lf__rows_run(r, t, hi) - t) * r->stride; k <= ke;
+                 k += r->stride, t++) {
+                __m512 acc = _mm512_setzero_ps();
+                for (int i = 0; i < NV; i++) acc = _mm512_fmadd_ps(qv[i], _mm512_loadu_ps(k + 16 * i), acc);
+                p[t - lo] = _mm512_reduce_add_ps(acc) * scale;
+            }
+        lf__softmax_inplace(p, len);
+        for (int t = lo; t <= hi;)
+            for (const float *v = V + lf__row_at(r, t), *ve = v + (size_t)(lf__rows_run(r, t, hi) - t) * r->stride; v <= ve;
+                 v += r->stride, t++) {
+                __m512 pt = _mm512_set1_ps(p[t - lo]);
+                for (int i = 0; i < NV; i++) ov[i] = _mm512_fmadd_ps(pt, _mm512_loadu_ps(v + 16 * i), ov[i]);
+            }
+        for (int i = 0; i < NV; i++) _mm512_storeu_ps(out + 16 * i, ov[i]);
+    }
+}
+#endif
+
+// For the G query heads q_g = q + g HS that share one kv head (GQA): p_g [0 .. hi-lo] =
+// softmax(q_g . K[t] * scale) (p_g = p + g (hi-lo+1)), out_g = sum p_g[t] V[t]. Each key and value
+// row is read from memory once for the G heads; each head's sums are those of a head alone.
+static void lf__attn_row(float *out, float *p, const float *q, int G, const float *K, const float *V, const lf__rows *r,
+                         int lo, int hi, int HS, float scale) {
+#ifdef LF__AVX512
+    if (HS == 64) return lf__attn_row16(4, out, p, q, G, K, V, r, lo, hi, scale);
+    if (HS == 128) return lf__attn_row16(8, out, p, q, G, K, V, r, lo, hi, scale);
+#endif
+    int len = hi - lo + 1;
     for (int t = lo; t <= hi;)
         for (const float *k = K + lf__row_at(r, t), *ke = k + (size_t)(lf__rows_run(r, t, hi) - t) * r->stride; k <= ke;
-             k += r->stride)
-            p[t++ - lo] = lf__dot(q, k, HS) * scale;
-    lf__softmax_inplace(p, hi - lo + 1);
-    memset(out, 0, (size_t)HS * sizeof(float));
+             k += r->stride, t++)
+            for (int g = 0; g < G; g++) p[g * len + t - lo] = lf__dot(q + g * HS, k, HS) * scale;
+    for (int g = 0; g < G; g++) lf__softmax_inplace(p + g * len, len);
+    memset(out, 0, (size_t)G * (size_t)HS * sizeof(float));
     for (int t = lo; t <= hi;)
         for (const float *v = V + lf__row_at(r, t), *ve = v + (size_t)(lf__rows_run(r, t, hi) - t) * r->stride; v <= ve;
-             v += r->stride)
-            lf__axpy(out, p[t++ - lo], v, HS);
+             v += r->stride, t++)
+            for (int g = 0; g < G; g++) lf__axpy(out + g * HS, p[g * len + t - lo], v, HS);
 }
 
 static int lf__attn_lo(const lf_model_config *c, int layer, int p) {
@@ -10949,21 +10998,22 @@ typedef struct lf__attn_job {
     const int32_t *pos, *seq;
     const float *q;   // [n, NH, HS]
     float *out;       // [n, NH, HS]
-    float *scores;    // [threads, max_seq_len]
+    float *scores;    // [threads, NH / NKV, max_seq_len]
 } lf__attn_job;
 
+// Jobs (kv head, token): a token's query heads that share a kv head run together.
 static void lf__attn_worker(void *arg, int64_t j0, int64_t j1, int tid) {
     const lf__attn_job *J = (const lf__attn_job *)arg;
     const lf_model_config *c = &J->m->cfg;
     int NH = c->NH, HS = c->HS, group = c->NH / c->NKV, W = J->kv->width;
-    float scale = 1.0f / sqrtf((float)HS), *sc = J->scores + (size_t)tid * (size_t)J->m->max_seq_len;
+    float scale = 1.0f / sqrtf((float)HS), *sc = J->scores + (size_t)tid * (size_t)group * (size_t)J->m->max_seq_len;
     for (int64_t j = j0; j < j1; j++) {  // head-major, so each thread's range holds early and late tokens alike
         int64_t i = j % J->n;
-        int h = (int)(j / J->n), p = J->pos[i];
+        int g = (int)(j / J->n), p = J->pos[i];
         const lf_kv *kv = J->kv;
         lf__rows r = {kv->table + (size_t)J->seq[i] * (size_t)kv->blocks_per_seq, (size_t)W, LF__KV_BLOCK_FLOATS(kv)};
-        size_t base = (size_t)J->layer * LF__KV_LAYER_FLOATS(kv) + (size_t)(h / group) * (size_t)HS;
-        lf__attn_row(J->out + (i * NH + h) * HS, sc, J->q + (i * NH + h) * HS, kv->k + base, kv->v + base, &r,
+        size_t base = (size_t)J->layer * LF__KV_LAYER_FLOATS(kv) + (size_t)g * (size_t)HS, h = (size_t)(i * NH + g * group);
+        lf__attn_row(J->out + h * (size_t)HS, sc, J->q + h * (size_t)HS, group, kv->k + base, kv->v + base, &r,
                      lf__attn_lo(c, J->layer, p), p, HS, scale);
     }
 }
@@ -10994,7 +11044,7 @@ static void lf__tattn_fwd(void *arg, int64_t j0, int64_t j1, int tid) {  // jobs
         lf__rows r = {NULL, (size_t)NKV * (size_t)HS, 0};
         memset(p, 0, (size_t)T * sizeof(float));
         lf__attn_row(J->out + (((size_t)b * (size_t)T + (size_t)t) * (size_t)NH + (size_t)h) * (size_t)HS, p + lo,
-                     J->q + (((size_t)b * (size_t)T + (size_t)t) * (size_t)NH + (size_t)h) * (size_t)HS, J->k + kvoff,
+                     J->q + (((size_t)b * (size_t)T + (size_t)t) * (size_t)NH + (size_t)h) * (size_t)HS, 1, J->k + kvoff,
                      J->v + kvoff, &r, lo, t, HS, scale);
     }
 }
@@ -11087,7 +11137,7 @@ static void lf__layer_forward(const lf_model *m, lf_kv *kv, int l, const lf__act
         memcpy(kv->v + row, a->v + i * KW, (size_t)KW * sizeof(float));
     }
     lf__attn_job aj = {m, kv, l, n, P, S, a->q, a->att, a->scores};
-    lf_parallel_for(m->pool, (int64_t)n * c->NH, lf__attn_worker, &aj);
+    lf_parallel_for(m->pool, (int64_t)n * c->NKV, lf__attn_worker, &aj);
     LF__CAPTURE(LF__IN_O, a->att, HQ);
     lf__proj_forward(m, ly, LF_PROJ_O, a->xn, a->att, n, a);
     for (int64_t i = 0; i < n * C; i++) a->x[i] += a->xn[i];
@@ -18437,6 +18487,7 @@ LF_API lf_status lf_engine_run(lf_engine *e) {
         LF__LOCK(e);
         bool stop = e->stop;
 #ifndef LF_NO_THREADS
+        if (!busy && !e->stop && !e->inbox && !e->n_cancels) lf_pool_rest(e->d.model->pool);  // idle: free the cores
         while (!busy && !e->stop && !e->inbox && !e->n_cancels) pthread_cond_wait(&e->cv, &e->mu);
         stop = e->stop;
 #else
@@ -20032,7 +20083,7 @@ typedef struct lf__svc_req {
     bool chat, stream, usage_chunk, began, gone;
     int logprobs;              // -1: none; else the top alternatives asked for
     int n_prompt, max_tokens, bucket;
-    uint64_t t_first, t_last;
+    uint64_t t_submit, t_done, t_first, t_last;  // t_done: on_done began
     lf__hist itl;
     int64_t created;
     char id[48];
@@ -20180,6 +20231,8 @@ static void lf__svc_log(lf_service *s, const lf__svc_ctx *c, int status, const l
         lf__buf_printf(&b, ",\"request_id\":\"%s\",\"stream\":%s,\"prompt_tokens\":%d,\"completion_tokens\":%d", r->id,
                        r->stream ? "true" : "false", r->n_prompt, res ? res->n_gen : 0);
         if (r->t_first) lf__buf_printf(&b, ",\"ttft_ms\":%.3f", (double)(r->t_first - r->c.t0) * 1e-6);
+        // the engine's part, from submit to on_done: "ms" minus this is what the server adds
+        lf__buf_printf(&b, ",\"engine_ms\":%.3f", (double)(r->t_done - r->t_submit) * 1e-6);
         if (res && res->finish) lf__buf_printf(&b, ",\"finish\":\"%s\"", res->finish == LF_FINISH_STOP ? "stop" : res->finish == LF_FINISH_LENGTH ? "length" : "cancelled");
         if (r->prompt_log) lf__buf_puts(&b, ",\"prompt\":"), lf__buf_json_str(&b, r->prompt_log, strlen(r->prompt_log));
         if (r->prompt_log && res && res->text) lf__buf_puts(&b, ",\"completion\":"), lf__buf_json_str(&b, res->text, res->len);
@@ -20622,6 +20675,7 @@ static void lf__svc_on_done(void *user, uint64_t eid, lf_status st, const lf_gen
     (void)eid;
     lf__svc_req *r = (lf__svc_req *)user;
     lf_service *s = r->svc;
+    r->t_done = lf_time_ns();
     pthread_mutex_lock(&s->mu);
     for (lf__svc_req **at = &s->reqs; *at; at = &(*at)->next)
         if (*at == r) {
@@ -20758,6 +20812,7 @@ static bool lf__svc_submit(lf_service *s, lf__svc_ctx *c, lf__svc_model *sm, int
     er.on_done = lf__svc_on_done, er.user = r;
     pthread_mutex_lock(&s->mu);  // on_done, which unlinks r, waits for this
     uint64_t seq = ++s->next_id;
+    r->t_submit = lf_time_ns();
     snprintf(r->id, sizeof r->id, "%s-%016llx", chat ? "chatcmpl" : "cmpl", (unsigned long long)lf__hash_u64(s->salt + seq));
     lf_status st = lf_engine_submit(sm->e, &er, &r->eid);
     if (st == LF_OK) {

@@ -3,8 +3,8 @@
 # LargeForge's lf-serve beside llama.cpp's llama-server, the same model shape (SmolLM2-135M, F32,
 # random weights), machine and thread count, driven by bench/loadgen over loopback at 1, 4 and
 # 16 concurrent streams (greedy, ignore_eos, so every request makes max_tokens tokens), plus the
-# per-request overhead: 1-token completions through lf-serve against the same requests given to
-# the engine in-process (loadgen --engine, no HTTP). Both servers stay up; measurements alternate
+# per-request overhead: 1-token completions of the shipped tiny model through lf-serve against
+# the same requests given to the engine in-process (loadgen --engine, no HTTP). Both servers stay up; measurements alternate
 # so that the noise of a shared machine falls on all of them. JSON lines on stdout (progress on
 # stderr), then summaries: medians over the rounds, the LargeForge/llama-server ratio of tokens/s,
 # the 16-stream/1-stream scaling of each, and the server's overhead (lf-serve minus engine).
@@ -69,69 +69,92 @@ PY
 PIDS=()
 trap 'for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done' EXIT
 
-# ours: --port 0, and the one stdout line says where it listens
-ours_log="$OUT/lf-serve.log"
-./build/lf-serve inference --model "$DIR/$MODEL" --port 0 --threads "$T" --max-batch "$SLOTS" \
-  > "$ours_log.out" 2> "$ours_log" &
-PIDS+=($!)
-for _ in $(seq 1 100); do grep -q '^listening on ' "$ours_log.out" && break; sleep 0.1; done
-OURS_URL=$(sed -n 's/^listening on //p' "$ours_log.out" | head -1)
-[ -n "$OURS_URL" ] || { log "lf-serve did not start: see $ours_log"; exit 1; }
-log "lf-serve at $OURS_URL"
+# start_ours VAR DIR [ARGS]: lf-serve on a free port (its one stdout line says where); VAR gets
+# the URL
+start_ours() {
+  local log="$OUT/lf-serve-$(basename "$2").log" url var=$1 dir=$2
+  shift 2
+  ./build/lf-serve inference --model "$dir" --port 0 --threads "$T" --max-batch "$SLOTS" "$@" > "$log.out" 2> "$log" &
+  PIDS+=($!)
+  for _ in $(seq 1 100); do grep -q '^listening on ' "$log.out" && break; sleep 0.1; done
+  url=$(sed -n 's/^listening on //p' "$log.out" | head -1)
+  [ -n "$url" ] || { log "lf-serve did not start: see $log"; exit 1; }
+  log "lf-serve ($(basename "$dir")) at $url"
+  printf -v "$var" '%s' "$url"
+}
+# start_peer VAR GGUF CTX: llama-server with SLOTS slots (continuous batching, its default; the
+# context is shared: each slot gets CTX/SLOTS)
+start_peer() {
+  local port
+  port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+  "$PEER_SERVER" -m "$2" --host 127.0.0.1 --port "$port" -t "$T" -np "$SLOTS" -c "$3" \
+    > "$OUT/llama-server-$(basename "$2").log" 2>&1 &
+  PIDS+=($!)
+  log "llama-server ($(basename "$2")) at http://127.0.0.1:$port"
+  printf -v "$1" '%s' "http://127.0.0.1:$port"
+}
 
-PEER_URL=""
+# Throughput on the SmolLM2-135M shape; the per-request overhead on the shipped tiny model, whose
+# forward pass is short enough (about a millisecond) for the server's own cost to show. The
+# peer serves the same tiny model from a GGUF that LargeForge exports.
+OH_DIR=models/kjv-llama-4m
+OH=kjv-llama-4m
+start_ours OURS_URL "$DIR/$MODEL"
+ACCESS="$OUT/access-$OH.jsonl"  # its "ms" minus "engine_ms": what the server adds, request by request
+: > "$ACCESS"
+start_ours OURS_OH_URL "$OH_DIR" --access-log "$ACCESS"
+PEER_URL="" PEER_OH_URL=""
 if [ "${LF_BENCH_PEER:-1}" != 0 ]; then
   PEER=$(bash bench/peer_llamacpp.sh) || PEER=""
   PEER_SERVER="${PEER:+$(dirname "$PEER")/llama-server}"  # built next to llama-bench
   GGUF="${LF_PEER_DIR:-$HOME/.cache/largeforge-peer}/models/$MODEL.gguf"
   if [ -x "$PEER_SERVER" ] && [ -f "$GGUF" ]; then
-    port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
-    # SLOTS slots with continuous batching (its default); -c is shared: each slot gets c/SLOTS
-    "$PEER_SERVER" -m "$GGUF" --host 127.0.0.1 --port "$port" -t "$T" -np "$SLOTS" \
-      -c $((SLOTS * (PROMPT + MAXTOK + 128))) > "$OUT/llama-server.log" 2>&1 &
-    PIDS+=($!)
-    PEER_URL="http://127.0.0.1:$port"
-    log "llama-server at $PEER_URL"
+    start_peer PEER_URL "$GGUF" $((SLOTS * (PROMPT + MAXTOK + 128)))
+    ./build/largeforge quantize gguf --model "$OH_DIR" --out "$OUT/$OH.gguf" --type f32 > /dev/null &&
+      start_peer PEER_OH_URL "$OUT/$OH.gguf" $((SLOTS * 256))
   else
     log "no llama-server or $GGUF: LargeForge only"
   fi
 fi
 
-# run TOOL URL ROUND ARGS...: one loadgen measurement as one JSON line (loadgen waits for /health)
-# (TOOL engine: URL is ignored, the engine runs inside loadgen on the same threads)
+# run TOOL URL NAME DIR ROUND ARGS...: one loadgen measurement as one JSON line (loadgen waits
+# for /health); TOOL engine: URL is ignored, DIR's model runs inside loadgen on the same threads
 run() {
-  local tool=$1 url=$2 r=$3 line
-  shift 3
+  local tool=$1 url=$2 name=$3 dir=$4 r=$5 line
+  shift 5
   local target=(--url "$url")
-  [ "$tool" = engine ] && target=(--engine "$DIR/$MODEL" --threads "$T" --max-batch "$SLOTS")
-  line=$(./build/loadgen "${target[@]}" --model "$MODEL" --label "$tool" --prompt-tokens "$PROMPT" \
+  [ "$tool" = engine ] && target=(--engine "$dir" --threads "$T" --max-batch "$SLOTS")
+  line=$(./build/loadgen "${target[@]}" --model "$name" --label "$tool" --prompt-tokens "$PROMPT" \
     --duration "$SECS" --ignore-eos "$@") || { log "$tool: loadgen failed"; return 0; }
-  emit "{\"tool\":\"$tool\",\"model\":\"$MODEL\",\"round\":$r,\"result\":$line}"
+  emit "{\"tool\":\"$tool\",\"model\":\"$name\",\"round\":$r,\"result\":$line}"
 }
 
-# both loaded and warm before the first measurement (a server still loading takes the cores)
-for url in "$OURS_URL" $PEER_URL; do
-  ./build/loadgen --url "$url" --model "$MODEL" --overhead --requests-per-stream 1 > /dev/null ||
-    { log "$url does not answer: see $OUT/*.log"; exit 1; }
+# all loaded and warm before the first measurement (a server still loading takes the cores)
+for u in "$OURS_URL $MODEL" "$OURS_OH_URL $OH" ${PEER_URL:+"$PEER_URL $MODEL"} ${PEER_OH_URL:+"$PEER_OH_URL $OH"}; do
+  ./build/loadgen --url "${u% *}" --model "${u#* }" --overhead --requests-per-stream 1 > /dev/null ||
+    { log "${u% *} does not answer: see $OUT/*.log"; exit 1; }
 done
 
 for r in $(seq 1 "$ROUNDS"); do
   for n in $STREAMS; do
     log "round $r: $n streams"
-    run largeforge "$OURS_URL" "$r" --streams "$n" --max-tokens "$MAXTOK"
-    [ -z "$PEER_URL" ] || run llama-server "$PEER_URL" "$r" --streams "$n" --max-tokens "$MAXTOK"
-    run engine - "$r" --streams "$n" --max-tokens "$MAXTOK"
+    run largeforge "$OURS_URL" "$MODEL" - "$r" --streams "$n" --max-tokens "$MAXTOK"
+    [ -z "$PEER_URL" ] || run llama-server "$PEER_URL" "$MODEL" - "$r" --streams "$n" --max-tokens "$MAXTOK"
+    run engine - "$MODEL" "$DIR/$MODEL" "$r" --streams "$n" --max-tokens "$MAXTOK"
   done
   log "round $r: overhead"
-  run largeforge "$OURS_URL" "$r" --overhead --duration 4 --prompt-tokens 8
-  run engine - "$r" --overhead --duration 4 --prompt-tokens 8
-  [ -z "$PEER_URL" ] || run llama-server "$PEER_URL" "$r" --overhead --duration 4 --prompt-tokens 8
+  run largeforge "$OURS_OH_URL" "$OH" - "$r" --overhead --duration 4 --prompt-tokens 8
+  run engine - "$OH" "$OH_DIR" "$r" --overhead --duration 4 --prompt-tokens 8
+  [ -z "$PEER_OH_URL" ] || run llama-server "$PEER_OH_URL" "$OH" - "$r" --overhead --duration 4 --prompt-tokens 8
 done
 
-python3 - "$OUT/serve.jsonl" <<'PY'
+python3 - "$OUT/serve.jsonl" "$ACCESS" <<'PY'
 import json, statistics, sys
 from collections import defaultdict
 rows = [json.loads(l) for l in open(sys.argv[1]) if l.strip()]
+own = sorted(a["ms"] - a["engine_ms"] for a in map(json.loads, open(sys.argv[2]))
+             if a.get("completion_tokens") == 1 and "engine_ms" in a)
+pct = lambda v, q: round(v[min(len(v) - 1, int(q * (len(v) - 1) + 0.5))], 3)
 by = defaultdict(list)
 for r in rows:
     res = r["result"]
@@ -164,6 +187,10 @@ for name, streams in sorted({(k[0], k[1]) for k in by}):
             # what lf-serve adds around the engine: HTTP, JSON, tokenizing, the answer, loopback
             for p in ("p50", "p95", "p99"):
                 out[f"server_overhead_{p}_ms"] = round(out[f"largeforge_latency_{p}_ms"] - out[f"engine_latency_{p}_ms"], 3)
+        if own:  # measured inside lf-serve: arrival to answer queued, less the engine's time
+            out["server_own_requests"] = len(own)
+            for p, q in (("p50", .5), ("p95", .95), ("p99", .99)):
+                out[f"server_own_{p}_ms"] = pct(own, q)
     print(json.dumps(out))
 levels = sorted({s for _, s in tps})
 for _, key in tools:
