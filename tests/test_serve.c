@@ -5,6 +5,7 @@
 // main ones with the official openai package and curl (serve/clients).
 #include <sys/stat.h>
 
+#ifndef LF_NO_THREADS  // section 15 needs threads
 #define SV_MODEL "models/kjv-llama-4m"
 #define SV_KEY "sk-test-0123456789abcdef0123456789abcdef"
 
@@ -673,3 +674,7 @@ static const lf_test tests_serve[] = {
     {"serve/adapter_swap_and_stop", test_serve_adapter_swap_and_stop},
     {"serve/config", test_serve_config},
 };
+#else
+static int test_serve_no_threads(void) { SKIP("built with LF_NO_THREADS: the service needs threads"); }
+static const lf_test tests_serve[] = {{"serve/no_threads", test_serve_no_threads}};
+#endif
