@@ -3,6 +3,8 @@
 // greedy outputs, disconnects, overload, timeouts, keys, rate limits, hostile input, CORS,
 // model swaps, /health while loading, the config. tests/clients/serve_clients.py repeats the
 // main ones with the official openai package and curl (serve/clients).
+#include <netinet/in.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 
 #ifndef LF_NO_THREADS  // section 15 needs threads
@@ -112,6 +114,30 @@ static const lf_node *sv_at(const lf_node *n, const char *const *path, int k) {
     return n;
 }
 
+// The greedy text of prompt on SV_MODEL, with adapter merged when given.
+static int sv_alone(const char *adapter, const char *prompt, int max_tokens, char *out, size_t cap) {
+    lf_model m;
+    lf_tokenizer tok;
+    lf_kv kv;
+    lf_gen_result res;
+    int32_t *ids;
+    size_t n;
+    CHECK_OK(lf_model_open(&m, &(lf_model_desc){.path = SV_MODEL, .n_threads = 2}));
+    if (adapter) {
+        CHECK_OK(lf_lora_load(&m, adapter));
+        CHECK_OK(lf_lora_merge(&m));
+    }
+    CHECK_OK(lf_tok_open(&tok, SV_MODEL));
+    CHECK_OK(lf_kv_init(&kv, &m, 1, 0));
+    CHECK_OK(lf_tok_encode(&tok, prompt, strlen(prompt), true, &ids, &n));
+    lf_gen_desc g = lf_gen_desc_default();
+    g.sampling.temperature = 0, g.max_tokens = max_tokens;
+    CHECK_OK(lf_generate(&m, &kv, 0, &tok, ids, (int)n, &g, &res));
+    snprintf(out, cap, "%s", res.text);
+    lf_gen_result_deinit(&res), lf_free(ids), lf_kv_deinit(&kv), lf_tok_close(&tok), lf_model_close(&m);
+    return 0;
+}
+
 static int test_serve_endpoints(void) {
     sv_fix f;
     lf_serve_desc d = sv_desc();
@@ -129,24 +155,9 @@ static int test_serve_endpoints(void) {
     char first[512];
     snprintf(first, sizeof first, "%s", sv_at(doc.root, text, 3)->str);
     lf_doc_deinit(&doc), lf_http_response_deinit(&r);
-    // the same through the engine alone (lf_generate): the server adds nothing to the text
-    {
-        lf_model m;
-        lf_tokenizer tok;
-        lf_kv kv;
-        lf_gen_result res;
-        int32_t *ids;
-        size_t n;
-        CHECK_OK(lf_model_open(&m, &(lf_model_desc){.path = SV_MODEL, .n_threads = 2}));
-        CHECK_OK(lf_tok_open(&tok, SV_MODEL));
-        CHECK_OK(lf_kv_init(&kv, &m, 1, 0));
-        CHECK_OK(lf_tok_encode(&tok, "In the beginning", 16, true, &ids, &n));
-        lf_gen_desc g = lf_gen_desc_default();
-        g.sampling.temperature = 0, g.max_tokens = 12;
-        CHECK_OK(lf_generate(&m, &kv, 0, &tok, ids, (int)n, &g, &res));
-        CHECK(!strcmp(res.text, first));
-        lf_gen_result_deinit(&res), lf_free(ids), lf_kv_deinit(&kv), lf_tok_close(&tok), lf_model_close(&m);
-    }
+    char alone[512];  // the same through lf_generate: the server adds nothing to the text
+    if (sv_alone(NULL, "In the beginning", 12, alone, sizeof alone)) return 1;
+    CHECK(!strcmp(alone, first));
     // chat, with logprobs
     CHECK_OK(sv_fetch(&f, "/v1/chat/completions", "{\"model\":\"kjv-llama-4m\",\"messages\":[{\"role\":\"system\",\"content\":\"Be brief.\"},"
                       "{\"role\":\"user\",\"content\":[{\"type\":\"text\",\"text\":\"Who made the heaven?\"}]}],\"max_tokens\":4,"
@@ -208,7 +219,7 @@ static void sv_events(sv_stream *s) {
                 static const char *const t[] = {"choices", "0", "text"}, *const c[] = {"choices", "0", "delta", "content"};
                 const lf_node *n = sv_at(doc.root, t, 3);
                 if (!n) n = sv_at(doc.root, c, 4);
-                if (n && n->type == LF_NODE_STRING) lf__buf_put(&s->text, n->str, n->len), s->chunks++;
+                if (n && n->type == LF_NODE_STRING) lf__buf_put(&s->text, n->str, n->len), __atomic_add_fetch(&s->chunks, 1, __ATOMIC_RELEASE);
                 lf_doc_deinit(&doc);
             }
         }
@@ -525,30 +536,6 @@ static int test_serve_loading_and_swap(void) {
     return sv_stop(&f);
 }
 
-// The greedy text of prompt on SV_MODEL, with adapter merged when given.
-static int sv_alone(const char *adapter, const char *prompt, int max_tokens, char *out, size_t cap) {
-    lf_model m;
-    lf_tokenizer tok;
-    lf_kv kv;
-    lf_gen_result res;
-    int32_t *ids;
-    size_t n;
-    CHECK_OK(lf_model_open(&m, &(lf_model_desc){.path = SV_MODEL, .n_threads = 2}));
-    if (adapter) {
-        CHECK_OK(lf_lora_load(&m, adapter));
-        CHECK_OK(lf_lora_merge(&m));
-    }
-    CHECK_OK(lf_tok_open(&tok, SV_MODEL));
-    CHECK_OK(lf_kv_init(&kv, &m, 1, 0));
-    CHECK_OK(lf_tok_encode(&tok, prompt, strlen(prompt), true, &ids, &n));
-    lf_gen_desc g = lf_gen_desc_default();
-    g.sampling.temperature = 0, g.max_tokens = max_tokens;
-    CHECK_OK(lf_generate(&m, &kv, 0, &tok, ids, (int)n, &g, &res));
-    snprintf(out, cap, "%s", res.text);
-    lf_gen_result_deinit(&res), lf_free(ids), lf_kv_deinit(&kv), lf_tok_close(&tok), lf_model_close(&m);
-    return 0;
-}
-
 // The completion's text, or "" when the answer is not a 200 completion.
 static int sv_complete(sv_fix *f, const char *body, char *out, size_t cap) {
     lf_http_response r;
@@ -611,10 +598,18 @@ static int test_serve_adapter_swap_and_stop(void) {
     snprintf(st.body, sizeof st.body, "{\"model\":\"kjv\",\"prompt\":\"And God said\",\"max_tokens\":150,\"ignore_eos\":true,\"temperature\":0,\"stream\":true}");
     pthread_t th;
     CHECK(pthread_create(&th, NULL, sv_stream_main, &st) == 0);
-    for (int i = 0; i < 500 && st.chunks < 2; i++) usleep(2000);
+    for (int i = 0; i < 500 && __atomic_load_n(&st.chunks, __ATOMIC_ACQUIRE) < 2; i++) usleep(2000);
     lf_service_stop(f.s);
-    usleep(50000);
-    CHECK(sv_status(&f, "/health", NULL, NULL, NULL) == -1);  // no longer accepting
+    bool refused = false;  // the listening socket closes at once (within 2 s on a slow machine)
+    for (int i = 0; i < 200 && !refused; i++) {
+        struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)lf_service_port(f.s))};
+        a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+        int fd = socket(AF_INET, SOCK_STREAM, 0);
+        refused = fd >= 0 && connect(fd, (struct sockaddr *)&a, sizeof a) != 0 && errno == ECONNREFUSED;
+        if (fd >= 0) close(fd);
+        if (!refused) usleep(10000);
+    }
+    CHECK(refused);
     pthread_join(th, NULL);
     CHECK(st.st == LF_OK && st.status == 200 && st.done);
     LF_FREE(st.sse.data), LF_FREE(st.text.data);
