@@ -58,7 +58,7 @@ int main(int argc, char **argv) {
         else if (lf_drv_opt(argc, argv, &i, "--adapter", &v)) adapter = v;
         else if (lf_drv_opt(argc, argv, &i, "--name", &v)) name = v;
         else if (lf_drv_opt(argc, argv, &i, "--host", &v)) host = v;
-        else if (lf_drv_opt(argc, argv, &i, "--api-key-file", &v)) keyfile = v;
+        else if (lf_drv_opt(argc, argv, &i, "--api-key-file", &v)) keyfile = v;  // = server.api_key_file
         else if (lf_drv_opt(argc, argv, &i, "--access-log", &v)) access = v;
         else if (strcmp(argv[i], "--log-prompts") == 0) log_prompts = true;
         else if (lf_drv_opt(argc, argv, &i, "--port", &v)) ln = &port, lo = 0, hi = 65535;
@@ -83,20 +83,17 @@ int main(int argc, char **argv) {
     lf_serve_config c;
     memset(&c, 0, sizeof c);
     static const char *top[] = {"model", "server", "generation"};
+    char keyov[4200];
+    if (keyfile) {  // the config's own key reading ($LARGEFORGE_API_KEY, then the file's)
+        if (n_ov == 64 || snprintf(keyov, sizeof keyov, "server.api_key_file=%s", keyfile) >= (int)sizeof keyov)
+            return lf_drv_usage_error("--api-key-file %s: too many overrides or too long a path", keyfile);
+        overrides[n_ov++] = keyov;
+    }
     lf_status s = lf_config_load(&doc, config, overrides, n_ov);
     if (s == LF_OK) s = lf_cfg_keys(&doc, doc.root, NULL, top, 3);
     if (s == LF_OK) s = lf_serve_config_read(&c, &doc);
     if (s != LF_OK) return lf_drv_fail(s);
     lf_serve_desc *d = &c.desc;
-    const char *keys[LF_MAX_API_KEYS];
-    char *keymem = NULL;
-    if (keyfile) {  // the flag's keys replace the config file's; $LARGEFORGE_API_KEY stays first
-        int n = 0;
-        const char *env = getenv("LARGEFORGE_API_KEY");
-        if (env && env[0]) keys[n++] = env;
-        if ((s = lf__svc_key_file(keyfile, &keymem, keys, &n, LF_MAX_API_KEYS)) != LF_OK) return lf_drv_fail(s);
-        d->api_keys = keys, d->n_api_keys = n;
-    }
     if (model) d->model = model;
     if (adapter) d->adapter = adapter;
     if (name) d->name = name;
@@ -130,7 +127,6 @@ int main(int argc, char **argv) {
     signal(SIGTERM, SIG_IGN), signal(SIGINT, SIG_IGN);  // the handler must not see the service closed
     lf_service_close(the_service);
     if (access_file) fclose(access_file);
-    lf_free(keymem);
     lf_serve_config_deinit(&c), lf_doc_deinit(&doc);
     if (s != LF_OK) return lf_drv_fail(s);
     if (!lf_drv_quiet) fprintf(stderr, "%s: stopped\n", lf_drv_name);
